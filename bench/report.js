@@ -1,0 +1,255 @@
+// Turns the measurements into the console table and bench/RESULTS.md, and decides which targets were met.
+import { MiB } from './util.js';
+
+const SECTIONS = [
+  ['gzip', 'gzip (gzip -6)'],
+  ['zstd', 'zstd (zstd -3)'],
+  ['none', 'uncompressed tar (extraction alone)'],
+];
+
+function row(report, id) {
+  return report.rows.find((r) => r.id === id);
+}
+
+function ok(r) {
+  return r && Number.isFinite(r.median);
+}
+
+/** Floor for a compression: max(decompress to /dev/null, GNU tar -xf of the plain tar). */
+function floorOf(report, c) {
+  const d = row(report, `${c}/decompress`);
+  const x = row(report, 'none/gnu-tar');
+  if (!ok(d) || !ok(x)) return undefined;
+  return { seconds: Math.max(d.median, x.median), decompress: d.median, extract: x.median };
+}
+
+export function evaluate(report) {
+  const targets = [];
+  for (const c of ['gzip', 'zstd']) {
+    const carrier = row(report, `${c}/carrier`);
+    const tar = row(report, `${c}/gnu-tar`);
+    const pure = row(report, `${c}/pure-node`);
+    const floor = floorOf(report, c);
+    const have = ok(carrier);
+    targets.push({
+      name: `${c}: carrier vs GNU tar`,
+      what: 'GNU tar time / carrier time',
+      value: have && ok(tar) ? tar.median / carrier.median : undefined,
+      target: '≥ 2.0×',
+      test: (v) => v >= 2,
+      unit: '×',
+    });
+    targets.push({
+      name: `${c}: carrier vs pure Node (tar-stream)`,
+      what: 'pure-Node time / carrier time',
+      value: have && ok(pure) ? pure.median / carrier.median : undefined,
+      target: '≥ 5.0×',
+      test: (v) => v >= 5,
+      unit: '×',
+    });
+    targets.push({
+      name: `${c}: carrier vs floor`,
+      what: 'carrier time / max(decompress→/dev/null, tar -xf plain)',
+      value: have && floor ? carrier.median / floor.seconds : undefined,
+      target: '≤ 1.3×',
+      test: (v) => v <= 1.3,
+      unit: '×',
+    });
+  }
+  const carrierRows = report.rows.filter((r) => r.carrier);
+  targets.push({
+    name: 'carrier output correct',
+    what: 'every carrier row: tree identical to GNU tar extraction, digests and sizes right, nothing skipped',
+    value: carrierRows.length ? carrierRows.every((r) => r.problems.length === 0 && r.runs.length > 0) : undefined,
+    target: 'yes',
+    test: (v) => v === true,
+    unit: '',
+  });
+  for (const t of targets) t.met = t.value === undefined ? null : t.test(t.value);
+  return targets;
+}
+
+function fmtVal(t) {
+  if (t.value === undefined) return 'n/a';
+  if (typeof t.value === 'boolean') return t.value ? 'yes' : 'no';
+  return `${t.value.toFixed(2)}${t.unit}`;
+}
+
+function verdict(t) {
+  return t.met === null ? 'NOT MEASURED' : t.met ? 'MET' : 'NOT MET';
+}
+
+/** Table rows (array of string arrays) for one compression section. */
+function sectionRows(report, c) {
+  const tarMiB = report.fixture.meta.tar.size / MiB;
+  const carrier = row(report, `${c === 'none' ? 'none' : c}/carrier`);
+  const out = [];
+  for (const r of report.rows.filter((x) => x.compression === c)) {
+    const flag = r.problems.length ? ' ⚠' : '';
+    out.push([
+      r.label + flag,
+      ok(r) ? r.median.toFixed(3) : 'failed',
+      ok(r) ? `${r.min.toFixed(3)}–${r.max.toFixed(3)}` : '',
+      ok(r) ? (tarMiB / r.median).toFixed(0) : '',
+      ok(r) && ok(carrier) ? (r.median / carrier.median).toFixed(2) + '×' : '',
+    ]);
+  }
+  if (c !== 'none') {
+    const f = floorOf(report, c);
+    if (f) {
+      out.push([
+        `floor = max(${c} -dc, tar -xf plain)`,
+        f.seconds.toFixed(3),
+        '',
+        (tarMiB / f.seconds).toFixed(0),
+        ok(carrier) ? (f.seconds / carrier.median).toFixed(2) + '×' : '',
+      ]);
+    }
+  }
+  return out;
+}
+
+const HEAD = ['contender', 'median s', 'min–max s', 'MiB/s (tar)', 'time ÷ carrier'];
+
+function textTable(head, rows) {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((v, i) => (i === 0 ? String(v).padEnd(w[i]) : String(v).padStart(w[i]))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function mdTable(head, rows) {
+  const esc = (v) => String(v).replace(/\|/g, '\\|');
+  return [
+    `| ${head.map(esc).join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+function memoryRows(report) {
+  const L = report.large;
+  if (!L) return [];
+  const tarMiB = L.tarSize / MiB;
+  return L.rows.map((r) =>
+    r.error
+      ? [r.mode, r.compression, 'failed: ' + r.error, '', '', '', '']
+      : [
+          r.mode + (r.problem ? ' ⚠' : ''),
+          r.compression,
+          r.mode === 'idle' ? '(2 s idle)' : r.seconds.toFixed(2),
+          r.mode === 'idle' ? '' : (tarMiB / r.seconds).toFixed(0),
+          (r.addedPeakKiB / 1024).toFixed(1),
+          r.maxGapMs.toFixed(1),
+          r.p99GapMs?.toFixed(2) ?? '',
+        ],
+  );
+}
+const MEM_HEAD = ['mode', 'blob', 'seconds', 'MiB/s', 'peak RSS added MiB', 'max timer gap ms', 'p99 gap ms'];
+
+function fixtureLine(report) {
+  const f = report.fixture;
+  const m = f.meta;
+  return (
+    `${f.entries} entries (${f.counts.files} files, ${f.counts.dirs} directories, ${f.counts.symlinks} symlinks) ` +
+    `taken from /usr on this machine; tar ${(m.tar.size / MiB).toFixed(1)} MiB, ` +
+    `gzip -6 ${(m.gzip.size / MiB).toFixed(1)} MiB, zstd -3 ${(m.zstd.size / MiB).toFixed(1)} MiB`
+  );
+}
+
+export function renderConsole(report) {
+  const parts = [];
+  parts.push(`layer: ${fixtureLine(report)}; median of ${report.config.runs} runs after 1 warm-up`);
+  for (const [c, title] of SECTIONS) {
+    const rows = sectionRows(report, c);
+    if (!rows.length) continue;
+    parts.push(`\n${title}\n${textTable(HEAD, rows)}`);
+  }
+  const problems = report.rows.filter((r) => r.problems.length);
+  if (problems.length) {
+    parts.push('\n⚠ problems:');
+    for (const r of problems) for (const p of r.problems) parts.push(`  ${r.id}: ${p}`);
+  }
+  parts.push('\ntargets:');
+  for (const t of report.evaluation) {
+    parts.push(`  ${t.name.padEnd(40)} ${fmtVal(t).padStart(7)}  target ${t.target.padEnd(7)} ${verdict(t)}`);
+  }
+  if (report.large) {
+    parts.push(`\nmemory / event loop (${(report.large.tarSize / MiB).toFixed(0)} MiB layer, separate process each):`);
+    parts.push(textTable(MEM_HEAD, memoryRows(report)));
+  }
+  return parts.join('\n');
+}
+
+export function renderMarkdown(report) {
+  const m = report.machine;
+  const L = [];
+  L.push('# Carrier benchmark results');
+  L.push('');
+  L.push('Generated by `bench/run.js`; do not edit by hand, rerun the benchmark instead.');
+  L.push('');
+  L.push(`- Command: \`${report.command}\``);
+  L.push(`- Date: ${report.started.toISOString()} (took ${((report.finished - report.started) / 1000).toFixed(0)} s)`);
+  L.push(`- Mode: ${report.quick ? 'quick (smoke run, small layer)' : 'full'}; median of ${report.config.runs} timed runs after 1 warm-up, contenders interleaved round-robin`);
+  L.push(`- Carrier: ${report.carrier.available ? `loaded (version ${report.carrier.version})` : `NOT loadable: ${report.carrier.error}`}`);
+  L.push('');
+  L.push('## Machine');
+  L.push('');
+  L.push(`- CPUs (nproc): ${m.nproc} — ${m.cpu}`);
+  L.push(`- Memory: ${m.memory}`);
+  L.push(`- Kernel: ${m.kernel}`);
+  L.push(`- File system of bench/work (\`stat -f -c %T\`): ${m.fsType}`);
+  L.push(`- Node: ${m.node}, running as ${m.user}`);
+  L.push(`- ${m.tar}; ${m.gzip}; ${m.zstd}`);
+  L.push('');
+  L.push('## Layer');
+  L.push('');
+  L.push(`${fixtureLine(report)}. Built with GNU tar (pax format, no atime/ctime records), cached as \`bench/work/fixtures/${report.fixture.key}/\`.`);
+  L.push('');
+  L.push('## Time to apply the layer');
+  L.push('');
+  L.push('Each run extracts into a fresh empty directory in bench/work (same file system); the previous output is deleted and `sync` run before the timer starts. The page cache is not dropped, so every contender reads the blob from memory. MiB/s is uncompressed tar bytes per second. GNU tar runs as `tar --numeric-owner -xp[z|--zstd]f` (as root it also restores owners, as carrier does as root). The pure-Node rows hash the compressed and uncompressed streams with `crypto` like carrier does; GNU tar and the floor do not hash.');
+  for (const [c, title] of SECTIONS) {
+    const rows = sectionRows(report, c);
+    if (!rows.length) continue;
+    L.push('');
+    L.push(`### ${title}`);
+    L.push('');
+    L.push(mdTable(HEAD, rows));
+  }
+  L.push('');
+  L.push('All timed runs (seconds):');
+  L.push('');
+  for (const r of report.rows) L.push(`- \`${r.id}\`: ${r.runs.map((s) => s.toFixed(3)).join(', ') || 'none'}`);
+  const problems = report.rows.filter((r) => r.problems.length);
+  L.push('');
+  L.push('## Correctness checks (warm-up run)');
+  L.push('');
+  if (!problems.length) {
+    L.push("Every contender's output tree matched GNU tar's extraction of the plain tar (type, mode, owner, size, mtime, link target of every entry), and every reported digest and size matched sha256 of the fixture files.");
+  } else {
+    L.push('Rows marked ⚠ failed a check; their times are not comparable:');
+    L.push('');
+    for (const r of problems) for (const p of r.problems) L.push(`- \`${r.id}\`: ${p}`);
+  }
+  L.push('');
+  L.push('## Targets');
+  L.push('');
+  L.push(
+    mdTable(
+      ['target', 'measured', 'goal', 'result'],
+      report.evaluation.map((t) => [`${t.name} (${t.what})`, fmtVal(t), t.target, `**${verdict(t)}**`]),
+    ),
+  );
+  if (report.large) {
+    L.push('');
+    L.push('## Memory and event-loop responsiveness');
+    L.push('');
+    L.push(
+      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/rss-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 100 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running.`,
+    );
+    L.push('');
+    L.push(mdTable(MEM_HEAD, memoryRows(report)));
+  }
+  L.push('');
+  return L.join('\n');
+}

@@ -1,0 +1,284 @@
+// Carrier layer-apply benchmark.
+//
+//   npm run bench                 full run: ~200 MiB / ~7k-entry layer, 1 warm-up + 5 timed runs, 1 GiB memory test;
+//                                 writes bench/RESULTS.md
+//   npm run bench -- --quick      smoke run: ~50 MiB layer, 1 warm-up + 3 runs, 256 MiB memory test; writes
+//                                 bench/work/RESULTS-quick.md (or bench/RESULTS.md with --write)
+//
+// Other flags: --runs N, --only <regex on contender id>, --skip-large, --no-write, --write.
+//
+// Method: every contender extracts into a fresh empty directory on the same file system as the fixtures
+// (bench/work/). Contenders are run round-robin (one warm-up round, then N timed rounds) so drift hits them all alike.
+// Before each timed run the previous output is deleted and `sync` is run, both outside the timed region. The page
+// cache is not dropped (that needs root and /proc/sys/vm/drop_caches; not relied on): the blobs are read from a warm
+// cache by every contender. The warm-up round also checks each contender's output tree against GNU tar's extraction
+// of the plain tar, and the digests applyLayer and the pure-Node pipeline report against sha256 of the fixture files.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { buildFixture, buildLargeFixture } from './fixture.js';
+import { makeContenders } from './contenders.js';
+import { machineInfo, median, syncFs, treeManifest, manifestDiff, fmtDuration, MiB } from './util.js';
+import { renderConsole, renderMarkdown, evaluate } from './report.js';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const workDir = path.join(benchDir, 'work');
+
+function parseArgs(argv) {
+  const o = { quick: false, runs: undefined, only: undefined, skipLarge: false, write: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--runs') o.runs = Number(argv[++i]);
+    else if (a === '--only') o.only = new RegExp(argv[++i]);
+    else if (a === '--skip-large') o.skipLarge = true;
+    else if (a === '--write') o.write = true;
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--help' || a === '-h') {
+      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 8).join('\n'));
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+const argv = process.argv.slice(2);
+const opts = parseArgs(argv);
+const config = opts.quick
+  ? { targetBytes: 50 * MiB, targetEntries: 1750, runs: 3, largeBytes: 256 * MiB }
+  : { targetBytes: 200 * MiB, targetEntries: 7000, runs: 5, largeBytes: 1024 * MiB };
+if (opts.runs) config.runs = opts.runs;
+const command =
+  process.env.npm_lifecycle_event === 'bench'
+    ? `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`
+    : `node bench/run.js ${argv.join(' ')}`.trim();
+const log = (...a) => console.log(...a);
+
+async function loadCarrier() {
+  try {
+    const mod = await import('../dist/index.js');
+    return { applyLayer: mod.applyLayer, version: mod.version, error: null };
+  } catch (e) {
+    return { applyLayer: null, version: null, error: e };
+  }
+}
+
+function freshDir(p) {
+  fs.rmSync(p, { recursive: true, force: true });
+  fs.mkdirSync(p, { recursive: true });
+}
+
+async function main() {
+  const started = new Date();
+  fs.mkdirSync(workDir, { recursive: true });
+  const machine = machineInfo(workDir);
+  log(`carrier bench (${opts.quick ? 'quick' : 'full'}): ${command}`);
+  log(
+    `machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memory}, ${machine.kernel}, ` +
+      `bench/work on ${machine.fsType}, node ${machine.node}, running as ${machine.user}`,
+  );
+  log(`tools: ${machine.tar}; ${machine.gzip}; ${machine.zstd}`);
+
+  const carrier = await loadCarrier();
+  if (!carrier.applyLayer) {
+    log(`\n!! carrier not loadable (${carrier.error?.message?.split('\n')[0]}); running the other contenders only\n`);
+  }
+
+  const fx = await buildFixture(workDir, { ...config, log });
+  log(
+    `fixture ${fx.key}: ${fx.entries} entries (${fx.counts.files} files, ${fx.counts.dirs} dirs, ` +
+      `${fx.counts.symlinks} symlinks); tar ${(fx.meta.tar.size / MiB).toFixed(1)} MiB, ` +
+      `gzip ${(fx.meta.gzip.size / MiB).toFixed(1)} MiB, zstd ${(fx.meta.zstd.size / MiB).toFixed(1)} MiB ` +
+      `(ready in ${fx.took.toFixed(1)} s)`,
+  );
+
+  let contenders = makeContenders(fx, carrier.applyLayer);
+  if (opts.only) contenders = contenders.filter((c) => c.reference || opts.only.test(c.id));
+
+  const outRoot = path.join(workDir, 'out');
+  freshDir(outRoot);
+  const times = new Map(contenders.map((c) => [c.id, []]));
+  const problems = new Map(contenders.map((c) => [c.id, []]));
+  let reference;
+
+  const once = async (c, round) => {
+    const out = path.join(outRoot, c.id.replace('/', '-'));
+    const scratch = `${out}.scratch`;
+    freshDir(out);
+    freshDir(scratch);
+    syncFs();
+    let r;
+    try {
+      r = await c.run(out, scratch);
+    } catch (e) {
+      problems.get(c.id).push(`run failed: ${e.message.split('\n')[0]}`);
+      return undefined;
+    }
+    if (round === 0) verify(c, r, out);
+    if (round === 0 && !c.noOutput) log(`  ${c.id.padEnd(22)} ${r.seconds.toFixed(3)} s`);
+    fs.rmSync(out, { recursive: true, force: true });
+    fs.rmSync(scratch, { recursive: true, force: true });
+    return r.seconds;
+  };
+
+  const verify = (c, r, out) => {
+    const p = problems.get(c.id);
+    if (r.result) {
+      const want = c.compression === 'none' ? fx.meta.tar : fx.meta[c.compression];
+      if (r.result.diffDigest !== fx.meta.tar.digest) p.push(`diffDigest ${r.result.diffDigest} != ${fx.meta.tar.digest}`);
+      if (r.result.diffSize !== fx.meta.tar.size) p.push(`diffSize ${r.result.diffSize} != ${fx.meta.tar.size}`);
+      if (r.result.compressedDigest !== want.digest) p.push(`compressedDigest ${r.result.compressedDigest} != ${want.digest}`);
+      if (r.result.compressedSize !== want.size) p.push(`compressedSize ${r.result.compressedSize} != ${want.size}`);
+      if (r.result.skipped?.length) {
+        p.push(`skipped ${r.result.skipped.length} entries, e.g. ${JSON.stringify(r.result.skipped.slice(0, 3))}`);
+      }
+    }
+    if (c.carrier === 'tarsplit') {
+      const ts = path.join(`${out}.scratch`, 'layer.tar-split.gz');
+      if (!fs.existsSync(ts) || fs.statSync(ts).size === 0) p.push('tar-split file missing or empty');
+    }
+    if (c.noOutput) return;
+    const m = treeManifest(out);
+    if (c.reference) {
+      reference = m;
+      if (m.stats.dirs + m.stats.files + m.stats.symlinks !== fx.entries) {
+        log(`  note: reference tree has ${m.stats.dirs + m.stats.files + m.stats.symlinks} entries, list ${fx.entries}`);
+      }
+    } else if (reference && m.digest !== reference.digest) {
+      p.push(`output tree differs from GNU tar's: ${manifestDiff(reference, m).join(' | ')}`);
+    }
+  };
+
+  log(`\nwarm-up round (also checks every output against GNU tar's):`);
+  const warm = new Map();
+  const roundStart = Date.now();
+  for (const c of contenders) warm.set(c.id, await once(c, 0));
+  const roundSeconds = (Date.now() - roundStart) / 1000;
+  for (const [id, ps] of problems) for (const p of ps) log(`  !! ${id}: ${p}`);
+
+  const largeEstimate =
+    opts.skipLarge ? 0 : (config.largeBytes / fx.meta.tar.size) * ((warm.get('gzip/pure-node') ?? 5) + 6 * 2) + 30;
+  log(
+    `\n${config.runs} timed rounds of ${contenders.length} contenders: about ${fmtDuration(roundSeconds * config.runs)}` +
+      (opts.skipLarge ? '' : `, then the ${Math.round(config.largeBytes / MiB)} MiB memory test: about ${fmtDuration(largeEstimate)}`) +
+      ` (total ≈ ${fmtDuration(roundSeconds * config.runs + largeEstimate)})`,
+  );
+
+  for (let round = 1; round <= config.runs; round++) {
+    const t = Date.now();
+    for (const c of contenders) {
+      const s = await once(c, round);
+      if (s !== undefined) times.get(c.id).push(s);
+    }
+    log(`  round ${round}/${config.runs} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  }
+  fs.rmSync(outRoot, { recursive: true, force: true });
+
+  const rows = contenders.map((c) => {
+    const ts = times.get(c.id);
+    return {
+      id: c.id,
+      label: c.label,
+      compression: c.compression,
+      carrier: c.carrier,
+      floorPart: c.floorPart,
+      noOutput: c.noOutput,
+      runs: ts,
+      median: ts.length ? median(ts) : NaN,
+      min: ts.length ? Math.min(...ts) : NaN,
+      max: ts.length ? Math.max(...ts) : NaN,
+      problems: problems.get(c.id),
+    };
+  });
+
+  let large;
+  if (!opts.skipLarge) large = await memoryTest(fx, carrier);
+
+  const report = {
+    command,
+    started,
+    finished: new Date(),
+    quick: opts.quick,
+    config,
+    machine,
+    carrier: { available: !!carrier.applyLayer, version: carrier.version, error: carrier.error?.message },
+    fixture: fx,
+    rows,
+    large,
+  };
+  report.evaluation = evaluate(report);
+  log('\n' + renderConsole(report));
+
+  const write = opts.write ?? !opts.quick;
+  const target = write ? path.join(benchDir, 'RESULTS.md') : path.join(workDir, 'RESULTS-quick.md');
+  fs.writeFileSync(target, renderMarkdown(report));
+  log(`\nwrote ${path.relative(process.cwd(), target)}`);
+}
+
+function runChild(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(benchDir, 'rss-child.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`rss-child ${args[0]} exited ${code}: ${err.trim().slice(0, 1000)}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop()));
+    });
+  });
+}
+
+async function memoryTest(fx, carrier) {
+  const big = await buildLargeFixture(fx, { targetBytes: config.largeBytes, log });
+  log(
+    `\nmemory / event-loop test on a ${(big.meta.tar.size / MiB).toFixed(0)} MiB layer ` +
+      `(gzip ${(big.meta.gzip.size / MiB).toFixed(0)} MiB, zstd ${(big.meta.zstd.size / MiB).toFixed(0)} MiB), one child process per row:`,
+  );
+  const modes = [];
+  if (carrier.applyLayer) {
+    modes.push(['carrier-path', 'gzip'], ['carrier-path', 'zstd'], ['carrier-stream', 'gzip'], ['carrier-stream', 'zstd']);
+  }
+  modes.push(['pure-node', 'gzip']);
+  const out = path.join(workDir, 'out-large');
+  const rows = [];
+  // the timer's own noise with nothing running
+  try {
+    freshDir(out);
+    rows.push({ mode: 'idle', compression: '-', ...(await runIdle()) });
+  } catch (e) {
+    log(`  idle probe failed: ${e.message}`);
+  }
+  for (const [mode, compression] of modes) {
+    freshDir(out);
+    syncFs();
+    try {
+      const r = await runChild([mode, big[compression], compression, out]);
+      if (r.diffDigest !== big.meta.tar.digest) r.problem = `diffDigest ${r.diffDigest} != ${big.meta.tar.digest}`;
+      rows.push(r);
+      log(
+        `  ${mode.padEnd(15)} ${compression.padEnd(5)} ${r.seconds.toFixed(2)} s, peak RSS +${(r.addedPeakKiB / 1024).toFixed(1)} MiB ` +
+          `(baseline ${(r.baseRssKiB / 1024).toFixed(1)} MiB), max timer gap ${r.maxGapMs.toFixed(1)} ms` +
+          (r.problem ? `  !! ${r.problem}` : ''),
+      );
+    } catch (e) {
+      rows.push({ mode, compression, error: e.message.split('\n')[0] });
+      log(`  ${mode} ${compression}: FAILED ${e.message.split('\n')[0]}`);
+    }
+  }
+  fs.rmSync(out, { recursive: true, force: true });
+  return { tarSize: big.meta.tar.size, gzipSize: big.meta.gzip.size, zstdSize: big.meta.zstd.size, rows };
+}
+
+async function runIdle() {
+  const r = await runChild(['idle', '-', '-', '-']);
+  return r;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,29 @@
+{
+  "targets": [
+    {
+      "target_name": "carrier",
+      "sources": [
+        "native/addon.cc",
+        "native/apply_job.cc",
+        "native/common.cc",
+        "native/assemble_job.cc",
+        "native/decoder.cc",
+        "native/extractor.cc",
+        "native/fs_safe.cc",
+        "native/tar_reader.cc",
+        "native/tar_split.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags": ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=gnu++17", "-fexceptions", "-fvisibility=hidden"],
+      "libraries": [
+        "-Wl,-Bstatic", "-lzstd", "-Wl,-Bdynamic",
+        "-Wl,--exclude-libs,ALL",
+        "-pthread"
+      ]
+    }
+  ]
+}

@@ -1,0 +1,24 @@
+// The module's entry point: the job classes and the versions of what the core was built with.
+#include <napi.h>
+#include <openssl/opensslv.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <string>
+
+#include "apply_job.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  carrier::init_apply_job(env, exports);
+  carrier::init_assemble_job(env, exports);
+  std::string version = std::string("carrier-native/1 zlib/") + zlibVersion() + " zstd/" + ZSTD_versionString() +
+                        " openssl/" + OPENSSL_VERSION_TEXT;
+  exports.Set("version", version);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(carrier, Init)

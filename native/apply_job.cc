@@ -1,0 +1,417 @@
+// applyLayer's native half. Two threads per layer, so decompression and extraction overlap on two cores:
+//   decode thread: compressed bytes (file reads, or chunks pushed from JS) -> SHA-256 -> gzip/zstd/none -> blocks
+//   extract thread: blocks -> SHA-256 of the tar -> tar parser -> safe extraction (+ tar-split)
+// The JS thread only copies incoming chunks into a bounded queue and receives 'drain' and 'done' events.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "apply_job.h"
+#include "block_queue.h"
+#include "decoder.h"
+#include "extractor.h"
+#include "fs_safe.h"
+#include "napi_util.h"
+#include "sha256.h"
+#include "tar_reader.h"
+#include "tar_split.h"
+
+namespace carrier {
+
+namespace {
+
+constexpr size_t kBlockSize = 1 << 20;
+constexpr size_t kBlockCount = 4;
+constexpr size_t kInputHighWater = 4 << 20;  // queued compressed bytes before JS is asked to wait
+constexpr size_t kReadSize = 1 << 20;
+
+struct ApplyConfig {
+  std::string dir;
+  std::string source_path;  // empty: bytes are pushed from JS
+  Compression compression = Compression::Auto;
+  ExtractOptions extract;
+  std::string tar_split;
+  std::string expected_digest, expected_diff_id;
+  int64_t expected_size = -1;
+  uint64_t max_uncompressed = 0;
+  uint64_t max_entries = 0;
+};
+
+struct ApplyResult {
+  std::string compressed_digest, diff_digest;
+  uint64_t compressed_size = 0, diff_size = 0, entries = 0;
+  Compression compression = Compression::None;
+  std::set<uint32_t> uids, gids;
+  std::vector<SkippedEntry> skipped;
+};
+
+struct Event {
+  enum Kind { Drain, Done } kind;
+  std::optional<Failure> failure;
+  ApplyResult result;
+};
+
+void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event);
+using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver>;
+
+struct ApplyState {
+  ApplyConfig cfg;
+  EventFn tsfn;
+  BlockQueue blocks{kBlockCount, kBlockSize};
+
+  // JS -> decode thread
+  std::mutex in_mu;
+  std::condition_variable in_cv;
+  std::deque<std::vector<uint8_t>> input;
+  size_t input_bytes = 0;
+  bool input_ended = false;
+  bool want_drain = false;
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> aborted{false};
+  std::mutex fail_mu;
+  std::optional<Failure> failure;
+
+  // written by the decode thread, read by the extract thread after join
+  std::string compressed_digest;
+  uint64_t compressed_size = 0;
+  Compression compression = Compression::None;
+
+  void record(Failure f) {
+    {
+      std::lock_guard<std::mutex> lock(fail_mu);
+      if (!failure) failure = std::move(f);
+    }
+    halt();
+  }
+  void halt() {
+    stop = true;
+    blocks.cancel();
+    std::lock_guard<std::mutex> lock(in_mu);
+    in_cv.notify_all();
+  }
+  void check_abort() {
+    if (aborted) fail("ABORT_ERR", "the operation was aborted");
+    if (stop) throw Fail(Failure{"CARRIER_STOPPED", "stopped", "", "", 0});
+  }
+};
+
+// Receives decompressed bytes straight into queue blocks.
+class BlockSink : public DecodeSink {
+ public:
+  BlockSink(ApplyState& s) : s_(s) {}
+  uint8_t* space(size_t* avail) override {
+    if (!cur_.data && !s_.blocks.acquire(cur_)) {
+      s_.check_abort();
+      fail("CARRIER_STOPPED", "stopped");
+    }
+    *avail = cur_.cap - cur_.len;
+    return cur_.data.get() + cur_.len;
+  }
+  void commit(size_t n) override {
+    total_ += n;
+    if (total_ > s_.cfg.max_uncompressed) {
+      fail("CARRIER_LIMIT_EXCEEDED", "the layer expands past the limit of " + std::to_string(s_.cfg.max_uncompressed) +
+                                         " uncompressed bytes (a decompression bomb?)");
+    }
+    cur_.len += n;
+    if (cur_.len == cur_.cap) flush();
+  }
+  void flush() {
+    if (cur_.data && cur_.len) s_.blocks.push(std::move(cur_));
+    cur_ = Block{};
+  }
+
+ private:
+  ApplyState& s_;
+  Block cur_;
+  uint64_t total_ = 0;
+};
+
+void decode_thread(std::shared_ptr<ApplyState> s) {
+  try {
+    Decoder decoder(s->cfg.compression);
+    Sha256 sha;
+    BlockSink sink(*s);
+    uint64_t size = 0;
+    auto take = [&](const uint8_t* p, size_t n) {
+      sha.update(p, n);
+      size += n;
+      if (s->cfg.expected_size >= 0 && size > static_cast<uint64_t>(s->cfg.expected_size)) {
+        fail("CARRIER_DIGEST_MISMATCH", "the blob is longer than its expected size of " +
+                                            std::to_string(s->cfg.expected_size) + " bytes");
+      }
+      decoder.feed(p, n, sink);
+    };
+    if (!s->cfg.source_path.empty()) {
+      Fd fd(open(s->cfg.source_path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) fail_errno(errno, "open", s->cfg.source_path, "opening the layer blob");
+      posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+      std::unique_ptr<uint8_t[]> buf(new uint8_t[kReadSize]);
+      for (;;) {
+        s->check_abort();
+        ssize_t n = read(fd.get(), buf.get(), kReadSize);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          fail_errno(errno, "read", s->cfg.source_path, "reading the layer blob");
+        }
+        if (n == 0) break;
+        take(buf.get(), static_cast<size_t>(n));
+      }
+    } else {
+      for (;;) {
+        std::vector<uint8_t> chunk;
+        bool notify_drain = false;
+        {
+          std::unique_lock<std::mutex> lock(s->in_mu);
+          s->in_cv.wait(lock, [&] { return s->stop || !s->input.empty() || s->input_ended; });
+          if (s->stop) {
+            lock.unlock();
+            s->check_abort();
+          }
+          if (s->input.empty()) break;  // ended
+          chunk = std::move(s->input.front());
+          s->input.pop_front();
+          s->input_bytes -= chunk.size();
+          if (s->want_drain && s->input_bytes <= kInputHighWater / 2) {
+            s->want_drain = false;
+            notify_drain = true;
+          }
+        }
+        if (notify_drain) s->tsfn.NonBlockingCall(new Event{Event::Drain, std::nullopt, {}});
+        take(chunk.data(), chunk.size());
+      }
+    }
+    decoder.finish(sink);
+    sink.flush();
+    if (s->cfg.expected_size >= 0 && size != static_cast<uint64_t>(s->cfg.expected_size)) {
+      fail("CARRIER_DIGEST_MISMATCH", "the blob is " + std::to_string(size) + " bytes, expected " +
+                                          std::to_string(s->cfg.expected_size));
+    }
+    s->compressed_digest = sha.digest();
+    s->compressed_size = size;
+    s->compression = decoder.kind();
+    s->blocks.close();
+  } catch (...) {
+    s->record(current_failure());
+  }
+}
+
+void require_empty(int rootfd, const std::string& dir) {
+  int fd = dup(rootfd);
+  DIR* d = fd >= 0 ? fdopendir(fd) : nullptr;
+  if (!d) {
+    if (fd >= 0) close(fd);
+    fail_errno(errno, "fdopendir", dir);
+  }
+  bool empty = true;
+  while (struct dirent* ent = readdir(d)) {
+    if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(d);
+  if (!empty) fail("CARRIER_INVALID_ARGUMENT", "the layer directory '" + dir + "' is not empty", dir);
+}
+
+void extract_thread(std::shared_ptr<ApplyState> s) {
+  Event* done = new Event{Event::Done, std::nullopt, {}};
+  std::thread decoder;
+  Fd root;
+  bool may_clean = false;
+  std::unique_ptr<TarSplitWriter> split;
+  try {
+    root = open_root(s->cfg.dir);
+    require_empty(root.get(), s->cfg.dir);
+    may_clean = true;
+    if (!s->cfg.tar_split.empty()) split.reset(new TarSplitWriter(s->cfg.tar_split));
+    Extractor extractor(root.get(), s->cfg.extract, split.get());
+    TarReader reader(extractor, s->cfg.max_entries);
+    Sha256 sha;
+    uint64_t size = 0;
+    decoder = std::thread(decode_thread, s);
+    Block b;
+    while (s->blocks.take(b)) {
+      sha.update(b.data.get(), b.len);
+      size += b.len;
+      reader.feed(b.data.get(), b.len);
+      s->blocks.release(std::move(b));
+      s->check_abort();
+    }
+    decoder.join();
+    {
+      std::lock_guard<std::mutex> lock(s->fail_mu);
+      if (s->failure) throw Fail(*s->failure);
+    }
+    s->check_abort();
+    reader.finish();
+    extractor.finish();
+    std::string diff_digest = sha.digest();
+    if (!s->cfg.expected_digest.empty() && s->compressed_digest != s->cfg.expected_digest) {
+      fail("CARRIER_DIGEST_MISMATCH",
+           "the blob's digest is " + s->compressed_digest + ", expected " + s->cfg.expected_digest);
+    }
+    if (!s->cfg.expected_diff_id.empty() && diff_digest != s->cfg.expected_diff_id) {
+      fail("CARRIER_DIGEST_MISMATCH",
+           "the uncompressed layer's digest is " + diff_digest + ", expected diff_id " + s->cfg.expected_diff_id);
+    }
+    if (split) split->close();
+    ApplyResult& r = done->result;
+    r.compressed_digest = s->compressed_digest;
+    r.compressed_size = s->compressed_size;
+    r.compression = s->compression;
+    r.diff_digest = diff_digest;
+    r.diff_size = size;
+    r.entries = reader.entries();
+    r.uids = extractor.uids();
+    r.gids = extractor.gids();
+    r.skipped = extractor.skipped();
+  } catch (...) {
+    Failure f = current_failure();
+    {
+      std::lock_guard<std::mutex> lock(s->fail_mu);
+      // A thread that stopped because the other failed reports the other's failure; an abort beats everything.
+      if (s->aborted) f = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
+      else if (f.code == "CARRIER_STOPPED" && s->failure) f = *s->failure;
+      else if (!s->failure) s->failure = f;
+    }
+    s->halt();
+    if (decoder.joinable()) decoder.join();
+    if (split) split->discard();
+    if (may_clean) {
+      try {
+        empty_directory(root.get(), s->cfg.dir);
+      } catch (const std::exception& cleanup) {
+        f.message += " (and emptying the layer directory failed: " + std::string(cleanup.what()) + ")";
+      }
+    }
+    done->failure = std::move(f);
+  }
+  s->tsfn.BlockingCall(done);
+  s->tsfn.Release();
+}
+
+Napi::Value result_to_js(Napi::Env env, const ApplyResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compressedDigest", r.compressed_digest);
+  o.Set("compressedSize", Napi::Number::New(env, static_cast<double>(r.compressed_size)));
+  o.Set("diffDigest", r.diff_digest);
+  o.Set("diffSize", Napi::Number::New(env, static_cast<double>(r.diff_size)));
+  o.Set("compression", compression_name(r.compression));
+  Napi::Array uids = Napi::Array::New(env, r.uids.size());
+  uint32_t i = 0;
+  for (uint32_t id : r.uids) uids.Set(i++, Napi::Number::New(env, id));
+  Napi::Array gids = Napi::Array::New(env, r.gids.size());
+  i = 0;
+  for (uint32_t id : r.gids) gids.Set(i++, Napi::Number::New(env, id));
+  o.Set("uidset", uids);
+  o.Set("gidset", gids);
+  o.Set("entries", Napi::Number::New(env, static_cast<double>(r.entries)));
+  Napi::Array skipped = Napi::Array::New(env, r.skipped.size());
+  i = 0;
+  for (const SkippedEntry& sk : r.skipped) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("path", sk.path);
+    e.Set("reason", sk.reason);
+    skipped.Set(i++, e);
+  }
+  o.Set("skipped", skipped);
+  return o;
+}
+
+void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event) {
+  std::unique_ptr<Event> owned(event);
+  if (env == nullptr || callback.IsEmpty()) return;  // the environment is shutting down
+  Napi::Object js = Napi::Object::New(env);
+  if (event->kind == Event::Drain) {
+    js.Set("type", "drain");
+  } else if (event->failure) {
+    js.Set("type", "error");
+    js.Set("error", failure_to_js(env, *event->failure));
+  } else {
+    js.Set("type", "done");
+    js.Set("result", result_to_js(env, event->result));
+  }
+  try {
+    callback.Call({js});
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();  // surfaces as an uncaught exception, as a throwing listener would
+  }
+}
+
+class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ApplyJob",
+                       {InstanceMethod("push", &ApplyJob::Push), InstanceMethod("end", &ApplyJob::End),
+                        InstanceMethod("abort", &ApplyJob::Abort)});
+  }
+
+  ApplyJob(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ApplyJob>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsString() || !info[2].IsObject() || !info[3].IsFunction()) {
+      throw Napi::TypeError::New(env, "ApplyJob(dir, sourcePath|null, options, onEvent)");
+    }
+    state_ = std::make_shared<ApplyState>();
+    ApplyConfig& c = state_->cfg;
+    c.dir = info[0].As<Napi::String>().Utf8Value();
+    if (info[1].IsString()) c.source_path = info[1].As<Napi::String>().Utf8Value();
+    Napi::Object o = info[2].As<Napi::Object>();
+    c.compression = parse_compression(string_option(o, "compression", "auto"));
+    c.extract.overlay_whiteouts = string_option(o, "whiteouts", "overlay") != "aufs";
+    c.extract.rootless = o.Get("rootless").ToBoolean().Value();
+    c.tar_split = string_option(o, "tarSplit");
+    c.expected_digest = string_option(o, "expectedDigest");
+    c.expected_diff_id = string_option(o, "expectedDiffID");
+    c.expected_size = static_cast<int64_t>(number_option(o, "expectedSize", -1));
+    c.max_uncompressed = static_cast<uint64_t>(number_option(o, "maxUncompressedBytes", 64.0 * (1ull << 30)));
+    c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 4e6));
+    state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
+    std::thread(extract_thread, state_).detach();
+  }
+
+ private:
+  Napi::Value Push(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "push(Uint8Array)");
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    ApplyState& s = *state_;
+    std::lock_guard<std::mutex> lock(s.in_mu);
+    if (s.stop || s.input_ended) return Napi::Boolean::New(info.Env(), true);
+    if (bytes.ByteLength()) {
+      s.input.emplace_back(bytes.Data(), bytes.Data() + bytes.ByteLength());
+      s.input_bytes += bytes.ByteLength();
+      s.in_cv.notify_all();
+    }
+    bool room = s.input_bytes < kInputHighWater;
+    if (!room) s.want_drain = true;
+    return Napi::Boolean::New(info.Env(), room);
+  }
+
+  void End(const Napi::CallbackInfo&) {
+    std::lock_guard<std::mutex> lock(state_->in_mu);
+    state_->input_ended = true;
+    state_->in_cv.notify_all();
+  }
+
+  void Abort(const Napi::CallbackInfo&) {
+    state_->aborted = true;
+    state_->halt();
+  }
+
+  std::shared_ptr<ApplyState> state_;
+};
+
+}  // namespace
+
+void init_apply_job(Napi::Env env, Napi::Object exports) { exports.Set("ApplyJob", ApplyJob::Define(env)); }
+
+}  // namespace carrier

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <napi.h>
+
+namespace carrier {
+
+// Registers the ApplyJob class: one layer, compressed bytes in, extracted tree + digests out.
+void init_apply_job(Napi::Env env, Napi::Object exports);
+// Registers the AssembleJob class: tar-split + diff dir in, the original tar out.
+void init_assemble_job(Napi::Env env, Napi::Object exports);
+
+}  // namespace carrier

@@ -1,0 +1,239 @@
+// assembleLayer's native half: one producer thread reads the tar-split file, writes its raw segments verbatim and
+// each file's content from the diff directory (resolved inside it, CRC-64 checked), and hands ~1 MiB chunks to JS.
+// Flow control is by credit: the producer may have only a few chunks in flight until JS acknowledges them.
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "apply_job.h"
+#include "crc64.h"
+#include "fs_safe.h"
+#include "napi_util.h"
+#include "tar_split.h"
+
+namespace carrier {
+
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+constexpr int kCredits = 4;
+
+struct Chunk {
+  std::vector<uint8_t> data;
+  bool end = false;
+  std::optional<Failure> failure;
+};
+
+void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Chunk* chunk);
+using ChunkFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Chunk, deliver>;
+
+struct AssembleState {
+  std::string tar_split, dir;
+  ChunkFn tsfn;
+  std::mutex mu;
+  std::condition_variable cv;
+  int credits = kCredits;
+  bool stop = false;
+};
+
+class Producer {
+ public:
+  explicit Producer(AssembleState& s) : s_(s) { out_.reserve(kChunk); }
+
+  void run() {
+    Fd root = open_root(s_.dir);
+    Fd split(open(s_.tar_split.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!split.valid()) fail_errno(errno, "open", s_.tar_split, "opening the tar-split file");
+    z_stream zs{};
+    if (inflateInit2(&zs, 15 + 32) != Z_OK) fail("ENOMEM", "cannot initialise gzip decompression");
+    std::unique_ptr<z_stream, void (*)(z_stream*)> guard(&zs, [](z_stream* z) { inflateEnd(z); });
+    std::vector<uint8_t> in(1 << 16), plain(1 << 16);
+    std::string line;
+    bool ended = false;
+    for (;;) {
+      ssize_t n = read(split.get(), in.data(), in.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail_errno(errno, "read", s_.tar_split, "reading the tar-split file");
+      }
+      if (n == 0) break;
+      zs.next_in = in.data();
+      zs.avail_in = static_cast<uInt>(n);
+      while (zs.avail_in > 0) {
+        if (ended) {
+          inflateReset(&zs);
+          ended = false;
+        }
+        zs.next_out = plain.data();
+        zs.avail_out = static_cast<uInt>(plain.size());
+        int ret = inflate(&zs, Z_NO_FLUSH);
+        if (ret == Z_STREAM_END) ended = true;
+        else if (ret != Z_OK && ret != Z_BUF_ERROR) fail("CARRIER_BAD_TAR_SPLIT", "the tar-split file is not valid gzip");
+        size_t produced = plain.size() - zs.avail_out;
+        for (size_t i = 0; i < produced; ++i) {
+          char c = static_cast<char>(plain[i]);
+          if (c != '\n') {
+            line += c;
+            continue;
+          }
+          entry(line, root.get());
+          line.clear();
+        }
+      }
+    }
+    if (!ended) fail("CARRIER_BAD_TAR_SPLIT", "the tar-split file is truncated");
+    if (!line.empty()) entry(line, root.get());
+    send();
+    Chunk* end = new Chunk;
+    end->end = true;
+    s_.tsfn.BlockingCall(end);
+  }
+
+ private:
+  void entry(const std::string& line, int rootfd) {
+    if (line.empty()) return;
+    TarSplitEntry e = parse_tar_split_line(line);
+    if (e.type == 2) {
+      emit(reinterpret_cast<const uint8_t*>(e.payload.data()), e.payload.size());
+      return;
+    }
+    if (e.size == 0) return;
+    Fd fd(open_in_root(rootfd, e.name, O_RDONLY | O_NOFOLLOW));
+    if (!fd.valid()) fail_errno(-fd.release(), "openat2", e.name, "opening a layer file to rebuild the tar");
+    Crc64 crc;
+    int64_t left = e.size;
+    while (left > 0) {
+      if (out_.size() == kChunk) send();
+      size_t room = kChunk - out_.size();
+      size_t want = static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(room)));
+      size_t at = out_.size();
+      out_.resize(at + want);
+      ssize_t n = read(fd.get(), out_.data() + at, want);
+      if (n < 0) {
+        out_.resize(at);
+        if (errno == EINTR) continue;
+        fail_errno(errno, "read", e.name, "reading a layer file to rebuild the tar");
+      }
+      out_.resize(at + static_cast<size_t>(n));
+      if (n == 0) fail("CARRIER_DIGEST_MISMATCH", "'" + e.name + "' is shorter than the tar-split records", e.name);
+      crc.update(out_.data() + at, static_cast<size_t>(n));
+      left -= n;
+    }
+    if (e.payload.size() == 8) {
+      uint8_t be[8];
+      crc.big_endian(be);
+      if (memcmp(be, e.payload.data(), 8) != 0) {
+        fail("CARRIER_DIGEST_MISMATCH", "'" + e.name + "' does not match the CRC-64 the tar-split records", e.name);
+      }
+    }
+  }
+
+  void emit(const uint8_t* p, size_t n) {
+    while (n > 0) {
+      if (out_.size() == kChunk) send();
+      size_t k = std::min(n, kChunk - out_.size());
+      out_.insert(out_.end(), p, p + k);
+      p += k;
+      n -= k;
+    }
+  }
+
+  void send() {
+    if (out_.empty()) return;
+    {
+      std::unique_lock<std::mutex> lock(s_.mu);
+      s_.cv.wait(lock, [&] { return s_.stop || s_.credits > 0; });
+      if (s_.stop) fail("ABORT_ERR", "the operation was aborted");
+      --s_.credits;
+    }
+    Chunk* c = new Chunk;
+    c->data = std::move(out_);
+    s_.tsfn.BlockingCall(c);
+    out_ = std::vector<uint8_t>();
+    out_.reserve(kChunk);
+  }
+
+  AssembleState& s_;
+  std::vector<uint8_t> out_;
+};
+
+void produce(std::shared_ptr<AssembleState> s) {
+  try {
+    Producer(*s).run();
+  } catch (...) {
+    Chunk* c = new Chunk;
+    c->failure = current_failure();
+    s->tsfn.BlockingCall(c);
+  }
+  s->tsfn.Release();
+}
+
+void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Chunk* chunk) {
+  std::unique_ptr<Chunk> owned(chunk);
+  if (env == nullptr || callback.IsEmpty()) return;
+  Napi::Object js = Napi::Object::New(env);
+  if (chunk->failure) {
+    js.Set("type", "error");
+    js.Set("error", failure_to_js(env, *chunk->failure));
+  } else if (chunk->end) {
+    js.Set("type", "end");
+  } else {
+    auto* vec = new std::vector<uint8_t>(std::move(chunk->data));
+    js.Set("type", "data");
+    js.Set("chunk", Napi::Buffer<uint8_t>::New(env, vec->data(), vec->size(),
+                                                [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, vec));
+  }
+  try {
+    callback.Call({js});
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  }
+}
+
+class AssembleJob : public Napi::ObjectWrap<AssembleJob> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "AssembleJob",
+                       {InstanceMethod("ack", &AssembleJob::Ack), InstanceMethod("abort", &AssembleJob::Abort)});
+  }
+
+  AssembleJob(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AssembleJob>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsFunction()) {
+      throw Napi::TypeError::New(env, "AssembleJob(tarSplitPath, diffDir, onEvent)");
+    }
+    state_ = std::make_shared<AssembleState>();
+    state_->tar_split = info[0].As<Napi::String>().Utf8Value();
+    state_->dir = info[1].As<Napi::String>().Utf8Value();
+    state_->tsfn = ChunkFn::New(env, info[2].As<Napi::Function>(), "carrier-assemble-layer", 0, 1);
+    std::thread(produce, state_).detach();
+  }
+
+ private:
+  void Ack(const Napi::CallbackInfo& info) {
+    int n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->credits = std::min(state_->credits + n, kCredits);
+    state_->cv.notify_all();
+  }
+
+  void Abort(const Napi::CallbackInfo&) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->stop = true;
+    state_->cv.notify_all();
+  }
+
+  std::shared_ptr<AssembleState> state_;
+};
+
+}  // namespace
+
+void init_assemble_job(Napi::Env env, Napi::Object exports) { exports.Set("AssembleJob", AssembleJob::Define(env)); }
+
+}  // namespace carrier

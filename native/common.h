@@ -1,0 +1,75 @@
+// Shared plumbing for the native core: the failure type every worker throws, and small helpers.
+// Nothing here knows about JavaScript; the N-API glue converts a Failure into a CarrierError.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace carrier {
+
+// A failure with a stable code. OS failures use the errno name as code and carry errno/syscall.
+struct Failure {
+  std::string code;
+  std::string message;
+  std::string path;     // path inside the layer, when one is concerned
+  std::string syscall;  // the OS call that failed, when one did
+  int errnum = 0;
+};
+
+class Fail : public std::exception {
+ public:
+  explicit Fail(Failure f) : f_(std::move(f)) {}
+  const char* what() const noexcept override { return f_.message.c_str(); }
+  const Failure& failure() const { return f_; }
+
+ private:
+  Failure f_;
+};
+
+[[noreturn]] inline void fail(const char* code, std::string message, std::string path = {}) {
+  Failure f;
+  f.code = code;
+  f.message = std::move(message);
+  f.path = std::move(path);
+  throw Fail(std::move(f));
+}
+
+const char* errno_name(int err);
+
+// Throws an OS failure: code is the errno name ("ENOSPC"), message says what was being done and where.
+[[noreturn]] inline void fail_errno(int err, const char* syscall, const std::string& path,
+                                    const std::string& what = {}) {
+  Failure f;
+  f.code = errno_name(err);
+  f.errnum = err;
+  f.syscall = syscall;
+  f.path = path;
+  f.message = (what.empty() ? std::string(syscall) : what) + " failed for '" + path + "': " + strerror(err);
+  throw Fail(std::move(f));
+}
+
+// RAII file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept;
+  ~Fd();
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset();
+
+ private:
+  int fd_ = -1;
+};
+
+std::string hex(const uint8_t* data, size_t len);
+
+}  // namespace carrier

@@ -1,0 +1,340 @@
+#include "extractor.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "fs_safe.h"
+
+namespace carrier {
+
+std::vector<std::string> clean_path(const std::string& name, const char* what) {
+  if (name.find('\0') != std::string::npos) fail("CARRIER_BAD_TAR", std::string("NUL byte in a ") + what, name);
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= name.size()) {
+    size_t j = name.find('/', i);
+    if (j == std::string::npos) j = name.size();
+    std::string part = name.substr(i, j - i);
+    i = j + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (parts.empty()) {
+        fail("CARRIER_UNSAFE_PATH", std::string("the ") + what + " '" + name + "' climbs out of the layer root", name);
+      }
+      parts.pop_back();
+      continue;
+    }
+    parts.push_back(std::move(part));
+    if (parts.size() > Extractor::kMaxDepth) {
+      fail("CARRIER_LIMIT_EXCEEDED", std::string("the ") + what + " is deeper than 1024 components", name.substr(0, 256));
+    }
+  }
+  return parts;
+}
+
+std::string join_path(const std::vector<std::string>& parts, size_t count) {
+  std::string out;
+  for (size_t k = 0; k < count; ++k) {
+    if (k) out += '/';
+    out += parts[k];
+  }
+  return out;
+}
+
+namespace {
+
+const char kWhiteoutPrefix[] = ".wh.";
+const char kOpaqueMarker[] = ".wh..wh..opq";
+const char kAufsMetaPrefix[] = ".wh..wh.";
+
+bool starts_with(const std::string& s, const char* prefix) { return s.compare(0, strlen(prefix), prefix) == 0; }
+
+struct timespec to_timespec(int64_t sec, uint32_t nsec) {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(sec);
+  ts.tv_nsec = nsec;
+  return ts;
+}
+
+void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail_errno(errno, "write", path, "writing file content");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+[[noreturn]] void exists(const std::string& path) {
+  fail("CARRIER_DUPLICATE_ENTRY", "'" + path + "' appears twice in the layer (or collides through a symlink)", path);
+}
+
+}  // namespace
+
+void Extractor::raw(const uint8_t* data, size_t n) {
+  if (split_) split_->raw(data, n);
+}
+
+void Extractor::claim(const std::string& path) {
+  if (!seen_.insert(path).second) exists(path);
+}
+
+Fd Extractor::parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path) {
+  std::string parent = join_path(parts, count);
+  int fd = open_in_root(root_, parent, O_PATH | O_DIRECTORY);
+  if (fd >= 0) return Fd(fd);
+  if (fd != -ENOENT) {
+    if (fd == -ENOTDIR) fail("CARRIER_BAD_TAR", "a parent of '" + path + "' is not a directory", path);
+    fail_errno(-fd, "openat2", parent, "resolving a parent directory");
+  }
+  // Create what is missing, one component at a time, each inside its resolved parent (like mkdir -p, but every
+  // step is resolved again from the root: nothing is assumed about what an earlier step found).
+  for (size_t k = 1; k <= count; ++k) {
+    std::string prefix = join_path(parts, k);
+    int probe = open_in_root(root_, prefix, O_PATH | O_DIRECTORY);
+    if (probe >= 0) {
+      close(probe);
+      continue;
+    }
+    if (probe != -ENOENT) {
+      if (probe == -ENOTDIR) fail("CARRIER_BAD_TAR", "a parent of '" + path + "' is not a directory", path);
+      fail_errno(-probe, "openat2", prefix, "resolving a parent directory");
+    }
+    Fd up(open_in_root(root_, join_path(parts, k - 1), O_PATH | O_DIRECTORY));
+    if (!up.valid()) fail_errno(-up.release(), "openat2", join_path(parts, k - 1), "resolving a parent directory");
+    if (mkdirat(up.get(), parts[k - 1].c_str(), 0755) != 0) {
+      if (errno == EEXIST) {
+        // It exists yet does not resolve to a directory: a dangling symlink. Refuse to write through it.
+        fail("CARRIER_UNSAFE_PATH", "'" + path + "' would be written through a dangling symlink at '" + prefix + "'",
+             path);
+      }
+      fail_errno(errno, "mkdirat", prefix, "creating a parent directory");
+    }
+  }
+  fd = open_in_root(root_, parent, O_PATH | O_DIRECTORY);
+  if (fd < 0) fail_errno(-fd, "openat2", parent, "resolving a parent directory");
+  return Fd(fd);
+}
+
+void Extractor::entry_begin(TarEntry& e) {
+  cur_ = &e;
+  if (split_) {
+    split_->flush_segment();
+    crc_.reset();
+  }
+  uids_.insert(static_cast<uint32_t>(e.uid));
+  gids_.insert(static_cast<uint32_t>(e.gid));
+
+  std::vector<std::string> parts = clean_path(e.name, "entry path");
+  cur_path_ = join_path(parts, parts.size());
+  if (parts.empty()) {
+    // The root stays the directory we were given (umoci CVE-2021-29136): never replaced, never re-moded.
+    if (e.type != '5') skip(e.name, "names the layer root");
+    return;
+  }
+  const std::string& base = parts.back();
+  if (starts_with(base, kWhiteoutPrefix) && opts_.overlay_whiteouts) return whiteout(e, parts, cur_path_);
+  create(e, parts, cur_path_);
+}
+
+void Extractor::whiteout(TarEntry& e, const std::vector<std::string>& parts, const std::string& path) {
+  const std::string& base = parts.back();
+  if (base == kOpaqueMarker) {
+    // Opaque directory: hides the lower layers' content of the parent, whatever the marker's position in the tar.
+    Fd parent = parent_dir(parts, parts.size() - 1, path);
+    std::string dir = join_path(parts, parts.size() - 1);
+    Fd fd(open_in_root(root_, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    if (!fd.valid()) fail_errno(-fd.release(), "openat2", dir, "opening an opaque directory");
+    const char* attr = opts_.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque";
+    if (fsetxattr(fd.get(), attr, "y", 1, 0) != 0) fail_errno(errno, "fsetxattr", dir, "marking a directory opaque");
+    return;
+  }
+  if (starts_with(base, kAufsMetaPrefix)) {
+    skip(e.name, "aufs metadata entry");
+    return;
+  }
+  std::string target = base.substr(strlen(kWhiteoutPrefix));
+  if (target.empty() || target == "." || target == "..") {
+    fail("CARRIER_UNSAFE_PATH", "invalid whiteout '" + e.name + "'", e.name);
+  }
+  std::vector<std::string> hidden(parts.begin(), parts.end() - 1);
+  hidden.push_back(target);
+  std::string hidden_path = join_path(hidden, hidden.size());
+  claim(hidden_path);
+  Fd parent = parent_dir(parts, parts.size() - 1, path);
+  // A 0/0 character device: overlayfs's whiteout; unprivileged mknod of exactly this is allowed since Linux 5.8.
+  if (mknodat(parent.get(), target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
+    if (errno == EEXIST) exists(hidden_path);
+    fail_errno(errno, "mknodat", hidden_path, "creating a whiteout");
+  }
+  if (!opts_.rootless && fchownat(parent.get(), target.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
+                                  AT_SYMLINK_NOFOLLOW) != 0) {
+    fail_errno(errno, "fchownat", hidden_path);
+  }
+}
+
+void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const std::string& path) {
+  claim(path);
+  const char* base = parts.back().c_str();
+  Fd parent = parent_dir(parts, parts.size() - 1, path);
+  uid_t uid = static_cast<uid_t>(e.uid);
+  gid_t gid = static_cast<gid_t>(e.gid);
+  struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
+
+  switch (e.type) {
+    case '0': {
+      file_ = Fd(openat(parent.get(), base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!file_.valid()) {
+        if (errno == EEXIST) exists(path);
+        fail_errno(errno, "openat", path, "creating a file");
+      }
+      return;  // content, then metadata in entry_end
+    }
+    case '5': {
+      if (mkdirat(parent.get(), base, 0755) != 0) {
+        if (errno != EEXIST) fail_errno(errno, "mkdirat", path, "creating a directory");
+        struct stat st;
+        // Made earlier as an implied parent: fine. Anything else already there is a collision.
+        if (fstatat(parent.get(), base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) exists(path);
+      }
+      Fd dir(openat(parent.get(), base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!dir.valid()) fail_errno(errno, "openat", path, "opening a directory");
+      if (!opts_.rootless && fchown(dir.get(), uid, gid) != 0) fail_errno(errno, "fchown", path);
+      apply_xattrs(dir.get(), e, path);
+      // Mode and mtime wait until the directory's contents exist (a 0555 directory could not be filled).
+      dirs_.push_back({path, parts.size(), e.mode, e.mtime_sec, e.mtime_nsec});
+      return;
+    }
+    case '2': {
+      if (symlinkat(e.linkname.c_str(), parent.get(), base) != 0) {
+        if (errno == EEXIST) exists(path);
+        fail_errno(errno, "symlinkat", path, "creating a symlink");
+      }
+      if (!opts_.rootless && fchownat(parent.get(), base, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+        fail_errno(errno, "fchownat", path);
+      }
+      if (!e.xattrs.empty()) skip(e.name, "xattrs on a symlink are not applied");
+      if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+      return;
+    }
+    case '1': {
+      std::vector<std::string> target = clean_path(e.linkname, "hardlink target");
+      if (target.empty()) fail("CARRIER_UNSAFE_PATH", "hardlink '" + e.name + "' points at the layer root", path);
+      std::string target_path = join_path(target, target.size());
+      Fd tparent(open_in_root(root_, join_path(target, target.size() - 1), O_PATH | O_DIRECTORY));
+      if (!tparent.valid()) {
+        int err = -tparent.release();
+        if (err == ENOENT || err == ENOTDIR) {
+          fail("CARRIER_BAD_TAR", "hardlink '" + e.name + "' points at '" + e.linkname + "', which is not in the layer",
+               path);
+        }
+        fail_errno(err, "openat2", target_path, "resolving a hardlink target");
+      }
+      // flags 0: a final symlink is linked as itself, never followed.
+      if (linkat(tparent.get(), target.back().c_str(), parent.get(), base, 0) != 0) {
+        if (errno == EEXIST) exists(path);
+        if (errno == ENOENT) {
+          fail("CARRIER_BAD_TAR", "hardlink '" + e.name + "' points at '" + e.linkname + "', which is not in the layer",
+               path);
+        }
+        if (errno == EPERM) fail("CARRIER_BAD_TAR", "hardlink '" + e.name + "' points at a directory", path);
+        fail_errno(errno, "linkat", path, "creating a hardlink");
+      }
+      return;
+    }
+    case '3':
+    case '4':
+    case '6': {
+      bool device = e.type != '6';
+      if (device && opts_.rootless) {
+        skip(e.name, "device node needs privilege (rootless)");
+        return;
+      }
+      mode_t kind = e.type == '3' ? S_IFCHR : e.type == '4' ? S_IFBLK : S_IFIFO;
+      dev_t dev = device ? makedev(e.devmajor, e.devminor) : 0;
+      if (mknodat(parent.get(), base, kind | 0600, dev) != 0) {
+        if (errno == EEXIST) exists(path);
+        fail_errno(errno, "mknodat", path, device ? "creating a device node" : "creating a fifo");
+      }
+      // Opening a fifo or device could block or have effects: act on the name, which we just created exclusively.
+      if (!opts_.rootless && fchownat(parent.get(), base, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+        fail_errno(errno, "fchownat", path);
+      }
+      if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
+      if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+      return;
+    }
+    default:
+      skip(e.name, std::string("unsupported tar entry type '") + e.type + "'");
+      return;
+  }
+}
+
+void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path) {
+  for (const auto& kv : e.xattrs) {
+    const std::string& name = kv.first;
+    if (starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.")) {
+      skip(e.name, "xattr " + name + " is reserved for overlayfs and not taken from layers");
+      continue;
+    }
+    if (opts_.rootless && (starts_with(name, "trusted.") || name == "security.capability")) {
+      skip(e.name, "xattr " + name + " needs privilege (rootless)");
+      continue;
+    }
+    if (fsetxattr(fd, name.c_str(), kv.second.data(), kv.second.size(), 0) != 0) {
+      if (errno == ENOTSUP || errno == EPERM || errno == EACCES) {
+        skip(e.name, "xattr " + name + " not supported here: " + strerror(errno));
+        continue;
+      }
+      fail_errno(errno, "fsetxattr", path, "setting xattr " + name);
+    }
+  }
+}
+
+void Extractor::entry_data(const uint8_t* data, size_t n) {
+  if (split_) crc_.update(data, n);
+  if (file_.valid()) write_all(file_.get(), data, n, cur_path_);
+}
+
+void Extractor::entry_end() {
+  TarEntry& e = *cur_;
+  if (file_.valid()) {
+    int fd = file_.get();
+    // Owner first (chown clears setuid and file capabilities), then mode, then xattrs, then times.
+    if (!opts_.rootless && fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid)) != 0) {
+      fail_errno(errno, "fchown", cur_path_);
+    }
+    if (fchmod(fd, e.mode) != 0) fail_errno(errno, "fchmod", cur_path_);
+    apply_xattrs(fd, e, cur_path_);
+    struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
+    if (futimens(fd, times) != 0) fail_errno(errno, "futimens", cur_path_);
+    file_.reset();
+  }
+  if (split_) {
+    uint8_t crc[8];
+    crc_.big_endian(crc);
+    split_->file(e.name, e.size, e.size ? crc : nullptr);
+  }
+  cur_ = nullptr;
+}
+
+void Extractor::finish() {
+  std::stable_sort(dirs_.begin(), dirs_.end(), [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
+  for (const DirMeta& d : dirs_) {
+    Fd fd(open_in_root(root_, d.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    if (!fd.valid()) fail_errno(-fd.release(), "openat2", d.path, "opening a directory to set its mode");
+    if (fchmod(fd.get(), d.mode) != 0) fail_errno(errno, "fchmod", d.path);
+    struct timespec times[2] = {to_timespec(d.sec, d.nsec), to_timespec(d.sec, d.nsec)};
+    if (futimens(fd.get(), times) != 0) fail_errno(errno, "futimens", d.path);
+  }
+}
+
+}  // namespace carrier

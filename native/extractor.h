@@ -1,0 +1,84 @@
+// Turns tar entries into files under a layer root, safely: every path is resolved with openat2(RESOLVE_IN_ROOT)
+// from the root fd, every creation is exclusive and acts on one basename with the *at() calls, nothing follows a
+// final symlink, and no path state is cached between entries. Also records the tar-split file when asked.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common.h"
+#include "crc64.h"
+#include "tar_reader.h"
+#include "tar_split.h"
+
+namespace carrier {
+
+struct ExtractOptions {
+  bool rootless = true;
+  bool overlay_whiteouts = true;  // false: aufs, keep .wh. entries as plain files
+};
+
+struct SkippedEntry {
+  std::string path;
+  std::string reason;
+};
+
+class Extractor : public TarHandler {
+ public:
+  static constexpr size_t kMaxDepth = 1024;
+
+  Extractor(int rootfd, ExtractOptions options, TarSplitWriter* tar_split)
+      : root_(rootfd), opts_(options), split_(tar_split) {}
+
+  void raw(const uint8_t* data, size_t n) override;
+  void entry_begin(TarEntry& entry) override;
+  void entry_data(const uint8_t* data, size_t n) override;
+  void entry_end() override;
+  // Directory modes and mtimes, deepest first, after all their contents exist.
+  void finish();
+
+  const std::set<uint32_t>& uids() const { return uids_; }
+  const std::set<uint32_t>& gids() const { return gids_; }
+  const std::vector<SkippedEntry>& skipped() const { return skipped_; }
+
+ private:
+  struct DirMeta {
+    std::string path;
+    size_t depth;
+    uint32_t mode;
+    int64_t sec;
+    uint32_t nsec;
+  };
+
+  void create(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
+  void whiteout(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
+  Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
+  void claim(const std::string& path);
+  void apply_xattrs(int fd, const TarEntry& e, const std::string& path);
+  void skip(const std::string& path, std::string reason) { skipped_.push_back({path, std::move(reason)}); }
+
+  int root_;
+  ExtractOptions opts_;
+  TarSplitWriter* split_;
+  Crc64 crc_;
+
+  // The entry in progress.
+  TarEntry* cur_ = nullptr;
+  std::string cur_path_;
+  Fd file_;  // open regular file receiving content
+
+  std::unordered_set<std::string> seen_;
+  std::vector<DirMeta> dirs_;
+  std::set<uint32_t> uids_, gids_;
+  std::vector<SkippedEntry> skipped_;
+};
+
+// Lexically cleans a tar path into components inside the root: leading '/' dropped, '.' and empty parts removed,
+// '..' applied; fails CARRIER_UNSAFE_PATH if it climbs above the root, CARRIER_LIMIT_EXCEEDED if deeper than 1024.
+std::vector<std::string> clean_path(const std::string& name, const char* what);
+std::string join_path(const std::vector<std::string>& parts, size_t count);
+
+}  // namespace carrier

@@ -1,0 +1,50 @@
+// Conversions at the JS boundary, used on the main thread only.
+#pragma once
+
+#include <napi.h>
+
+#include "common.h"
+
+namespace carrier {
+
+inline Napi::Object failure_to_js(Napi::Env env, const Failure& f) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("code", f.code);
+  o.Set("message", f.message);
+  if (!f.path.empty()) o.Set("path", f.path);
+  if (!f.syscall.empty()) o.Set("syscall", f.syscall);
+  if (f.errnum) o.Set("errno", -f.errnum);  // Node's convention: negative errno
+  return o;
+}
+
+// The failure being handled; call only inside a catch block.
+inline Failure current_failure() {
+  Failure out;
+  try {
+    throw;
+  } catch (const Fail& f) {
+    return f.failure();
+  } catch (const std::bad_alloc&) {
+    out.code = "ENOMEM";
+    out.message = "out of memory";
+  } catch (const std::exception& e) {
+    out.code = "CARRIER_INTERNAL";
+    out.message = e.what();
+  } catch (...) {
+    out.code = "CARRIER_INTERNAL";
+    out.message = "unknown native failure";
+  }
+  return out;
+}
+
+inline std::string string_option(const Napi::Object& o, const char* key, const std::string& fallback = {}) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+inline double number_option(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+}  // namespace carrier

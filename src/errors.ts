@@ -1,0 +1,60 @@
+/**
+ * Every error Carrier raises is a {@link CarrierError}: a stable `code` to branch on, the `path` inside the layer or
+ * store it concerns, and, when an OS call failed, that call's `errno`/`syscall`.
+ */
+export type CarrierErrorCode =
+  | 'CARRIER_DIGEST_MISMATCH'
+  | 'CARRIER_BAD_TAR'
+  | 'CARRIER_BAD_COMPRESSION'
+  | 'CARRIER_TRUNCATED'
+  | 'CARRIER_UNSAFE_PATH'
+  | 'CARRIER_DUPLICATE_ENTRY'
+  | 'CARRIER_LIMIT_EXCEEDED'
+  | 'CARRIER_BAD_TAR_SPLIT'
+  | 'CARRIER_INVALID_ARGUMENT'
+  | 'ABORT_ERR'
+  | (string & {}); // OS errors keep their errno name: 'ENOENT', 'ENOSPC', ...
+
+export interface CarrierErrorDetails {
+  path?: string;
+  errno?: number;
+  syscall?: string;
+  cause?: unknown;
+}
+
+export class CarrierError extends Error {
+  readonly code: CarrierErrorCode;
+  readonly path?: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+
+  constructor(code: CarrierErrorCode, message: string, details: CarrierErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = code === 'ABORT_ERR' ? 'AbortError' : 'CarrierError';
+    this.code = code;
+    if (details.path !== undefined) this.path = details.path;
+    if (details.errno !== undefined) this.errno = details.errno;
+    if (details.syscall !== undefined) this.syscall = details.syscall;
+  }
+}
+
+/** The shape native code rejects with; turned into a CarrierError at the boundary. */
+export interface NativeFailure {
+  code: string;
+  message: string;
+  path?: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export function fromNative(f: NativeFailure): CarrierError {
+  const details: CarrierErrorDetails = {};
+  if (f.path) details.path = f.path;
+  if (f.errno) details.errno = f.errno;
+  if (f.syscall) details.syscall = f.syscall;
+  return new CarrierError(f.code, f.message, details);
+}
+
+export function abortError(signal: AbortSignal | undefined): CarrierError {
+  return new CarrierError('ABORT_ERR', 'The operation was aborted', { cause: signal?.reason });
+}

@@ -1,0 +1,161 @@
+import type { Readable } from 'node:stream';
+import { native, type NativeApplyOptions, type NativeAppliedLayer, type ApplyEvent } from '../native.js';
+import { CarrierError, abortError, fromNative } from '../errors.js';
+
+export type Compression = 'auto' | 'gzip' | 'zstd' | 'none';
+
+export interface ApplyLayerLimits {
+  /** Most uncompressed tar bytes accepted before the layer is refused (default 64 GiB). */
+  maxUncompressedBytes?: number;
+  /** Most tar entries accepted (default 4,000,000). */
+  maxEntries?: number;
+}
+
+export interface ApplyLayerOptions {
+  /** How the blob is compressed; 'auto' (default) detects gzip and zstd by their magic bytes. */
+  compression?: Compression;
+  /** `sha256:<hex>` the compressed bytes must hash to. */
+  expectedDigest?: string;
+  /** Exact length of the compressed blob. */
+  expectedSize?: number;
+  /** `sha256:<hex>` the uncompressed tar must hash to (the config's rootfs.diff_ids entry). */
+  expectedDiffID?: string;
+  /** 'overlay' (default) turns `.wh.` entries into 0/0 char devices and opaque xattrs; 'aufs' keeps them as files. */
+  whiteouts?: 'overlay' | 'aufs';
+  /** Unprivileged rules: no chown, no device nodes, no trusted.* xattrs. Default: true unless running as root. */
+  rootless?: boolean;
+  /** Write the tar-split file (gzip of JSON lines) podman keeps beside each layer to this path. */
+  tarSplit?: string;
+  limits?: ApplyLayerLimits;
+  signal?: AbortSignal;
+}
+
+export interface SkippedEntry {
+  /** Path inside the layer. */
+  path: string;
+  reason: string;
+}
+
+export interface AppliedLayer {
+  /** `sha256:<hex>` of the bytes as received. */
+  compressedDigest: string;
+  compressedSize: number;
+  /** `sha256:<hex>` of the uncompressed tar: the layer's DiffID. */
+  diffDigest: string;
+  /** Length of the whole uncompressed tar, padding and end blocks included. */
+  diffSize: number;
+  /** The compression that was found (or given). */
+  compression: 'gzip' | 'zstd' | 'none';
+  /** Sorted distinct owner ids seen in the tar headers. */
+  uidset: number[];
+  gidset: number[];
+  /** Number of tar entries (not counting PAX/GNU meta headers). */
+  entries: number;
+  /** Entries not created, and why (device nodes when rootless, forbidden xattrs, entries naming the root). */
+  skipped: SkippedEntry[];
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const DEFAULT_MAX_UNCOMPRESSED = 64 * 1024 ** 3;
+const DEFAULT_MAX_ENTRIES = 4_000_000;
+
+function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
+  const out: NativeApplyOptions = {
+    compression: options.compression ?? 'auto',
+    whiteouts: options.whiteouts ?? 'overlay',
+    rootless: options.rootless ?? process.geteuid?.() !== 0,
+    maxUncompressedBytes: options.limits?.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED,
+    maxEntries: options.limits?.maxEntries ?? DEFAULT_MAX_ENTRIES,
+  };
+  if (!['auto', 'gzip', 'zstd', 'none'].includes(out.compression)) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown compression '${String(out.compression)}'`);
+  }
+  if (!['overlay', 'aufs'].includes(out.whiteouts)) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown whiteout format '${String(out.whiteouts)}'`);
+  }
+  for (const key of ['expectedDigest', 'expectedDiffID'] as const) {
+    const value = options[key];
+    if (value === undefined) continue;
+    if (!DIGEST.test(value)) {
+      throw new CarrierError('CARRIER_INVALID_ARGUMENT', `${key} must look like sha256:<64 hex digits>, got '${value}'`);
+    }
+    out[key] = value;
+  }
+  if (options.expectedSize !== undefined) {
+    if (!Number.isSafeInteger(options.expectedSize) || options.expectedSize < 0) {
+      throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'expectedSize must be a non-negative integer');
+    }
+    out.expectedSize = options.expectedSize;
+  }
+  if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
+  return out;
+}
+
+/**
+ * Extracts a compressed layer blob into `dir` (an empty directory that becomes the layer's `diff`) in one streaming
+ * pass on native worker threads: hash the compressed bytes, decompress, hash the tar, parse it, and create its
+ * entries safely inside `dir`. On any failure, including a digest mismatch or an abort, `dir` is left empty.
+ *
+ * @param source the compressed blob: a file path, or a readable stream of its bytes.
+ */
+export async function applyLayer(
+  source: string | Readable,
+  dir: string,
+  options: ApplyLayerOptions = {},
+): Promise<AppliedLayer> {
+  const opts = nativeOptions(options);
+  const { signal } = options;
+  if (signal?.aborted) throw abortError(signal);
+
+  let drained: (() => void) | undefined;
+  let settle!: { resolve: (r: NativeAppliedLayer) => void; reject: (e: Error) => void };
+  const finished = new Promise<NativeAppliedLayer>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  let done = false;
+  const onEvent = (event: ApplyEvent): void => {
+    if (event.type === 'drain') {
+      drained?.();
+      return;
+    }
+    done = true;
+    drained?.();
+    if (event.type === 'done') settle.resolve(event.result);
+    else settle.reject(event.error.code === 'ABORT_ERR' ? abortError(signal) : fromNative(event.error));
+  };
+
+  const job = new native.ApplyJob(dir, typeof source === 'string' ? source : null, opts, onEvent);
+  const onAbort = (): void => job.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (typeof source !== 'string') await feed(source, job, () => done, (wake) => (drained = wake));
+    return await finished;
+  } catch (err) {
+    job.abort();
+    await finished.catch(() => undefined);
+    if (signal?.aborted) throw abortError(signal);
+    throw err instanceof CarrierError
+      ? err
+      : new CarrierError('EIO', `reading the layer stream failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Pushes a stream's chunks into the native job, waiting for 'drain' whenever the native queue is full. */
+async function feed(
+  stream: Readable,
+  job: { push(c: Uint8Array): boolean; end(): void },
+  isDone: () => boolean,
+  onDrain: (wake: (() => void) | undefined) => void,
+): Promise<void> {
+  for await (const chunk of stream) {
+    if (isDone()) return;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+    if (!job.push(bytes)) {
+      await new Promise<void>((resolve) => onDrain(resolve));
+      onDrain(undefined);
+    }
+  }
+  job.end();
+}

@@ -1,0 +1,71 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { NativeFailure } from './errors.js';
+
+/** Options as the native layer job reads them; filled in with defaults by applyLayer. */
+export interface NativeApplyOptions {
+  compression: 'auto' | 'gzip' | 'zstd' | 'none';
+  whiteouts: 'overlay' | 'aufs';
+  rootless: boolean;
+  expectedDigest?: string;
+  expectedSize?: number;
+  expectedDiffID?: string;
+  tarSplit?: string;
+  maxUncompressedBytes: number;
+  maxEntries: number;
+}
+
+export interface NativeAppliedLayer {
+  compressedDigest: string;
+  compressedSize: number;
+  diffDigest: string;
+  diffSize: number;
+  compression: 'gzip' | 'zstd' | 'none';
+  uidset: number[];
+  gidset: number[];
+  entries: number;
+  skipped: { path: string; reason: string }[];
+}
+
+export type ApplyEvent =
+  | { type: 'drain' }
+  | { type: 'done'; result: NativeAppliedLayer }
+  | { type: 'error'; error: NativeFailure };
+
+export interface NativeApplyJob {
+  /** Queue a chunk of the compressed blob; false means wait for a 'drain' event before pushing more. */
+  push(chunk: Uint8Array): boolean;
+  /** No more chunks: the blob is complete. */
+  end(): void;
+  /** Stop as soon as possible, empty the directory, and report ABORT_ERR. */
+  abort(): void;
+}
+
+export type AssembleEvent =
+  | { type: 'data'; chunk: Buffer }
+  | { type: 'end' }
+  | { type: 'error'; error: NativeFailure };
+
+export interface NativeAssembleJob {
+  /** Give the producer credit for `n` more chunks. */
+  ack(n: number): void;
+  abort(): void;
+}
+
+export interface NativeBinding {
+  version: string;
+  ApplyJob: new (
+    dir: string,
+    sourcePath: string | null,
+    options: NativeApplyOptions,
+    onEvent: (event: ApplyEvent) => void,
+  ) => NativeApplyJob;
+  AssembleJob: new (tarSplitPath: string, diffDir: string, onEvent: (event: AssembleEvent) => void) => NativeAssembleJob;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+/** The compiled core: a local build when present, else the prebuild for this platform. */
+export const native: NativeBinding = require('node-gyp-build')(packageRoot);
