@@ -218,14 +218,14 @@ export function hardlinkGroups(tree: Tree): string[][] {
     .sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
 }
 
+export type Field = 'type' | 'mode' | 'size' | 'content' | 'target' | 'rdev' | 'owner' | 'mtime' | 'xattrs' | 'links';
+
+export const ALL_FIELDS: readonly Field[] = ['type', 'mode', 'size', 'content', 'target', 'rdev', 'owner', 'mtime', 'xattrs', 'links'];
+
 export interface CompareOptions {
-  /** Compare uid/gid (default true). */
-  owner?: boolean;
-  /** Compare mtimes: 'ns' (default) or 's' or false. */
-  mtime?: 'ns' | 's' | false;
-  /** Compare xattrs (default true). */
-  xattrs?: boolean;
-  /** Paths to leave out of the comparison (and their hard-link groups). */
+  /** What to compare besides which paths exist (default: everything). 'links' = hard-link groups. */
+  fields?: readonly Field[];
+  /** Paths to leave out of the comparison (and out of hard-link groups). */
   ignore?: (path: string) => boolean;
 }
 
@@ -237,12 +237,10 @@ function fmtNs(ns: bigint): string {
 
 /**
  * Differences between an expected and an actual tree, one readable line each; [] when they match.
- * Entries are matched by path; hard-link identity by comparing the groups of paths sharing an inode.
+ * Entries are matched by path (both directions); hard-link identity by comparing the groups of paths sharing an inode.
  */
 export function compareTrees(expected: Tree, actual: Tree, options: CompareOptions = {}): string[] {
-  const owner = options.owner ?? true;
-  const mtime = options.mtime ?? 'ns';
-  const xattrs = options.xattrs ?? true;
+  const fields = new Set(options.fields ?? ALL_FIELDS);
   const ignore = options.ignore ?? (() => false);
   const diffs: string[] = [];
   for (const [p, e] of expected.nodes) {
@@ -255,31 +253,41 @@ export function compareTrees(expected: Tree, actual: Tree, options: CompareOptio
     const d = (field: string, ev: unknown, av: unknown): void => {
       if (ev !== av) diffs.push(`${p}: ${field} expected ${String(ev)} got ${String(av)}`);
     };
-    d('type', e.type, a.type);
-    if (e.type !== a.type) continue;
-    if (e.type !== 'symlink') d('mode', e.perm.toString(8).padStart(4, '0'), a.perm.toString(8).padStart(4, '0'));
-    d('size', e.size, a.size);
-    d('sha256', e.sha256, a.sha256);
-    d('symlink target', e.target, a.target);
-    d('rdev', e.rdev, a.rdev);
-    if (owner) {
+    if (e.type !== a.type) {
+      diffs.push(`${p}: type expected ${e.type} got ${a.type}`);
+      continue;
+    }
+    if (fields.has('mode') && e.type !== 'symlink') {
+      d('mode', e.perm.toString(8).padStart(4, '0'), a.perm.toString(8).padStart(4, '0'));
+    }
+    if (fields.has('size')) d('size', e.size, a.size);
+    if (fields.has('content')) d('sha256', e.sha256, a.sha256);
+    if (fields.has('target')) d('symlink target', e.target, a.target);
+    if (fields.has('rdev')) d('rdev', e.rdev, a.rdev);
+    if (fields.has('owner')) {
       d('uid', e.uid, a.uid);
       d('gid', e.gid, a.gid);
     }
-    if (mtime === 'ns') d('mtime', fmtNs(e.mtimeNs), fmtNs(a.mtimeNs));
-    else if (mtime === 's') d('mtime(s)', e.mtimeNs / 1_000_000_000n, a.mtimeNs / 1_000_000_000n);
-    if (xattrs) d('xattrs', JSON.stringify(sortObj(e.xattrs)), JSON.stringify(sortObj(a.xattrs)));
+    if (fields.has('mtime')) d('mtime', fmtNs(e.mtimeNs), fmtNs(a.mtimeNs));
+    if (fields.has('xattrs')) d('xattrs', JSON.stringify(sortObj(e.xattrs)), JSON.stringify(sortObj(a.xattrs)));
   }
   for (const p of actual.nodes.keys()) {
     if (ignore(p)) continue;
     if (!expected.nodes.has(p)) diffs.push(`${p}: unexpected ${actual.nodes.get(p)!.type}`);
   }
-  const eg = hardlinkGroups(expected).map((g) => g.filter((p) => !ignore(p))).filter((g) => g.length > 1);
-  const ag = hardlinkGroups(actual).map((g) => g.filter((p) => !ignore(p))).filter((g) => g.length > 1);
-  const egs = new Set(eg.map((g) => JSON.stringify(g)));
-  const ags = new Set(ag.map((g) => JSON.stringify(g)));
-  for (const g of egs) if (!ags.has(g)) diffs.push(`hardlink group ${g} not found in actual tree`);
-  for (const g of ags) if (!egs.has(g)) diffs.push(`unexpected hardlink group ${g} in actual tree`);
+  if (fields.has('links')) {
+    const groups = (t: Tree): Set<string> =>
+      new Set(
+        hardlinkGroups(t)
+          .map((g) => g.filter((p) => !ignore(p)))
+          .filter((g) => g.length > 1)
+          .map((g) => JSON.stringify(g)),
+      );
+    const eg = groups(expected);
+    const ag = groups(actual);
+    for (const g of eg) if (!ag.has(g)) diffs.push(`hard-link group ${g} not found in actual tree`);
+    for (const g of ag) if (!eg.has(g)) diffs.push(`unexpected hard-link group ${g} in actual tree`);
+  }
   return diffs;
 }
 
