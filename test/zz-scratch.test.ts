@@ -29,7 +29,7 @@ it('scratch', async () => {
       lap('cmp');
     }
     console.log(hardlinkGroups(tr));
-    console.log([...tr.nodes.values()].filter(x => Object.keys(x.xattrs).length).map(x => [x.path, x.xattrs]));
+    console.log(Object.keys([...tr.nodes.values()].filter(x => Object.keys(x.xattrs).length)));
   }
   console.log(w);
 }, 300000);
