@@ -18,10 +18,11 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags": ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "cflags_cc": ["-std=gnu++17", "-fexceptions", "-fvisibility=hidden"],
+      "cflags_cc": ["-std=gnu++17", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
       "libraries": [
         "-Wl,-Bstatic", "-lzstd", "-Wl,-Bdynamic",
         "-Wl,--exclude-libs,ALL",
+        "-Wl,--version-script=<(module_root_dir)/native/exports.map",
         "-pthread"
       ]
     }

@@ -164,7 +164,9 @@ export async function nodeTarApply(file, dir, compression) {
     compressed,
     decompressor(compression),
     tar,
-    nodeTar.x({ cwd: dir, preserveOwner: isRoot, strict: true }),
+    // preservePaths keeps absolute symlink targets as they are (a rootfs is full of them); without it node-tar
+    // rewrites them to relative paths, which changes the layer. The fixture has no absolute or '..' entry names.
+    nodeTar.x({ cwd: dir, preserveOwner: isRoot, preservePaths: true }),
   );
   return {
     compressedDigest: compressed.digest(),

@@ -36,12 +36,17 @@ const timer = setInterval(() => {
 
 const t0 = performance.now();
 let result;
+try {
 if (mode === 'carrier-path') result = await applyLayer(blob, outDir, { compression });
 else if (mode === 'carrier-stream')
   result = await applyLayer(fs.createReadStream(blob), outDir, { compression });
 else if (mode === 'pure-node') result = await pureNodeApply(blob, outDir, compression);
 else if (mode === 'idle') result = await new Promise((r) => setTimeout(() => r({ diffSize: 0 }), 2000));
 else throw new Error(`unknown mode ${mode}`);
+} catch (e) {
+  process.stdout.write(JSON.stringify({ mode, compression, error: `${e.code ?? e.name}: ${e.message}` }) + '\n');
+  process.exit(1);
+}
 const seconds = (performance.now() - t0) / 1000;
 clearInterval(timer);
 // the gap that was running when the apply finished

@@ -125,6 +125,12 @@ export function treeManifest(root) {
   return { lines, stats, digest: createHash('sha256').update(lines.join('\n')).digest('hex') };
 }
 
+/** The manifest without symlink mtimes (for extractors that do not restore them, like node-tar). */
+export function withoutSymlinkMtimes(m) {
+  const lines = m.lines.map((l) => (l.startsWith('l ') ? l.replace(/^(l \S+ \S+) \d+ ->/, '$1 ->') : l));
+  return { lines, stats: m.stats, digest: createHash('sha256').update(lines.join('\n')).digest('hex') };
+}
+
 /** First few lines that differ between two manifests, for error messages. */
 export function manifestDiff(a, b, max = 5) {
   const sa = new Set(a.lines);

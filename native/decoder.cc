@@ -138,11 +138,13 @@ void Decoder::zstd(const uint8_t* in, size_t n, DecodeSink& sink, bool flushing)
     size_t avail = 0;
     uint8_t* out = sink.space(&avail);
     ZSTD_outBuffer output{out, avail, 0};
+    size_t consumed_before = input.pos;
     size_t ret = ZSTD_decompressStream(zd_, &output, &input);
     if (ZSTD_isError(ret)) {
       fail("CARRIER_BAD_COMPRESSION", std::string("corrupt zstd stream: ") + ZSTD_getErrorName(ret));
     }
-    zstd_pending_ = ret;
+    // A call that moved nothing reports what the *next* frame needs; only progress tells where we are.
+    if (output.pos || input.pos != consumed_before) zstd_pending_ = ret;
     if (output.pos) sink.commit(output.pos);
     bool out_full = output.pos == output.size;
     if (input.pos == input.size && !out_full) break;
@@ -167,7 +169,7 @@ void Decoder::finish(DecodeSink& sink) {
     fail("CARRIER_TRUNCATED", "the gzip stream ends before its end-of-stream marker");
   }
   if (kind_ == Compression::Zstd) {
-    zstd(nullptr, 0, sink, true);
+    if (zstd_pending_ != 0) zstd(nullptr, 0, sink, true);  // output that did not fit earlier
     if (zstd_pending_ != 0) fail("CARRIER_TRUNCATED", "the zstd stream ends in the middle of a frame");
   }
 }

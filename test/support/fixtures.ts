@@ -278,9 +278,13 @@ export function bsdTar(src: SourceTree, out: string, names = src.topLevel): void
   run('bsdtar', ['--format=pax', '-cf', out, '-C', src.root, ...names]);
 }
 
-/** Extracts with GNU tar the way the reference trees are made. */
+/**
+ * Extracts with GNU tar the way the reference trees are made (as root: owners, modes, xattrs restored).
+ * --delay-directory-restore makes GNU tar set directory times at the very end; without it GNU tar sets a
+ * directory's mtime when the archive leaves that directory, and a later entry inside it (bsdtar's order) bumps it.
+ */
 export function gnuExtract(tarFile: string, dest: string): void {
-  run('tar', ['-xpf', tarFile, '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', dest]);
+  run('tar', ['-xpf', tarFile, '--xattrs', '--xattrs-include=*', '--numeric-owner', '--delay-directory-restore', '-C', dest]);
 }
 
 type TsHeader = tar.Headers & { pax?: Record<string, string> };
@@ -622,4 +626,19 @@ export function appendSkippableFrame(file: string, payload: Buffer): void {
   head.writeUInt32LE(0x184d2a50, 0);
   head.writeUInt32LE(payload.length, 4);
   fs.appendFileSync(file, Buffer.concat([head, payload]));
+}
+
+/** One ustar header block (typeflag '0' by default), checksum filled in. */
+export function ustarHeader(name: string, size: number, typeflag = '0', mode = 0o644): Buffer {
+  const b = Buffer.alloc(512);
+  b.write(name, 0, 100, 'utf8');
+  b.write(mode.toString(8).padStart(7, '0') + '\0', 100, 'latin1');
+  b.write('0000000\0', 108, 'latin1');
+  b.write('0000000\0', 116, 'latin1');
+  b.write(size.toString(8).padStart(11, '0') + '\0', 124, 'latin1');
+  b.write((1_700_000_000).toString(8).padStart(11, '0') + '\0', 136, 'latin1');
+  b.write(typeflag, 156, 'latin1');
+  b.write('ustar\0' + '00', 257, 'latin1');
+  writeChecksum(b);
+  return b;
 }
