@@ -143,7 +143,8 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
     BlockSink sink(*s);
     uint64_t size = 0;
     auto take = [&](const uint8_t* p, size_t n) {
-      sha.update(p, n);
+      // An uncompressed blob's digest is its tar's digest, which the extract thread computes anyway.
+      if (decoder.kind() != Compression::None) sha.update(p, n);
       size += n;
       if (s->cfg.expected_size >= 0 && size > static_cast<uint64_t>(s->cfg.expected_size)) {
         fail("CARRIER_DIGEST_MISMATCH", "the blob is longer than its expected size of " +
@@ -196,7 +197,7 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
       fail("CARRIER_DIGEST_MISMATCH", "the blob is " + std::to_string(size) + " bytes, expected " +
                                           std::to_string(s->cfg.expected_size));
     }
-    s->compressed_digest = sha.digest();
+    if (decoder.kind() != Compression::None) s->compressed_digest = sha.digest();
     s->compressed_size = size;
     s->compression = decoder.kind();
     s->blocks.close();
@@ -256,6 +257,7 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     reader.finish();
     extractor.finish();
     std::string diff_digest = sha.digest();
+    if (s->compression == Compression::None) s->compressed_digest = diff_digest;
     if (!s->cfg.expected_digest.empty() && s->compressed_digest != s->cfg.expected_digest) {
       fail("CARRIER_DIGEST_MISMATCH",
            "the blob's digest is " + s->compressed_digest + ", expected " + s->cfg.expected_digest);

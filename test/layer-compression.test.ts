@@ -99,7 +99,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+}, 120_000);
 
 /** Checks a successful apply of the medium layer from `blob`. */
 async function expectMediumApplied(result: AppliedLayer, blob: Blob, dir: string): Promise<void> {

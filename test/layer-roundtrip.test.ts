@@ -77,7 +77,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+}, 120_000);
 
 interface Applied {
   dir: string;

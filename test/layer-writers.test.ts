@@ -81,7 +81,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
-});
+}, 120_000);
 
 interface Applied {
   dir: string;
@@ -129,7 +129,7 @@ for (const w of WRITERS) {
     afterAll(async () => {
       const a = await started()?.catch(() => undefined);
       if (a) for (const d of [a.dir, a.ref]) fs.rmSync(d, { recursive: true, force: true });
-    });
+    }, 120_000);
 
     it('creates exactly the entries GNU tar creates, each with the same type and device numbers', async () => {
       await same(['type', 'rdev']);
@@ -236,7 +236,7 @@ describe('rootless extraction (rootless: true)', { timeout: 120_000 }, () => {
 
   afterAll(() => {
     for (const d of [dir, ref]) if (d) fs.rmSync(d, { recursive: true, force: true });
-  });
+  }, 60_000);
 });
 
 describe('trusted.* xattrs', { timeout: 60_000 }, () => {

@@ -16,6 +16,8 @@ import {
   expectRefused,
   file,
   gz,
+  haveZstd,
+  zstd,
   hardlink,
   inLayer,
   lstatIn,
@@ -177,6 +179,15 @@ describe('dot-dot paths are refused', () => {
     T,
   );
 
+  it.skipIf(!haveZstd())(
+    'refuses a dot-dot path in a zstd layer',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, zstd(tar(file('ok', 'fine'), file(up(sb), PAYLOAD))), { rootless: false });
+      expectRefused(sb, o, 'CARRIER_UNSAFE_PATH');
+    }),
+    T,
+  );
+
   it(
     'refuses a dot-dot path after good entries and removes what was already written',
     sandboxed(async (sb) => {
@@ -319,6 +330,15 @@ describe('writes through a symlink stay inside the layer root', () => {
     sandboxed(async (sb) => {
       const o = await attack(sb, gz(tar(symlink('evil', sb.victim), file('evil/passwd', PAYLOAD))), { rootless: true });
       expectContained(sb, o, () => expect(readIn(sb, path.join(sb.victim, 'passwd'))).toBe(PAYLOAD));
+    }),
+    T,
+  );
+
+  it.skipIf(!haveZstd())(
+    'keeps a write through a symlinked directory in a zstd layer inside the layer',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, zstd(tar(symlink('evil', '../victim'), file('evil/passwd', PAYLOAD))), { rootless: true });
+      expectContained(sb, o, () => expect(readIn(sb, 'victim/passwd')).toBe(PAYLOAD));
     }),
     T,
   );

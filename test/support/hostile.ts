@@ -344,6 +344,59 @@ export function* gzipMembers(parts: GzPart[]): Generator<Buffer> {
   }
 }
 
+// ----- zstd (through the zstd CLI; Node 20 has no zstd encoder) -----
+
+let zstdChecked: boolean | undefined;
+/** Whether the `zstd` command is available to build zstd fixtures. */
+export function haveZstd(): boolean {
+  if (zstdChecked === undefined) {
+    try {
+      execFileSync('zstd', ['--version'], { stdio: 'ignore' });
+      zstdChecked = true;
+    } catch {
+      zstdChecked = false;
+    }
+  }
+  return zstdChecked;
+}
+
+/** One zstd frame holding `b`. */
+export function zstd(b: Buffer): Buffer {
+  return execFileSync('zstd', ['-q', '-c', '-19'], { input: b, maxBuffer: 256 * 1024 * 1024 });
+}
+
+const zstdCache = new Map<string, Buffer>();
+
+/** Writes concatenated zstd frames that decompress to the concatenation of `parts`; returns the file size. */
+export function writeZstdFrames(file: string, parts: GzPart[]): number {
+  const fd = fs.openSync(file, 'w');
+  let size = 0;
+  const put = (b: Buffer): void => {
+    fs.writeSync(fd, b);
+    size += b.length;
+  };
+  try {
+    for (const part of parts) {
+      if (Buffer.isBuffer(part)) {
+        if (part.length > 0) put(zstd(part));
+        continue;
+      }
+      const chunk = part.chunk ?? 64 * 1024 * 1024;
+      const frame = (len: number): Buffer => {
+        const key = `${part.fill}:${len}`;
+        let f = zstdCache.get(key);
+        if (!f) zstdCache.set(key, (f = zstd(Buffer.alloc(len, part.fill))));
+        return f;
+      };
+      for (let i = 0; i < Math.floor(part.length / chunk); i++) put(frame(chunk));
+      if (part.length % chunk) put(frame(part.length % chunk));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return size;
+}
+
 /** Writes a multi-member gzip file; returns its size. */
 export function writeGzipMembers(file: string, parts: GzPart[]): number {
   const fd = fs.openSync(file, 'w');
