@@ -97,7 +97,7 @@ async function main() {
   );
 
   let contenders = makeContenders(fx, carrier.applyLayer);
-  if (opts.only) contenders = contenders.filter((c) => c.reference || opts.only.test(c.id));
+  if (opts.only) contenders = contenders.filter((c) => opts.only.test(c.id));
 
   const outRoot = path.join(workDir, 'out');
   await cleanup(outRoot);

@@ -127,16 +127,25 @@ export async function applyLayer(
   const job = new native.ApplyJob(dir, typeof source === 'string' ? source : null, opts, onEvent);
   const onAbort = (): void => job.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
+  let streamError: unknown;
+  if (typeof source !== 'string') {
+    // Not awaited: a stalled stream must not keep an abort or a native failure from settling the call.
+    feed(source, job, () => done, (wake) => (drained = wake)).catch((err: unknown) => {
+      streamError = err;
+      job.abort();
+    });
+  }
   try {
-    if (typeof source !== 'string') await feed(source, job, () => done, (wake) => (drained = wake));
     return await finished;
   } catch (err) {
-    job.abort();
-    await finished.catch(() => undefined);
-    if (signal?.aborted) throw abortError(signal);
-    throw err instanceof CarrierError
-      ? err
-      : new CarrierError('EIO', `reading the layer stream failed: ${(err as Error).message}`, { cause: err });
+    if (typeof source !== 'string' && !source.destroyed) source.destroy();
+    if (streamError !== undefined && !signal?.aborted) {
+      const cause = streamError as NodeJS.ErrnoException;
+      throw new CarrierError(cause.code ?? 'CARRIER_STREAM_ERROR', `reading the layer stream failed: ${cause.message}`, {
+        cause,
+      });
+    }
+    throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -13,7 +13,8 @@ export async function expectCarrierError(p: Promise<unknown>): Promise<CarrierEr
     expect(err, `rejected with ${String(err)}`).toBeInstanceOf(CarrierError);
     return err as CarrierError;
   }
-  throw new Error(`expected a CarrierError, but it resolved with ${JSON.stringify(result)}`);
+  const shown = Buffer.isBuffer(result) ? `a ${result.length}-byte Buffer` : JSON.stringify(result)?.slice(0, 500);
+  throw new Error(`expected a CarrierError, but it resolved with ${shown}`);
 }
 
 /** Collects a readable stream into one buffer. */
