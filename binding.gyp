@@ -11,7 +11,8 @@
         "native/extractor.cc",
         "native/fs_safe.cc",
         "native/tar_reader.cc",
-        "native/tar_split.cc"
+        "native/tar_split.cc",
+        "native/write_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

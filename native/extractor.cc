@@ -125,6 +125,7 @@ Fd Extractor::parent_dir(const std::vector<std::string>& parts, size_t count, co
 }
 
 void Extractor::entry_begin(TarEntry& e) {
+  pool_.check();
   cur_ = &e;
   if (split_) {
     split_->flush_segment();
@@ -195,6 +196,11 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       if (!file_.valid()) {
         if (errno == EEXIST) exists(path);
         fail_errno(errno, "openat", path, "creating a file");
+      }
+      pooled_ = e.size <= kPooledFileMax && e.xattrs.empty();
+      if (pooled_) {
+        content_.clear();
+        content_.reserve(static_cast<size_t>(e.size));
       }
       return;  // content, then metadata in entry_end
     }
@@ -301,21 +307,34 @@ void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path)
 
 void Extractor::entry_data(const uint8_t* data, size_t n) {
   if (split_) crc_.update(data, n);
-  if (file_.valid()) write_all(file_.get(), data, n, cur_path_);
+  if (!file_.valid()) return;
+  if (pooled_) {
+    content_.insert(content_.end(), data, data + n);
+  } else {
+    write_all(file_.get(), data, n, cur_path_);
+  }
 }
 
 void Extractor::entry_end() {
   TarEntry& e = *cur_;
-  if (file_.valid()) {
+  if (file_.valid() && pooled_) {
+    WriteTask task;
+    task.fd = std::move(file_);
+    task.content = std::move(content_);
+    task.path = cur_path_;
+    task.chown = !opts_.rootless;
+    task.uid = static_cast<uint32_t>(e.uid);
+    task.gid = static_cast<uint32_t>(e.gid);
+    task.mode = e.mode;
+    task.mtime_sec = e.mtime_sec;
+    task.mtime_nsec = e.mtime_nsec;
+    pool_.submit(std::move(task));
+    content_ = std::vector<uint8_t>();
+  } else if (file_.valid()) {
     int fd = file_.get();
-    // Owner first (chown clears setuid and file capabilities), then mode, then xattrs, then times.
-    if (!opts_.rootless && fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid)) != 0) {
-      fail_errno(errno, "fchown", cur_path_);
-    }
-    if (fchmod(fd, e.mode) != 0) fail_errno(errno, "fchmod", cur_path_);
+    if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
     apply_xattrs(fd, e, cur_path_);
-    struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
-    if (futimens(fd, times) != 0) fail_errno(errno, "futimens", cur_path_);
+    set_mode_and_times(fd, cur_path_, e.mode, e.mtime_sec, e.mtime_nsec);
     file_.reset();
   }
   if (split_) {
@@ -327,6 +346,7 @@ void Extractor::entry_end() {
 }
 
 void Extractor::finish() {
+  pool_.drain();
   std::stable_sort(dirs_.begin(), dirs_.end(), [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
   for (const DirMeta& d : dirs_) {
     Fd fd(open_in_root(root_, d.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));

@@ -13,6 +13,7 @@
 #include "crc64.h"
 #include "tar_reader.h"
 #include "tar_split.h"
+#include "write_pool.h"
 
 namespace carrier {
 
@@ -29,6 +30,8 @@ struct SkippedEntry {
 class Extractor : public TarHandler {
  public:
   static constexpr size_t kMaxDepth = 1024;
+  // Files up to this size are buffered and finished by the write pool; larger ones stream from the parser.
+  static constexpr int64_t kPooledFileMax = 1 << 20;
 
   Extractor(int rootfd, ExtractOptions options, TarSplitWriter* tar_split)
       : root_(rootfd), opts_(options), split_(tar_split) {}
@@ -69,11 +72,14 @@ class Extractor : public TarHandler {
   TarEntry* cur_ = nullptr;
   std::string cur_path_;
   Fd file_;  // open regular file receiving content
+  bool pooled_ = false;
+  std::vector<uint8_t> content_;  // a pooled file's content
 
   std::unordered_set<std::string> seen_;
   std::vector<DirMeta> dirs_;
   std::set<uint32_t> uids_, gids_;
   std::vector<SkippedEntry> skipped_;
+  WritePool pool_{1, 16 << 20};  // last: its threads stop before anything above goes away
 };
 
 // Lexically cleans a tar path into components inside the root: leading '/' dropped, '.' and empty parts removed,

@@ -631,6 +631,7 @@ export async function attack(sb: Sandbox, archive: ArchiveSource, options: Apply
     outcome = { ok: false, error };
   }
   const after = sb.snapshot();
+  if (process.env.CARRIER_SECURITY_VERBOSE) console.log(`[attack] ${expect.getState().currentTestName}: ${show(outcome)}`);
   expect(after, `something outside the layer root changed (${show(outcome)})`).toEqual(before);
   return outcome;
 }

@@ -1,0 +1,100 @@
+#include "write_pool.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "napi_util.h"
+
+namespace carrier {
+
+void set_owner(int fd, const std::string& path, uint32_t uid, uint32_t gid) {
+  if (fchown(fd, uid, gid) != 0) fail_errno(errno, "fchown", path);
+}
+
+void set_mode_and_times(int fd, const std::string& path, uint32_t mode, int64_t sec, uint32_t nsec) {
+  if (fchmod(fd, mode) != 0) fail_errno(errno, "fchmod", path);
+  struct timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(sec);
+  times[0].tv_nsec = times[1].tv_nsec = nsec;
+  if (futimens(fd, times) != 0) fail_errno(errno, "futimens", path);
+}
+
+WritePool::WritePool(size_t threads, size_t max_queued_bytes) : max_bytes_(max_queued_bytes) {
+  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+}
+
+WritePool::~WritePool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    queue_.clear();
+  }
+  work_cv_.notify_all();
+  space_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void WritePool::rethrow_locked() {
+  if (failure_) throw Fail(*failure_);
+}
+
+void WritePool::check() {
+  std::lock_guard<std::mutex> lock(mu_);
+  rethrow_locked();
+}
+
+void WritePool::submit(WriteTask task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  space_cv_.wait(lock, [&] { return failure_ || queued_bytes_ == 0 || queued_bytes_ + task.content.size() <= max_bytes_; });
+  rethrow_locked();
+  queued_bytes_ += task.content.size();
+  queue_.push_back(std::move(task));
+  work_cv_.notify_one();
+}
+
+void WritePool::drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  space_cv_.wait(lock, [&] { return failure_ || (queue_.empty() && busy_ == 0); });
+  rethrow_locked();
+}
+
+void WritePool::run() {
+  for (;;) {
+    WriteTask task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      ++busy_;
+    }
+    std::optional<Failure> failed;
+    try {
+      const uint8_t* p = task.content.data();
+      size_t n = task.content.size();
+      while (n > 0) {
+        ssize_t w = write(task.fd.get(), p, n);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          fail_errno(errno, "write", task.path, "writing file content");
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+      }
+      if (task.chown) set_owner(task.fd.get(), task.path, task.uid, task.gid);
+      set_mode_and_times(task.fd.get(), task.path, task.mode, task.mtime_sec, task.mtime_nsec);
+    } catch (...) {
+      failed = current_failure();
+    }
+    size_t bytes = task.content.size();
+    task.fd.reset();
+    std::lock_guard<std::mutex> lock(mu_);
+    --busy_;
+    queued_bytes_ -= bytes;
+    if (failed && !failure_) failure_ = std::move(failed);
+    space_cv_.notify_all();
+  }
+}
+
+}  // namespace carrier
