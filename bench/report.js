@@ -128,15 +128,22 @@ function mdTable(head, rows) {
   ].join('\n');
 }
 
+const MODE_LABEL = {
+  idle: 'idle (timer alone)',
+  carrier: 'carrier applyLayer(path)',
+  'carrier-stream': 'carrier applyLayer(createReadStream)',
+  'pure-node': 'pure Node: tar-stream + fs',
+};
+
 function memoryRows(report) {
   const L = report.large;
   if (!L) return [];
   const tarMiB = L.tarSize / MiB;
   return L.rows.map((r) =>
     r.error
-      ? [r.mode, r.compression, 'failed', '', '', '', '']
+      ? [MODE_LABEL[r.mode] ?? r.mode, r.compression, 'failed', '', '', '', '']
       : [
-          r.mode + (r.problem ? ' ⚠' : ''),
+          (MODE_LABEL[r.mode] ?? r.mode) + (r.problem ? ' ⚠' : ''),
           r.compression,
           r.mode === 'idle' ? '(2 s idle)' : r.seconds.toFixed(2),
           r.mode === 'idle' ? '' : (tarMiB / r.seconds).toFixed(0),
@@ -146,7 +153,7 @@ function memoryRows(report) {
         ],
   );
 }
-const MEM_HEAD = ['mode', 'blob', 'seconds', 'MiB/s', 'peak RSS added MiB', 'max timer gap ms', 'p99 gap ms'];
+const MEM_HEAD = ['contender', 'blob', 'seconds', 'MiB/s', 'peak RSS added MiB', 'max timer gap ms', 'p99 gap ms'];
 
 function fixtureLine(report) {
   const f = report.fixture;
@@ -194,6 +201,11 @@ export function renderMarkdown(report) {
   L.push(`- Command: \`${report.command}\``);
   L.push(`- Date: ${report.started.toISOString()} (took ${((report.finished - report.started) / 1000).toFixed(0)} s)`);
   L.push(`- Mode: ${report.quick ? 'quick (smoke run, small layer)' : 'full'}; median of ${report.config.runs} timed runs after 1 warm-up, contenders interleaved round-robin`);
+  if (report.cooldown?.skipped) {
+    L.push(`- ⚠ Run with --no-cooldown ${Math.round(report.cooldown.sinceDelete)} s after the previous run's deletions: file creation was probably slowed for every contender`);
+  } else if (report.cooldown?.waited) {
+    L.push(`- Waited ${Math.round(report.cooldown.waited)} s before timing for the previous run's deletions to age (see bench/run.js)`);
+  }
   L.push(`- Carrier: ${report.carrier.available ? `loaded (version ${report.carrier.version})` : `NOT loadable: ${report.carrier.error}`}`);
   L.push('');
   L.push('## Machine');
@@ -211,7 +223,7 @@ export function renderMarkdown(report) {
   L.push('');
   L.push('## Time to apply the layer');
   L.push('');
-  L.push('Each run extracts into a fresh empty directory in bench/work (same file system as the blobs), with `sync` run before the timer starts. Outputs are deleted only after the last run: deleting a tree and extracting the next one at once makes ext4 without a journal skip the just-freed inodes one by one (`recently_deleted()` in fs/ext4/ialloc.c), which slowed every contender several-fold in testing. The page cache is not dropped, so every contender reads the blob from memory. MiB/s is uncompressed tar bytes per second. GNU tar runs as `tar --numeric-owner -xp[z|--zstd]f` (as root it also restores owners, as carrier does as root). The pure-Node rows hash the compressed and uncompressed streams with `crypto` like carrier does; GNU tar and the floor do not hash.');
+  L.push('Each run extracts into a fresh empty directory in bench/work (same file system as the blobs), with `sync` run before the timer starts. JavaScript contenders (carrier included) run in a fresh Node process per run and are timed inside it (start-up excluded); commands are timed from spawn to exit. Outputs are deleted only after the last run, and timing starts at least 370 s after the previous run’s deletions: for minutes after a mass delete, ext4 without a journal skips the freed inodes one by one when allocating (`recently_deleted()` in fs/ext4/ialloc.c), which slowed every contender 3-10× in testing. The page cache is not dropped, so every contender reads the blob from memory. MiB/s is uncompressed tar bytes per second. GNU tar runs as `tar --numeric-owner -xp[z|--zstd]f` (as root it also restores owners, as carrier does as root). The pure-Node rows hash the compressed and uncompressed streams with `crypto` like carrier does; GNU tar and the floor do not hash.');
   for (const [c, title] of SECTIONS) {
     const rows = sectionRows(report, c);
     if (!rows.length) continue;
@@ -258,7 +270,7 @@ export function renderMarkdown(report) {
     L.push('## Memory and event-loop responsiveness');
     L.push('');
     L.push(
-      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/rss-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 100 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running.`,
+      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/apply-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running.`,
     );
     L.push('');
     L.push(mdTable(MEM_HEAD, memoryRows(report)));

@@ -5,25 +5,30 @@
 //   npm run bench -- --quick      smoke run: ~50 MiB layer, 1 warm-up + 3 runs, 256 MiB memory test; writes
 //                                 bench/work/RESULTS-quick.md (or bench/RESULTS.md with --write)
 //
-// Other flags: --runs N, --only <regex on contender id>, --skip-large, --no-write, --write.
+// Other flags: --runs N, --only <regex on contender id>, --skip-large, --no-cooldown, --no-write, --write.
 //
 // Method: every contender extracts into a fresh empty directory on the same file system as the fixtures
 // (bench/work/). Contenders are run round-robin (one warm-up round, then N timed rounds) so drift hits them all alike.
+// JavaScript contenders (carrier included) run in a fresh Node process per run (bench/apply-child.js) and are timed
+// inside it, so no run shares a process with another's leftover GC and JIT work; commands are timed spawn to exit.
 // `sync` is run before each timed run, outside the timed region. The page cache is not dropped (that needs
 // /proc/sys/vm/drop_caches; not relied on): every contender reads the blob from a warm cache. The warm-up round also
 // checks each contender's output tree against the tar's own headers (type, mode, owner, size, mtime, link target of
-// every entry), and the digests applyLayer and the pure-Node pipeline report against sha256 of the fixture files.
+// every entry), and the digests applyLayer and the pure-Node pipelines report against sha256 of the fixture files.
 //
-// Outputs are deleted only after the last timed round, not between runs, and each round's directory gets the ext4
-// "top directory" flag (chattr +T) so the allocator spreads the output trees over little-used block groups. Reason:
+// Deletions: outputs are deleted only after the last run, never between runs, and a run refuses to start timing
+// until 370 s after the previous run's cleanup (--no-cooldown skips the wait, and says so in the results). Reason:
 // on ext4 without a journal, inode allocation skips every inode freed in the last 60 s (360 s while its inode-table
-// block is dirty) and pays a buffer-cache lookup for each one it skips (recently_deleted() in fs/ext4/ialloc.c).
-// Deleting a 7k-file tree and extracting the next one into the same block groups made GNU tar -xf 5-10x slower in
-// testing (perf: find_get_block_common + recently_deleted > 50% of its time), for every contender, and noisily.
-// Keeping outputs needs disk space for all of them (checked up front).
+// block is dirty) and pays a buffer-cache lookup for each one it skips (recently_deleted() in fs/ext4/ialloc.c), so
+// new files land where old ones were just deleted only at a high price. Extracting right after deleting a few
+// thousand files made GNU tar -xf 3-10x slower in testing (perf: find_get_block_common + recently_deleted > 50% of
+// its time), for every contender, and very noisily. Do not delete big trees on this file system just before a run
+// either. Keeping the outputs needs disk space for all of them (checked up front).
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { fork } from 'node:child_process';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { buildFixture, buildLargeFixture } from './fixture.js';
 import { makeContenders } from './contenders.js';
@@ -34,7 +39,7 @@ const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const workDir = path.join(benchDir, 'work');
 
 function parseArgs(argv) {
-  const o = { quick: false, runs: undefined, only: undefined, skipLarge: false, write: undefined };
+  const o = { quick: false, runs: undefined, only: undefined, skipLarge: false, write: undefined, cooldown: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
@@ -43,6 +48,7 @@ function parseArgs(argv) {
     else if (a === '--skip-large') o.skipLarge = true;
     else if (a === '--write') o.write = true;
     else if (a === '--no-write') o.write = false;
+    else if (a === '--no-cooldown') o.cooldown = false;
     else if (a === '--help' || a === '-h') {
       console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 8).join('\n'));
       process.exit(0);
@@ -62,6 +68,12 @@ const command =
     ? `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`
     : `node bench/run.js ${argv.join(' ')}`.trim();
 const log = (...a) => console.log(...a);
+const COOLDOWN_MS = 370_000;
+const stampFile = path.join(workDir, '.last-delete');
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function loadCarrier() {
   try {
@@ -96,7 +108,7 @@ async function main() {
       `(ready in ${fx.took.toFixed(1)} s)`,
   );
 
-  let contenders = makeContenders(fx, carrier.applyLayer);
+  let contenders = makeContenders(fx, !!carrier.applyLayer);
   if (opts.only) contenders = contenders.filter((c) => opts.only.test(c.id));
 
   const outRoot = path.join(workDir, 'out');
@@ -105,47 +117,34 @@ async function main() {
   const need = outputs * fx.meta.tar.size * 1.15 + (opts.skipLarge ? 0 : 6 * config.largeBytes * 1.15);
   const st = fs.statfsSync(workDir);
   const free = st.bavail * st.bsize;
-  const keepOutputs = free > need + 2 * 1024 ** 3;
-  if (!keepOutputs) {
-    log(
-      `!! only ${(free / 1024 ** 3).toFixed(1)} GiB free, ${(need / 1024 ** 3).toFixed(1)} GiB needed to keep every ` +
-        `output: deleting outputs between runs instead, which slows inode allocation on some file systems (see top of run.js)`,
+  if (free < need + 2 * 1024 ** 3) {
+    throw new Error(
+      `only ${(free / 1024 ** 3).toFixed(1)} GiB free in bench/work, ${(need / 1024 ** 3).toFixed(1)} GiB needed to ` +
+        'keep every output until the end (see the top of bench/run.js); try --quick or --runs 3',
     );
   }
+  const cooldown = await cooldownWait();
   fs.mkdirSync(outRoot, { recursive: true });
-  const roundDir = (name) => {
-    const d = path.join(outRoot, name);
-    if (!fs.existsSync(d)) {
-      fs.mkdirSync(d, { recursive: true });
-      spreadOut(d);
-    }
-    return d;
-  };
   const times = new Map(contenders.map((c) => [c.id, []]));
   const problems = new Map(contenders.map((c) => [c.id, []]));
   const notes = new Map(contenders.map((c) => [c.id, []]));
   const expected = await tarManifest(fx.tar);
 
   const once = async (c, round) => {
-    const out = path.join(roundDir(`r${round}`), c.id.replace('/', '-'));
+    const out = path.join(outRoot, `r${round}`, c.id.replace('/', '-'));
     const scratch = `${out}.scratch`;
     fs.mkdirSync(out, { recursive: true });
     fs.mkdirSync(scratch, { recursive: true });
-    syncFs();
     let r;
     try {
-      r = await c.run(out, scratch);
+      r = c.kind === 'js' ? await runJob(c.job(out, scratch)) : await settled(() => c.run(out, scratch));
     } catch (e) {
       const msg = `run failed: ${e.message.split('\n')[0]}`;
       if (!problems.get(c.id).includes(msg)) problems.get(c.id).push(msg);
       return undefined;
     }
     if (round === 0) verify(c, r, out);
-    if (round === 0 && !c.noOutput) log(`  ${c.id.padEnd(22)} ${r.seconds.toFixed(3)} s`);
-    if (!keepOutputs) {
-      fs.rmSync(out, { recursive: true, force: true });
-      fs.rmSync(scratch, { recursive: true, force: true });
-    }
+    if (round === 0) log(`  ${c.id.padEnd(22)} ${r.seconds.toFixed(3)} s`);
     return r.seconds;
   };
 
@@ -183,8 +182,9 @@ async function main() {
   for (const [id, ps] of problems) for (const p of ps) log(`  !! ${id}: ${p}`);
   for (const [id, ns] of notes) for (const n of ns) log(`  note ${id}: ${n}`);
 
-  const largeEstimate =
-    opts.skipLarge ? 0 : (config.largeBytes / fx.meta.tar.size) * ((warm.get('gzip/pure-node') ?? 5) + 6 * 2) + 30;
+  const largeEstimate = opts.skipLarge
+    ? 0
+    : (config.largeBytes / fx.meta.tar.size) * ((warm.get('gzip/pure-node') ?? 5) + 4 * (warm.get('gzip/carrier') ?? 1)) + 15;
   log(
     `\n${config.runs} timed rounds of ${contenders.length} contenders: about ${fmtDuration(roundSeconds * config.runs)}` +
       (opts.skipLarge ? '' : `, then the ${Math.round(config.largeBytes / MiB)} MiB memory test: about ${fmtDuration(largeEstimate)}`) +
@@ -231,6 +231,7 @@ async function main() {
     config,
     machine,
     carrier: { available: !!carrier.applyLayer, version: carrier.version, error: carrier.error?.message },
+    cooldown,
     fixture: fx,
     rows,
     large,
@@ -244,23 +245,31 @@ async function main() {
   log(`\nwrote ${path.relative(process.cwd(), target)}`);
 }
 
-function runChild(args) {
+/** Lets this process settle (GC now, not during someone's run), then syncs, then runs `fn`. */
+async function settled(fn) {
+  gc();
+  await sleep(50);
+  syncFs();
+  return fn();
+}
+
+/** One apply in a fresh Node process (bench/apply-child.js): fork, wait until it is loaded, sync, go. */
+function runJob(job) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(benchDir, 'rss-child.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
+    const child = fork(path.join(benchDir, 'apply-child.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     let err = '';
-    child.stdout.on('data', (c) => (out += c));
+    let reply;
     child.stderr.on('data', (c) => (err += c));
-    child.on('close', (code) => {
-      let parsed;
-      try {
-        parsed = JSON.parse(out.trim().split('\n').pop());
-      } catch {}
-      if (parsed?.error) reject(new Error(parsed.error));
-      else if (code !== 0 || !parsed) reject(new Error(`rss-child ${args[0]} exited ${code}: ${err.trim().slice(-1000)}`));
-      else resolve(parsed);
+    child.on('message', (m) => {
+      if (m.type === 'ready') {
+        settled(() => child.send({ type: 'go', job })).catch(reject);
+      } else reply = m;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (reply?.type === 'done') resolve(reply);
+      else if (reply?.type === 'error') reject(new Error(reply.error));
+      else reject(new Error(`apply-child exited ${code}: ${err.trim().slice(-1000)}`));
     });
   });
 }
@@ -269,13 +278,27 @@ async function cleanup(outRoot) {
   if (!fs.existsSync(outRoot)) return;
   fs.rmSync(outRoot, { recursive: true, force: true });
   syncFs();
+  fs.writeFileSync(stampFile, String(Date.now()));
 }
 
-/** ext4's top-directory flag: subdirectories are placed in fresh block groups (Orlov). Harmless elsewhere. */
-function spreadOut(dir) {
+/** Waits until the last cleanup is COOLDOWN_MS old (see the top of this file). Returns what was done, for the report. */
+async function cooldownWait() {
+  let last = 0;
   try {
-    execFileSync('chattr', ['+T', dir], { stdio: 'ignore' });
+    last = Number(fs.readFileSync(stampFile, 'utf8'));
   } catch {}
+  const wait = last + COOLDOWN_MS - Date.now();
+  if (wait <= 0) return { waited: 0, skipped: false };
+  if (!opts.cooldown) {
+    log(`!! --no-cooldown: timing starts ${Math.round((Date.now() - last) / 1000)} s after deleting the previous outputs; expect slow, noisy file creation`);
+    return { waited: 0, skipped: true, sinceDelete: (Date.now() - last) / 1000 };
+  }
+  log(
+    `waiting ${Math.ceil(wait / 1000)} s: the previous run's outputs were deleted ${Math.round((Date.now() - last) / 1000)} s ago, ` +
+      'and ext4 without a journal allocates inodes slowly for ~6 min after a mass delete (see the top of bench/run.js)',
+  );
+  await sleep(wait);
+  return { waited: wait / 1000, skipped: false };
 }
 
 async function memoryTest(fx, carrier, outRoot) {
@@ -286,32 +309,27 @@ async function memoryTest(fx, carrier, outRoot) {
   );
   const modes = [];
   if (carrier.applyLayer) {
-    modes.push(['carrier-path', 'gzip'], ['carrier-path', 'zstd'], ['carrier-stream', 'gzip'], ['carrier-stream', 'zstd']);
+    modes.push(['carrier', 'gzip'], ['carrier', 'zstd'], ['carrier-stream', 'gzip'], ['carrier-stream', 'zstd']);
   }
   modes.push(['pure-node', 'gzip']);
   const rows = [];
-  let n = 0;
-  // the timer's own noise with nothing running
-  try {
-    rows.push({ mode: 'idle', compression: '-', ...(await runIdle()) });
-  } catch (e) {
-    log(`  idle probe failed: ${e.message}`);
-  }
   const largeDir = path.join(outRoot, 'large');
-  fs.mkdirSync(largeDir, { recursive: true });
-  spreadOut(largeDir);
-  for (const [mode, compression] of modes) {
+  let n = 0;
+  for (const [mode, compression] of [['idle', '-'], ...modes]) {
     const out = path.join(largeDir, String(n++));
     fs.mkdirSync(out, { recursive: true });
-    syncFs();
     try {
-      const r = await runChild([mode, big[compression], compression, out]);
-      if (r.diffDigest !== big.meta.tar.digest) r.problem = `diffDigest ${r.diffDigest} != ${big.meta.tar.digest}`;
-      rows.push(r);
+      const r = await runJob({ mode, blob: big[compression], compression, out, measure: true });
+      const row = { mode, compression, ...r, diffDigest: r.result?.diffDigest };
+      delete row.result;
+      if (mode !== 'idle' && row.diffDigest !== big.meta.tar.digest) {
+        row.problem = `diffDigest ${row.diffDigest} != ${big.meta.tar.digest}`;
+      }
+      rows.push(row);
       log(
         `  ${mode.padEnd(15)} ${compression.padEnd(5)} ${r.seconds.toFixed(2)} s, peak RSS +${(r.addedPeakKiB / 1024).toFixed(1)} MiB ` +
           `(baseline ${(r.baseRssKiB / 1024).toFixed(1)} MiB), max timer gap ${r.maxGapMs.toFixed(1)} ms` +
-          (r.problem ? `  !! ${r.problem}` : ''),
+          (row.problem ? `  !! ${row.problem}` : ''),
       );
     } catch (e) {
       rows.push({ mode, compression, error: e.message.split('\n')[0] });
@@ -319,11 +337,6 @@ async function memoryTest(fx, carrier, outRoot) {
     }
   }
   return { tarSize: big.meta.tar.size, gzipSize: big.meta.gzip.size, zstdSize: big.meta.zstd.size, rows };
-}
-
-async function runIdle() {
-  const r = await runChild(['idle', '-', '-', '-']);
-  return r;
 }
 
 main().catch((e) => {

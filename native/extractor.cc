@@ -142,7 +142,14 @@ void Extractor::entry_begin(TarEntry& e) {
     return;
   }
   const std::string& base = parts.back();
-  if (starts_with(base, kWhiteoutPrefix) && opts_.overlay_whiteouts) return whiteout(e, parts, cur_path_);
+  if (starts_with(base, kWhiteoutPrefix)) {
+    // Checked in both formats: an aufs or fuse-overlayfs reader would take `.wh...` as a whiteout of "..".
+    std::string target = base.substr(strlen(kWhiteoutPrefix));
+    if (target.empty() || target == "." || target == "..") {
+      fail("CARRIER_UNSAFE_PATH", "invalid whiteout '" + e.name + "'", e.name);
+    }
+    if (opts_.overlay_whiteouts) return whiteout(e, parts, cur_path_);
+  }
   create(e, parts, cur_path_);
 }
 
@@ -163,9 +170,6 @@ void Extractor::whiteout(TarEntry& e, const std::vector<std::string>& parts, con
     return;
   }
   std::string target = base.substr(strlen(kWhiteoutPrefix));
-  if (target.empty() || target == "." || target == "..") {
-    fail("CARRIER_UNSAFE_PATH", "invalid whiteout '" + e.name + "'", e.name);
-  }
   std::vector<std::string> hidden(parts.begin(), parts.end() - 1);
   hidden.push_back(target);
   std::string hidden_path = join_path(hidden, hidden.size());

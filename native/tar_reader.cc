@@ -98,7 +98,8 @@ bool header_only(char type) {
 void TarReader::feed(const uint8_t* data, size_t n) {
   while (n > 0) {
     switch (state_) {
-      case State::Header: {
+      case State::Header:
+      case State::SecondZero: {
         size_t k = std::min(n, sizeof(hdr_) - hdr_len_);
         memcpy(hdr_ + hdr_len_, data, k);
         hdr_len_ += k;
@@ -107,7 +108,14 @@ void TarReader::feed(const uint8_t* data, size_t n) {
         if (hdr_len_ == sizeof(hdr_)) {
           hdr_len_ = 0;
           h_.raw(hdr_, sizeof(hdr_));
-          on_header();
+          if (state_ == State::Header) {
+            on_header();
+          } else if (all_zero(hdr_, sizeof(hdr_))) {
+            state_ = State::Trailer;
+          } else {
+            // Go's archive/tar (and so podman) refuses this too: entries hidden behind an end-of-archive marker.
+            fail("CARRIER_BAD_TAR", "a zero block is followed by more entries (hidden after the end of the archive)");
+          }
         }
         break;
       }
@@ -159,7 +167,7 @@ void TarReader::begin_padding(int64_t size) {
 void TarReader::on_header() {
   if (all_zero(hdr_, sizeof(hdr_))) {
     if (meta_type_) fail("CARRIER_BAD_TAR", "the archive ends right after an extended header");
-    state_ = State::Trailer;
+    state_ = State::SecondZero;
     return;
   }
   // Checksum: the sum of all header bytes with the checksum field read as spaces (unsigned, or signed as old tars).
@@ -212,8 +220,9 @@ void TarReader::on_header() {
   if (type == '\0') type = (!name.empty() && name.back() == '/') ? '5' : '0';
   if (type == '7') type = '0';
   e.type = type;
-  e.name = has_path_ ? pax_path_ : has_gnu_name_ ? gnu_name_ : name;
-  e.linkname = has_linkpath_ ? pax_linkpath_ : has_gnu_linkname_ ? gnu_linkname_ : field_string(hdr_ + 157, 100);
+  // Precedence as Go's archive/tar reads it (podman must see the same names): GNU long name, PAX, header.
+  e.name = has_gnu_name_ ? gnu_name_ : has_path_ ? pax_path_ : name;
+  e.linkname = has_gnu_linkname_ ? gnu_linkname_ : has_linkpath_ ? pax_linkpath_ : field_string(hdr_ + 157, 100);
   e.mode = static_cast<uint32_t>(field_number(hdr_ + 100, 8, "mode") & 07777);
   e.uid = has_uid_ ? pax_uid_ : field_number(hdr_ + 108, 8, "uid");
   e.gid = has_gid_ ? pax_gid_ : field_number(hdr_ + 116, 8, "gid");
@@ -230,11 +239,10 @@ void TarReader::on_header() {
   e.size = has_size_ ? pax_size_ : size;
   if (header_only(type)) e.size = 0;  // as Go's archive/tar (and so podman) reads them
   e.xattrs = std::move(pax_xattrs_);
-
-  has_path_ = has_linkpath_ = has_size_ = has_uid_ = has_gid_ = has_mtime_ = false;
-  has_gnu_name_ = has_gnu_linkname_ = false;
-  pax_xattrs_.clear();
-  meta_type_ = 0;
+  if (e.uid < 0 || e.uid > 0xfffffffe || e.gid < 0 || e.gid > 0xfffffffe) {
+    fail("CARRIER_BAD_TAR", "uid/gid out of range in the header of '" + e.name + "'", e.name);
+  }
+  clear_pending();
 
   h_.entry_begin(e);
   if (e.size == 0) {
@@ -250,10 +258,16 @@ void TarReader::on_meta_done() {
   int64_t size = static_cast<int64_t>(meta_.size());
   switch (meta_type_) {
     case 'x':
+      // A second PAX header replaces the first one's records, as in Go; GNU long names stay pending.
+      has_path_ = has_linkpath_ = has_size_ = has_uid_ = has_gid_ = has_mtime_ = false;
+      pax_xattrs_.clear();
       parse_pax(meta_);
       break;
     case 'g':
-      break;  // global headers carry comments (git archive); like Go, they set nothing for later entries
+      // Global headers carry comments (git archive). Go hands them to its caller as an entry of their own, which
+      // ends whatever was pending; they set nothing for later entries.
+      clear_pending();
+      break;
     case 'L':
       gnu_name_ = meta_.substr(0, meta_.find('\0'));
       has_gnu_name_ = true;
@@ -266,6 +280,13 @@ void TarReader::on_meta_done() {
   meta_.clear();
   meta_.shrink_to_fit();
   begin_padding(size);
+}
+
+void TarReader::clear_pending() {
+  has_path_ = has_linkpath_ = has_size_ = has_uid_ = has_gid_ = has_mtime_ = false;
+  has_gnu_name_ = has_gnu_linkname_ = false;
+  pax_xattrs_.clear();
+  meta_type_ = 0;
 }
 
 void TarReader::parse_pax(const std::string& d) {
@@ -338,6 +359,9 @@ void TarReader::finish() {
       fail("CARRIER_TRUNCATED", "the tar stream ends inside an entry ('" + entry_.name + "')");
     case State::Padding:
       fail("CARRIER_TRUNCATED", "the tar stream ends inside an entry's padding");
+    case State::SecondZero:
+      if (hdr_len_ != 0) fail("CARRIER_TRUNCATED", "the tar stream ends inside its end-of-archive marker");
+      return;
     case State::Trailer:
       return;
   }

@@ -46,11 +46,12 @@ class TarReader {
   uint64_t entries() const { return entries_; }
 
  private:
-  enum class State { Header, Meta, Content, Padding, Trailer };
+  enum class State { Header, SecondZero, Meta, Content, Padding, Trailer };
   void on_header();
   void on_meta_done();
   void parse_pax(const std::string& data);
   void begin_padding(int64_t size);
+  void clear_pending();
 
   TarHandler& h_;
   uint64_t max_entries_;

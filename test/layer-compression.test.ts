@@ -478,15 +478,35 @@ describe('limits', { timeout: 60_000 }, () => {
 });
 
 describe('event loop', { timeout: 120_000 }, () => {
-  /** Runs `work` while a 5 ms interval timer measures the largest gap between its ticks. */
-  const maxTimerGap = async (fn: () => Promise<unknown>): Promise<{ maxGap: number; ticks: number }> => {
+  /** Nanoseconds the main thread has spent waiting on a CPU run queue (descheduled while runnable). */
+  const runQueueWaitNs = (): number => {
+    const fields = fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'latin1').trim().split(/\s+/);
+    return Number(fields[1]);
+  };
+
+  /**
+   * Runs `fn` while a 5 ms interval timer measures the largest gap between its ticks. Each gap is also reported net
+   * of the time the main thread sat runnable on a run queue (from /proc/self/task/<pid>/schedstat): on a loaded
+   * 2-core machine (parallel test files, the engine's own worker threads) the OS can delay the timer without the
+   * thread ever being blocked. The property under test is that nothing blocks the JS thread.
+   */
+  const timerGaps = async (fn: () => Promise<unknown>): Promise<{ maxGap: number; maxBlocked: number; ticks: number }> => {
     let last = performance.now();
+    let lastWait = runQueueWaitNs();
     let maxGap = 0;
+    let maxBlocked = 0;
     let ticks = 0;
-    const timer = setInterval(() => {
+    const sample = (): void => {
       const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
+      const wait = runQueueWaitNs();
+      const gap = now - last;
+      maxGap = Math.max(maxGap, gap);
+      maxBlocked = Math.max(maxBlocked, gap - (wait - lastWait) / 1e6);
       last = now;
+      lastWait = wait;
+    };
+    const timer = setInterval(() => {
+      sample();
       ticks++;
     }, 5);
     try {
@@ -494,29 +514,29 @@ describe('event loop', { timeout: 120_000 }, () => {
     } finally {
       clearInterval(timer);
     }
-    maxGap = Math.max(maxGap, performance.now() - last);
-    return { maxGap, ticks };
+    sample();
+    return { maxGap, maxBlocked, ticks };
   };
 
   it('keeps a 5 ms timer firing (gaps < 50 ms) while a 100 MiB gzip layer is applied from a file', async () => {
     const dir = freshDir('loop-file');
     let result: AppliedLayer | undefined;
-    const { maxGap, ticks } = await maxTimerGap(async () => {
+    const { maxGap, maxBlocked, ticks } = await timerGaps(async () => {
       result = await applyLayer(bigGz, dir, { tarSplit: tarSplitPath('loop-file') });
     });
     expect(result!.diffSize).toBe(F.fileSize(bigTar));
     expect(ticks, 'the apply lasted long enough to measure').toBeGreaterThan(10);
-    expect(maxGap, `largest gap between timer ticks (${ticks} ticks)`).toBeLessThan(50);
+    expect(maxBlocked, `largest gap not explained by run-queue waits (raw largest gap ${maxGap.toFixed(1)} ms, ${ticks} ticks)`).toBeLessThan(50);
   });
 
   it('keeps a 5 ms timer firing (gaps < 50 ms) while a 100 MiB gzip layer is streamed in', async () => {
     const dir = freshDir('loop-stream');
     let result: AppliedLayer | undefined;
-    const { maxGap, ticks } = await maxTimerGap(async () => {
+    const { maxGap, maxBlocked, ticks } = await timerGaps(async () => {
       result = await applyLayer(fs.createReadStream(bigGz), dir);
     });
     expect(result!.diffSize).toBe(F.fileSize(bigTar));
     expect(ticks).toBeGreaterThan(10);
-    expect(maxGap, `largest gap between timer ticks (${ticks} ticks)`).toBeLessThan(50);
+    expect(maxBlocked, `largest gap not explained by run-queue waits (raw largest gap ${maxGap.toFixed(1)} ms, ${ticks} ticks)`).toBeLessThan(50);
   });
 });

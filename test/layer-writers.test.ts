@@ -2,6 +2,9 @@
  * Conformance of applyLayer with real tarballs from three writers: GNU tar (gnu and posix formats), bsdtar
  * (libarchive, pax format) and tar-stream. The reference for every tree is what GNU tar itself extracts from the
  * same tarball (as root, -p --xattrs --numeric-owner), compared entry by entry.
+ *
+ * The round trip (applyLayer with a tar-split, then assembleLayer) of these fixtures is checked here too, on the
+ * same extraction, so the >100 MiB fixtures are built and applied once; layer-roundtrip.test.ts covers the rest.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
@@ -9,6 +12,7 @@ import path from 'node:path';
 import { applyLayer, type AppliedLayer } from '../src/index.js';
 import * as F from './support/fixtures.js';
 import { walkTree, compareTrees, type Tree, type Field } from './support/tree.js';
+import { expectRoundTrip } from './support/layer.js';
 
 let work: string;
 let src: F.SourceTree;
@@ -75,8 +79,29 @@ beforeAll(async () => {
   fs.mkdirSync(root);
   src = F.buildSourceTree(root, { big: true });
   for (const w of WRITERS) await w.make(tarOf(w.id));
+  // `tar -C dir .`: every name starts with ./ and the first entry is the root itself.
+  F.run('tar', ['--sort=name', '--format=gnu', '-cf', tarOf('dot'), '-C', root, '--exclude=./big', '--exclude=./many', '.']);
+  // A PAX global header, as git archive writes one; GNU tar names it /tmp/GlobalHead.<pid>.<n>.
+  F.run('tar', ['--sort=name', '--format=posix', '--pax-option=comment=made by carrier tests', '-cf', tarOf('global'), '-C', root, 'dir-a', 'links', 'names']);
   // The source tree is no longer needed; the tarballs are the fixtures.
   fs.rmSync(root, { recursive: true, force: true });
+
+  const sparse = path.join(work, 'sparse-src');
+  fs.mkdirSync(sparse);
+  const hole = (name: string, size: number, writes: [number, string][]): void => {
+    const fd = fs.openSync(path.join(sparse, name), 'w');
+    fs.ftruncateSync(fd, size);
+    for (const [at, text] of writes) fs.writeSync(fd, text, at);
+    fs.closeSync(fd);
+  };
+  hole('sparse.bin', 64 * F.MiB, [[1_000_000, 'hello'], [50_000_000, 'world'], [64 * F.MiB - 3, 'end']]);
+  hole('all-hole.bin', 10 * F.MiB, []);
+  hole('data-then-hole.bin', 8 * F.MiB, [[0, 'x'.repeat(70_000)]]);
+  F.setTimes(sparse);
+  const names = ['all-hole.bin', 'data-then-hole.bin', 'sparse.bin'];
+  F.run('tar', ['--sparse', '--format=gnu', '-cf', tarOf('sparse-gnu'), '-C', sparse, ...names]);
+  F.run('tar', ['--sparse', '--format=posix', '--sparse-version=1.0', '-cf', tarOf('sparse-pax'), '-C', sparse, ...names]);
+  fs.rmSync(sparse, { recursive: true, force: true });
 }, 240_000);
 
 afterAll(() => {
@@ -86,6 +111,7 @@ afterAll(() => {
 interface Applied {
   dir: string;
   ref: string;
+  tarSplit: string;
   result: AppliedLayer;
   actual: Tree;
   expected: Tree;
@@ -102,11 +128,13 @@ function applied(id: string): { get: () => Promise<Applied>; started: () => Prom
       const tarFile = tarOf(id);
       const dir = fs.mkdtempSync(path.join(work, `${id}-applied-`));
       const ref = fs.mkdtempSync(path.join(work, `${id}-gnutar-`));
-      const result = await applyLayer(tarFile, dir, { rootless: false });
+      const tarSplit = path.join(work, `${id}.tar-split.gz`);
+      const result = await applyLayer(tarFile, dir, { rootless: false, tarSplit });
       F.gnuExtract(tarFile, ref);
       return {
         dir,
         ref,
+        tarSplit,
         result,
         actual: walkTree(dir),
         expected: walkTree(ref),
@@ -184,8 +212,50 @@ for (const w of WRITERS) {
       expect(a.result.gidset).toEqual(a.stats.gidset);
       expect(a.result.skipped).toEqual([]);
     });
+
+    it('round-trips: assembleLayer(tarSplit, dir) rebuilds the original tar byte for byte, hashing to diffDigest', async () => {
+      const a = await get();
+      await expectRoundTrip(tarOf(w.id), a.tarSplit, a.dir, a.result);
+    });
   });
 }
+
+describe('other tar layouts found in real layers', { timeout: 120_000 }, () => {
+  const applyAndCompare = async (id: string): Promise<{ dir: string; tarSplit: string; result: AppliedLayer }> => {
+    const dir = fs.mkdtempSync(path.join(work, `${id}-applied-`));
+    const ref = fs.mkdtempSync(path.join(work, `${id}-gnutar-`));
+    const tarSplit = path.join(work, `${id}.tar-split.gz`);
+    const result = await applyLayer(tarOf(id), dir, { rootless: false, tarSplit });
+    F.gnuExtract(tarOf(id), ref);
+    expect(compareTrees(walkTree(ref), walkTree(dir))).toEqual([]);
+    expect(result.diffDigest).toBe(await F.sha256File(tarOf(id)));
+    return { dir, tarSplit, result };
+  };
+
+  it("extracts a `tar -C dir .` layer (./-prefixed names, an entry for the root) like GNU tar, leaving the root alone", async () => {
+    const { dir, tarSplit, result } = await applyAndCompare('dot');
+    // The root entry is skipped (never applied to dir itself); nothing else is.
+    for (const s of result.skipped) expect(s.path.replace(/^\.?\/*/, '').replace(/\/+$/, ''), `skipped ${s.path}: ${s.reason}`).toBe('');
+    const st = fs.statSync(dir);
+    expect((st.mode & 0o7777).toString(8), 'the layer root keeps its own mode').toBe('700');
+    await expectRoundTrip(tarOf('dot'), tarSplit, dir, result);
+  });
+
+  it('ignores a PAX global header (GNU tar names it /tmp/GlobalHead.N) and extracts the rest like GNU tar', async () => {
+    const { dir, tarSplit, result } = await applyAndCompare('global');
+    expect(fs.existsSync(path.join(dir, 'tmp')), 'the global header is not an entry').toBe(false);
+    expect(result.skipped).toEqual([]);
+    await expectRoundTrip(tarOf('global'), tarSplit, dir, result);
+  });
+
+  it('extracts GNU tar --sparse files (gnu format, type S) with the same size and content as GNU tar', async () => {
+    await applyAndCompare('sparse-gnu');
+  });
+
+  it('extracts GNU tar --sparse files (posix format, GNU.sparse 1.0 PAX records) with the same size and content as GNU tar', async () => {
+    await applyAndCompare('sparse-pax');
+  });
+});
 
 describe('rootless extraction (rootless: true)', { timeout: 120_000 }, () => {
   let dir: string;

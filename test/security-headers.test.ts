@@ -105,6 +105,50 @@ describe('header smuggling: a PAX size applies to the next real entry only', () 
   );
 });
 
+/**
+ * Parser differentials. A layer id is derived from the DiffID alone, and Carrier shares stores with podman, whose
+ * extractor is Go's archive/tar. If the two read the same bytes as different files, the "same" layer has different
+ * content depending on who pulled it (and a Go-based scanner sees something other than what Carrier writes).
+ * These expect Carrier either to refuse the ambiguous shape (CARRIER_BAD_TAR) or to read it exactly as Go does.
+ */
+describe("parser differentials with Go's archive/tar (podman)", () => {
+  it(
+    'reads a PAX path plus a GNU long name on one entry as Go does (GNU name wins) or refuses it',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, tar(pax([['path', 'pax-name']]), gnuLong('L', 'gnu-name'), entry({ name: 'placeholder' }, Buffer.from(PAYLOAD))), {
+        rootless: true,
+      });
+      if (o.ok) expect(tree(sb.layer), 'Go archive/tar names this entry gnu-name').toEqual(['gnu-name']);
+      else expectRefused(sb, o, BAD);
+    }),
+    T,
+  );
+
+  it(
+    'reads a PAX linkpath plus a GNU long link name on one symlink as Go does (GNU target wins) or refuses it',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, tar(pax([['linkpath', 'pax-target']]), gnuLong('K', 'gnu-target'), entry({ name: 'l', typeflag: '2', linkname: 'x' })), {
+        rootless: true,
+      });
+      if (o.ok) expect(fs.readlinkSync(path.join(sb.layer, 'l')), 'Go archive/tar links l to gnu-target').toBe('gnu-target');
+      else expectRefused(sb, o, BAD);
+    }),
+    T,
+  );
+
+  it(
+    'reads two PAX headers in a row as Go does (the second replaces the first) or refuses them',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, tar(pax([['path', 'from-first-pax']]), pax([['comment', 'second']]), entry({ name: 'plain' }, Buffer.from(PAYLOAD))), {
+        rootless: true,
+      });
+      if (o.ok) expect(tree(sb.layer), 'Go archive/tar names this entry plain').toEqual(['plain']);
+      else expectRefused(sb, o, BAD);
+    }),
+    T,
+  );
+});
+
 describe('entries hidden after a single zero block', () => {
   it(
     'never applies an entry that follows a lone zero block (refused, or ignored as end-of-archive padding)',

@@ -8,6 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { describe, it, expect } from 'vitest';
 import {
   attack,
@@ -318,6 +320,37 @@ describe('metadata never follows a symlink', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
+describe('overlayfs control xattrs from the layer', () => {
+  const overlayXattrs = (p: string): string =>
+    execFileSync('getfattr', ['-h', '-d', '-m', '-', '--absolute-names', p], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => /overlay\./.test(l))
+      .join(';');
+
+  it(
+    'never takes trusted.overlay.redirect from a layer (privileged)',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, tar(dir('d/', { paxExtra: [['SCHILY.xattr.trusted.overlay.redirect', '/../../victim']] })), { rootless: false });
+      const r = expectApplied(o);
+      expect(r.skipped.map((s) => strip(s.path))).toContain('d');
+      expect(overlayXattrs(inLayer(sb, 'd'))).toBe('');
+    }),
+    T,
+  );
+
+  it(
+    'never takes user.overlay.redirect from a layer (rootless)',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, tar(dir('d/', { paxExtra: [['SCHILY.xattr.user.overlay.redirect', '/../../victim']] })), { rootless: true });
+      const r = expectApplied(o);
+      expect(r.skipped.map((s) => strip(s.path))).toContain('d');
+      expect(overlayXattrs(inLayer(sb, 'd'))).toBe('');
+    }),
+    T,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
 describe('whiteouts', () => {
   for (const name of ['.wh.', '.wh..', '.wh...']) {
     it(
@@ -578,6 +611,47 @@ describe('device nodes', () => {
     sandboxed(async (sb) => {
       const o = await attack(sb, tar(device(up(sb, 'null'), 'char', 1, 3)), { rootless: false });
       expectRefused(sb, o, 'CARRIER_UNSAFE_PATH');
+    }),
+    T,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+describe('symlink loops and failure cleanup', () => {
+  it(
+    'keeps a write through a symlink loop (a -> b, b -> a, a/x) inside the layer',
+    sandboxed(async (sb) => {
+      const o = await attack(sb, tar(symlink('a', 'b'), symlink('b', 'a'), file('a/x', PAYLOAD)), { rootless: true });
+      expectContained(sb, o);
+    }),
+    T,
+  );
+
+  it(
+    'keeps a write through a 50-link symlink chain ending at ../victim inside the layer',
+    sandboxed(async (sb) => {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 50; i++) parts.push(symlink(`l${i}`, i === 49 ? '../victim' : `l${i + 1}`));
+      const o = await attack(sb, tar(...parts, file('l0/passwd', PAYLOAD)), { rootless: false });
+      expectContained(sb, o);
+    }),
+    T,
+  );
+
+  it(
+    'empties the layer dir (0000 dirs, setuid files and symlinks included) when the DiffID does not match',
+    sandboxed(async (sb) => {
+      const bytes = tar(
+        dir('locked/', { mode: 0 }),
+        dir('locked/inner/', { mode: 0 }),
+        file('locked/inner/f', PAYLOAD, { mode: 0o4755 }),
+        symlink('locked/out', '../victim'),
+        dir('ro/', { mode: 0o555 }),
+        file('ro/g', 'x', { mode: 0 }),
+      );
+      const wrong = 'sha256:' + createHash('sha256').update('not this layer').digest('hex');
+      const o = await attack(sb, bytes, { rootless: false, expectedDiffID: wrong });
+      expectRefused(sb, o, 'CARRIER_DIGEST_MISMATCH');
     }),
     T,
   );

@@ -1,8 +1,9 @@
 /** Small helpers shared by the layer tests: expecting CarrierErrors, collecting streams, feeding odd streams. */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
+import crypto from 'node:crypto';
 import { expect } from 'vitest';
-import { CarrierError } from '../../src/index.js';
+import { CarrierError, assembleLayer, type AppliedLayer } from '../../src/index.js';
 
 /** Awaits a promise that must reject with a CarrierError and returns that error. */
 export async function expectCarrierError(p: Promise<unknown>): Promise<CarrierError> {
@@ -74,4 +75,17 @@ export function neverEnding(data: Buffer, filler: Buffer): Readable & { produced
 
 export function emptyDir(dir: string): string[] {
   return fs.readdirSync(dir);
+}
+
+/**
+ * The round-trip property: assembleLayer(tarSplit, dir) yields the original uncompressed tar, byte for byte, and
+ * hashes to the diffDigest applyLayer reported.
+ */
+export async function expectRoundTrip(tarFile: string, tarSplit: string, dir: string, result: AppliedLayer): Promise<void> {
+  const rebuilt = await readAll(assembleLayer(tarSplit, dir));
+  const original = fs.readFileSync(tarFile);
+  expect('sha256:' + crypto.createHash('sha256').update(rebuilt).digest('hex')).toBe(result.diffDigest);
+  expect(rebuilt.length).toBe(result.diffSize);
+  const at = firstDifference(rebuilt, original);
+  expect(at, `first differing byte at offset ${at} (rebuilt ${rebuilt.length} bytes, original ${original.length})`).toBe(-1);
 }
