@@ -21,6 +21,18 @@ void Fd::reset() {
   fd_ = -1;
 }
 
+void write_all(int fd, const uint8_t* p, size_t n, const std::string& path, const char* what) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail_errno(errno, "write", path, what);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
 std::string hex(const uint8_t* data, size_t len) {
   static const char digits[] = "0123456789abcdef";
   std::string out(len * 2, '0');

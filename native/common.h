@@ -72,4 +72,7 @@ class Fd {
 
 std::string hex(const uint8_t* data, size_t len);
 
+// write(2) until all of it is written; fails with the errno (ENOSPC, EIO...) naming `path` and `what`.
+void write_all(int fd, const uint8_t* p, size_t n, const std::string& path, const char* what);
+
 }  // namespace carrier

@@ -97,39 +97,31 @@ void Decoder::gzip(const uint8_t* in, size_t n, DecodeSink& sink) {
       inflateReset(&zs_);
       member_done_ = false;
     }
-    size_t avail = 0;
-    uint8_t* out = sink.space(&avail);
-    zs_.next_out = out;
-    zs_.avail_out = static_cast<uInt>(avail);
-    int ret = inflate(&zs_, Z_NO_FLUSH);
-    size_t produced = avail - zs_.avail_out;
-    if (produced) sink.commit(produced);
-    if (ret == Z_STREAM_END) {
-      member_done_ = true;
-    } else if (ret == Z_DATA_ERROR || ret == Z_NEED_DICT) {
-      fail("CARRIER_BAD_COMPRESSION", std::string("corrupt gzip stream: ") + (zs_.msg ? zs_.msg : "data error"));
-    } else if (ret == Z_MEM_ERROR) {
-      fail("ENOMEM", "out of memory in gzip decompression");
-    } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
-      fail("CARRIER_BAD_COMPRESSION", "gzip decompression failed");
-    }
+    inflate_once(sink);
   }
   // Input is consumed, but inflate may still hold output it could not place: drain it.
-  while (!member_done_) {
-    size_t avail = 0;
-    uint8_t* out = sink.space(&avail);
-    zs_.next_out = out;
-    zs_.avail_out = static_cast<uInt>(avail);
-    int ret = inflate(&zs_, Z_NO_FLUSH);
-    size_t produced = avail - zs_.avail_out;
-    if (produced) sink.commit(produced);
-    if (ret == Z_STREAM_END) {
-      member_done_ = true;
-    } else if (ret == Z_DATA_ERROR) {
-      fail("CARRIER_BAD_COMPRESSION", std::string("corrupt gzip stream: ") + (zs_.msg ? zs_.msg : "data error"));
-    }
-    if (produced == 0) break;
+  while (!member_done_ && inflate_once(sink) > 0) {
   }
+}
+
+size_t Decoder::inflate_once(DecodeSink& sink) {
+  size_t avail = 0;
+  uint8_t* out = sink.space(&avail);
+  zs_.next_out = out;
+  zs_.avail_out = static_cast<uInt>(avail);
+  int ret = inflate(&zs_, Z_NO_FLUSH);
+  size_t produced = avail - zs_.avail_out;
+  if (produced) sink.commit(produced);
+  if (ret == Z_STREAM_END) {
+    member_done_ = true;
+  } else if (ret == Z_DATA_ERROR || ret == Z_NEED_DICT) {
+    fail("CARRIER_BAD_COMPRESSION", std::string("corrupt gzip stream: ") + (zs_.msg ? zs_.msg : "data error"));
+  } else if (ret == Z_MEM_ERROR) {
+    fail("ENOMEM", "out of memory in gzip decompression");
+  } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+    fail("CARRIER_BAD_COMPRESSION", "gzip decompression failed");
+  }
+  return produced;
 }
 
 void Decoder::zstd(const uint8_t* in, size_t n, DecodeSink& sink, bool flushing) {

@@ -41,6 +41,7 @@ class Decoder {
   void start(Compression c);
   void feed_known(const uint8_t* in, size_t n, DecodeSink& sink);
   void gzip(const uint8_t* in, size_t n, DecodeSink& sink);
+  size_t inflate_once(DecodeSink& sink);  // one inflate call; returns the bytes produced
   void zstd(const uint8_t* in, size_t n, DecodeSink& sink, bool flushing);
 
   Compression kind_;

@@ -61,18 +61,6 @@ struct timespec to_timespec(int64_t sec, uint32_t nsec) {
   return ts;
 }
 
-void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail_errno(errno, "write", path, "writing file content");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
 [[noreturn]] void exists(const std::string& path) {
   fail("CARRIER_DUPLICATE_ENTRY", "'" + path + "' appears twice in the layer (or collides through a symlink)", path);
 }
@@ -315,7 +303,7 @@ void Extractor::entry_data(const uint8_t* data, size_t n) {
   if (pooled_) {
     content_.insert(content_.end(), data, data + n);
   } else {
-    write_all(file_.get(), data, n, cur_path_);
+    write_all(file_.get(), data, n, cur_path_, "writing file content");
   }
 }
 

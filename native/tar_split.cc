@@ -155,52 +155,25 @@ void TarSplitWriter::file(const std::string& name, int64_t size, const uint8_t* 
 void TarSplitWriter::line(const std::string& json) {
   zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(json.data()));
   zs_.avail_in = static_cast<uInt>(json.size());
-  deflate_out();
+  while (deflate_once(Z_NO_FLUSH)) {
+  }
 }
 
-void TarSplitWriter::deflate_out() {
+bool TarSplitWriter::deflate_once(int flush) {
   uint8_t buf[65536];
-  do {
-    zs_.next_out = buf;
-    zs_.avail_out = sizeof(buf);
-    int ret = deflate(&zs_, Z_NO_FLUSH);
-    if (ret == Z_STREAM_ERROR) fail("EIO", "tar-split compression failed", path_);
-    size_t have = sizeof(buf) - zs_.avail_out;
-    const uint8_t* p = buf;
-    while (have > 0) {
-      ssize_t w = write(fd_.get(), p, have);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail_errno(errno, "write", path_, "writing the tar-split file");
-      }
-      p += w;
-      have -= static_cast<size_t>(w);
-    }
-  } while (zs_.avail_out == 0);
+  zs_.next_out = buf;
+  zs_.avail_out = sizeof(buf);
+  int ret = deflate(&zs_, flush);
+  if (ret == Z_STREAM_ERROR) fail("EIO", "tar-split compression failed", path_);
+  write_all(fd_.get(), buf, sizeof(buf) - zs_.avail_out, path_, "writing the tar-split file");
+  return flush == Z_FINISH ? ret != Z_STREAM_END : zs_.avail_out == 0;
 }
 
 void TarSplitWriter::close() {
   flush_segment();
   zs_.next_in = nullptr;
   zs_.avail_in = 0;
-  for (;;) {
-    uint8_t buf[65536];
-    zs_.next_out = buf;
-    zs_.avail_out = sizeof(buf);
-    int ret = deflate(&zs_, Z_FINISH);
-    size_t have = sizeof(buf) - zs_.avail_out;
-    const uint8_t* p = buf;
-    while (have > 0) {
-      ssize_t w = write(fd_.get(), p, have);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail_errno(errno, "write", path_, "writing the tar-split file");
-      }
-      p += w;
-      have -= static_cast<size_t>(w);
-    }
-    if (ret == Z_STREAM_END) break;
-    if (ret != Z_OK && ret != Z_BUF_ERROR) fail("EIO", "tar-split compression failed", path_);
+  while (deflate_once(Z_FINISH)) {
   }
   if (fdatasync(fd_.get()) != 0) fail_errno(errno, "fdatasync", path_, "syncing the tar-split file");
   fd_.reset();

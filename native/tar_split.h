@@ -31,7 +31,8 @@ class TarSplitWriter {
 
  private:
   void line(const std::string& json);
-  void deflate_out();
+  // One deflate call, its output written; true while there is more to do.
+  bool deflate_once(int flush);
 
   std::string path_;
   Fd fd_;

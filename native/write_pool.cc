@@ -71,17 +71,7 @@ void WritePool::run() {
     }
     std::optional<Failure> failed;
     try {
-      const uint8_t* p = task.content.data();
-      size_t n = task.content.size();
-      while (n > 0) {
-        ssize_t w = write(task.fd.get(), p, n);
-        if (w < 0) {
-          if (errno == EINTR) continue;
-          fail_errno(errno, "write", task.path, "writing file content");
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-      }
+      write_all(task.fd.get(), task.content.data(), task.content.size(), task.path, "writing file content");
       if (task.chown) set_owner(task.fd.get(), task.path, task.uid, task.gid);
       set_mode_and_times(task.fd.get(), task.path, task.mode, task.mtime_sec, task.mtime_nsec);
     } catch (...) {

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeFailure } from './errors.js';
+import type { AppliedLayer } from './layer/apply.js';
 
 /** Options as the native layer job reads them; filled in with defaults by applyLayer. */
 export interface NativeApplyOptions {
@@ -16,17 +17,8 @@ export interface NativeApplyOptions {
   maxEntries: number;
 }
 
-export interface NativeAppliedLayer {
-  compressedDigest: string;
-  compressedSize: number;
-  diffDigest: string;
-  diffSize: number;
-  compression: 'gzip' | 'zstd' | 'none';
-  uidset: number[];
-  gidset: number[];
-  entries: number;
-  skipped: { path: string; reason: string }[];
-}
+/** The native job reports exactly the public result shape. */
+export type NativeAppliedLayer = AppliedLayer;
 
 export type ApplyEvent =
   | { type: 'drain' }
