@@ -2,6 +2,7 @@
 // each file's content from the diff directory (resolved inside it, CRC-64 checked), and hands ~1 MiB chunks to JS.
 // Flow control is by credit: the producer may have only a few chunks in flight until JS acknowledges them.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -13,6 +14,7 @@
 
 #include "apply_job.h"
 #include "crc64.h"
+#include "extractor.h"
 #include "fs_safe.h"
 #include "napi_util.h"
 #include "tar_split.h"
@@ -104,8 +106,7 @@ class Producer {
       return;
     }
     if (e.size == 0) return;
-    Fd fd(open_in_root(rootfd, e.name, O_RDONLY | O_NOFOLLOW));
-    if (!fd.valid()) fail_errno(-fd.release(), "openat2", e.name, "opening a layer file to rebuild the tar");
+    Fd fd = open_content(rootfd, e.name);
     Crc64 crc;
     int64_t left = e.size;
     while (left > 0) {
@@ -125,6 +126,12 @@ class Producer {
       crc.update(out_.data() + at, static_cast<size_t>(n));
       left -= n;
     }
+    uint8_t extra;
+    ssize_t more;
+    while ((more = read(fd.get(), &extra, 1)) < 0 && errno == EINTR) {
+    }
+    // As containers/storage copies the whole file, a file that grew since extraction does not rebuild the tar.
+    if (more > 0) fail("CARRIER_DIGEST_MISMATCH", "'" + e.name + "' is longer than the tar-split records", e.name);
     if (e.payload.size() == 8) {
       uint8_t be[8];
       crc.big_endian(be);
@@ -132,6 +139,34 @@ class Producer {
         fail("CARRIER_DIGEST_MISMATCH", "'" + e.name + "' does not match the CRC-64 the tar-split records", e.name);
       }
     }
+  }
+
+  // A file's content, for reading. Rootless extraction keeps modes like 0000 (/etc/shadow) that the owner cannot
+  // read without privilege; for such a file that we own, allow reading for a moment and put the mode back.
+  static Fd open_content(int rootfd, const std::string& name) {
+    int fd = open_in_root(rootfd, name, O_RDONLY | O_NOFOLLOW);
+    if (fd >= 0) return Fd(fd);
+    if (fd != -EACCES) fail_errno(-fd, "openat2", name, "opening a layer file to rebuild the tar");
+    std::vector<std::string> parts = clean_path(name, "tar-split name");
+    if (parts.empty()) fail_errno(EACCES, "openat2", name, "opening a layer file to rebuild the tar");
+    Fd parent(open_in_root(rootfd, join_path(parts, parts.size() - 1), O_PATH | O_DIRECTORY));
+    if (!parent.valid()) fail_errno(-parent.release(), "openat2", name, "opening a layer file to rebuild the tar");
+    const char* base = parts.back().c_str();
+    struct stat st;
+    if (fstatat(parent.get(), base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+      fail_errno(EACCES, "openat2", name, "opening a layer file to rebuild the tar");
+    }
+    // A regular file (checked just above, and only Carrier writes layer directories), so this chmod follows nothing.
+    if (fchmodat(parent.get(), base, (st.st_mode & 07777) | 0400, 0) != 0) fail_errno(errno, "fchmodat", name);
+    Fd out(openat(parent.get(), base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    int err = errno;
+    if (out.valid()) {
+      fchmod(out.get(), st.st_mode & 07777);
+    } else {
+      fchmodat(parent.get(), base, st.st_mode & 07777, 0);
+      fail_errno(err, "openat", name, "opening a layer file to rebuild the tar");
+    }
+    return out;
   }
 
   void emit(const uint8_t* p, size_t n) {

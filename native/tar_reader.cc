@@ -20,17 +20,21 @@ std::string field_string(const uint8_t* p, size_t n) {
   return std::string(reinterpret_cast<const char*>(p), len);
 }
 
-// A numeric header field: octal text, or base-256 when the top bit of the first byte is set.
-int64_t field_number(const uint8_t* p, size_t n, const char* what) {
+// A numeric header field: octal text, or base-256 (two's complement) when the top bit of the first byte is set.
+// Only times may be negative (GNU tar writes pre-1970 mtimes that way, and Go reads them).
+int64_t field_number(const uint8_t* p, size_t n, const char* what, bool may_be_negative = false) {
   if (p[0] & 0x80) {
-    if (p[0] == 0xff) fail("CARRIER_BAD_TAR", std::string("negative ") + what + " in a tar header");
-    uint64_t v = p[0] & 0x7f;
-    for (size_t i = 1; i < n; ++i) {
+    uint8_t inv = (p[0] & 0x40) ? 0xff : 0;
+    if (inv && !may_be_negative) fail("CARRIER_BAD_TAR", std::string("negative ") + what + " in a tar header");
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint8_t c = p[i] ^ inv;
+      if (i == 0) c &= 0x7f;
       if (v >> 55) fail("CARRIER_BAD_TAR", std::string(what) + " in a tar header overflows");
-      v = (v << 8) | p[i];
+      v = (v << 8) | c;
     }
-    if (v > static_cast<uint64_t>(INT64_MAX)) fail("CARRIER_BAD_TAR", std::string(what) + " overflows");
-    return static_cast<int64_t>(v);
+    if (v >> 63) fail("CARRIER_BAD_TAR", std::string(what) + " in a tar header overflows");
+    return inv ? ~static_cast<int64_t>(v) : static_cast<int64_t>(v);
   }
   size_t i = 0;
   while (i < n && (p[i] == ' ' || p[i] == 0)) ++i;
@@ -230,7 +234,7 @@ void TarReader::on_header() {
     e.mtime_sec = pax_mtime_sec_;
     e.mtime_nsec = pax_mtime_nsec_;
   } else {
-    e.mtime_sec = field_number(hdr_ + 136, 12, "mtime");
+    e.mtime_sec = field_number(hdr_ + 136, 12, "mtime", true);
   }
   if (type == '3' || type == '4') {
     e.devmajor = static_cast<uint32_t>(field_number(hdr_ + 329, 8, "devmajor"));

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { applyLayer, type AppliedLayer } from '../src/index.js';
 import * as F from './support/fixtures.js';
 import { walkTree, compareTrees, type Tree, type Field } from './support/tree.js';
-import { expectRoundTrip } from './support/layer.js';
+import { expectCarrierError, expectRoundTrip } from './support/layer.js';
+import { unprivilegedRunner, nobodyDir, NOBODY, type ChildOutcome } from './support/unprivileged.js';
 
 let work: string;
 let src: F.SourceTree;
@@ -83,8 +84,33 @@ beforeAll(async () => {
   F.run('tar', ['--sort=name', '--format=gnu', '-cf', tarOf('dot'), '-C', root, '--exclude=./big', '--exclude=./many', '.']);
   // A PAX global header, as git archive writes one; GNU tar names it /tmp/GlobalHead.<pid>.<n>.
   F.run('tar', ['--sort=name', '--format=posix', '--pax-option=comment=made by carrier tests', '-cf', tarOf('global'), '-C', root, 'dir-a', 'links', 'names']);
+  // Older header formats: ustar (prefix/name split, no long names), oldgnu, and v7 (no magic, no fifos or devices).
+  F.run('tar', ['--sort=name', '--format=ustar', '-cf', tarOf('ustar'), '-C', root, 'dir-a', 'empty', 'links', 'modes', 'names', 'special']);
+  F.run('tar', ['--sort=name', '--format=oldgnu', '-cf', tarOf('oldgnu'), '-C', root, ...src.topLevel.filter((n) => n !== 'big' && n !== 'many')]);
+  F.run('tar', ['--sort=name', '--format=v7', '-cf', tarOf('v7'), '-C', root, 'dir-a', 'empty', 'links']);
   // The source tree is no longer needed; the tarballs are the fixtures.
   fs.rmSync(root, { recursive: true, force: true });
+
+  // Times GNU tar stores out of the octal field's range: before 1970 (base-256 / negative PAX) and after 2242.
+  const times = path.join(work, 'times-src');
+  fs.mkdirSync(times);
+  const stamps: [string, string][] = [
+    ['epoch', '@0'],
+    ['day-before-epoch', '@-86400'],
+    ['second-before-epoch', '@-1'],
+    ['negative-fraction', '@-1.25'],
+    ['year-2286', '@10000000000'],
+    ['year-2286-fraction', '@10000000000.5'],
+  ];
+  for (const [n, stamp] of stamps) {
+    fs.writeFileSync(path.join(times, n), `${stamp}\n`);
+    F.run('touch', ['-h', '-d', stamp, path.join(times, n)]);
+  }
+  F.run('touch', ['-d', '@-3600', times]);
+  const timeNames = stamps.map(([n]) => n);
+  F.run('tar', ['--format=gnu', '-cf', tarOf('times-gnu'), '-C', times, ...timeNames]);
+  F.run('tar', ['--format=posix', '-cf', tarOf('times-posix'), '-C', times, ...timeNames]);
+  fs.rmSync(times, { recursive: true, force: true });
 
   const sparse = path.join(work, 'sparse-src');
   fs.mkdirSync(sparse);
@@ -187,7 +213,7 @@ for (const w of WRITERS) {
       await same(['mtime']);
     });
 
-    it('restores user.* xattrs from PAX records like GNU tar --xattrs', async () => {
+    it('restores user.* and security.capability xattrs from PAX records like GNU tar --xattrs', async () => {
       await same(['xattrs']);
     });
 
@@ -241,6 +267,29 @@ describe('other tar layouts found in real layers', { timeout: 120_000 }, () => {
     await expectRoundTrip(tarOf('dot'), tarSplit, dir, result);
   });
 
+  for (const [id, what] of [
+    ['ustar', 'tar --format=ustar (names split into prefix and name fields)'],
+    ['oldgnu', 'tar --format=oldgnu (././@LongLink names, base-256 ids)'],
+    ['v7', 'tar --format=v7 (no ustar magic, directories marked by a trailing slash)'],
+  ] as const) {
+    it(`extracts ${what} layers like GNU tar and round-trips them`, async () => {
+      const { dir, tarSplit, result } = await applyAndCompare(id);
+      expect(result.skipped).toEqual([]);
+      expect(result.entries).toBe((await F.tarStats(tarOf(id))).entries);
+      await expectRoundTrip(tarOf(id), tarSplit, dir, result);
+    });
+  }
+
+  it('keeps mtimes before 1970 and after 2242 (base-256 fields, GNU format) like GNU tar', async () => {
+    const { dir, tarSplit, result } = await applyAndCompare('times-gnu');
+    await expectRoundTrip(tarOf('times-gnu'), tarSplit, dir, result);
+  });
+
+  it('keeps negative and far-future PAX mtimes, fractions included, like GNU tar', async () => {
+    const { dir, tarSplit, result } = await applyAndCompare('times-posix');
+    await expectRoundTrip(tarOf('times-posix'), tarSplit, dir, result);
+  });
+
   it('ignores a PAX global header (GNU tar names it /tmp/GlobalHead.N) and extracts the rest like GNU tar', async () => {
     const { dir, tarSplit, result } = await applyAndCompare('global');
     expect(fs.existsSync(path.join(dir, 'tmp')), 'the global header is not an entry').toBe(false);
@@ -248,12 +297,26 @@ describe('other tar layouts found in real layers', { timeout: 120_000 }, () => {
     await expectRoundTrip(tarOf('global'), tarSplit, dir, result);
   });
 
-  it('extracts GNU tar --sparse files (gnu format, type S) with the same size and content as GNU tar', async () => {
-    await applyAndCompare('sparse-gnu');
+  it('refuses old GNU sparse entries (type S, tar --sparse --format=gnu) cleanly, as containers/storage does', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'sparse-gnu-'));
+    const tarSplit = path.join(work, 'sparse-gnu.tar-split.gz');
+    const err = await expectCarrierError(applyLayer(tarOf('sparse-gnu'), dir, { rootless: false, tarSplit }));
+    expect(err.code).toBe('CARRIER_BAD_TAR');
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.existsSync(tarSplit)).toBe(false);
   });
 
-  it('extracts GNU tar --sparse files (posix format, GNU.sparse 1.0 PAX records) with the same size and content as GNU tar', async () => {
-    await applyAndCompare('sparse-pax');
+  // Go's archive/tar expands PAX sparse files, but tar-split then records the expanded content, so such a layer
+  // cannot be rebuilt byte for byte (the tar-split README says so). Carrier refuses it rather than store a layer
+  // it could never push or save again.
+  it('refuses PAX sparse files (tar --sparse --format=posix, GNU.sparse 1.0) cleanly: tar-split cannot rebuild them', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'sparse-pax-'));
+    const tarSplit = path.join(work, 'sparse-pax.tar-split.gz');
+    const err = await expectCarrierError(applyLayer(tarOf('sparse-pax'), dir, { rootless: false, tarSplit }));
+    expect(err.code).toBe('CARRIER_BAD_TAR');
+    expect(err.message).toMatch(/sparse/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.existsSync(tarSplit)).toBe(false);
   });
 });
 
@@ -280,14 +343,27 @@ describe('rootless extraction (rootless: true)', { timeout: 120_000 }, () => {
   }, 120_000);
 
   it('skips device nodes and lists each in `skipped` with a reason', () => {
-    expect(result.skipped.map((s) => norm(s.path)).sort()).toEqual([...devices].sort());
+    const skipped = result.skipped.map((s) => norm(s.path));
+    expect(skipped.filter((p) => p.startsWith('ts-special/')).sort()).toEqual([...devices].sort());
     for (const s of result.skipped) expect(s.reason).toEqual(expect.any(String));
     for (const d of devices) expect(actual.nodes.has(d), `${d} must not exist`).toBe(false);
   });
 
+  it('drops the security.capability xattr (needs CAP_SETFCAP), keeps the file, and says so in `skipped`', () => {
+    expect(actual.nodes.get('ts-xattr/ping')?.type).toBe('file');
+    expect(actual.nodes.get('ts-xattr/ping')?.xattrs).toEqual({});
+    expect(expected.nodes.get('ts-xattr/ping')?.xattrs['security.capability']).toBe(F.FILE_CAPS_HEX.slice(2));
+    const skipped = result.skipped.filter((s) => norm(s.path) === 'ts-xattr/ping');
+    expect(skipped.length).toBe(1);
+    expect(skipped[0]!.reason).toMatch(/security\.capability/);
+    expect(result.skipped.length, JSON.stringify(result.skipped)).toBe(devices.length + 1);
+  });
+
   it('creates everything else like GNU tar (fifos included), except ownership', () => {
     const fields: Field[] = ['type', 'rdev', 'size', 'content', 'mode', 'target', 'links', 'mtime', 'xattrs'];
-    expect(compareTrees(expected, actual, { fields, ignore: (p) => devices.includes(p) })).toEqual([]);
+    const ignore = (p: string): boolean => devices.includes(p);
+    expect(compareTrees(expected, actual, { fields: fields.filter((f) => f !== 'xattrs'), ignore })).toEqual([]);
+    expect(compareTrees(expected, actual, { fields: ['xattrs'], ignore: (p) => ignore(p) || p === 'ts-xattr/ping' })).toEqual([]);
     expect(actual.nodes.get('ts-special/fifo')?.type).toBe('fifo');
   });
 
@@ -397,5 +473,134 @@ describe('whiteouts', { timeout: 60_000 }, () => {
     }
     expect([...tree.nodes.values()].filter((n) => n.type === 'char')).toEqual([]);
     expect(tree.nodes.get('wh/opaque')?.xattrs).toEqual({});
+  });
+});
+
+describe('as an unprivileged user (uid 65534, no capabilities)', { timeout: 120_000 }, () => {
+  // Root ignores permission bits; only a real unprivileged process shows what rootless users hit: read-only
+  // directories, 0000 files (Fedora's /etc/shadow), cleaning up after a failure, reading files back to assemble.
+  let uwork: string;
+  let tarFile: string;
+  let reference: Tree;
+  let run: ReturnType<typeof unprivilegedRunner>;
+  let n = 0;
+  const fresh = (tag: string): string => nobodyDir(uwork, `${tag}-${n++}`);
+  const norm = (p: string): string => p.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+
+  beforeAll(() => {
+    uwork = F.tempDir('unprivileged');
+    fs.chmodSync(uwork, 0o755);
+    run = unprivilegedRunner(uwork);
+    const src = path.join(uwork, 'src');
+    const w = (rel: string, content: string, mode?: number): void => {
+      fs.mkdirSync(path.dirname(path.join(src, rel)), { recursive: true });
+      fs.writeFileSync(path.join(src, rel), content);
+      if (mode !== undefined) fs.chmodSync(path.join(src, rel), mode);
+    };
+    w('etc/shadow', 'root:*:19000:0:99999:7:::\n', 0o000);
+    w('etc/gshadow', 'root:::\n', 0o000);
+    fs.linkSync(path.join(src, 'etc/shadow'), path.join(src, 'etc/shadow-hardlink'));
+    w('ro/file', 'in a read-only dir\n', 0o444);
+    w('ro/sub/file', 'in a 0500 dir\n', 0o400);
+    fs.chmodSync(path.join(src, 'ro/sub'), 0o500);
+    fs.chmodSync(path.join(src, 'ro'), 0o555);
+    w('write-only', 'write only\n', 0o200);
+    w('suid', '#!/bin/sh\n', 0o4755);
+    fs.mkdirSync(path.join(src, 'sgid-dir'));
+    fs.chmodSync(path.join(src, 'sgid-dir'), 0o2775);
+    F.run('mkfifo', [path.join(src, 'fifo')]);
+    fs.mkdirSync(path.join(src, 'dev'));
+    F.run('mknod', [path.join(src, 'dev/null'), 'c', '1', '3']);
+    w('wh/.wh.gone', '');
+    w('wh/opq/.wh..wh..opq', '');
+    w('wh/opq/kept', 'kept\n');
+    w('x/file', 'xattrs\n');
+    F.run('setfattr', ['-n', 'user.foo', '-v', 'bar', path.join(src, 'x/file')]);
+    F.run('setfattr', ['-n', 'trusted.foo', '-v', 'root-only', path.join(src, 'x/file')]);
+    fs.symlinkSync('../etc/shadow', path.join(src, 'x/link'));
+    fs.chownSync(path.join(src, 'x/file'), 1000, 1000);
+    fs.lchownSync(path.join(src, 'x/link'), 1000, 1000);
+    F.setTimes(src);
+    tarFile = path.join(uwork, 'unprivileged.tar');
+    F.run('tar', ['--sort=name', '--format=posix', '--xattrs', '--xattrs-include=*', '-cf', tarFile, '-C', src, '.']);
+    fs.chmodSync(tarFile, 0o644);
+    const ref = path.join(uwork, 'ref');
+    fs.mkdirSync(ref);
+    F.gnuExtract(tarFile, ref);
+    reference = walkTree(ref);
+  }, 120_000);
+
+  afterAll(() => {
+    if (uwork) fs.rmSync(uwork, { recursive: true, force: true });
+  }, 60_000);
+
+  let applied: { dir: string; tarSplit: string; out: ChildOutcome<AppliedLayer> } | undefined;
+  const applyOnce = (): NonNullable<typeof applied> => {
+    if (!applied) {
+      const dir = fresh('diff');
+      const tarSplit = path.join(fresh('split'), 'layer.tar-split.gz');
+      // No `rootless` option: the default must be rootless because euid is not 0.
+      applied = { dir, tarSplit, out: run<AppliedLayer>('apply', tarFile, dir, { tarSplit }) };
+    }
+    return applied;
+  };
+
+  const whiteoutPaths = ['wh/.wh.gone', 'wh/gone', 'wh/opq/.wh..wh..opq'];
+
+  it('applies read-only dirs, 0000 and write-only files, setuid bits and a fifo exactly like GNU tar (rootless by default)', () => {
+    const { dir, out } = applyOnce();
+    expect(out, JSON.stringify(out)).toMatchObject({ ok: true });
+    const actual = walkTree(dir);
+    const fields: Field[] = ['type', 'rdev', 'size', 'content', 'mode', 'target', 'links', 'mtime'];
+    const ignore = (p: string): boolean => p === 'dev/null' || whiteoutPaths.includes(p);
+    expect(compareTrees(reference, actual, { fields, ignore })).toEqual([]);
+  });
+
+  it('owns everything as the calling user, skips the device node and the trusted.* xattr, keeps user.* xattrs', () => {
+    const { dir, out } = applyOnce();
+    const actual = walkTree(dir);
+    const foreign = [...actual.nodes.values()].filter((x) => x.uid !== NOBODY || x.gid !== NOBODY).map((x) => x.path);
+    expect(foreign).toEqual([]);
+    expect(actual.nodes.has('dev/null')).toBe(false);
+    expect(actual.nodes.get('x/file')?.xattrs).toEqual({ 'user.foo': Buffer.from('bar').toString('hex') });
+    const skipped = out.result!.skipped.map((s) => norm(s.path)).sort();
+    expect(skipped).toEqual(['dev/null', 'x/file']);
+    expect(out.result!.uidset).toEqual([0, 1000]);
+  });
+
+  it('creates overlay whiteouts unprivileged: a 0/0 char device and user.overlay.opaque=y', () => {
+    const { dir } = applyOnce();
+    const actual = walkTree(dir);
+    expect(actual.nodes.get('wh/gone')).toMatchObject({ type: 'char', rdev: '0:0' });
+    expect(actual.nodes.has('wh/.wh.gone')).toBe(false);
+    expect(actual.nodes.has('wh/opq/.wh..wh..opq')).toBe(false);
+    expect(actual.nodes.get('wh/opq')?.xattrs).toEqual({ 'user.overlay.opaque': Buffer.from('y').toString('hex') });
+    expect(actual.nodes.get('wh/opq/kept')?.type).toBe('file');
+  });
+
+  it('rebuilds the tar unprivileged with assembleLayer, 0000 and write-only files included', async () => {
+    const { dir, tarSplit, out } = applyOnce();
+    expect(out.ok).toBe(true);
+    const rebuilt = run('assemble', tarSplit, dir);
+    expect(rebuilt, JSON.stringify(rebuilt)).toMatchObject({ ok: true, digest: await F.sha256File(tarFile), length: F.fileSize(tarFile) });
+  });
+
+  it('leaves dir empty after a DiffID mismatch, read-only directories and 0000 files included', () => {
+    const dir = fresh('mismatch');
+    const tarSplit = path.join(fresh('mismatch-split'), 'layer.tar-split.gz');
+    const out = run('apply', tarFile, dir, { tarSplit, expectedDiffID: 'sha256:' + 'e'.repeat(64) });
+    expect(out).toMatchObject({ ok: false, code: 'CARRIER_DIGEST_MISMATCH' });
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.existsSync(tarSplit)).toBe(false);
+  });
+
+  it('leaves dir empty when the blob is cut short after the read-only directories were made', () => {
+    const cut = path.join(uwork, 'cut.tar');
+    fs.writeFileSync(cut, fs.readFileSync(tarFile).subarray(0, F.tarDataEnd(tarFile) - 700));
+    fs.chmodSync(cut, 0o644);
+    const dir = fresh('cut');
+    const out = run('apply', cut, dir, {});
+    expect(out).toMatchObject({ ok: false, code: 'CARRIER_TRUNCATED' });
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

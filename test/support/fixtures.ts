@@ -2,7 +2,8 @@
  * Layer fixtures built by code: source trees on disk, tarballs written by GNU tar, bsdtar and tar-stream, and
  * their gzip/zstd encodings. Nothing here is a committed binary; every fixture is generated into a temp dir.
  *
- * Debian packages used: tar, libarchive-tools (bsdtar), gzip, zstd, attr (setfattr/getfattr), coreutils (mkfifo).
+ * Debian packages used: tar, libarchive-tools (bsdtar), gzip, zstd, attr (setfattr/getfattr), coreutils (mkfifo,
+ * mknod, touch), util-linux (setpriv, for the unprivileged tests). Must run as root.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import type { Header } from 'tar-stream';
 
 export const MiB = 1 << 20;
 /** Size of the big file: over 100 MiB and not a multiple of 512, so its padding is exercised. */
@@ -116,6 +118,10 @@ export interface SourceTree {
   /** Top-level names, all ASCII, to pass to tar on the command line. */
   topLevel: string[];
 }
+
+/** security.capability value for cap_net_raw+ep (VFS_CAP_REVISION_2, little-endian). */
+export const FILE_CAPS_HEX = '0x0100000200200000000000000000000000000000';
+const FILE_CAPS_STRING = Buffer.from(FILE_CAPS_HEX.slice(2), 'hex').toString('latin1'); // all bytes < 0x80
 
 const LONG_NAME_120 = 'n'.repeat(120) + '.txt';
 const LONG_NAME_250 = 'N'.repeat(250);
@@ -237,6 +243,10 @@ export function buildSourceTree(root: string, options: SourceTreeOptions): Sourc
   setfattr('xattr/file', 'user.empty');
   setfattr('xattr/long-value', 'user.long', 'v'.repeat(1500));
   setfattr('xattr/dir', 'user.dirattr', 'yes');
+  // File capabilities (cap_net_raw+ep, VFS_CAP_REVISION_2), as Debian's ping carries them.
+  file('xattr/ping', 'pretend ping\n');
+  chmod('xattr/ping', 0o755);
+  setfattr('xattr/ping', 'security.capability', FILE_CAPS_HEX);
 
   setTimes(root);
   return { root, topLevel: fs.readdirSync(root).sort() };
@@ -287,7 +297,7 @@ export function gnuExtract(tarFile: string, dest: string): void {
   run('tar', ['-xpf', tarFile, '--xattrs', '--xattrs-include=*', '--numeric-owner', '--delay-directory-restore', '-C', dest]);
 }
 
-type TsHeader = tar.Headers & { pax?: Record<string, string> };
+type TsHeader = Partial<Omit<Header, 'pax'>> & { name: string; pax?: Record<string, string> };
 
 export interface TarStreamEntry {
   header: TsHeader;
@@ -316,7 +326,7 @@ export async function writeTarStream(out: string, entries: TarStreamEntry[]): Pr
             written += n;
             if (!sink.write(chunk)) await once(sink, 'drain');
           }
-          sink.end();
+          (sink as unknown as { end(): void }).end();
         })().catch(reject);
       } else if (e.content !== undefined) {
         pack.entry(e.header, Buffer.isBuffer(e.content) ? e.content : Buffer.from(e.content), cb);
@@ -430,7 +440,7 @@ export interface TarStats {
 
 /** Reads a tar with tar-stream, an independent parser, to know what the engine should report. */
 export async function tarStats(file: string): Promise<TarStats> {
-  const extract = tar.extract();
+  const extract = tar.extract({ allowUnknownFormat: true } as Parameters<typeof tar.extract>[0]);
   const uids = new Set<number>();
   const gids = new Set<number>();
   const names: string[] = [];
@@ -521,6 +531,7 @@ export function tarStreamEntries(options: { big: boolean; many?: number }): TarS
   dir('ts-xattr/');
   reg('ts-xattr/file', 'pax xattrs\n', { pax: { 'SCHILY.xattr.user.foo': 'bar', 'SCHILY.xattr.user.utf8': 'valué' } });
   dir('ts-xattr/dir/', 0o755, { pax: { 'SCHILY.xattr.user.dirattr': 'on a directory' } });
+  reg('ts-xattr/ping', 'pretend ping\n', { mode: 0o755, pax: { 'SCHILY.xattr.security.capability': FILE_CAPS_STRING } });
 
   dir('ts-times/');
   reg('ts-times/ns', 'nanoseconds\n', { pax: { mtime: '1700000000.123456789' } });
