@@ -4,6 +4,7 @@
 // The JS thread only copies incoming chunks into a bounded queue and receives 'drain' and 'done' events.
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -137,6 +138,7 @@ class BlockSink : public DecodeSink {
 };
 
 void decode_thread(std::shared_ptr<ApplyState> s) {
+  pthread_setname_np(pthread_self(), "carrier-decode");
   try {
     Decoder decoder(s->cfg.compression);
     Sha256 sha;
@@ -225,6 +227,7 @@ void require_empty(int rootfd, const std::string& dir) {
 }
 
 void extract_thread(std::shared_ptr<ApplyState> s) {
+  pthread_setname_np(pthread_self(), "carrier-extract");
   Event* done = new Event{Event::Done, std::nullopt, {}};
   std::thread decoder;
   Fd root;

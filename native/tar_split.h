@@ -24,7 +24,7 @@ class TarSplitWriter {
   // Emits the raw bytes gathered since the last entry as one segment.
   void flush_segment();
   void file(const std::string& name, int64_t size, const uint8_t* crc_be /* 8 bytes, or null when size is 0 */);
-  // Final segment, gzip trailer, fsync.
+  // Final segment, gzip trailer, close (not synced: see close()).
   void close();
   // Failure: remove the partial file.
   void discard();

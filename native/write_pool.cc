@@ -1,5 +1,6 @@
 #include "write_pool.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ void WritePool::drain() {
 }
 
 void WritePool::run() {
+  pthread_setname_np(pthread_self(), "carrier-write");
   for (;;) {
     WriteTask task;
     {
