@@ -1,6 +1,7 @@
-// applyLayer's native half. Two threads per layer, so decompression and extraction overlap on two cores:
-//   decode thread: compressed bytes (file reads, or chunks pushed from JS) -> SHA-256 -> gzip/zstd/none -> blocks
-//   extract thread: blocks -> SHA-256 of the tar -> tar parser -> safe extraction (+ tar-split)
+// applyLayer's native half. Three threads per layer, so decompression, parsing and file writes overlap:
+//   decode thread:  compressed bytes (file reads, or chunks pushed from JS) -> SHA-256 -> gzip/zstd/none -> blocks
+//   extract thread: blocks -> SHA-256 of the tar -> tar parser -> safe creation of every entry (+ tar-split)
+//   write thread:   content and metadata of small files the extract thread created (see write_pool.h)
 // The JS thread only copies incoming chunks into a bounded queue and receives 'drain' and 'done' events.
 #include <dirent.h>
 #include <fcntl.h>

@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "crc64.h"
 
 namespace carrier {
@@ -86,12 +90,9 @@ const Crc64Tables& tables() {
   return tabs;
 }
 
-}  // namespace
-
-// Slicing-by-8: eight bytes per step, several times faster than the byte loop on large file contents.
-void Crc64::update(const uint8_t* p, size_t n) {
+// Slicing-by-8: eight bytes per step, several times faster than the byte loop.
+uint64_t slice8(uint64_t c, const uint8_t* p, size_t n) {
   const auto& T = tables().t;
-  uint64_t c = crc_;
   while (n >= 8) {
     uint64_t w;
     memcpy(&w, p, 8);  // little-endian host (x86-64, arm64)
@@ -102,7 +103,52 @@ void Crc64::update(const uint8_t* p, size_t n) {
     n -= 8;
   }
   while (n--) c = T[0][(c ^ *p++) & 0xff] ^ (c >> 8);
-  crc_ = c;
+  return c;
+}
+
+#if defined(__x86_64__)
+// rev64(x^n mod P) for the reflected ISO polynomial: the register after n zero bits, starting from x^0.
+uint64_t x_pow_mod(unsigned n) {
+  uint64_t r = 1ull << 63;
+  while (n--) r = (r >> 1) ^ ((r & 1) ? 0xD800000000000000ULL : 0);
+  return r;
+}
+
+// Carry-less multiplication folding (PCLMULQDQ), about four times the table speed: the 128-bit remainder A is
+// carried 16 bytes forward as A_hi * (x^192 mod P) + A_lo * (x^128 mod P) — both constants divided by x, because
+// a reflected carry-less product lands one bit low — and the final 16 bytes go through the table with register 0.
+// The incoming register is the same as XOR-ing it into the first eight bytes. `n` is a multiple of 16.
+__attribute__((target("pclmul,sse2"))) uint64_t fold16(uint64_t c, const uint8_t* p, size_t n) {
+  static const uint64_t k191 = x_pow_mod(191), k127 = x_pow_mod(127);
+  const __m128i k = _mm_set_epi64x(static_cast<long long>(k127), static_cast<long long>(k191));
+  __m128i a = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+                            _mm_set_epi64x(0, static_cast<long long>(c)));
+  for (size_t i = 16; i < n; i += 16) {
+    __m128i hi = _mm_clmulepi64_si128(a, k, 0x00);
+    __m128i lo = _mm_clmulepi64_si128(a, k, 0x11);
+    a = _mm_xor_si128(_mm_xor_si128(hi, lo), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+  }
+  uint8_t rest[16];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(rest), a);
+  return slice8(0, rest, sizeof(rest));
+}
+
+const bool kHasPclmul = (__builtin_cpu_init(), __builtin_cpu_supports("pclmul"));
+#endif
+
+}  // namespace
+
+void Crc64::update(const uint8_t* p, size_t n) {
+  uint64_t c = crc_;
+#if defined(__x86_64__)
+  if (kHasPclmul && n >= 64) {
+    size_t body = n & ~size_t{15};
+    c = fold16(c, p, body);
+    p += body;
+    n -= body;
+  }
+#endif
+  crc_ = slice8(c, p, n);
 }
 
 }  // namespace carrier
