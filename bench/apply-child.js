@@ -3,12 +3,13 @@
 //
 // Started with child_process.fork(); loads everything, sends {type:'ready'}, waits for the parent's
 // {type:'go', job} (the parent runs `sync` in between), applies once, and sends {type:'done', ...} with the time
-// measured in here (process start-up excluded), the apply's result, and optionally memory and event-loop figures:
+// measured in here (process start-up excluded), the apply's result, the CPU time this process used (all threads), and
+// optionally memory and event-loop figures:
 //   addedPeakKiB  peak RSS added by the apply: VmHWM after it minus VmRSS just before it (or, if the high-water
 //                 mark did not move, the largest VmRSS sampled every ~10 ms minus the start)
 //   maxGapMs      largest interval between ticks of a 1 ms setInterval during the apply
 //
-// job = { mode: 'carrier' | 'carrier-stream' | 'pure-node' | 'node-tar' | 'idle',
+// job = { mode: 'carrier' | 'carrier-stream' | 'pure-node' | 'node-tar' | 'read-only' | 'idle',
 //         blob, compression, out, tarSplit?, measure? }
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +42,12 @@ async function apply(job) {
       return pureNodeApply(job.blob, job.out, job.compression);
     case 'node-tar':
       return nodeTarApply(job.blob, job.out, job.compression);
+    case 'read-only': {
+      // what the stream rows pay before carrier sees a byte: reading the blob through fs.createReadStream
+      let n = 0;
+      for await (const chunk of fs.createReadStream(job.blob)) n += chunk.length;
+      return { compressedSize: n };
+    }
     case 'idle':
       return new Promise((r) => setTimeout(() => r({}), 2000));
     default:
@@ -67,10 +74,12 @@ async function run(job) {
       if (gaps.length % 10 === 0) sampled = Math.max(sampled, status().rss);
     }, 1);
   }
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const result = await apply(job);
   const seconds = (performance.now() - t0) / 1000;
-  const msg = { type: 'done', seconds, result };
+  const cpu = process.cpuUsage(cpu0);
+  const msg = { type: 'done', seconds, result, cpu: (cpu.user + cpu.system) / 1e6 };
   if (job.measure) {
     clearInterval(timer);
     maxGap = Math.max(maxGap, performance.now() - last);

@@ -19,7 +19,7 @@ export function makeContenders(fx, carrierAvailable) {
 
   list.push({
     id: 'none/gnu-tar', label: 'GNU tar -xf (plain tar)', compression: 'none', kind: 'cmd', floorPart: 'extract',
-    run: async (out) => ({ seconds: await timeCommand('tar', [...TAR_X, '-f', fx.tar, '-C', out]) }),
+    run: (out) => timeCommand('tar', [...TAR_X, '-f', fx.tar, '-C', out]),
   });
   if (carrierAvailable) {
     list.push({
@@ -50,9 +50,7 @@ export function makeContenders(fx, carrierAvailable) {
     }
     list.push({
       id: `${c}/gnu-tar`, label: c === 'gzip' ? 'GNU tar -xzf' : 'GNU tar --zstd -xf', compression: c, kind: 'cmd',
-      run: async (out) => ({
-        seconds: await timeCommand('tar', [...TAR_X, c === 'gzip' ? '-z' : '--zstd', '-f', blob, '-C', out]),
-      }),
+      run: (out) => timeCommand('tar', [...TAR_X, c === 'gzip' ? '-z' : '--zstd', '-f', blob, '-C', out]),
     });
     const dec = c === 'gzip' ? 'zlib' : 'fzstd';
     list.push({
@@ -66,7 +64,7 @@ export function makeContenders(fx, carrierAvailable) {
     list.push({
       id: `${c}/decompress`, label: `${c} -dc > /dev/null`, compression: c, kind: 'cmd', noOutput: true,
       floorPart: 'decompress',
-      run: async () => ({ seconds: await timeCommand(c, ['-dc', blob], { stdoutFile: '/dev/null' }) }),
+      run: () => timeCommand(c, ['-dc', blob], { stdoutFile: '/dev/null' }),
     });
   }
   return list;

@@ -133,6 +133,7 @@ const MODE_LABEL = {
   carrier: 'carrier applyLayer(path)',
   'carrier-stream': 'carrier applyLayer(createReadStream)',
   'pure-node': 'pure Node: tar-stream + fs',
+  'read-only': 'createReadStream alone (no apply)',
 };
 
 function memoryRows(report) {
@@ -146,7 +147,7 @@ function memoryRows(report) {
           (MODE_LABEL[r.mode] ?? r.mode) + (r.problem ? ' ⚠' : ''),
           r.compression,
           r.mode === 'idle' ? '(2 s idle)' : r.seconds.toFixed(2),
-          r.mode === 'idle' ? '' : (tarMiB / r.seconds).toFixed(0),
+          ['idle', 'read-only'].includes(r.mode) ? '' : (tarMiB / r.seconds).toFixed(0),
           (r.addedPeakKiB / 1024).toFixed(1),
           r.maxGapMs.toFixed(1),
           r.p99GapMs?.toFixed(2) ?? '',
@@ -163,6 +164,40 @@ function fixtureLine(report) {
     `taken from /usr on this machine; tar ${(m.tar.size / MiB).toFixed(1)} MiB, ` +
     `gzip -6 ${(m.gzip.size / MiB).toFixed(1)} MiB, zstd -3 ${(m.zstd.size / MiB).toFixed(1)} MiB`
   );
+}
+
+/** Plain-language remarks on what the targets mean for these particular numbers. */
+function targetNotes(report) {
+  const out = [];
+  const plainCarrier = row(report, 'none/carrier');
+  for (const c of ['gzip', 'zstd']) {
+    const carrier = row(report, `${c}/carrier`);
+    const tar = row(report, `${c}/gnu-tar`);
+    const dec = row(report, `${c}/decompress`);
+    const floor = floorOf(report, c);
+    if (!ok(carrier) || !ok(tar) || !floor) continue;
+    const need = tar.median / 2;
+    if (tar.median / carrier.median < 2 && need < floor.seconds) {
+      const bound =
+        floor.extract >= floor.decompress
+          ? `extraction alone to run ${(floor.extract / need).toFixed(2)}× faster than GNU tar -xf of the plain tar` +
+            (ok(plainCarrier)
+              ? ` (carrier's own plain-tar extraction is ${(floor.extract / plainCarrier.median).toFixed(2)}× GNU tar's, ${plainCarrier.median.toFixed(3)} s)`
+              : '')
+          : `decompression alone to run ${(floor.decompress / need).toFixed(2)}× faster than \`${c} -dc\``;
+      out.push(
+        `${c}: GNU tar already runs at ${(tar.median / floor.seconds).toFixed(2)}× the floor (it decompresses in a separate process), ` +
+          `so 2× faster than GNU tar means ${need.toFixed(3)} s, below the floor of ${floor.seconds.toFixed(3)} s: that needs ${bound}.`,
+      );
+    }
+    if (ok(dec) && carrier.median < dec.median) {
+      out.push(
+        `${c}: carrier finishes before \`${c} -dc > /dev/null\` alone does (${carrier.median.toFixed(3)} s vs ${dec.median.toFixed(3)} s): ` +
+          'the decompressor it uses is faster than the command-line tool, so this floor is a loose bound.',
+      );
+    }
+  }
+  return out;
 }
 
 export function renderConsole(report) {
@@ -184,6 +219,7 @@ export function renderConsole(report) {
   for (const t of report.evaluation) {
     parts.push(`  ${t.name.padEnd(40)} ${fmtVal(t).padStart(7)}  target ${t.target.padEnd(7)} ${verdict(t)}`);
   }
+  for (const n of targetNotes(report)) parts.push(`  note: ${n}`);
   if (report.large) {
     parts.push(`\nmemory / event loop (${(report.large.tarSize / MiB).toFixed(0)} MiB layer, separate process each):`);
     parts.push(textTable(MEM_HEAD, memoryRows(report)));
@@ -201,19 +237,32 @@ export function renderMarkdown(report) {
   L.push(`- Command: \`${report.command}\``);
   L.push(`- Date: ${report.started.toISOString()} (took ${((report.finished - report.started) / 1000).toFixed(0)} s)`);
   L.push(`- Mode: ${report.quick ? 'quick (smoke run, small layer)' : 'full'}; median of ${report.config.runs} timed runs after 1 warm-up, contenders interleaved round-robin`);
+  L.push(
+    `- Other load: every run waited for a quiet machine (${Math.round(report.quietWaited ?? 0)} s of waiting in all); ` +
+      `${report.disturbedRuns ?? 0} run(s) were redone because other processes used the CPUs meanwhile`,
+  );
+  if (report.pressure) {
+    const p = report.pressure;
+    L.push(
+      `- Memory pressure during the timed rounds: ${p.pgscanDirect} pages scanned by direct reclaim, ${p.compactStall} compaction stalls, ` +
+        `${p.refaultFile} file pages refaulted; outputs ${report.evicted ? 'were' : 'were NOT (no python3)'} dropped from the page cache after each run`,
+    );
+  }
   if (report.cooldown?.skipped) {
     L.push(`- ⚠ Run with --no-cooldown ${Math.round(report.cooldown.sinceDelete)} s after the previous run's deletions: file creation was probably slowed for every contender`);
   } else if (report.cooldown?.waited) {
     L.push(`- Waited ${Math.round(report.cooldown.waited)} s before timing for the previous run's deletions to age (see bench/run.js)`);
   }
   L.push(`- Carrier: ${report.carrier.available ? `loaded (version ${report.carrier.version})` : `NOT loadable: ${report.carrier.error}`}`);
+  if (report.carrier.binary) L.push(`- Addon: ${report.carrier.binary}`);
+  if (report.carrier.changed) L.push(`- ⚠ ${report.carrier.changed}`);
   L.push('');
   L.push('## Machine');
   L.push('');
   L.push(`- CPUs (nproc): ${m.nproc} — ${m.cpu}`);
   L.push(`- Memory: ${m.memory}`);
   L.push(`- Kernel: ${m.kernel}`);
-  L.push(`- File system of bench/work (\`stat -f -c %T\`): ${m.fsType}`);
+  L.push(`- File system of bench/work (\`stat -f -c %T\`): ${m.fsType}; mount (\`findmnt -T\`): ${m.mount ?? 'n/a'}`);
   L.push(`- Node: ${m.node}, running as ${m.user}`);
   L.push(`- ${m.tar}; ${m.gzip}; ${m.zstd}`);
   L.push('');
@@ -235,7 +284,10 @@ export function renderMarkdown(report) {
   L.push('');
   L.push('All timed runs (seconds):');
   L.push('');
-  for (const r of report.rows) L.push(`- \`${r.id}\`: ${r.runs.map((s) => s.toFixed(3)).join(', ') || 'none'}`);
+  for (const r of report.rows) {
+    const redone = r.disturbed ? ` (${r.disturbed} disturbed run(s) redone)` : '';
+    L.push(`- \`${r.id}\`: ${r.runs.map((s) => s.toFixed(3)).join(', ') || 'none'}${redone}`);
+  }
   const problems = report.rows.filter((r) => r.problems.length);
   L.push('');
   L.push('## Correctness checks (warm-up run)');
@@ -265,12 +317,19 @@ export function renderMarkdown(report) {
       report.evaluation.map((t) => [`${t.name} (${t.what})`, fmtVal(t), t.target, `**${verdict(t)}**`]),
     ),
   );
+  const notes = targetNotes(report);
+  if (notes.length) {
+    L.push('');
+    L.push('Reading the targets (computed from the medians above):');
+    L.push('');
+    for (const n of notes) L.push(`- ${n}`);
+  }
   if (report.large) {
     L.push('');
     L.push('## Memory and event-loop responsiveness');
     L.push('');
     L.push(
-      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/apply-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running.`,
+      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/apply-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running, and the createReadStream row only reads the blob through a stream, which is what the stream rows' memory includes before carrier sees a byte.`,
     );
     L.push('');
     L.push(mdTable(MEM_HEAD, memoryRows(report)));

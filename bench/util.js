@@ -32,9 +32,144 @@ export async function timeCommand(cmd, args, { stdoutFile, cwd } = {}) {
   try {
     const t0 = process.hrtime.bigint();
     await run(cmd, args, { cwd, stdout: fd ?? 'ignore' });
-    return Number(process.hrtime.bigint() - t0) / 1e9;
+    return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+const CLK_TCK = 100; // USER_HZ: /proc counts CPU time in 1/100 s on Linux
+
+/** Busy (everything but idle and iowait, steal included) and total CPU time of the whole machine, in seconds. */
+export function machineCpu() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return {
+    busy: (user + nice + system + irq + softirq + steal) / CLK_TCK,
+    steal: steal / CLK_TCK,
+    total: f.reduce((a, b) => a + b, 0) / CLK_TCK,
+  };
+}
+
+/** pid -> { ppid, start, ticks }, where ticks = utime + stime + cutime + cstime (reaped children included). */
+function processTimes() {
+  const out = new Map();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // after "pid (comm) ": state ppid ... utime(12th) stime cutime cstime
+    out.set(Number(name), {
+      ppid: Number(f[1]),
+      start: f[19],
+      ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+    });
+  }
+  return out;
+}
+
+function ourTree(procs, root) {
+  const ours = new Set([root]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, p] of procs) {
+      if (!ours.has(pid) && ours.has(p.ppid)) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return ours;
+}
+
+/**
+ * Starts measuring what the rest of the machine does; `foreign()` then returns the CPU-seconds used meanwhile by
+ * every process outside this one and its descendants (kernel threads included), plus hypervisor steal. A process that
+ * exits is folded into its parent's cutime when reaped, with all its CPU time: what it had used before the window is
+ * taken off again. Processes that start and end in between are counted through their parent the same way.
+ */
+export function cpuWindow() {
+  const before = processTimes();
+  const steal0 = machineCpu().steal;
+  return {
+    foreign() {
+      const after = processTimes();
+      const steal = machineCpu().steal - steal0;
+      const ours = new Set([...ourTree(before, process.pid), ...ourTree(after, process.pid)]);
+      let ticks = 0;
+      for (const [pid, p] of after) {
+        if (ours.has(pid)) continue;
+        const b = before.get(pid);
+        ticks += p.ticks - (b && b.start === p.start ? b.ticks : 0);
+      }
+      for (const [pid, b] of before) {
+        if (ours.has(pid)) continue;
+        const a = after.get(pid);
+        if (!a || a.start !== b.start) ticks -= b.ticks; // gone (reaped into its parent's cutime) or pid reused
+      }
+      return Math.max(0, ticks / CLK_TCK + steal);
+    },
+  };
+}
+
+/** Direct-reclaim and compaction counters from /proc/vmstat: signs that memory ran short. */
+export function memoryPressure() {
+  const v = Object.fromEntries(
+    fs.readFileSync('/proc/vmstat', 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, n]) => [k, Number(n)]),
+  );
+  return { pgscanDirect: v.pgscan_direct ?? 0, compactStall: v.compact_stall ?? 0, refaultFile: v.workingset_refault_file ?? 0 };
+}
+
+const EVICT_PY = `
+import os, sys
+for root, dirs, files in os.walk(sys.argv[1]):
+    for n in files:
+        try:
+            fd = os.open(os.path.join(root, n), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+`;
+let evictWorks;
+
+/**
+ * Drops an output tree's file pages from the page cache (after sync they are clean), so the outputs kept until the
+ * end of the run do not fill memory and push out the fixtures. Needs python3 (Node cannot call posix_fadvise);
+ * returns false when it is missing.
+ */
+export function evictTree(dir) {
+  if (evictWorks === false) return false;
+  try {
+    execFileSync('python3', ['-c', EVICT_PY, dir], { stdio: 'ignore' });
+    evictWorks = true;
+  } catch {
+    evictWorks = false;
+  }
+  return evictWorks;
+}
+
+/** Resolves once the machine has been nearly idle (< `maxBusy` of all CPUs) for `ms`; returns seconds waited. */
+export async function waitForQuiet({ maxBusy = 0.1, ms = 500, onWait, limitSeconds = 900 } = {}) {
+  const t0 = Date.now();
+  let told = false;
+  for (;;) {
+    const a = machineCpu();
+    await new Promise((r) => setTimeout(r, ms));
+    const b = machineCpu();
+    const busy = (b.busy - a.busy) / Math.max(1e-9, b.total - a.total);
+    if (busy < maxBusy) return (Date.now() - t0) / 1000;
+    if ((Date.now() - t0) / 1000 > limitSeconds) return (Date.now() - t0) / 1000;
+    if (!told) onWait?.(busy);
+    told = true;
   }
 }
 
@@ -79,10 +214,11 @@ export function machineInfo(workDir) {
     memory: memTotal,
     kernel: firstLine('uname', ['-srm']),
     fsType: firstLine('stat', ['-f', '-c', '%T', workDir]),
+    mount: firstLine('findmnt', ['-no', 'SOURCE,FSTYPE,OPTIONS', '-T', workDir]).replace(/\s+/g, ' '),
     node: process.version,
     tar: firstLine('tar', ['--version']),
     gzip: firstLine('gzip', ['--version']),
-    zstd: firstLine('zstd', ['--version']),
+    zstd: firstLine('zstd', ['--version']).replace(/^\*+\s*|\s*\*+$/g, ''),
     user: process.getuid?.() === 0 ? 'root' : `uid ${process.getuid?.()}`,
   };
 }
