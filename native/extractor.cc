@@ -145,7 +145,7 @@ void Extractor::whiteout(TarEntry& e, const std::vector<std::string>& parts, con
   const std::string& base = parts.back();
   if (base == kOpaqueMarker) {
     // Opaque directory: hides the lower layers' content of the parent, whatever the marker's position in the tar.
-    Fd parent = parent_dir(parts, parts.size() - 1, path);
+    parent_dir(parts, parts.size() - 1, path);  // creates the directory when the tar has not (yet)
     std::string dir = join_path(parts, parts.size() - 1);
     Fd fd(open_in_root(root_, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     if (!fd.valid()) fail_errno(-fd.release(), "openat2", dir, "opening an opaque directory");

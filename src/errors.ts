@@ -12,6 +12,7 @@ export type CarrierErrorCode =
   | 'CARRIER_LIMIT_EXCEEDED'
   | 'CARRIER_BAD_TAR_SPLIT'
   | 'CARRIER_INVALID_ARGUMENT'
+  | 'CARRIER_STREAM_ERROR' // the source stream failed without an errno code of its own
   | 'ABORT_ERR'
   | (string & {}); // OS errors keep their errno name: 'ENOENT', 'ENOSPC', ...
 
