@@ -37,20 +37,17 @@ import {
   haveZstd,
   symlink,
   type Sandbox,
+  T,
+  MODES,
+  PAYLOAD,
+  up,
 } from './support/hostile.js';
 
-const T = 20_000;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const MODES = [
-  { label: 'rootless', rootless: true },
-  { label: 'privileged', rootless: false },
-] as const;
-const PAYLOAD = 'written by a hostile layer\n';
 const BAD = 'CARRIER_BAD_TAR';
 const LIMIT = 'CARRIER_LIMIT_EXCEEDED';
 
-const up = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.victim, p));
 
 // ---------------------------------------------------------------------------------------------------------------
 describe('header smuggling: a PAX size applies to the next real entry only', () => {

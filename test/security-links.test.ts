@@ -31,17 +31,14 @@ import {
   tar,
   tree,
   type Sandbox,
+  T,
+  MODES,
+  PAYLOAD,
+  up,
+  upTmp,
 } from './support/hostile.js';
 
-const T = 20_000;
-const MODES = [
-  { label: 'rootless', rootless: true },
-  { label: 'privileged', rootless: false },
-] as const;
-const PAYLOAD = 'written by a hostile layer\n';
 
-const up = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.victim, p));
-const upTmp = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.tmpVictim, p));
 const strip = (p: string): string => p.replace(/^(\.?\/)+/, '').replace(/\/+$/, '');
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -29,20 +29,15 @@ import {
   tar,
   tree,
   type Sandbox,
+  T,
+  MODES,
+  PAYLOAD,
+  up,
+  upTmp,
 } from './support/hostile.js';
 
-const T = 20_000;
-const MODES = [
-  { label: 'rootless', rootless: true },
-  { label: 'privileged', rootless: false },
-] as const;
 
-const PAYLOAD = 'written by a hostile layer\n';
 
-/** The victim file's path relative to the layer dir: `../victim/passwd`. */
-const up = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.victim, p));
-/** The /tmp victim relative to the layer dir: `../../carrier-victim-<token>/passwd`. */
-const upTmp = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.tmpVictim, p));
 
 // ---------------------------------------------------------------------------------------------------------------
 describe('absolute paths land inside the layer root', () => {

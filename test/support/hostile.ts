@@ -698,3 +698,19 @@ export function skippedRoot(r: AppliedLayer): boolean {
 export function gz(b: Buffer): Buffer {
   return gzipSync(b);
 }
+
+// ---- shared by the security suites -------------------------------------------------------------------------------
+
+/** Per-test timeout of the security suites. */
+export const T = 20_000;
+/** Every hostile shape is tried with and without privilege. */
+export const MODES = [
+  { label: 'rootless', rootless: true },
+  { label: 'privileged', rootless: false },
+] as const;
+/** What a hostile layer tries to write outside its root. */
+export const PAYLOAD = 'written by a hostile layer\n';
+/** The victim file's path relative to the layer dir: `../victim/passwd`. */
+export const up = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.victim, p));
+/** The /tmp victim relative to the layer dir: `../../carrier-victim-<token>/passwd`. */
+export const upTmp = (sb: Sandbox, p = 'passwd'): string => path.relative(sb.layer, path.join(sb.tmpVictim, p));
