@@ -1,0 +1,96 @@
+#!/bin/sh
+# Regenerates the committed seed corpus under native/fuzz/corpus/ (kept tiny: a few hundred bytes to a few KiB each).
+# Needs GNU tar, gzip, zstd and python3. Deterministic up to the tools' versions (fixed mtimes, owners, order).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out=$here/corpus
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+rm -rf "$out"
+mkdir -p "$out/fuzz_tar_reader" "$out/fuzz_extract" "$out/fuzz_decoder" "$out/fuzz_tar_split"
+
+# A small tree exercising files, dirs, symlinks, hardlinks, a fifo, a long name and a whiteout.
+src=$work/src
+mkdir -p "$src/dir/sub" "$src/etc"
+printf 'hello\n' > "$src/dir/file.txt"
+printf 'x' > "$src/dir/sub/one"
+: > "$src/empty"
+ln -s ../dir/file.txt "$src/etc/rel-link"
+ln -s /etc/passwd "$src/etc/abs-link"
+ln "$src/dir/file.txt" "$src/dir/hard"
+mkfifo "$src/fifo"
+long=$(printf 'n%.0s' $(seq 1 120))
+printf 'long\n' > "$src/dir/$long"
+printf 'gone' > "$src/dir/.wh.deleted"
+: > "$src/dir/sub/.wh..wh..opq"
+chmod 0555 "$src/dir/sub"
+find "$src" -exec touch -h -d '2020-01-02 03:04:05' {} +
+
+T="tar -b1 --sort=name --owner=0 --group=0 --numeric-owner --mtime=2020-01-02T03:04:05Z -C $src"
+$T --format=gnu -cf "$work/gnu.tar" .
+$T --format=pax --pax-option=delete=atime,delete=ctime -cf "$work/pax.tar" .
+$T --format=ustar -cf "$work/ustar.tar" dir/file.txt dir/sub etc empty
+# A PAX tar with an xattr, a fractional mtime and a big uid.
+printf 'data' > "$work/x"
+tar -b1 --format=pax --owner=4000000:4000000 --group=5:5 --numeric-owner -C "$work" \
+  --pax-option='SCHILY.xattr.user.k=v,mtime:=1577934245.123456789' -cf "$work/xattr.tar" x
+
+chmod -R u+w "$src"
+# Tars without the padding/end blocks, and an empty archive.
+head -c 1536 "$work/ustar.tar" > "$work/truncated.tar"
+head -c 1024 /dev/zero > "$work/empty.tar"
+
+for f in gnu pax ustar xattr truncated empty; do
+  cp "$work/$f.tar" "$out/fuzz_tar_reader/$f.tar"
+  cp "$work/$f.tar" "$out/fuzz_extract/$f.tar"
+done
+# Adversarial paths for the extractor (built with python: tar refuses to write some of them).
+python3 - "$out/fuzz_extract" <<'PY'
+import io, sys, tarfile
+out = sys.argv[1]
+tarfile.RECORDSIZE = 512  # no 10 KiB record padding: keep the seeds small
+def mk(name, members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for ti, data in members:
+            ti.mtime = 1577934245
+            t.addfile(ti, io.BytesIO(data) if data is not None else None)
+    open(f"{out}/{name}", "wb").write(buf.getvalue())
+def f(name, data=b"", **kw):
+    ti = tarfile.TarInfo(name); ti.size = len(data)
+    for k, v in kw.items(): setattr(ti, k, v)
+    return ti, data
+def l(name, target, kind=tarfile.SYMTYPE):
+    ti = tarfile.TarInfo(name); ti.type = kind; ti.linkname = target
+    return ti, None
+def d(name, mode=0o755):
+    ti = tarfile.TarInfo(name); ti.type = tarfile.DIRTYPE; ti.mode = mode
+    return ti, None
+mk("escape-dotdot.tar", [f("../escape", b"x"), f("a/../../b", b"y")])
+mk("symlink-then-write.tar", [l("up", "../../.."), f("up/pwned", b"z"), l("abs", "/"), f("abs/pwned", b"z")])
+mk("hardlink-out.tar", [l("h", "../../etc/passwd", tarfile.LNKTYPE), f("f", b"q"), l("h2", "f", tarfile.LNKTYPE)])
+mk("dir-replace.tar", [d("d", 0o500), f("d/x", b"1"), f("d", b"now a file"), d("d"), l("d/x", "/x")])
+mk("whiteouts.tar", [d("w"), f("w/.wh.gone"), f("w/.wh..wh..opq"), f(".wh.top"), f("w/keep", b"k")])
+PY
+
+# Decoder: the first byte picks the mode (0 auto, 1 gzip, 2 zstd, 3 none; bits 2-3 the sink window).
+gzip -9n -c "$work/ustar.tar" > "$work/u.gz"
+zstd -q -19 -c "$work/ustar.tar" > "$work/u.zst"
+{ printf '\000'; cat "$work/u.gz"; } > "$out/fuzz_decoder/auto-gzip"
+{ printf '\014'; cat "$work/u.zst"; } > "$out/fuzz_decoder/auto-zstd"
+{ printf '\001'; cat "$work/u.gz" "$work/u.gz"; } > "$out/fuzz_decoder/gzip-multimember"
+{ printf '\006'; cat "$work/u.zst" "$work/u.zst"; } > "$out/fuzz_decoder/zstd-multiframe"
+{ printf '\003'; head -c 700 "$work/ustar.tar"; } > "$out/fuzz_decoder/none"
+{ printf '\000'; head -c 60 "$work/u.gz"; } > "$out/fuzz_decoder/gzip-truncated"
+{ printf '\010'; head -c 40 "$work/u.zst"; } > "$out/fuzz_decoder/zstd-truncated"
+
+# tar-split lines, as containers/storage writes them.
+ts=$out/fuzz_tar_split
+printf '{"type":2,"payload":"ZGlyL2ZpbGUudHh0AAAAAA==","position":0}\n' > "$ts/segment"
+printf '{"type":1,"name":"dir/file.txt","size":6,"payload":"AAECAwQFBgc=","position":1}\n' > "$ts/file"
+printf '{"type":1,"name_raw":"/w==","size":0,"payload":null,"position":2}\n' > "$ts/name-raw"
+printf '{"type":1,"name":"a\\u00e9\\"\\\\\\/\\n","size":0,"payload":null,"position":3}\n' > "$ts/escapes"
+printf '{"type":2,"payload":"","position":4}\n{"type":1,"name":"x","size":1,"payload":"AAAAAAAAAAA=","position":5}\n' > "$ts/two-lines"
+
+du -sb "$out"

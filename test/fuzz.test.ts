@@ -1,0 +1,129 @@
+// libFuzzer targets for the native core (native/fuzz/), built with clang + ASan + UBSan and run for a bounded time
+// on a copy of their committed seed corpus. Needs Debian's clang and libfuzzer (clang's libclang_rt.fuzzer).
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+const ROOT = resolve(__dirname, '..');
+const FUZZ_SRC = join(ROOT, 'native/fuzz');
+const TARGETS = ['fuzz_tar_reader', 'fuzz_extract', 'fuzz_decoder', 'fuzz_tar_split'] as const;
+const SECONDS = 15;
+const PACKAGES = "Debian packages 'clang', 'libfuzzer-14-dev' and 'libclang-rt-14-dev' (or the same for another LLVM " +
+  "version), 'cmake', 'ninja-build' or 'make', 'zlib1g-dev', 'libzstd-dev'";
+
+let buildDir = '';
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; killAfterMs: number }) {
+  return new Promise<Run>((resolveRun, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => chunks.push(b));
+    child.stderr.on('data', (b: Buffer) => chunks.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolveRun({ code, signal, output: Buffer.concat(chunks).toString('utf8') });
+    });
+  });
+}
+
+function tail(s: string, lines = 60): string {
+  return s.split('\n').slice(-lines).join('\n');
+}
+
+/** Fails with the packages to install when clang or its libFuzzer runtime is missing. */
+function checkToolchain(): void {
+  const clang = spawnSync('clang++', ['--version'], { encoding: 'utf8' });
+  if (clang.error || clang.status !== 0) throw new Error(`clang++ not found: install the ${PACKAGES}`);
+  const rt = spawnSync('clang++', ['-print-runtime-dir'], { encoding: 'utf8' });
+  const dir = rt.status === 0 ? rt.stdout.trim() : '';
+  const hasFuzzer = dir !== '' && existsSync(dir) && readdirSync(dir).some((f) => /^libclang_rt\.fuzzer-/.test(f));
+  if (!hasFuzzer) throw new Error(`clang's libFuzzer runtime not found in '${dir}': install the ${PACKAGES}`);
+  const cmake = spawnSync('cmake', ['--version'], { encoding: 'utf8' });
+  if (cmake.error || cmake.status !== 0) throw new Error(`cmake not found: install the ${PACKAGES}`);
+}
+
+/**
+ * Configures and builds with cmake-js when it is installed (offline: node's headers come from the install prefix,
+ * never from a download), else with plain cmake.
+ */
+async function build(): Promise<string> {
+  const cmakeJs = join(ROOT, 'node_modules/.bin/cmake-js');
+  const nodedir = resolve(dirname(process.execPath), '..');
+  if (existsSync(cmakeJs) && existsSync(join(nodedir, 'include/node/node.h'))) {
+    const out = join(ROOT, 'build/fuzz');
+    const r = await run(
+      cmakeJs,
+      ['build', '--debug', '--parallel', '2', '-d', FUZZ_SRC, '-O', out,
+        '--CDCMAKE_CXX_COMPILER=clang++', '--CDCMAKE_C_COMPILER=clang'],
+      { env: { ...process.env, npm_config_nodedir: nodedir }, killAfterMs: 90_000 },
+    );
+    if (r.code !== 0) throw new Error(`cmake-js build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(r.output)}`);
+    return out;
+  }
+  const out = join(ROOT, 'build/fuzz-cmake');
+  const conf = await run('cmake', ['-S', FUZZ_SRC, '-B', out, '-DCMAKE_CXX_COMPILER=clang++', '-DCMAKE_BUILD_TYPE=Debug'],
+    { killAfterMs: 60_000 });
+  if (conf.code !== 0) throw new Error(`cmake configure of native/fuzz failed (needs the ${PACKAGES}):\n${tail(conf.output)}`);
+  const b = await run('cmake', ['--build', out, '-j2'], { killAfterMs: 90_000 });
+  if (b.code !== 0) throw new Error(`cmake build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(b.output)}`);
+  return out;
+}
+
+beforeAll(async () => {
+  checkToolchain();
+  const started = Date.now();
+  buildDir = await build();
+  console.log(`fuzz targets built in ${((Date.now() - started) / 1000).toFixed(1)} s (${buildDir})`);
+}, 120_000);
+
+describe('libFuzzer targets (ASan + UBSan)', () => {
+  for (const target of TARGETS) {
+    it(`${target} runs ${SECONDS} s on its seed corpus without a finding`, async () => {
+      const binary = join(buildDir, target);
+      expect(existsSync(binary), `${binary} was not built`).toBe(true);
+      const work = mkdtempSync(join(tmpdir(), `carrier-${target}-`));
+      const corpus = join(work, 'corpus');
+      const artifacts = join(work, 'artifacts');
+      const scratch = join(work, 'tmp');
+      cpSync(join(FUZZ_SRC, 'corpus', target), corpus, { recursive: true });
+      mkdirSync(artifacts);
+      mkdirSync(scratch);
+      const r = await run(
+        binary,
+        [`-max_total_time=${SECONDS}`, '-rss_limit_mb=2048', '-timeout=10', '-print_final_stats=1',
+          `-artifact_prefix=${artifacts}/`, corpus],
+        {
+          cwd: work,
+          env: { ...process.env, TMPDIR: scratch, ASAN_OPTIONS: 'abort_on_error=1:detect_leaks=1', UBSAN_OPTIONS: 'print_stacktrace=1' },
+          killAfterMs: (SECONDS + 30) * 1000,
+        },
+      );
+      const execs = /stat::number_of_executed_units:\s*(\d+)/.exec(r.output);
+      console.log(`${target}: ${execs ? execs[1] : '?'} execs in ${SECONDS} s`);
+      const findings = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:', 'ERROR: libFuzzer',
+        'FUZZ INVARIANT FAILED'].filter((s) => r.output.includes(s));
+      const crashes = readdirSync(artifacts);
+      const context = `${target} exit ${r.code}${r.signal ? ` (${r.signal})` : ''}; findings ${JSON.stringify(findings)}; ` +
+        `artifacts kept in ${artifacts}: ${crashes.join(', ')}\n${tail(r.output, 80)}`;
+      expect(findings, context).toEqual([]);
+      expect(r.code, context).toBe(0);
+      expect(crashes, context).toEqual([]);
+      expect(execs, context).not.toBeNull();
+      expect(Number(execs![1])).toBeGreaterThan(0);
+      rmSync(work, { recursive: true, force: true });
+    }, (SECONDS + 45) * 1000);
+  }
+});
