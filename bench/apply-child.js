@@ -13,6 +13,7 @@
 //         blob, compression, out, tarSplit?, measure? }
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 
 function status() {
   const s = fs.readFileSync('/proc/self/status', 'utf8');
@@ -20,11 +21,14 @@ function status() {
   return { hwm: kib('VmHWM'), rss: kib('VmRSS') };
 }
 
-let carrier;
-try {
-  carrier = await import('../dist/index.js');
-} catch {
-  carrier = null; // the pure-Node modes still work
+// argv[2]: the copy of dist/index.js the parent took at the start (see loadCarrier in run.js)
+let carrier = null;
+if (process.argv[2]) {
+  try {
+    carrier = await import(pathToFileURL(process.argv[2]).href);
+  } catch {
+    carrier = null; // the pure-Node modes still work
+  }
 }
 const { pureNodeApply, nodeTarApply } = await import('./purenode.js');
 
@@ -56,7 +60,7 @@ async function apply(job) {
 }
 
 async function run(job) {
-  if (job.mode.startsWith('carrier') && !carrier) throw new Error('carrier is not loadable (dist/index.js)');
+  if (job.mode.startsWith('carrier') && !carrier) throw new Error('carrier is not loadable (the copy of dist/index.js)');
   await new Promise((r) => setTimeout(r, 50));
   const base = status();
   let timer;

@@ -254,8 +254,8 @@ export function renderMarkdown(report) {
     L.push(`- Waited ${Math.round(report.cooldown.waited)} s before timing for the previous run's deletions to age (see bench/run.js)`);
   }
   L.push(`- Carrier: ${report.carrier.available ? `loaded (version ${report.carrier.version})` : `NOT loadable: ${report.carrier.error}`}`);
-  if (report.carrier.binary) L.push(`- Addon: ${report.carrier.binary}`);
-  if (report.carrier.changed) L.push(`- ⚠ ${report.carrier.changed}`);
+  if (report.carrier.binary) L.push(`- Addon: ${report.carrier.binary}; dist/ and the addon were copied to bench/work/build/ at the start and every run used that copy`);
+  if (report.carrier.changed) L.push(`- Note: ${report.carrier.changed}`);
   L.push('');
   L.push('## Machine');
   L.push('');

@@ -41,7 +41,8 @@ import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildFixture, buildLargeFixture } from './fixture.js';
 import { makeContenders } from './contenders.js';
 import {
@@ -90,26 +91,52 @@ v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const repoRoot = path.join(benchDir, '..');
+const requireHere = createRequire(import.meta.url);
+
+/** What a package root would run: the addon node-gyp-build picks (local build, else prebuild) and dist/'s digest. */
+async function describeBuild(root) {
+  const file = requireHere('node-gyp-build').path(root);
+  const st = fs.statSync(file);
+  const h = createHash('sha256');
+  const dist = path.join(root, 'dist');
+  for (const f of fs.readdirSync(dist, { recursive: true }).map(String).sort()) {
+    if (f.endsWith('.js')) h.update(`${f}\0`).update(fs.readFileSync(path.join(dist, f)));
+  }
+  return {
+    addon: path.relative(root, file),
+    addonFile: file,
+    addonDigest: (await sha256File(file)).slice(7),
+    addonSize: st.size,
+    addonMtime: st.mtime.toISOString(),
+    distDigest: h.digest('hex'),
+  };
+}
+
+/**
+ * Copies the compiled package (dist/, package.json and the addon node-gyp-build would load) to bench/work/build/ and
+ * runs every contender from that copy, so a rebuild in the repository while the benchmark runs (this machine is
+ * shared with development) cannot mix two builds in one set of results.
+ */
 async function loadCarrier() {
   try {
-    const mod = await import('../dist/index.js');
-    let binary;
-    try {
-      // the addon node-gyp-build picks, as src/native.ts loads it: a local build, else the prebuild
-      const { createRequire } = await import('node:module');
-      const file = createRequire(import.meta.url)('node-gyp-build').path(path.join(benchDir, '..'));
-      const st = fs.statSync(file);
-      const digest = (await sha256File(file)).slice(7, 19);
-      binary = `${path.relative(path.join(benchDir, '..'), file)} (${st.size} bytes, modified ${st.mtime.toISOString()}, sha256 ${digest}…)`;
-    } catch {}
-    const h = createHash('sha256');
-    const dist = path.join(benchDir, '..', 'dist');
-    for (const f of fs.readdirSync(dist, { recursive: true }).sort()) {
-      if (String(f).endsWith('.js')) h.update(`${f}\0`).update(fs.readFileSync(path.join(dist, String(f))));
+    const build = await describeBuild(repoRoot);
+    const snap = path.join(workDir, 'build');
+    fs.rmSync(snap, { recursive: true, force: true });
+    fs.cpSync(path.join(repoRoot, 'dist'), path.join(snap, 'dist'), { recursive: true });
+    fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(snap, 'package.json'));
+    fs.mkdirSync(path.dirname(path.join(snap, build.addon)), { recursive: true });
+    fs.copyFileSync(build.addonFile, path.join(snap, build.addon));
+    const entry = path.join(snap, 'dist', 'index.js');
+    const mod = await import(pathToFileURL(entry).href);
+    const loaded = await describeBuild(snap);
+    if (loaded.addonDigest !== build.addonDigest || loaded.distDigest !== build.distDigest) {
+      throw new Error('the copy of the build in bench/work/build differs from the repository build');
     }
-    return { applyLayer: mod.applyLayer, version: mod.version, binary, distDigest: h.digest('hex'), error: null };
+    const binary = `${build.addon} (${build.addonSize} bytes, modified ${build.addonMtime}, sha256 ${build.addonDigest.slice(0, 12)}…)`;
+    return { applyLayer: mod.applyLayer, version: mod.version, entry, binary, build, error: null };
   } catch (e) {
-    return { applyLayer: null, version: null, error: e };
+    return { applyLayer: null, version: null, entry: null, error: e };
   }
 }
 
@@ -125,7 +152,8 @@ async function main() {
   log(`tools: ${machine.tar}; ${machine.gzip}; ${machine.zstd}`);
 
   const carrier = await loadCarrier();
-  if (carrier.binary) log(`carrier: ${carrier.version}; addon ${carrier.binary}`);
+  carrierEntry = carrier.entry;
+  if (carrier.binary) log(`carrier: ${carrier.version}; addon ${carrier.binary}, run from a copy in bench/work/build/`);
   if (!carrier.applyLayer) {
     log(`\n!! carrier not loadable (${carrier.error?.message?.split('\n')[0]}); running the other contenders only\n`);
   }
@@ -231,8 +259,10 @@ async function main() {
   log(`\nwarm-up round (also checks every output tree against the tar's headers):`);
   const warm = new Map();
   const roundStart = Date.now();
+  const waitedBefore = quietWaited;
   for (const c of contenders) warm.set(c.id, await once(c, 0));
-  const roundSeconds = (Date.now() - roundStart) / 1000;
+  // waiting for other load to stop is not part of the estimate (it cannot be predicted)
+  const roundSeconds = (Date.now() - roundStart) / 1000 - (quietWaited - waitedBefore);
   for (const [id, ps] of problems) for (const p of ps) log(`  !! ${id}: ${p}`);
   for (const [id, ns] of notes) for (const n of ns) log(`  note ${id}: ${n}`);
 
@@ -277,11 +307,17 @@ async function main() {
 
   let large;
   if (!opts.skipLarge) large = await memoryTest(fx, carrier, outRoot);
-  // the addon (or dist/) may be rebuilt while this runs: every child loads it afresh, so say if it changed
-  const after = carrier.applyLayer ? await loadCarrier() : carrier;
-  if (after.binary !== carrier.binary || after.distDigest !== carrier.distDigest) {
-    carrier.changed = `the addon or dist/ changed during the run (now ${after.binary}); results mix builds`;
-    log(`\n!! ${carrier.changed}`);
+  // the repository's build may have been rebuilt meanwhile; the run used the copy taken at the start either way
+  if (carrier.build) {
+    try {
+      const now = await describeBuild(repoRoot);
+      if (now.addonDigest !== carrier.build.addonDigest || now.distDigest !== carrier.build.distDigest) {
+        carrier.changed =
+          'the repository build changed during the run (addon now sha256 ' +
+          `${now.addonDigest.slice(0, 12)}…, modified ${now.addonMtime}); every run used the copy taken at the start`;
+        log(`\nnote: ${carrier.changed}`);
+      }
+    } catch {}
   }
   log('\ndeleting outputs ...');
   await cleanup(outRoot);
@@ -338,6 +374,7 @@ async function quiet() {
   quietWaited += waited;
 }
 let quietWaited = 0;
+let carrierEntry = null;
 let evictWarned = false;
 
 /** Lets this process settle (GC now, not during someone's run) and syncs; then starts watching the other CPU use. */
@@ -359,7 +396,9 @@ async function settled(fn) {
 /** One apply in a fresh Node process (bench/apply-child.js): fork, wait until it is loaded, sync, go. */
 function runJob(job) {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(benchDir, 'apply-child.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    const child = fork(path.join(benchDir, 'apply-child.js'), carrierEntry ? [carrierEntry] : [], {
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
     let err = '';
     let reply;
     let window;
