@@ -34,7 +34,6 @@ import {
   tree,
   writeGzipMembers,
   writeZstdFrames,
-  haveZstd,
   symlink,
   type Sandbox,
   T,
@@ -453,10 +452,8 @@ describe('huge headers', () => {
       const src = path.join(sb.src, 'huge-pax.tar.gz');
       const size = writeGzipMembers(src, [head, { fill: 0x61, length: fill, chunk: 4 * MiB }, tail]);
       expect(size).toBeLessThan(2 * MiB);
-      const t0 = Date.now();
       const o = await attack(sb, { path: src }, { rootless: true });
       expectRefused(sb, o, LIMIT);
-      expect(Date.now() - t0).toBeLessThan(15_000);
     }),
     30_000,
   );
@@ -574,10 +571,8 @@ describe('bombs', () => {
       const src = path.join(sb.src, 'bomb.tar.gz');
       const size = writeGzipMembers(src, [head, { fill: 0, length: TEN_GIB + 2 * BLOCK }]);
       expect(size).toBeLessThan(16 * MiB);
-      const t0 = Date.now();
       const o = await attack(sb, { path: src }, { rootless: true, limits: { maxUncompressedBytes: GiB } });
       expectRefused(sb, o, LIMIT);
-      expect(Date.now() - t0).toBeLessThan(40_000);
     }),
     90_000,
   );
@@ -588,10 +583,8 @@ describe('bombs', () => {
       // 40 GiB (~41 MiB of gzip) so that the engine's bounded input queue (a few MiB) is small next to the whole.
       const head = header({ name: 'bomb', size: base256(4 * TEN_GIB, 12) });
       const s = countingGzipStream([head, { fill: 0, length: 4 * TEN_GIB + 2 * BLOCK }]);
-      const t0 = Date.now();
       const o = await attack(sb, { stream: () => s.stream }, { rootless: false, limits: { maxUncompressedBytes: 256 * MiB } });
       expectRefused(sb, o, LIMIT);
-      expect(Date.now() - t0).toBeLessThan(20_000);
       expect(s.pulled()).toBeLessThan(s.total() / 2);
     }),
     60_000,
@@ -608,25 +601,21 @@ describe('bombs', () => {
       } finally {
         fs.closeSync(fd);
       }
-      const t0 = Date.now();
       const o = await attack(sb, { path: src }, { rootless: true, compression: 'none', limits: { maxUncompressedBytes: 256 * MiB } });
       expectRefused(sb, o, LIMIT);
-      expect(Date.now() - t0).toBeLessThan(20_000);
     }),
     60_000,
   );
 
-  it.skipIf(!haveZstd())(
+  it(
     'refuses 10 GiB of zeros in ~330 KiB of concatenated zstd frames with maxUncompressedBytes 1 GiB',
     sandboxed(async (sb) => {
       const head = Buffer.concat([pax([['size', String(TEN_GIB)]]), header({ name: 'bomb', size: 0 })]);
       const src = path.join(sb.src, 'bomb.tar.zst');
       const size = writeZstdFrames(src, [head, { fill: 0, length: TEN_GIB + 2 * BLOCK }]);
       expect(size).toBeLessThan(MiB);
-      const t0 = Date.now();
       const o = await attack(sb, { path: src }, { rootless: false, limits: { maxUncompressedBytes: GiB } });
       expectRefused(sb, o, LIMIT);
-      expect(Date.now() - t0).toBeLessThan(40_000);
     }),
     90_000,
   );

@@ -346,23 +346,14 @@ export function* gzipMembers(parts: GzPart[]): Generator<Buffer> {
 
 // ----- zstd (through the zstd CLI; Node 20 has no zstd encoder) -----
 
-let zstdChecked: boolean | undefined;
-/** Whether the `zstd` command is available to build zstd fixtures. */
-export function haveZstd(): boolean {
-  if (zstdChecked === undefined) {
-    try {
-      execFileSync('zstd', ['--version'], { stdio: 'ignore' });
-      zstdChecked = true;
-    } catch {
-      zstdChecked = false;
-    }
-  }
-  return zstdChecked;
-}
-
-/** One zstd frame holding `b`. */
+/** One zstd frame holding `b`. A missing CLI fails the test with what to install, never skips it. */
 export function zstd(b: Buffer): Buffer {
-  return execFileSync('zstd', ['-q', '-c', '-19'], { input: b, maxBuffer: 256 * 1024 * 1024 });
+  try {
+    return execFileSync('zstd', ['-q', '-c', '-19'], { input: b, maxBuffer: 256 * 1024 * 1024 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error("the zstd CLI is missing: install Debian's 'zstd'");
+    throw err;
+  }
 }
 
 const zstdCache = new Map<string, Buffer>();
