@@ -54,7 +54,9 @@ export function unprivilegedRunner(work: string): <T>(op: 'apply' | 'assemble', 
   fs.mkdirSync(pkg, { recursive: true });
   fs.copyFileSync(path.join(repo, 'package.json'), path.join(pkg, 'package.json'));
   fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
-  fs.symlinkSync(path.join(repo, 'build'), path.join(pkg, 'build'));
+  // node-gyp-build takes build/Release when it exists (a from-source build), else the committed prebuild.
+  if (fs.existsSync(path.join(repo, 'build/Release'))) fs.symlinkSync(path.join(repo, 'build'), path.join(pkg, 'build'));
+  fs.symlinkSync(path.join(repo, 'prebuilds'), path.join(pkg, 'prebuilds'));
   const transpile = (from: string, to: string): void => {
     fs.mkdirSync(to, { recursive: true });
     for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
