@@ -203,6 +203,22 @@ async function describe(tarPath, gz, zst) {
   return meta;
 }
 
+/** Deletes fixtures built for the same size target from an older file list (they are a few large files each). */
+async function pruneStale(root, key, spec, log) {
+  for (const name of await fs.promises.readdir(root)) {
+    if (name === key) continue;
+    let other;
+    try {
+      other = await fs.promises.readFile(path.join(root, name, 'spec.json'), 'utf8');
+    } catch {
+      continue;
+    }
+    if (other !== spec) continue;
+    log?.(`removing stale fixture ${name} (the file list changed)`);
+    await fs.promises.rm(path.join(root, name), { recursive: true, force: true });
+  }
+}
+
 /**
  * The main benchmark layer. Returns paths of layer.tar, layer.tar.gz, layer.tar.zst and their sizes and digests.
  */
@@ -212,6 +228,9 @@ export async function buildFixture(workDir, { targetBytes, targetEntries, log })
   const key = listKey(sel.entries, `v1 ${targetBytes} ${targetEntries}`);
   const dir = path.join(workDir, 'fixtures', key);
   await fs.promises.mkdir(dir, { recursive: true });
+  const spec = JSON.stringify({ targetBytes, targetEntries });
+  await fs.promises.writeFile(path.join(dir, 'spec.json'), spec);
+  await pruneStale(path.join(workDir, 'fixtures'), key, spec, log);
   const tarPath = path.join(dir, 'layer.tar');
   const listPath = path.join(dir, 'list.nul');
   if (!(await exists(tarPath))) {
