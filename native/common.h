@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -49,6 +50,26 @@ const char* errno_name(int err);
   f.path = path;
   f.message = (what.empty() ? std::string(syscall) : what) + " failed for '" + path + "': " + strerror(err);
   throw Fail(std::move(f));
+}
+
+// The failure being handled; call only inside a catch block.
+inline Failure current_failure() {
+  Failure out;
+  try {
+    throw;
+  } catch (const Fail& f) {
+    return f.failure();
+  } catch (const std::bad_alloc&) {
+    out.code = "ENOMEM";
+    out.message = "out of memory";
+  } catch (const std::exception& e) {
+    out.code = "CARRIER_INTERNAL";
+    out.message = e.what();
+  } catch (...) {
+    out.code = "CARRIER_INTERNAL";
+    out.message = "unknown native failure";
+  }
+  return out;
 }
 
 // RAII file descriptor.

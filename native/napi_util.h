@@ -17,26 +17,6 @@ inline Napi::Object failure_to_js(Napi::Env env, const Failure& f) {
   return o;
 }
 
-// The failure being handled; call only inside a catch block.
-inline Failure current_failure() {
-  Failure out;
-  try {
-    throw;
-  } catch (const Fail& f) {
-    return f.failure();
-  } catch (const std::bad_alloc&) {
-    out.code = "ENOMEM";
-    out.message = "out of memory";
-  } catch (const std::exception& e) {
-    out.code = "CARRIER_INTERNAL";
-    out.message = e.what();
-  } catch (...) {
-    out.code = "CARRIER_INTERNAL";
-    out.message = "unknown native failure";
-  }
-  return out;
-}
-
 inline std::string string_option(const Napi::Object& o, const char* key, const std::string& fallback = {}) {
   Napi::Value v = o.Get(key);
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "napi_util.h"
 
 namespace carrier {
 
