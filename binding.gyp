@@ -11,6 +11,7 @@
         "native/extractor.cc",
         "native/fs_safe.cc",
         "native/tar_reader.cc",
+        "native/store_ops.cc",
         "native/tar_split.cc",
         "native/write_pool.cc"
       ],

@@ -8,5 +8,7 @@ namespace carrier {
 void init_apply_job(Napi::Env env, Napi::Object exports);
 // Registers the AssembleJob class: tar-split + diff dir in, the original tar out.
 void init_assemble_job(Napi::Env env, Napi::Object exports);
+// Registers lockFile/unlockFile (fcntl OFD locks) and syncFs.
+void init_store_ops(Napi::Env env, Napi::Object exports);
 
 }  // namespace carrier

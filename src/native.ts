@@ -54,6 +54,12 @@ export interface NativeBinding {
     onEvent: (event: ApplyEvent) => void,
   ) => NativeApplyJob;
   AssembleJob: new (tarSplitPath: string, diffDir: string, onEvent: (event: AssembleEvent) => void) => NativeAssembleJob;
+  /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
+  lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
+  /** Drops the lock held through this fd; returns the failure instead of throwing. */
+  unlockFile(fd: number): NativeFailure | undefined;
+  /** syncfs(2) on a worker thread. Rejects with a NativeFailure. */
+  syncFs(fd: number): Promise<void>;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,0 +1,136 @@
+// Small store primitives the JS side cannot do itself: fcntl OFD record locks (the locks podman's
+// containers/storage takes with F_SETLKW conflict with these) and syncfs. Nothing here blocks the event loop:
+// a lock that is free is taken at once with F_OFD_SETLK (no disk I/O involved); a contended one is waited for on a
+// thread of its own, so a long wait for another process never occupies a libuv pool thread that fs calls need.
+#include <fcntl.h>
+#include <napi.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "apply_job.h"
+#include "common.h"
+#include "napi_util.h"
+
+namespace carrier {
+namespace {
+
+struct flock whole_file(short type) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;  // to the end of the file, however long it grows
+  fl.l_pid = 0;  // required for OFD locks
+  return fl;
+}
+
+// The failure as a plain object; src/store/lock.ts turns it into a CarrierError.
+Napi::Object errno_error(Napi::Env env, int err, const char* syscall) {
+  Failure f;
+  f.code = errno_name(err);
+  f.errnum = err;
+  f.syscall = syscall;
+  f.message = std::string(syscall) + " failed: " + strerror(err);
+  return failure_to_js(env, f);
+}
+
+struct Waiter {
+  Napi::Promise::Deferred deferred;
+  Napi::ThreadSafeFunction tsfn;
+  int fd;
+  short type;
+  int err = 0;
+  explicit Waiter(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+// lockFile(fd, exclusive, wait) -> Promise<boolean>: true once held; false only when !wait and it is taken.
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  short type = info[1].ToBoolean().Value() ? F_WRLCK : F_RDLCK;
+  bool wait = info[2].ToBoolean().Value();
+  struct flock fl = whole_file(type);
+  int rc;
+  do rc = fcntl(fd, F_OFD_SETLK, &fl);
+  while (rc < 0 && errno == EINTR);
+  if (rc == 0 || !(errno == EAGAIN || errno == EACCES) || !wait) {
+    auto d = Napi::Promise::Deferred::New(env);
+    if (rc == 0)
+      d.Resolve(Napi::Boolean::New(env, true));
+    else if (errno == EAGAIN || errno == EACCES)
+      d.Resolve(Napi::Boolean::New(env, false));
+    else
+      d.Reject(errno_error(env, errno, "fcntl(F_OFD_SETLK)"));
+    return d.Promise();
+  }
+  auto* w = new Waiter(env);
+  w->fd = fd;
+  w->type = type;
+  w->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                          "carrier-lock-wait", 0, 1);
+  Napi::Promise promise = w->deferred.Promise();
+  std::thread([w] {
+    struct flock fl = whole_file(w->type);
+    int r;
+    do r = fcntl(w->fd, F_OFD_SETLKW, &fl);
+    while (r < 0 && errno == EINTR);
+    w->err = r < 0 ? errno : 0;
+    w->tsfn.BlockingCall([w](Napi::Env env, Napi::Function) {
+      if (w->err == 0)
+        w->deferred.Resolve(Napi::Boolean::New(env, true));
+      else
+        w->deferred.Reject(errno_error(env, w->err, "fcntl(F_OFD_SETLKW)"));
+      w->tsfn.Release();
+      delete w;
+    });
+  }).detach();
+  return promise;
+}
+
+// unlockFile(fd) -> undefined, or the failure: drops this open file description's lock. Never blocks.
+Napi::Value UnlockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct flock fl = whole_file(F_UNLCK);
+  if (fcntl(fd, F_OFD_SETLK, &fl) < 0) return errno_error(env, errno, "fcntl(F_OFD_SETLK)");
+  return env.Undefined();
+}
+
+class SyncFsWorker : public Napi::AsyncWorker {
+ public:
+  SyncFsWorker(Napi::Env env, int fd) : Napi::AsyncWorker(env), fd_(fd), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    if (syncfs(fd_) < 0) err_ = errno;
+  }
+  void OnOK() override {
+    if (err_)
+      deferred_.Reject(errno_error(Env(), err_, "syncfs"));
+    else
+      deferred_.Resolve(Env().Undefined());
+  }
+
+ private:
+  int fd_;
+  int err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+// syncFs(fd) -> Promise<void>: flush the whole filesystem holding fd (layers are written without per-file fsync).
+Napi::Value SyncFs(const Napi::CallbackInfo& info) {
+  auto* w = new SyncFsWorker(info.Env(), info[0].As<Napi::Number>().Int32Value());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+}  // namespace
+
+void init_store_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
+  exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
+  exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
+}
+
+}  // namespace carrier
