@@ -12,6 +12,8 @@ export type CarrierErrorCode =
   | 'CARRIER_LIMIT_EXCEEDED'
   | 'CARRIER_BAD_TAR_SPLIT'
   | 'CARRIER_INVALID_ARGUMENT'
+  | 'CARRIER_INVALID_DIGEST' | 'CARRIER_INVALID_MANIFEST' | 'CARRIER_INVALID_ARCHIVE' // OCI documents and image archives
+  | 'CARRIER_INVALID_REFERENCE' | 'CARRIER_INVALID_CONFIG' | 'CARRIER_UNSUPPORTED' // references, config files
   | 'CARRIER_STREAM_ERROR' // the source stream failed without an errno code of its own
   | 'ABORT_ERR'
   | (string & {}); // OS errors keep their errno name: 'ENOENT', 'ENOSPC', ...
