@@ -1,0 +1,148 @@
+// One JSON record file of the store (layers.json, images.json, containers.json) and the lock that guards it.
+// Records stay the plain objects JSON.parse made, so fields Carrier does not know survive a read-modify-write.
+import { readFile } from 'node:fs/promises';
+import { CarrierError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
+import type { StoreLock } from './lock.js';
+
+export interface IdMap {
+  container_id: number;
+  host_id: number;
+  size: number;
+}
+
+/** A layers.json record, field names as containers/storage writes them. */
+export interface LayerRecord {
+  id: string;
+  names?: string[];
+  parent?: string;
+  metadata?: string;
+  mountlabel?: string;
+  created?: string;
+  'compressed-diff-digest'?: string;
+  'compressed-size'?: number;
+  'diff-digest'?: string;
+  'toc-digest'?: string;
+  'diff-size'?: number;
+  compression?: number;
+  uidset?: number[];
+  gidset?: number[];
+  flags?: Record<string, unknown>;
+  uidmap?: IdMap[];
+  gidmap?: IdMap[];
+  'big-data-names'?: string[];
+  [field: string]: unknown;
+}
+
+/** An images.json record. `digests` is derived on load by c/storage and never written. */
+export interface ImageRecord {
+  id: string;
+  digest?: string;
+  names?: string[];
+  'names-history'?: string[];
+  layer?: string;
+  'mapped-layers'?: string[];
+  metadata?: string;
+  'big-data-names'?: string[];
+  'big-data-sizes'?: Record<string, number>;
+  'big-data-digests'?: Record<string, string>;
+  created?: string;
+  flags?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/** A containers.json record. */
+export interface ContainerRecord {
+  id: string;
+  names?: string[];
+  image: string;
+  layer: string;
+  metadata?: string;
+  'big-data-names'?: string[];
+  'big-data-sizes'?: Record<string, number>;
+  'big-data-digests'?: Record<string, string>;
+  created?: string;
+  uidmap?: IdMap[];
+  gidmap?: IdMap[];
+  flags?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/** Drops the named fields when empty, as c/storage's "omitempty" does: empty strings, arrays, maps, zero numbers. Other fields are left as found. */
+export function omitEmpty<T extends Record<string, unknown>>(record: T, fields: readonly string[]): T {
+  for (const k of fields) {
+    const v = record[k];
+    const empty =
+      v === undefined ||
+      v === null ||
+      v === '' ||
+      v === 0 ||
+      v === false ||
+      (Array.isArray(v) && v.length === 0) ||
+      (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+    if (empty) delete record[k];
+  }
+  return record;
+}
+
+export class RecordFile<R extends { id: string }> {
+  records: R[] = [];
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly file: string,
+    readonly lock: StoreLock | undefined,
+    readonly what: string,
+  ) {}
+
+  /** Reloads when another writer touched the lock since this process looked. Hold the lock. */
+  async reloadIfChanged(): Promise<boolean> {
+    if (this.lock && !(await this.lock.modified())) return false;
+    await this.load();
+    return true;
+  }
+
+  async load(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.records = [];
+        return;
+      }
+      throw err;
+    }
+    if (text.trim() === '') {
+      this.records = [];
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new CarrierError('CARRIER_CORRUPT_STORE', `${this.file} is not valid JSON: ${(err as Error).message}`, { path: this.file });
+    }
+    if (parsed === null) parsed = [];
+    if (!Array.isArray(parsed) || !parsed.every((r) => typeof r === 'object' && r !== null && typeof r.id === 'string')) {
+      throw new CarrierError('CARRIER_CORRUPT_STORE', `${this.file} is not an array of ${this.what} records`, { path: this.file });
+    }
+    this.records = parsed as R[];
+  }
+
+  /** Writes the records atomically, then a new last-writer token. Hold the lock exclusively. Saves are serialised. */
+  save(): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
+      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600);
+      await this.lock.touch();
+    };
+    const next = this.saving.then(run, run);
+    this.saving = next.catch(() => {});
+    return next;
+  }
+
+  get(id: string): R | undefined {
+    return this.records.find((r) => r.id === id);
+  }
+}

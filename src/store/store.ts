@@ -1,0 +1,840 @@
+// The store: containers/storage's overlay layout, shared safely with podman.
+//
+//   <graphroot>/overlay/                      layer directories (drivers/overlay.ts)
+//   <graphroot>/overlay-layers/layers.json    + layers.lock, <id>.tar-split.gz
+//   <graphroot>/overlay-images/images.json    + images.lock, <id>/<big data>
+//   <graphroot>/overlay-containers/containers.json + containers.lock, <id>/userdata
+//   <graphroot>/storage.lock, userns.lock;    <runroot>/overlay-layers/mountpoints.{json,lock}
+//
+// Locks are always taken in c/storage's order, layers → images → containers, so Carrier and podman never wait on
+// each other in a cycle. Every read takes the shared lock and reloads when the last-writer token changed; every
+// write takes the exclusive lock, reloads, changes the records, writes them atomically and leaves a new token.
+import { mkdir, open, readFile, rm, writeFile, access, chmod } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { CarrierError } from '../errors.js';
+import { native } from '../native.js';
+import { applyLayer, type AppliedLayer } from '../layer/apply.js';
+import { assembleLayer } from '../layer/assemble.js';
+import { OverlayDriver } from '../drivers/overlay.js';
+import { removeTree } from '../drivers/remove.js';
+import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
+import { StoreLock } from './lock.js';
+import { RecordFile, omitEmpty, type ContainerRecord, type ImageRecord, type LayerRecord } from './records.js';
+import { writeFileAtomic } from './atomic.js';
+import { bigDataFileName, isFullId, layerIdFor, randomId } from './ids.js';
+import { findImage, normalizeTagName, type ImageLookup } from './lookup.js';
+
+const LAYER_FIELDS = [
+  'names', 'parent', 'metadata', 'mountlabel', 'created', 'compressed-diff-digest', 'compressed-size', 'diff-digest',
+  'toc-digest', 'diff-size', 'compression', 'uidset', 'gidset', 'flags', 'uidmap', 'gidmap', 'big-data-names',
+] as const;
+const IMAGE_FIELDS = [
+  'digest', 'names', 'names-history', 'layer', 'mapped-layers', 'metadata', 'big-data-names', 'big-data-sizes',
+  'big-data-digests', 'created', 'flags',
+] as const;
+const CONTAINER_FIELDS = ['names', 'metadata', 'big-data-names', 'big-data-sizes', 'big-data-digests', 'created', 'uidmap', 'gidmap', 'flags'] as const;
+
+/** c/storage's archive.Compression numbers. */
+const COMPRESSION_CODE = { none: 0, gzip: 2, zstd: 4 } as const;
+
+export interface StoreOpenOptions extends StoreLocationOptions {}
+
+/** One layer of an image being committed: its content comes from `open()` only if the store lacks it. */
+export interface CommitLayer {
+  diffID: string;
+  digest?: string;
+  size?: number;
+  open(): Promise<Readable | string>;
+}
+
+/** Everything the store needs to record an image; a local archive and a registry pull both produce one. */
+export interface ImageCommit {
+  config: Buffer;
+  configDigest: string;
+  manifest: Buffer;
+  manifestDigest: string;
+  /** The index or manifest list the manifest was chosen from, when there was one. */
+  list?: { bytes: Buffer; digest: string };
+  layers: CommitLayer[];
+  /** Full names (already normalised) to give the image. */
+  names: string[];
+  created?: string;
+}
+
+export interface LayerInfo {
+  id: string;
+  names: string[];
+  parent?: string;
+  created?: string;
+  compressedDigest?: string;
+  compressedSize?: number;
+  diffDigest?: string;
+  diffSize?: number;
+  compression?: number;
+  uidset: number[];
+  gidset: number[];
+  incomplete: boolean;
+  readOnly: boolean;
+}
+
+export interface ImageInfo {
+  id: string;
+  digest?: string;
+  /** The manifest digests this image can be found by (derived as c/storage derives them). */
+  digests: string[];
+  names: string[];
+  namesHistory: string[];
+  topLayer?: string;
+  created?: string;
+  /** Sum of the uncompressed sizes of the image's layers. */
+  size: number;
+  bigDataNames: string[];
+  readOnly: boolean;
+  /** The raw images.json record (a copy). */
+  record: ImageRecord;
+}
+
+export interface ContainerInfo {
+  id: string;
+  names: string[];
+  image: string;
+  layer: string;
+  created?: string;
+  metadata?: string;
+  record: ContainerRecord;
+}
+
+export interface CommitOptions {
+  signal?: AbortSignal;
+  /** Layers applied at once (overlay layers do not depend on each other's content). Default 3. */
+  concurrency?: number;
+  onLayer?: (event: { diffID: string; id: string; state: 'exists' | 'applying' | 'applied' }) => void;
+}
+
+export interface CommitResult {
+  id: string;
+  names: string[];
+  layers: { id: string; diffID: string; applied: boolean }[];
+}
+
+interface ReadOnlyStore {
+  root: string;
+  layers: RecordFile<LayerRecord>;
+  images: RecordFile<ImageRecord>;
+}
+
+function nowRfc3339(): string {
+  return new Date().toISOString();
+}
+
+function sha256(data: Uint8Array): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+function copy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function dedupe(names: readonly string[]): string[] {
+  return [...new Set(names)];
+}
+
+export class Store {
+  readonly graphroot: string;
+  readonly runroot: string;
+  readonly driverName: 'overlay' | 'vfs';
+  readonly warnings: readonly string[];
+  readonly rootless = process.geteuid?.() !== 0;
+  private readonly driver: OverlayDriver;
+  private closed = false;
+
+  private constructor(
+    readonly config: StoreConfig,
+    private readonly locks: { storage: StoreLock; layers: StoreLock; images: StoreLock; containers: StoreLock; mounts: StoreLock },
+    private readonly layerFile: RecordFile<LayerRecord>,
+    private readonly imageFile: RecordFile<ImageRecord>,
+    private readonly containerFile: RecordFile<ContainerRecord>,
+    private readonly readOnlyStores: ReadOnlyStore[],
+  ) {
+    this.graphroot = config.graphroot;
+    this.runroot = config.runroot;
+    this.driverName = config.driver;
+    this.warnings = config.warnings;
+    const forceMask = config.forceMask ? parseInt(config.forceMask, 8) : undefined;
+    this.driver = new OverlayDriver(join(this.graphroot, 'overlay'), {
+      ...(forceMask !== undefined && !Number.isNaN(forceMask) ? { forceMask } : {}),
+      ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
+    });
+  }
+
+  /** Opens (creating when missing) the store, and repairs layers a killed writer left half made. */
+  static async open(options: StoreOpenOptions = {}): Promise<Store> {
+    const config = await resolveStoreConfig(options);
+    if (config.driver !== 'overlay') {
+      throw new CarrierError('CARRIER_UNSUPPORTED', `storage driver '${config.driver}' is not supported yet (use overlay)`);
+    }
+    const g = config.graphroot;
+    await mkdir(g, { recursive: true, mode: 0o700 });
+    for (const d of ['overlay-layers', 'overlay-images', 'overlay-containers']) await mkdir(join(g, d), { recursive: true, mode: 0o700 });
+    await mkdir(join(config.runroot, 'overlay-layers'), { recursive: true, mode: 0o700 });
+    await mkdir(join(config.runroot, 'overlay-containers'), { recursive: true, mode: 0o700 });
+    await touchFile(join(g, 'userns.lock'), 0o644);
+    const opened: StoreLock[] = [];
+    const lock = async (p: string): Promise<StoreLock> => {
+      const l = await StoreLock.open(p);
+      opened.push(l);
+      return l;
+    };
+    try {
+      const locks = {
+        storage: await lock(join(g, 'storage.lock')),
+        layers: await lock(join(g, 'overlay-layers', 'layers.lock')),
+        images: await lock(join(g, 'overlay-images', 'images.lock')),
+        containers: await lock(join(g, 'overlay-containers', 'containers.lock')),
+        mounts: await lock(join(config.runroot, 'overlay-layers', 'mountpoints.lock')),
+      };
+      const ro: ReadOnlyStore[] = [];
+      for (const root of config.additionalImageStores) ro.push(await openReadOnlyStore(root, opened));
+      const store = new Store(
+        config,
+        locks,
+        new RecordFile<LayerRecord>(join(g, 'overlay-layers', 'layers.json'), locks.layers, 'layer'),
+        new RecordFile<ImageRecord>(join(g, 'overlay-images', 'images.json'), locks.images, 'image'),
+        new RecordFile<ContainerRecord>(join(g, 'overlay-containers', 'containers.json'), locks.containers, 'container'),
+        ro,
+      );
+      await store.driver.init();
+      const mounts = join(config.runroot, 'overlay-layers', 'mountpoints.json');
+      if (!(await exists(mounts))) await writeFileAtomic(mounts, '[]', 0o600);
+      await store.repair();
+      return store;
+    } catch (err) {
+      for (const l of opened) await l.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of Object.values(this.locks)) await l.close();
+    for (const s of this.readOnlyStores) {
+      await s.layers.lock?.close();
+      await s.images.lock?.close();
+    }
+  }
+
+  // ---- locking helpers -------------------------------------------------------------------------------------------
+
+  private async withLayers<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    return this.locks.layers.with(exclusive, async () => {
+      if (await this.layerFile.reloadIfChanged()) {
+        if (exclusive) await this.removeIncompleteLayers();
+      }
+      return fn();
+    });
+  }
+
+  private async withImages<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    return this.locks.images.with(exclusive, async () => {
+      await this.imageFile.reloadIfChanged();
+      return fn();
+    });
+  }
+
+  private async withContainers<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    return this.locks.containers.with(exclusive, async () => {
+      await this.containerFile.reloadIfChanged();
+      return fn();
+    });
+  }
+
+  private async withReadOnlyStores<T>(fn: () => Promise<T>): Promise<T> {
+    const held: StoreLock[] = [];
+    try {
+      for (const s of this.readOnlyStores) {
+        for (const file of [s.layers, s.images]) {
+          if (file.lock) {
+            await file.lock.lock(false);
+            held.push(file.lock);
+          }
+          await file.reloadIfChanged();
+        }
+      }
+      return await fn();
+    } finally {
+      for (const l of held.reverse()) l.unlock(false);
+    }
+  }
+
+  /** Takes the write lock on layers and removes what a killed writer left half made (its `incomplete` layers). */
+  async repair(): Promise<string[]> {
+    return this.locks.layers.with(true, async () => {
+      await this.layerFile.load();
+      await this.locks.layers.modified();
+      const removed = await this.removeIncompleteLayers();
+      await this.driver.pruneDanglingLinks();
+      return removed;
+    });
+  }
+
+  private async removeIncompleteLayers(): Promise<string[]> {
+    const broken = this.layerFile.records.filter((l) => l.flags?.incomplete === true);
+    if (broken.length === 0) return [];
+    for (const layer of broken) await this.removeLayerFiles(layer.id);
+    const gone = new Set(broken.map((l) => l.id));
+    this.layerFile.records = this.layerFile.records.filter((l) => !gone.has(l.id));
+    await this.layerFile.save();
+    return [...gone];
+  }
+
+  private async removeLayerFiles(id: string): Promise<void> {
+    await this.driver.remove(id);
+    await rm(this.tarSplitPath(id), { force: true });
+  }
+
+  private tarSplitPath(id: string): string {
+    return join(this.graphroot, 'overlay-layers', `${id}.tar-split.gz`);
+  }
+
+  // ---- layers ----------------------------------------------------------------------------------------------------
+
+  async layers(): Promise<LayerInfo[]> {
+    const own = await this.withLayers(false, async () => this.layerFile.records.map((r) => layerInfo(r, false)));
+    const ro = await this.withReadOnlyStores(async () => this.readOnlyStores.flatMap((s) => s.layers.records.map((r) => layerInfo(r, true))));
+    return [...own, ...ro];
+  }
+
+  /** The layer's directory of content (overlay `diff/`). */
+  layerDiffPath(id: string): string {
+    return this.driver.paths(id).diff;
+  }
+
+  /** The layer as the tar it was made from, rebuilt from its tar-split and diff/: hashes to its `diff-digest`. */
+  async exportLayer(id: string): Promise<Readable> {
+    const layer = await this.withLayers(false, async () => this.layerFile.get(id));
+    if (!layer) throw notFound('layer', id);
+    if (!(await exists(this.tarSplitPath(id)))) {
+      throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no tar-split, so its original tar cannot be rebuilt`, { path: this.tarSplitPath(id) });
+    }
+    return assembleLayer(this.tarSplitPath(id), this.layerDiffPath(id));
+  }
+
+  /**
+   * The incomplete-flag protocol, step 1: records are written flagged incomplete and the directories made, before
+   * any content. Hold the layers write lock. Layers are begun in parent-first order.
+   */
+  private async beginLayersLocked(layers: { id: string; parent: string | undefined }[]): Promise<LayerRecord[]> {
+    const records = layers.map(({ id, parent }) => {
+      const r: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
+      if (parent !== undefined) r.parent = parent;
+      return r;
+    });
+    this.layerFile.records.push(...records);
+    await this.layerFile.save();
+    for (const { id, parent } of layers) await this.driver.create(id, parent);
+    return records;
+  }
+
+  /**
+   * Step 2: extract the content, verified against the expected digests, give diff/ its final mode and sync the
+   * filesystem; only then is the flag cleared. On failure the caller removes the layer.
+   */
+  private async fillLayerLocked(
+    record: LayerRecord,
+    diffMode: number,
+    source: Readable | string,
+    expect: { diffID?: string; digest?: string; size?: number },
+    signal: AbortSignal | undefined,
+  ): Promise<AppliedLayer> {
+    const paths = this.driver.paths(record.id);
+    const applied = await applyLayer(source, paths.diff, {
+      whiteouts: 'overlay',
+      tarSplit: this.tarSplitPath(record.id),
+      ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
+      ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
+      ...(expect.size !== undefined ? { expectedSize: expect.size } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    await chmod(paths.diff, diffMode);
+    await syncFilesystem(paths.dir);
+    Object.assign(record, {
+      'compressed-diff-digest': applied.compressedDigest,
+      'compressed-size': applied.compressedSize,
+      'diff-digest': applied.diffDigest,
+      'diff-size': applied.diffSize,
+      compression: COMPRESSION_CODE[applied.compression],
+      uidset: [...applied.uidset].sort((a, b) => a - b),
+      gidset: [...applied.gidset].sort((a, b) => a - b),
+    });
+    delete record.flags!.incomplete;
+    omitEmpty(record, LAYER_FIELDS);
+    await this.layerFile.save();
+    return applied;
+  }
+
+  /** Deletes a layer nothing uses (no child layer, image or container). */
+  async deleteLayer(id: string): Promise<void> {
+    await this.withLayers(true, () =>
+      this.withImages(false, () =>
+        this.withContainers(false, async () => {
+          const layer = this.layerFile.get(id);
+          if (!layer) throw notFound('layer', id);
+          if (this.layerFile.records.some((l) => l.parent === id)) throw inUse(`layer ${id} has child layers`);
+          if (this.imageFile.records.some((i) => i.layer === id || i['mapped-layers']?.includes(id))) throw inUse(`layer ${id} is used by an image`);
+          if (this.containerFile.records.some((c) => c.layer === id)) throw inUse(`layer ${id} is used by a container`);
+          await this.deleteLayersLocked([id]);
+        }),
+      ),
+    );
+  }
+
+  private async deleteLayersLocked(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    // Flag first so a crash half-way leaves layers the next open removes, never a record without its directory.
+    const set = new Set(ids);
+    for (const l of this.layerFile.records) if (set.has(l.id)) l.flags = { ...(l.flags ?? {}), incomplete: true };
+    await this.layerFile.save();
+    for (const id of ids) await this.removeLayerFiles(id);
+    this.layerFile.records = this.layerFile.records.filter((l) => !set.has(l.id));
+    await this.layerFile.save();
+  }
+
+  // ---- images ----------------------------------------------------------------------------------------------------
+
+  async images(): Promise<ImageInfo[]> {
+    return this.withLayers(false, () =>
+      this.withImages(false, () =>
+        this.withReadOnlyStores(async () => {
+          const own = this.imageFile.records.map((r) => imageInfo(r, this.layerFile.records, false));
+          const seen = new Set(own.map((i) => i.id));
+          const ro = this.readOnlyStores.flatMap((s) =>
+            s.images.records.filter((r) => !seen.has(r.id)).map((r) => imageInfo(r, [...s.layers.records, ...this.layerFile.records], true)),
+          );
+          return [...own, ...ro];
+        }),
+      ),
+    );
+  }
+
+  /** Finds an image by full or short id, `sha256:` id, name (normalised like podman), or name@digest / digest. */
+  async image(query: string): Promise<ImageInfo | undefined> {
+    const all = await this.images();
+    return findImage(all, query);
+  }
+
+  /** Like {@link image} but throws CARRIER_NOT_FOUND. */
+  async requireImage(query: string): Promise<ImageInfo> {
+    const img = await this.image(query);
+    if (!img) throw notFound('image', query);
+    return img;
+  }
+
+  async imageBigData(id: string, key: string): Promise<Buffer> {
+    const record = await this.withImages(false, async () => this.imageFile.get(id));
+    const root = record ? this.graphroot : await this.readOnlyRootOf(id);
+    if (!root) throw notFound('image', id);
+    return readFile(join(root, 'overlay-images', id, bigDataFileName(key))).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new CarrierError('CARRIER_NOT_FOUND', `image ${id} has no big data item '${key}'`);
+      throw err;
+    });
+  }
+
+  private async readOnlyRootOf(id: string): Promise<string | undefined> {
+    return this.withReadOnlyStores(async () => this.readOnlyStores.find((s) => s.images.get(id))?.root);
+  }
+
+  /** Adds names (normalised the way podman tag does) to an image, taking them from any image that had them. */
+  async tag(query: string, names: string[]): Promise<ImageInfo> {
+    const img = await this.requireImage(query);
+    if (img.readOnly) throw readOnly(img.id);
+    const full = dedupe(names.map(normalizeTagName));
+    await this.withImages(true, async () => {
+      const record = this.imageFile.get(img.id);
+      if (!record) throw notFound('image', query);
+      this.addNamesLocked(record, full);
+      await this.imageFile.save();
+    });
+    return this.requireImage(img.id);
+  }
+
+  /** Removes names from an image; the image stays. */
+  async untag(query: string, names?: string[]): Promise<ImageInfo> {
+    const img = await this.requireImage(query);
+    if (img.readOnly) throw readOnly(img.id);
+    await this.withImages(true, async () => {
+      const record = this.imageFile.get(img.id);
+      if (!record) throw notFound('image', query);
+      if (names === undefined) {
+        record.names = [];
+      } else {
+        const drop = new Set(names.map(normalizeTagName));
+        const missing = [...drop].filter((n) => !(record.names ?? []).includes(n));
+        if (missing.length > 0) throw new CarrierError('CARRIER_NOT_FOUND', `image ${img.id.slice(0, 12)} is not tagged ${missing.join(', ')}`);
+        record.names = (record.names ?? []).filter((n) => !drop.has(n));
+      }
+      omitEmpty(record, IMAGE_FIELDS);
+      await this.imageFile.save();
+    });
+    return this.requireImage(img.id);
+  }
+
+  private addNamesLocked(record: ImageRecord, names: string[]): void {
+    for (const other of this.imageFile.records) {
+      if (other === record || !other.names) continue;
+      const kept = other.names.filter((n) => !names.includes(n));
+      if (kept.length !== other.names.length) {
+        other.names = kept;
+        omitEmpty(other, IMAGE_FIELDS);
+      }
+    }
+    record.names = dedupe([...(record.names ?? []), ...names]);
+    record['names-history'] = dedupe([...[...names].reverse(), ...(record['names-history'] ?? [])]);
+    omitEmpty(record, IMAGE_FIELDS);
+  }
+
+  /**
+   * Removes an image and the layers only it used. An image used by a container is refused (CARRIER_IN_USE) unless
+   * `force`, which removes those containers too.
+   */
+  async removeImage(query: string, options: { force?: boolean } = {}): Promise<{ id: string; untagged: string[]; removedLayers: string[]; removedContainers: string[] }> {
+    const img = await this.requireImage(query);
+    if (img.readOnly) throw readOnly(img.id);
+    return this.withLayers(true, () =>
+      this.withImages(true, () =>
+        this.withContainers(true, async () => {
+          const record = this.imageFile.get(img.id);
+          if (!record) throw notFound('image', query);
+          const users = this.containerFile.records.filter((c) => c.image === img.id);
+          if (users.length > 0 && !options.force) {
+            throw inUse(`image ${img.id.slice(0, 12)} is in use by ${users.length} container(s): ${users.map((c) => c.id.slice(0, 12)).join(', ')}`);
+          }
+          const removedContainers: string[] = [];
+          for (const c of users) {
+            await this.deleteContainerLocked(c);
+            removedContainers.push(c.id);
+          }
+          this.imageFile.records = this.imageFile.records.filter((r) => r !== record);
+          await this.imageFile.save();
+          await removeTree(join(this.graphroot, 'overlay-images', img.id));
+          const removedLayers = this.unusedChain(record.layer);
+          await this.deleteLayersLocked(removedLayers);
+          return { id: img.id, untagged: record.names ?? [], removedLayers, removedContainers };
+        }),
+      ),
+    );
+  }
+
+  /** The chain from `top` downwards that no remaining image, container or other branch uses. */
+  private unusedChain(top: string | undefined): string[] {
+    const out: string[] = [];
+    const removing = new Set<string>();
+    let id = top;
+    while (id !== undefined) {
+      const layer = this.layerFile.get(id);
+      if (!layer) break;
+      const usedByImage = this.imageFile.records.some((i) => i.layer === id || i['mapped-layers']?.includes(id!));
+      const usedByContainer = this.containerFile.records.some((c) => c.layer === id);
+      const otherChild = this.layerFile.records.some((l) => l.parent === id && !removing.has(l.id));
+      if (usedByImage || usedByContainer || otherChild) break;
+      out.push(id);
+      removing.add(id);
+      id = layer.parent;
+    }
+    return out;
+  }
+
+  /**
+   * Records an image: creates its missing layers (in parallel, verified against the config's diff_ids), writes the
+   * config and manifests as big data, and gives it its names. Layers already present are not touched.
+   */
+  async commitImage(image: ImageCommit, options: CommitOptions = {}): Promise<CommitResult> {
+    const id = image.configDigest.replace(/^sha256:/, '');
+    if (!isFullId(id)) throw new CarrierError('CARRIER_INVALID_DIGEST', `config digest ${image.configDigest} is not a sha256 digest`);
+    if (sha256(image.config) !== image.configDigest) throw new CarrierError('CARRIER_DIGEST_MISMATCH', `config does not match ${image.configDigest}`);
+    if (sha256(image.manifest) !== image.manifestDigest) throw new CarrierError('CARRIER_DIGEST_MISMATCH', `manifest does not match ${image.manifestDigest}`);
+    const plan: { id: string; parent: string | undefined; layer: CommitLayer }[] = [];
+    let parent: string | undefined;
+    for (const layer of image.layers) {
+      const lid = layerIdFor(parent, layer.diffID);
+      plan.push({ id: lid, parent, layer });
+      parent = lid;
+    }
+    const top = parent;
+    const results: CommitResult['layers'] = [];
+    await this.withLayers(true, async () => {
+      // Parents must exist before children are recorded, but content can be extracted for all at once.
+      const missing = plan.filter((p) => {
+        const existing = this.layerFile.get(p.id);
+        return !existing || existing['diff-digest'] !== p.layer.diffID;
+      });
+      for (const p of plan) {
+        const existing = this.layerFile.get(p.id);
+        if (existing && existing['diff-digest'] !== p.layer.diffID) {
+          throw new CarrierError('CARRIER_CORRUPT_STORE', `layer ${p.id} exists with diff digest ${existing['diff-digest']}, expected ${p.layer.diffID}`);
+        }
+      }
+      const applied = new Set<string>();
+      let failure: unknown;
+      const begun = await this.beginLayersLocked(missing.map((p) => ({ id: p.id, parent: p.parent })));
+      // diff/ modes as c/storage would have given them layer by layer: a parent's mode, else the default.
+      const modes = new Map<string, number>();
+      for (const p of missing) {
+        modes.set(p.id, p.parent === undefined ? this.driver.defaultDiffMode : modes.get(p.parent) ?? (await this.driver.diffMode(p.parent)));
+      }
+      const queue = missing.map((p, i) => ({ ...p, record: begun[i]! }));
+      const worker = async (): Promise<void> => {
+        while (queue.length > 0 && failure === undefined) {
+          const p = queue.shift()!;
+          options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applying' });
+          try {
+            const source = await p.layer.open();
+            await this.fillLayerLocked(p.record, modes.get(p.id)!, source, {
+              diffID: p.layer.diffID,
+              ...(p.layer.digest !== undefined ? { digest: p.layer.digest } : {}),
+              ...(p.layer.size !== undefined ? { size: p.layer.size } : {}),
+            }, options.signal);
+            applied.add(p.id);
+            options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
+          } catch (err) {
+            failure ??= err;
+          }
+        }
+      };
+      const n = Math.max(1, Math.min(options.concurrency ?? 3, missing.length));
+      await Promise.all(Array.from({ length: n }, worker));
+      if (failure !== undefined) {
+        // A failed commit leaves the store as it was: drop every layer this commit began.
+        await this.deleteLayersLocked(missing.map((p) => p.id)).catch(() => {});
+        throw failure;
+      }
+      for (const p of plan) {
+        if (!applied.has(p.id)) options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'exists' });
+        results.push({ id: p.id, diffID: p.layer.diffID, applied: applied.has(p.id) });
+      }
+      await this.withImages(true, async () => {
+        let record = this.imageFile.get(id);
+        const fresh = !record;
+        if (!record) {
+          record = { id, created: image.created ?? nowRfc3339(), metadata: '{}' } as ImageRecord;
+          if (top !== undefined) record.layer = top;
+        }
+        const bigData: [string, Buffer][] = [[image.configDigest, image.config]];
+        if (image.list) bigData.push([`manifest-${image.list.digest}`, image.list.bytes]);
+        bigData.push([`manifest-${image.manifestDigest}`, image.manifest], ['manifest', image.manifest]);
+        const dir = join(this.graphroot, 'overlay-images', id);
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const names = record['big-data-names'] ?? [];
+        const sizes = record['big-data-sizes'] ?? {};
+        const digests = record['big-data-digests'] ?? {};
+        for (const [key, data] of bigData) {
+          await writeFileAtomic(join(dir, bigDataFileName(key)), data, 0o600);
+          if (!names.includes(key)) names.push(key);
+          sizes[key] = data.length;
+          digests[key] = sha256(data);
+        }
+        record['big-data-names'] = names;
+        record['big-data-sizes'] = sizes;
+        record['big-data-digests'] = digests;
+        record.digest = image.manifestDigest;
+        if (fresh) this.imageFile.records.push(record);
+        this.addNamesLocked(record, dedupe(image.names));
+        await this.imageFile.save();
+      });
+    });
+    return { id, names: dedupe(image.names), layers: results };
+  }
+
+  // ---- containers ------------------------------------------------------------------------------------------------
+
+  async containers(): Promise<ContainerInfo[]> {
+    return this.withContainers(false, async () => this.containerFile.records.map(containerInfo));
+  }
+
+  /** Records a container of an image, with its own empty read-write layer on top of the image's layers. */
+  async createContainer(imageQuery: string, options: { names?: string[]; id?: string; metadata?: string } = {}): Promise<ContainerInfo> {
+    const img = await this.requireImage(imageQuery);
+    const id = options.id ?? randomId();
+    if (!isFullId(id)) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `container id must be 64 lowercase hex characters`);
+    const layerId = randomId();
+    return this.withLayers(true, () =>
+      this.withImages(false, () =>
+        this.withContainers(true, async () => {
+          if (!img.readOnly && !this.imageFile.get(img.id)) throw notFound('image', imageQuery);
+          const names = dedupe(options.names ?? []);
+          for (const c of this.containerFile.records) {
+            if (c.id === id) throw new CarrierError('CARRIER_EXISTS', `container ${id} already exists`);
+            const clash = (c.names ?? []).find((n) => names.includes(n));
+            if (clash) throw new CarrierError('CARRIER_EXISTS', `the container name "${clash}" is already in use by ${c.id}`);
+          }
+          try {
+            const [layer] = await this.beginLayersLocked([{ id: layerId, parent: img.topLayer }]);
+            await chmod(this.driver.paths(layerId).diff, img.topLayer ? await this.driver.diffMode(img.topLayer) : this.driver.defaultDiffMode);
+            delete layer!.flags!.incomplete;
+            omitEmpty(layer!, LAYER_FIELDS);
+            await this.layerFile.save();
+            const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
+            if (names.length > 0) record.names = names;
+            omitEmpty(record, CONTAINER_FIELDS);
+            for (const root of [this.graphroot, this.runroot]) {
+              await mkdir(join(root, 'overlay-containers', id, 'userdata'), { recursive: true, mode: 0o700 });
+            }
+            this.containerFile.records.push(record);
+            await this.containerFile.save();
+            return containerInfo(record);
+          } catch (err) {
+            await this.deleteLayersLocked([layerId]).catch(() => {});
+            throw err;
+          }
+        }),
+      ),
+    );
+  }
+
+  async container(query: string): Promise<ContainerInfo | undefined> {
+    const all = await this.containers();
+    return all.find((c) => c.id === query || c.names.includes(query)) ?? uniquePrefix(all, query);
+  }
+
+  async deleteContainer(query: string): Promise<void> {
+    await this.withLayers(true, () =>
+      this.withContainers(true, async () => {
+        const c = this.containerFile.records.find((r) => r.id === query || (r.names ?? []).includes(query)) ??
+          uniquePrefix(this.containerFile.records, query);
+        if (!c) throw notFound('container', query);
+        await this.deleteContainerLocked(c);
+      }),
+    );
+  }
+
+  /** Hold layers + containers write locks. */
+  private async deleteContainerLocked(c: ContainerRecord): Promise<void> {
+    await this.deleteLayersLocked(this.layerFile.get(c.layer) ? [c.layer] : []);
+    this.containerFile.records = this.containerFile.records.filter((r) => r !== c);
+    await this.containerFile.save();
+    for (const root of [this.graphroot, this.runroot]) await removeTree(join(root, 'overlay-containers', c.id));
+  }
+}
+
+// ---- helpers -------------------------------------------------------------------------------------------------------
+
+async function openReadOnlyStore(root: string, opened: StoreLock[]): Promise<ReadOnlyStore> {
+  const lockOf = async (p: string): Promise<StoreLock | undefined> => {
+    if (!(await exists(p))) return undefined;
+    const l = await StoreLock.open(p, { readOnly: true });
+    opened.push(l);
+    return l;
+  };
+  const layersJson = join(root, 'overlay-layers', 'layers.json');
+  const imagesJson = join(root, 'overlay-images', 'images.json');
+  if (!(await exists(imagesJson))) {
+    throw new CarrierError('CARRIER_NOT_FOUND', `additional image store ${root} has no overlay-images/images.json`, { path: root });
+  }
+  return {
+    root,
+    layers: new RecordFile<LayerRecord>(layersJson, await lockOf(join(root, 'overlay-layers', 'layers.lock')), 'layer'),
+    images: new RecordFile<ImageRecord>(imagesJson, await lockOf(join(root, 'overlay-images', 'images.lock')), 'image'),
+  };
+}
+
+async function syncFilesystem(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await native.syncFs(fh.fd).catch((f: unknown) => {
+      throw new CarrierError((f as { code: string }).code, (f as { message: string }).message, { path: dir });
+    });
+  } finally {
+    await fh.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function touchFile(p: string, mode: number): Promise<void> {
+  if (!(await exists(p))) await writeFile(p, '', { mode, flag: 'a' });
+}
+
+function notFound(what: string, query: string): CarrierError {
+  return new CarrierError('CARRIER_NOT_FOUND', `${what} not known: ${query}`);
+}
+
+function inUse(message: string): CarrierError {
+  return new CarrierError('CARRIER_IN_USE', message);
+}
+
+function readOnly(id: string): CarrierError {
+  return new CarrierError('EROFS', `image ${id.slice(0, 12)} is in a read-only additional image store`);
+}
+
+function uniquePrefix<T extends { id: string }>(all: T[], query: string): T | undefined {
+  if (!/^[0-9a-f]{3,63}$/.test(query)) return undefined;
+  const hits = all.filter((x) => x.id.startsWith(query));
+  return hits.length === 1 ? hits[0] : undefined;
+}
+
+function layerInfo(r: LayerRecord, readOnly: boolean): LayerInfo {
+  const info: LayerInfo = {
+    id: r.id,
+    names: r.names ?? [],
+    uidset: r.uidset ?? [],
+    gidset: r.gidset ?? [],
+    incomplete: r.flags?.incomplete === true,
+    readOnly,
+  };
+  if (r.parent !== undefined) info.parent = r.parent;
+  if (r.created !== undefined) info.created = r.created;
+  if (r['compressed-diff-digest'] !== undefined) info.compressedDigest = r['compressed-diff-digest'];
+  if (r['compressed-size'] !== undefined) info.compressedSize = r['compressed-size'];
+  if (r['diff-digest'] !== undefined) info.diffDigest = r['diff-digest'];
+  if (r['diff-size'] !== undefined) info.diffSize = r['diff-size'];
+  if (r.compression !== undefined) info.compression = r.compression;
+  return info;
+}
+
+function imageInfo(r: ImageRecord, layers: LayerRecord[], readOnly: boolean): ImageInfo {
+  const byId = new Map(layers.map((l) => [l.id, l]));
+  let size = 0;
+  for (let id = r.layer, guard = 0; id !== undefined && guard < 10_000; guard++) {
+    const l = byId.get(id);
+    if (!l) break;
+    size += l['diff-size'] ?? 0;
+    id = l.parent;
+  }
+  const digests: string[] = [];
+  if (r.digest) digests.push(r.digest);
+  for (const [key, d] of Object.entries(r['big-data-digests'] ?? {})) {
+    if ((key === 'manifest' || key.startsWith('manifest-')) && !digests.includes(d)) digests.push(d);
+  }
+  const info: ImageInfo = {
+    id: r.id,
+    digests,
+    names: r.names ?? [],
+    namesHistory: r['names-history'] ?? [],
+    size,
+    bigDataNames: r['big-data-names'] ?? [],
+    readOnly,
+    record: copy(r),
+  };
+  if (r.digest) info.digest = r.digest;
+  if (r.layer) info.topLayer = r.layer;
+  if (r.created) info.created = r.created;
+  return info;
+}
+
+function containerInfo(r: ContainerRecord): ContainerInfo {
+  const info: ContainerInfo = { id: r.id, names: r.names ?? [], image: r.image, layer: r.layer, record: copy(r) };
+  if (r.created) info.created = r.created;
+  if (r.metadata) info.metadata = r.metadata;
+  return info;
+}
+
+export type { ImageLookup };

@@ -1,0 +1,339 @@
+// The store's own behaviour: layout, records, ids, big data, names, deletes, unknown fields, failure atomicity,
+// crash recovery and locks. test/store-podman.test.ts proves the same store with real podman.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { createHash } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { Store } from '../src/store/store.js';
+import { StoreLock } from '../src/store/lock.js';
+import { layerIdFor, bigDataFileName } from '../src/store/ids.js';
+import { CarrierError } from '../src/errors.js';
+import { buildTestImage, defaultLayers, type TestImage } from './support/images.js';
+import { commitOf, storeDirs, snapshot, readJson } from './support/store.js';
+import * as H from './support/hostile.js';
+import type { LayerRecord, ImageRecord } from '../src/store/records.js';
+
+const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+let work: string;
+let imgA: TestImage;
+let imgB: TestImage;
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'carrier-store-'));
+  imgA = buildTestImage(path.join(work, 'img-a'), { label: 'a' });
+  // B shares A's first two layers and has its own top layer.
+  const layersB = defaultLayers();
+  layersB[2] = { compression: 'zstd', entries: [H.dir('b/'), H.file('b/only-in-b', 'b\n')] };
+  imgB = buildTestImage(path.join(work, 'img-b'), { layers: layersB, label: 'b' });
+});
+
+afterAll(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+let n = 0;
+async function freshStore(): Promise<{ store: Store; root: string; runroot: string }> {
+  const dirs = storeDirs(path.join(work, `s${n++}`));
+  const store = await Store.open(dirs);
+  return { store, ...dirs };
+}
+
+async function sha256Stream(s: NodeJS.ReadableStream): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of s) h.update(c as Buffer);
+  return 'sha256:' + h.digest('hex');
+}
+
+describe('store layout', () => {
+  it('creates the containers/storage overlay layout and lock files on open', async () => {
+    const { store, root, runroot } = await freshStore();
+    for (const d of ['overlay', 'overlay/l', 'overlay-layers', 'overlay-images', 'overlay-containers']) {
+      expect(fs.statSync(path.join(root, d)).isDirectory(), d).toBe(true);
+    }
+    for (const f of ['storage.lock', 'userns.lock', 'overlay-layers/layers.lock', 'overlay-images/images.lock', 'overlay-containers/containers.lock']) {
+      expect(fs.existsSync(path.join(root, f)), f).toBe(true);
+    }
+    expect(fs.readFileSync(path.join(root, 'overlay/.has-mount-program'), 'utf8')).toBe('false');
+    expect(readJson(path.join(runroot, 'overlay-layers/mountpoints.json'))).toEqual([]);
+    expect(fs.existsSync(path.join(runroot, 'overlay-layers/mountpoints.lock'))).toBe(true);
+    await store.close();
+  });
+
+  it('records layers, images and big data exactly as containers/storage does', async () => {
+    const { store, root } = await freshStore();
+    const result = await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const id = imgA.configDigest.slice(7);
+    expect(result.id).toBe(id);
+
+    // layer ids: DiffID hex for the base, then sha256(parent + "+" + diffIDhex)
+    const ids: string[] = [];
+    let parent: string | undefined;
+    for (const d of imgA.diffIDs) {
+      const expected = parent === undefined ? d.slice(7) : createHash('sha256').update(`${parent}+${d.slice(7)}`).digest('hex');
+      expect(layerIdFor(parent, d)).toBe(expected);
+      ids.push(expected);
+      parent = expected;
+    }
+    const layers = readJson<LayerRecord[]>(path.join(root, 'overlay-layers/layers.json'));
+    expect(layers.map((l) => l.id).sort()).toEqual([...ids].sort());
+    for (const [i, lid] of ids.entries()) {
+      const rec = layers.find((l) => l.id === lid)!;
+      const built = imgA.layers[i]!;
+      expect(rec.parent).toBe(i === 0 ? undefined : ids[i - 1]);
+      expect(rec['compressed-diff-digest']).toBe(built.digest);
+      expect(rec['compressed-size']).toBe(built.size);
+      expect(rec['diff-digest']).toBe(built.diffID);
+      expect(rec['diff-size']).toBe(built.tar.length);
+      expect(rec.compression).toBe(built.mediaType.endsWith('gzip') ? 2 : undefined); // 0 (none) is omitted
+      expect(rec.uidset).toEqual([0]);
+      expect(rec.gidset).toEqual([0]);
+      expect(rec.flags).toBeUndefined();
+      expect(rec.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+      expect(fs.existsSync(path.join(root, 'overlay-layers', `${lid}.tar-split.gz`))).toBe(true);
+
+      const dir = path.join(root, 'overlay', lid);
+      expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+      expect(fs.statSync(path.join(dir, 'diff')).mode & 0o7777).toBe(0o555);
+      for (const sub of ['work', 'merged']) expect(fs.statSync(path.join(dir, sub)).isDirectory()).toBe(true);
+      const link = fs.readFileSync(path.join(dir, 'link'), 'utf8');
+      expect(link).toMatch(/^[A-Z2-7]{26}$/);
+      expect(fs.readlinkSync(path.join(root, 'overlay/l', link))).toBe(`../${lid}/diff`);
+      if (i === 0) {
+        expect(fs.statSync(path.join(dir, 'empty')).isDirectory()).toBe(true);
+        expect(fs.existsSync(path.join(dir, 'lower'))).toBe(false);
+      } else {
+        const parentLinks = ids.slice(0, i).reverse().map((p) => `l/${fs.readFileSync(path.join(root, 'overlay', p, 'link'), 'utf8')}`);
+        expect(fs.readFileSync(path.join(dir, 'lower'), 'utf8')).toBe(parentLinks.join(':'));
+      }
+    }
+    // whiteouts in overlay form: a 0/0 char device and the opaque xattr
+    const wh = fs.lstatSync(path.join(root, 'overlay', ids[1]!, 'diff/data/gone.txt'));
+    expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+
+    const images = readJson<ImageRecord[]>(path.join(root, 'overlay-images/images.json'));
+    expect(images).toHaveLength(1);
+    const img = images[0]!;
+    expect(img).toMatchObject({ id, digest: imgA.manifestDigest, names: ['localhost/a:1'], 'names-history': ['localhost/a:1'], layer: ids[2], metadata: '{}' });
+    expect(img.digests).toBeUndefined();
+    const keys = [imgA.configDigest, `manifest-${imgA.manifestDigest}`, 'manifest'];
+    expect(img['big-data-names']).toEqual(keys);
+    const data: Record<string, Buffer> = { [keys[0]!]: imgA.config, [keys[1]!]: imgA.manifest, manifest: imgA.manifest };
+    for (const k of keys) {
+      const file = path.join(root, 'overlay-images', id, bigDataFileName(k));
+      expect(fs.readFileSync(file).equals(data[k]!), k).toBe(true);
+      expect(img['big-data-sizes']![k]).toBe(data[k]!.length);
+      expect(img['big-data-digests']![k]).toBe(sha(data[k]!));
+    }
+    expect(bigDataFileName('manifest')).toBe('manifest');
+    expect(bigDataFileName(keys[0]!)).toBe('=' + Buffer.from(keys[0]!).toString('base64'));
+    await store.close();
+  });
+
+  it('exports every layer as the exact tar it was made from (diff-digest reproduced)', async () => {
+    const { store } = await freshStore();
+    await store.commitImage(commitOf(imgA));
+    const layers = await store.layers();
+    expect(layers).toHaveLength(3);
+    for (const l of layers) expect(await sha256Stream(await store.exportLayer(l.id))).toBe(l.diffDigest);
+    await store.close();
+  });
+});
+
+describe('images: names, lookup, delete', () => {
+  it('finds an image by id, short id, sha256:id, name, short name and name@digest', async () => {
+    const { store } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1', 'quay.io/org/app:2']));
+    const id = imgA.configDigest.slice(7);
+    for (const q of [id, id.slice(0, 12), id.slice(0, 3), `sha256:${id}`, 'localhost/a:1', 'a:1', 'quay.io/org/app:2', 'org/app:2', `quay.io/org/app@${imgA.manifestDigest}`]) {
+      expect((await store.image(q))?.id, q).toBe(id);
+    }
+    for (const q of ['a', 'a:2', 'docker.io/library/a:1', 'b:1', 'ffffffffffff']) expect(await store.image(q), q).toBeUndefined();
+    await store.close();
+  });
+
+  it('tag moves a name from another image, records history, untag removes only the name', async () => {
+    const { store } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/x:1']));
+    await store.commitImage(commitOf(imgB, ['localhost/b:1']));
+    const b = await store.tag('b:1', ['x:1', 'registry.example:5000/team/b']);
+    expect(b.names).toEqual(['localhost/b:1', 'localhost/x:1', 'registry.example:5000/team/b:latest']);
+    expect(b.namesHistory).toEqual(['registry.example:5000/team/b:latest', 'localhost/x:1', 'localhost/b:1']);
+    expect((await store.image(imgA.configDigest))!.names).toEqual([]);
+    const after = await store.untag('b:1', ['x:1']);
+    expect(after.names).toEqual(['localhost/b:1', 'registry.example:5000/team/b:latest']);
+    expect(after.namesHistory).toContain('localhost/x:1');
+    await expect(store.untag('b:1', ['never:1'])).rejects.toMatchObject({ code: 'CARRIER_NOT_FOUND' });
+    await expect(store.tag('nope:1', ['y'])).rejects.toMatchObject({ code: 'CARRIER_NOT_FOUND' });
+    await store.close();
+  });
+
+  it('keeps shared layers while another image uses them and leaves nothing behind when the last goes', async () => {
+    const { store, root } = await freshStore();
+    const a = await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const b = await store.commitImage(commitOf(imgB, ['localhost/b:1']));
+    expect(b.layers.map((l) => l.applied)).toEqual([false, false, true]); // shared base applied once
+    const removedA = await store.removeImage('a:1');
+    expect(removedA.removedLayers).toEqual([a.layers[2]!.id]);
+    const left = (await store.layers()).map((l) => l.id).sort();
+    expect(left).toEqual(b.layers.map((l) => l.id).sort());
+    for (const l of b.layers) expect(await sha256Stream(await store.exportLayer(l.id))).toBe(l.diffID);
+    const removedB = await store.removeImage('b:1');
+    expect(removedB.removedLayers).toEqual([...b.layers].reverse().map((l) => l.id));
+    expect(fs.readdirSync(path.join(root, 'overlay')).sort()).toEqual(['.has-mount-program', 'l']);
+    expect(fs.readdirSync(path.join(root, 'overlay/l'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, 'overlay-images')).sort()).toEqual(['images.json', 'images.lock']);
+    expect(fs.readdirSync(path.join(root, 'overlay-layers')).sort()).toEqual(['layers.json', 'layers.lock']);
+    expect(readJson(path.join(root, 'overlay-layers/layers.json'))).toEqual([]);
+    await store.close();
+  });
+
+  it('refuses to remove an image a container uses, unless forced', async () => {
+    const { store, root, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const c = await store.createContainer('a:1', { names: ['web'] });
+    const top = (await store.image('a:1'))!.topLayer!;
+    const layer = (await store.layers()).find((l) => l.id === c.layer)!;
+    expect(layer.parent).toBe(top);
+    expect(fs.readFileSync(path.join(root, 'overlay', c.layer, 'lower'), 'utf8').split(':')).toHaveLength(3);
+    for (const r of [root, runroot]) expect(fs.statSync(path.join(r, 'overlay-containers', c.id, 'userdata')).isDirectory()).toBe(true);
+    const recs = readJson<Record<string, unknown>[]>(path.join(root, 'overlay-containers/containers.json'));
+    expect(recs).toEqual([expect.objectContaining({ id: c.id, names: ['web'], image: imgA.configDigest.slice(7), layer: c.layer })]);
+    await expect(store.createContainer('a:1', { names: ['web'] })).rejects.toMatchObject({ code: 'CARRIER_EXISTS' });
+    await expect(store.removeImage('a:1')).rejects.toMatchObject({ code: 'CARRIER_IN_USE' });
+    const forced = await store.removeImage('a:1', { force: true });
+    expect(forced.removedContainers).toEqual([c.id]);
+    expect(await store.containers()).toEqual([]);
+    expect(await store.layers()).toEqual([]);
+    expect(fs.existsSync(path.join(runroot, 'overlay-containers', c.id))).toBe(false);
+    await store.close();
+  });
+});
+
+describe('records survive other writers', () => {
+  it('keeps fields Carrier does not know through a read-modify-write', async () => {
+    const { store, root } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    await store.close();
+    for (const [file, extra] of [
+      ['overlay-layers/layers.json', { 'future-layer-field': { nested: [1, 2] } }],
+      ['overlay-images/images.json', { 'future-image-field': 'kept', flags: { 'some-flag': true } }],
+    ] as const) {
+      const p = path.join(root, file);
+      const recs = readJson<Record<string, unknown>[]>(p).map((r) => ({ ...r, ...extra }));
+      fs.writeFileSync(p, JSON.stringify(recs));
+    }
+    const again = await Store.open({ root, runroot: path.join(root, '../run') });
+    await again.tag('a:1', ['a:2']); // rewrites images.json
+    await again.commitImage(commitOf(imgB, ['localhost/b:1'])); // rewrites layers.json
+    const images = readJson<Record<string, unknown>[]>(path.join(root, 'overlay-images/images.json'));
+    expect(images.find((i) => i.id === imgA.configDigest.slice(7))).toMatchObject({ 'future-image-field': 'kept', flags: { 'some-flag': true }, names: ['localhost/a:1', 'localhost/a:2'] });
+    const layers = readJson<Record<string, unknown>[]>(path.join(root, 'overlay-layers/layers.json'));
+    expect(layers.filter((l) => 'future-layer-field' in l)).toHaveLength(3);
+    await again.close();
+  });
+
+  it('sees another writer through the last-writer token and writes a fresh 64-byte token itself', async () => {
+    const { store, root, runroot } = await freshStore();
+    const other = await Store.open({ root, runroot });
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const lockFile = path.join(root, 'overlay-images/images.lock');
+    const t1 = fs.readFileSync(lockFile);
+    expect(t1).toHaveLength(64);
+    expect(t1.readUInt32LE(16)).toBe(process.pid);
+    expect((await other.image('a:1'))?.names).toEqual(['localhost/a:1']);
+    await other.tag('a:1', ['a:9']);
+    const t2 = fs.readFileSync(lockFile);
+    expect(t2).toHaveLength(64);
+    expect(t2.equals(t1)).toBe(false);
+    expect(t2.readBigUInt64LE(8)).toBeGreaterThan(t1.readBigUInt64LE(8)); // per-process counter
+    expect((await store.image('a:9'))?.id).toBe(imgA.configDigest.slice(7));
+    await other.close();
+    await store.close();
+  });
+});
+
+describe('failures and crashes', () => {
+  it('a layer whose bytes do not match leaves the store exactly as it was', async () => {
+    const { store, root } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const before = snapshot(root);
+    const bad = commitOf(imgB, ['localhost/b:1']);
+    const top = imgB.layers[2]!;
+    const corrupt = Buffer.from(top.blob);
+    corrupt[corrupt.length - 20] ^= 0xff;
+    bad.layers[2] = { ...bad.layers[2]!, open: async () => (await import('node:stream')).Readable.from([corrupt]) };
+    const err = await store.commitImage(bad).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CarrierError);
+    expect(snapshot(root)).toEqual(before);
+    await store.close();
+  });
+
+  it('an aborted commit leaves the store exactly as it was', async () => {
+    const { store, root } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const before = snapshot(root);
+    const ac = new AbortController();
+    const commit = commitOf(imgB, ['localhost/b:1']);
+    commit.layers[2] = { ...commit.layers[2]!, open: async () => { ac.abort(); return (await import('node:stream')).Readable.from([imgB.layers[2]!.blob]); } };
+    await expect(store.commitImage(commit, { signal: ac.signal, concurrency: 1 })).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    expect(snapshot(root)).toEqual(before);
+    await store.close();
+  });
+
+  it('repairs a layer left incomplete by a writer killed mid-apply (SIGKILL) on the next open', async () => {
+    const { store, root, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    await store.close();
+    const before = snapshot(root);
+    const ready = path.join(work, `ready-${n}`);
+    const child = spawn(process.execPath, [path.join(__dirname, 'support/slow-commit.mjs'), root, runroot, ready], { stdio: ['ignore', 'inherit', 'inherit'] });
+    try {
+      for (let i = 0; i < 600 && !fs.existsSync(ready); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(fs.existsSync(ready), 'the child never reached mid-apply').toBe(true);
+      const mid = readJson<LayerRecord[]>(path.join(root, 'overlay-layers/layers.json'));
+      const half = mid.filter((l) => l.flags?.incomplete === true);
+      expect(half).toHaveLength(1);
+      expect(fs.existsSync(path.join(root, 'overlay', half[0]!.id, 'diff'))).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const reopened = await Store.open({ root, runroot });
+    expect((await reopened.layers()).every((l) => !l.incomplete)).toBe(true);
+    expect(snapshot(root)).toEqual(before);
+    await reopened.close();
+  });
+});
+
+describe('locks', () => {
+  it('excludes another holder in this process and POSIX (podman-style) record locks of another process', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'lock-'));
+    const file = path.join(dir, 'x.lock');
+    const a = await StoreLock.open(file);
+    const b = await StoreLock.open(file);
+    await a.lock(true);
+    expect(await b.tryLock(false)).toBe(false);
+    a.unlock(true);
+    expect(await b.tryLock(false)).toBe(true);
+    b.unlock(false);
+    // A POSIX fcntl lock held by another process (what c/storage takes) blocks us, and ours blocks it.
+    const holder = spawn('python3', ['-c', `import fcntl,sys,time\nf=open(${JSON.stringify(file)},'r+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('held',flush=True)\ntime.sleep(30)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+    expect(await a.tryLock(false)).toBe(false);
+    const waiting = a.lock(true);
+    let got = false;
+    void waiting.then(() => (got = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got).toBe(false);
+    holder.kill('SIGKILL');
+    await waiting;
+    expect(got).toBe(true);
+    const probe = spawnSync('python3', ['-c', `import fcntl\nf=open(${JSON.stringify(file)},'r+')\ntry:\n  fcntl.lockf(f,fcntl.LOCK_EX|fcntl.LOCK_NB)\n  print('free')\nexcept OSError:\n  print('busy')`], { encoding: 'utf8' });
+    expect(probe.stdout.trim()).toBe('busy');
+    a.unlock(true);
+    await a.close();
+    await b.close();
+  });
+});
