@@ -135,6 +135,28 @@ describe('Carrier reads what podman writes', () => {
   });
 });
 
+describe('podman store as an additional image store', () => {
+  it('lists podman images read-only through storage.conf additionalimagestores and refuses to change them', async () => {
+    const p = podmanStore();
+    const archive = path.join(work, `docker-${n}.tar`);
+    toDockerArchive(img, archive, 'example.com/shared/base:1');
+    p.load(archive);
+    const conf = path.join(work, `additional-${n}.conf`);
+    fs.writeFileSync(conf, `[storage]\ndriver = "overlay"\n[storage.options]\nadditionalimagestores = [ "${p.root}" ]\n`);
+    const base = path.join(work, `carrier-${n}`);
+    const store = await Store.open({ root: path.join(base, 'root'), runroot: path.join(base, 'run'), configFile: conf });
+    const found = await store.image('example.com/shared/base:1');
+    expect(found).toMatchObject({ id: img.configDigest.slice(7), readOnly: true, names: ['example.com/shared/base:1'] });
+    expect((await store.imageBigData(found!.id, 'manifest')).length).toBeGreaterThan(0);
+    await expect(store.tag('example.com/shared/base:1', ['mine'])).rejects.toMatchObject({ code: 'EROFS' });
+    await expect(store.removeImage('example.com/shared/base:1')).rejects.toMatchObject({ code: 'EROFS' });
+    // podman can still write its store while Carrier has it open
+    p.run(['tag', 'example.com/shared/base:1', 'example.com/shared/base:2']);
+    expect((await store.image('example.com/shared/base:2'))?.id).toBe(found!.id);
+    await store.close();
+  });
+});
+
 describe('Carrier and podman on one store at once', () => {
   // podman 4.3.1's own tag/untag is a read-modify-write across two lock holds (c/common < 0.57 calls SetNames with
   // the names it read before taking the write lock; fixed upstream by "libimage: support parallel tag/untag"), so

@@ -149,7 +149,7 @@ describe('images: names, lookup, delete', () => {
     for (const q of [id, id.slice(0, 12), id.slice(0, 3), `sha256:${id}`, 'localhost/a:1', 'a:1', 'quay.io/org/app:2', 'org/app:2', `quay.io/org/app@${imgA.manifestDigest}`]) {
       expect((await store.image(q))?.id, q).toBe(id);
     }
-    for (const q of ['a', 'a:2', 'docker.io/library/a:1', 'b:1', 'ffffffffffff']) expect(await store.image(q), q).toBeUndefined();
+    for (const q of ['a', 'a:2', 'docker.io/library/a:1', 'b:1', 'ffffffffffff', `sha256:${imgA.configDigest.slice(7, 19)}`]) expect(await store.image(q), q).toBeUndefined();
     await store.close();
   });
 

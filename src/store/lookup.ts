@@ -57,7 +57,7 @@ export function findImage<T extends ImageLookup>(images: readonly T[], query: st
     }
   }
   // a unique id prefix (podman accepts any unique prefix of the id)
-  if (/^[0-9a-f]{3,63}$/.test(idQuery)) {
+  if (!q.startsWith('sha256:') && /^[0-9a-f]{1,63}$/.test(idQuery)) {
     const hits = images.filter((i) => i.id.startsWith(idQuery));
     if (hits.length === 1) return hits[0];
   }

@@ -351,7 +351,9 @@ export class Store {
   ): Promise<AppliedLayer> {
     const paths = this.driver.paths(record.id);
     const applied = await applyLayer(source, paths.diff, {
-      whiteouts: 'overlay',
+      // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
+      // char devices and opaque xattrs. A store must not mix the two.
+      whiteouts: this.config.mountProgram ? 'aufs' : 'overlay',
       tarSplit: this.tarSplitPath(record.id),
       ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
       ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
