@@ -3,20 +3,64 @@
 import { CarrierError, version } from '../index.js';
 import { layerCommand } from './layer.js';
 import { UsageError } from './args.js';
+import {
+  ExitError,
+  imageCommand,
+  imagesCommand,
+  inspectCommand,
+  loadCommand,
+  rmiCommand,
+  tagCommand,
+  untagCommand,
+  type GlobalOptions,
+} from './images.js';
 
-const HELP = `Usage: carrier <command> [options]
+const HELP = `Usage: carrier [global options] <command> [options]
+
+Global options (before the command, as podman takes them):
+  --root DIR               the store's graph root
+  --runroot DIR            the store's run root
+  --storage-driver NAME    storage driver (overlay)
+  CONTAINERS_STORAGE_CONF  (environment) a storage.conf to read
 
 Commands:
+  images [-a] [-q] [--digests] [--no-trunc] [--format json]   list images (also: image ls)
+  inspect IMAGE...                   image details as JSON (also: image inspect)
+  load -i FILE [-q]                  load a docker-archive / oci-archive (also: image load)
+  tag IMAGE NAME...                  add names to an image (also: image tag)
+  untag IMAGE [NAME...]              remove names from an image (also: image untag)
+  rmi [-f] [-a] IMAGE...             remove images (also: image rm)
+  image exists IMAGE                 exit 0 if the image exists, 1 if not
   layer apply [options] BLOB DIR     extract a compressed layer blob into the empty directory DIR
   layer assemble TARSPLIT DIR        rebuild a layer's original tar from its tar-split and extracted DIR
   version                            print versions
 
 Run 'carrier <command> --help' for a command's options.
-Exit codes: 0 success, 125 Carrier's own error (podman's convention).
+Exit codes (podman's): 0 success; 1 image not known (image exists, rmi); 2 image in use (rmi); 125 other errors.
 `;
 
+const GLOBAL_FLAGS: Record<string, keyof GlobalOptions> = { '--root': 'root', '--runroot': 'runroot', '--storage-driver': 'driver' };
+
+/** Takes podman's global flags off the front of argv: `--root DIR`, `--root=DIR`, ... */
+function globalOptions(argv: string[]): { globals: GlobalOptions; rest: string[] } {
+  const globals: GlobalOptions = {};
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const key = GLOBAL_FLAGS[name];
+    if (key === undefined) break;
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
+    globals[key] = value;
+  }
+  return { globals, rest: argv.slice(i) };
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const { globals, rest: args } = globalOptions(argv);
+  const [command, ...rest] = args;
   switch (command) {
     case undefined:
     case '-h':
@@ -31,6 +75,20 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'layer':
       return layerCommand(rest);
+    case 'images':
+      return imagesCommand(globals, rest);
+    case 'image':
+      return imageCommand(globals, rest);
+    case 'inspect':
+      return inspectCommand(globals, rest, true);
+    case 'load':
+      return loadCommand(globals, rest);
+    case 'tag':
+      return tagCommand(globals, rest);
+    case 'untag':
+      return untagCommand(globals, rest);
+    case 'rmi':
+      return rmiCommand(globals, rest);
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
@@ -45,6 +103,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    if (err instanceof ExitError) {
+      process.stderr.write(`Error: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`Error: ${err.message}\nSee 'carrier --help'.\n`);
     } else if (err instanceof CarrierError) {

@@ -483,7 +483,11 @@ export class Store {
     return this.requireImage(img.id);
   }
 
-  private addNamesLocked(record: ImageRecord, names: string[]): void {
+  /**
+   * Gives `names` to `record`, taking them from other images. `podman tag` (c/common < 0.57) appends; c/storage's
+   * AddNames, which a pull or load into an existing image uses, puts the new names first.
+   */
+  private addNamesLocked(record: ImageRecord, names: string[], order: 'append' | 'prepend' = 'append'): void {
     for (const other of this.imageFile.records) {
       if (other === record || !other.names) continue;
       const kept = other.names.filter((n) => !names.includes(n));
@@ -492,7 +496,7 @@ export class Store {
         omitEmpty(other, IMAGE_FIELDS);
       }
     }
-    record.names = dedupe([...(record.names ?? []), ...names]);
+    record.names = order === 'append' ? dedupe([...(record.names ?? []), ...names]) : dedupe([...names, ...(record.names ?? [])]);
     record['names-history'] = dedupe([...[...names].reverse(), ...(record['names-history'] ?? [])]);
     omitEmpty(record, IMAGE_FIELDS);
   }
@@ -642,7 +646,7 @@ export class Store {
         record['big-data-digests'] = digests;
         record.digest = image.manifestDigest;
         if (fresh) this.imageFile.records.push(record);
-        this.addNamesLocked(record, dedupe(image.names));
+        this.addNamesLocked(record, dedupe(image.names), 'prepend');
         await this.imageFile.save();
       });
     });
