@@ -2,7 +2,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, lstatSync, readdirSync, rmSync, chownSync, accessSync, constants } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, lstatSync, readdirSync, rmSync, chownSync, chmodSync, accessSync, constants } from 'node:fs';
+import { buildTestImage, requireTools, toDockerArchive, type TestImage } from './support/images.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -23,11 +24,11 @@ function ensureUser(): { uid: number; gid: number } {
 }
 
 /** Runs the CLI as the unprivileged user; setpriv comes from Debian's util-linux. */
-function asUser(ids: { uid: number; gid: number }, args: string[]) {
+function asUser(ids: { uid: number; gid: number }, args: string[], env: Record<string, string> = {}) {
   return spawnSync(
     'setpriv',
     [`--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--clear-groups', '--inh-caps=-all', process.execPath, CLI, ...args],
-    { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' } },
+    { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent', ...env } },
   );
 }
 
@@ -171,5 +172,60 @@ describe('rootless extraction as a real unprivileged user', () => {
     expect(run.status).toBe(125);
     expect(run.stderr).toContain('CARRIER_DIGEST_MISMATCH');
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('the store as a real unprivileged user, in its default location', () => {
+  let ids: { uid: number; gid: number };
+  let home: string;
+  let archive: string;
+  let image: TestImage;
+
+  beforeAll(() => {
+    expect(process.geteuid?.(), 'the rootless tests create a user and must start as root').toBe(0);
+    requireTools();
+    ids = ensureUser();
+    const work = mkdtempSync(join(tmpdir(), 'carrier-rootless-store-'));
+    chmodSync(work, 0o755);
+    image = buildTestImage(join(work, 'img'), { label: 'rootless' });
+    archive = join(work, 'image.tar');
+    toDockerArchive(image, archive, 'localhost/rootless:1');
+    chmodSync(archive, 0o644);
+    home = join(work, 'home');
+    mkdirSync(home);
+    chownSync(home, ids.uid, ids.gid);
+  });
+
+  it('loads, lists, tags and removes images in ~/.local/share/carrier/storage with no privilege', () => {
+    const env = { HOME: home };
+    const loaded = asUser(ids, ['load', '-i', archive], env);
+    expect(loaded.status, loaded.stderr).toBe(0);
+    expect(loaded.stdout).toContain('Loaded image: localhost/rootless:1');
+    const root = join(home, '.local/share/carrier/storage');
+    const images = JSON.parse(readFileSync(join(root, 'overlay-images/images.json'), 'utf8')) as { id: string; names: string[] }[];
+    expect(images.map((i) => [i.id, i.names])).toEqual([[image.configDigest.slice(7), ['localhost/rootless:1']]]);
+    expect(lstatSync(join(root, 'overlay-images/images.json')).uid).toBe(ids.uid);
+    // run state falls back to a private 0700 directory when XDG_RUNTIME_DIR is unset
+    const runroot = join(tmpdir(), `carrier-run-${ids.uid}`);
+    expect(lstatSync(runroot).mode & 0o777).toBe(0o700);
+    expect(lstatSync(runroot).uid).toBe(ids.uid);
+    // overlay whiteouts an unprivileged user can make: 0/0 char devices and user.overlay.opaque
+    const layers = JSON.parse(readFileSync(join(root, 'overlay-layers/layers.json'), 'utf8')) as { id: string; 'diff-digest': string }[];
+    const second = layers.find((l) => l['diff-digest'] === image.diffIDs[1])!;
+    const diff = join(root, 'overlay', second.id, 'diff');
+    expect(lstatSync(join(diff, 'data/gone.txt')).isCharacterDevice()).toBe(true);
+    expect(xattr(join(diff, 'data/opaque'), 'user.overlay.opaque')).toBe('y');
+
+    const listed = asUser(ids, ['images', '--format', 'json'], env);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { Id: string }[]).map((i) => i.Id)).toEqual([image.configDigest.slice(7)]);
+    const tagged = asUser(ids, ['tag', 'localhost/rootless:1', 'rootless:2'], env);
+    expect(tagged.status, tagged.stderr).toBe(0);
+    const removed = asUser(ids, ['rmi', '-f', image.configDigest.slice(7, 19)], env);
+    expect(removed.status, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain(`Deleted: ${image.configDigest.slice(7)}`);
+    expect(readdirSync(join(root, 'overlay')).sort()).toEqual(['.has-mount-program', 'l']);
+    const none = asUser(ids, ['image', 'exists', 'rootless:2'], env);
+    expect(none.status).toBe(1);
   });
 });
