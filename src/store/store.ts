@@ -13,7 +13,7 @@ import { mkdir, open, readFile, rm, writeFile, access, chmod } from 'node:fs/pro
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CarrierError } from '../errors.js';
+import { CarrierError, abortError } from '../errors.js';
 import { native } from '../native.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
@@ -47,6 +47,11 @@ export interface CommitLayer {
   digest?: string;
   size?: number;
   open(): Promise<Readable | string>;
+  /**
+   * Called once the layer's content is settled: with the verified result before the store makes it durable, or
+   * with undefined when the layer failed or was not needed after all (a pull moves its cached blob into place here).
+   */
+  settle?(applied: AppliedLayer | undefined): Promise<void>;
 }
 
 /** Everything the store needs to record an image; a local archive and a registry pull both produce one. */
@@ -348,6 +353,7 @@ export class Store {
     source: Readable | string,
     expect: { diffID?: string; digest?: string; size?: number },
     signal: AbortSignal | undefined,
+    afterApply?: (applied: AppliedLayer) => Promise<void>,
   ): Promise<AppliedLayer> {
     const paths = this.driver.paths(record.id);
     const applied = await applyLayer(source, paths.diff, {
@@ -361,6 +367,7 @@ export class Store {
       ...(signal ? { signal } : {}),
     });
     await chmod(paths.diff, diffMode);
+    await afterApply?.(applied);
     await syncFilesystem(paths.dir);
     Object.assign(record, {
       'compressed-diff-digest': applied.compressedDigest,
@@ -591,21 +598,31 @@ export class Store {
         modes.set(p.id, p.parent === undefined ? this.driver.defaultDiffMode : modes.get(p.parent) ?? (await this.driver.diffMode(p.parent)));
       }
       const queue = missing.map((p, i) => ({ ...p, record: begun[i]! }));
+      // The first failure stops the layers still in flight.
+      const stop = new AbortController();
+      const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
       const worker = async (): Promise<void> => {
         while (queue.length > 0 && failure === undefined) {
           const p = queue.shift()!;
           options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applying' });
+          let settled = false;
           try {
+            if (signal.aborted) throw abortError(signal);
             const source = await p.layer.open();
             await this.fillLayerLocked(p.record, modes.get(p.id)!, source, {
               diffID: p.layer.diffID,
               ...(p.layer.digest !== undefined ? { digest: p.layer.digest } : {}),
               ...(p.layer.size !== undefined ? { size: p.layer.size } : {}),
-            }, options.signal);
+            }, signal, async (result) => {
+              settled = true;
+              await p.layer.settle?.(result);
+            });
             applied.add(p.id);
             options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
           } catch (err) {
+            if (!settled) await p.layer.settle?.(undefined).catch(() => {});
             failure ??= err;
+            stop.abort();
           }
         }
       };
@@ -617,7 +634,10 @@ export class Store {
         throw failure;
       }
       for (const p of plan) {
-        if (!applied.has(p.id)) options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'exists' });
+        if (!applied.has(p.id)) {
+          await p.layer.settle?.(undefined);
+          options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'exists' });
+        }
         results.push({ id: p.id, diffID: p.layer.diffID, applied: applied.has(p.id) });
       }
       await this.withImages(true, async () => {
@@ -644,7 +664,7 @@ export class Store {
         record['big-data-names'] = names;
         record['big-data-sizes'] = sizes;
         record['big-data-digests'] = digests;
-        record.digest = image.manifestDigest;
+        record.digest = image.list?.digest ?? image.manifestDigest; // podman records the index digest when there was one
         if (fresh) this.imageFile.records.push(record);
         this.addNamesLocked(record, dedupe(image.names), 'prepend');
         await this.imageFile.save();

@@ -1,0 +1,92 @@
+// The blob cache: compressed layer blobs as they came from a registry, addressed by digest, so a layer can be applied
+// again (another store, a removed image pulled back) without the network.
+//
+//   <cache>/sha256/<hex>            a verified blob
+//   <cache>/sha256/.tmp-<random>    a blob being written; it becomes <hex> only after the layer it fed verified it
+import { mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { parseDigest } from '../oci/digest.js';
+
+export class BlobCache {
+  constructor(readonly root: string) {}
+
+  path(digest: string): string {
+    const d = parseDigest(digest);
+    return join(this.root, d.algorithm, d.hex);
+  }
+
+  /** The cached blob's path when present (and of the expected size); its mtime is refreshed for LRU eviction. */
+  async lookup(digest: string, size?: number): Promise<string | undefined> {
+    const p = this.path(digest);
+    try {
+      const st = await stat(p);
+      if (!st.isFile() || (size !== undefined && st.size !== size)) return undefined;
+      const now = new Date();
+      await utimes(p, now, now).catch(() => {});
+      return p;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Starts writing a blob; nothing is visible under its digest until {@link BlobWriter.commit}. */
+  async begin(digest: string): Promise<BlobWriter> {
+    const d = parseDigest(digest);
+    const dir = join(this.root, d.algorithm);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o600);
+    return new BlobWriter(fh, tmp, join(dir, d.hex));
+  }
+
+  /** Drops a cached blob (one that failed verification). */
+  async evict(digest: string): Promise<void> {
+    await unlink(this.path(digest)).catch(() => {});
+  }
+}
+
+export class BlobWriter {
+  private closed = false;
+  written = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    readonly tmpPath: string,
+    readonly finalPath: string,
+  ) {}
+
+  /** A pass-through that also writes every chunk to the cache file (in order, before passing it on). */
+  tee(onBytes?: (total: number) => void): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
+        this.fh.write(chunk).then(
+          () => {
+            this.written += chunk.length;
+            onBytes?.(this.written);
+            cb(null, chunk);
+          },
+          (err: unknown) => cb(err as Error),
+        );
+      },
+    });
+  }
+
+  /** The blob was verified (by the layer it fed): make it the cached copy. */
+  async commit(): Promise<void> {
+    await this.close();
+    await rename(this.tmpPath, this.finalPath);
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await unlink(this.tmpPath).catch(() => {});
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+}
