@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/apply_job.cc",
+        "native/clone.cc",
         "native/common.cc",
         "native/assemble_job.cc",
         "native/decoder.cc",

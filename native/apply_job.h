@@ -10,5 +10,7 @@ void init_apply_job(Napi::Env env, Napi::Object exports);
 void init_assemble_job(Napi::Env env, Napi::Object exports);
 // Registers lockFile/unlockFile (fcntl OFD locks) and syncFs.
 void init_store_ops(Napi::Env env, Napi::Object exports);
+// Registers cloneTree: a directory tree copied with reflinks where possible, on a thread of its own.
+void init_clone(Napi::Env env, Napi::Object exports);
 
 }  // namespace carrier

@@ -14,6 +14,8 @@ export type CarrierErrorCode =
   | 'CARRIER_INVALID_ARGUMENT'
   | 'CARRIER_INVALID_DIGEST' | 'CARRIER_INVALID_MANIFEST' | 'CARRIER_INVALID_ARCHIVE' // OCI documents and image archives
   | 'CARRIER_INVALID_REFERENCE' | 'CARRIER_INVALID_CONFIG' | 'CARRIER_UNSUPPORTED' // references, config files
+  | 'CARRIER_NOT_FOUND' | 'CARRIER_IN_USE' | 'CARRIER_EXISTS' | 'CARRIER_CORRUPT_STORE' | 'CARRIER_CLOSED' // the store
+  | 'CARRIER_NO_REFLINK' // cloneTree in reflink mode on a filesystem that cannot clone
   | 'CARRIER_STREAM_ERROR' // the source stream failed without an errno code of its own
   | 'ABORT_ERR'
   | (string & {}); // OS errors keep their errno name: 'ENOENT', 'ENOSPC', ...

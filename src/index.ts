@@ -10,3 +10,5 @@ export { loadImage, loadedNames } from './load-image.js';
 export type { LoadImageOptions, LoadImageResult, LoadedImage } from './load-image.js';
 export { normalizeLocalName, normalizePullName, parseReference } from './reference.js';
 export type { ImageReference } from './reference.js';
+export { cloneTree } from './copy/clone.js';
+export type { CloneMode, CloneOptions, CloneResult } from './copy/clone.js';

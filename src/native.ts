@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeFailure } from './errors.js';
 import type { AppliedLayer } from './layer/apply.js';
+import type { CloneResult } from './copy/clone.js';
 
 /** Options as the native layer job reads them; filled in with defaults by applyLayer. */
 export interface NativeApplyOptions {
@@ -45,6 +46,22 @@ export interface NativeAssembleJob {
   abort(): void;
 }
 
+/** Options as the native tree copier reads them; filled in with defaults by cloneTree. */
+export interface NativeCloneOptions {
+  mode: 'auto' | 'reflink' | 'copy' | 'hardlink';
+  preserveOwnership: boolean;
+}
+
+/** The native copier reports exactly the public result shape. */
+export type NativeCloneResult = CloneResult;
+
+export interface NativeCloneJob {
+  /** Resolves with the counts; rejects with a NativeFailure (ABORT_ERR after abort()). */
+  promise: Promise<NativeCloneResult>;
+  /** Stop between files or copy chunks; the destination is then removed (or emptied, if it existed). */
+  abort(): void;
+}
+
 export interface NativeBinding {
   version: string;
   ApplyJob: new (
@@ -60,6 +77,8 @@ export interface NativeBinding {
   unlockFile(fd: number): NativeFailure | undefined;
   /** syncfs(2) on a worker thread. Rejects with a NativeFailure. */
   syncFs(fd: number): Promise<void>;
+  /** Copies a directory tree on a thread of its own (FICLONE, copy_file_range, read/write, or linkat). */
+  cloneTree(src: string, dst: string, options: NativeCloneOptions): NativeCloneJob;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,0 +1,86 @@
+import { CarrierError, abortError, fromNative, type NativeFailure } from '../errors.js';
+import { native } from '../native.js';
+
+/**
+ * How file contents reach the destination.
+ * - `auto`: reflink (FICLONE) where the filesystem can, else copy_file_range, else read/write — per file.
+ * - `reflink`: reflink every file or fail with `CARRIER_NO_REFLINK` (nothing is left behind).
+ * - `copy`: never ask for a reflink: copy_file_range, else read/write. Some filesystems (XFS, btrfs) may still
+ *   share extents inside copy_file_range; that is the kernel's choice.
+ * - `hardlink`: every regular file becomes a hard link to the source file (same filesystem only, `EXDEV`
+ *   otherwise); directories, symlinks and special files are still created anew.
+ */
+export type CloneMode = 'auto' | 'reflink' | 'copy' | 'hardlink';
+
+export interface CloneOptions {
+  /** Default `auto`. */
+  mode?: CloneMode;
+  /** Stops between files and between chunks of a long copy; the call then rejects with `ABORT_ERR`. */
+  signal?: AbortSignal;
+  /**
+   * Give every entry the source's uid/gid (needs CAP_CHOWN). Default: true when running as root. Unprivileged
+   * copies belong to the caller.
+   */
+  preserveOwnership?: boolean;
+}
+
+export interface CloneResult {
+  /** Regular files created (or, in `hardlink` mode, linked to the source), one per source inode. */
+  files: number;
+  /** Directories created below the destination root. */
+  dirs: number;
+  symlinks: number;
+  /** Further names of a file already copied, linked to its copy so hard-link identity is kept. */
+  hardlinks: number;
+  /** Fifos and character/block devices created (whiteouts, 0/0 character devices, included). */
+  specials: number;
+  /** Sockets, and devices the caller may not create (unprivileged, anything but a 0/0 whiteout). */
+  skippedSpecials: number;
+  /** Xattrs the destination refused for lack of privilege or support (`trusted.*` when unprivileged...). */
+  skippedXattrs: number;
+  /** Logical bytes of files cloned with FICLONE (shared extents, no data written). */
+  bytesCloned: number;
+  /** Data bytes copied with copy_file_range or read/write (holes are not counted and stay holes). */
+  bytesCopied: number;
+  /** Bytes of the files hard-linked in `hardlink` mode. */
+  bytesHardlinked: number;
+  /**
+   * The one data path every file with data took, or `mixed`. With no data to move: `hardlink` in hardlink mode,
+   * `reflink` in reflink mode, else `copy`.
+   */
+  method: 'reflink' | 'copy_file_range' | 'copy' | 'hardlink' | 'mixed';
+}
+
+const MODES: readonly CloneMode[] = ['auto', 'reflink', 'copy', 'hardlink'];
+
+/**
+ * Copies the directory tree `src` into `dst` (which must not exist, or be an empty directory), on a native thread.
+ *
+ * The source is walked through directory fds without following symlinks; everything under `dst` is created with
+ * *at() calls. Kept: file contents (holes included on the copying paths), types, modes with setuid/setgid/sticky,
+ * ownership (when `preserveOwnership`), atime/mtime, xattrs the caller may set, symlink targets, hard-link
+ * identity within the tree, fifos and device nodes the caller may create. Sockets are skipped.
+ *
+ * On any failure, abort included, the destination is removed again (or emptied, if it existed) and the call rejects
+ * with a {@link CarrierError} whose `path` is relative to the tree.
+ */
+export async function cloneTree(src: string, dst: string, options: CloneOptions = {}): Promise<CloneResult> {
+  const mode = options.mode ?? 'auto';
+  if (!MODES.includes(mode)) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `cloneTree: unknown mode '${String(mode)}'; use ${MODES.join(', ')}`);
+  }
+  const { signal } = options;
+  if (signal?.aborted) throw abortError(signal);
+  const preserveOwnership = options.preserveOwnership ?? process.geteuid?.() === 0;
+  const job = native.cloneTree(src, dst, { mode, preserveOwnership });
+  const onAbort = (): void => job.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await job.promise;
+  } catch (err) {
+    const failure = err as NativeFailure;
+    throw failure.code === 'ABORT_ERR' ? abortError(signal) : fromNative(failure);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
