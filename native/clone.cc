@@ -4,6 +4,15 @@
 // Per regular file: ioctl(FICLONE), else copy_file_range, else pread/pwrite; holes are kept (SEEK_DATA/SEEK_HOLE)
 // on the copying paths. Metadata is applied in the order the kernel needs: chown (which clears setuid/setgid and
 // security.capability), then xattrs, then chmod, then timestamps; directories get theirs once their children exist.
+//
+// mergeLayers uses the same copier to flatten overlay layers, base first, into one new tree with overlay's rules:
+// a 0/0 character device (or an aufs `.wh.NAME` file) deletes NAME, recursively, from what the layers below made; a
+// directory marked opaque (trusted.overlay.opaque=y, user.overlay.opaque=y, or an aufs `.wh..wh..opq` inside it)
+// first empties the directory below; anything else replaces what is there (a directory over a non-directory, or the
+// reverse, replaces it; a directory over a directory is merged and takes the upper one's metadata). Whiteouts and
+// overlay's own xattrs are not copied. The destination is only ever changed through fds of directories this job
+// created or checked with O_NOFOLLOW|O_DIRECTORY, and an entry of the wrong type is removed, never followed: a
+// symlink `a` from one layer and a file `a/x` from the next leave a real directory `a` holding `x`.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -12,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -44,12 +54,17 @@ struct CloneConfig {
   std::string src, dst;
   Mode mode = Mode::Auto;
   bool preserve_owner = false;
+  // mergeLayers: the layer directories, base first (src is then the first of them).
+  bool merge = false;
+  std::vector<std::string> layers;
 };
 
 struct CloneStats {
   uint64_t files = 0, dirs = 0, symlinks = 0, hardlinks = 0, specials = 0;
   uint64_t skipped_specials = 0, skipped_xattrs = 0;
   uint64_t bytes_cloned = 0, bytes_copied = 0, bytes_hardlinked = 0;
+  // mergeLayers: whiteouts met, opaque directories met, lower entries an upper one replaced (or a whiteout removed).
+  uint64_t layers = 0, whiteouts = 0, opaque_dirs = 0, replaced = 0;
   unsigned methods = 0;
 };
 
@@ -92,6 +107,22 @@ class Cloner {
     try {
       open_roots();
       check_abort(".");
+      if (cfg_.merge) {
+        // The destination root keeps the mode it was made with: a layer's diff/ root carries the store's mode
+        // (0555 in c/storage), not the image's.
+        for (size_t i = 0; i < cfg_.layers.size(); ++i) {
+          if (i > 0) {
+            int fd = open(cfg_.layers[i].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) fail_errno(errno, "open", cfg_.layers[i], "opening a layer directory");
+            src_root_ = Fd(fd);
+            check_not_dst(src_root_.get(), cfg_.layers[i]);
+          }
+          links_.clear();  // hard links are kept within a layer; layers share no inodes
+          merge_dir_contents(src_root_.get(), dst_root_.get(), "", 0, /*fresh=*/false);
+          ++st_.layers;
+        }
+        return;
+      }
       struct stat root;
       if (fstat(src_root_.get(), &root) != 0) fail_errno(errno, "fstat", ".", "reading the source directory");
       copy_dir_contents(src_root_.get(), dst_root_.get(), "", 0);
@@ -284,6 +315,189 @@ class Cloner {
     if (!d.valid()) fail_errno(errno, "openat", rel, "opening a created directory");
     ++st_.dirs;
     copy_dir_contents(s.get(), d.get(), rel, depth + 1);
+    finish_node_fd(s.get(), d.get(), real, rel);
+  }
+
+  // ---- mergeLayers ------------------------------------------------------------------------------------------------
+
+  void check_not_dst(int sfd, const std::string& shown_path) {
+    struct stat st;
+    if (fstat(sfd, &st) != 0) fail_errno(errno, "fstat", shown_path);
+    if (st.st_dev == dst_dev_ && st.st_ino == dst_ino_)
+      fail("CARRIER_INVALID_ARGUMENT", "a layer and the destination are the same directory", shown_path);
+  }
+
+  static bool is_overlay_xattr(const char* key) {
+    return strncmp(key, "trusted.overlay.", 16) == 0 || strncmp(key, "user.overlay.", 13) == 0;
+  }
+
+  static bool xattr_is_y(int fd, const char* key) {
+    char v[4];
+    ssize_t n = fgetxattr(fd, key, v, sizeof(v));
+    return n == 1 && v[0] == 'y';
+  }
+
+  static bool is_whiteout_dev(const struct stat& st) {
+    return S_ISCHR(st.st_mode) && major(st.st_rdev) == 0 && minor(st.st_rdev) == 0;
+  }
+
+  // Removes `name` from the destination directory `ddir`, whatever it is; a directory goes with its content.
+  // Returns false when there was nothing to remove.
+  bool remove_entry(int ddir, const char* name, const std::string& rel) {
+    struct stat st;
+    if (fstatat(ddir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return false;
+      fail_errno(errno, "fstatat", rel);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if ((st.st_mode & 0700) != 0700) fchmodat(ddir, name, 0700, 0);  // a directory by the fstatat: no symlink
+      Fd d(openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!d.valid()) fail_errno(errno, "openat", rel, "opening a directory to remove it");
+      empty_directory(d.get(), rel);
+      if (unlinkat(ddir, name, AT_REMOVEDIR) != 0) fail_errno(errno, "unlinkat", rel, "removing a directory");
+    } else if (unlinkat(ddir, name, 0) != 0) {
+      fail_errno(errno, "unlinkat", rel, "removing an entry a layer replaces");
+    }
+    return true;
+  }
+
+  // An upper directory over a lower one: the lower one's xattrs go, the upper one's come with finish_node_fd.
+  void clear_xattrs_fd(int dfd, const std::string& rel) {
+    std::vector<char> names(1024);
+    ssize_t len;
+    for (;;) {
+      len = flistxattr(dfd, names.data(), names.size());
+      if (len >= 0) break;
+      if (errno == ERANGE) {
+        names.resize(names.size() * 4);
+        continue;
+      }
+      if (errno == EOPNOTSUPP || errno == ENOSYS) return;
+      fail_errno(errno, "flistxattr", shown(rel));
+    }
+    for (ssize_t i = 0; i < len;) {
+      const char* key = names.data() + i;
+      i += static_cast<ssize_t>(strlen(key)) + 1;
+      if (fremovexattr(dfd, key) != 0 && errno != ENODATA && !xattr_skippable(errno))
+        fail_errno(errno, "fremovexattr", shown(rel), std::string("removing xattr ") + key);
+    }
+  }
+
+  // One layer directory `sdir` onto the destination directory `ddir`. `fresh`: ddir was made by this layer (so no
+  // whiteout or opaque marker can have anything to remove in it).
+  void merge_dir_contents(int sdir, int ddir, const std::string& rel, int depth, bool fresh) {
+    if (depth > kMaxDepth) fail("CARRIER_LIMIT_EXCEEDED", "directory nesting deeper than 4096 levels", shown(rel));
+    std::vector<Entry> entries = list(sdir, rel);
+    bool opaque = xattr_is_y(sdir, "trusted.overlay.opaque") || xattr_is_y(sdir, "user.overlay.opaque");
+    for (const Entry& e : entries)
+      if (e.name == ".wh..wh..opq") opaque = true;
+    if (opaque) {
+      ++st_.opaque_dirs;
+      if (!fresh) empty_directory(ddir, shown(rel));
+    }
+    // Whiteouts first: in a diff a whiteout never shares its name with an entry, but order must not matter.
+    std::vector<std::pair<const Entry*, struct stat>> rest;
+    rest.reserve(entries.size());
+    for (const Entry& e : entries) {
+      std::string child = join(rel, e.name.c_str());
+      check_abort(child);
+      if (e.name.compare(0, 4, ".wh.") == 0) {
+        // aufs: `.wh..wh.*` are aufs' own bookkeeping (the opaque marker handled above); `.wh.NAME` deletes NAME.
+        if (e.name.compare(0, 8, ".wh..wh.") == 0) continue;
+        std::string target = e.name.substr(4);
+        if (target.empty() || target == "." || target == "..") continue;
+        ++st_.whiteouts;
+        if (!fresh && remove_entry(ddir, target.c_str(), join(rel, target.c_str()))) ++st_.replaced;
+        continue;
+      }
+      struct stat st;
+      if (fstatat(sdir, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        fail_errno(errno, "fstatat", child);
+      }
+      if (is_whiteout_dev(st)) {
+        ++st_.whiteouts;
+        if (!fresh && remove_entry(ddir, e.name.c_str(), child)) ++st_.replaced;
+        continue;
+      }
+      rest.emplace_back(&e, st);
+    }
+    for (auto& [e, st] : rest) {
+      const char* name = e->name.c_str();
+      std::string child = join(rel, name);
+      check_abort(child);
+      struct stat dst;
+      bool have = false;
+      if (!fresh) {
+        if (fstatat(ddir, name, &dst, AT_SYMLINK_NOFOLLOW) == 0)
+          have = true;
+        else if (errno != ENOENT)
+          fail_errno(errno, "fstatat", child);
+      }
+      if (S_ISDIR(st.st_mode)) {
+        if (have && S_ISDIR(dst.st_mode)) {
+          merge_into_dir(sdir, ddir, name, child, depth);
+          continue;
+        }
+        if (have) {
+          remove_entry(ddir, name, child);
+          ++st_.replaced;
+        }
+        merge_new_dir(sdir, ddir, name, child, depth);
+        continue;
+      }
+      if (have) {
+        remove_entry(ddir, name, child);
+        ++st_.replaced;
+      }
+      switch (st.st_mode & S_IFMT) {
+        case S_IFREG:
+          copy_file(sdir, ddir, name, st, rel, child);
+          break;
+        case S_IFLNK:
+          copy_symlink(sdir, ddir, name, st, child);
+          break;
+        case S_IFIFO:
+        case S_IFCHR:
+        case S_IFBLK:
+          copy_special(sdir, ddir, name, st, rel, child);
+          break;
+        default:
+          ++st_.skipped_specials;
+          break;
+      }
+    }
+  }
+
+  Fd open_src_dir(int sdir, const char* name, const std::string& rel, struct stat& real) {
+    Fd s(openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!s.valid()) fail_errno(errno, "openat", rel, "opening a layer directory");
+    if (fstat(s.get(), &real) != 0) fail_errno(errno, "fstat", rel);
+    if (real.st_dev == dst_dev_ && real.st_ino == dst_ino_)
+      fail("CARRIER_INVALID_ARGUMENT", "the destination is inside a layer", rel);
+    return s;
+  }
+
+  void merge_new_dir(int sdir, int ddir, const char* name, const std::string& rel, int depth) {
+    struct stat real;
+    Fd s = open_src_dir(sdir, name, rel, real);
+    if (mkdirat(ddir, name, 0700) != 0) fail_errno(errno, "mkdirat", rel);
+    Fd d(openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!d.valid()) fail_errno(errno, "openat", rel, "opening a created directory");
+    ++st_.dirs;
+    merge_dir_contents(s.get(), d.get(), rel, depth + 1, /*fresh=*/true);
+    finish_node_fd(s.get(), d.get(), real, rel);
+  }
+
+  void merge_into_dir(int sdir, int ddir, const char* name, const std::string& rel, int depth) {
+    struct stat real;
+    Fd s = open_src_dir(sdir, name, rel, real);
+    // O_NOFOLLOW|O_DIRECTORY: what a lower layer left here must be a real directory to be entered.
+    Fd d(openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!d.valid()) fail_errno(errno, "openat", rel, "opening a directory a lower layer made");
+    if (fchmod(d.get(), 0700) != 0) fail_errno(errno, "fchmod", rel);
+    clear_xattrs_fd(d.get(), rel);
+    merge_dir_contents(s.get(), d.get(), rel, depth + 1, /*fresh=*/false);
     finish_node_fd(s.get(), d.get(), real, rel);
   }
 
@@ -550,6 +764,7 @@ class Cloner {
     for (ssize_t i = 0; i < len;) {
       const char* key = names.data() + i;
       i += static_cast<ssize_t>(strlen(key)) + 1;
+      if (cfg_.merge && is_overlay_xattr(key)) continue;  // overlay's markers are not part of the merged view
       ssize_t vlen;
       for (;;) {
         vlen = get_fn(key, value.data(), value.size());
@@ -626,29 +841,29 @@ Napi::Object stats_to_js(Napi::Env env, const CloneStats& s, Mode mode) {
   return o;
 }
 
-// cloneTree(src, dst, { mode, preserveOwnership }) -> { promise, abort() }. The promise resolves with the counts or
-// rejects with a failure object (ABORT_ERR after abort()); on failure the destination is left as it was found.
-Napi::Value CloneTree(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsString() || !info[2].IsObject())
-    throw Napi::TypeError::New(env, "cloneTree(src: string, dst: string, options: object)");
-  auto state = std::make_shared<CloneState>();
-  state->cfg.src = info[0].As<Napi::String>().Utf8Value();
-  state->cfg.dst = info[1].As<Napi::String>().Utf8Value();
-  Napi::Object opts = info[2].As<Napi::Object>();
-  std::string mode = string_option(opts, "mode", "auto");
-  if (mode == "auto")
-    state->cfg.mode = Mode::Auto;
-  else if (mode == "reflink")
-    state->cfg.mode = Mode::Reflink;
-  else if (mode == "copy")
-    state->cfg.mode = Mode::Copy;
-  else if (mode == "hardlink")
-    state->cfg.mode = Mode::Hardlink;
-  else
-    throw Napi::TypeError::New(env, "cloneTree: mode must be 'auto', 'reflink', 'copy' or 'hardlink'");
-  state->cfg.preserve_owner = opts.Get("preserveOwnership").ToBoolean().Value();
+Napi::Object merge_stats_to_js(Napi::Env env, const CloneStats& s, Mode mode) {
+  Napi::Object o = stats_to_js(env, s, mode);
+  auto n = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+  n("layers", s.layers);
+  n("whiteouts", s.whiteouts);
+  n("opaqueDirs", s.opaque_dirs);
+  n("replaced", s.replaced);
+  return o;
+}
 
+Mode parse_mode(Napi::Env env, const Napi::Object& opts, bool merge) {
+  std::string mode = string_option(opts, "mode", "auto");
+  if (mode == "auto") return Mode::Auto;
+  if (mode == "reflink") return Mode::Reflink;
+  if (mode == "copy") return Mode::Copy;
+  // Hard links into a layer would let a change to the checkout change the store.
+  if (mode == "hardlink" && !merge) return Mode::Hardlink;
+  throw Napi::TypeError::New(env, merge ? "mergeLayers: mode must be 'auto', 'reflink' or 'copy'"
+                                        : "cloneTree: mode must be 'auto', 'reflink', 'copy' or 'hardlink'");
+}
+
+// Runs the copier on a thread of its own; returns { promise, abort() }.
+Napi::Object start_job(Napi::Env env, std::shared_ptr<CloneState> state) {
   state->deferred.emplace(Napi::Promise::Deferred::New(env));
   state->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                               "carrier-clone", 0, 1);
@@ -668,6 +883,8 @@ Napi::Value CloneTree(const Napi::CallbackInfo& info) {
     state->tsfn.BlockingCall([state](Napi::Env env, Napi::Function) {
       if (state->failure)
         state->deferred->Reject(failure_to_js(env, *state->failure));
+      else if (state->cfg.merge)
+        state->deferred->Resolve(merge_stats_to_js(env, state->stats, state->cfg.mode));
       else
         state->deferred->Resolve(stats_to_js(env, state->stats, state->cfg.mode));
       state->deferred.reset();
@@ -677,10 +894,50 @@ Napi::Value CloneTree(const Napi::CallbackInfo& info) {
   return job;
 }
 
+// cloneTree(src, dst, { mode, preserveOwnership }) -> { promise, abort() }. The promise resolves with the counts or
+// rejects with a failure object (ABORT_ERR after abort()); on failure the destination is left as it was found.
+Napi::Value CloneTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString() || !info[2].IsObject())
+    throw Napi::TypeError::New(env, "cloneTree(src: string, dst: string, options: object)");
+  auto state = std::make_shared<CloneState>();
+  state->cfg.src = info[0].As<Napi::String>().Utf8Value();
+  state->cfg.dst = info[1].As<Napi::String>().Utf8Value();
+  Napi::Object opts = info[2].As<Napi::Object>();
+  state->cfg.mode = parse_mode(env, opts, false);
+  state->cfg.preserve_owner = opts.Get("preserveOwnership").ToBoolean().Value();
+  return start_job(env, state);
+}
+
+// mergeLayers(layers, dst, { mode, preserveOwnership }) -> { promise, abort() }: the layer directories, base first,
+// flattened into dst (new, or an empty directory) with overlay's whiteout and opaque rules. On failure the
+// destination is left as it was found.
+Napi::Value MergeLayers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsString() || !info[2].IsObject())
+    throw Napi::TypeError::New(env, "mergeLayers(layers: string[], dst: string, options: object)");
+  auto state = std::make_shared<CloneState>();
+  Napi::Array layers = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < layers.Length(); ++i) {
+    Napi::Value v = layers.Get(i);
+    if (!v.IsString()) throw Napi::TypeError::New(env, "mergeLayers: layers must be strings");
+    state->cfg.layers.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  if (state->cfg.layers.empty()) throw Napi::TypeError::New(env, "mergeLayers: at least one layer is needed");
+  state->cfg.merge = true;
+  state->cfg.src = state->cfg.layers.front();
+  state->cfg.dst = info[1].As<Napi::String>().Utf8Value();
+  Napi::Object opts = info[2].As<Napi::Object>();
+  state->cfg.mode = parse_mode(env, opts, true);
+  state->cfg.preserve_owner = opts.Get("preserveOwnership").ToBoolean().Value();
+  return start_job(env, state);
+}
+
 }  // namespace
 
 void init_clone(Napi::Env env, Napi::Object exports) {
   exports.Set("cloneTree", Napi::Function::New(env, CloneTree, "cloneTree"));
+  exports.Set("mergeLayers", Napi::Function::New(env, MergeLayers, "mergeLayers"));
 }
 
 }  // namespace carrier

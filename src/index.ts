@@ -12,3 +12,11 @@ export { normalizeLocalName, normalizePullName, parseReference } from './referen
 export type { ImageReference } from './reference.js';
 export { cloneTree } from './copy/clone.js';
 export type { CloneMode, CloneOptions, CloneResult } from './copy/clone.js';
+export { mergeLayers } from './copy/merge.js';
+export type { MergeMode, MergeOptions, MergeResult } from './copy/merge.js';
+export { checkoutImage, checkoutLayers, layerChain } from './copy/checkout.js';
+export type { CheckoutOptions, CheckoutResult, ChainLayer } from './copy/checkout.js';
+export { exportContainer, exportContainerStream } from './copy/export.js';
+export type { ExportOptions, ExportResult } from './copy/export.js';
+export { saveImages } from './save/save.js';
+export type { SaveFormat, SaveOptions, SaveResult, SavedImage } from './save/save.js';

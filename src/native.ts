@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { NativeFailure } from './errors.js';
 import type { AppliedLayer } from './layer/apply.js';
 import type { CloneResult } from './copy/clone.js';
+import type { MergeResult } from './copy/merge.js';
 
 /** Options as the native layer job reads them; filled in with defaults by applyLayer. */
 export interface NativeApplyOptions {
@@ -62,6 +63,17 @@ export interface NativeCloneJob {
   abort(): void;
 }
 
+/** Options as the native layer merger reads them; filled in with defaults by mergeLayers. */
+export interface NativeMergeOptions {
+  mode: 'auto' | 'reflink' | 'copy';
+  preserveOwnership: boolean;
+}
+
+export interface NativeMergeJob {
+  promise: Promise<MergeResult>;
+  abort(): void;
+}
+
 export interface NativeBinding {
   version: string;
   ApplyJob: new (
@@ -79,6 +91,8 @@ export interface NativeBinding {
   syncFs(fd: number): Promise<void>;
   /** Copies a directory tree on a thread of its own (FICLONE, copy_file_range, read/write, or linkat). */
   cloneTree(src: string, dst: string, options: NativeCloneOptions): NativeCloneJob;
+  /** Flattens overlay layer directories (base first) into one new tree, on a thread of its own. */
+  mergeLayers(layers: string[], dst: string, options: NativeMergeOptions): NativeMergeJob;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -3,6 +3,7 @@
 import { CarrierError, version } from '../index.js';
 import { layerCommand } from './layer.js';
 import { UsageError } from './args.js';
+import { checkoutCommand, exportCommand, saveCommand } from './save.js';
 import {
   ExitError,
   imageCommand,
@@ -31,6 +32,9 @@ Commands:
   untag IMAGE [NAME...]              remove names from an image (also: image untag)
   rmi [-f] [-a] IMAGE...             remove images (also: image rm)
   image exists IMAGE                 exit 0 if the image exists, 1 if not
+  save [--format F] [-o FILE] [-m] IMAGE...   write images as docker-archive / oci-archive / oci-dir
+  checkout [--mode M] IMAGE DIR      flatten an image into the new directory DIR (reflinks where possible)
+  export [-o FILE] CONTAINER         a container's merged file system as a tar (also: container export)
   layer apply [options] BLOB DIR     extract a compressed layer blob into the empty directory DIR
   layer assemble TARSPLIT DIR        rebuild a layer's original tar from its tar-split and extracted DIR
   version                            print versions
@@ -89,6 +93,15 @@ async function main(argv: string[]): Promise<number> {
       return untagCommand(globals, rest);
     case 'rmi':
       return rmiCommand(globals, rest);
+    case 'save':
+      return saveCommand(globals, rest);
+    case 'checkout':
+      return checkoutCommand(globals, rest);
+    case 'export':
+      return exportCommand(globals, rest);
+    case 'container':
+      if (rest[0] === 'export') return exportCommand(globals, rest.slice(1));
+      throw new UsageError(`unknown command 'container ${rest[0] ?? ''}'`);
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
