@@ -211,6 +211,63 @@ describe('images: names, lookup, delete', () => {
   });
 });
 
+describe('prune and orphan sweep', () => {
+  it('prunes dangling images, then with all every image no container uses', async () => {
+    const { store, root } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    await store.commitImage(commitOf(imgB, [])); // dangling: no name
+    expect((await store.pruneImages()).map((r) => r.id)).toEqual([imgB.configDigest.slice(7)]);
+    expect((await store.images()).map((i) => i.id)).toEqual([imgA.configDigest.slice(7)]);
+    const c = await store.createContainer('a:1');
+    expect(await store.pruneImages({ all: true })).toEqual([]); // in use by a container
+    await store.deleteContainer(c.id);
+    expect((await store.pruneImages({ all: true })).map((r) => r.id)).toEqual([imgA.configDigest.slice(7)]);
+    expect(await store.layers()).toEqual([]);
+    expect(fs.readdirSync(path.join(root, 'overlay')).sort()).toEqual(['.has-mount-program', 'l']);
+    await store.close();
+  });
+
+  it('sweeps exactly the unreferenced directories, links, tar-splits and dead writers\' temp files', async () => {
+    const { store, root, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const c = await store.createContainer('a:1');
+    const before = snapshot(root);
+    const orphan = 'f'.repeat(64);
+    const deadPid = 2 ** 22 + 12345; // above pid_max's default: never a live process
+    fs.mkdirSync(path.join(root, 'overlay', orphan, 'diff/deep'), { recursive: true });
+    fs.chmodSync(path.join(root, 'overlay', orphan, 'diff'), 0o555);
+    fs.symlinkSync(`../${orphan}/diff`, path.join(root, 'overlay/l/ORPHANORPHANORPHANORPHAN22'));
+    fs.symlinkSync('../gone/diff', path.join(root, 'overlay/l/DANGLINGDANGLINGDANGLING22'));
+    fs.writeFileSync(path.join(root, 'overlay-layers', `${orphan}.tar-split.gz`), 'x');
+    fs.mkdirSync(path.join(root, 'overlay-images', orphan));
+    fs.mkdirSync(path.join(root, 'overlay-containers', orphan, 'userdata'), { recursive: true });
+    fs.mkdirSync(path.join(runroot, 'overlay-containers', orphan), { recursive: true });
+    fs.writeFileSync(path.join(root, 'overlay-images', `.images.json.${deadPid}.abcdef.tmp`), '[]');
+    const live = path.join(root, 'overlay-images', `.images.json.${process.pid}.abcdef.tmp`);
+    fs.writeFileSync(live, '[]'); // a live writer's temp file stays
+    fs.writeFileSync(path.join(root, 'overlay', 'not-ours.txt'), 'left alone');
+    const removed = await store.sweepOrphans();
+    expect(removed.sort()).toEqual(
+      [
+        `overlay/${orphan}`,
+        'overlay/l/ORPHANORPHANORPHANORPHAN22',
+        'overlay/l/DANGLINGDANGLINGDANGLING22',
+        `overlay-layers/${orphan}.tar-split.gz`,
+        `overlay-images/${orphan}`,
+        `overlay-containers/${orphan}`,
+        path.relative(root, path.join(runroot, 'overlay-containers', orphan)),
+        `overlay-images/.images.json.${deadPid}.abcdef.tmp`,
+      ].sort(),
+    );
+    fs.rmSync(live);
+    fs.rmSync(path.join(root, 'overlay', 'not-ours.txt'));
+    expect(snapshot(root)).toEqual(before);
+    expect((await store.containers()).map((x) => x.id)).toEqual([c.id]);
+    for (const l of await store.layers()) if (l.diffDigest) expect(await sha256Stream(await store.exportLayer(l.id))).toBe(l.diffDigest);
+    await store.close();
+  });
+});
+
 describe('records survive other writers', () => {
   it('keeps fields Carrier does not know through a read-modify-write', async () => {
     const { store, root } = await freshStore();

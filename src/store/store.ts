@@ -9,9 +9,9 @@
 // Locks are always taken in c/storage's order, layers → images → containers, so Carrier and podman never wait on
 // each other in a cycle. Every read takes the shared lock and reloads when the last-writer token changed; every
 // write takes the exclusive lock, reloads, changes the records, writes them atomically and leaves a new token.
-import { mkdir, open, readFile, rm, writeFile, access, chmod } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile, access, chmod, readdir, readlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
 import { native } from '../native.js';
@@ -673,6 +673,100 @@ export class Store {
     return { id, names: dedupe(image.names), layers: results };
   }
 
+  // ---- lifecycle: prune and orphan sweep -----------------------------------------------------------------------
+
+  /**
+   * Removes unused images: without `all`, the dangling ones (no name, no container, not the parent of another
+   * image); with `all`, every image no container uses. Layers go with them unless something else still uses them.
+   */
+  async pruneImages(options: { all?: boolean } = {}): Promise<{ id: string; removedLayers: string[] }[]> {
+    const removed: { id: string; removedLayers: string[] }[] = [];
+    for (;;) {
+      // One image at a time, re-evaluated after each removal: removing a child can make its parent dangling.
+      const candidate = await this.withLayers(false, () =>
+        this.withImages(false, () =>
+          this.withContainers(false, async () => {
+            const used = new Set(this.containerFile.records.map((c) => c.image));
+            const chainOf = (top: string | undefined): string[] => {
+              const out: string[] = [];
+              for (let id = top, guard = 0; id !== undefined && guard < 100_000; guard++) {
+                out.push(id);
+                id = this.layerFile.get(id)?.parent;
+              }
+              return out;
+            };
+            const lowerLayers = new Set(this.imageFile.records.flatMap((i) => chainOf(i.layer).slice(1)));
+            return this.imageFile.records.find(
+              (i) => !used.has(i.id) && (options.all || ((i.names ?? []).length === 0 && !(i.layer !== undefined && lowerLayers.has(i.layer)))),
+            )?.id;
+          }),
+        ),
+      );
+      if (candidate === undefined) return removed;
+      const r = await this.removeImage(candidate);
+      removed.push({ id: r.id, removedLayers: r.removedLayers });
+    }
+  }
+
+  /**
+   * Finds and removes what no record references: layer directories and `l/` links, tar-split files, image and
+   * container directories, and temp files of writers that are gone (left by a crash or an older version). Runs under
+   * all three write locks; anything a record references is never touched. Returns what it removed (store-relative).
+   */
+  async sweepOrphans(): Promise<string[]> {
+    return this.withLayers(true, () =>
+      this.withImages(true, () =>
+        this.withContainers(true, async () => {
+          const removed: string[] = [];
+          const layerIds = new Set(this.layerFile.records.map((l) => l.id));
+          const imageIds = new Set(this.imageFile.records.map((i) => i.id));
+          const containerIds = new Set(this.containerFile.records.map((c) => c.id));
+          const g = this.graphroot;
+          const list = async (dir: string): Promise<string[]> => readdir(dir).catch(() => [] as string[]);
+          const drop = async (p: string): Promise<void> => {
+            await removeTree(p);
+            removed.push(relative(g, p) || p);
+          };
+          for (const name of await list(join(g, 'overlay'))) {
+            if (isFullId(name) && !layerIds.has(name)) {
+              await this.driver.remove(name);
+              removed.push(`overlay/${name}`);
+            }
+          }
+          for (const name of await list(join(g, 'overlay', 'l'))) {
+            const link = join(g, 'overlay', 'l', name);
+            const target = await readlink(link).catch(() => undefined);
+            const id = target?.match(/^\.\.\/([0-9a-f]{64})\/diff$/)?.[1];
+            if (id === undefined || !layerIds.has(id)) {
+              await unlink(link).catch(() => {});
+              removed.push(`overlay/l/${name}`);
+            }
+          }
+          for (const name of await list(join(g, 'overlay-layers'))) {
+            const id = name.match(/^([0-9a-f]{64})\.tar-split\.gz$/)?.[1];
+            if (id !== undefined && !layerIds.has(id)) await drop(join(g, 'overlay-layers', name));
+          }
+          for (const name of await list(join(g, 'overlay-images'))) {
+            if (isFullId(name) && !imageIds.has(name)) await drop(join(g, 'overlay-images', name));
+          }
+          for (const root of [g, this.runroot]) {
+            for (const name of await list(join(root, 'overlay-containers'))) {
+              if (isFullId(name) && !containerIds.has(name)) await drop(join(root, 'overlay-containers', name));
+            }
+          }
+          // Temp files of atomic writes (".<name>.<pid>.<random>.tmp") whose writer process is gone.
+          for (const dir of ['overlay-layers', 'overlay-images', 'overlay-containers'].map((d) => join(g, d))) {
+            for (const name of await list(dir)) {
+              const pid = name.match(/^\..+\.(\d+)\.[0-9a-f]+\.tmp$/)?.[1];
+              if (pid !== undefined && !processAlive(Number(pid))) await drop(join(dir, name));
+            }
+          }
+          return removed;
+        }),
+      ),
+    );
+  }
+
   // ---- containers ------------------------------------------------------------------------------------------------
 
   async containers(): Promise<ContainerInfo[]> {
@@ -787,6 +881,15 @@ async function exists(p: string): Promise<boolean> {
 
 async function touchFile(p: string, mode: number): Promise<void> {
   if (!(await exists(p))) await writeFile(p, '', { mode, flag: 'a' });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function notFound(what: string, query: string): CarrierError {
