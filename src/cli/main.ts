@@ -4,6 +4,7 @@ import { CarrierError, version } from '../index.js';
 import { layerCommand } from './layer.js';
 import { UsageError } from './args.js';
 import { checkoutCommand, exportCommand, saveCommand } from './save.js';
+import { pullCommand } from './pull.js';
 import {
   ExitError,
   imageCommand,
@@ -25,6 +26,7 @@ Global options (before the command, as podman takes them):
   CONTAINERS_STORAGE_CONF  (environment) a storage.conf to read
 
 Commands:
+  pull [--platform P] [--creds U:P] [--authfile F] [--tls-verify=false] [-q] IMAGE   pull from a registry
   images [-a] [-q] [--digests] [--no-trunc] [--format json]   list images (also: image ls)
   inspect IMAGE...                   image details as JSON (also: image inspect)
   load -i FILE [-q]                  load a docker-archive / oci-archive (also: image load)
@@ -93,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
       return untagCommand(globals, rest);
     case 'rmi':
       return rmiCommand(globals, rest);
+    case 'pull':
+      return pullCommand(globals, rest);
     case 'save':
       return saveCommand(globals, rest);
     case 'checkout':
