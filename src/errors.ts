@@ -17,6 +17,7 @@ export type CarrierErrorCode =
   | 'CARRIER_NOT_FOUND' | 'CARRIER_IN_USE' | 'CARRIER_EXISTS' | 'CARRIER_CORRUPT_STORE' | 'CARRIER_CLOSED' // the store
   | 'CARRIER_NO_REFLINK' // cloneTree in reflink mode on a filesystem that cannot clone
   | 'CARRIER_STREAM_ERROR' // the source stream failed without an errno code of its own
+  | 'CARRIER_UNAUTHORIZED' | 'CARRIER_REGISTRY_ERROR' | 'CARRIER_BLOCKED' // registries (404s use CARRIER_NOT_FOUND)
   | 'ABORT_ERR'
   | (string & {}); // OS errors keep their errno name: 'ENOENT', 'ENOSPC', ...
 
