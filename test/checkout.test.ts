@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Store } from '../src/store/store.js';
 import { checkoutImage, mergeLayers, exportContainer } from '../src/index.js';
 import * as H from './support/hostile.js';
-import { buildTestImage, requireTools, Podman, type LayerSpec } from './support/images.js';
+import { buildTestImage, requireTools, Podman, type LayerSpec, removeWorkDir } from './support/images.js';
 import { commitOf } from './support/store.js';
 import { walkTree, compareTrees } from './support/tree.js';
 import { withLoopFs, usage, xfsHasReflink } from './support/loopfs.js';
@@ -31,18 +31,7 @@ beforeAll(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'carrier-checkout-'));
 });
 
-afterAll(() => {
-  if (!work) return;
-  const mounts = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m.startsWith(work + '/'))
-    .sort()
-    .reverse();
-  for (const m of mounts) spawnSync('umount', [m]);
-  fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => removeWorkDir(work));
 
 /** Three layers exercising every merge rule: whiteouts (file and whole tree), an opaque dir, entries replaced by other types, changed modes. */
 function richLayers(): LayerSpec[] {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tempDir, run } from './support/fixtures.js';
-import { buildTestImage, requireTools, toDockerArchive, toOciArchive, Podman, type TestImage } from './support/images.js';
+import { buildTestImage, requireTools, toDockerArchive, toOciArchive, Podman, type TestImage, removeWorkDir } from './support/images.js';
 
 const T = 180_000;
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
@@ -83,19 +83,7 @@ beforeAll(() => {
   withRepoTags(plain, untagged, null);
 }, T);
 
-afterAll(() => {
-  if (!work) return;
-  // podman bind-mounts each graphroot's overlay/ onto itself: unmount those (deepest first) before removing.
-  const mounts = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m.startsWith(work + '/'))
-    .sort()
-    .reverse();
-  for (const m of mounts) spawnSync('umount', [m]);
-  fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => removeWorkDir(work));
 
 describe('carrier load', () => {
   it('names docker-archive images as podman load does, with the same records', () => {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Store } from '../src/store/store.js';
 import { loadImage, saveImages } from '../src/index.js';
 import { tarHeader } from '../src/save/tar.js';
-import { buildTestImage, requireTools, toDockerArchive, Podman, sha256, type TestImage } from './support/images.js';
+import { buildTestImage, requireTools, toDockerArchive, Podman, sha256, type TestImage, removeWorkDir } from './support/images.js';
 import { commitOf } from './support/store.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,19 +29,7 @@ beforeAll(() => {
   imgB = buildTestImage(path.join(work, 'b'), { label: 'b' });
 });
 
-afterAll(() => {
-  if (!work) return;
-  // podman bind-mounts each graphroot's overlay/ onto itself: unmount those (deepest first) before removing.
-  const mounts = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m.startsWith(work + '/'))
-    .sort()
-    .reverse();
-  for (const m of mounts) spawnSync('umount', [m]);
-  fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => removeWorkDir(work));
 
 let n = 0;
 function fresh(): Podman {

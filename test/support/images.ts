@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as H from './hostile.js';
 import { run } from './fixtures.js';
 
@@ -245,4 +245,21 @@ export class Podman {
       /* best effort */
     }
   }
+}
+
+/**
+ * Removes a test's work directory after unmounting whatever is mounted below it: podman bind-mounts each graphroot's
+ * overlay/ onto itself, and image mounts may be left by a failed test (deepest first).
+ */
+export function removeWorkDir(work: string | undefined): void {
+  if (!work) return;
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(work + '/'))
+    .sort()
+    .reverse();
+  for (const m of mounts) spawnSync('umount', [m]);
+  fs.rmSync(work, { recursive: true, force: true });
 }
