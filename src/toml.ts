@@ -8,6 +8,8 @@
  */
 import { CarrierError } from './errors.js';
 
+const MAX_DEPTH = 1000;
+
 export type TomlTable = Record<string, unknown>;
 
 /** How a table came to exist; decides what later headers and dotted keys may do with it (TOML 1.0 §Table). */
@@ -273,12 +275,22 @@ class Parser {
 
   // --- values ---------------------------------------------------------------------------------------------------
 
+  /** Current nesting of arrays and inline tables. */
+  private depth = 0;
+
   private value(): unknown {
     const c = this.peek();
     if (c === '"') return this.startsWith('"""') ? this.multilineBasicString() : this.basicString();
     if (c === "'") return this.startsWith("'''") ? this.multilineLiteralString() : this.literalString();
-    if (c === '[') return this.array();
-    if (c === '{') return this.inlineTable();
+    if (c === '[' || c === '{') {
+      // bounded so a hostile file gets an error, not a stack overflow
+      if (++this.depth > MAX_DEPTH) this.fail(`arrays and inline tables nest deeper than ${MAX_DEPTH} levels`);
+      try {
+        return c === '[' ? this.array() : this.inlineTable();
+      } finally {
+        this.depth--;
+      }
+    }
     if (this.eof() || c === '\n' || c === '\r' || c === '#') this.fail('missing value');
     return this.scalar();
   }

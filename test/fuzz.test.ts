@@ -1,5 +1,7 @@
 // libFuzzer targets for the native core (native/fuzz/), built with clang + ASan + UBSan and run for a bounded time
 // on a copy of their committed seed corpus. Needs Debian's clang and libfuzzer (clang's libclang_rt.fuzzer).
+// Each target first replays its whole seed corpus (libFuzzer's INITED pass: every seed must run clean), then
+// mutates for CARRIER_FUZZ_SECONDS (default 15) seconds. Executions per target are printed for test/RELIABILITY.md.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -8,8 +10,11 @@ import { dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..');
 const FUZZ_SRC = join(ROOT, 'native/fuzz');
-const TARGETS = ['fuzz_tar_reader', 'fuzz_extract', 'fuzz_decoder', 'fuzz_tar_split'] as const;
-const SECONDS = 15;
+// Not under build/: `node-gyp rebuild` (npm run build:native) deletes build/ whole, which must not pull the fuzz
+// binaries from under a running test. node_modules/.cache is ignored by git and survives addon rebuilds.
+const BUILD_ROOT = join(ROOT, 'node_modules/.cache/carrier-native');
+const TARGETS = ['fuzz_tar_reader', 'fuzz_extract', 'fuzz_decoder', 'fuzz_tar_split', 'fuzz_tar_split_assemble'] as const;
+const SECONDS = Number(process.env.CARRIER_FUZZ_SECONDS ?? 15);
 const PACKAGES = "Debian packages 'clang', 'libfuzzer-14-dev' and 'libclang-rt-14-dev' (or the same for another LLVM " +
   "version), 'cmake', 'ninja-build' or 'make', 'zlib1g-dev', 'libzstd-dev'";
 
@@ -63,7 +68,7 @@ async function build(): Promise<string> {
   const cmakeJs = join(ROOT, 'node_modules/.bin/cmake-js');
   const nodedir = resolve(dirname(process.execPath), '..');
   if (existsSync(cmakeJs) && existsSync(join(nodedir, 'include/node/node.h'))) {
-    const out = join(ROOT, 'build/fuzz');
+    const out = join(BUILD_ROOT, 'fuzz');
     const r = await run(
       cmakeJs,
       ['build', '--debug', '--parallel', '2', '-d', FUZZ_SRC, '-O', out,
@@ -73,7 +78,7 @@ async function build(): Promise<string> {
     if (r.code !== 0) throw new Error(`cmake-js build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(r.output)}`);
     return out;
   }
-  const out = join(ROOT, 'build/fuzz-cmake');
+  const out = join(BUILD_ROOT, 'fuzz-cmake');
   const conf = await run('cmake', ['-S', FUZZ_SRC, '-B', out, '-DCMAKE_CXX_COMPILER=clang++', '-DCMAKE_BUILD_TYPE=Debug'],
     { killAfterMs: 60_000 });
   if (conf.code !== 0) throw new Error(`cmake configure of native/fuzz failed (needs the ${PACKAGES}):\n${tail(conf.output)}`);
@@ -112,7 +117,8 @@ describe('libFuzzer targets (ASan + UBSan)', () => {
         },
       );
       const execs = /stat::number_of_executed_units:\s*(\d+)/.exec(r.output);
-      console.log(`${target}: ${execs ? execs[1] : '?'} execs in ${SECONDS} s`);
+      const seeds = readdirSync(join(FUZZ_SRC, 'corpus', target)).length;
+      console.log(`${target}: ${execs ? execs[1] : '?'} execs in ${SECONDS} s (${seeds} seeds replayed first)`);
       const findings = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:', 'ERROR: libFuzzer',
         'FUZZ INVARIANT FAILED'].filter((s) => r.output.includes(s));
       const crashes = readdirSync(artifacts);
@@ -123,6 +129,9 @@ describe('libFuzzer targets (ASan + UBSan)', () => {
       expect(crashes, context).toEqual([]);
       expect(execs, context).not.toBeNull();
       expect(Number(execs![1])).toBeGreaterThan(0);
+      // The seed corpus was loaded and replayed before mutation started.
+      expect(r.output, context).toMatch(/INITED/);
+      expect(Number(execs![1])).toBeGreaterThanOrEqual(seeds);
       rmSync(work, { recursive: true, force: true });
     }, (SECONDS + 45) * 1000);
   }

@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 rm -rf "$out"
-mkdir -p "$out/fuzz_tar_reader" "$out/fuzz_extract" "$out/fuzz_decoder" "$out/fuzz_tar_split"
+mkdir -p "$out/fuzz_tar_reader" "$out/fuzz_extract" "$out/fuzz_decoder" "$out/fuzz_tar_split" "$out/fuzz_tar_split_assemble"
 
 # A small tree exercising files, dirs, symlinks, hardlinks, a fifo, a long name and a whiteout.
 src=$work/src
@@ -92,5 +92,15 @@ printf '{"type":1,"name":"dir/file.txt","size":6,"payload":"AAECAwQFBgc=","posit
 printf '{"type":1,"name_raw":"/w==","size":0,"payload":null,"position":2}\n' > "$ts/name-raw"
 printf '{"type":1,"name":"a\\u00e9\\"\\\\\\/\\n","size":0,"payload":null,"position":3}\n' > "$ts/escapes"
 printf '{"type":2,"payload":"","position":4}\n{"type":1,"name":"x","size":1,"payload":"AAAAAAAAAAA=","position":5}\n' > "$ts/two-lines"
+
+# tar-split assembly: first byte even = a tar to extract and rebuild (the extractor's seeds), odd = tar-split lines
+# assembled against a fixed layer directory whose symlinks point at a secret outside it.
+ta=$out/fuzz_tar_split_assemble
+for f in "$out"/fuzz_extract/*.tar; do
+  b=$(basename "$f" .tar)
+  { printf '\000'; cat "$f"; } > "$ta/tar-$b"
+done
+{ printf '\001'; printf '{"type":2,"payload":"aGVsbG8=","position":0}\n{"type":1,"name":"file","size":17,"payload":null,"position":1}\n{"type":1,"name":"up","size":31,"payload":null,"position":2}\n'; } > "$ta/lines-escape-symlink"
+{ printf '\001'; printf '{"type":1,"name":"d/upup/secret","size":31,"payload":null}\n{"type":1,"name":"../secret","size":31}\n{"type":1,"name":"workdir/secret","size":31}\n{"type":1,"name":"abs","size":31}\n'; } > "$ta/lines-escape-paths"
 
 du -sb "$out"

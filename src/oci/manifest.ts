@@ -106,7 +106,8 @@ function stringMap(v: unknown, where: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, value] of Object.entries(v)) {
     if (typeof value !== 'string') throw invalid(`${where}[${JSON.stringify(k)}] must be a string`);
-    out[k] = value;
+    // defineProperty: plain assignment of '__proto__' would set the prototype and lose the annotation
+    Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
