@@ -246,6 +246,32 @@ describe('faults', () => {
   }, 60_000);
 });
 
+describe('readers during a pull', () => {
+  it('list images (library and CLI, another process) while a pull streams its layers, without waiting for it', async () => {
+    const s = newStore();
+    const store = await s.open();
+    await pull(store, `${reg.host}/lib/a:1`, opts(s.cache));
+    proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 4096, intervalMs: 50 }, times: Infinity });
+    const ac = new AbortController();
+    let streaming = false;
+    let settled = false;
+    const pulling = pull(store, `${proxy.host}/lib/big:1`, opts(s.cache, { signal: ac.signal, onProgress: (e) => {
+      if (e.type === 'progress' && e.bytes > 0) streaming = true;
+    } })).then(() => undefined, (e: unknown) => e).finally(() => (settled = true));
+    for (let i = 0; i < 200 && !streaming; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(streaming).toBe(true);
+    const other = await s.open();
+    expect((await other.images()).map((i) => i.names)).toEqual([[`${reg.host}/lib/a:1`]]);
+    await other.close();
+    const listed = await execFileP(process.execPath, [CLI, '--root', s.podman.root, '--runroot', s.podman.runroot, 'images', '--format', 'json']);
+    expect((JSON.parse(listed.stdout) as { Id: string }[]).map((i) => i.Id)).toEqual([imgA.configDigest.slice(7)]);
+    expect(settled).toBe(false); // the pull was still streaming all along
+    ac.abort();
+    expect(await pulling).toMatchObject({ code: 'ABORT_ERR' });
+    await store.close();
+  }, 60_000);
+});
+
 describe('carrier pull (CLI)', () => {
   it('prints the id on stdout and plain progress lines on stderr; -q prints only the id', async () => {
     const s = newStore();

@@ -40,6 +40,13 @@ class RwMutex {
     await new Promise<void>((wake) => this.queue.push({ exclusive, wake }));
   }
 
+  /** Enters only if that needs no waiting. */
+  tryAcquire(exclusive: boolean): boolean {
+    if (!this.canEnter(exclusive) || this.queue.length > 0) return false;
+    this.enter(exclusive);
+    return true;
+  }
+
   release(exclusive: boolean): void {
     if (exclusive) this.writer = false;
     else this.readers--;
@@ -112,9 +119,9 @@ export class StoreLock {
     }
   }
 
-  /** Tries once, without waiting; false when another process holds it. */
+  /** Tries once, without waiting; false when another holder (in this process or another) has it. */
   async tryLock(exclusive: boolean): Promise<boolean> {
-    await this.mutex.acquire(exclusive);
+    if (!this.mutex.tryAcquire(exclusive)) return false;
     if (this.holders === 0) {
       let got: boolean;
       try {

@@ -274,15 +274,22 @@ export class Store {
     }
   }
 
-  /** Takes the write lock on layers and removes what a killed writer left half made (its `incomplete` layers). */
+  /**
+   * Removes what a killed writer left half made (its `incomplete` layers). Writers hold the layers lock for as long
+   * as a layer is incomplete, so whoever gets the lock and still sees one knows its writer is gone. When the lock is
+   * busy (a live pull), opening does not wait: the next writer to take the lock repairs instead.
+   */
   async repair(): Promise<string[]> {
-    return this.locks.layers.with(true, async () => {
+    if (!(await this.locks.layers.tryLock(true))) return [];
+    try {
       await this.layerFile.load();
       await this.locks.layers.modified();
       const removed = await this.removeIncompleteLayers();
       await this.driver.pruneDanglingLinks();
       return removed;
-    });
+    } finally {
+      this.locks.layers.unlock(true);
+    }
   }
 
   private async removeIncompleteLayers(): Promise<string[]> {
@@ -306,8 +313,27 @@ export class Store {
 
   // ---- layers ----------------------------------------------------------------------------------------------------
 
+  /**
+   * Runs a read-only look at the layer records without waiting for a writer: when a pull holds the layers lock
+   * (it does for as long as its layers stream in), the last complete layers.json is read instead. Atomic renames make
+   * that file consistent; layers still being made are left out.
+   */
+  private async readLayers<T>(fn: (records: readonly LayerRecord[]) => Promise<T>): Promise<T> {
+    if (await this.locks.layers.tryLock(false)) {
+      try {
+        await this.layerFile.reloadIfChanged();
+        return await fn(this.layerFile.records);
+      } finally {
+        this.locks.layers.unlock(false);
+      }
+    }
+    const snapshot = new RecordFile<LayerRecord>(this.layerFile.file, undefined, 'layer');
+    await snapshot.load();
+    return fn(snapshot.records.filter((r) => r.flags?.incomplete !== true));
+  }
+
   async layers(): Promise<LayerInfo[]> {
-    const own = await this.withLayers(false, async () => this.layerFile.records.map((r) => layerInfo(r, false)));
+    const own = await this.readLayers(async (records) => records.map((r) => layerInfo(r, false)));
     const ro = await this.withReadOnlyStores(async () => this.readOnlyStores.flatMap((s) => s.layers.records.map((r) => layerInfo(r, true))));
     return [...own, ...ro];
   }
@@ -414,13 +440,13 @@ export class Store {
   // ---- images ----------------------------------------------------------------------------------------------------
 
   async images(): Promise<ImageInfo[]> {
-    return this.withLayers(false, () =>
+    return this.readLayers((layers) =>
       this.withImages(false, () =>
         this.withReadOnlyStores(async () => {
-          const own = this.imageFile.records.map((r) => imageInfo(r, this.layerFile.records, false));
+          const own = this.imageFile.records.map((r) => imageInfo(r, layers, false));
           const seen = new Set(own.map((i) => i.id));
           const ro = this.readOnlyStores.flatMap((s) =>
-            s.images.records.filter((r) => !seen.has(r.id)).map((r) => imageInfo(r, [...s.layers.records, ...this.layerFile.records], true)),
+            s.images.records.filter((r) => !seen.has(r.id)).map((r) => imageInfo(r, [...s.layers.records, ...layers], true)),
           );
           return [...own, ...ro];
         }),
@@ -929,7 +955,7 @@ function layerInfo(r: LayerRecord, readOnly: boolean): LayerInfo {
   return info;
 }
 
-function imageInfo(r: ImageRecord, layers: LayerRecord[], readOnly: boolean): ImageInfo {
+function imageInfo(r: ImageRecord, layers: readonly LayerRecord[], readOnly: boolean): ImageInfo {
   const byId = new Map(layers.map((l) => [l.id, l]));
   let size = 0;
   for (let id = r.layer, guard = 0; id !== undefined && guard < 10_000; guard++) {
