@@ -246,6 +246,7 @@ describe('prune and orphan sweep', () => {
     const live = path.join(root, 'overlay-images', `.images.json.${process.pid}.abcdef.tmp`);
     fs.writeFileSync(live, '[]'); // a live writer's temp file stays
     fs.writeFileSync(path.join(root, 'overlay', 'not-ours.txt'), 'left alone');
+    fs.mkdirSync(path.join(root, 'carrier-tmp/carrier-abc123/etc'), { recursive: true }); // a killed checkout's scratch tree
     const removed = await store.sweepOrphans();
     expect(removed.sort()).toEqual(
       [
@@ -257,10 +258,12 @@ describe('prune and orphan sweep', () => {
         `overlay-containers/${orphan}`,
         path.relative(root, path.join(runroot, 'overlay-containers', orphan)),
         `overlay-images/.images.json.${deadPid}.abcdef.tmp`,
+        'carrier-tmp/carrier-abc123',
       ].sort(),
     );
     fs.rmSync(live);
     fs.rmSync(path.join(root, 'overlay', 'not-ours.txt'));
+    fs.rmdirSync(path.join(root, 'carrier-tmp'));
     expect(snapshot(root)).toEqual(before);
     expect((await store.containers()).map((x) => x.id)).toEqual([c.id]);
     for (const l of await store.layers()) if (l.diffDigest) expect(await sha256Stream(await store.exportLayer(l.id))).toBe(l.diffDigest);

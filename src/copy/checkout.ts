@@ -96,10 +96,13 @@ export async function checkoutLayers(layers: readonly string[], dir: string, opt
  * result says which (`method`, `bytesCloned`, `bytesCopied`).
  */
 export async function checkoutImage(store: Store, query: string, dir: string, options: CheckoutOptions = {}): Promise<CheckoutResult> {
-  const img = await store.requireImage(query);
-  const chain = await layerChain(store, img.topLayer);
-  const result = await checkoutLayers(chain.map((l) => l.path), dir, options);
-  return { ...result, image: img.id, layerIds: chain.map((l) => l.id) };
+  // Layers stay put while they are read: an rmi elsewhere waits for the checkout.
+  return store.withLayersHeld(async () => {
+    const img = await store.requireImage(query);
+    const chain = await layerChain(store, img.topLayer);
+    const result = await checkoutLayers(chain.map((l) => l.path), dir, options);
+    return { ...result, image: img.id, layerIds: chain.map((l) => l.id) };
+  });
 }
 
 /** A container's layer chain, its own read-write layer on top. */

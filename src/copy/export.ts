@@ -171,6 +171,10 @@ export async function exportContainerStream(store: Store, query: string, options
  * tar to `out` (a file path, created or truncated, removed again on failure; or a writable stream).
  */
 export async function exportContainer(store: Store, query: string, out: string | Writable, options: ExportOptions = {}): Promise<ExportResult> {
+  return store.withLayersHeld(() => exportContainerTo(store, query, out, options));
+}
+
+async function exportContainerTo(store: Store, query: string, out: string | Writable, options: ExportOptions): Promise<ExportResult> {
   const { stream, done } = await exportContainerStream(store, query, options);
   const sink = typeof out === 'string' ? createWriteStream(out, { mode: 0o644 }) : out;
   try {

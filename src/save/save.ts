@@ -448,6 +448,11 @@ async function writeOciDir(store: Store, layout: OciLayout, dir: string, signal?
  * docker-archive takes several images (podman's `-m`); the OCI formats put one index.json entry per image.
  */
 export async function saveImages(store: Store, queries: readonly string[], options: SaveOptions): Promise<SaveResult> {
+  // Layers stay put while they are rebuilt: an rmi elsewhere waits for the save.
+  return store.withLayersHeld(() => saveImagesHeld(store, queries, options));
+}
+
+async function saveImagesHeld(store: Store, queries: readonly string[], options: SaveOptions): Promise<SaveResult> {
   const format = options.format ?? 'docker-archive';
   if (!['docker-archive', 'oci-archive', 'oci-dir'].includes(format)) {
     throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown save format '${format}': use docker-archive, oci-archive or oci-dir`);

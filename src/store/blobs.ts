@@ -3,11 +3,21 @@
 //
 //   <cache>/sha256/<hex>            a verified blob
 //   <cache>/sha256/.tmp-<random>    a blob being written; it becomes <hex> only after the layer it fed verified it
+//
+// A writer holds an exclusive fcntl OFD lock on its temp file from before it writes the first byte until the file
+// has been renamed or unlinked, so garbage collection (gc.ts) can tell a live download from a dead one's leftovers:
+// it removes a temp file only when it can take that lock itself. A writer that finds its fresh file already locked
+// or unlinked by a collector starts over with another name.
 import { mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { parseDigest } from '../oci/digest.js';
+import { native } from '../native.js';
+import { fromNative, type NativeFailure } from '../errors.js';
+
+/** The name prefix of blobs being written. */
+export const TEMP_PREFIX = '.tmp-';
 
 export class BlobCache {
   constructor(readonly root: string) {}
@@ -36,9 +46,23 @@ export class BlobCache {
     const d = parseDigest(digest);
     const dir = join(this.root, d.algorithm);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o600);
-    return new BlobWriter(fh, tmp, join(dir, d.hex));
+    for (let attempt = 0; ; attempt++) {
+      const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        const locked = await native.lockFile(fh.fd, true, false).catch((f: unknown) => {
+          throw fromNative(f as NativeFailure);
+        });
+        // Not locked: a collector got it between open and lock. Unlinked: a collector already removed it.
+        if (locked && (await fh.stat()).nlink > 0) return new BlobWriter(fh, tmp, join(dir, d.hex));
+      } catch (err) {
+        await fh.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+      await fh.close();
+      if (attempt >= 10) throw new Error(`blob cache: could not start writing in ${dir} (temp files keep disappearing)`);
+    }
   }
 
   /** Drops a cached blob (one that failed verification). */
@@ -73,17 +97,21 @@ export class BlobWriter {
     });
   }
 
-  /** The blob was verified (by the layer it fed): make it the cached copy. */
+  /** The blob was verified (by the layer it fed): make it the cached copy (renamed while still locked). */
   async commit(): Promise<void> {
-    await this.close();
-    await rename(this.tmpPath, this.finalPath);
+    try {
+      await rename(this.tmpPath, this.finalPath);
+    } finally {
+      await this.close();
+    }
   }
 
   async abort(): Promise<void> {
-    await this.close();
     await unlink(this.tmpPath).catch(() => {});
+    await this.close();
   }
 
+  /** Closing the file drops its lock. */
   private async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

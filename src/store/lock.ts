@@ -32,8 +32,13 @@ class RwMutex {
   private writer = false;
   private queue: { exclusive: boolean; wake: () => void }[] = [];
 
+  /**
+   * Readers enter whenever no writer is inside, even past queued writers: a reader may already hold the lock further
+   * up its own call chain (a checkout holding the layers lock reads layers), and queueing it behind a writer that
+   * waits for that same hold would deadlock. Writers wait for a moment without readers.
+   */
   async acquire(exclusive: boolean): Promise<void> {
-    if (this.canEnter(exclusive) && this.queue.length === 0) {
+    if (this.canEnter(exclusive) && (!exclusive || this.queue.length === 0)) {
       this.enter(exclusive);
       return;
     }
@@ -42,7 +47,7 @@ class RwMutex {
 
   /** Enters only if that needs no waiting. */
   tryAcquire(exclusive: boolean): boolean {
-    if (!this.canEnter(exclusive) || this.queue.length > 0) return false;
+    if (!this.canEnter(exclusive) || (exclusive && this.queue.length > 0)) return false;
     this.enter(exclusive);
     return true;
   }
@@ -54,6 +59,14 @@ class RwMutex {
       const next = this.queue.shift()!;
       this.enter(next.exclusive);
       next.wake();
+    }
+    // readers queued behind a writer that still cannot enter may go in now
+    if (!this.writer) {
+      for (const waiter of this.queue.filter((w) => !w.exclusive)) {
+        this.queue.splice(this.queue.indexOf(waiter), 1);
+        this.enter(false);
+        waiter.wake();
+      }
     }
   }
 

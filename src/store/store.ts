@@ -338,6 +338,14 @@ export class Store {
     return [...own, ...ro];
   }
 
+  /**
+   * Runs `fn` holding the layers lock shared: layers can be read but none is added or removed meanwhile, so an `rmi`
+   * or a pull in another process waits (a checkout, export or save reads layer directories under it).
+   */
+  async withLayersHeld<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locks.layers.with(false, fn);
+  }
+
   /** The layer's directory of content (overlay `diff/`). */
   layerDiffPath(id: string): string {
     return this.driver.paths(id).diff;
@@ -780,6 +788,8 @@ export class Store {
               if (isFullId(name) && !containerIds.has(name)) await drop(join(root, 'overlay-containers', name));
             }
           }
+          // Scratch trees of checkouts and exports: those hold the layers lock shared, so none runs while we hold it.
+          for (const name of await list(join(g, 'carrier-tmp'))) await drop(join(g, 'carrier-tmp', name));
           // Temp files of atomic writes (".<name>.<pid>.<random>.tmp") whose writer process is gone.
           for (const dir of ['overlay-layers', 'overlay-images', 'overlay-containers'].map((d) => join(g, d))) {
             for (const name of await list(dir)) {
