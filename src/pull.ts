@@ -91,14 +91,14 @@ export function parsePlatform(p: string | PlatformWant | undefined): PlatformWan
  * against each of registries.conf's unqualified-search-registries in turn (docker.io when there is no file).
  */
 export async function pull(store: Store, reference: string, options: PullOptions = {}): Promise<PullResult> {
-  const conf = loadRegistriesConf(options.registriesConf !== undefined ? { file: options.registriesConf } : {});
+  const conf = await loadRegistriesConf(options.registriesConf !== undefined ? { file: options.registriesConf } : {});
   for (const w of conf.warnings) options.onWarning?.(w);
   const own = options.registry
     ? undefined
     : new RegistryClient({
         ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
         registriesConf: conf,
-        credentials: loadCredentials({
+        credentials: await loadCredentials({
           ...(options.creds !== undefined ? { creds: options.creds } : {}),
           ...(options.authfile !== undefined ? { authfile: options.authfile } : {}),
           ...(options.onWarning ? { onWarning: options.onWarning } : {}),

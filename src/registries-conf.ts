@@ -57,13 +57,13 @@ export interface LoadRegistriesConfOptions {
 }
 
 /** Loads the file given, else `$CONTAINERS_REGISTRIES_CONF`, else returns {@link defaultRegistriesConf}. */
-export function loadRegistriesConf(opts: LoadRegistriesConfOptions = {}): RegistriesConf {
+export async function loadRegistriesConf(opts: LoadRegistriesConfOptions = {}): Promise<RegistriesConf> {
   const env = opts.env ?? process.env;
   const file = opts.file ?? (env.CONTAINERS_REGISTRIES_CONF || undefined);
   if (file === undefined) return defaultRegistriesConf();
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = await fs.promises.readFile(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new CarrierError(e.code ?? 'CARRIER_INVALID_CONFIG', `cannot read registries.conf ${file}: ${e.message}`, { path: file, cause: err });

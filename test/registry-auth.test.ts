@@ -158,7 +158,7 @@ describe('credentials from files', () => {
       },
     ];
     for (const k of cases) {
-      const c = new RegistryClient({ ...opts, credentials: loadCredentials(k.setup()) });
+      const c = new RegistryClient({ ...opts, credentials: await loadCredentials(k.setup()) });
       const m = await c.getManifest(`${basic.host}/team/app:v1`).catch((e: Error) => {
         throw new Error(`${k.name}: ${e.message}`);
       });
@@ -167,10 +167,10 @@ describe('credentials from files', () => {
     }
   });
 
-  it('maps Docker Hub legacy keys and warns about credential helpers', () => {
+  it('maps Docker Hub legacy keys and warns about credential helpers', async () => {
     const warnings: string[] = [];
     const file = write(path.join(work, 'hub.json'), { auths: { 'https://index.docker.io/v1/': { auth: auth('hubuser', 'p:w') } }, credHelpers: { 'gcr.io': 'gcloud' } });
-    const store = loadCredentials({ authfile: file, env: {}, home: path.join(work, 'nohome'), onWarning: (w) => warnings.push(w) });
+    const store = await loadCredentials({ authfile: file, env: {}, home: path.join(work, 'nohome'), onWarning: (w) => warnings.push(w) });
     expect(store.lookup('docker.io', 'library/alpine')).toEqual({ username: 'hubuser', password: 'p:w' });
     expect(store.lookup('quay.io', 'x/y')).toBeUndefined();
     expect(warnings.join('\n')).toMatch(/credential helpers/);

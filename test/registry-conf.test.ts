@@ -85,14 +85,14 @@ describe('parseRegistriesConf', () => {
     }
   });
 
-  it('is read only from the file given or CONTAINERS_REGISTRIES_CONF', () => {
-    expect(loadRegistriesConf({ env: {} })).toEqual(defaultRegistriesConf());
+  it('is read only from the file given or CONTAINERS_REGISTRIES_CONF', async () => {
+    expect(await loadRegistriesConf({ env: {} })).toEqual(defaultRegistriesConf());
     const dir = tempDir('regconf');
     const f = path.join(dir, 'registries.conf');
     fs.writeFileSync(f, 'unqualified-search-registries = ["quay.io"]\n');
-    expect(loadRegistriesConf({ env: { CONTAINERS_REGISTRIES_CONF: f } }).unqualifiedSearchRegistries).toEqual(['quay.io']);
-    expect(loadRegistriesConf({ file: f, env: {} }).file).toBe(f);
-    expect(() => loadRegistriesConf({ file: path.join(dir, 'missing.conf') })).toThrow(/cannot read/);
+    expect((await loadRegistriesConf({ env: { CONTAINERS_REGISTRIES_CONF: f } })).unqualifiedSearchRegistries).toEqual(['quay.io']);
+    expect((await loadRegistriesConf({ file: f, env: {} })).file).toBe(f);
+    await expect(loadRegistriesConf({ file: path.join(dir, 'missing.conf') })).rejects.toThrow(/cannot read/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -74,6 +74,23 @@ function normalizeKey(key: string): string {
 
 class FileCredentialStore implements CredentialStore {
   private readonly cache = new Map<string, Record<string, AuthEntry> | null>();
+  /** File contents, read once up front off the event loop (undefined: no such file). */
+  private readonly texts = new Map<string, string | undefined>();
+
+  /** Reads every auth file (fs/promises); lookups then only parse what was read. */
+  async preload(): Promise<void> {
+    for (const file of this.files) {
+      try {
+        this.texts.set(file, await fs.promises.readFile(file, 'utf8'));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+          throw new CarrierError(code ?? 'CARRIER_INVALID_CONFIG', `cannot read auth file ${file}: ${(err as Error).message}`, { path: file, cause: err });
+        }
+        this.texts.set(file, undefined);
+      }
+    }
+  }
   private readonly warned = new Set<string>();
 
   constructor(private readonly files: string[], private readonly onWarning?: (m: string) => void) {}
@@ -88,15 +105,7 @@ class FileCredentialStore implements CredentialStore {
   private auths(file: string): Record<string, AuthEntry> | null {
     if (this.cache.has(file)) return this.cache.get(file)!;
     let result: Record<string, AuthEntry> | null = null;
-    let text: string | undefined;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        throw new CarrierError(code ?? 'CARRIER_INVALID_CONFIG', `cannot read auth file ${file}: ${(err as Error).message}`, { path: file, cause: err });
-      }
-    }
+    const text = this.texts.get(file);
     if (text !== undefined && text.trim() !== '') {
       let doc: unknown;
       try {
@@ -160,13 +169,15 @@ class FileCredentialStore implements CredentialStore {
   }
 }
 
-/** The credential store for these options (files are read lazily, once). */
-export function loadCredentials(opts: CredentialOptions = {}): CredentialStore {
+/** The credential store for these options (the auth files are read now, once, without blocking the event loop). */
+export async function loadCredentials(opts: CredentialOptions = {}): Promise<CredentialStore> {
   if (opts.creds !== undefined) {
     const c = parseCreds(opts.creds);
     return { lookup: () => c };
   }
-  return new FileCredentialStore(authFilePaths(opts), opts.onWarning);
+  const store = new FileCredentialStore(authFilePaths(opts), opts.onWarning);
+  await store.preload();
+  return store;
 }
 
 /** A store over fixed credentials per registry host (tests, embedding). */
