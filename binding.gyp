@@ -11,6 +11,8 @@
         "native/decoder.cc",
         "native/extractor.cc",
         "native/fs_safe.cc",
+        "native/mount.cc",
+        "native/quota.cc",
         "native/tar_reader.cc",
         "native/store_ops.cc",
         "native/tar_split.cc",

@@ -12,5 +12,9 @@ void init_assemble_job(Napi::Env env, Napi::Object exports);
 void init_store_ops(Napi::Env env, Napi::Object exports);
 // Registers cloneTree: a directory tree copied with reflinks where possible, on a thread of its own.
 void init_clone(Napi::Env env, Napi::Object exports);
+// Registers overlayMount/overlayUnmount/overlayProbe: overlay mounts (new mount API or mount(2)) on own threads.
+void init_mount(Napi::Env env, Napi::Object exports);
+// Registers setDirQuota/getDirQuota: XFS/ext4 project quotas on a directory.
+void init_quota(Napi::Env env, Napi::Object exports);
 
 }  // namespace carrier

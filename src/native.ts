@@ -93,6 +93,51 @@ export interface NativeBinding {
   cloneTree(src: string, dst: string, options: NativeCloneOptions): NativeCloneJob;
   /** Flattens overlay layer directories (base first) into one new tree, on a thread of its own. */
   mergeLayers(layers: string[], dst: string, options: NativeMergeOptions): NativeMergeJob;
+  /** Mounts an overlay (new mount API or mount(2)) on a thread of its own. Rejects with a NativeFailure. */
+  overlayMount(spec: NativeOverlayMount): Promise<void>;
+  /** umount2(target, UMOUNT_NOFOLLOW [| MNT_DETACH]) on a thread of its own. Rejects with a NativeFailure. */
+  overlayUnmount(target: string, lazy: boolean): Promise<void>;
+  /** Which overlay parameters the kernel knows, asked of a throwaway fsopen context (null: fsopen not permitted). */
+  overlayProbe(): Promise<NativeOverlayProbe>;
+  /** Gives `dir` a project of its own (inherited below it) limited to `bytes` (0: no limit). Rejects with a NativeFailure. */
+  setDirQuota(dir: string, bytes: number, minProjectId: number): Promise<NativeDirQuota>;
+  /** The directory's project id and that project's limit and usage (projectId 0: none). Rejects with a NativeFailure. */
+  getDirQuota(dir: string): Promise<NativeDirQuota>;
+}
+
+export interface NativeDirQuota {
+  projectId: number;
+  limit: number;
+  used: number;
+  /** False when the project has no quota record (nothing charged, no limit). */
+  hasRecord: boolean;
+}
+
+/** An overlay mount as the native side performs it; built by mountOverlay (src/drivers/mount.ts). */
+export interface NativeOverlayMount {
+  /** fsopen: the new mount API; mount: mount(2) with one option string (must fit in a page). */
+  method: 'fsopen' | 'mount';
+  /** fsopen only: one `lowerdir+` per layer (Linux 6.8), else a single `lowerdir` string of at most 255 bytes. */
+  lowerdirPlus?: boolean;
+  /** Topmost first. Relative paths resolve against `cwd`. */
+  lowerdirs: string[];
+  upperdir?: string;
+  workdir?: string;
+  target: string;
+  /** mount only: the directory relative paths are resolved in; entered by the mounting thread alone (unshare(CLONE_FS)). */
+  cwd?: string;
+  userxattr: boolean;
+  readOnly: boolean;
+  /** Mount attributes (ro, nodev, nosuid, noexec, noatime, ...) or overlay parameters (`key=value` or a flag). */
+  options: string[];
+}
+
+export interface NativeOverlayProbe {
+  fsopen: boolean;
+  /** The errno name fsopen("overlay") failed with, or null. */
+  fsopenErrno: string | null;
+  lowerdirPlus: boolean | null;
+  userxattr: boolean | null;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

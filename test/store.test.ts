@@ -271,6 +271,34 @@ describe('prune and orphan sweep', () => {
   });
 });
 
+describe('mounts', () => {
+  it('mounts a container\'s merged view, counts mounts in mountpoints.json like podman, and unmounts at zero', async () => {
+    const { store, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const c = await store.createContainer('a:1');
+    const merged = await store.mountContainer(c.id);
+    expect(fs.readFileSync(path.join(merged, 'etc/hostname'), 'utf8')).toBe('carrier-a\n');
+    expect(fs.existsSync(path.join(merged, 'data/gone.txt'))).toBe(false); // whiteout from a lower layer
+    expect(fs.readdirSync(path.join(merged, 'data/opaque'))).toEqual(['new.txt']);
+    fs.writeFileSync(path.join(merged, 'written'), 'by the container\n');
+    expect(fs.readFileSync(path.join(store.layerDiffPath(c.layer), 'written'), 'utf8')).toBe('by the container\n');
+    expect(await store.mountContainer(c.id)).toBe(merged);
+    const mp = () => readJson<{ id: string; path: string; count: number }[]>(path.join(runroot, 'overlay-layers/mountpoints.json'));
+    expect(mp()).toEqual([{ id: c.layer, path: merged, count: 2 }]);
+    expect(await store.unmountContainer(c.id)).toBe(true);
+    expect(fs.existsSync(path.join(merged, 'written'))).toBe(true);
+    expect(await store.unmountContainer(c.id)).toBe(false);
+    expect(mp()).toEqual([]);
+    expect(fs.readdirSync(merged)).toEqual([]);
+    // deleting a mounted container unmounts it first
+    await store.mountContainer(c.id);
+    await store.deleteContainer(c.id);
+    expect(mp()).toEqual([]);
+    expect(fs.existsSync(path.join(merged))).toBe(false);
+    await store.close();
+  });
+});
+
 describe('records survive other writers', () => {
   it('keeps fields Carrier does not know through a read-modify-write', async () => {
     const { store, root } = await freshStore();

@@ -588,7 +588,10 @@ export async function imageCommand(g: GlobalOptions, argv: string[]): Promise<nu
       return existsCommand(g, rest);
     case 'inspect':
       return inspectCommand(g, rest, false);
+    case 'prune':
+      // Loaded on demand: system.ts builds on this module.
+      return (await import('./system.js')).imagePruneCommand(g, rest);
     default:
-      throw new UsageError(`unknown image command '${sub ?? ''}' (ls, rm, tag, untag, load, exists, inspect)`);
+      throw new UsageError(`unknown image command '${sub ?? ''}' (ls, rm, tag, untag, load, exists, inspect, prune)`);
   }
 }

@@ -4,6 +4,7 @@ import { CarrierError, version } from '../index.js';
 import { layerCommand } from './layer.js';
 import { UsageError } from './args.js';
 import { checkoutCommand, exportCommand, saveCommand } from './save.js';
+import { systemCommand } from './system.js';
 import { pullCommand } from './pull.js';
 import {
   ExitError,
@@ -34,6 +35,10 @@ Commands:
   untag IMAGE [NAME...]              remove names from an image (also: image untag)
   rmi [-f] [-a] IMAGE...             remove images (also: image rm)
   image exists IMAGE                 exit 0 if the image exists, 1 if not
+  image prune [-a] [-f]              remove dangling images (-a: all images no container uses)
+  system df [-v] [--format json]     disk usage: images, containers, unused layers, blob cache
+  system prune [-a] [-f] [--max-size SIZE]   prune images, orphans and the blob cache (cap: CARRIER_CACHE_MAX_SIZE)
+  system reset [-f]                  remove all images, containers, layers and the blob cache
   save [--format F] [-o FILE] [-m] IMAGE...   write images as docker-archive / oci-archive / oci-dir
   checkout [--mode M] IMAGE DIR      flatten an image into the new directory DIR (reflinks where possible)
   export [-o FILE] CONTAINER         a container's merged file system as a tar (also: container export)
@@ -103,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
       return checkoutCommand(globals, rest);
     case 'export':
       return exportCommand(globals, rest);
+    case 'system':
+      return systemCommand(globals, rest);
     case 'container':
       if (rest[0] === 'export') return exportCommand(globals, rest.slice(1));
       throw new UsageError(`unknown command 'container ${rest[0] ?? ''}'`);

@@ -68,6 +68,14 @@ export interface ContainerRecord {
   [field: string]: unknown;
 }
 
+/** A mountpoints.json record (in the run root): a mounted layer, where, and how many mounts it holds. */
+export interface MountRecord {
+  id: string;
+  path: string;
+  count: number;
+  [field: string]: unknown;
+}
+
 /** Drops the named fields when empty, as c/storage's "omitempty" does: empty strings, arrays, maps, zero numbers. Other fields are left as found. */
 export function omitEmpty<T extends Record<string, unknown>>(record: T, fields: readonly string[]): T {
   for (const k of fields) {

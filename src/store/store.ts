@@ -21,7 +21,8 @@ import { OverlayDriver } from '../drivers/overlay.js';
 import { removeTree } from '../drivers/remove.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
 import { StoreLock } from './lock.js';
-import { RecordFile, omitEmpty, type ContainerRecord, type ImageRecord, type LayerRecord } from './records.js';
+import { RecordFile, omitEmpty, type ContainerRecord, type ImageRecord, type LayerRecord, type MountRecord } from './records.js';
+import { mountOverlay, unmountOverlay, findMount } from '../drivers/mount.js';
 import { writeFileAtomic } from './atomic.js';
 import { bigDataFileName, isFullId, layerIdFor, randomId } from './ids.js';
 import { findImage, normalizeTagName, type ImageLookup } from './lookup.js';
@@ -154,6 +155,7 @@ export class Store {
   readonly rootless = process.geteuid?.() !== 0;
   private readonly driver: OverlayDriver;
   private closed = false;
+  private mountRecords: RecordFile<MountRecord> | undefined;
 
   private constructor(
     readonly config: StoreConfig,
@@ -803,6 +805,93 @@ export class Store {
     );
   }
 
+  // ---- mounts ----------------------------------------------------------------------------------------------------
+
+  private mountsFile(): RecordFile<MountRecord> {
+    return (this.mountRecords ??= new RecordFile<MountRecord>(join(this.runroot, 'overlay-layers', 'mountpoints.json'), this.locks.mounts, 'mount'));
+  }
+
+  /**
+   * Mounts a container's (or any read-write layer's) merged view at `overlay/<layer>/merged` and counts the mount in
+   * `<runroot>/overlay-layers/mountpoints.json` as podman does: a second mount only counts. Returns the path.
+   */
+  async mountContainer(query: string): Promise<string> {
+    const c = await this.container(query);
+    const layerId = c?.layer ?? (await this.withLayers(false, async () => this.layerFile.get(query)?.id));
+    if (!layerId) throw notFound('container', query);
+    return this.withLayers(true, () =>
+      this.locks.mounts.with(true, async () => {
+        const mounts = this.mountsFile();
+        await mounts.reloadIfChanged();
+        if (!this.layerFile.get(layerId)) throw notFound('layer', layerId);
+        const paths = this.driver.paths(layerId);
+        const entry = mounts.get(layerId);
+        if (entry && entry.count > 0 && (await isMountPoint(paths.merged))) {
+          entry.count++;
+          await mounts.save();
+          return entry.path;
+        }
+        const lowers = await this.driver.lowerDirs(layerId);
+        await mkdir(paths.merged, { recursive: true, mode: 0o700 });
+        await mkdir(paths.work, { recursive: true, mode: 0o700 });
+        const extra = (this.config.mountOpt ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+        await mountOverlay(
+          {
+            lowerdirs: lowers.length > 0 ? lowers : [join(paths.dir, 'empty')],
+            upperdir: paths.diff,
+            workdir: paths.work,
+            target: paths.merged,
+            ...(this.rootless ? { userxattr: true } : {}), // root in a user namespace: mount.ts detects it
+            extraOptions: extra,
+          },
+          this.config.mountProgram ? { method: 'fuse', mountProgram: this.config.mountProgram } : {},
+        );
+        if (entry) {
+          entry.count = 1;
+          entry.path = paths.merged;
+        } else {
+          mounts.records.push({ id: layerId, path: paths.merged, count: 1 });
+        }
+        await mounts.save();
+        return paths.merged;
+      }),
+    );
+  }
+
+  /** Drops one mount of the container's layer (all of them with `force`); unmounts at zero. True while still mounted. */
+  async unmountContainer(query: string, options: { force?: boolean } = {}): Promise<boolean> {
+    const c = await this.container(query);
+    const layerId = c?.layer ?? query;
+    return this.withLayers(true, () =>
+      this.locks.mounts.with(true, async () => {
+        const mounts = this.mountsFile();
+        await mounts.reloadIfChanged();
+        const entry = mounts.get(layerId);
+        const merged = this.driver.paths(layerId).merged;
+        if (!entry || entry.count <= 0) {
+          if (await isMountPoint(merged)) await unmountOverlay(merged);
+          return false;
+        }
+        entry.count = options.force ? 0 : entry.count - 1;
+        if (entry.count === 0) {
+          if (await isMountPoint(merged)) await unmountOverlay(merged);
+          mounts.records = mounts.records.filter((m) => m !== entry);
+        }
+        await mounts.save();
+        return entry.count > 0;
+      }),
+    );
+  }
+
+  /** Layers mounted now, with their paths and counts (as mountpoints.json records them). */
+  async mounts(): Promise<MountRecord[]> {
+    return this.locks.mounts.with(false, async () => {
+      const mounts = this.mountsFile();
+      await mounts.reloadIfChanged();
+      return mounts.records.map((m) => ({ ...m }));
+    });
+  }
+
   // ---- containers ------------------------------------------------------------------------------------------------
 
   async containers(): Promise<ContainerInfo[]> {
@@ -867,6 +956,16 @@ export class Store {
 
   /** Hold layers + containers write locks. */
   private async deleteContainerLocked(c: ContainerRecord): Promise<void> {
+    await this.locks.mounts.with(true, async () => {
+      const mounts = this.mountsFile();
+      await mounts.reloadIfChanged();
+      const merged = this.driver.paths(c.layer).merged;
+      if (await isMountPoint(merged)) await unmountOverlay(merged);
+      if (mounts.get(c.layer)) {
+        mounts.records = mounts.records.filter((m) => m.id !== c.layer);
+        await mounts.save();
+      }
+    });
     await this.deleteLayersLocked(this.layerFile.get(c.layer) ? [c.layer] : []);
     this.containerFile.records = this.containerFile.records.filter((r) => r !== c);
     await this.containerFile.save();
@@ -917,6 +1016,10 @@ async function exists(p: string): Promise<boolean> {
 
 async function touchFile(p: string, mode: number): Promise<void> {
   if (!(await exists(p))) await writeFile(p, '', { mode, flag: 'a' });
+}
+
+async function isMountPoint(p: string): Promise<boolean> {
+  return (await findMount(p)) !== undefined;
 }
 
 function processAlive(pid: number): boolean {

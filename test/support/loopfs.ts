@@ -45,11 +45,23 @@ export function xfsHasReflink(dir: string): boolean {
   return /reflink=1/.test(run(which('xfs_info') ?? 'xfs_info', [dir]));
 }
 
+export interface LoopFsOptions {
+  /** Mount options, e.g. ['prjquota'] (passed as `-o a,b`). */
+  mountOptions?: string[];
+  /** Extra mkfs arguments, e.g. ['-O', 'quota,project'] for ext4. */
+  mkfsArgs?: string[];
+}
+
 /**
  * Makes a `sizeMiB` filesystem of `kind` on a loop device, mounts it on a fresh directory and runs `fn` with that
  * directory. The image lives in the OS temp dir and is sparse, so it costs only what is written.
  */
-export async function withLoopFs<T>(kind: LoopFsKind, sizeMiB: number, fn: (mountDir: string) => Promise<T>): Promise<T> {
+export async function withLoopFs<T>(
+  kind: LoopFsKind,
+  sizeMiB: number,
+  fn: (mountDir: string) => Promise<T>,
+  options: LoopFsOptions = {},
+): Promise<T> {
   const mkfs = MKFS[kind];
   const tool = which(mkfs.tool);
   if (!tool) {
@@ -64,9 +76,10 @@ export async function withLoopFs<T>(kind: LoopFsKind, sizeMiB: number, fn: (moun
   try {
     fs.closeSync(fs.openSync(image, 'w'));
     fs.truncateSync(image, sizeMiB * 1024 * 1024);
-    run(tool, [...mkfs.args, image]);
+    run(tool, [...mkfs.args, ...(options.mkfsArgs ?? []), image]);
     device = run('losetup', ['--find', '--show', image]).trim();
-    run('mount', [device, mountDir]);
+    const mountOptions = options.mountOptions ?? [];
+    run('mount', [...(mountOptions.length > 0 ? ['-o', mountOptions.join(',')] : []), device, mountDir]);
     mounted = true;
     return await fn(mountDir);
   } finally {
@@ -85,5 +98,25 @@ export async function withLoopFs<T>(kind: LoopFsKind, sizeMiB: number, fn: (moun
       }
     }
     fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Whether a `kind` filesystem can be mounted with `options` here (e.g. XFS with prjquota needs a kernel built with
+ * CONFIG_XFS_QUOTA); the reason (mount's error, or dmesg's) when not.
+ */
+export async function loopFsMountable(kind: LoopFsKind, sizeMiB: number, options: LoopFsOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    await withLoopFs(kind, sizeMiB, async () => {}, options);
+    return { ok: true };
+  } catch (err) {
+    let reason = err instanceof Error ? err.message : String(err);
+    try {
+      const tail = run('dmesg', []).trim().split('\n').slice(-3).join(' | ');
+      reason += ` (kernel log: ${tail})`;
+    } catch {
+      // dmesg not readable
+    }
+    return { ok: false, reason };
   }
 }
