@@ -14,6 +14,7 @@ import { parseManifest, parseImageConfig, hostPlatform, type PlatformWant, type 
 import { sha256Digest } from './oci/digest.js';
 import { isLayerMediaType, isNondistributable } from './oci/mediatypes.js';
 import { BlobCache, type BlobWriter } from './store/blobs.js';
+import { cacheMaxSizeFromEnv, trimBlobCache } from './store/gc.js';
 import type { Store, CommitLayer } from './store/store.js';
 import { layerIdFor } from './store/ids.js';
 import type { AppliedLayer } from './layer/apply.js';
@@ -46,6 +47,8 @@ export interface PullOptions {
   blobCache?: boolean;
   /** Where blobs are cached (default: the store's configured blob cache). */
   blobCacheDir?: string;
+  /** Trim the blob cache to this many bytes after the pull (default: $CARRIER_CACHE_MAX_SIZE, else no cap). */
+  blobCacheMaxSize?: number;
   /** The registry client to use (default: a RegistryClient made from the options below, closed afterwards). */
   registry?: RegistrySource;
   /** false: plain http and untrusted TLS allowed (podman --tls-verify=false). */
@@ -267,6 +270,9 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     return { digest: l.digest, size: l.size, state };
   });
   emit({ type: 'committed', id: result.id, names });
+  // Keep the blob cache under its cap (CARRIER_CACHE_MAX_SIZE) between prunes: least recently used blobs go first.
+  const cap = options.blobCacheMaxSize ?? cacheMaxSizeFromEnv();
+  if (cache && cap !== undefined) await trimBlobCache(cache.root, cap);
   return { id: result.id, names, digest: got.list?.digest ?? got.digest, manifestDigest: got.digest, layers: summary };
 }
 
