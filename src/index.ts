@@ -26,3 +26,7 @@ export { pruneBlobCache, trimBlobCache, referencedBlobs, scanBlobCache, cacheMax
 export type { PruneBlobCacheOptions, PruneBlobCacheResult, RemovedBlob, CachedBlob, CacheTempFile, BlobCacheScan } from './store/gc.js';
 export { setDirQuota, getDirQuota, parseByteSize } from './quota.js';
 export type { DirQuota, SetDirQuotaOptions } from './quota.js';
+export { pull, parsePlatform } from './pull.js';
+export type { PullOptions, PullEvent, PullResult, RegistrySource, LayerState } from './pull.js';
+export { RegistryClient, loadCredentials } from './registry/index.js';
+export type { RegistryClientOptions, CredentialStore, Credentials } from './registry/index.js';
