@@ -30,3 +30,38 @@ export { pull, parsePlatform } from './pull.js';
 export type { PullOptions, PullEvent, PullResult, RegistrySource, LayerState } from './pull.js';
 export { RegistryClient, loadCredentials } from './registry/index.js';
 export type { RegistryClientOptions, CredentialStore, Credentials } from './registry/index.js';
+export {
+  createContainer,
+  startContainer,
+  runContainer,
+  listContainers,
+  inspectContainer,
+  removeContainer,
+  mountContainer,
+  unmountContainer,
+  removeVolume,
+  pruneVolumes,
+  volumeUsers,
+  parseVolumeSpec,
+} from './containers/containers.js';
+export type {
+  CreateContainerOptions,
+  ContainerConfig,
+  ContainerDetails,
+  ContainerState,
+  ContainerStatus,
+  RemoveContainerOptions,
+  RunResult,
+  StartOptions,
+  VolumeSpec,
+} from './containers/containers.js';
+export { createVolume, listVolumes, inspectVolume } from './containers/volumes.js';
+export type { VolumeInfo, CreateVolumeOptions } from './containers/volumes.js';
+export { generateSpec, mergeEnv, processArgs, DEFAULT_CAPABILITIES } from './runtime/spec.js';
+export type { OciSpec, OciMount, OciIdMapping, ImageRunConfig, ContainerMount, SpecInput, GeneratedSpec } from './runtime/spec.js';
+export { resolveUser, resolveInRoot } from './runtime/rootfs.js';
+export type { ResolvedUser } from './runtime/rootfs.js';
+export { findRuntime, runBundle, classifyRuntimeError, SignalRelay } from './runtime/runtime.js';
+export type { OciRuntime, RuntimeName, RunBundleOptions, RunBundleResult } from './runtime/runtime.js';
+export { unshareCommand, inUserNamespace, isRootless, subIdRanges } from './runtime/userns.js';
+export type { UnshareCommand, SubIdRange } from './runtime/userns.js';

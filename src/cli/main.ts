@@ -7,6 +7,18 @@ import { checkoutCommand, exportCommand, saveCommand } from './save.js';
 import { systemCommand } from './system.js';
 import { pullCommand } from './pull.js';
 import {
+  containerInspectCommand,
+  createCommand,
+  mountCommand,
+  psCommand,
+  rmCommand,
+  runCommand,
+  startCommand,
+  umountCommand,
+  unshareCommandCli,
+  volumeCommand,
+} from './containers.js';
+import {
   ExitError,
   imageCommand,
   imagesCommand,
@@ -42,6 +54,17 @@ Commands:
   save [--format F] [-o FILE] [-m] IMAGE...   write images as docker-archive / oci-archive / oci-dir
   checkout [--mode M] IMAGE DIR      flatten an image into the new directory DIR (reflinks where possible)
   export [-o FILE] CONTAINER         a container's merged file system as a tar (also: container export)
+  run [--rm] [-it] [-e K=V] [-w DIR] [-u USER] [-v SRC:DST[:ro]] [--tmpfs DST] [--name N] [--runtime R] IMAGE [CMD...]
+                                     run a command in a new container (exit code: the container's)
+  create [options] IMAGE [CMD...]    create a container without running it (also: container create)
+  start CONTAINER                    run a created container in the foreground (also: container start)
+  ps [-a] [-q] [--format json]       list containers (also: container ls)
+  container inspect CONTAINER...     container details as JSON
+  mount CONTAINER...                 mount containers' root file systems, print the paths (also: container mount)
+  umount [-f] CONTAINER...           release container mounts (also: container umount)
+  rm [-f] [-v] CONTAINER...          remove containers (also: container rm)
+  volume create|ls|inspect|rm|prune  named volumes (<graphroot>/volumes/<name>/_data)
+  unshare [CMD...]                   run CMD in Carrier's rootless user + mount namespace
   layer apply [options] BLOB DIR     extract a compressed layer blob into the empty directory DIR
   layer assemble TARSPLIT DIR        rebuild a layer's original tar from its tar-split and extracted DIR
   version                            print versions
@@ -110,9 +133,53 @@ async function main(argv: string[]): Promise<number> {
       return exportCommand(globals, rest);
     case 'system':
       return systemCommand(globals, rest);
-    case 'container':
-      if (rest[0] === 'export') return exportCommand(globals, rest.slice(1));
+    case 'run':
+      return runCommand(globals, rest);
+    case 'create':
+      return createCommand(globals, rest);
+    case 'start':
+      return startCommand(globals, rest);
+    case 'ps':
+      return psCommand(globals, rest);
+    case 'mount':
+      return mountCommand(globals, rest);
+    case 'umount':
+    case 'unmount':
+      return umountCommand(globals, rest);
+    case 'rm':
+      return rmCommand(globals, rest);
+    case 'volume':
+      return volumeCommand(globals, rest);
+    case 'unshare':
+      return unshareCommandCli(globals, rest);
+    case 'container': {
+      const sub = rest.slice(1);
+      switch (rest[0]) {
+        case 'export':
+          return exportCommand(globals, sub);
+        case 'inspect':
+          return containerInspectCommand(globals, sub);
+        case 'run':
+          return runCommand(globals, sub);
+        case 'create':
+          return createCommand(globals, sub);
+        case 'start':
+          return startCommand(globals, sub);
+        case 'ls':
+        case 'list':
+        case 'ps':
+          return psCommand(globals, sub);
+        case 'mount':
+          return mountCommand(globals, sub);
+        case 'umount':
+        case 'unmount':
+          return umountCommand(globals, sub);
+        case 'rm':
+        case 'remove':
+          return rmCommand(globals, sub);
+      }
       throw new UsageError(`unknown command 'container ${rest[0] ?? ''}'`);
+    }
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

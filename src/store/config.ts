@@ -137,7 +137,7 @@ export async function resolveStoreConfig(opts: StoreLocationOptions = {}): Promi
   const runroot =
     explicitRunroot !== undefined
       ? resolve(explicitRunroot)
-      : file.runroot ?? (await defaultRunroot(env, uid, warnings));
+      : file.runroot ?? (await defaultRunroot(env, uid, warnings, rootlessUid(env, uid)));
 
   const config: StoreConfig = {
     graphroot,
@@ -174,7 +174,17 @@ function dataHomeOf(env: NodeJS.ProcessEnv): string {
   return join(home, '.local', 'share');
 }
 
-async function defaultRunroot(env: NodeJS.ProcessEnv, uid: number, warnings: string[]): Promise<string> {
+/**
+ * Inside the user namespace `carrier unshare` makes, the process is uid 0 but the store is still the user's: the
+ * user's uid comes in CARRIER_ROOTLESS_UID (podman's equivalent is _CONTAINERS_ROOTLESS_UID) and names the
+ * private run directory, so commands inside and outside the namespace use the same one.
+ */
+function rootlessUid(env: NodeJS.ProcessEnv, uid: number): number {
+  const v = env.CARRIER_ROOTLESS_UID;
+  return uid === 0 && v !== undefined && /^[1-9][0-9]*$/.test(v) ? Number(v) : uid;
+}
+
+async function defaultRunroot(env: NodeJS.ProcessEnv, uid: number, warnings: string[], nameUid = uid): Promise<string> {
   const xdg = env.XDG_RUNTIME_DIR;
   if (xdg && isAbsolute(xdg)) {
     try {
@@ -186,7 +196,7 @@ async function defaultRunroot(env: NodeJS.ProcessEnv, uid: number, warnings: str
     }
   }
   const tmp = env.TMPDIR && isAbsolute(env.TMPDIR) ? resolve(env.TMPDIR) : '/tmp';
-  return privateRunDir(join(tmp, `carrier-run-${uid}`), uid);
+  return privateRunDir(join(tmp, `carrier-run-${nameUid}`), uid);
 }
 
 /**

@@ -152,7 +152,8 @@ export class Store {
   readonly runroot: string;
   readonly driverName: 'overlay' | 'vfs';
   readonly warnings: readonly string[];
-  readonly rootless = process.geteuid?.() !== 0;
+  /** Not really root: an unprivileged user, or root inside a user namespace (carrier unshare). */
+  readonly rootless: boolean;
   private readonly driver: OverlayDriver;
   private closed = false;
   private mountRecords: RecordFile<MountRecord> | undefined;
@@ -164,7 +165,9 @@ export class Store {
     private readonly imageFile: RecordFile<ImageRecord>,
     private readonly containerFile: RecordFile<ContainerRecord>,
     private readonly readOnlyStores: ReadOnlyStore[],
+    inUserNamespace: boolean,
   ) {
+    this.rootless = process.geteuid?.() !== 0 || inUserNamespace;
     this.graphroot = config.graphroot;
     this.runroot = config.runroot;
     this.driverName = config.driver;
@@ -211,6 +214,7 @@ export class Store {
         new RecordFile<ImageRecord>(join(g, 'overlay-images', 'images.json'), locks.images, 'image'),
         new RecordFile<ContainerRecord>(join(g, 'overlay-containers', 'containers.json'), locks.containers, 'container'),
         ro,
+        await inUserNamespace(),
       );
       await store.driver.init();
       const mounts = join(config.runroot, 'overlay-layers', 'mountpoints.json');
@@ -396,6 +400,7 @@ export class Store {
       // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
       // char devices and opaque xattrs. A store must not mix the two.
       whiteouts: this.config.mountProgram ? 'aufs' : 'overlay',
+      rootless: this.rootless,
       tarSplit: this.tarSplitPath(record.id),
       ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
       ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
@@ -841,7 +846,7 @@ export class Store {
             upperdir: paths.diff,
             workdir: paths.work,
             target: paths.merged,
-            ...(this.rootless ? { userxattr: true } : {}), // root in a user namespace: mount.ts detects it
+            ...(this.rootless ? { userxattr: true } : {}),
             extraOptions: extra,
           },
           this.config.mountProgram ? { method: 'fuse', mountProgram: this.config.mountProgram } : {},
@@ -1016,6 +1021,12 @@ async function exists(p: string): Promise<boolean> {
 
 async function touchFile(p: string, mode: number): Promise<void> {
   if (!(await exists(p))) await writeFile(p, '', { mode, flag: 'a' });
+}
+
+/** True inside a user namespace that does not map the whole id range (uid 0 there is not the host's root). */
+async function inUserNamespace(): Promise<boolean> {
+  const map = await readFile('/proc/self/uid_map', 'utf8').catch(() => '');
+  return map.trim() !== '' && !/^\s*0\s+0\s+4294967295\s*$/.test(map.trim());
 }
 
 async function isMountPoint(p: string): Promise<boolean> {
