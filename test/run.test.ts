@@ -284,6 +284,26 @@ describe('carrier run (root)', { timeout: 120_000 }, () => {
     expect(code).toBe(42);
   });
 
+  it('runs images with 130 and 300 layers, every layer\'s file visible inside (podman stops near 127)', async () => {
+    for (const depth of [130, 300]) {
+      const deep = buildRunnableImage(path.join(work, `deep-${depth}`), {
+        label: `deep-${depth}`,
+        extraLayers: Array.from({ length: depth - 2 }, (_, i) => [[`layers/l${String(i).padStart(3, '0')}`, `${i}\n`]] as [string, string][]),
+      });
+      const name = `localhost/deep:${depth}`;
+      const store = await Store.open({ root, runroot });
+      try {
+        await store.commitImage(commitOf(deep, [name]), { concurrency: 4 });
+        expect((await store.layers()).filter((l) => !l.readOnly).length).toBeGreaterThanOrEqual(depth);
+      } finally {
+        await store.close();
+      }
+      const r = run(name, '/bin/sh', '-c', 'ls /layers | wc -l');
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(String(depth - 2));
+    }
+  });
+
   it('podman ps -a --external lists the Carrier container, and podman rm of it leaves the store consistent', () => {
     requireTools();
     const id = carrier(['create', '--name', 'shared', IMG]).stdout.trim();
