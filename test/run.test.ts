@@ -304,6 +304,29 @@ describe('carrier run (root)', { timeout: 120_000 }, () => {
     }
   });
 
+  it('container prune removes stopped Carrier containers, system prune --volumes unused volumes; info shows the mount method', () => {
+    const made = carrier(['create', '--name', 'to-prune', IMG, 'true']);
+    expect(made.status, made.stderr).toBe(0);
+    const exited = carrier(['run', '--name', 'exited-one', '-v', 'prunable:/data', IMG, 'true']);
+    expect(exited.status, exited.stderr).toBe(0);
+    const pruned = carrier(['container', 'prune', '-f']);
+    expect(pruned.status, pruned.stderr).toBe(0);
+    const ps = JSON.parse(carrier(['ps', '-a', '--format', 'json']).stdout) as ContainerJson[];
+    expect(ps.map((c) => c.Names[0])).not.toContain('to-prune');
+    expect(ps.map((c) => c.Names[0])).not.toContain('exited-one');
+    expect(carrier(['volume', 'ls', '--format', 'json']).stdout).toContain('prunable');
+    const sys = carrier(['system', 'prune', '-f', '--volumes']);
+    expect(sys.status, sys.stderr).toBe(0);
+    expect(sys.stdout).toMatch(/Deleted Volumes\n(.*\n)*prunable\n/);
+    const info = carrier(['info', '--format', 'json']);
+    expect(info.status, info.stderr).toBe(0);
+    const parsed = JSON.parse(info.stdout) as { overlay: { method: string; lowerdirPlus: boolean }; store: { graphRoot: string }; runtime: { name: string } };
+    expect(parsed.overlay.method).toMatch(/^fsopen/);
+    expect(parsed.overlay.lowerdirPlus).toBe(true);
+    expect(parsed.store.graphRoot).toBe(root);
+    expect(parsed.runtime.name).toBe('runc');
+  });
+
   it('podman ps -a --external lists the Carrier container, and podman rm of it leaves the store consistent', () => {
     requireTools();
     const id = carrier(['create', '--name', 'shared', IMG]).stdout.trim();

@@ -24,6 +24,7 @@ import {
   volumeUsers,
   type ContainerDetails,
   type CreateContainerOptions,
+  pruneContainers,
 } from '../containers/containers.js';
 import { createVolume, inspectVolume, listVolumes, type VolumeInfo } from '../containers/volumes.js';
 import { USERNS_ENV, inUserNamespace, isRootless, unshareCommand } from '../runtime/userns.js';
@@ -728,6 +729,27 @@ export async function volumeCommand(g: GlobalOptions, argv: string[]): Promise<n
     default:
       throw new UsageError(`unknown command 'volume ${sub}'`);
   }
+}
+
+// ---- container prune ---------------------------------------------------------------------------------------------
+
+/** `carrier container prune [-f]`: removes the stopped containers Carrier made (podman's are left to podman). */
+export async function containerPruneCommand(g: GlobalOptions, argv: string[]): Promise<number> {
+  const args = parseArgs(argv, []);
+  if (args.flags.has('--help') || args.flags.has('-h')) {
+    process.stdout.write('Usage: carrier container prune [-f]\n\nRemove all stopped containers Carrier made.\n');
+    return 0;
+  }
+  if (args.positionals.length > 0) throw new UsageError('container prune takes no arguments');
+  if (needsNamespace()) return reexecInNamespace(g, ['container', 'prune', ...argv]);
+  if (!args.flags.has('-f') && !args.flags.has('--force')) {
+    const { confirm } = await import('./system.js');
+    if (!(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return 0;
+  }
+  return withStore(g, async (store) => {
+    for (const id of await pruneContainers(store)) process.stdout.write(`${id}\n`);
+    return 0;
+  });
 }
 
 // ---- unshare -----------------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ import { UsageError } from './args.js';
 import { checkoutCommand, exportCommand, saveCommand } from './save.js';
 import { systemCommand } from './system.js';
 import { pullCommand } from './pull.js';
+import { infoCommand } from './info.js';
 import {
   containerInspectCommand,
+  containerPruneCommand,
   createCommand,
   mountCommand,
   psCommand,
@@ -49,7 +51,7 @@ Commands:
   image exists IMAGE                 exit 0 if the image exists, 1 if not
   image prune [-a] [-f]              remove dangling images (-a: all images no container uses)
   system df [-v] [--format json]     disk usage: images, containers, unused layers, blob cache
-  system prune [-a] [-f] [--max-size SIZE]   prune images, orphans and the blob cache (cap: CARRIER_CACHE_MAX_SIZE)
+  system prune [-a] [-f] [--volumes] [--max-size SIZE]   prune stopped containers, images, orphans, the blob cache
   system reset [-f]                  remove all images, containers, layers and the blob cache
   save [--format F] [-o FILE] [-m] IMAGE...   write images as docker-archive / oci-archive / oci-dir
   checkout [--mode M] IMAGE DIR      flatten an image into the new directory DIR (reflinks where possible)
@@ -60,6 +62,7 @@ Commands:
   start CONTAINER                    run a created container in the foreground (also: container start)
   ps [-a] [-q] [--format json]       list containers (also: container ls)
   container inspect CONTAINER...     container details as JSON
+  container prune [-f]               remove stopped containers Carrier made
   mount CONTAINER...                 mount containers' root file systems, print the paths (also: container mount)
   umount [-f] CONTAINER...           release container mounts (also: container umount)
   rm [-f] [-v] CONTAINER...          remove containers (also: container rm)
@@ -67,6 +70,7 @@ Commands:
   unshare [CMD...]                   run CMD in Carrier's rootless user + mount namespace
   layer apply [options] BLOB DIR     extract a compressed layer blob into the empty directory DIR
   layer assemble TARSPLIT DIR        rebuild a layer's original tar from its tar-split and extracted DIR
+  info [--format json]               the store, the overlay mount method and the runtime detected here
   version                            print versions
 
 Run 'carrier <command> --help' for a command's options.
@@ -123,6 +127,8 @@ async function main(argv: string[]): Promise<number> {
       return untagCommand(globals, rest);
     case 'rmi':
       return rmiCommand(globals, rest);
+    case 'info':
+      return infoCommand(globals, rest);
     case 'pull':
       return pullCommand(globals, rest);
     case 'save':
@@ -177,6 +183,8 @@ async function main(argv: string[]): Promise<number> {
         case 'rm':
         case 'remove':
           return rmCommand(globals, sub);
+        case 'prune':
+          return containerPruneCommand(globals, sub);
       }
       throw new UsageError(`unknown command 'container ${rest[0] ?? ''}'`);
     }

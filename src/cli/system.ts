@@ -4,6 +4,7 @@
 // read one line from standard input: only "y" or "Y" goes ahead; anything else, or end of input, exits 0 having
 // done nothing. Scripts pass -f.
 import { createInterface } from 'node:readline';
+import { pruneContainers, pruneVolumes } from '../containers/containers.js';
 import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -175,12 +176,13 @@ export async function imagePruneCommand(g: GlobalOptions, argv: string[]): Promi
 
 const SYSTEM_PRUNE_HELP = `Usage: carrier system prune [options]
 
-Remove dangling images (-a: all images no container uses), what no record references (layer directories, l/ links,
-tar-splits, image and container directories, dead writers' temp files), and blob cache entries no image refers to;
-then evict least recently used blobs while the cache is larger than its cap. Containers are kept.
+Remove stopped containers Carrier made, dangling images (-a: all images no container uses), what no record
+references (layer directories, l/ links, tar-splits, image and container directories, dead writers' temp files), and
+blob cache entries no image refers to; then evict least recently used blobs while the cache is larger than its cap.
 
 Options:
   -a, --all            remove all images no container uses, not only dangling ones
+      --volumes        also remove volumes no container uses
   -f, --force          do not ask for confirmation
       --max-size SIZE  blob cache cap (e.g. 10G); default CARRIER_CACHE_MAX_SIZE, else no cap
 `;
@@ -193,12 +195,15 @@ export async function systemPruneCommand(g: GlobalOptions, argv: string[]): Prom
   }
   if (args.positionals.length > 0) throw new UsageError('system prune takes no arguments');
   const all = has(args, '-a', '--all');
+  const volumes = has(args, '--volumes');
   const sizeFlag = stringFlag(args, '--max-size');
   const maxSize = sizeFlag !== undefined ? parseByteSize(sizeFlag) : cacheMaxSizeFromEnv(process.env);
   if (!has(args, '-f', '--force')) {
     const images = all ? 'all images without at least one container associated with them' : 'all dangling images';
     const prompt =
       'WARNING! This command removes:\n' +
+      '\t- all stopped containers (made by Carrier)\n' +
+      (volumes ? '\t- all volumes not used by at least one container\n' : '') +
       `\t- ${images}\n` +
       '\t- all layers, links, tar-splits and temp files no image or container references\n' +
       '\t- all blob cache entries no image refers to' + (maxSize !== undefined ? `, and the least recently used beyond ${dfSize(maxSize)}` : '') + '\n\n' +
@@ -207,10 +212,14 @@ export async function systemPruneCommand(g: GlobalOptions, argv: string[]): Prom
   }
   return withStore(g, async (store) => {
     const before = await systemDf(store);
+    const containers = await pruneContainers(store);
+    const prunedVolumes = volumes ? await pruneVolumes(store) : [];
     const images = await store.pruneImages({ all });
     const swept = await store.sweepOrphans();
     const blobs = await pruneBlobCache(store, maxSize !== undefined ? { maxSize } : {});
     const after = await systemDf(store);
+    if (containers.length > 0) process.stdout.write(`Deleted Containers\n${containers.map((id) => `${id}\n`).join('')}`);
+    if (prunedVolumes.length > 0) process.stdout.write(`Deleted Volumes\n${prunedVolumes.map((v) => `${v}\n`).join('')}`);
     if (images.length > 0) process.stdout.write(`Deleted Images\n${images.map((r) => `${r.id}\n`).join('')}`);
     if (swept.length > 0) process.stdout.write(`Deleted Orphans\n${swept.map((p) => `${p}\n`).join('')}`);
     if (blobs.removed.length > 0) {

@@ -415,6 +415,20 @@ export async function pruneVolumes(store: Store): Promise<string[]> {
   return removed;
 }
 
+/**
+ * Removes Carrier's containers that are not running (created or exited), as `podman container prune` does. Containers
+ * another tool made (podman's, found in the store without Carrier's userdata) are left alone: their owner keeps state
+ * outside the store. Returns the removed ids.
+ */
+export async function pruneContainers(store: Store): Promise<string[]> {
+  const removed: string[] = [];
+  for (const c of await listContainers(store)) {
+    if (c.origin !== 'carrier' || c.state.status === 'running') continue;
+    removed.push(await removeContainer(store, c.id));
+  }
+  return removed;
+}
+
 // ---- running ------------------------------------------------------------------------------------------------------
 
 export interface StartOptions {
