@@ -481,7 +481,7 @@ describe('CLI: image prune, system df / prune / reset', () => {
     expect(verbose).toContain('Containers space usage:');
 
     r = carrier(env, ['system', 'prune', '-a'], 'N\n');
-    expect(r.stdout).toMatch(/^WARNING! This command removes:\n\t- all images without at least one container associated with them\n/);
+    expect(r.stdout).toMatch(/^WARNING! This command removes:\n\t- all stopped containers \(made by Carrier\)\n\t- all images without at least one container associated with them\n/);
     expect(podmanIds(p)).toHaveLength(2);
     r = carrier(env, ['system', 'prune', '-a', '-f']);
     expect(r.status).toBe(0);

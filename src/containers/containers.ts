@@ -166,11 +166,11 @@ function metadataOf(info: ContainerInfo): { imageName?: string; name?: string; c
 }
 
 function userdataDir(store: Store, id: string): string {
-  return join(store.graphroot, 'overlay-containers', id, 'userdata');
+  return store.containerDataDir(id);
 }
 
 function runDir(store: Store, id: string): string {
-  return join(store.runroot, 'overlay-containers', id, 'userdata');
+  return store.containerDataDir(id, 'run');
 }
 
 /** The OCI runtime's state directory for this store (`--root`): containers of different stores never collide. */

@@ -52,7 +52,7 @@ export async function layerChain(store: Store, top: string | undefined): Promise
 async function layerPath(store: Store, layer: LayerInfo): Promise<string> {
   if (!layer.readOnly) return store.layerDiffPath(layer.id);
   for (const root of store.config.additionalImageStores) {
-    const p = join(root, 'overlay', layer.id, 'diff');
+    const p = store.layerDiffPath(layer.id, root);
     try {
       await access(p);
       return p;
@@ -61,6 +61,15 @@ async function layerPath(store: Store, layer: LayerInfo): Promise<string> {
     }
   }
   throw new CarrierError('CARRIER_NOT_FOUND', `layer ${layer.id} of a read-only image store has no diff directory`);
+}
+
+/**
+ * The directories to merge for a flattened view of `chain` (base first): every layer's diff on overlay; on vfs,
+ * where each layer directory already holds its whole tree, the top layer's directory alone.
+ */
+export function flattenSources(store: Store, chain: readonly ChainLayer[]): string[] {
+  if (store.layersAreFlat) return chain.length > 0 ? [chain[chain.length - 1]!.path] : [];
+  return chain.map((l) => l.path);
 }
 
 /**
@@ -100,7 +109,7 @@ export async function checkoutImage(store: Store, query: string, dir: string, op
   return store.withLayersHeld(async () => {
     const img = await store.requireImage(query);
     const chain = await layerChain(store, img.topLayer);
-    const result = await checkoutLayers(chain.map((l) => l.path), dir, options);
+    const result = await checkoutLayers(flattenSources(store, chain), dir, options);
     return { ...result, image: img.id, layerIds: chain.map((l) => l.id) };
   });
 }

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { CarrierError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { END_OF_ARCHIVE, padding, tarHeader, type TarEntryType } from '../save/tar.js';
-import { checkoutLayers, containerChain, scratchDir } from './checkout.js';
+import { checkoutLayers, containerChain, flattenSources, scratchDir } from './checkout.js';
 import type { MergeMode, MergeResult } from './merge.js';
 
 export interface ExportOptions {
@@ -135,7 +135,7 @@ export async function exportContainerStream(store: Store, query: string, options
   const tree = `${scratch.path}/rootfs`;
   let merge: MergeResult;
   try {
-    merge = await checkoutLayers(chain.layers.map((l) => l.path), tree, {
+    merge = await checkoutLayers(flattenSources(store, chain.layers), tree, {
       ...(options.mode ? { mode: options.mode } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -1,10 +1,14 @@
-// The store: containers/storage's overlay layout, shared safely with podman.
+// The store: containers/storage's layout for the overlay or the vfs driver, shared safely with podman.
 //
-//   <graphroot>/overlay/                      layer directories (drivers/overlay.ts)
-//   <graphroot>/overlay-layers/layers.json    + layers.lock, <id>.tar-split.gz
-//   <graphroot>/overlay-images/images.json    + images.lock, <id>/<big data>
-//   <graphroot>/overlay-containers/containers.json + containers.lock, <id>/userdata
-//   <graphroot>/storage.lock, userns.lock;    <runroot>/overlay-layers/mountpoints.{json,lock}
+//   <graphroot>/overlay/  or  <graphroot>/vfs/dir/   layer directories (drivers/overlay.ts, drivers/vfs.ts)
+//   <graphroot>/<driver>-layers/layers.json          + layers.lock, <id>.tar-split.gz
+//   <graphroot>/<driver>-images/images.json          + images.lock, <id>/<big data>
+//   <graphroot>/<driver>-containers/containers.json  + containers.lock, <id>/userdata
+//   <graphroot>/storage.lock, userns.lock;           <runroot>/<driver>-layers/mountpoints.{json,lock}
+//
+// The driver only decides how a layer's directory is made and used: overlay keeps each layer's own diff and mounts
+// the chain; vfs keeps each layer's whole tree (its parent's tree cloned, reflinks where the filesystem can, then its
+// diff applied with whiteouts resolved) and "mounts" a container by handing out its directory.
 //
 // Locks are always taken in c/storage's order, layers → images → containers, so Carrier and podman never wait on
 // each other in a cycle. Every read takes the shared lock and reloads when the last-writer token changed; every
@@ -18,6 +22,9 @@ import { native } from '../native.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
 import { OverlayDriver } from '../drivers/overlay.js';
+import { VfsDriver } from '../drivers/vfs.js';
+import { mergeLayers } from '../copy/merge.js';
+import { cloneTree } from '../copy/clone.js';
 import { removeTree } from '../drivers/remove.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
 import { StoreLock } from './lock.js';
@@ -154,7 +161,7 @@ export class Store {
   readonly warnings: readonly string[];
   /** Not really root: an unprivileged user, or root inside a user namespace (carrier unshare). */
   readonly rootless: boolean;
-  private readonly driver: OverlayDriver;
+  private readonly driver: OverlayDriver | VfsDriver;
   private closed = false;
   private mountRecords: RecordFile<MountRecord> | undefined;
 
@@ -173,23 +180,43 @@ export class Store {
     this.driverName = config.driver;
     this.warnings = config.warnings;
     const forceMask = config.forceMask ? parseInt(config.forceMask, 8) : undefined;
-    this.driver = new OverlayDriver(join(this.graphroot, 'overlay'), {
-      ...(forceMask !== undefined && !Number.isNaN(forceMask) ? { forceMask } : {}),
-      ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
-    });
+    this.driver =
+      config.driver === 'vfs'
+        ? new VfsDriver(join(this.graphroot, 'vfs'))
+        : new OverlayDriver(join(this.graphroot, 'overlay'), {
+            ...(forceMask !== undefined && !Number.isNaN(forceMask) ? { forceMask } : {}),
+            ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
+          });
+  }
+
+  /** The overlay driver, for what only overlay has (mounts of a layer chain); throws on another driver. */
+  private get overlay(): OverlayDriver {
+    if (!(this.driver instanceof OverlayDriver)) throw new CarrierError('CARRIER_UNSUPPORTED', `not an overlay store (driver ${this.driverName})`);
+    return this.driver;
+  }
+
+  /** `<graphroot>/<driver>-<kind>` (or under `root`): the record directories c/storage names after its driver. */
+  private recordDir(kind: 'layers' | 'images' | 'containers', root: string = this.graphroot): string {
+    return join(root, `${this.driverName}-${kind}`);
+  }
+
+  /**
+   * A container's own data directory, as c/storage keeps it: `<graphroot>/<driver>-containers/<id>/userdata`, or the
+   * runroot's (`where: 'run'`).
+   */
+  containerDataDir(id: string, where: 'graph' | 'run' = 'graph'): string {
+    return join(this.recordDir('containers', where === 'run' ? this.runroot : this.graphroot), id, 'userdata');
   }
 
   /** Opens (creating when missing) the store, and repairs layers a killed writer left half made. */
   static async open(options: StoreOpenOptions = {}): Promise<Store> {
     const config = await resolveStoreConfig(options);
-    if (config.driver !== 'overlay') {
-      throw new CarrierError('CARRIER_UNSUPPORTED', `storage driver '${config.driver}' is not supported yet (use overlay)`);
-    }
+    const d = config.driver; // record directories are named after the driver: overlay-layers, vfs-layers, ...
     const g = config.graphroot;
     await mkdir(g, { recursive: true, mode: 0o700 });
-    for (const d of ['overlay-layers', 'overlay-images', 'overlay-containers']) await mkdir(join(g, d), { recursive: true, mode: 0o700 });
-    await mkdir(join(config.runroot, 'overlay-layers'), { recursive: true, mode: 0o700 });
-    await mkdir(join(config.runroot, 'overlay-containers'), { recursive: true, mode: 0o700 });
+    for (const kind of ['layers', 'images', 'containers']) await mkdir(join(g, `${d}-${kind}`), { recursive: true, mode: 0o700 });
+    await mkdir(join(config.runroot, `${d}-layers`), { recursive: true, mode: 0o700 });
+    await mkdir(join(config.runroot, `${d}-containers`), { recursive: true, mode: 0o700 });
     await touchFile(join(g, 'userns.lock'), 0o644);
     const opened: StoreLock[] = [];
     const lock = async (p: string): Promise<StoreLock> => {
@@ -200,24 +227,24 @@ export class Store {
     try {
       const locks = {
         storage: await lock(join(g, 'storage.lock')),
-        layers: await lock(join(g, 'overlay-layers', 'layers.lock')),
-        images: await lock(join(g, 'overlay-images', 'images.lock')),
-        containers: await lock(join(g, 'overlay-containers', 'containers.lock')),
-        mounts: await lock(join(config.runroot, 'overlay-layers', 'mountpoints.lock')),
+        layers: await lock(join(g, `${d}-layers`, 'layers.lock')),
+        images: await lock(join(g, `${d}-images`, 'images.lock')),
+        containers: await lock(join(g, `${d}-containers`, 'containers.lock')),
+        mounts: await lock(join(config.runroot, `${d}-layers`, 'mountpoints.lock')),
       };
       const ro: ReadOnlyStore[] = [];
-      for (const root of config.additionalImageStores) ro.push(await openReadOnlyStore(root, opened));
+      for (const root of config.additionalImageStores) ro.push(await openReadOnlyStore(root, d, opened));
       const store = new Store(
         config,
         locks,
-        new RecordFile<LayerRecord>(join(g, 'overlay-layers', 'layers.json'), locks.layers, 'layer'),
-        new RecordFile<ImageRecord>(join(g, 'overlay-images', 'images.json'), locks.images, 'image'),
-        new RecordFile<ContainerRecord>(join(g, 'overlay-containers', 'containers.json'), locks.containers, 'container'),
+        new RecordFile<LayerRecord>(join(g, `${d}-layers`, 'layers.json'), locks.layers, 'layer'),
+        new RecordFile<ImageRecord>(join(g, `${d}-images`, 'images.json'), locks.images, 'image'),
+        new RecordFile<ContainerRecord>(join(g, `${d}-containers`, 'containers.json'), locks.containers, 'container'),
         ro,
         await inUserNamespace(),
       );
       await store.driver.init();
-      const mounts = join(config.runroot, 'overlay-layers', 'mountpoints.json');
+      const mounts = join(config.runroot, `${d}-layers`, 'mountpoints.json');
       if (!(await exists(mounts))) await writeFileAtomic(mounts, '[]', 0o600);
       await store.repair();
       return store;
@@ -314,7 +341,7 @@ export class Store {
   }
 
   private tarSplitPath(id: string): string {
-    return join(this.graphroot, 'overlay-layers', `${id}.tar-split.gz`);
+    return join(this.recordDir('layers'), `${id}.tar-split.gz`);
   }
 
   // ---- layers ----------------------------------------------------------------------------------------------------
@@ -352,9 +379,21 @@ export class Store {
     return this.locks.layers.with(false, fn);
   }
 
-  /** The layer's directory of content (overlay `diff/`). */
-  layerDiffPath(id: string): string {
-    return this.driver.paths(id).diff;
+  /**
+   * The layer's directory of content: overlay's `overlay/<id>/diff` (the layer's own changes), vfs's `vfs/dir/<id>`
+   * (the layer's whole tree). `root` picks another graphroot of the same driver (an additional image store).
+   */
+  layerDiffPath(id: string, root: string = this.graphroot): string {
+    if (this.driver instanceof VfsDriver) return join(root, 'vfs', 'dir', id);
+    return root === this.graphroot ? this.driver.paths(id).diff : join(root, 'overlay', id, 'diff');
+  }
+
+  /**
+   * True when each layer directory holds the layer's whole tree (vfs), so a flattened view of a chain is its top
+   * layer's directory alone; false when each holds only its own changes (overlay) and the chain must be merged.
+   */
+  get layersAreFlat(): boolean {
+    return this.driver instanceof VfsDriver;
   }
 
   /** The layer as the tar it was made from, rebuilt from its tar-split and diff/: hashes to its `diff-digest`. */
@@ -394,22 +433,49 @@ export class Store {
     expect: { diffID?: string; digest?: string; size?: number },
     signal: AbortSignal | undefined,
     afterApply?: (applied: AppliedLayer) => Promise<void>,
+    parentReady?: Promise<void>,
   ): Promise<AppliedLayer> {
-    const paths = this.driver.paths(record.id);
-    const applied = await applyLayer(source, paths.diff, {
-      // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
-      // char devices and opaque xattrs. A store must not mix the two.
-      whiteouts: this.config.mountProgram ? 'aufs' : 'overlay',
+    const applyOptions = {
       rootless: this.rootless,
       tarSplit: this.tarSplitPath(record.id),
       ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
       ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
       ...(expect.size !== undefined ? { expectedSize: expect.size } : {}),
       ...(signal ? { signal } : {}),
-    });
-    await chmod(paths.diff, diffMode);
+    };
+    let applied: AppliedLayer;
+    let contentDir: string;
+    let syncDir: string;
+    if (this.driver instanceof VfsDriver) {
+      // vfs: the layer's own tar goes to a staging tree (aufs-style `.wh.` files: no device nodes or trusted.*
+      // xattrs needed), then its parent's tree and the staging tree are merged into the layer directory — parent
+      // files reflinked where the filesystem can, whiteouts deleting, opaque directories clearing. The parent's tree
+      // has no whiteouts, so it merges as a plain base. Tars of several layers extract at once; each merge waits
+      // for its parent's tree.
+      const driver = this.driver;
+      const staging = await driver.createStaging(record.id);
+      applied = await applyLayer(source, staging, { ...applyOptions, whiteouts: 'aufs' });
+      await parentReady;
+      if (signal?.aborted) throw abortError(signal);
+      const sources = record.parent !== undefined ? [driver.dir(record.parent), staging] : [staging];
+      await mergeLayers(sources, driver.dir(record.id), { ...(signal ? { signal } : {}) });
+      await removeTree(staging);
+      contentDir = driver.dir(record.id);
+      syncDir = contentDir;
+    } else {
+      const paths = this.driver.paths(record.id);
+      applied = await applyLayer(source, paths.diff, {
+        ...applyOptions,
+        // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
+        // char devices and opaque xattrs. A store must not mix the two.
+        whiteouts: this.config.mountProgram ? 'aufs' : 'overlay',
+      });
+      contentDir = paths.diff;
+      syncDir = paths.dir;
+    }
+    await chmod(contentDir, diffMode);
     await afterApply?.(applied);
-    await syncFilesystem(paths.dir);
+    await syncFilesystem(syncDir);
     Object.assign(record, {
       'compressed-diff-digest': applied.compressedDigest,
       'compressed-size': applied.compressedSize,
@@ -486,7 +552,7 @@ export class Store {
     const record = await this.withImages(false, async () => this.imageFile.get(id));
     const root = record ? this.graphroot : await this.readOnlyRootOf(id);
     if (!root) throw notFound('image', id);
-    return readFile(join(root, 'overlay-images', id, bigDataFileName(key))).catch((err: NodeJS.ErrnoException) => {
+    return readFile(join(this.recordDir('images', root), id, bigDataFileName(key))).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') throw new CarrierError('CARRIER_NOT_FOUND', `image ${id} has no big data item '${key}'`);
       throw err;
     });
@@ -494,6 +560,12 @@ export class Store {
 
   private async readOnlyRootOf(id: string): Promise<string | undefined> {
     return this.withReadOnlyStores(async () => this.readOnlyStores.find((s) => s.images.get(id))?.root);
+  }
+
+  /** The graphroot holding a layer: the store's own, else the read-only store that has it. */
+  private async layerRootOf(id: string): Promise<string> {
+    if (this.layerFile.get(id)) return this.graphroot;
+    return (await this.withReadOnlyStores(async () => this.readOnlyStores.find((s) => s.layers.get(id))?.root)) ?? this.graphroot;
   }
 
   /** Adds names (normalised the way podman tag does) to an image, taking them from any image that had them. */
@@ -572,7 +644,7 @@ export class Store {
           }
           this.imageFile.records = this.imageFile.records.filter((r) => r !== record);
           await this.imageFile.save();
-          await removeTree(join(this.graphroot, 'overlay-images', img.id));
+          await removeTree(join(this.recordDir('images'), img.id));
           const removedLayers = this.unusedChain(record.layer);
           await this.deleteLayersLocked(removedLayers);
           return { id: img.id, untagged: record.names ?? [], removedLayers, removedContainers };
@@ -639,6 +711,19 @@ export class Store {
         modes.set(p.id, p.parent === undefined ? this.driver.defaultDiffMode : modes.get(p.parent) ?? (await this.driver.diffMode(p.parent)));
       }
       const queue = missing.map((p, i) => ({ ...p, record: begun[i]! }));
+      // vfs merges each layer over its parent's finished tree: a layer's merge waits for its parent (one begun by
+      // this commit; others exist already). Layers are taken parent first, so a waited-for parent is in flight.
+      const ready = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+      for (const p of missing) {
+        let resolve!: () => void;
+        let reject!: (e: unknown) => void;
+        const promise = new Promise<void>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        promise.catch(() => {});
+        ready.set(p.id, { promise, resolve, reject });
+      }
       // The first failure stops the layers still in flight.
       const stop = new AbortController();
       const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
@@ -657,10 +742,12 @@ export class Store {
             }, signal, async (result) => {
               settled = true;
               await p.layer.settle?.(result);
-            });
+            }, p.parent !== undefined ? ready.get(p.parent)?.promise : undefined);
+            ready.get(p.id)!.resolve();
             applied.add(p.id);
             options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
           } catch (err) {
+            ready.get(p.id)!.reject(err);
             if (!settled) await p.layer.settle?.(undefined).catch(() => {});
             failure ??= err;
             stop.abort();
@@ -691,7 +778,7 @@ export class Store {
         const bigData: [string, Buffer][] = [[image.configDigest, image.config]];
         if (image.list) bigData.push([`manifest-${image.list.digest}`, image.list.bytes]);
         bigData.push([`manifest-${image.manifestDigest}`, image.manifest], ['manifest', image.manifest]);
-        const dir = join(this.graphroot, 'overlay-images', id);
+        const dir = join(this.recordDir('images'), id);
         await mkdir(dir, { recursive: true, mode: 0o700 });
         const names = record['big-data-names'] ?? [];
         const sizes = record['big-data-sizes'] ?? {};
@@ -768,37 +855,48 @@ export class Store {
             await removeTree(p);
             removed.push(relative(g, p) || p);
           };
-          for (const name of await list(join(g, 'overlay'))) {
-            if (isFullId(name) && !layerIds.has(name)) {
-              await this.driver.remove(name);
-              removed.push(`overlay/${name}`);
+          if (this.driver instanceof VfsDriver) {
+            // Staging trees exist only while a layer is being made under the layers lock, which we hold.
+            for (const name of await list(this.driver.stagingRoot)) await drop(join(this.driver.stagingRoot, name));
+            for (const name of await list(join(g, 'vfs', 'dir'))) {
+              if (isFullId(name) && !layerIds.has(name)) {
+                await this.driver.remove(name);
+                removed.push(`vfs/dir/${name}`);
+              }
+            }
+          } else {
+            for (const name of await list(join(g, 'overlay'))) {
+              if (isFullId(name) && !layerIds.has(name)) {
+                await this.driver.remove(name);
+                removed.push(`overlay/${name}`);
+              }
+            }
+            for (const name of await list(join(g, 'overlay', 'l'))) {
+              const link = join(g, 'overlay', 'l', name);
+              const target = await readlink(link).catch(() => undefined);
+              const id = target?.match(/^\.\.\/([0-9a-f]{64})\/diff$/)?.[1];
+              if (id === undefined || !layerIds.has(id)) {
+                await unlink(link).catch(() => {});
+                removed.push(`overlay/l/${name}`);
+              }
             }
           }
-          for (const name of await list(join(g, 'overlay', 'l'))) {
-            const link = join(g, 'overlay', 'l', name);
-            const target = await readlink(link).catch(() => undefined);
-            const id = target?.match(/^\.\.\/([0-9a-f]{64})\/diff$/)?.[1];
-            if (id === undefined || !layerIds.has(id)) {
-              await unlink(link).catch(() => {});
-              removed.push(`overlay/l/${name}`);
-            }
-          }
-          for (const name of await list(join(g, 'overlay-layers'))) {
+          for (const name of await list(this.recordDir('layers'))) {
             const id = name.match(/^([0-9a-f]{64})\.tar-split\.gz$/)?.[1];
-            if (id !== undefined && !layerIds.has(id)) await drop(join(g, 'overlay-layers', name));
+            if (id !== undefined && !layerIds.has(id)) await drop(join(this.recordDir('layers'), name));
           }
-          for (const name of await list(join(g, 'overlay-images'))) {
-            if (isFullId(name) && !imageIds.has(name)) await drop(join(g, 'overlay-images', name));
+          for (const name of await list(this.recordDir('images'))) {
+            if (isFullId(name) && !imageIds.has(name)) await drop(join(this.recordDir('images'), name));
           }
           for (const root of [g, this.runroot]) {
-            for (const name of await list(join(root, 'overlay-containers'))) {
-              if (isFullId(name) && !containerIds.has(name)) await drop(join(root, 'overlay-containers', name));
+            for (const name of await list(this.recordDir('containers', root))) {
+              if (isFullId(name) && !containerIds.has(name)) await drop(join(this.recordDir('containers', root), name));
             }
           }
           // Scratch trees of checkouts and exports: those hold the layers lock shared, so none runs while we hold it.
           for (const name of await list(join(g, 'carrier-tmp'))) await drop(join(g, 'carrier-tmp', name));
           // Temp files of atomic writes (".<name>.<pid>.<random>.tmp") whose writer process is gone.
-          for (const dir of ['overlay-layers', 'overlay-images', 'overlay-containers'].map((d) => join(g, d))) {
+          for (const dir of [this.recordDir('layers'), this.recordDir('images'), this.recordDir('containers')]) {
             for (const name of await list(dir)) {
               const pid = name.match(/^\..+\.(\d+)\.[0-9a-f]+\.tmp$/)?.[1];
               if (pid !== undefined && !processAlive(Number(pid))) await drop(join(dir, name));
@@ -813,12 +911,13 @@ export class Store {
   // ---- mounts ----------------------------------------------------------------------------------------------------
 
   private mountsFile(): RecordFile<MountRecord> {
-    return (this.mountRecords ??= new RecordFile<MountRecord>(join(this.runroot, 'overlay-layers', 'mountpoints.json'), this.locks.mounts, 'mount'));
+    return (this.mountRecords ??= new RecordFile<MountRecord>(join(this.recordDir('layers', this.runroot), 'mountpoints.json'), this.locks.mounts, 'mount'));
   }
 
   /**
    * Mounts a container's (or any read-write layer's) merged view at `overlay/<layer>/merged` and counts the mount in
    * `<runroot>/overlay-layers/mountpoints.json` as podman does: a second mount only counts. Returns the path.
+   * On vfs nothing is mounted: the layer's directory is its whole tree and is returned (and counted) as is.
    */
   async mountContainer(query: string): Promise<string> {
     const c = await this.container(query);
@@ -829,14 +928,28 @@ export class Store {
         const mounts = this.mountsFile();
         await mounts.reloadIfChanged();
         if (!this.layerFile.get(layerId)) throw notFound('layer', layerId);
-        const paths = this.driver.paths(layerId);
         const entry = mounts.get(layerId);
+        if (this.driver instanceof VfsDriver) {
+          const dir = this.driver.dir(layerId);
+          if (entry && entry.count > 0) {
+            entry.count++;
+            entry.path = dir;
+          } else if (entry) {
+            entry.count = 1;
+            entry.path = dir;
+          } else {
+            mounts.records.push({ id: layerId, path: dir, count: 1 });
+          }
+          await mounts.save();
+          return dir;
+        }
+        const paths = this.driver.paths(layerId);
         if (entry && entry.count > 0 && (await isMountPoint(paths.merged))) {
           entry.count++;
           await mounts.save();
           return entry.path;
         }
-        const lowers = await this.driver.lowerDirs(layerId);
+        const lowers = await this.overlay.lowerDirs(layerId);
         await mkdir(paths.merged, { recursive: true, mode: 0o700 });
         await mkdir(paths.work, { recursive: true, mode: 0o700 });
         const extra = (this.config.mountOpt ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
@@ -872,14 +985,14 @@ export class Store {
         const mounts = this.mountsFile();
         await mounts.reloadIfChanged();
         const entry = mounts.get(layerId);
-        const merged = this.driver.paths(layerId).merged;
+        const merged = this.driver instanceof VfsDriver ? undefined : this.driver.paths(layerId).merged;
         if (!entry || entry.count <= 0) {
-          if (await isMountPoint(merged)) await unmountOverlay(merged);
+          if (merged !== undefined && (await isMountPoint(merged))) await unmountOverlay(merged);
           return false;
         }
         entry.count = options.force ? 0 : entry.count - 1;
         if (entry.count === 0) {
-          if (await isMountPoint(merged)) await unmountOverlay(merged);
+          if (merged !== undefined && (await isMountPoint(merged))) await unmountOverlay(merged);
           mounts.records = mounts.records.filter((m) => m !== entry);
         }
         await mounts.save();
@@ -921,7 +1034,11 @@ export class Store {
           }
           try {
             const [layer] = await this.beginLayersLocked([{ id: layerId, parent: img.topLayer }]);
-            await chmod(this.driver.paths(layerId).diff, img.topLayer ? await this.driver.diffMode(img.topLayer) : this.driver.defaultDiffMode);
+            // vfs: the container's layer starts as a copy of the image's tree (reflinks where the filesystem can).
+            if (this.driver instanceof VfsDriver && img.topLayer !== undefined) {
+              await cloneTree(this.layerDiffPath(img.topLayer, img.readOnly ? await this.layerRootOf(img.topLayer) : this.graphroot), this.driver.dir(layerId));
+            }
+            await chmod(this.layerDiffPath(layerId), img.topLayer ? await this.driver.diffMode(img.topLayer) : this.driver.defaultDiffMode);
             delete layer!.flags!.incomplete;
             omitEmpty(layer!, LAYER_FIELDS);
             await this.layerFile.save();
@@ -929,7 +1046,7 @@ export class Store {
             if (names.length > 0) record.names = names;
             omitEmpty(record, CONTAINER_FIELDS);
             for (const root of [this.graphroot, this.runroot]) {
-              await mkdir(join(root, 'overlay-containers', id, 'userdata'), { recursive: true, mode: 0o700 });
+              await mkdir(join(this.recordDir('containers', root), id, 'userdata'), { recursive: true, mode: 0o700 });
             }
             this.containerFile.records.push(record);
             await this.containerFile.save();
@@ -964,8 +1081,8 @@ export class Store {
     await this.locks.mounts.with(true, async () => {
       const mounts = this.mountsFile();
       await mounts.reloadIfChanged();
-      const merged = this.driver.paths(c.layer).merged;
-      if (await isMountPoint(merged)) await unmountOverlay(merged);
+      const merged = this.driver instanceof VfsDriver ? undefined : this.driver.paths(c.layer).merged;
+      if (merged !== undefined && (await isMountPoint(merged))) await unmountOverlay(merged);
       if (mounts.get(c.layer)) {
         mounts.records = mounts.records.filter((m) => m.id !== c.layer);
         await mounts.save();
@@ -974,28 +1091,28 @@ export class Store {
     await this.deleteLayersLocked(this.layerFile.get(c.layer) ? [c.layer] : []);
     this.containerFile.records = this.containerFile.records.filter((r) => r !== c);
     await this.containerFile.save();
-    for (const root of [this.graphroot, this.runroot]) await removeTree(join(root, 'overlay-containers', c.id));
+    for (const root of [this.graphroot, this.runroot]) await removeTree(join(this.recordDir('containers', root), c.id));
   }
 }
 
 // ---- helpers -------------------------------------------------------------------------------------------------------
 
-async function openReadOnlyStore(root: string, opened: StoreLock[]): Promise<ReadOnlyStore> {
+async function openReadOnlyStore(root: string, driver: 'overlay' | 'vfs', opened: StoreLock[]): Promise<ReadOnlyStore> {
   const lockOf = async (p: string): Promise<StoreLock | undefined> => {
     if (!(await exists(p))) return undefined;
     const l = await StoreLock.open(p, { readOnly: true });
     opened.push(l);
     return l;
   };
-  const layersJson = join(root, 'overlay-layers', 'layers.json');
-  const imagesJson = join(root, 'overlay-images', 'images.json');
+  const layersJson = join(root, `${driver}-layers`, 'layers.json');
+  const imagesJson = join(root, `${driver}-images`, 'images.json');
   if (!(await exists(imagesJson))) {
-    throw new CarrierError('CARRIER_NOT_FOUND', `additional image store ${root} has no overlay-images/images.json`, { path: root });
+    throw new CarrierError('CARRIER_NOT_FOUND', `additional image store ${root} has no ${driver}-images/images.json`, { path: root });
   }
   return {
     root,
-    layers: new RecordFile<LayerRecord>(layersJson, await lockOf(join(root, 'overlay-layers', 'layers.lock')), 'layer'),
-    images: new RecordFile<ImageRecord>(imagesJson, await lockOf(join(root, 'overlay-images', 'images.lock')), 'image'),
+    layers: new RecordFile<LayerRecord>(layersJson, await lockOf(join(root, `${driver}-layers`, 'layers.lock')), 'layer'),
+    images: new RecordFile<ImageRecord>(imagesJson, await lockOf(join(root, `${driver}-images`, 'images.lock')), 'image'),
   };
 }
 
