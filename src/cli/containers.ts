@@ -532,7 +532,7 @@ export async function psCommand(g: GlobalOptions, argv: string[]): Promise<numbe
   });
 }
 
-function inspectJson(c: ContainerDetails): Record<string, unknown> {
+function inspectJson(c: ContainerDetails, driver: string): Record<string, unknown> {
   const cfg = c.config;
   return {
     Id: c.id,
@@ -574,7 +574,7 @@ function inspectJson(c: ContainerDetails): Record<string, unknown> {
           AutoRemove: cfg.autoRemove,
         }
       : null,
-    GraphDriver: { Name: 'overlay', Data: { UpperDir: c.upperDir, WorkDir: c.upperDir.replace(/\/diff$/, '/work'), MergedDir: c.upperDir.replace(/\/diff$/, '/merged') } },
+    GraphDriver: driver === 'vfs' ? { Name: 'vfs', Data: { Dir: c.upperDir } } : { Name: 'overlay', Data: { UpperDir: c.upperDir, WorkDir: c.upperDir.replace(/\/diff$/, '/work'), MergedDir: c.upperDir.replace(/\/diff$/, '/merged') } },
     StorageLayer: c.layer,
   };
 }
@@ -594,7 +594,7 @@ export async function containerInspectCommand(g: GlobalOptions, argv: string[]):
     let missing: string | undefined;
     for (const q of args.positionals) {
       try {
-        out.push(inspectJson(await inspectContainer(store, q)));
+        out.push(inspectJson(await inspectContainer(store, q), store.driverName));
       } catch (err) {
         if (err instanceof CarrierError && err.code === 'CARRIER_NOT_FOUND') missing ??= q;
         else throw err;

@@ -9,7 +9,7 @@
 //   blob cache  everything under the cache directory
 // The walk uses fs/promises only, so the event loop stays free.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ContainerInfo, ImageInfo, LayerInfo, Store } from './store.js';
 import { diskUsage, referencedBlobs, scanBlobCache } from './gc.js';
 
@@ -86,7 +86,7 @@ function chainOf(top: string | undefined, layers: Map<string, LayerInfo>): strin
 /** Layer ids with a mount count > 0 in the run root's mountpoints.json. */
 async function mountedLayers(store: Store): Promise<Set<string>> {
   try {
-    const raw = JSON.parse(await readFile(join(store.runroot, 'overlay-layers', 'mountpoints.json'), 'utf8')) as unknown;
+    const raw = JSON.parse(await readFile(join(store.runroot, `${store.driverName}-layers`, 'mountpoints.json'), 'utf8')) as unknown;
     if (!Array.isArray(raw)) return new Set();
     return new Set(raw.filter((m) => m && typeof m.id === 'string' && (m.count ?? 0) > 0).map((m) => m.id as string));
   } catch {
@@ -106,7 +106,7 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
   const seen = new Set<string>();
   const layerSize = new Map<string, number>();
   for (const l of allLayers) {
-    const size = (await diskUsage(join(g, 'overlay', l.id), seen)) + (await diskUsage(join(g, 'overlay-layers', `${l.id}.tar-split.gz`), seen));
+    const size = (await diskUsage(layerDir(store, l.id), seen)) + (await diskUsage(join(g, `${store.driverName}-layers`, `${l.id}.tar-split.gz`), seen));
     layerSize.set(l.id, size);
   }
   const sizeOf = (ids: Iterable<string>): number => {
@@ -120,7 +120,7 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
   const users = new Map<string, number>(); // layer → number of images whose chain holds it
   for (const chain of chains.values()) for (const id of chain) users.set(id, (users.get(id) ?? 0) + 1);
   const ownDir = new Map<string, number>();
-  for (const i of images) ownDir.set(i.id, await diskUsage(join(g, 'overlay-images', i.id), seen));
+  for (const i of images) ownDir.set(i.id, await diskUsage(join(g, `${store.driverName}-images`, i.id), seen));
   const containersOf = new Map<string, number>();
   for (const c of containers) containersOf.set(c.image, (containersOf.get(c.image) ?? 0) + 1);
   const imageLayers = new Set([...chains.values()].flat());
@@ -141,7 +141,7 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
   const containerDetails: DfContainer[] = [];
   for (const c of containers) {
     let size = layerSize.get(c.layer) ?? 0;
-    for (const root of [g, store.runroot]) size += await diskUsage(join(root, 'overlay-containers', c.id), seen);
+    for (const root of [g, store.runroot]) size += await diskUsage(join(root, `${store.driverName}-containers`, c.id), seen);
     const d: DfContainer = { id: c.id, names: c.names, image: c.image, size, active: mounted.has(c.layer) };
     if (c.created) d.created = c.created;
     containerDetails.push(d);
@@ -177,4 +177,10 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
     imageDetails,
     containerDetails,
   };
+}
+
+/** A layer's own directory: overlay/<id>/ (diff, work, merged, link, ...) or, on vfs, its whole tree vfs/dir/<id>. */
+function layerDir(store: Store, id: string): string {
+  const diff = store.layerDiffPath(id);
+  return store.driverName === 'vfs' ? diff : dirname(diff);
 }
