@@ -8,7 +8,8 @@
 // Carrier inside one (as podman does) unless they already run in it (`carrier unshare`). A mount made by
 // `carrier mount` exists only inside the namespace that made it: use it from within `carrier unshare`.
 import { spawn } from 'node:child_process';
-import { CarrierError, Store } from '../index.js';
+import { CarrierError } from '../errors.js';
+import { Store } from '../store/store.js';
 import { resolveStoreConfig } from '../store/config.js';
 import {
   createContainer,

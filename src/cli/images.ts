@@ -10,25 +10,15 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CarrierError, Store, loadImage, normalizeLocalName, normalizePullName, type ImageInfo, type LayerInfo } from '../index.js';
+import { CarrierError } from '../errors.js';
+import { Store, type ImageInfo, type LayerInfo } from '../store/store.js';
+import { loadImage } from '../load-image.js';
+import { normalizeLocalName, normalizePullName } from '../reference.js';
 import { UsageError, parseArgs, stringFlag, type ParsedArgs } from './args.js';
 import { goJson, goLocalTime, humanSize, renderTable, renderTemplate, timeAgo } from './format.js';
 
-export interface GlobalOptions {
-  root?: string;
-  runroot?: string;
-  driver?: string;
-}
-
-/** A failure already worded for the user, with podman's exit code. */
-export class ExitError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
+export { ExitError, type GlobalOptions } from './errors.js';
+import { ExitError, type GlobalOptions } from './errors.js';
 
 export async function openStore(g: GlobalOptions): Promise<Store> {
   const store = await Store.open({

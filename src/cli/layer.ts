@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { applyLayer, assembleLayer, type Compression } from '../index.js';
+import { applyLayer, type Compression } from '../layer/apply.js';
+import { assembleLayer } from '../layer/assemble.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 
 const APPLY_HELP = `Usage: carrier layer apply [options] BLOB DIR

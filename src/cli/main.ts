@@ -1,36 +1,19 @@
 #!/usr/bin/env node
 // The thin `carrier` CLI: parses arguments, calls the public API, renders results. All terminal output lives here.
-import { CarrierError, version } from '../index.js';
-import { layerCommand } from './layer.js';
+import { CarrierError } from '../errors.js';
+import { version } from '../version.js';
 import { UsageError } from './args.js';
-import { checkoutCommand, exportCommand, saveCommand } from './save.js';
-import { systemCommand } from './system.js';
-import { pullCommand } from './pull.js';
-import { infoCommand } from './info.js';
-import {
-  containerInspectCommand,
-  containerPruneCommand,
-  createCommand,
-  mountCommand,
-  psCommand,
-  rmCommand,
-  runCommand,
-  startCommand,
-  umountCommand,
-  unshareCommandCli,
-  volumeCommand,
-} from './containers.js';
-import {
-  ExitError,
-  imageCommand,
-  imagesCommand,
-  inspectCommand,
-  loadCommand,
-  rmiCommand,
-  tagCommand,
-  untagCommand,
-  type GlobalOptions,
-} from './images.js';
+import { ExitError, type GlobalOptions } from './errors.js';
+
+// Command modules load on demand: `carrier images` never pays for the registry client, `carrier pull` never for
+// the container runtime (startup time is most of what a short command costs).
+const layer = () => import('./layer.js');
+const save = () => import('./save.js');
+const system = () => import('./system.js');
+const pullCli = () => import('./pull.js');
+const info = () => import('./info.js');
+const containers = () => import('./containers.js');
+const images = () => import('./images.js');
 
 const HELP = `Usage: carrier [global options] <command> [options]
 
@@ -112,79 +95,79 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`carrier ${packageVersion()}\n${version}\n`);
       return 0;
     case 'layer':
-      return layerCommand(rest);
+      return (await layer()).layerCommand(rest);
     case 'images':
-      return imagesCommand(globals, rest);
+      return (await images()).imagesCommand(globals, rest);
     case 'image':
-      return imageCommand(globals, rest);
+      return (await images()).imageCommand(globals, rest);
     case 'inspect':
-      return inspectCommand(globals, rest, true);
+      return (await images()).inspectCommand(globals, rest, true);
     case 'load':
-      return loadCommand(globals, rest);
+      return (await images()).loadCommand(globals, rest);
     case 'tag':
-      return tagCommand(globals, rest);
+      return (await images()).tagCommand(globals, rest);
     case 'untag':
-      return untagCommand(globals, rest);
+      return (await images()).untagCommand(globals, rest);
     case 'rmi':
-      return rmiCommand(globals, rest);
+      return (await images()).rmiCommand(globals, rest);
     case 'info':
-      return infoCommand(globals, rest);
+      return (await info()).infoCommand(globals, rest);
     case 'pull':
-      return pullCommand(globals, rest);
+      return (await pullCli()).pullCommand(globals, rest);
     case 'save':
-      return saveCommand(globals, rest);
+      return (await save()).saveCommand(globals, rest);
     case 'checkout':
-      return checkoutCommand(globals, rest);
+      return (await save()).checkoutCommand(globals, rest);
     case 'export':
-      return exportCommand(globals, rest);
+      return (await save()).exportCommand(globals, rest);
     case 'system':
-      return systemCommand(globals, rest);
+      return (await system()).systemCommand(globals, rest);
     case 'run':
-      return runCommand(globals, rest);
+      return (await containers()).runCommand(globals, rest);
     case 'create':
-      return createCommand(globals, rest);
+      return (await containers()).createCommand(globals, rest);
     case 'start':
-      return startCommand(globals, rest);
+      return (await containers()).startCommand(globals, rest);
     case 'ps':
-      return psCommand(globals, rest);
+      return (await containers()).psCommand(globals, rest);
     case 'mount':
-      return mountCommand(globals, rest);
+      return (await containers()).mountCommand(globals, rest);
     case 'umount':
     case 'unmount':
-      return umountCommand(globals, rest);
+      return (await containers()).umountCommand(globals, rest);
     case 'rm':
-      return rmCommand(globals, rest);
+      return (await containers()).rmCommand(globals, rest);
     case 'volume':
-      return volumeCommand(globals, rest);
+      return (await containers()).volumeCommand(globals, rest);
     case 'unshare':
-      return unshareCommandCli(globals, rest);
+      return (await containers()).unshareCommandCli(globals, rest);
     case 'container': {
       const sub = rest.slice(1);
       switch (rest[0]) {
         case 'export':
-          return exportCommand(globals, sub);
+          return (await save()).exportCommand(globals, sub);
         case 'inspect':
-          return containerInspectCommand(globals, sub);
+          return (await containers()).containerInspectCommand(globals, sub);
         case 'run':
-          return runCommand(globals, sub);
+          return (await containers()).runCommand(globals, sub);
         case 'create':
-          return createCommand(globals, sub);
+          return (await containers()).createCommand(globals, sub);
         case 'start':
-          return startCommand(globals, sub);
+          return (await containers()).startCommand(globals, sub);
         case 'ls':
         case 'list':
         case 'ps':
-          return psCommand(globals, sub);
+          return (await containers()).psCommand(globals, sub);
         case 'mount':
-          return mountCommand(globals, sub);
+          return (await containers()).mountCommand(globals, sub);
         case 'umount':
         case 'unmount':
-          return umountCommand(globals, sub);
+          return (await containers()).umountCommand(globals, sub);
         case 'rm':
         case 'remove':
-          return rmCommand(globals, sub);
+          return (await containers()).rmCommand(globals, sub);
         case 'prune':
-          return containerPruneCommand(globals, sub);
+          return (await containers()).containerPruneCommand(globals, sub);
       }
       throw new UsageError(`unknown command 'container ${rest[0] ?? ''}'`);
     }

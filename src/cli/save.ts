@@ -1,6 +1,9 @@
 // Copy commands: checkout (an image flattened into a directory), export (a container's tree as a tar), save (images
 // as docker-archive / oci-archive / oci-dir, as `podman save` writes them).
-import { CarrierError, checkoutImage, exportContainer, saveImages, type SaveFormat } from '../index.js';
+import { CarrierError } from '../errors.js';
+import { checkoutImage } from '../copy/checkout.js';
+import { exportContainer } from '../copy/export.js';
+import { saveImages, type SaveFormat } from '../save/save.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { humanSize } from './format.js';
 import { ExitError, openStore, type GlobalOptions } from './images.js';
