@@ -41,6 +41,7 @@ export {
   unmountContainer,
   removeVolume,
   pruneVolumes,
+  pruneContainers,
   volumeUsers,
   parseVolumeSpec,
 } from './containers/containers.js';
