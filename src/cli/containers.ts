@@ -9,7 +9,6 @@
 // `carrier mount` exists only inside the namespace that made it: use it from within `carrier unshare`.
 import { spawn } from 'node:child_process';
 import { CarrierError } from '../errors.js';
-import { Store } from '../store/store.js';
 import { resolveStoreConfig } from '../store/config.js';
 import {
   createContainer,
@@ -32,28 +31,7 @@ import { USERNS_ENV, inUserNamespace, isRootless, unshareCommand } from '../runt
 import { SignalRelay, findOnPath } from '../runtime/runtime.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { goJson, renderTable, renderTemplate, timeAgo, humanDuration } from './format.js';
-import { ExitError, openStore, type GlobalOptions } from './images.js';
-
-/**
- * Inside `carrier unshare` the uid is 0, so the default run root would differ from the user's: the store that
- * `carrier unshare` named (CARRIER_GRAPHROOT / CARRIER_RUNROOT) is used unless --root / --runroot say otherwise.
- */
-function withNamespaceDefaults(g: GlobalOptions): GlobalOptions {
-  if (process.env[USERNS_ENV] !== '1') return g;
-  const out = { ...g };
-  if (out.root === undefined && process.env.CARRIER_GRAPHROOT) out.root = process.env.CARRIER_GRAPHROOT;
-  if (out.runroot === undefined && process.env.CARRIER_RUNROOT) out.runroot = process.env.CARRIER_RUNROOT;
-  return out;
-}
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(withNamespaceDefaults(g));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+import { ExitError, withStore, type GlobalOptions } from './images.js';
 
 function help(argv: string[], text: string): boolean {
   if (argv.includes('--help') || argv.includes('-h')) {

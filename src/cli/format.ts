@@ -6,6 +6,12 @@
  * Observed: 11535 → "11.5 kB", 11349 → "11.3 kB", 10240 → "10.2 kB".
  */
 export function humanSize(bytes: number): string {
+  const [size, unit] = decimalUnits(bytes);
+  return `${goG3(size)} ${unit}`;
+}
+
+/** go-units' decimal scaling: the size divided by 1000 while it is at least 1000, and the unit it ended in. */
+export function decimalUnits(bytes: number): [number, string] {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
   let size = bytes;
   let i = 0;
@@ -13,7 +19,7 @@ export function humanSize(bytes: number): string {
     size /= 1000;
     i++;
   }
-  return `${goG3(size)} ${units[i]}`;
+  return [size, units[i]!];
 }
 
 /** Go's `%.3g`: 3 significant digits, trailing zeros dropped, exponent form (`1e+03`) when the exponent is ≥ 3. */

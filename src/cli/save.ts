@@ -6,17 +6,8 @@ import { exportContainer } from '../copy/export.js';
 import { saveImages, type SaveFormat } from '../save/save.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { humanSize } from './format.js';
-import { ExitError, openStore, type GlobalOptions } from './images.js';
-import type { Store } from '../store/store.js';
+import { ExitError, withStore, type GlobalOptions } from './images.js';
 
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(g);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 function notKnown(err: unknown, what: string, query: string): never {
   if (query !== '' && err instanceof CarrierError && err.code === 'CARRIER_NOT_FOUND' && err.message.includes(query)) {

@@ -12,39 +12,21 @@ import { systemDf, type SystemDf } from '../store/df.js';
 import { cacheMaxSizeFromEnv, pruneBlobCache } from '../store/gc.js';
 import { parseByteSize } from '../quota.js';
 import { removeTree } from '../drivers/remove.js';
-import { UsageError, parseArgs, stringFlag, type ParsedArgs } from './args.js';
-import { goJson, humanDuration, renderTable } from './format.js';
-import { ExitError, openStore, type GlobalOptions } from './images.js';
-import type { Store } from '../store/store.js';
+import { UsageError, parseArgs, stringFlag } from './args.js';
+import { decimalUnits, goJson, humanDuration, renderTable } from './format.js';
+import { ExitError, has, openStore, withStore, type GlobalOptions } from './images.js';
 
-function has(args: ParsedArgs, ...names: string[]): boolean {
-  return names.some((n) => args.flags.has(n));
-}
 
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(g);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 /**
  * go-units' HumanSize, which podman's `system df` prints: decimal units, 4 significant digits (Go's `%.4g`), no
  * space before the unit: 3012096 → "3.012MB", 0 → "0B".
  */
 export function dfSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
-  let size = bytes;
-  let i = 0;
-  while (size >= 1000 && i < units.length - 1) {
-    size /= 1000;
-    i++;
-  }
+  const [size, unit] = decimalUnits(bytes);
   let s = size.toPrecision(4);
   if (s.includes('.') && !s.includes('e')) s = s.replace(/0+$/, '').replace(/\.$/, '');
-  return `${s}${units[i]}`;
+  return `${s}${unit}`;
 }
 
 function reclaimable(bytes: number, of: number): string {
