@@ -7,11 +7,12 @@
 //   fuse   — fuse-overlayfs (or the configured mount_program), for when native overlay is not permitted.
 // `auto` tries them in that order, moving on only when a method is unavailable here (not permitted, not in the
 // kernel, or past its size limit); any other failure (a missing layer directory, a bad option) is reported at once.
+import { findOnPath } from '../fsutil.js';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readFile, realpath } from 'node:fs/promises';
 import { release } from 'node:os';
-import { basename, delimiter, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CarrierError, fromNative, type NativeFailure } from '../errors.js';
 import { native, type NativeOverlayMount } from '../native.js';
 
@@ -85,19 +86,7 @@ function kernelAtLeast(major: number, minor: number): boolean {
   return maj > major || (maj === major && min >= minor);
 }
 
-async function findProgram(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, name);
-    try {
-      await access(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
+const findProgram = (name: string): Promise<string | undefined> => findOnPath(name);
 
 let rootlessCache: Promise<boolean> | undefined;
 

@@ -1,7 +1,8 @@
 // The overlay driver's on-disk layout, as containers/storage's overlay driver keeps it:
 //   overlay/<id>/{diff/, link, lower | empty/, work/, merged/}   and   overlay/l/<link> -> ../<id>/diff
 // `lower` lists the parent's link first, then the parent's own lowers, joined by ':' (nearest parent first).
-import { mkdir, readFile, writeFile, symlink, unlink, stat, lstat, readdir, access } from 'node:fs/promises';
+import { pathExists } from '../fsutil.js';
+import { mkdir, readFile, writeFile, symlink, unlink, stat, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { linkId } from '../store/ids.js';
 import { removeTree } from './remove.js';
@@ -124,14 +125,7 @@ export class OverlayDriver {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = pathExists;
 
 function ignoreEnoent(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;

@@ -2,8 +2,8 @@
 // forwarded, the container's exit status returned, and the runtime's own failures told apart from the container's
 // (podman's exit codes: 126 the command cannot be invoked, 127 it was not found).
 import { spawn } from 'node:child_process';
-import { access, constants, readFile, rm, mkdir } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { readFile, rm, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { CarrierError } from '../errors.js';
 
@@ -15,20 +15,8 @@ export interface OciRuntime {
 }
 
 /** The first executable named `name` on PATH. */
-export async function findOnPath(name: string, pathEnv = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): Promise<string | undefined> {
-  const dirs = [...pathEnv.split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (dir === '') continue;
-    const p = join(dir, name);
-    try {
-      await access(p, constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
+export { findOnPath } from '../fsutil.js';
+import { findOnPath } from '../fsutil.js';
 
 /**
  * The runtime to use: the one asked for, else runc, else crun. (podman prefers crun; Carrier prefers runc because

@@ -13,7 +13,8 @@
 // Locks are always taken in c/storage's order, layers → images → containers, so Carrier and podman never wait on
 // each other in a cycle. Every read takes the shared lock and reloads when the last-writer token changed; every
 // write takes the exclusive lock, reloads, changes the records, writes them atomically and leaves a new token.
-import { mkdir, open, readFile, rm, writeFile, access, chmod, readdir, readlink, unlink } from 'node:fs/promises';
+import { pathExists } from '../fsutil.js';
+import { mkdir, open, readFile, rm, writeFile, chmod, readdir, readlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -1127,14 +1128,7 @@ async function syncFilesystem(dir: string): Promise<void> {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = pathExists;
 
 async function touchFile(p: string, mode: number): Promise<void> {
   if (!(await exists(p))) await writeFile(p, '', { mode, flag: 'a' });
