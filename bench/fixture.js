@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run, sha256File, MiB } from './util.js';
 
-const CANDIDATE_ROOTS = [
+export const CANDIDATE_ROOTS = [
   'usr/bin',
   'usr/sbin',
   'usr/lib/x86_64-linux-gnu',
@@ -30,7 +30,7 @@ const CANDIDATE_ROOTS = [
 const tarBlocks = (size) => Math.ceil(size / 512) * 512;
 
 /** Entries of one unit (a child of a candidate root): itself and, for a directory, everything below it. */
-function collectUnit(rel) {
+export function collectUnit(rel) {
   const entries = [];
   let bytes = 0;
   let ok = true;
@@ -153,13 +153,13 @@ export function selectFiles({ targetBytes, targetEntries }) {
   return { entries, estimatedTarBytes: bytes + 1024 * 10, units: chosen.map((u) => u.rel) };
 }
 
-function listKey(entries, extra) {
+export function listKey(entries, extra) {
   const h = createHash('sha256').update(extra);
   for (const e of entries) h.update(`${e.type}\0${e.path}\0${e.size}\0${e.type === 'd' ? '' : e.mtime}\n`);
   return h.digest('hex').slice(0, 16);
 }
 
-async function exists(p) {
+export async function exists(p) {
   try {
     await fs.promises.access(p);
     return true;
@@ -168,9 +168,9 @@ async function exists(p) {
   }
 }
 
-const TAR_CREATE = ['--format=pax', '--pax-option=delete=atime,delete=ctime,delete=mtime', '--no-recursion'];
+export const TAR_CREATE = ['--format=pax', '--pax-option=delete=atime,delete=ctime,delete=mtime', '--no-recursion'];
 
-async function compressAll(tarPath, { parallel = false, log }) {
+export async function compressAll(tarPath, { parallel = false, log }) {
   // gzip at its default level 6 and zstd at level 3, the levels the usual image builders use. For the large layer
   // pigz (same deflate level 6, same gzip format) is used when available, purely to build the fixture faster.
   const gz = `${tarPath}.gz`;
@@ -188,7 +188,7 @@ async function compressAll(tarPath, { parallel = false, log }) {
   return { gz, zst };
 }
 
-async function describe(tarPath, gz, zst) {
+export async function describe(tarPath, gz, zst) {
   const metaPath = `${tarPath}.meta.json`;
   try {
     return JSON.parse(await fs.promises.readFile(metaPath, 'utf8'));
@@ -204,7 +204,7 @@ async function describe(tarPath, gz, zst) {
 }
 
 /** Deletes fixtures built for the same size target from an older file list (they are a few large files each). */
-async function pruneStale(root, key, spec, log) {
+export async function pruneStale(root, key, spec, log) {
   for (const name of await fs.promises.readdir(root)) {
     if (name === key) continue;
     let other;

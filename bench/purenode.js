@@ -72,8 +72,8 @@ function inside(root, name) {
 const isRoot = process.getuid?.() === 0;
 
 /**
- * Extracts `file` (compressed with `compression`) into the existing empty directory `dir`.
- * Resolves with the two digests and sizes, like applyLayer.
+ * Extracts `file` (a path, or a readable stream of the blob; compressed with `compression`) into the existing
+ * empty directory `dir`. Resolves with the two digests and sizes, like applyLayer.
  */
 export async function pureNodeApply(file, dir, compression) {
   const compressed = new HashTap();
@@ -141,7 +141,8 @@ export async function pureNodeApply(file, dir, compression) {
     );
   });
 
-  await pipeline(fs.createReadStream(file), compressed, decompressor(compression), tar, extract);
+  const source = typeof file === 'string' ? fs.createReadStream(file) : file;
+  await pipeline(source, compressed, decompressor(compression), tar, extract);
   await pending;
   if (failure) throw failure;
   // parents after children, so creating children does not disturb the restored times

@@ -1,0 +1,432 @@
+// The pull suite (`npm run bench -- --suite pull`): carrier pull against podman pull, skopeo copy + umoci unpack and a
+// pure-Node pipeline, from a docker-registry this suite starts on 127.0.0.1 (plain http), for two images in a gzip and
+// a zstd variant each (bench/pullfixture.js).
+//
+// Method (the apply suite's, see the top of bench/run.js): every run pulls into a fresh store or directory in
+// bench/work/pull-out/ (same file system as the fixtures and the registry's storage), with a fresh short run root
+// under /tmp; carrier also gets a fresh empty blob cache (XDG_DATA_HOME). For each image variant the contenders run
+// round-robin, one warm-up round then N timed rounds, each command timed from spawn to exit. Before each run: wait
+// for a quiet machine, GC, sync; a run during which other processes used the CPUs is redone. After each run (outside
+// the timed region): sync, drop the output's pages from the page cache, and delete the few large files a run leaves
+// besides its tree (carrier's blob cache, skopeo's OCI layout: a handful of inodes, harmless to ext4's allocator).
+// The trees themselves are deleted only after the last run, and timing starts at least 370 s after the previous
+// deletion of a benchmark's outputs (ext4's recently_deleted(), see bench/run.js).
+//
+// The warm-up round checks: carrier's image id equals podman's (and the config digest); the layer records
+// (overlay-layers/layers.json) agree on diff-digest, compressed-diff-digest and diff-size; carrier's manifest digest
+// record equals podman's; every diff/ directory carrier made matches its layer tar's headers exactly; umoci's rootfs
+// and the pure-Node layers exist and the pure-Node pipeline verified every digest. It also samples the RSS of the
+// whole process tree of every contender (every 50 ms); every run records the peak RSS of the largest process through
+// /usr/bin/time.
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildFixture } from './fixture.js';
+import { buildSmallFilesLayers, writeLayout, startRegistry, ensurePushed } from './pullfixture.js';
+import { makePullContenders, TIME_BIN } from './pullcontenders.js';
+import { median, syncFs, treeManifest, tarManifest, classifyDiff, fmtDuration, evictTree, run, MiB } from './util.js';
+
+export const PULL_CONFIG = {
+  quick: {
+    runs: 3,
+    distro: { targetBytes: 50 * MiB, targetEntries: 1750 },
+    smallfiles: { targetBytes: 128 * MiB, targetEntries: 6400 },
+  },
+  full: {
+    runs: 5,
+    distro: { targetBytes: 200 * MiB, targetEntries: 7000 },
+    smallfiles: { targetBytes: 1024 * MiB, targetEntries: 50000 },
+  },
+};
+
+async function toolVersions() {
+  const first = async (cmd, args) => {
+    try {
+      const r = await run(cmd, args, { allowFail: true });
+      return (r.stdout || r.stderr).trim().split('\n')[0] || 'unavailable';
+    } catch {
+      return 'not installed';
+    }
+  };
+  return {
+    podman: await first('podman', ['--version']),
+    skopeo: await first('skopeo', ['--version']),
+    umoci: await first('umoci', ['--version']),
+    registry: await first('docker-registry', ['--version']),
+    time: TIME_BIN ? `${TIME_BIN} -f %M` : 'not installed (sampling only)',
+  };
+}
+
+const readJson = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
+
+/** ctx: { opts, quick, runs, log, workDir, benchDir, carrier, quiet, settle, isDisturbed, MAX_RETRIES, cooldownWait, cleanup } */
+export async function runPullSuite(ctx) {
+  const { opts, log, workDir, benchDir } = ctx;
+  const started = new Date();
+  const cfg = ctx.quick ? PULL_CONFIG.quick : PULL_CONFIG.full;
+  const runs = opts.runs ?? cfg.runs;
+  const tools = await toolVersions();
+  log(`\n=== pull suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  log(`tools: ${tools.podman}; ${tools.skopeo}; ${tools.umoci}; ${tools.registry}; ${TIME_BIN ? '/usr/bin/time for peak RSS' : 'no /usr/bin/time (peak RSS from sampling only)'}`);
+  const missing = ['podman', 'skopeo', 'registry'].filter((t) => /not installed|unavailable/.test(tools[t]));
+  if (missing.length) throw new Error(`${missing.join(', ')} not found: apt-get install -y podman skopeo docker-registry`);
+  const noUmoci = /not installed/.test(tools.umoci);
+  if (noUmoci) log('  !! umoci not installed: no skopeo + umoci rows (install it with: apt-get install -y umoci)');
+
+  // ---- fixtures, registry, push -----------------------------------------------------------------------------
+  const distro = await buildFixture(workDir, { ...cfg.distro, log });
+  log(
+    `distro image: 1 layer, ${distro.entries} entries; tar ${(distro.meta.tar.size / MiB).toFixed(1)} MiB, gzip ` +
+      `${(distro.meta.gzip.size / MiB).toFixed(1)} MiB, zstd ${(distro.meta.zstd.size / MiB).toFixed(1)} MiB`,
+  );
+  const small = await buildSmallFilesLayers(workDir, { ...cfg.smallfiles, log });
+  const sum = (k, c) => small.layers.reduce((a, l) => a + (k === 'entries' ? l.entries : l.meta[c].size), 0);
+  log(
+    `small-files image: ${small.layers.length} layers, ${sum('entries')} entries (${small.layers.map((l) => l.entries).join(' + ')}); ` +
+      `tar ${(sum('size', 'tar') / MiB).toFixed(1)} MiB, gzip ${(sum('size', 'gzip') / MiB).toFixed(1)} MiB, zstd ${(sum('size', 'zstd') / MiB).toFixed(1)} MiB ` +
+      `(ready in ${small.took.toFixed(1)} s)`,
+  );
+  const distroLayer = { tar: distro.tar, gzip: distro.gzip, zstd: distro.zstd, meta: distro.meta, entries: distro.entries, counts: distro.counts };
+  const imageDefs = [
+    { name: 'distro', title: 'distro-sized single layer', key: distro.key, layers: [distroLayer] },
+    { name: 'smallfiles', title: 'three layers of small files', key: small.key, layers: small.layers },
+  ];
+  const registryRoot = path.join(workDir, 'registry');
+  // the registry's storage outlives a run; when the fixtures change (the machine's /usr did), start it empty again
+  const stateFile = path.join(registryRoot, 'images.json');
+  let state = {};
+  try {
+    state = readJson(stateFile);
+  } catch {}
+  const mode = ctx.quick ? 'quick' : 'full';
+  const keys = imageDefs.map((d) => `${d.name}-${d.key}`).join(',');
+  if (state[mode] && state[mode] !== keys) {
+    log('registry: the fixture images changed since the last run; emptying bench/work/registry/data');
+    fs.rmSync(path.join(registryRoot, 'data'), { recursive: true, force: true });
+    state = {};
+  }
+  const reg = await startRegistry(path.join(registryRoot, 'data'));
+  log(`registry: ${tools.registry} on ${reg.url} (storage in bench/work/registry/data)`);
+  const variants = [];
+  try {
+    for (const def of imageDefs) {
+      const layoutDir = path.join(workDir, 'fixtures', `oci-${def.name}-${def.key}`);
+      const images = await writeLayout(layoutDir, def.name, def.layers);
+      for (const c of ['gzip', 'zstd']) {
+        const repo = `bench/${def.name}-${def.key}`;
+        const pushed = await ensurePushed(reg, layoutDir, c, repo, images[c], log);
+        const img = images[c];
+        variants.push({
+          id: `${def.name}/${c}`,
+          image: def.name,
+          title: def.title,
+          compression: c,
+          ref: { host: reg.host, url: reg.url, repo, tag: c, name: `${reg.host}/${repo}:${c}`, variant: `${def.name}/${c}` },
+          layers: def.layers,
+          manifestDigest: img.manifestDigest,
+          configDigest: img.configDigest,
+          diffIds: img.diffIds,
+          blobDigests: img.layers.map((l) => l.digest),
+          compressedSize: img.layers.reduce((a, l) => a + l.size, 0),
+          tarSize: def.layers.reduce((a, l) => a + l.meta.tar.size, 0),
+          entries: def.layers.reduce((a, l) => a + l.entries, 0),
+          pushed,
+        });
+      }
+      await fs.promises.rm(layoutDir, { recursive: true, force: true });
+    }
+    fs.writeFileSync(stateFile, JSON.stringify({ ...state, [mode]: keys }) + '\n');
+    log(`pushed with skopeo and verified (manifest bytes and blobs as built): ${variants.map((v) => `${v.ref.repo}:${v.ref.tag}${v.pushed.pushed ? '' : ' (already there)'}`).join(', ')}`);
+
+    const contenders = makePullContenders({
+      carrierCli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null,
+      benchDir,
+    })
+      .filter((c) => !opts.only || opts.only.test(c.id))
+      .filter((c) => !(noUmoci && c.id === 'skopeo-umoci'));
+    if (!ctx.carrier.entry) log(`\n!! carrier not loadable: the pull suite runs the other contenders only`);
+
+    // ---- disk space: every tree is kept until the end ---------------------------------------------------------
+    const outRoot = path.join(workDir, 'pull-out');
+    await ctx.cleanup(outRoot);
+    const trees = contenders.length;
+    // (a disturbed run is redone in a new directory and both are kept: each run also checks the space left)
+    const need = variants.reduce((a, v) => a + v.tarSize * 1.1 * trees * (runs + 1), 0);
+    const st = fs.statfsSync(workDir);
+    const free = st.bavail * st.bsize;
+    if (free < need + 2 * 1024 ** 3) {
+      throw new Error(
+        `only ${(free / 1024 ** 3).toFixed(1)} GiB free in bench/work, ${(need / 1024 ** 3).toFixed(1)} GiB needed to keep every ` +
+          'pulled tree until the end (see bench/pull.js); try --runs 3 or --quick',
+      );
+    }
+    log(`disk: ${(need / 1024 ** 3).toFixed(1)} GiB of pulled trees will be kept until the end (${(free / 1024 ** 3).toFixed(1)} GiB free)`);
+    const cooldown = await ctx.cooldownWait();
+    fs.mkdirSync(outRoot, { recursive: true });
+    const runBase = `/tmp/cbp${process.pid}`;
+    fs.rmSync(runBase, { recursive: true, force: true });
+    fs.mkdirSync(runBase, { recursive: true });
+    let runSeq = 0;
+    let diskFull = false;
+
+    const key = (v, c) => `${v.id}|${c.id}`;
+    const cells = new Map();
+    for (const v of variants) {
+      for (const c of contenders) cells.set(key(v, c), { times: [], peaks: [], problems: [], notes: [], disturbed: 0, parts: [], treePeakKiB: undefined });
+    }
+    const warmRecords = new Map();
+    const tarManifests = new Map();
+
+    const once = async (v, c, round) => {
+      const cell = cells.get(key(v, c));
+      for (let attempt = 0; ; attempt++) {
+        const left = fs.statfsSync(workDir);
+        if (left.bavail * left.bsize < v.tarSize * 1.1 + 2 * 1024 ** 3) {
+          diskFull = true;
+          const msg = `run skipped: only ${((left.bavail * left.bsize) / 1024 ** 3).toFixed(1)} GiB left in bench/work`;
+          if (!cell.problems.includes(msg)) cell.problems.push(msg);
+          log(`  !! ${v.id} ${c.id}: ${msg}`);
+          return undefined;
+        }
+        const dir = path.join(outRoot, `r${round}`, v.id.replace('/', '-'), c.id + (attempt ? `.retry${attempt}` : ''));
+        fs.mkdirSync(dir, { recursive: true });
+        const runDir = path.join(runBase, String(runSeq++));
+        fs.mkdirSync(runDir, { recursive: true });
+        await ctx.quiet();
+        let r;
+        try {
+          const window = await ctx.settle();
+          r = await c.run(v.ref, dir, runDir, { sample: round === 0 });
+          r.foreign = window.foreign();
+        } catch (e) {
+          const msg = `run failed: ${e.message.split('\n')[0]}`;
+          if (!cell.problems.includes(msg)) cell.problems.push(msg);
+          log(`  !! ${v.id} ${c.id}: ${msg}`);
+          return undefined;
+        }
+        if (ctx.isDisturbed(r)) {
+          cell.disturbed++;
+          const again = opts.quietWait !== false && attempt < ctx.MAX_RETRIES; // not with --no-quiet-wait
+          log(
+            `  ${v.id} ${c.id}: other processes used ${r.foreign.toFixed(2)} CPU-s during this ${r.seconds.toFixed(2)} s run` +
+              (again ? ', running it again' : !opts.quietWait ? ' (kept: --no-quiet-wait)' : `; keeping it after ${ctx.MAX_RETRIES} retries`),
+          );
+          if (again) {
+            for (const s of c.scratch(dir)) fs.rmSync(s, { recursive: true, force: true });
+            continue;
+          }
+        }
+        if (round === 0) {
+          cell.treePeakKiB = r.treePeakKiB;
+          await verify(v, c, r, dir, cell);
+        }
+        for (const s of c.scratch(dir)) fs.rmSync(s, { recursive: true, force: true });
+        syncFs();
+        evictTree(dir);
+        if (r.mode && r.mode !== 'full') cell.mode = r.mode;
+        if (round === 0) {
+          const rss = r.peakKiB ? `, peak RSS ${(r.peakKiB / 1024).toFixed(0)} MiB` : '';
+          const tree = r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)} MiB sampled)` : '';
+          const parts = r.parts ? ` [${Object.entries(r.parts).map(([k, s]) => `${k} ${s.toFixed(2)} s`).join(', ')}]` : '';
+          log(`  ${v.id.padEnd(16)} ${c.id.padEnd(13)} ${r.seconds.toFixed(2).padStart(7)} s${parts}${rss}${tree}`);
+        }
+        return r;
+      }
+    };
+
+    const verify = async (v, c, r, dir, cell) => {
+      const p = cell.problems;
+      const wantId = v.configDigest.slice(7);
+      if (r.id !== undefined && r.id !== wantId) p.push(`image id ${r.id} != config digest ${wantId}`);
+      if (c.graphroot) {
+        const root = c.graphroot(dir);
+        try {
+          const layers = readJson(path.join(root, 'overlay-layers', 'layers.json'));
+          const images = readJson(path.join(root, 'overlay-images', 'images.json'));
+          const rec = {
+            id: r.id,
+            image: images.map((i) => ({ id: i.id, digest: i.digest, layer: i.layer })),
+            layers: layers
+              .map((l) => ({ id: l.id, parent: l.parent, diff: l['diff-digest'], compressed: l['compressed-diff-digest'], diffSize: l['diff-size'], compressedSize: l['compressed-size'] }))
+              .sort((a, b) => v.diffIds.indexOf(a.diff) - v.diffIds.indexOf(b.diff)),
+          };
+          warmRecords.set(key(v, c), rec);
+          const diffs = rec.layers.map((l) => l.diff);
+          if (diffs.join() !== v.diffIds.join()) p.push(`layer records' diff-digests ${diffs.join(', ')} != the config's diff_ids ${v.diffIds.join(', ')}`);
+          const comp = rec.layers.map((l) => l.compressed);
+          if (comp.join() !== v.blobDigests.join()) p.push(`layer records' compressed-diff-digests ${comp.join(', ')} != the manifest's ${v.blobDigests.join(', ')}`);
+          if (images.length !== 1 || images[0].id !== wantId || images[0].digest !== v.manifestDigest) {
+            p.push(`image records ${JSON.stringify(rec.image)} != [{id ${wantId}, digest ${v.manifestDigest}}]`);
+          }
+          if (c.id === 'carrier') {
+            // every diff/ tree against its tar's headers (the apply suite's check)
+            for (const l of rec.layers) {
+              const i = v.diffIds.indexOf(l.diff);
+              if (i < 0) continue;
+              const tarPath = v.layers[i].tar;
+              if (!tarManifests.has(tarPath)) tarManifests.set(tarPath, await tarManifest(tarPath));
+              const want = tarManifests.get(tarPath);
+              const got = treeManifest(path.join(root, 'overlay', l.id, 'diff'));
+              if (got.digest === want.digest) continue;
+              const d = classifyDiff(want, got);
+              const some = (xs) => xs.slice(0, 3).join('; ') + (xs.length > 3 ? `; … (${xs.length} in all)` : '');
+              if (d.other.length) p.push(`layer ${i + 1}: ${d.other.length} entries differ from the tar headers: ${some(d.other)}`);
+              if (d.dirMtime.length) cell.notes.push(`layer ${i + 1}: directory mtime not restored on ${d.dirMtime.length}: ${some(d.dirMtime)}`);
+              if (d.symlinkMtime.length) cell.notes.push(`layer ${i + 1}: symlink mtime not restored on ${d.symlinkMtime.length}: ${some(d.symlinkMtime)}`);
+            }
+          }
+        } catch (e) {
+          p.push(`cannot read the store's records: ${e.message.split('\n')[0]}`);
+        }
+      }
+      if (c.rootfs) {
+        const rootfs = c.rootfs(dir);
+        if (!fs.existsSync(rootfs) || fs.readdirSync(rootfs).length === 0) p.push(`${rootfs} missing or empty`);
+      }
+      if (c.layerDir) {
+        if ((r.layers ?? []).map((l) => l.diffDigest).join() !== v.diffIds.join()) p.push(`diff digests ${JSON.stringify(r.layers)} != diff_ids`);
+        v.layers.forEach((_, i) => {
+          const d = c.layerDir(dir, i);
+          if (!fs.existsSync(d) || fs.readdirSync(d).length === 0) p.push(`layer directory ${i} missing or empty`);
+        });
+      }
+    };
+
+    // ---- warm-up ----------------------------------------------------------------------------------------------
+    log(`\npull warm-up round (checks ids, layer records, carrier's trees; samples whole-tree RSS):`);
+    const t0 = Date.now();
+    const waited0 = ctx.quietWaited();
+    const warm = new Map();
+    for (const v of variants) {
+      for (const c of contenders) {
+        const r = await once(v, c, 0);
+        warm.set(key(v, c), r?.seconds);
+      }
+      // the cross-check: carrier's records against podman's
+      const a = warmRecords.get(`${v.id}|carrier`);
+      const b = warmRecords.get(`${v.id}|podman`);
+      if (a && b) {
+        const cell = cells.get(`${v.id}|carrier`);
+        if (a.id !== b.id) cell.problems.push(`image id ${a.id} != podman's ${b.id}`);
+        const fields = ['id', 'parent', 'diff', 'compressed', 'diffSize', 'compressedSize'];
+        const show = (x) => x.layers.map((l) => fields.map((f) => l[f] ?? '-').join(' ')).join(' / ');
+        if (show(a) !== show(b)) cell.problems.push(`layer records differ from podman's: carrier ${show(a)} | podman ${show(b)}`);
+        if (JSON.stringify(a.image) !== JSON.stringify(b.image)) cell.problems.push(`image record ${JSON.stringify(a.image)} != podman's ${JSON.stringify(b.image)}`);
+        v.crossCheck = {
+          carrierId: a.id,
+          podmanId: b.id,
+          idsEqual: a.id === b.id,
+          recordsEqual: show(a) === show(b),
+          imageRecordEqual: JSON.stringify(a.image) === JSON.stringify(b.image),
+          layers: a.layers.map((l) => ({ id: l.id, diffDigest: l.diff, compressedDigest: l.compressed, diffSize: l.diffSize })),
+        };
+        log(
+          `  check ${v.id}: carrier id ${a.id.slice(0, 12)} ${a.id === b.id ? '==' : '!='} podman id ${b.id?.slice(0, 12)}; ` +
+            `layer records (id, parent, diff-digest, compressed-diff-digest, sizes) ${show(a) === show(b) ? 'equal' : 'DIFFER'}; ` +
+            `image record ${v.crossCheck.imageRecordEqual ? 'equal' : 'DIFFERS'}`,
+        );
+      }
+    }
+    for (const [k, cell] of cells) for (const p of cell.problems) log(`  !! ${k}: ${p}`);
+    for (const [k, cell] of cells) for (const n of cell.notes) log(`  note ${k}: ${n}`);
+    const roundSeconds = (Date.now() - t0) / 1000 - (ctx.quietWaited() - waited0);
+    // the warm-up round also samples RSS and checks trees: take the run times plus a fixed allowance per run
+    const perRound = [...warm.values()].reduce((a, s) => a + (s ?? 0), 0) + warm.size * 1.5;
+    log(
+      `\n${runs} timed pull rounds of ${contenders.length} contenders × ${variants.length} images: about ${fmtDuration(perRound * runs)} ` +
+        `(the warm-up round took ${fmtDuration(roundSeconds)} including its checks)`,
+    );
+
+    // ---- timed rounds: per image variant, contenders round-robin ----------------------------------------------
+    for (let round = 1; round <= runs && !diskFull; round++) {
+      const t = Date.now();
+      for (const v of variants) {
+        for (const c of contenders) {
+          const r = await once(v, c, round);
+          if (!r) continue;
+          const cell = cells.get(key(v, c));
+          cell.times.push(r.seconds);
+          if (r.peakKiB) cell.peaks.push(r.peakKiB);
+          if (r.parts) cell.parts.push(r.parts);
+        }
+      }
+      log(`  pull round ${round}/${runs} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    }
+
+    log('\ndeleting pulled trees ...');
+    await ctx.cleanup(outRoot);
+    fs.rmSync(runBase, { recursive: true, force: true });
+
+    const rows = [];
+    for (const v of variants) {
+      for (const c of contenders) {
+        const cell = cells.get(key(v, c));
+        const ts = cell.times;
+        const recompressed = c.recompressed?.get(v.id);
+        rows.push({
+          variant: v.id,
+          contender: c.id,
+          label: recompressed ? 'skopeo copy --dest-compress-format gzip + umoci unpack ‡' : c.label,
+          command: c.command,
+          mode: cell.mode ?? 'full',
+          recompressed,
+          runs: ts,
+          median: ts.length ? median(ts) : NaN,
+          min: ts.length ? Math.min(...ts) : NaN,
+          max: ts.length ? Math.max(...ts) : NaN,
+          parts: cell.parts.length
+            ? Object.fromEntries(Object.keys(cell.parts[0]).map((k) => [k, median(cell.parts.map((p) => p[k]))]))
+            : undefined,
+          peakRssKiB: cell.peaks.length ? Math.max(...cell.peaks) : undefined,
+          medianPeakRssKiB: cell.peaks.length ? median(cell.peaks) : undefined,
+          treePeakKiB: cell.treePeakKiB,
+          problems: cell.problems,
+          notes: cell.notes,
+          disturbed: cell.disturbed,
+        });
+      }
+    }
+    if (noUmoci) {
+      for (const v of variants) {
+        const i = rows.findIndex((r) => r.variant === v.id && r.contender === 'podman');
+        rows.splice(i + 1, 0, {
+          variant: v.id, contender: 'skopeo-umoci', label: 'skopeo copy + umoci unpack', command: '', mode: 'full',
+          missing: 'umoci is not installed: apt-get install -y umoci (Debian 12 ships 0.4.7)',
+          runs: [], median: NaN, min: NaN, max: NaN, problems: [], notes: [], disturbed: 0,
+        });
+      }
+    }
+    const report = {
+      suite: 'pull',
+      command: ctx.command,
+      started,
+      finished: new Date(),
+      quick: ctx.quick,
+      runs,
+      config: cfg,
+      machine: ctx.machine,
+      tools,
+      registry: { version: reg.version, url: reg.url },
+      carrier: { available: !!ctx.carrier.entry, version: ctx.carrier.version, binary: ctx.carrier.binary },
+      cooldown,
+      quietWaited: ctx.quietWaited(),
+      quietWait: opts.quietWait,
+      images: variants.map((v) => ({
+        id: v.id,
+        title: v.title,
+        ref: `${v.ref.repo}:${v.ref.tag}`,
+        layers: v.layers.map((l) => ({ tar: l.meta.tar, [v.compression]: l.meta[v.compression], entries: l.entries, counts: l.counts })),
+        entries: v.entries,
+        tarSize: v.tarSize,
+        compressedSize: v.compressedSize,
+        manifestDigest: v.manifestDigest,
+        configDigest: v.configDigest,
+        crossCheck: v.crossCheck,
+      })),
+      rows,
+      disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),
+    };
+    return report;
+  } finally {
+    await reg.stop();
+  }
+}

@@ -1,0 +1,214 @@
+// The pull contenders: every way of getting an image from the local registry onto disk that the pull suite
+// compares. Each is a command (or two) timed from spawn to exit, given a fresh empty directory `dir` (on the same
+// file system as everything else) and a short fresh run directory `runDir` (podman refuses run roots longer than 50
+// characters). Every command runs under /usr/bin/time when it is installed, for its peak RSS (ru_maxrss: the largest
+// resident set of the process or any descendant it waited for).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+
+/**
+ * Sum of VmRSS over `pid` and its descendants, sampled every `ms`; stop() returns the largest sum seen (KiB).
+ * Scanning /proc costs a little CPU in this process, so it is only used where asked (the warm-up round).
+ */
+export function sampleTree(pid, ms = 50) {
+  let peak = 0;
+  const tick = () => {
+    const procs = new Map();
+    for (const name of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+        procs.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {}
+    }
+    const tree = new Set([pid]);
+    let grew = true;
+    while (grew) {
+      grew = false;
+      for (const [p, pp] of procs) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
+    }
+    let sum = 0;
+    for (const p of tree) {
+      try {
+        const s = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+        sum += Number(/^VmRSS:\s+(\d+)/m.exec(s)?.[1] ?? 0);
+      } catch {}
+    }
+    if (sum > peak) peak = sum;
+  };
+  const timer = setInterval(tick, ms);
+  tick();
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
+/**
+ * Runs one command; resolves { seconds, code, stdout, stderr, peakKiB (from /usr/bin/time), treePeakKiB (when
+ * `sample`) }. Never rejects on a non-zero exit (the caller decides).
+ */
+export function timedCommand(cmd, args, { env, cwd, sample = false } = {}) {
+  return new Promise((resolve, reject) => {
+    let rssFile;
+    let argv = [cmd, ...args];
+    if (TIME_BIN) {
+      rssFile = path.join(fs.mkdtempSync('/tmp/cbt-'), 'rss');
+      argv = [TIME_BIN, '-f', '%M', '-o', rssFile, ...argv];
+    }
+    const t0 = process.hrtime.bigint();
+    const child = spawn(argv[0], argv.slice(1), { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const sampler = sample ? sampleTree(child.pid) : null;
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (c) => out.push(c));
+    child.stderr.on('data', (c) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const treePeakKiB = sampler?.stop();
+      let peakKiB;
+      if (rssFile) {
+        try {
+          const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
+          peakKiB = Number(lines[lines.length - 1]);
+        } catch {}
+        fs.rmSync(path.dirname(rssFile), { recursive: true, force: true });
+      }
+      resolve({
+        seconds,
+        code: signal ? signal : code,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+        peakKiB: Number.isFinite(peakKiB) ? peakKiB : undefined,
+        treePeakKiB,
+      });
+    });
+  });
+}
+
+function fail(what, r) {
+  const text = (r.stderr || r.stdout).trim().split('\n').filter((l) => !/Command exited with non-zero status/.test(l));
+  return new Error(`${what} exited ${r.code}: ${text.slice(-3).join(' | ').slice(0, 600)}`);
+}
+
+/**
+ * ref = { host, url, repo, tag, name: `${host}/${repo}:${tag}` }; carrierCli = path of the copied dist/cli/main.js.
+ * Each contender's run(ref, dir, runDir, { sample }) resolves { seconds, peakKiB, treePeakKiB, id, parts?, mode? }.
+ */
+export function makePullContenders({ carrierCli, benchDir }) {
+  const list = [];
+  if (carrierCli) {
+    list.push({
+      id: 'carrier',
+      label: 'carrier pull',
+      command: 'carrier --root R --runroot RR pull --tls-verify=false -q IMG (XDG_DATA_HOME=fresh: empty blob cache)',
+      store: 'overlay',
+      async run(ref, dir, runDir, { sample } = {}) {
+        const root = path.join(dir, 'root');
+        const xdg = path.join(dir, 'xdg');
+        fs.mkdirSync(xdg, { recursive: true });
+        const env = { ...process.env, XDG_DATA_HOME: xdg };
+        delete env.CONTAINERS_STORAGE_CONF;
+        const r = await timedCommand(
+          process.execPath,
+          [carrierCli, '--root', root, '--runroot', runDir, 'pull', '--tls-verify=false', '-q', ref.name],
+          { env, sample },
+        );
+        if (r.code !== 0) throw fail('carrier pull', r);
+        return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
+      },
+      graphroot: (dir) => path.join(dir, 'root'),
+      scratch: (dir) => [path.join(dir, 'xdg')],
+    });
+  }
+  list.push({
+    id: 'podman',
+    label: 'podman pull',
+    command: 'podman --root R --runroot RR --storage-driver overlay pull -q --tls-verify=false IMG (CONTAINERS_STORAGE_CONF: overlay, R, RR)',
+    store: 'overlay',
+    async run(ref, dir, runDir, { sample } = {}) {
+      const root = path.join(dir, 'root');
+      const conf = path.join(dir, 'storage.conf');
+      fs.writeFileSync(conf, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runDir}"\n`);
+      const env = { ...process.env, CONTAINERS_STORAGE_CONF: conf };
+      const r = await timedCommand(
+        'podman',
+        ['--root', root, '--runroot', runDir, '--storage-driver', 'overlay', 'pull', '-q', '--tls-verify=false', ref.name],
+        { env, sample },
+      );
+      if (r.code !== 0) throw fail('podman pull', r);
+      return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
+    },
+    graphroot: (dir) => path.join(dir, 'root'),
+    scratch: () => [],
+  });
+  list.push({
+    id: 'skopeo-umoci',
+    label: 'skopeo copy + umoci unpack',
+    command: 'skopeo copy --src-tls-verify=false docker://IMG oci:D/oci:latest && umoci unpack --image D/oci:latest D/bundle',
+    // variant -> umoci's complaint, for images whose layers umoci cannot unpack (umoci 0.4.7 has no zstd): for those,
+    // skopeo copy recompresses the layers to gzip on the way (--dest-compress-format gzip), which is what a user of
+    // that umoci has to do, and the row says so
+    recompressed: new Map(),
+    async run(ref, dir, _runDir, { sample } = {}) {
+      const oci = path.join(dir, 'oci');
+      const bundle = path.join(dir, 'bundle');
+      const gzip = this.recompressed.has(ref.variant);
+      const s = await timedCommand(
+        'skopeo',
+        [
+          'copy', '-q', '--retry-times', '0', '--src-tls-verify=false',
+          ...(gzip ? ['--dest-compress', '--dest-compress-format', 'gzip'] : []),
+          `docker://${ref.name}`, `oci:${oci}:latest`,
+        ],
+        { sample },
+      );
+      if (s.code !== 0) throw fail('skopeo copy', s);
+      const u = await timedCommand('umoci', ['unpack', '--image', `${oci}:latest`, bundle], { sample });
+      if (u.code !== 0) {
+        const msg = (u.stderr || u.stdout).trim();
+        if (!gzip && /not correct mediatype|unsupported.*media ?type|unknown.*compression/i.test(msg)) {
+          // found out in the warm-up: do this run again the way that works
+          this.recompressed.set(ref.variant, msg.split('\n').pop().replace(/^\s*⨯\s*/, '').slice(0, 300));
+          fs.rmSync(oci, { recursive: true, force: true });
+          fs.rmSync(bundle, { recursive: true, force: true });
+          return this.run(ref, dir, _runDir, { sample });
+        }
+        throw fail('umoci unpack', u);
+      }
+      const parts = { skopeo: s.seconds, umoci: u.seconds };
+      const max = (a, b) => (a === undefined && b === undefined ? undefined : Math.max(a ?? 0, b ?? 0));
+      return {
+        seconds: s.seconds + u.seconds,
+        peakKiB: max(s.peakKiB, u.peakKiB),
+        treePeakKiB: max(s.treePeakKiB, u.treePeakKiB),
+        parts,
+        mode: gzip ? 'recompressed' : 'full',
+      };
+    },
+    rootfs: (dir) => path.join(dir, 'bundle', 'rootfs'),
+    scratch: (dir) => [path.join(dir, 'oci')],
+  });
+  list.push({
+    id: 'pure-node',
+    label: 'pure Node: undici + zlib/fzstd + tar-stream + crypto',
+    command: 'node bench/pull-child.js URL REPO TAG D (one directory per layer, no records)',
+    async run(ref, dir, _runDir, { sample } = {}) {
+      const out = path.join(dir, 'layers');
+      fs.mkdirSync(out, { recursive: true });
+      const r = await timedCommand(process.execPath, [path.join(benchDir, 'pull-child.js'), ref.url, ref.repo, ref.tag, out], { sample });
+      if (r.code !== 0) throw fail('pure-node pull', r);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop());
+      return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: res.id, layers: res.layers };
+    },
+    layerDir: (dir, i) => path.join(dir, 'layers', String(i)),
+    scratch: () => [],
+  });
+  return list;
+}

@@ -1,0 +1,278 @@
+// The pull suite's tables, targets and markdown section (appended to RESULTS.md between markers, so the apply suite
+// and the pull suite can each be rerun alone without losing the other's results).
+import { MiB } from './util.js';
+
+export const PULL_BEGIN = '<!-- pull-suite:begin (written by bench/run.js --suite pull; do not edit) -->';
+export const PULL_END = '<!-- pull-suite:end -->';
+const RSS_LIMIT_MIB = 200;
+
+const ok = (r) => r && Number.isFinite(r.median);
+const rowOf = (report, variant, contender) => report.rows.find((r) => r.variant === variant && r.contender === contender);
+
+export function evaluatePull(report) {
+  const targets = [];
+  for (const img of report.images) {
+    const carrier = rowOf(report, img.id, 'carrier');
+    const podman = rowOf(report, img.id, 'podman');
+    const su = rowOf(report, img.id, 'skopeo-umoci');
+    const have = ok(carrier);
+    targets.push({
+      name: `${img.id}: carrier vs podman pull`,
+      what: 'podman time / carrier time',
+      value: have && ok(podman) ? podman.median / carrier.median : undefined,
+      target: '≥ 3.0×',
+      test: (v) => v >= 3,
+      unit: '×',
+    });
+    const recompressed = su?.mode === 'recompressed';
+    targets.push({
+      name: `${img.id}: carrier vs skopeo copy + umoci unpack${recompressed ? ' ‡' : ''}`,
+      what: recompressed
+        ? '(skopeo + umoci) time / carrier time; ‡ umoci cannot unpack zstd layers, so skopeo recompressed them to gzip on the way (a cost carrier does not pay)'
+        : '(skopeo + umoci) time / carrier time',
+      value: have && ok(su) ? su.median / carrier.median : undefined,
+      target: '> 1.0×',
+      test: (v) => v > 1,
+      caveat: recompressed,
+      unit: '×',
+    });
+    targets.push({
+      name: `${img.id}: carrier peak RSS`,
+      what: 'largest RSS of the carrier pull process over all runs (/usr/bin/time), and the whole process tree sampled in the warm-up',
+      value: have ? Math.max(carrier.peakRssKiB ?? 0, carrier.treePeakKiB ?? 0) / 1024 || undefined : undefined,
+      target: `< ${RSS_LIMIT_MIB} MiB`,
+      test: (v) => v < RSS_LIMIT_MIB,
+      unit: ' MiB',
+    });
+  }
+  const carrierRows = report.rows.filter((r) => r.contender === 'carrier');
+  targets.push({
+    name: 'carrier pull correct, records equal podman pull',
+    what: 'every image: image id = podman’s = config digest, layer and image records equal podman’s, every diff/ tree exactly as the tar headers say',
+    value: carrierRows.length
+      ? carrierRows.every((r) => r.problems.length === 0 && r.notes.length === 0 && r.runs.length > 0) &&
+        report.images.every((i) => i.crossCheck?.idsEqual && i.crossCheck?.recordsEqual && i.crossCheck?.imageRecordEqual)
+      : undefined,
+    target: 'yes',
+    test: (v) => v === true,
+    unit: '',
+  });
+  for (const t of targets) {
+    t.met = t.value === undefined ? null : t.test(t.value);
+  }
+  return targets;
+}
+
+function fmtVal(t) {
+  if (t.value === undefined) return 'n/a';
+  if (typeof t.value === 'boolean') return t.value ? 'yes' : 'no';
+  return `${t.value.toFixed(t.unit === ' MiB' ? 0 : 2)}${t.unit}`;
+}
+
+function verdict(t) {
+  if (t.met === null) return t.value === undefined ? 'NOT MEASURED' : 'INCONCLUSIVE';
+  return t.met ? (t.caveat ? 'MET ‡' : 'MET') : 'NOT MET';
+}
+
+const HEAD = ['contender', 'median s', 'min–max s', 'MiB/s (tar)', 'time ÷ carrier', 'peak RSS MiB'];
+
+function imageRows(report, img) {
+  const carrier = rowOf(report, img.id, 'carrier');
+  const tarMiB = img.tarSize / MiB;
+  return report.rows
+    .filter((r) => r.variant === img.id)
+    .map((r) => {
+      const flag = r.problems.length ? ' ⚠' : r.notes.length ? ' †' : '';
+      const parts = r.parts && Object.keys(r.parts).length > 1
+        ? ` (${Object.entries(r.parts).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(' + ')})`
+        : '';
+      return [
+        r.label + flag,
+        ok(r) ? r.median.toFixed(2) + parts : r.missing ? 'not installed' : 'failed',
+        ok(r) ? `${r.min.toFixed(2)}–${r.max.toFixed(2)}` : '',
+        ok(r) ? (tarMiB / r.median).toFixed(0) : '',
+        ok(r) && ok(carrier) ? (r.median / carrier.median).toFixed(2) + '×' : '',
+        r.peakRssKiB ? (r.peakRssKiB / 1024).toFixed(0) + (r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)})` : '') : '',
+      ];
+    });
+}
+
+function imageLine(img) {
+  const c = img.id.split('/')[1];
+  const per = img.layers.length > 1
+    ? ` (${img.layers.map((l) => `${l.entries} entries / ${(l.tar.size / MiB).toFixed(0)} MiB`).join(', ')})`
+    : '';
+  return (
+    `${img.title}, ${c}: ${img.layers.length} layer${img.layers.length > 1 ? 's' : ''}, ${img.entries} entries${per}; ` +
+    `tar ${(img.tarSize / MiB).toFixed(1)} MiB, ${c} ${(img.compressedSize / MiB).toFixed(1)} MiB`
+  );
+}
+
+function textTable(head, rows) {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((v, i) => (i === 0 ? String(v).padEnd(w[i]) : String(v).padStart(w[i]))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function mdTable(head, rows) {
+  const esc = (v) => String(v).replace(/\|/g, '\\|');
+  return [
+    `| ${head.map(esc).join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** One sentence per claim in issue 4's Speed section, with the numbers. */
+export function pullVerdicts(report) {
+  const out = [];
+  const t = report.evaluation;
+  const by = (what) => t.filter((x) => x.name.replace(/ ‡$/, '').endsWith(what));
+  const podman = by('carrier vs podman pull');
+  const su = by('carrier vs skopeo copy + umoci unpack');
+  const rss = by('carrier peak RSS');
+  const list = (xs) => xs.map((x) => `${x.name.split(':')[0]} ${fmtVal(x)}`).join(', ');
+  const all = (xs) => (xs.every((x) => x.met === true) ? 'HOLDS' : xs.some((x) => x.met === false) ? 'DOES NOT HOLD' : 'NOT SHOWN');
+  if (podman.length) out.push(`“carrier pull ≥ 3× faster than podman pull”: ${all(podman)} (podman ÷ carrier: ${list(podman)}).`);
+  if (su.length) {
+    const partial = su.filter((x) => x.caveat);
+    out.push(
+      `“faster than skopeo copy + umoci unpack”: ${all(su)} ((skopeo + umoci) ÷ carrier: ${list(su)})` +
+        (partial.length
+          ? `; ‡ for ${partial.map((x) => x.name.split(':')[0]).join(', ')} umoci could not unpack zstd layers, so skopeo recompressed them to gzip first, which flatters carrier; ` +
+            `umoci unpack alone ÷ carrier there: ${partial
+              .map((x) => {
+                const v = x.name.split(':')[0];
+                const su = rowOf(report, v, 'skopeo-umoci');
+                const c = rowOf(report, v, 'carrier');
+                return `${v} ${su?.parts?.umoci && ok(c) ? (su.parts.umoci / c.median).toFixed(2) + '×' : 'n/a'}`;
+              })
+              .join(', ')}.`
+          : '.'),
+    );
+  }
+  if (rss.length) out.push(`“peak RSS of carrier pull under ${RSS_LIMIT_MIB} MiB”: ${all(rss)} (${list(rss)}).`);
+  return out;
+}
+
+export function renderPullConsole(report) {
+  const parts = [];
+  parts.push(`pull: median of ${report.runs} runs after 1 warm-up, contenders round-robin per image`);
+  for (const img of report.images) parts.push(`\n${imageLine(img)}\n${textTable(HEAD, imageRows(report, img))}`);
+  const problems = report.rows.filter((r) => r.problems.length);
+  if (problems.length) {
+    parts.push('\n⚠ problems:');
+    for (const r of problems) for (const p of r.problems) parts.push(`  ${r.variant} ${r.contender}: ${p}`);
+  }
+  for (const r of report.rows) for (const n of r.notes) parts.push(`† ${r.variant} ${r.contender}: ${n}`);
+  for (const r of report.rows) if (r.recompressed) parts.push(`‡ ${r.variant} ${r.contender}: umoci said "${r.recompressed}"; skopeo copy --dest-compress-format gzip was used`);
+  for (const r of report.rows) if (r.missing) parts.push(`! ${r.variant} ${r.contender}: ${r.missing}`);
+  parts.push('\npull targets:');
+  for (const t of report.evaluation) parts.push(`  ${t.name.padEnd(54)} ${fmtVal(t).padStart(8)}  target ${t.target.padEnd(9)} ${verdict(t)}`);
+  for (const v of pullVerdicts(report)) parts.push(`  ${v}`);
+  return parts.join('\n');
+}
+
+export function renderPullMarkdown(report) {
+  const m = report.machine;
+  const L = [];
+  L.push(PULL_BEGIN);
+  L.push('');
+  L.push('## Pull: carrier pull vs podman pull vs skopeo copy + umoci unpack vs pure Node');
+  L.push('');
+  L.push(`- Command: \`${report.command}\``);
+  L.push(`- Date: ${new Date(report.started).toISOString()} (pull suite took ${((new Date(report.finished) - new Date(report.started)) / 1000).toFixed(0)} s)`);
+  L.push(`- Mode: ${report.quick ? 'quick (smoke run, scaled-down images)' : 'full'}; median of ${report.runs} timed runs after 1 warm-up; per image the contenders run round-robin (A B C D A B C D …)`);
+  L.push(
+    `- Other load: ${report.quietWait === false ? '⚠ run with --no-quiet-wait (did not wait for a quiet machine)' : `every run waited for a quiet machine (${Math.round(report.quietWaited ?? 0)} s of waiting in all)`}; ` +
+      (report.quietWait === false
+        ? `${report.disturbedRuns} run(s) had other processes using the CPUs meanwhile (kept)`
+        : `${report.disturbedRuns} run(s) were redone because other processes used the CPUs meanwhile`),
+  );
+  if (report.cooldown?.skipped) L.push(`- ⚠ Run with --no-cooldown ${Math.round(report.cooldown.sinceDelete)} s after the previous run's deletions`);
+  else if (report.cooldown?.waited) L.push(`- Waited ${Math.round(report.cooldown.waited)} s before timing for the previous deletions to age (see bench/run.js)`);
+  L.push(`- Carrier: ${report.carrier.available ? `version ${report.carrier.version}; ${report.carrier.binary ?? ''}` : 'NOT loadable'}`);
+  L.push(`- Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory}, ${m.kernel}; bench/work on ${m.fsType} (${m.mount}); node ${m.node}, running as ${m.user}`);
+  L.push(`- Tools: ${report.tools.podman}; ${report.tools.skopeo}; ${report.tools.umoci}; registry: ${report.tools.registry}; peak RSS via ${report.tools.time}`);
+  L.push('');
+  L.push('### Method');
+  L.push('');
+  L.push(
+    'The suite starts Debian’s `docker-registry` (the CNCF distribution registry) on 127.0.0.1 over plain http, with its storage in bench/work (same file system). The images are built from real files of this machine (whole /usr subtrees, GNU tar pax archives compressed by `gzip -6` and `zstd -3`), pushed as they are with `skopeo copy --preserve-digests` from an OCI layout, and the manifest the registry serves is compared byte for byte with the one built. Every run pulls into a fresh store or directory in bench/work, with a fresh run root under /tmp; commands are timed from spawn to exit (process start-up included for everyone). Trees are kept until the last run and timing starts ≥ 370 s after the previous mass delete (ext4 `recently_deleted()`, see bench/run.js); after each run the output is synced and dropped from the page cache, and the few large blob files a run leaves besides its tree (carrier’s blob cache, skopeo’s OCI layout) are deleted. The registry’s files stay in the page cache: this measures the client side, not the disk.',
+  );
+  L.push('');
+  L.push('Contenders:');
+  L.push('');
+  const seen = new Set();
+  for (const r of report.rows) {
+    if (seen.has(r.contender)) continue;
+    seen.add(r.contender);
+    L.push(`- **${r.contender}**: \`${r.command}\``);
+  }
+  L.push('');
+  L.push('Peak RSS is the largest `ru_maxrss` over the timed runs (GNU time `%M`: the largest single process of the tree); “tree” is the largest sum of VmRSS over the whole process tree, sampled every 50 ms during the warm-up run. MiB/s is uncompressed tar bytes per second.');
+  for (const img of report.images) {
+    L.push('');
+    L.push(`### Pull ${img.id}`);
+    L.push('');
+    L.push(`${imageLine(img)}. Image \`${img.ref}\`, id ${img.configDigest.slice(7, 19)}, manifest ${img.manifestDigest}.`);
+    L.push('');
+    L.push(mdTable(HEAD, imageRows(report, img)));
+  }
+  L.push('');
+  L.push('All timed runs (seconds):');
+  L.push('');
+  for (const r of report.rows) {
+    const redone = !r.disturbed ? '' : report.quietWait === false ? ` (${r.disturbed} disturbed, kept: --no-quiet-wait)` : ` (${r.disturbed} disturbed run(s) redone)`;
+    L.push(`- \`${r.variant} ${r.contender}\`: ${r.runs.map((s) => s.toFixed(2)).join(', ') || 'none'}${redone}`);
+  }
+  L.push('');
+  L.push('### Pull checks (warm-up run)');
+  L.push('');
+  for (const img of report.images) {
+    const x = img.crossCheck;
+    if (!x) {
+      L.push(`- ${img.id}: carrier/podman cross-check not done (one of them failed or was not run)`);
+      continue;
+    }
+    L.push(
+      `- ${img.id}: carrier image id ${x.carrierId} ${x.idsEqual ? '= podman’s' : `≠ podman’s ${x.podmanId}`}; layer records (id, parent, diff-digest, compressed-diff-digest, sizes) ${x.recordsEqual ? 'equal podman’s' : 'DIFFER from podman’s'}; image record ${x.imageRecordEqual ? 'equal' : 'DIFFERS'}; diff-digests ${x.layers.map((l) => l.diffDigest.slice(7, 19)).join(', ')}`,
+    );
+  }
+  const problems = report.rows.filter((r) => r.problems.length);
+  L.push('');
+  L.push(problems.length ? 'Problems (rows marked ⚠; their times are not comparable):' : 'Carrier’s diff/ trees matched their tars’ headers exactly; no contender reported a wrong digest.');
+  for (const r of problems) for (const p of r.problems) L.push(`- \`${r.variant} ${r.contender}\`: ${p}`);
+  for (const r of report.rows) for (const n of r.notes) L.push(`- † \`${r.variant} ${r.contender}\`: ${n}`);
+  for (const r of report.rows) {
+    if (r.recompressed) {
+      L.push(`- ‡ \`${r.variant} ${r.contender}\`: umoci cannot unpack these layers (“${r.recompressed}”), so this row runs \`skopeo copy --dest-compress --dest-compress-format gzip\` (skopeo decompresses the zstd layers and compresses them again as gzip) before \`umoci unpack\`: what a user of this umoci has to do, but slower than the pair would be with a umoci that reads zstd (zstd support arrived in umoci 0.5).`);
+    }
+    if (r.missing) L.push(`- \`${r.variant} ${r.contender}\`: ${r.missing}`);
+  }
+  L.push('');
+  L.push('### Pull targets (issue 4, Speed)');
+  L.push('');
+  L.push(mdTable(['target', 'measured', 'goal', 'result'], report.evaluation.map((t) => [`${t.name} (${t.what})`, fmtVal(t), t.target, `**${verdict(t)}**`])));
+  L.push('');
+  for (const v of pullVerdicts(report)) L.push(`- ${v}`);
+  L.push('');
+  L.push(PULL_END);
+  L.push('');
+  return L.join('\n');
+}
+
+/** Replaces the pull section of a RESULTS file's text (or appends it). */
+export function spliceSection(text, section) {
+  const a = text.indexOf(PULL_BEGIN);
+  const b = text.indexOf(PULL_END);
+  if (a >= 0 && b > a) return text.slice(0, a) + section.trimEnd() + '\n' + text.slice(b + PULL_END.length).replace(/^\n+/, '');
+  return (text ? text.trimEnd() + '\n\n' : '') + section;
+}
+
+/** The pull section of a RESULTS file's text, or ''. */
+export function extractSection(text) {
+  const a = text.indexOf(PULL_BEGIN);
+  const b = text.indexOf(PULL_END);
+  return a >= 0 && b > a ? text.slice(a, b + PULL_END.length) + '\n' : '';
+}
