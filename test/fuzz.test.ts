@@ -3,7 +3,8 @@
 // Each target first replays its whole seed corpus (libFuzzer's INITED pass: every seed must run clean), then
 // mutates for CARRIER_FUZZ_SECONDS (default 15) seconds. Executions per target are printed for test/RELIABILITY.md.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { runCaptured, tail } from './support/spawn.js';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,34 +20,6 @@ const PACKAGES = "Debian packages 'clang', 'libfuzzer-14-dev' and 'libclang-rt-1
   "version), 'cmake', 'ninja-build' or 'make', 'zlib1g-dev', 'libzstd-dev'";
 
 let buildDir = '';
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-}
-
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; killAfterMs: number }) {
-  return new Promise<Run>((resolveRun, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr.on('data', (b: Buffer) => chunks.push(b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolveRun({ code, signal, output: Buffer.concat(chunks).toString('utf8') });
-    });
-  });
-}
-
-function tail(s: string, lines = 60): string {
-  return s.split('\n').slice(-lines).join('\n');
-}
 
 /** Fails with the packages to install when clang or its libFuzzer runtime is missing. */
 function checkToolchain(): void {
@@ -69,21 +42,21 @@ async function build(): Promise<string> {
   const nodedir = resolve(dirname(process.execPath), '..');
   if (existsSync(cmakeJs) && existsSync(join(nodedir, 'include/node/node.h'))) {
     const out = join(BUILD_ROOT, 'fuzz');
-    const r = await run(
+    const r = await runCaptured(
       cmakeJs,
       ['build', '--debug', '--parallel', '2', '-d', FUZZ_SRC, '-O', out,
         '--CDCMAKE_CXX_COMPILER=clang++', '--CDCMAKE_C_COMPILER=clang'],
       { env: { ...process.env, npm_config_nodedir: nodedir }, killAfterMs: 90_000 },
     );
-    if (r.code !== 0) throw new Error(`cmake-js build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(r.output)}`);
+    if (r.code !== 0) throw new Error(`cmake-js build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(r.output, 60)}`);
     return out;
   }
   const out = join(BUILD_ROOT, 'fuzz-cmake');
-  const conf = await run('cmake', ['-S', FUZZ_SRC, '-B', out, '-DCMAKE_CXX_COMPILER=clang++', '-DCMAKE_BUILD_TYPE=Debug'],
+  const conf = await runCaptured('cmake', ['-S', FUZZ_SRC, '-B', out, '-DCMAKE_CXX_COMPILER=clang++', '-DCMAKE_BUILD_TYPE=Debug'],
     { killAfterMs: 60_000 });
-  if (conf.code !== 0) throw new Error(`cmake configure of native/fuzz failed (needs the ${PACKAGES}):\n${tail(conf.output)}`);
-  const b = await run('cmake', ['--build', out, '-j2'], { killAfterMs: 90_000 });
-  if (b.code !== 0) throw new Error(`cmake build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(b.output)}`);
+  if (conf.code !== 0) throw new Error(`cmake configure of native/fuzz failed (needs the ${PACKAGES}):\n${tail(conf.output, 60)}`);
+  const b = await runCaptured('cmake', ['--build', out, '-j2'], { killAfterMs: 90_000 });
+  if (b.code !== 0) throw new Error(`cmake build of native/fuzz failed (needs the ${PACKAGES}):\n${tail(b.output, 60)}`);
   return out;
 }
 
@@ -106,7 +79,7 @@ describe('libFuzzer targets (ASan + UBSan)', () => {
       cpSync(join(FUZZ_SRC, 'corpus', target), corpus, { recursive: true });
       mkdirSync(artifacts);
       mkdirSync(scratch);
-      const r = await run(
+      const r = await runCaptured(
         binary,
         [`-max_total_time=${SECONDS}`, '-rss_limit_mb=2048', '-timeout=10', '-print_final_stats=1',
           `-artifact_prefix=${artifacts}/`, corpus],

@@ -5,7 +5,8 @@
 // (including leaks) or a non-zero exit. Needs clang, cmake, zlib and zstd headers, and OpenSSL 3's libcrypto
 // (see PACKAGES).
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { runCaptured, tail } from './support/spawn.js';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -18,34 +19,6 @@ const TARGET = 'carrier_native_tests';
 const PACKAGES = "Debian packages 'clang', 'libclang-rt-14-dev' (or another LLVM version's), 'cmake', 'ninja-build' or " +
   "'make', 'zlib1g-dev', 'libzstd-dev', and OpenSSL 3's libcrypto (libssl3 or libssl-dev)";
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-}
-
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; killAfterMs: number }): Promise<Run> {
-  return new Promise<Run>((resolveRun, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.stderr.on('data', (b: Buffer) => chunks.push(b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolveRun({ code, signal, output: Buffer.concat(chunks).toString('utf8') });
-    });
-  });
-}
-
-function tail(s: string, lines = 80): string {
-  return s.split('\n').slice(-lines).join('\n');
-}
-
 /**
  * Builds only the unit-test target, in its own directory (sanitized/) so it never races the fuzz build of
  * test/fuzz.test.ts: cmake-js when present (node's headers from the install prefix, never downloaded), else cmake.
@@ -57,20 +30,20 @@ async function build(): Promise<string> {
   const nodedir = resolve(dirname(process.execPath), '..');
   if (existsSync(cmakeJs) && existsSync(join(nodedir, 'include/node/node.h'))) {
     const out = join(BUILD_ROOT, 'sanitized');
-    const r = await run(
+    const r = await runCaptured(
       cmakeJs,
       ['build', '--debug', '--parallel', '2', '-d', SRC, '-O', out, '-T', TARGET,
         '--CDCMAKE_CXX_COMPILER=clang++', '--CDCMAKE_C_COMPILER=clang'],
       { env: { ...process.env, npm_config_nodedir: nodedir }, killAfterMs: 150_000 },
     );
-    if (r.code !== 0) throw new Error(`cmake-js build of ${TARGET} failed (needs the ${PACKAGES}):\n${tail(r.output)}`);
+    if (r.code !== 0) throw new Error(`cmake-js build of ${TARGET} failed (needs the ${PACKAGES}):\n${tail(r.output, 80)}`);
     return out;
   }
   const out = join(BUILD_ROOT, 'sanitized-cmake');
-  const conf = await run('cmake', ['-S', SRC, '-B', out, '-DCMAKE_CXX_COMPILER=clang++', '-DCMAKE_BUILD_TYPE=Debug'], { killAfterMs: 60_000 });
-  if (conf.code !== 0) throw new Error(`cmake configure of native/fuzz failed (needs the ${PACKAGES}):\n${tail(conf.output)}`);
-  const b = await run('cmake', ['--build', out, '--target', TARGET, '-j2'], { killAfterMs: 150_000 });
-  if (b.code !== 0) throw new Error(`cmake build of ${TARGET} failed (needs the ${PACKAGES}):\n${tail(b.output)}`);
+  const conf = await runCaptured('cmake', ['-S', SRC, '-B', out, '-DCMAKE_CXX_COMPILER=clang++', '-DCMAKE_BUILD_TYPE=Debug'], { killAfterMs: 60_000 });
+  if (conf.code !== 0) throw new Error(`cmake configure of native/fuzz failed (needs the ${PACKAGES}):\n${tail(conf.output, 80)}`);
+  const b = await runCaptured('cmake', ['--build', out, '--target', TARGET, '-j2'], { killAfterMs: 150_000 });
+  if (b.code !== 0) throw new Error(`cmake build of ${TARGET} failed (needs the ${PACKAGES}):\n${tail(b.output, 80)}`);
   return out;
 }
 
@@ -92,7 +65,7 @@ describe('native unit tests under ASan + UBSan', () => {
     const work = mkdtempSync(join(tmpdir(), 'carrier-sanitized-'));
     const scratch = join(work, 'tmp');
     mkdirSync(scratch);
-    const r = await run(binary, [], {
+    const r = await runCaptured(binary, [], {
       cwd: work,
       env: {
         ...process.env,
