@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Store } from '../src/store/store.js';
-import { buildTestImage, requireTools, toDockerArchive, Podman, type TestImage } from './support/images.js';
+import { buildTestImage, requireTools, toDockerArchive, Podman, type PodmanImage, type TestImage } from './support/images.js';
 import { commitOf, readJson } from './support/store.js';
 import type { ImageRecord } from '../src/store/records.js';
 
@@ -32,17 +32,6 @@ function podmanStore(): Podman {
   return new Podman(path.join(work, `p${n++}`));
 }
 
-interface PodmanImage {
-  Id: string;
-  Names?: string[];
-  Digest?: string;
-}
-
-/** `podman images --format json`, one entry per image (podman 4.3 repeats an image once per name). */
-function podmanImages(p: Podman): PodmanImage[] {
-  const all = JSON.parse(p.run(['images', '--format', 'json'])) as PodmanImage[];
-  return all.filter((img, i) => all.findIndex((o) => o.Id === img.Id) === i);
-}
 
 /** The whole visible tree of a mounted image: path → type and content. */
 function treeOf(root: string): Record<string, string> {
@@ -70,7 +59,7 @@ describe('podman reads what Carrier writes', () => {
     await store.commitImage(commitOf(img, ['localhost/interop:1', 'quay.io/carrier/interop:2']));
     await store.close();
 
-    const listed = podmanImages(p);
+    const listed = p.images();
     expect(listed).toHaveLength(1);
     expect(listed[0]!.Id).toBe(img.configDigest.slice(7));
     expect(listed[0]!.Names).toEqual(['localhost/interop:1', 'quay.io/carrier/interop:2']);
@@ -110,7 +99,7 @@ describe('Carrier reads what podman writes', () => {
     const archive = path.join(work, `docker-${n}.tar`);
     toDockerArchive(img, archive, 'example.com/podman/loaded:7');
     p.load(archive);
-    const podmanId = podmanImages(p)[0]!.Id;
+    const podmanId = p.images()[0]!.Id;
 
     const store = await Store.open({ root: p.root, runroot: p.runroot });
     const images = await store.images();
@@ -127,7 +116,7 @@ describe('Carrier reads what podman writes', () => {
     await store.removeImage('example.com/podman/loaded:7');
     await store.close();
 
-    expect(podmanImages(p)).toEqual([]);
+    expect(p.images()).toEqual([]);
     expect(fs.readdirSync(path.join(p.root, 'overlay')).filter((e) => e !== 'l' && e !== '.has-mount-program')).toEqual([]);
     expect(fs.readdirSync(path.join(p.root, 'overlay/l'))).toEqual([]);
     expect(fs.readdirSync(path.join(p.root, 'overlay-images')).sort()).toEqual(['images.json', 'images.lock']);
@@ -210,7 +199,7 @@ describe('Carrier and podman on one store at once', () => {
     const wantPodman = ['localhost/podman-side:base', ...kept('p')].sort();
     expect([...(await store.image('carrier-side:base'))!.names].sort()).toEqual(wantCarrier);
     expect([...(await store.image('podman-side:base'))!.names].sort()).toEqual(wantPodman);
-    const seenByPodman = podmanImages(p);
+    const seenByPodman = p.images();
     expect([...(seenByPodman.find((i) => i.Id === img.configDigest.slice(7))!.Names ?? [])].sort()).toEqual(wantCarrier);
     expect([...(seenByPodman.find((i) => i.Id === other.configDigest.slice(7))!.Names ?? [])].sort()).toEqual(wantPodman);
     expect(readJson<ImageRecord[]>(path.join(p.root, 'overlay-images/images.json'))).toHaveLength(2);

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { Store } from '../src/store/store.js';
 import { checkoutImage } from '../src/copy/checkout.js';
 import { exportContainer } from '../src/copy/export.js';
-import { buildTestImage, defaultLayers, requireTools, toDockerArchive, removeWorkDir, type TestImage } from './support/images.js';
+import { buildTestImage, defaultLayers, Podman, requireTools, toDockerArchive, removeWorkDir, type TestImage } from './support/images.js';
 import { commitOf, readJson } from './support/store.js';
 import { tempDir, prng } from './support/fixtures.js';
 import { withLoopFs, usage, xfsHasReflink } from './support/loopfs.js';
@@ -27,41 +27,8 @@ const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).di
 const MTIME = 1_700_000_000;
 const MiB = 1024 * 1024;
 
-/** A private podman store on the vfs driver (graphroot/runroot under `dir`, kept short for podman's 50-char runroot limit). */
-class VfsPodman {
-  readonly root: string;
-  readonly runroot: string;
-  readonly conf: string;
-  constructor(readonly dir: string) {
-    this.root = path.join(dir, 'root');
-    this.runroot = path.join(dir, 'run');
-    this.conf = path.join(dir, 'storage.conf');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(this.conf, `[storage]\ndriver = "vfs"\ngraphroot = "${this.root}"\nrunroot = "${this.runroot}"\n`);
-  }
-  get env(): NodeJS.ProcessEnv {
-    return { ...process.env, CONTAINERS_STORAGE_CONF: this.conf, LC_ALL: 'C.UTF-8' };
-  }
-  run(args: string[]): string {
-    try {
-      return execFileSync('podman', ['--root', this.root, '--runroot', this.runroot, '--storage-driver', 'vfs', ...args], {
-        env: this.env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        maxBuffer: 1 << 28,
-      }).toString();
-    } catch (err) {
-      const e = err as { stderr?: Buffer; status?: number };
-      throw new Error(`podman ${args.join(' ')} failed (status ${e.status}): ${e.stderr?.toString() ?? String(err)}`);
-    }
-  }
-  images(): { Id: string; Names?: string[]; Digest?: string }[] {
-    const all = JSON.parse(this.run(['images', '--format', 'json'])) as { Id: string; Names?: string[]; Digest?: string }[];
-    return all.filter((img, i) => all.findIndex((o) => o.Id === img.Id) === i);
-  }
-  open(): Promise<Store> {
-    return Store.open({ root: this.root, runroot: this.runroot, driver: 'vfs' });
-  }
-}
+/** Carrier's Store on the same vfs store podman uses. */
+const openVfs = (p: Podman): Promise<Store> => Store.open({ root: p.root, runroot: p.runroot, driver: 'vfs' });
 
 /** The whole tree under `root`: path → type, content, link target, and hard-link group for files with nlink > 1. */
 function treeOf(root: string): Record<string, string> {
@@ -137,7 +104,7 @@ const EXPECTED_TREE = {
 let work: string;
 let img: TestImage;
 let n = 0;
-const newPodman = (): VfsPodman => new VfsPodman(path.join(work, `p${n++}`));
+const newPodman = (): Podman => new Podman(path.join(work, `p${n++}`), 'vfs');
 
 beforeAll(() => {
   requireTools();
@@ -152,7 +119,7 @@ afterAll(() => {
 describe('podman reads what Carrier writes on vfs', () => {
   it('lays out vfs/dir/<id> trees with vfs-* records; podman lists, mounts and saves the image', async () => {
     const p = newPodman();
-    const store = await p.open();
+    const store = await openVfs(p);
     expect(store.driverName).toBe('vfs');
     const result = await store.commitImage(commitOf(img, ['localhost/vfs:1']));
     const layerIds = result.layers.map((l) => l.id);
@@ -209,7 +176,7 @@ describe('podman reads what Carrier writes on vfs', () => {
 
   it('flattened checkout and a container on vfs: the layer dir cloned, "mounted" as itself, exported, removed', async () => {
     const p = newPodman();
-    const store = await p.open();
+    const store = await openVfs(p);
     await store.commitImage(commitOf(img, ['localhost/vfs:2']));
     const top = (await store.image('localhost/vfs:2'))!.topLayer!;
 
@@ -253,7 +220,7 @@ describe('podman reads what Carrier writes on vfs', () => {
 
   it('a failed layer leaves no layer, tree or staging dir behind', async () => {
     const p = newPodman();
-    const store = await p.open();
+    const store = await openVfs(p);
     const bad = commitOf(img, ['localhost/bad:1']);
     bad.layers[2] = { ...bad.layers[2]!, diffID: img.diffIDs[0]! }; // wrong diff digest for layer 3
     await expect(store.commitImage(bad)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH' });
@@ -265,7 +232,7 @@ describe('podman reads what Carrier writes on vfs', () => {
   });
   it('a layer a killed writer left incomplete (tree and staging dir half made) is removed on open', async () => {
     const p = newPodman();
-    const store = await p.open();
+    const store = await openVfs(p);
     await store.commitImage(commitOf(img, ['localhost/ok:1']));
     await store.close();
     const half = 'f'.repeat(64);
@@ -277,7 +244,7 @@ describe('podman reads what Carrier writes on vfs', () => {
       fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(path.join(d, 'partial'), 'half written');
     }
-    const repaired = await p.open();
+    const repaired = await openVfs(p);
     expect((await repaired.layers()).map((l) => l.id)).not.toContain(half);
     // what no record references (a crash of an older writer) is swept: trees, staging dirs, tar-splits
     const orphan = 'e'.repeat(64);
@@ -302,7 +269,7 @@ describe('Carrier reads what podman writes on vfs', () => {
     p.run(['load', '-q', '-i', archive]);
     const podmanId = p.images()[0]!.Id;
 
-    const store = await p.open();
+    const store = await openVfs(p);
     const images = await store.images();
     expect(images.map((i) => [i.id, i.names])).toEqual([[podmanId, ['example.com/podman/vfs:7']]]);
     expect(podmanId).toBe(img.configDigest.slice(7));

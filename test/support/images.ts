@@ -195,24 +195,39 @@ export function skopeoRaw(ref: string, what: 'manifest' | 'config' = 'manifest')
   return run('skopeo', ['inspect', '--raw', ...(what === 'config' ? ['--config'] : []), ref]);
 }
 
+/** An image as `podman images --format json` lists it. */
+export interface PodmanImage {
+  Id: string;
+  Names?: string[];
+  Digest?: string;
+}
+
 /** A private podman store (graphroot/runroot under `dir`), with the storage.conf podman insists on. */
 export class Podman {
   readonly root: string;
   readonly runroot: string;
   readonly conf: string;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    readonly driver: 'overlay' | 'vfs' = 'overlay',
+  ) {
     this.root = path.join(dir, 'root');
     this.runroot = path.join(dir, 'run');
     this.conf = path.join(dir, 'storage.conf');
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(this.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${this.root}"\nrunroot = "${this.runroot}"\n`);
+    fs.writeFileSync(this.conf, `[storage]\ndriver = "${driver}"\ngraphroot = "${this.root}"\nrunroot = "${this.runroot}"\n`);
+  }
+
+  /** The environment podman runs with (its storage.conf). */
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, CONTAINERS_STORAGE_CONF: this.conf, LC_ALL: 'C.UTF-8' };
   }
 
   run(args: string[]): string {
     try {
-      return execFileSync('podman', ['--root', this.root, '--runroot', this.runroot, '--storage-driver', 'overlay', ...args], {
-        env: { ...process.env, CONTAINERS_STORAGE_CONF: this.conf, LC_ALL: 'C.UTF-8' },
+      return execFileSync('podman', ['--root', this.root, '--runroot', this.runroot, '--storage-driver', this.driver, ...args], {
+        env: this.env,
         stdio: ['ignore', 'pipe', 'pipe'],
         maxBuffer: 1 << 28,
       }).toString();
@@ -220,6 +235,12 @@ export class Podman {
       const e = err as { stderr?: Buffer; status?: number };
       throw new Error(`podman ${args.join(' ')} failed (status ${e.status}): ${e.stderr?.toString() ?? String(err)}`);
     }
+  }
+
+  /** `podman images --format json`, one entry per image (podman 4.3 repeats an image once per name). */
+  images(): PodmanImage[] {
+    const all = JSON.parse(this.run(['images', '--format', 'json'])) as PodmanImage[];
+    return all.filter((img, i) => all.findIndex((o) => o.Id === img.Id) === i);
   }
 
   /** `podman load -i FILE`; returns the names podman printed ("Loaded image: ..."). */
