@@ -72,7 +72,11 @@ export async function cloneTree(src: string, dst: string, options: CloneOptions 
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
   const preserveOwnership = options.preserveOwnership ?? process.geteuid?.() === 0;
-  const job = native.cloneTree(src, dst, { mode, preserveOwnership });
+  return awaitNativeJob(native.cloneTree(src, dst, { mode, preserveOwnership }), signal);
+}
+
+/** Awaits a native job that runs on its own thread, aborting it when `signal` fires; failures become CarrierErrors. */
+export async function awaitNativeJob<T>(job: { promise: Promise<T>; abort(): void }, signal: AbortSignal | undefined): Promise<T> {
   const onAbort = (): void => job.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {

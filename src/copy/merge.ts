@@ -1,6 +1,6 @@
-import { CarrierError, abortError, fromNative, type NativeFailure } from '../errors.js';
+import { CarrierError, abortError } from '../errors.js';
 import { native } from '../native.js';
-import type { CloneResult } from './clone.js';
+import { awaitNativeJob, type CloneResult } from './clone.js';
 
 /** How file contents reach the merged tree (see {@link CloneMode}; hard links into layers are not offered). */
 export type MergeMode = 'auto' | 'reflink' | 'copy';
@@ -49,15 +49,5 @@ export async function mergeLayers(layers: readonly string[], dst: string, option
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
   const preserveOwnership = options.preserveOwnership ?? process.geteuid?.() === 0;
-  const job = native.mergeLayers([...layers], dst, { mode, preserveOwnership });
-  const onAbort = (): void => job.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await job.promise;
-  } catch (err) {
-    const failure = err as NativeFailure;
-    throw failure.code === 'ABORT_ERR' ? abortError(signal) : fromNative(failure);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
+  return awaitNativeJob(native.mergeLayers([...layers], dst, { mode, preserveOwnership }), signal);
 }
