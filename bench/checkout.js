@@ -1,146 +1,170 @@
-// Checkout benchmark (issue 6): `carrier checkout` against `cp -a` and `cp -a --reflink=always` of the same image
-// tree, on one loop-mounted XFS (reflink on by default), in one run, round-robin, median of N. Also reports the space
-// each copy took (statfs before/after), which is the point of reflinks.
+// The checkout suite (`npm run bench -- --suite checkout`): `carrier checkout` (a flattened copy of an image with
+// reflinks) against `cp -a --reflink=never` and `cp -a --reflink=always` of the same layer tree, on one fresh
+// loop-mounted XFS (reflinks on by default), round-robin, median of N. Also records the space each copy took (growth
+// of the file system's used blocks), which is the point of reflinks.
 //
-//   npm run build && node bench/checkout.js [--runs N] [--size-mib M] [--no-quiet-wait]
-//
-// Needs root (losetup/mount), mkfs.xfs (xfsprogs), GNU cp. The source tree is taken from /usr (real files).
+// The image is one layer of whole files from /usr (the first files of a sorted walk, up to the size), committed to a
+// Carrier store on that XFS through the store API; every copy goes to a new directory on the same file system and
+// the copies stay until the end (XFS has no equivalent of ext4's slow allocation after deletes).
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { run, timeCommand, waitForQuiet, syncFs, median, machineInfo, fmtSeconds, MiB } from './util.js';
+import { pathToFileURL } from 'node:url';
+import { run, syncFs, treeManifest, MiB } from './util.js';
+import { roundRobin } from './roundrobin.js';
+import { SCRATCH_MKFS_XFS } from './scratch.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
-const argv = process.argv.slice(2);
-const flag = (n, d) => {
-  const i = argv.indexOf(n);
-  return i === -1 ? d : argv[i + 1];
-};
-const RUNS = Number(flag('--runs', '5'));
-const SIZE = Number(flag('--size-mib', '300')) * MiB;
-const QUIET = !argv.includes('--no-quiet-wait');
-const CLI = path.join(repo, 'dist/cli/main.js');
+export const CHECKOUT_CONFIG = { quick: { runs: 0, sizeMiB: 64 }, full: { runs: 5, sizeMiB: 300 } };
 
-const work = path.join(here, 'work', 'checkout');
-const img = path.join(work, 'xfs.img');
-const mnt = path.join(work, 'xfs');
-
-function statfsUsed(dir) {
-  const s = fs.statfsSync(dir);
-  return (s.blocks - s.bfree) * s.bsize;
-}
-
-/** Files from /usr until `size` bytes, as a tar (the image's single layer). */
-function buildTar(out) {
+/** Whole files from /usr (sorted walk) until `size` bytes, as a tar in bench/work/fixtures (cached). */
+async function buildTar(workDir, size) {
+  const dir = path.join(workDir, 'fixtures', `checkout-${Math.round(size / MiB)}M`);
+  const tar = path.join(dir, 'layer.tar');
+  const metaFile = path.join(dir, 'meta.json');
+  try {
+    return JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+  } catch {}
+  fs.mkdirSync(dir, { recursive: true });
   const list = [];
   let total = 0;
-  const walk = (dir) => {
-    if (total >= SIZE) return;
+  const walk = (d) => {
+    if (total >= size) return;
     let entries;
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
+      entries = fs.readdirSync(d, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      if (total >= SIZE) return;
-      const p = path.join(dir, e.name);
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (total >= size) return;
+      const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) {
-        const st = fs.statSync(p);
-        total += st.size;
+        try {
+          fs.accessSync(p, fs.constants.R_OK);
+        } catch {
+          continue;
+        }
+        total += fs.statSync(p).size;
         list.push(p.slice(1));
       }
     }
   };
   walk('/usr');
-  const listFile = `${out}.list`;
-  fs.writeFileSync(listFile, list.join('\n') + '\n');
-  execFileSync('tar', ['-C', '/', '--no-recursion', '-cf', out, '-T', listFile]);
-  return { files: list.length, bytes: total };
+  const listFile = path.join(dir, 'list.nul');
+  fs.writeFileSync(listFile, list.map((p) => p + '\0').join(''));
+  await run('tar', ['-C', '/', '--no-recursion', '--null', '-cf', `${tar}.tmp`, '-T', listFile]);
+  fs.renameSync(`${tar}.tmp`, tar);
+  const h = createHash('sha256');
+  for await (const c of fs.createReadStream(tar, { highWaterMark: 1 << 20 })) h.update(c);
+  const meta = { tar, files: list.length, bytes: total, diffID: 'sha256:' + h.digest('hex') };
+  fs.writeFileSync(metaFile, JSON.stringify(meta));
+  return meta;
 }
 
-async function main() {
-  if (process.geteuid() !== 0) throw new Error('the checkout benchmark mounts a loop XFS: run it as root');
-  fs.mkdirSync(work, { recursive: true });
-  try {
-    execFileSync('umount', [mnt], { stdio: 'ignore' });
-  } catch {}
-  fs.rmSync(img, { force: true });
-  execFileSync('truncate', ['-s', `${Math.ceil((SIZE * 6) / MiB) + 512}M`, img]);
-  execFileSync('mkfs.xfs', ['-q', img]);
-  fs.mkdirSync(mnt, { recursive: true });
-  execFileSync('mount', ['-o', 'loop', img, mnt]);
-  const results = { carrier: [], cp: [], cpReflink: [] };
-  const space = { carrier: [], cp: [], cpReflink: [] };
-  let fixture;
-  try {
-    const tar = path.join(work, 'layer.tar');
-    fixture = buildTar(tar);
-    const diffID = 'sha256:' + createHash('sha256').update(fs.readFileSync(tar)).digest('hex');
-    const root = path.join(mnt, 'store');
-    const runroot = path.join(work, 'run');
-    const { Store } = await import(path.join(repo, 'dist/store/store.js'));
-    const store = await Store.open({ root, runroot });
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } }));
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { digest: 'x' } }));
-    const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-    await store.commitImage({ config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), layers: [{ diffID, open: async () => tar }], names: ['localhost/bench:checkout'] });
-    const layerDir = store.layerDiffPath(diffID.slice(7));
-    await store.close();
-    const contenders = [
-      ['carrier', (dst) => timeCommand(process.execPath, [CLI, '--root', root, '--runroot', runroot, 'checkout', 'localhost/bench:checkout', dst], { stdoutFile: '/dev/null' })],
-      // coreutils ≥ 9 reflinks by default where it can: --reflink=never is the plain copy
-      ['cp', (dst) => timeCommand('cp', ['-a', '--reflink=never', layerDir, dst])],
-      ['cpReflink', (dst) => timeCommand('cp', ['-a', '--reflink=always', layerDir, dst])],
-    ];
-    let n = 0;
-    for (let round = -1; round < RUNS; round++) {
-      for (const [name, fn] of contenders) {
-        const dst = path.join(mnt, `out-${n++}`);
+function usedBytes(dir) {
+  const s = fs.statfsSync(dir);
+  return (s.blocks - s.bfree) * s.bsize;
+}
+
+export async function runCheckoutSuite(ctx) {
+  const { opts, log } = ctx;
+  const started = new Date();
+  const cfg = { ...(ctx.quick ? CHECKOUT_CONFIG.quick : CHECKOUT_CONFIG.full) };
+  const runs = opts.runs ?? cfg.runs;
+  log(`\n=== checkout suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  if (process.geteuid() !== 0) throw new Error('the checkout suite mounts a loop XFS: run it as root');
+  if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
+  const fixture = await buildTar(ctx.workDir, cfg.sizeMiB * MiB);
+  log(`layer: ${fixture.files} files, ${(fixture.bytes / MiB).toFixed(1)} MiB from /usr`);
+  const dist = path.dirname(ctx.carrier.entry);
+  const cli = path.join(dist, 'cli', 'main.js');
+  const copies = (runs + 1) * 3;
+  const fsBytes = 1024 ** 3 + fixture.bytes * (copies + 3);
+  const cells = await ctx.scratch(
+    fsBytes,
+    async (mnt) => {
+      const root = path.join(mnt, 'store');
+      const runroot = fs.mkdtempSync('/tmp/cbk-');
+      try {
+        const { Store } = await import(pathToFileURL(path.join(dist, 'store', 'store.js')).href);
+        const store = await Store.open({ root, runroot });
+        const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [fixture.diffID] } }));
+        const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { digest: 'x' } }));
+        const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+        await store.commitImage({
+          config, configDigest: sha(config), manifest, manifestDigest: sha(manifest),
+          layers: [{ diffID: fixture.diffID, open: async () => fixture.tar }], names: ['localhost/bench:checkout'],
+        });
+        const layerDir = store.layerDiffPath(fixture.diffID.slice(7));
+        await store.close();
         syncFs();
-        if (QUIET) await waitForQuiet({ limitSeconds: 120 });
-        const before = statfsUsed(mnt);
-        const { seconds } = await fn(dst);
-        syncFs();
-        const grew = statfsUsed(mnt) - before;
-        if (round >= 0) {
-          results[name].push(seconds);
-          space[name].push(grew);
+        let n = 0;
+        const copy = (cmd, args, stdout) => async ({ timed }) => {
+          const dst = path.join(mnt, `out-${n++}`);
+          const before = usedBytes(mnt);
+          const r = await timed(async () => {
+            const t0 = process.hrtime.bigint();
+            const res = await run(cmd, args(dst), { allowFail: true, stdout });
+            if (res.code !== 0) throw new Error(`${cmd} exited ${res.code}: ${res.stderr.trim().split('\n').pop()}`);
+            return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+          });
+          syncFs();
+          r.spaceBytes = usedBytes(mnt) - before;
+          r.dst = dst;
+          return r;
+        };
+        const items = [
+          {
+            id: 'carrier', label: '`carrier checkout`', command: 'carrier --root R --runroot RR checkout IMG DIR',
+            run: copy(process.execPath, (dst) => [cli, '--root', root, '--runroot', runroot, 'checkout', 'localhost/bench:checkout', dst], 'ignore'),
+          },
+          // coreutils ≥ 9 reflinks by default where it can: --reflink=never is the plain copy
+          { id: 'cp', label: '`cp -a --reflink=never`', command: 'cp -a --reflink=never LAYERDIR DIR', run: copy('cp', (dst) => ['-a', '--reflink=never', layerDir, dst]) },
+          { id: 'cp-reflink', label: '`cp -a --reflink=always`', command: 'cp -a --reflink=always LAYERDIR DIR', run: copy('cp', (dst) => ['-a', '--reflink=always', layerDir, dst]) },
+        ];
+        const warmTrees = new Map();
+        const result = await roundRobin(ctx, items, runs, {
+          name: 'checkout ',
+          onWarm: (it, r) => {
+            warmTrees.set(it.id, treeManifest(r.dst));
+            log(`  ${it.id.padEnd(12)} ${r.seconds.toFixed(3)} s, ${(r.spaceBytes / MiB).toFixed(1)} MiB of space`);
+          },
+        });
+        // every copy is the same tree (type, mode, owner, size, mtime, link target of every entry)
+        const want = warmTrees.get('cp');
+        for (const [id, m] of warmTrees) {
+          if (want && m.digest !== want.digest) result.get(id).problems.push(`the copy differs from cp -a's (${m.lines.length} entries vs ${want.lines.length})`);
         }
+        return items.map((it) => ({ it, cell: result.get(it.id) }));
+      } finally {
+        fs.rmSync(runroot, { recursive: true, force: true });
       }
-    }
-  } finally {
-    try {
-      execFileSync('umount', [mnt]);
-    } catch {}
-    fs.rmSync(img, { force: true });
-  }
-  const m = (k) => median(results[k]);
-  const sp = (k) => median(space[k]) / MiB;
-  const rows = [
-    ['`carrier checkout`', m('carrier'), sp('carrier')],
-    ['`cp -a --reflink=never`', m('cp'), sp('cp')],
-    ['`cp -a --reflink=always`', m('cpReflink'), sp('cpReflink')],
-  ];
-  const info = machineInfo(work);
-  let md = `## Checkout (issue 6): \`carrier checkout\` vs \`cp\` on one loop-mounted XFS\n\n`;
-  md += `Command: \`npm run build && node bench/checkout.js --runs ${RUNS} --size-mib ${SIZE / MiB}\`. ${fixture.files} files, ${(fixture.bytes / MiB).toFixed(1)} MiB from /usr in one layer;`;
-  md += ` median of ${RUNS} round-robin runs after one warm-up; space = growth of the filesystem's used blocks per copy.\n`;
-  md += `Machine: ${info.cpu ?? ''} ${info.kernel ?? ''}.\n\n`;
-  md += `| contender | median | min–max | × carrier | space used |\n| --- | ---: | ---: | ---: | ---: |\n`;
-  for (const [label, t, s] of rows) {
-    const k = label.includes('always') ? 'cpReflink' : label.includes('cp') ? 'cp' : 'carrier';
-    md += `| ${label} | ${fmtSeconds(t)} s | ${fmtSeconds(Math.min(...results[k]))}–${fmtSeconds(Math.max(...results[k]))} s | ${(t / m('carrier')).toFixed(2)}× | ${s.toFixed(1)} MiB |\n`;
-  }
-  process.stdout.write(md + '\n');
-  fs.writeFileSync(path.join(here, 'work', 'checkout-results.md'), md);
+    },
+    { fsType: 'xfs' },
+  );
+  const rows = cells.map(({ it, cell }) => {
+    const spaces = cell.results.map((r) => r.spaceBytes).sort((a, b) => a - b);
+    return {
+      contender: it.id,
+      label: it.label,
+      command: it.command,
+      runs: cell.runs,
+      median: cell.median,
+      min: cell.min,
+      max: cell.max,
+      spaceMiB: spaces.length ? spaces[spaces.length >> 1] / MiB : undefined,
+      problems: cell.problems,
+      disturbed: cell.disturbed,
+    };
+  });
+  return {
+    ...ctx.reportHead('checkout', started, { runs, config: cfg }),
+    method:
+      `One fresh loop-mounted XFS (\`${SCRATCH_MKFS_XFS.join(' ')}\`, \`losetup --direct-io=on\`) holds the Carrier store and every copy; ` +
+      'copies go to new directories and stay until the end of the suite. Each copy is timed spawn to exit (Node start-up and opening the store included for Carrier); space = growth of the file system’s used blocks per copy, after sync. The warm-up round checks every copy’s tree equals `cp -a`’s.',
+    fixture: { files: fixture.files, bytes: fixture.bytes },
+    rows,
+    disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),
+  };
 }
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});

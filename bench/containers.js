@@ -1,119 +1,193 @@
-// Container benchmark (issue 5): `carrier create` + `carrier mount` against `podman create` + `podman mount`, and
-// `carrier run --rm IMG true` against `podman run --rm IMG true`, on the same image, same machine, one run,
-// round-robin, median of N. The image is busybox-static (Debian `busybox-static`) in one layer.
+// The containers suite (`npm run bench -- --suite containers`): `carrier create` + `carrier mount` against
+// `podman create` + `podman mount`, and `carrier run --rm IMG true` against `podman run --rm IMG true`, on the same
+// one-layer busybox-static image (Debian `busybox-static`), round-robin, median of N; every CLI timed spawn to exit.
 //
-//   npm run build && node bench/containers.js [--runs N] [--no-quiet-wait]
+// Both stores live on one fresh loop-mounted ext4 (bench/scratch.js) with short run roots under /tmp (podman refuses
+// run roots longer than 50 characters); the image is committed to Carrier's store through the store API, saved with
+// `carrier save` and loaded into podman's with `podman load`. podman 4.3 cannot run containers on some machines
+// (here its default rlimits are above the hard limits and it lacks CAP_SYS_RESOURCE to raise them; runc refuses
+// --cgroups disabled): the warm-up round tries podman run the usual way and then with the options that might work,
+// keeps the first that does (the report names it and every failure before it), and when none does the row says why.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { run, waitForQuiet, median, machineInfo, fmtSeconds } from './util.js';
+import { pathToFileURL } from 'node:url';
+import { run } from './util.js';
+import { roundRobin } from './roundrobin.js';
+import { mountsBelow } from './scratch.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
-const argv = process.argv.slice(2);
-const RUNS = Number(argv.includes('--runs') ? argv[argv.indexOf('--runs') + 1] : '5');
-const QUIET = !argv.includes('--no-quiet-wait');
-const CLI = path.join(repo, 'dist/cli/main.js');
-const work = path.join(here, 'work', 'ctr');
+export const CONTAINERS_CONFIG = { quick: { runs: 0 }, full: { runs: 5 } };
 const IMG = 'localhost/bench-busybox:1';
 
-async function timed(cmd, args, env) {
+// this process's hard limit on open files (podman's default for containers is higher, and raising it needs
+// CAP_SYS_RESOURCE, which a container-in-a-VM may not have)
+const hardNofile = () => /^Max open files\s+\S+\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '1024';
+
+function podmanRunVariants() {
+  const limits = ['--ulimit', `nofile=${hardNofile()}:${hardNofile()}`, '--ulimit', 'nproc=1024:1024'];
+  return [
+    { flags: [], note: 'podman’s defaults' },
+    { flags: limits, note: `rlimits podman may set here (--ulimit nofile=${hardNofile()}:${hardNofile()} --ulimit nproc=1024:1024: its defaults are above this machine’s hard limits, and raising those needs CAP_SYS_RESOURCE)` },
+    { flags: ['--cgroups', 'disabled'], note: '--cgroups disabled' },
+    { flags: ['--cgroups', 'disabled', ...limits], note: '--cgroups disabled and those rlimits' },
+  ];
+}
+
+async function timedRun(cmd, args, env) {
   const t0 = process.hrtime.bigint();
   const r = await run(cmd, args, { env: { ...process.env, ...env }, allowFail: true });
   return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, ...r };
 }
 
-async function main() {
-  if (!fs.existsSync('/bin/busybox')) throw new Error('install Debian busybox-static');
-  fs.rmSync(work, { recursive: true, force: true });
-  fs.mkdirSync(path.join(work, 'rootfs/bin'), { recursive: true });
-  fs.copyFileSync('/bin/busybox', path.join(work, 'rootfs/bin/busybox'));
-  fs.chmodSync(path.join(work, 'rootfs/bin/busybox'), 0o755);
-  for (const a of ['sh', 'true']) fs.symlinkSync('busybox', path.join(work, 'rootfs/bin', a));
-  const tar = path.join(work, 'layer.tar');
-  execFileSync('tar', ['-C', path.join(work, 'rootfs'), '--owner=0', '--group=0', '-cf', tar, '.']);
-  const diffID = 'sha256:' + createHash('sha256').update(fs.readFileSync(tar)).digest('hex');
-  const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: [diffID] } }));
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: diffID, size: fs.statSync(tar).size }] }));
-  // short paths: podman refuses run roots longer than 50 characters
-  const c = { root: '/tmp/cb-c/root', runroot: '/tmp/cb-c/run' };
-  const p = { root: '/tmp/cb-p/root', runroot: '/tmp/cb-p/run', conf: '/tmp/cb-p/storage.conf' };
-  for (const d of ['/tmp/cb-c', '/tmp/cb-p']) fs.rmSync(d, { recursive: true, force: true });
-  fs.mkdirSync('/tmp/cb-p', { recursive: true });
-  fs.writeFileSync(p.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${p.root}"\nrunroot = "${p.runroot}"\n`);
-  const { Store } = await import(path.join(repo, 'dist/store/store.js'));
-  const store = await Store.open(c);
-  await store.commitImage({ config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), layers: [{ diffID, open: async () => tar }], names: [IMG] });
-  await store.close();
-  const archive = path.join(work, 'image.tar');
-  execFileSync(process.execPath, [CLI, '--root', c.root, '--runroot', c.runroot, 'save', '-o', archive, IMG]);
-  const penv = { CONTAINERS_STORAGE_CONF: p.conf };
-  const pod = ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay'];
-  execFileSync('podman', [...pod, 'load', '-q', '-i', archive], { env: { ...process.env, ...penv } });
-  const car = ['--root', c.root, '--runroot', c.runroot];
-  const scenarios = {
-    'create + mount': {
-      carrier: async () => {
-        const a = await timed(process.execPath, [CLI, ...car, 'create', IMG]);
-        const id = a.stdout.trim();
-        const b = await timed(process.execPath, [CLI, ...car, 'mount', id]);
-        return { seconds: a.seconds + b.seconds, ok: a.code === 0 && b.code === 0, err: a.stderr + b.stderr };
-      },
-      podman: async () => {
-        const a = await timed('podman', [...pod, 'create', IMG], penv);
-        const id = a.stdout.trim();
-        const b = await timed('podman', [...pod, 'mount', id], penv);
-        return { seconds: a.seconds + b.seconds, ok: a.code === 0 && b.code === 0, err: a.stderr + b.stderr };
-      },
-    },
-    'run --rm IMG true': {
-      carrier: async () => {
-        const a = await timed(process.execPath, [CLI, ...car, 'run', '--rm', IMG, 'true']);
-        return { seconds: a.seconds, ok: a.code === 0, err: a.stderr };
-      },
-      podman: async () => {
-        const a = await timed('podman', [...pod, 'run', '--rm', '--network', 'none', '--cgroups', 'disabled', '--runtime', 'runc', IMG, 'true'], penv);
-        return { seconds: a.seconds, ok: a.code === 0, err: a.stderr };
-      },
-    },
-  };
-  const out = {};
-  for (const [name, s] of Object.entries(scenarios)) {
-    out[name] = { carrier: [], podman: [], errors: {} };
-    for (let round = -1; round < RUNS; round++) {
-      for (const who of ['carrier', 'podman']) {
-        if (QUIET) await waitForQuiet({ limitSeconds: 60 });
-        const r = await s[who]();
-        if (!r.ok) out[name].errors[who] = r.err.trim().split('\n').slice(-1)[0];
-        else if (round >= 0) out[name][who].push(r.seconds);
-      }
-    }
-  }
-  // clean up the mounts and containers
-  for (const d of ['/tmp/cb-c', '/tmp/cb-p']) {
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(d + '/')).sort().reverse();
-    for (const m of mounts) execFileSync('umount', [m]);
-    fs.rmSync(d, { recursive: true, force: true });
-  }
-  const info = machineInfo(here);
-  let md = `## Containers (issue 5): create + mount, and run --rm, against podman\n\n`;
-  md += `Command: \`npm run build && node bench/containers.js --runs ${RUNS}\`. busybox-static in one layer, overlay stores on ${info.fsType}; `;
-  md += `each CLI timed spawn to exit (Node start included for Carrier); median of ${RUNS} alternating runs after one warm-up. ${info.kernel}, podman ${execFileSync('podman', ['--version']).toString().trim().split(' ').pop()}.\n\n`;
-  md += `| scenario | carrier | podman | podman ÷ carrier |\n| --- | ---: | ---: | ---: |\n`;
-  for (const [name, r] of Object.entries(out)) {
-    const cm = r.carrier.length ? median(r.carrier) : undefined;
-    const pm = r.podman.length ? median(r.podman) : undefined;
-    const cell = (v, who) => (v !== undefined ? `${fmtSeconds(v)} s` : `failed: ${r.errors[who] ?? '?'}`);
-    md += `| ${name} | ${cell(cm, 'carrier')} | ${cell(pm, 'podman')} | ${cm !== undefined && pm !== undefined ? (pm / cm).toFixed(2) + '×' : '—'} |\n`;
-  }
-  process.stdout.write(md + '\n');
-  fs.writeFileSync(path.join(here, 'work', 'containers-results.md'), md);
+const lastLine = (s) => s.trim().split('\n').filter(Boolean).pop() ?? '';
+
+function check(what, r) {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${lastLine(r.stderr || r.stdout)}`);
+  return r;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+export async function runContainersSuite(ctx) {
+  const { opts, log } = ctx;
+  const started = new Date();
+  const runs = opts.runs ?? (ctx.quick ? CONTAINERS_CONFIG.quick : CONTAINERS_CONFIG.full).runs;
+  log(`\n=== containers suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
+  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
+  if (!busybox) throw new Error('busybox not found: apt-get install -y busybox-static');
+  const dist = path.dirname(ctx.carrier.entry);
+  const cli = path.join(dist, 'cli', 'main.js');
+  const tmp = fs.mkdtempSync('/tmp/cbc-');
+  try {
+    return await ctx.scratch(2 * 1024 ** 3, async (mnt) => {
+      // the image: busybox-static with sh and true, in one layer
+      const rootfs = path.join(tmp, 'rootfs');
+      fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
+      fs.copyFileSync(busybox, path.join(rootfs, 'bin/busybox'));
+      fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
+      for (const a of ['sh', 'true']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+      const tar = path.join(tmp, 'layer.tar');
+      await run('tar', ['-C', rootfs, '--owner=0', '--group=0', '-cf', tar, '.']);
+      const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+      const diffID = sha(fs.readFileSync(tar));
+      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: [diffID] } }));
+      const manifest = Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: diffID, size: fs.statSync(tar).size }],
+      }));
+      const c = { root: path.join(mnt, 'carrier'), runroot: path.join(tmp, 'c') };
+      const p = { root: path.join(mnt, 'podman'), runroot: path.join(tmp, 'p'), conf: path.join(tmp, 'storage.conf') };
+      fs.writeFileSync(p.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${p.root}"\nrunroot = "${p.runroot}"\n`);
+      const { Store } = await import(pathToFileURL(path.join(dist, 'store', 'store.js')).href);
+      const store = await Store.open(c);
+      await store.commitImage({ config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), layers: [{ diffID, open: async () => tar }], names: [IMG] });
+      await store.close();
+      const car = ['--root', c.root, '--runroot', c.runroot];
+      const pod = ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay'];
+      const penv = { CONTAINERS_STORAGE_CONF: p.conf };
+      const archive = path.join(tmp, 'image.tar');
+      check('carrier save', await run(process.execPath, [cli, ...car, 'save', '-o', archive, IMG], { allowFail: true }));
+      check('podman load', await run('podman', [...pod, 'load', '-q', '-i', archive], { env: { ...process.env, ...penv }, allowFail: true }));
+
+      const podmanRun = { variant: undefined, attempts: [] };
+      const scenarios = [
+        {
+          id: 'create-mount',
+          title: 'create + mount',
+          items: [
+            {
+              id: 'carrier', label: 'carrier create + carrier mount', command: 'carrier create IMG; carrier mount ID',
+              run: ({ timed }) => timed(async () => {
+                const a = check('carrier create', await timedRun(process.execPath, [cli, ...car, 'create', IMG]));
+                const b = check('carrier mount', await timedRun(process.execPath, [cli, ...car, 'mount', a.stdout.trim()]));
+                return { seconds: a.seconds + b.seconds };
+              }),
+            },
+            {
+              id: 'podman', label: 'podman create + podman mount', command: 'podman create IMG; podman mount ID',
+              run: ({ timed }) => timed(async () => {
+                const a = check('podman create', await timedRun('podman', [...pod, 'create', IMG], penv));
+                const b = check('podman mount', await timedRun('podman', [...pod, 'mount', a.stdout.trim()], penv));
+                return { seconds: a.seconds + b.seconds };
+              }),
+            },
+          ],
+        },
+        {
+          id: 'run',
+          title: 'run --rm IMG true',
+          items: [
+            {
+              id: 'carrier', label: 'carrier run --rm IMG true', command: 'carrier run --rm IMG true',
+              run: ({ timed }) => timed(async () => {
+                const a = check('carrier run', await timedRun(process.execPath, [cli, ...car, 'run', '--rm', IMG, 'true']));
+                return { seconds: a.seconds };
+              }),
+            },
+            {
+              id: 'podman', label: 'podman run --rm IMG true', command: 'podman run --rm --network none [runtime/cgroup flags] IMG true',
+              run: async ({ round, timed }) => {
+                const args = (v) => [...pod, 'run', '--rm', '--network', 'none', ...v.flags, IMG, 'true'];
+                if (round === 0 && !podmanRun.variant) {
+                  // find the first way podman can run here (not timed as a result: this is the warm-up round)
+                  for (const v of podmanRunVariants()) {
+                    const a = await timedRun('podman', args(v), penv);
+                    if (a.code === 0) {
+                      podmanRun.variant = v;
+                      break;
+                    }
+                    podmanRun.attempts.push({ flags: v.flags.join(' ') || '(none)', note: v.note, error: lastLine(a.stderr || a.stdout) });
+                  }
+                  if (!podmanRun.variant) {
+                    throw new Error(`podman run fails on this machine: ${podmanRun.attempts.map((x) => `${x.note}: ${x.error}`).join(' | ')}`);
+                  }
+                }
+                if (!podmanRun.variant) throw new Error('podman run fails on this machine (see the warm-up round)');
+                return timed(async () => {
+                  const a = check('podman run', await timedRun('podman', args(podmanRun.variant), penv));
+                  return { seconds: a.seconds };
+                });
+              },
+            },
+          ],
+        },
+      ];
+      const rows = [];
+      for (const s of scenarios) {
+        const cells = await roundRobin(ctx, s.items, runs, {
+          name: `${s.id} `,
+          onWarm: (it, r) => log(`  ${s.title.padEnd(18)} ${it.id.padEnd(8)} ${r.seconds.toFixed(3)} s`),
+        });
+        for (const it of s.items) {
+          const cell = cells.get(it.id);
+          rows.push({
+            scenario: s.id,
+            title: s.title,
+            contender: it.id,
+            label: it.label,
+            command: s.id === 'run' && it.id === 'podman' && podmanRun.variant ? `podman run --rm --network none ${podmanRun.variant.flags.join(' ')} IMG true`.replace(/ +/g, ' ') : it.command,
+            runs: cell.runs,
+            median: cell.median,
+            min: cell.min,
+            max: cell.max,
+            problems: cell.problems,
+            disturbed: cell.disturbed,
+          });
+        }
+      }
+      // podman mount and carrier mount leave overlay mounts on the scratch file system: gone with it
+      for (const m of mountsBelow(mnt)) if (m !== mnt) await run('umount', [m], { allowFail: true });
+      return {
+        ...ctx.reportHead('containers', started, { runs, tools: { podman: (await run('podman', ['--version'], { allowFail: true })).stdout.trim() } }),
+        method:
+          'busybox-static in one layer; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier); create + mount is the sum of the two commands. Containers and mounts stay until the end of the suite.',
+        podmanRun: { used: podmanRun.variant?.note, failedAttempts: podmanRun.attempts },
+        rows,
+        disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),
+      };
+    });
+  } finally {
+    for (const m of mountsBelow(tmp)) await run('umount', ['-l', m], { allowFail: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

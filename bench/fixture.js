@@ -80,11 +80,8 @@ export function collectUnit(rel) {
   return ok ? { rel, entries, bytes } : { rel, entries: [], bytes: 0 };
 }
 
-/**
- * Picks whole units in a fixed pseudo-random order (by hash of the path) while they fit both budgets, until the tar
- * is within a few percent of both targets.
- */
-export function selectFiles({ targetBytes, targetEntries }) {
+/** Every child of the candidate roots (the units a selection takes whole), in a fixed pseudo-random order. */
+export function listUnits(salt) {
   const units = [];
   for (const root of CANDIDATE_ROOTS) {
     let names;
@@ -96,8 +93,16 @@ export function selectFiles({ targetBytes, targetEntries }) {
     }
     for (const n of names) units.push(`${root}/${n}`);
   }
-  const order = (p) => createHash('sha1').update(p).digest('hex');
-  units.sort((a, b) => (order(a) < order(b) ? -1 : 1));
+  const order = (p) => createHash('sha1').update(salt + p).digest('hex');
+  return units.sort((a, b) => (order(a) < order(b) ? -1 : 1));
+}
+
+/**
+ * Picks whole units in a fixed pseudo-random order (by hash of the path) while they fit both budgets, until the tar
+ * is within a few percent of both targets.
+ */
+export function selectFiles({ targetBytes, targetEntries }) {
+  const units = listUnits('');
 
   const chosen = [];
   let bytes = 0;
@@ -296,4 +301,41 @@ export async function buildLargeFixture(fixture, { targetBytes, log }) {
   const { gz, zst } = await compressAll(tarPath, { parallel: true, log });
   const meta = await describe(tarPath, gz, zst);
   return { dir, tar: tarPath, gzip: gz, zstd: zst, meta };
+}
+
+/**
+ * The fixture's entries split into `n` layers (contiguous runs of its sorted file list, each with the directories
+ * above its entries so it extracts on its own, as image layers do), for the layer-count scaling series. Cached in
+ * bench/work/fixtures/<key>-split<n>/. Returns { key, layers: [{ tar, gzip, zstd, meta, entries }] }.
+ */
+export async function buildSplitLayers(fixture, n, { log } = {}) {
+  const dir = path.join(path.dirname(fixture.dir), `${fixture.key}-split${n}`);
+  await fs.promises.mkdir(dir, { recursive: true });
+  const paths = fs.readFileSync(fixture.listPath, 'utf8').split('\0').filter(Boolean);
+  const per = Math.ceil(paths.length / n);
+  const layers = [];
+  let built = false;
+  for (let i = 0; i < n; i++) {
+    const chunk = paths.slice(i * per, (i + 1) * per);
+    const tarPath = path.join(dir, `layer${i}.tar`);
+    if (!(await exists(tarPath))) {
+      if (!built) log?.(`building ${n} layers from fixture ${fixture.key} (${paths.length} entries) ...`);
+      built = true;
+      const all = new Set();
+      for (const p of chunk) {
+        const parts = p.split('/');
+        for (let k = 1; k < parts.length; k++) all.add(parts.slice(0, k).join('/'));
+        all.add(p);
+      }
+      const list = [...all].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const listPath = path.join(dir, `layer${i}.list.nul`);
+      await fs.promises.writeFile(listPath, list.map((p) => p + '\0').join(''));
+      await run('tar', ['-c', ...TAR_CREATE, '-f', `${tarPath}.tmp`, '-C', '/', '--null', '-T', listPath]);
+      await fs.promises.rename(`${tarPath}.tmp`, tarPath);
+    }
+    const { gz, zst } = await compressAll(tarPath, {});
+    const meta = await describe(tarPath, gz, zst);
+    layers.push({ tar: tarPath, gzip: gz, zstd: zst, meta, entries: chunk.length });
+  }
+  return { key: `${fixture.key}-split${n}`, layers };
 }

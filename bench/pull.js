@@ -2,15 +2,12 @@
 // pure-Node pipeline, from a docker-registry this suite starts on 127.0.0.1 (plain http), for two images in a gzip and
 // a zstd variant each (bench/pullfixture.js).
 //
-// Method (the apply suite's, see the top of bench/run.js): every run pulls into a fresh store or directory in
-// bench/work/pull-out/ (same file system as the fixtures and the registry's storage), with a fresh short run root
-// under /tmp; carrier also gets a fresh empty blob cache (XDG_DATA_HOME). For each image variant the contenders run
-// round-robin, one warm-up round then N timed rounds, each command timed from spawn to exit. Before each run: wait
-// for a quiet machine, GC, sync; a run during which other processes used the CPUs is redone. After each run (outside
-// the timed region): sync, drop the output's pages from the page cache, and delete the few large files a run leaves
-// besides its tree (carrier's blob cache, skopeo's OCI layout: a handful of inodes, harmless to ext4's allocator).
-// The trees themselves are deleted only after the last run, and timing starts at least 370 s after the previous
-// deletion of a benchmark's outputs (ext4's recently_deleted(), see bench/run.js).
+// Method (bench/run.js): every run pulls into a fresh store or directory on a fresh file system of its own
+// (bench/scratch.js), with a fresh short run root under /tmp; carrier also gets a fresh empty blob cache
+// (XDG_DATA_HOME) there. For each image variant the contenders run round-robin, one warm-up round then N timed
+// rounds, each command timed from spawn to exit. Before each run: wait for a quiet machine, GC, sync; a run during
+// which other processes used the CPUs is redone. The floor rows decompress the layer blobs to /dev/null and extract
+// the plain layer tars with GNU tar, from local files.
 //
 // The warm-up round checks: carrier's image id equals podman's (and the config digest); the layer records
 // (overlay-layers/layers.json) agree on diff-digest, compressed-diff-digest and diff-size; carrier's manifest digest
@@ -23,11 +20,11 @@ import path from 'node:path';
 import { buildFixture } from './fixture.js';
 import { buildSmallFilesLayers, writeLayout, startRegistry, ensurePushed } from './pullfixture.js';
 import { makePullContenders, TIME_BIN } from './pullcontenders.js';
-import { median, syncFs, treeManifest, tarManifest, classifyDiff, fmtDuration, evictTree, run, MiB } from './util.js';
+import { median, treeManifest, tarManifest, classifyDiff, fmtDuration, run, MiB } from './util.js';
 
 export const PULL_CONFIG = {
   quick: {
-    runs: 3,
+    runs: 0,
     distro: { targetBytes: 50 * MiB, targetEntries: 1750 },
     smallfiles: { targetBytes: 128 * MiB, targetEntries: 6400 },
   },
@@ -58,7 +55,7 @@ async function toolVersions() {
 
 const readJson = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
 
-/** ctx: { opts, quick, runs, log, workDir, benchDir, carrier, quiet, settle, isDisturbed, MAX_RETRIES, cooldownWait, cleanup } */
+/** ctx: bench/run.js's suite context (opts, quick, log, workDir, benchDir, carrier, quiet, settle, isDisturbed, scratch, …) */
 export async function runPullSuite(ctx) {
   const { opts, log, workDir, benchDir } = ctx;
   const started = new Date();
@@ -120,7 +117,10 @@ export async function runPullSuite(ctx) {
           image: def.name,
           title: def.title,
           compression: c,
-          ref: { host: reg.host, url: reg.url, repo, tag: c, name: `${reg.host}/${repo}:${c}`, variant: `${def.name}/${c}` },
+          ref: {
+            host: reg.host, url: reg.url, repo, tag: c, name: `${reg.host}/${repo}:${c}`, variant: `${def.name}/${c}`,
+            compression: c, blobs: def.layers.map((l) => l[c]), tars: def.layers.map((l) => l.tar),
+          },
           layers: def.layers,
           manifestDigest: img.manifestDigest,
           configDigest: img.configDigest,
@@ -145,28 +145,10 @@ export async function runPullSuite(ctx) {
       .filter((c) => !(noUmoci && c.id === 'skopeo-umoci'));
     if (!ctx.carrier.entry) log(`\n!! carrier not loadable: the pull suite runs the other contenders only`);
 
-    // ---- disk space: every tree is kept until the end ---------------------------------------------------------
-    const outRoot = path.join(workDir, 'pull-out');
-    await ctx.cleanup(outRoot);
-    const trees = contenders.length;
-    // (a disturbed run is redone in a new directory and both are kept: each run also checks the space left)
-    const need = variants.reduce((a, v) => a + v.tarSize * 1.1 * trees * (runs + 1), 0);
-    const st = fs.statfsSync(workDir);
-    const free = st.bavail * st.bsize;
-    if (free < need + 2 * 1024 ** 3) {
-      throw new Error(
-        `only ${(free / 1024 ** 3).toFixed(1)} GiB free in bench/work, ${(need / 1024 ** 3).toFixed(1)} GiB needed to keep every ` +
-          'pulled tree until the end (see bench/pull.js); try --runs 3 or --quick',
-      );
-    }
-    log(`disk: ${(need / 1024 ** 3).toFixed(1)} GiB of pulled trees will be kept until the end (${(free / 1024 ** 3).toFixed(1)} GiB free)`);
-    const cooldown = await ctx.cooldownWait();
-    fs.mkdirSync(outRoot, { recursive: true });
     const runBase = `/tmp/cbp${process.pid}`;
     fs.rmSync(runBase, { recursive: true, force: true });
     fs.mkdirSync(runBase, { recursive: true });
     let runSeq = 0;
-    let diskFull = false;
 
     const key = (v, c) => `${v.id}|${c.id}`;
     const cells = new Map();
@@ -176,33 +158,35 @@ export async function runPullSuite(ctx) {
     const warmRecords = new Map();
     const tarManifests = new Map();
 
+    // one fresh file system per run (bench/scratch.js): the tree, the blob cache or OCI layout, the store records
     const once = async (v, c, round) => {
       const cell = cells.get(key(v, c));
       for (let attempt = 0; ; attempt++) {
-        const left = fs.statfsSync(workDir);
-        if (left.bavail * left.bsize < v.tarSize * 1.1 + 2 * 1024 ** 3) {
-          diskFull = true;
-          const msg = `run skipped: only ${((left.bavail * left.bsize) / 1024 ** 3).toFixed(1)} GiB left in bench/work`;
-          if (!cell.problems.includes(msg)) cell.problems.push(msg);
-          log(`  !! ${v.id} ${c.id}: ${msg}`);
-          return undefined;
-        }
-        const dir = path.join(outRoot, `r${round}`, v.id.replace('/', '-'), c.id + (attempt ? `.retry${attempt}` : ''));
-        fs.mkdirSync(dir, { recursive: true });
         const runDir = path.join(runBase, String(runSeq++));
         fs.mkdirSync(runDir, { recursive: true });
-        await ctx.quiet();
-        let r;
-        try {
-          const window = await ctx.settle();
-          r = await c.run(v.ref, dir, runDir, { sample: round === 0 });
-          r.foreign = window.foreign();
-        } catch (e) {
-          const msg = `run failed: ${e.message.split('\n')[0]}`;
-          if (!cell.problems.includes(msg)) cell.problems.push(msg);
-          log(`  !! ${v.id} ${c.id}: ${msg}`);
-          return undefined;
-        }
+        const fsBytes = 4 * 1024 ** 3 + 3 * v.tarSize + 2 * v.compressedSize;
+        const r = await ctx.scratch(fsBytes, async (dir) => {
+          await ctx.quiet();
+          let res;
+          try {
+            const window = await ctx.settle();
+            res = await c.run(v.ref, dir, runDir, { sample: round === 0 });
+            res.foreign = window.foreign();
+          } catch (e) {
+            const msg = `run failed: ${e.message.split('\n')[0]}`;
+            if (!cell.problems.includes(msg)) cell.problems.push(msg);
+            log(`  !! ${v.id} ${c.id}: ${msg}`);
+            return undefined;
+          }
+          const retried = ctx.isDisturbed(res) && opts.quietWait !== false && attempt < ctx.MAX_RETRIES;
+          if (round === 0 && !retried) {
+            cell.treePeakKiB = res.treePeakKiB;
+            await verify(v, c, res, dir, cell);
+          }
+          return res;
+        });
+        fs.rmSync(runDir, { recursive: true, force: true });
+        if (!r) return undefined;
         if (ctx.isDisturbed(r)) {
           cell.disturbed++;
           const again = opts.quietWait !== false && attempt < ctx.MAX_RETRIES; // not with --no-quiet-wait
@@ -210,24 +194,14 @@ export async function runPullSuite(ctx) {
             `  ${v.id} ${c.id}: other processes used ${r.foreign.toFixed(2)} CPU-s during this ${r.seconds.toFixed(2)} s run` +
               (again ? ', running it again' : !opts.quietWait ? ' (kept: --no-quiet-wait)' : `; keeping it after ${ctx.MAX_RETRIES} retries`),
           );
-          if (again) {
-            for (const s of c.scratch(dir)) fs.rmSync(s, { recursive: true, force: true });
-            continue;
-          }
+          if (again) continue;
         }
-        if (round === 0) {
-          cell.treePeakKiB = r.treePeakKiB;
-          await verify(v, c, r, dir, cell);
-        }
-        for (const s of c.scratch(dir)) fs.rmSync(s, { recursive: true, force: true });
-        syncFs();
-        evictTree(dir);
         if (r.mode && r.mode !== 'full') cell.mode = r.mode;
         if (round === 0) {
           const rss = r.peakKiB ? `, peak RSS ${(r.peakKiB / 1024).toFixed(0)} MiB` : '';
           const tree = r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)} MiB sampled)` : '';
           const parts = r.parts ? ` [${Object.entries(r.parts).map(([k, s]) => `${k} ${s.toFixed(2)} s`).join(', ')}]` : '';
-          log(`  ${v.id.padEnd(16)} ${c.id.padEnd(13)} ${r.seconds.toFixed(2).padStart(7)} s${parts}${rss}${tree}`);
+          log(`  ${v.id.padEnd(16)} ${c.id.padEnd(16)} ${r.seconds.toFixed(2).padStart(7)} s${parts}${rss}${tree}`);
         }
         return r;
       }
@@ -300,6 +274,13 @@ export async function runPullSuite(ctx) {
       for (const c of contenders) {
         const r = await once(v, c, 0);
         warm.set(key(v, c), r?.seconds);
+        if (r && runs === 0) {
+          // a smoke run: the checking warm-up run is the only run, and counts
+          const cell = cells.get(key(v, c));
+          cell.times.push(r.seconds);
+          if (r.peakKiB) cell.peaks.push(r.peakKiB);
+          if (r.parts) cell.parts.push(r.parts);
+        }
       }
       // the cross-check: carrier's records against podman's
       const a = warmRecords.get(`${v.id}|carrier`);
@@ -337,7 +318,7 @@ export async function runPullSuite(ctx) {
     );
 
     // ---- timed rounds: per image variant, contenders round-robin ----------------------------------------------
-    for (let round = 1; round <= runs && !diskFull; round++) {
+    for (let round = 1; round <= runs; round++) {
       const t = Date.now();
       for (const v of variants) {
         for (const c of contenders) {
@@ -352,8 +333,6 @@ export async function runPullSuite(ctx) {
       log(`  pull round ${round}/${runs} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     }
 
-    log('\ndeleting pulled trees ...');
-    await ctx.cleanup(outRoot);
     fs.rmSync(runBase, { recursive: true, force: true });
 
     const rows = [];
@@ -396,20 +375,8 @@ export async function runPullSuite(ctx) {
       }
     }
     const report = {
-      suite: 'pull',
-      command: ctx.command,
-      started,
-      finished: new Date(),
-      quick: ctx.quick,
-      runs,
-      config: cfg,
-      machine: ctx.machine,
-      tools,
+      ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),
       registry: { version: reg.version, url: reg.url },
-      carrier: { available: !!ctx.carrier.entry, version: ctx.carrier.version, binary: ctx.carrier.binary },
-      cooldown,
-      quietWaited: ctx.quietWaited(),
-      quietWait: opts.quietWait,
       images: variants.map((v) => ({
         id: v.id,
         title: v.title,

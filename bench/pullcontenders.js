@@ -210,5 +210,45 @@ export function makePullContenders({ carrierCli, benchDir }) {
     layerDir: (dir, i) => path.join(dir, 'layers', String(i)),
     scratch: () => [],
   });
+  // The floor: what the pull could not beat with its bytes already on this machine, each half on its own (the
+  // layer blobs and tars are read from the page cache, as the registry's files are). Layers 3 at a time, as the pulls.
+  list.push({
+    id: 'floor-decompress',
+    label: 'floor: decompress the layer blobs to /dev/null',
+    command: 'gzip -dc / zstd -dc of every layer blob > /dev/null, 3 at a time (xargs -P3)',
+    floor: true,
+    async run(ref, _dir, _runDir, { sample } = {}) {
+      const tool = ref.compression === 'zstd' ? 'zstd' : 'gzip';
+      const r = await timedCommand(
+        'sh',
+        ['-c', `printf '%s\\0' "$@" | xargs -0 -P3 -n1 ${tool} -dc > /dev/null`, 'sh', ...ref.blobs],
+        { sample },
+      );
+      if (r.code !== 0) throw fail('decompress', r);
+      return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB };
+    },
+    scratch: () => [],
+  });
+  list.push({
+    id: 'floor-tar',
+    label: 'floor: GNU tar -xf of the plain layer tars',
+    command: 'tar --numeric-owner -xpf LAYER.tar -C D/<n> for every layer, 3 at a time (xargs -P3)',
+    floor: true,
+    async run(ref, dir, _runDir, { sample } = {}) {
+      const pairs = ref.tars.flatMap((t, i) => [t, path.join(dir, 'layers', String(i))]);
+      const r = await timedCommand(
+        'sh',
+        [
+          '-c',
+          `printf '%s\\0' "$@" | xargs -0 -P3 -n2 sh -c 'mkdir -p "$2" && exec tar --numeric-owner -xpf "$1" -C "$2"' sh`,
+          'sh', ...pairs,
+        ],
+        { sample },
+      );
+      if (r.code !== 0) throw fail('tar -xf', r);
+      return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB };
+    },
+    scratch: () => [],
+  });
   return list;
 }

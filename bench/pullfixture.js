@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  CANDIDATE_ROOTS, collectUnit, listKey, exists, TAR_CREATE, compressAll, describe, pruneStale,
+  listUnits, collectUnit, listKey, exists, TAR_CREATE, compressAll, describe, pruneStale,
 } from './fixture.js';
 import { run, MiB } from './util.js';
 
@@ -31,19 +31,8 @@ const SMALL = 1 * MiB;
  * tar is about `targetBytes`; split into `layers` groups of subtrees with about the same number of bytes each.
  */
 export function selectSmallFiles({ targetBytes, targetEntries, layers = 3 }) {
-  const units = [];
-  for (const root of CANDIDATE_ROOTS) {
-    let names;
-    try {
-      if (!fs.lstatSync('/' + root).isDirectory()) continue;
-      names = fs.readdirSync('/' + root);
-    } catch {
-      continue;
-    }
-    for (const n of names) units.push(`${root}/${n}`);
-  }
+  const units = listUnits('smallfiles ');
   const order = (p) => createHash('sha1').update('smallfiles ' + p).digest('hex');
-  units.sort((a, b) => (order(a) < order(b) ? -1 : 1));
   const header = (p) => 512 + (Buffer.byteLength(p) > 99 ? 1024 : 0);
   const blocks = (n) => Math.ceil(n / 512) * 512;
 

@@ -1,9 +1,7 @@
-// The pull suite's tables, targets and markdown section (appended to RESULTS.md between markers, so the apply suite
-// and the pull suite can each be rerun alone without losing the other's results).
+// The pull suite's tables, targets and markdown section of RESULTS.md.
 import { MiB } from './util.js';
+import { textTable, mdTable, runLines } from './report.js';
 
-export const PULL_BEGIN = '<!-- pull-suite:begin (written by bench/run.js --suite pull; do not edit) -->';
-export const PULL_END = '<!-- pull-suite:end -->';
 const RSS_LIMIT_MIB = 200;
 
 const ok = (r) => r && Number.isFinite(r.median);
@@ -108,21 +106,6 @@ function imageLine(img) {
   );
 }
 
-function textTable(head, rows) {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (r) => r.map((v, i) => (i === 0 ? String(v).padEnd(w[i]) : String(v).padStart(w[i]))).join('  ');
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function mdTable(head, rows) {
-  const esc = (v) => String(v).replace(/\|/g, '\\|');
-  return [
-    `| ${head.map(esc).join(' | ')} |`,
-    `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
-    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
-  ].join('\n');
-}
-
 /** One sentence per claim in issue 4's Speed section, with the numbers. */
 export function pullVerdicts(report) {
   const out = [];
@@ -176,29 +159,17 @@ export function renderPullConsole(report) {
 export function renderPullMarkdown(report) {
   const m = report.machine;
   const L = [];
-  L.push(PULL_BEGIN);
+  L.push('## Pull: carrier pull vs podman pull vs skopeo copy + umoci unpack vs pure Node vs the floor');
   L.push('');
-  L.push('## Pull: carrier pull vs podman pull vs skopeo copy + umoci unpack vs pure Node');
-  L.push('');
-  L.push(`- Command: \`${report.command}\``);
-  L.push(`- Date: ${new Date(report.started).toISOString()} (pull suite took ${((new Date(report.finished) - new Date(report.started)) / 1000).toFixed(0)} s)`);
-  L.push(`- Mode: ${report.quick ? 'quick (smoke run, scaled-down images)' : 'full'}; median of ${report.runs} timed runs after 1 warm-up; per image the contenders run round-robin (A B C D A B C D …)`);
-  L.push(
-    `- Other load: ${report.quietWait === false ? '⚠ run with --no-quiet-wait (did not wait for a quiet machine)' : `every run waited for a quiet machine (${Math.round(report.quietWaited ?? 0)} s of waiting in all)`}; ` +
-      (report.quietWait === false
-        ? `${report.disturbedRuns} run(s) had other processes using the CPUs meanwhile (kept)`
-        : `${report.disturbedRuns} run(s) were redone because other processes used the CPUs meanwhile`),
-  );
-  if (report.cooldown?.skipped) L.push(`- ⚠ Run with --no-cooldown ${Math.round(report.cooldown.sinceDelete)} s after the previous run's deletions`);
-  else if (report.cooldown?.waited) L.push(`- Waited ${Math.round(report.cooldown.waited)} s before timing for the previous deletions to age (see bench/run.js)`);
-  L.push(`- Carrier: ${report.carrier.available ? `version ${report.carrier.version}; ${report.carrier.binary ?? ''}` : 'NOT loadable'}`);
-  L.push(`- Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory}, ${m.kernel}; bench/work on ${m.fsType} (${m.mount}); node ${m.node}, running as ${m.user}`);
-  L.push(`- Tools: ${report.tools.podman}; ${report.tools.skopeo}; ${report.tools.umoci}; registry: ${report.tools.registry}; peak RSS via ${report.tools.time}`);
+  L.push(...runLines(report));
   L.push('');
   L.push('### Method');
   L.push('');
   L.push(
-    'The suite starts Debian’s `docker-registry` (the CNCF distribution registry) on 127.0.0.1 over plain http, with its storage in bench/work (same file system). The images are built from real files of this machine (whole /usr subtrees, GNU tar pax archives compressed by `gzip -6` and `zstd -3`), pushed as they are with `skopeo copy --preserve-digests` from an OCI layout, and the manifest the registry serves is compared byte for byte with the one built. Every run pulls into a fresh store or directory in bench/work, with a fresh run root under /tmp; commands are timed from spawn to exit (process start-up included for everyone). Trees are kept until the last run and timing starts ≥ 370 s after the previous mass delete (ext4 `recently_deleted()`, see bench/run.js); after each run the output is synced and dropped from the page cache, and the few large blob files a run leaves besides its tree (carrier’s blob cache, skopeo’s OCI layout) are deleted. The registry’s files stay in the page cache: this measures the client side, not the disk.',
+    'The suite starts Debian’s `docker-registry` (the CNCF distribution registry) on 127.0.0.1 over plain http, with its storage in bench/work. The images are built from real files of this machine (whole /usr subtrees, GNU tar pax archives compressed by `gzip -6` and `zstd -3`), pushed as they are with `skopeo copy --preserve-digests` from an OCI layout, and the manifest the registry serves is compared byte for byte with the one built. Every run pulls into a fresh store or directory with a fresh run root under /tmp; commands are timed from spawn to exit (process start-up included for everyone). ' +
+      (report.method ??
+        'Trees are kept until the last run and timing starts ≥ 370 s after the previous mass delete (ext4 `recently_deleted()`); after each run the output is synced and dropped from the page cache, and the few large blob files a run leaves besides its tree (carrier’s blob cache, skopeo’s OCI layout) are deleted.') +
+      ' The registry’s files stay in the page cache: this measures the client side, not the disk. The floor rows do the two halves of the work with the bytes already local: decompress every layer blob to /dev/null, and GNU tar -xf of every plain layer tar (layers 3 at a time, as the pulls).',
   );
   L.push('');
   L.push('Contenders:');
@@ -257,22 +228,5 @@ export function renderPullMarkdown(report) {
   L.push('');
   for (const v of pullVerdicts(report)) L.push(`- ${v}`);
   L.push('');
-  L.push(PULL_END);
-  L.push('');
   return L.join('\n');
-}
-
-/** Replaces the pull section of a RESULTS file's text (or appends it). */
-export function spliceSection(text, section) {
-  const a = text.indexOf(PULL_BEGIN);
-  const b = text.indexOf(PULL_END);
-  if (a >= 0 && b > a) return text.slice(0, a) + section.trimEnd() + '\n' + text.slice(b + PULL_END.length).replace(/^\n+/, '');
-  return (text ? text.trimEnd() + '\n\n' : '') + section;
-}
-
-/** The pull section of a RESULTS file's text, or ''. */
-export function extractSection(text) {
-  const a = text.indexOf(PULL_BEGIN);
-  const b = text.indexOf(PULL_END);
-  return a >= 0 && b > a ? text.slice(a, b + PULL_END.length) + '\n' : '';
 }
