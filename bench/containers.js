@@ -1,5 +1,5 @@
 // The containers suite (`npm run bench -- --suite containers`): `carrier create` + `carrier mount` against
-// `podman create` + `podman mount`, and `carrier run --rm IMG true` against `podman run --rm IMG true`, on the same
+// `podman create` + `podman mount` (of a one-layer image and of a 130-layer one, past podman's ~127-layer limit), and `carrier run --rm IMG true` against `podman run --rm IMG true`, on the same
 // one-layer busybox-static image (Debian `busybox-static`), round-robin, median of N; every CLI timed spawn to exit.
 //
 // Both stores live on one fresh loop-mounted ext4 (bench/scratch.js) with short run roots under /tmp (podman refuses
@@ -18,6 +18,8 @@ import { mountsBelow } from './scratch.js';
 
 export const CONTAINERS_CONFIG = { quick: { runs: 0 }, full: { runs: 5 } };
 const IMG = 'localhost/bench-busybox:1';
+const IMG_MANY = 'localhost/bench-busybox:130-layers';
+const MANY_LAYERS = 130; // podman 4.3 mounts at most about 127 layers
 
 // this process's hard limit on open files (podman's default for containers is higher, and raising it needs
 // CAP_SYS_RESOURCE, which a container-in-a-VM may not have)
@@ -59,35 +61,50 @@ export async function runContainersSuite(ctx) {
   const tmp = fs.mkdtempSync('/tmp/cbc-');
   try {
     return await ctx.scratch(2 * 1024 ** 3, async (mnt) => {
-      // the image: busybox-static with sh and true, in one layer
+      // the images: busybox-static with sh and true in one layer; and the same with 129 one-file layers on top
       const rootfs = path.join(tmp, 'rootfs');
       fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
       fs.copyFileSync(busybox, path.join(rootfs, 'bin/busybox'));
       fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
       for (const a of ['sh', 'true']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
-      const tar = path.join(tmp, 'layer.tar');
-      await run('tar', ['-C', rootfs, '--owner=0', '--group=0', '-cf', tar, '.']);
+      const tars = [path.join(tmp, 'layer0.tar')];
+      await run('tar', ['-C', rootfs, '--owner=0', '--group=0', '-cf', tars[0], '.']);
+      for (let i = 1; i < MANY_LAYERS; i++) {
+        const d = path.join(tmp, `l${i}`);
+        fs.mkdirSync(path.join(d, 'etc', 'layers'), { recursive: true });
+        fs.writeFileSync(path.join(d, 'etc', 'layers', String(i)), `layer ${i}\n`);
+        tars.push(path.join(tmp, `layer${i}.tar`));
+        await run('tar', ['-C', d, '--owner=0', '--group=0', '--mtime=2026-01-01', '-cf', tars[i], '.']);
+      }
       const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-      const diffID = sha(fs.readFileSync(tar));
-      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: [diffID] } }));
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: diffID, size: fs.statSync(tar).size }],
-      }));
+      const image = (n) => {
+        const diffIDs = tars.slice(0, n).map((t) => sha(fs.readFileSync(t)));
+        const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: diffIDs } }));
+        const manifest = Buffer.from(JSON.stringify({
+          schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+          layers: diffIDs.map((d, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: d, size: fs.statSync(tars[i]).size })),
+        }));
+        const layers = diffIDs.map((diffID, i) => ({ diffID, open: async () => tars[i] }));
+        return { config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), layers };
+      };
       const c = { root: path.join(mnt, 'carrier'), runroot: path.join(tmp, 'c') };
       const p = { root: path.join(mnt, 'podman'), runroot: path.join(tmp, 'p'), conf: path.join(tmp, 'storage.conf') };
       fs.writeFileSync(p.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${p.root}"\nrunroot = "${p.runroot}"\n`);
       const { Store } = await import(pathToFileURL(path.join(dist, 'store', 'store.js')).href);
       const store = await Store.open(c);
-      await store.commitImage({ config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), layers: [{ diffID, open: async () => tar }], names: [IMG] });
+      await store.commitImage({ ...image(1), names: [IMG] });
+      await store.commitImage({ ...image(MANY_LAYERS), names: [IMG_MANY] });
       await store.close();
       const car = ['--root', c.root, '--runroot', c.runroot];
       const pod = ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay'];
       const penv = { CONTAINERS_STORAGE_CONF: p.conf };
-      const archive = path.join(tmp, 'image.tar');
-      check('carrier save', await run(process.execPath, [cli, ...car, 'save', '-o', archive, IMG], { allowFail: true }));
-      check('podman load', await run('podman', [...pod, 'load', '-q', '-i', archive], { env: { ...process.env, ...penv }, allowFail: true }));
+      for (const img of [IMG, IMG_MANY]) {
+        const archive = path.join(tmp, 'image.tar');
+        check('carrier save', await run(process.execPath, [cli, ...car, 'save', '-o', archive, img], { allowFail: true }));
+        check('podman load', await run('podman', [...pod, 'load', '-q', '-i', archive], { env: { ...process.env, ...penv }, allowFail: true }));
+        fs.rmSync(archive);
+      }
 
       const podmanRun = { variant: undefined, attempts: [] };
       const scenarios = [
@@ -107,6 +124,28 @@ export async function runContainersSuite(ctx) {
               id: 'podman', label: 'podman create + podman mount', command: 'podman create IMG; podman mount ID',
               run: ({ timed }) => timed(async () => {
                 const a = check('podman create', await timedRun('podman', [...pod, 'create', IMG], penv));
+                const b = check('podman mount', await timedRun('podman', [...pod, 'mount', a.stdout.trim()], penv));
+                return { seconds: a.seconds + b.seconds };
+              }),
+            },
+          ],
+        },
+        {
+          id: 'create-mount-130',
+          title: `create + mount, ${MANY_LAYERS} layers`,
+          items: [
+            {
+              id: 'carrier', label: 'carrier create + carrier mount', command: `carrier create IMG; carrier mount ID (${MANY_LAYERS} layers)`,
+              run: ({ timed }) => timed(async () => {
+                const a = check('carrier create', await timedRun(process.execPath, [cli, ...car, 'create', IMG_MANY]));
+                const b = check('carrier mount', await timedRun(process.execPath, [cli, ...car, 'mount', a.stdout.trim()]));
+                return { seconds: a.seconds + b.seconds };
+              }),
+            },
+            {
+              id: 'podman', label: 'podman create + podman mount', command: `podman create IMG; podman mount ID (${MANY_LAYERS} layers)`,
+              run: ({ timed }) => timed(async () => {
+                const a = check('podman create', await timedRun('podman', [...pod, 'create', IMG_MANY], penv));
                 const b = check('podman mount', await timedRun('podman', [...pod, 'mount', a.stdout.trim()], penv));
                 return { seconds: a.seconds + b.seconds };
               }),
@@ -180,7 +219,7 @@ export async function runContainersSuite(ctx) {
       return {
         ...ctx.reportHead('containers', started, { runs, tools: { podman: (await run('podman', ['--version'], { allowFail: true })).stdout.trim() } }),
         method:
-          'busybox-static in one layer; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier); create + mount is the sum of the two commands. Containers and mounts stay until the end of the suite.',
+          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier); create + mount is the sum of the two commands. Containers and mounts stay until the end of the suite.`,
         podmanRun: { used: podmanRun.variant?.note, failedAttempts: podmanRun.attempts },
         rows,
         disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),

@@ -227,7 +227,7 @@ export async function pruneStale(root, key, spec, log) {
 /**
  * The main benchmark layer. Returns paths of layer.tar, layer.tar.gz, layer.tar.zst and their sizes and digests.
  */
-export async function buildFixture(workDir, { targetBytes, targetEntries, log }) {
+export async function buildFixture(workDir, { targetBytes, targetEntries, parallel = false, log }) {
   const t0 = Date.now();
   const sel = selectFiles({ targetBytes, targetEntries });
   const key = listKey(sel.entries, `v1 ${targetBytes} ${targetEntries}`);
@@ -245,7 +245,7 @@ export async function buildFixture(workDir, { targetBytes, targetEntries, log })
     await run('tar', ['-c', ...TAR_CREATE, '-f', `${tarPath}.tmp`, '-C', '/', '--null', '-T', listPath]);
     await fs.promises.rename(`${tarPath}.tmp`, tarPath);
   }
-  const { gz, zst } = await compressAll(tarPath, { log });
+  const { gz, zst } = await compressAll(tarPath, { parallel, log });
   const meta = await describe(tarPath, gz, zst);
   const counts = { dirs: 0, files: 0, symlinks: 0 };
   for (const e of sel.entries) counts[{ d: 'dirs', f: 'files', l: 'symlinks' }[e.type]]++;

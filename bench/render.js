@@ -237,6 +237,17 @@ const SECTION = {
   scaling: scalingMarkdown,
 };
 
+/** A suite's results in a few lines for the console: the summary table, or the scaling tables. */
+export function suiteSummary(name, report) {
+  const model = barModel(name, report);
+  if (model) return `${model.title}:\n${summaryTable(model)}`;
+  if (name === 'scaling') {
+    const md = scalingMarkdown(report);
+    return md.split('\n').filter((l) => l.startsWith('|') || (l.startsWith('### ') && l !== '### Method')).join('\n');
+  }
+  return '';
+}
+
 /** Chart files of the results: [{ file, svg }]. */
 export function charts(results) {
   const out = [];

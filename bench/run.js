@@ -36,7 +36,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { machineInfo, syncFs, fmtDuration, waitForQuiet, cpuWindow, sha256File } from './util.js';
 import { withScratch, sweepScratch, scratchMethod } from './scratch.js';
-import { SUITES, writeOutputs } from './render.js';
+import { SUITES, writeOutputs, suiteSummary } from './render.js';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const workDir = path.join(benchDir, 'work');
@@ -282,6 +282,9 @@ export async function runBench(opts, command = 'bench/run.js') {
     fresh.suites[name] = JSON.parse(JSON.stringify(report, (k, v) => (typeof v === 'function' ? undefined : v)));
     fs.writeFileSync(out.json, JSON.stringify(fresh, null, 1) + '\n');
     writeOutputs(fresh, { mdFile: out.md, chartsDir: out.charts, jsonName: out.jsonName });
+    log('\n' + suiteSummary(name, fresh.suites[name]));
+    const problems = (fresh.suites[name].rows ?? []).flatMap((r) => (r.problems ?? []).map((p) => `${r.id ?? `${r.variant ?? r.image ?? r.scenario ?? ''} ${r.contender}`}: ${p}`));
+    for (const p of problems) log(`  !! ${p}`);
     log(
       `\nsuite ${name} done in ${fmtDuration((Date.now() - s0) / 1000)} (${Math.round(quietWaited - waited0)} s of it waiting for a quiet machine); ` +
         `wrote ${path.relative(process.cwd(), out.json)}, ${path.relative(process.cwd(), out.md)}, ${path.relative(process.cwd(), out.charts)}/`,

@@ -33,11 +33,11 @@ export async function runScalingSuite(ctx) {
   // ---- images --------------------------------------------------------------------------------------------------
   const points = [];
   for (const mib of cfg.sizesMiB) {
-    const fx = await buildFixture(workDir, { targetBytes: mib * MiB, targetEntries: mib * ENTRIES_PER_MIB, log });
+    const fx = await buildFixture(workDir, { targetBytes: mib * MiB, targetEntries: mib * ENTRIES_PER_MIB, parallel: true, log });
     points.push({ series: 'size', x: mib, name: `size-${mib}m`, key: fx.key, layers: [fx], fixture: fx });
   }
   const base = points.find((p) => p.x === cfg.layersMiB)?.fixture ??
-    (await buildFixture(workDir, { targetBytes: cfg.layersMiB * MiB, targetEntries: cfg.layersMiB * ENTRIES_PER_MIB, log }));
+    (await buildFixture(workDir, { targetBytes: cfg.layersMiB * MiB, targetEntries: cfg.layersMiB * ENTRIES_PER_MIB, parallel: true, log }));
   for (const n of cfg.layers) {
     const split = n === 1 ? { key: base.key, layers: [base] } : await buildSplitLayers(base, n, { log });
     points.push({ series: 'layers', x: n, name: `layers-${n}`, key: split.key, layers: split.layers });
