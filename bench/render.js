@@ -285,7 +285,7 @@ export function renderResults(results, { chartsRel = 'charts', jsonName = 'resul
   }
   L.push('## Method common to the suites', '');
   L.push(
-    'Carrier and its peers run in the same session, interleaved round-robin (A B C A B C …: one warm-up round that also checks every output, then the timed rounds), each run into a fresh store. Before every run the harness waits for a quiet machine (< 10% busy over 0.5 s) and runs `sync`; a run during which other processes used more than 0.05 CPU-s + 10% of its wall time is thrown away and redone. Every contender runs from a copy of dist/ and the addon taken at the start. ' +
+    'Carrier and its peers run in the same session, interleaved round-robin (A B C A B C …: one warm-up round that also checks every output, then the timed rounds), each run into a fresh store. Before every run the harness waits for a quiet machine (< 10% busy over 0.5 s) and runs `sync`; a run during which other user-space processes (or the hypervisor, as steal) used more than 0.05 CPU-s + 10% of its wall time is thrown away and redone (kernel threads are not counted: they do the run’s own I/O). Every contender runs from a copy of dist/ and the addon taken at the start. ' +
       scratchMethod + ' (Runs recorded before this harness kept their outputs on the host file system and waited 370 s after each mass delete instead; their sections say so.)',
   );
   const chk = results.checks?.scratch;

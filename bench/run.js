@@ -23,8 +23,8 @@
 // run on a fresh store on a fresh file system (bench/scratch.js: a loop-mounted ext4 made for the run and thrown
 // away after it, so no run pays for an earlier run's deletions and the disk holds one run's output at a time).
 // Before every run the harness waits until the machine is quiet (< 10% busy over 0.5 s), and every run measures the
-// CPU time the rest of the machine used meanwhile (every process outside the bench's own tree, plus hypervisor
-// steal); a run where that exceeds 0.05 s + 10% of its wall time is thrown away and redone (up to 4 times). Every
+// CPU time the rest of the machine used meanwhile (every user-space process outside the bench's own tree, plus
+// hypervisor steal; kernel threads do the run's own I/O and are not counted); a run where that exceeds 0.05 s + 10% of its wall time is thrown away and redone (up to 4 times). Every
 // contender runs from a copy of dist/ and the addon taken at the start (bench/work/build/), so a rebuild in the
 // repository meanwhile cannot mix two builds in one set of results.
 import fs from 'node:fs';
@@ -46,9 +46,10 @@ const log = (...a) => console.log(...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const MAX_RETRIES = 4;
 
-// what a full run of each suite took last time on this machine, for the estimate when the JSON has none
-const DEFAULT_SECONDS = { apply: 660, pull: 1500, checkout: 90, containers: 60, scaling: 900 };
-const QUICK_SECONDS = { apply: 40, pull: 100, checkout: 20, containers: 15, scaling: 80 };
+// for the estimate when the JSON has no full run of a suite by this harness: seconds on the 2-core VM, from the
+// single-run timings of each contender (5 timed runs + 1 warm-up), and the quick runs
+const DEFAULT_SECONDS = { apply: 480, pull: 1260, checkout: 40, containers: 45, scaling: 840 };
+const QUICK_SECONDS = { apply: 30, pull: 60, checkout: 5, containers: 20, scaling: 55 };
 
 function parseArgs(argv) {
   const o = { quick: false, runs: undefined, only: undefined, skipLarge: false, write: undefined, quietWait: true, suites: SUITES, renderOnly: false };
@@ -156,7 +157,8 @@ function estimate(opts, results) {
   const per = {};
   for (const s of opts.suites) {
     const r = results.suites[s];
-    const last = r && !r.quick ? (new Date(r.finished) - new Date(r.started)) / 1000 : undefined;
+    // (runs by the old harness waited for cooldowns, imported ones have no duration: neither says much)
+    const last = r && !r.quick && !r.cooldown && !r.imported ? (new Date(r.finished) - new Date(r.started)) / 1000 : undefined;
     const runs = opts.runs ?? (opts.quick ? 1 : 5);
     const lastRuns = r?.runs ?? r?.config?.runs ?? 5;
     per[s] = opts.quick ? QUICK_SECONDS[s] : last && lastRuns ? (last * (runs + 1)) / (lastRuns + 1) : (DEFAULT_SECONDS[s] * (runs + 1)) / 6;

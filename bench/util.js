@@ -90,7 +90,9 @@ function ourTree(procs, root) {
 
 /**
  * Starts measuring what the rest of the machine does; `foreign()` then returns the CPU-seconds used meanwhile by
- * every process outside this one and its descendants (kernel threads included), plus hypervisor steal. A process that
+ * every user-space process outside this one and its descendants, plus hypervisor steal. Kernel threads (children of
+ * kthreadd) are left out: during a run they mostly do that run's own I/O (the scratch loop device's workers,
+ * writeback, block completions), which is part of the measurement, not a disturbance. A process that
  * exits is folded into its parent's cutime when reaped, with all its CPU time: what it had used before the window is
  * taken off again. Processes that start and end in between are counted through their parent the same way.
  */
@@ -102,14 +104,15 @@ export function cpuWindow() {
       const after = processTimes();
       const steal = machineCpu().steal - steal0;
       const ours = new Set([...ourTree(before, process.pid), ...ourTree(after, process.pid)]);
+      const kernel = (pid, p) => pid === 2 || p.ppid === 2;
       let ticks = 0;
       for (const [pid, p] of after) {
-        if (ours.has(pid)) continue;
+        if (ours.has(pid) || kernel(pid, p)) continue;
         const b = before.get(pid);
         ticks += p.ticks - (b && b.start === p.start ? b.ticks : 0);
       }
       for (const [pid, b] of before) {
-        if (ours.has(pid)) continue;
+        if (ours.has(pid) || kernel(pid, b)) continue;
         const a = after.get(pid);
         if (!a || a.start !== b.start) ticks -= b.ticks; // gone (reaped into its parent's cutime) or pid reused
       }
