@@ -1,5 +1,6 @@
 // applyLayer's native half. Three threads per layer, so decompression, parsing and file writes overlap:
-//   decode thread:  compressed bytes (file reads, or chunks pushed from JS) -> SHA-256 -> gzip/zstd/none -> blocks
+//   decode thread:  compressed bytes (file reads, or chunks pushed from JS) [-> tee file] -> SHA-256 -> gzip/zstd/none
+//                   -> blocks
 //   extract thread: blocks -> SHA-256 of the tar -> tar parser -> safe creation of every entry (+ tar-split)
 //   write thread:   content and metadata of small files the extract thread created (see write_pool.h)
 // The JS thread only copies incoming chunks into a bounded queue and receives 'drain' and 'done' events.
@@ -45,6 +46,7 @@ struct ApplyConfig {
   int64_t expected_size = -1;
   uint64_t max_uncompressed = 0;
   uint64_t max_entries = 0;
+  int tee_fd = -1;  // also receives every compressed byte, in order (a pull's blob cache file); not owned
 };
 
 struct ApplyResult {
@@ -145,7 +147,15 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
     Sha256 sha;
     BlockSink sink(*s);
     uint64_t size = 0;
+    uint64_t teed_kicked = 0;
     auto take = [&](const uint8_t* p, size_t n) {
+      if (s->cfg.tee_fd >= 0) {
+        write_all(s->cfg.tee_fd, p, n, "", "copying the blob to the blob cache");
+        if (s->cfg.extract.writeback && size + n - teed_kicked >= Extractor::kWritebackStep) {
+          start_writeback(s->cfg.tee_fd, teed_kicked, size + n - teed_kicked);
+          teed_kicked = size + n;
+        }
+      }
       // An uncompressed blob's digest is its tar's digest, which the extract thread computes anyway.
       if (decoder.kind() != Compression::None) sha.update(p, n);
       size += n;
@@ -381,6 +391,8 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
     c.expected_size = static_cast<int64_t>(number_option(o, "expectedSize", -1));
     c.max_uncompressed = static_cast<uint64_t>(number_option(o, "maxUncompressedBytes", 64.0 * (1ull << 30)));
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 4e6));
+    c.tee_fd = static_cast<int>(number_option(o, "teeFd", -1));
+    c.extract.writeback = o.Get("writeback").ToBoolean().Value();
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();
   }

@@ -17,6 +17,8 @@ export interface NativeApplyOptions {
   tarSplit?: string;
   maxUncompressedBytes: number;
   maxEntries: number;
+  teeFd?: number;
+  writeback?: boolean;
 }
 
 /** The native job reports exactly the public result shape. */

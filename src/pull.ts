@@ -5,7 +5,6 @@
 // extraction starts with the first byte. Layers already in the store are skipped, cached blobs are applied without
 // the network. The store's commit protocol makes a failed or cancelled pull leave the store as it was.
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { CarrierError } from './errors.js';
 import { formatReference, isShortName, normalizePullName, parseReference, type ImageReference } from './reference.js';
 import { RegistryClient, loadCredentials } from './registry/index.js';
@@ -195,25 +194,15 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
             emit({ type: 'progress', digest: desc.digest, bytes, size: desc.size });
           }
         };
-        let through: Transform;
+        // The blob cache copy is written by applyLayer's decode thread, not here: no per-chunk round trip through
+        // the thread pool on the way to the decompressor.
         if (cache) {
-          writer = await cache.begin(desc.digest);
-          through = writer.tee(onBytes);
-        } else {
-          let total = 0;
-          through = new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              total += chunk.length;
-              onBytes(total);
-              cb(null, chunk);
-            },
+          writer = await cache.begin(desc.digest).catch((err: unknown) => {
+            body.destroy();
+            throw err;
           });
         }
-        body.on('error', (err) => through.destroy(err));
-        through.on('close', () => {
-          if (!body.destroyed) body.destroy();
-        });
-        return body.pipe(through);
+        return { stream: body, onBytes, ...(writer ? { teeFd: writer.fd } : {}) };
       },
       settle: async (applied: AppliedLayer | undefined) => {
         if (writer) {

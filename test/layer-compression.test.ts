@@ -157,6 +157,46 @@ describe('compressed and uncompressed blobs', { timeout: 60_000 }, () => {
     });
   }
 
+  it('copies every compressed byte, in order, to teeFd and counts them to onBytes (with writeback on)', async () => {
+    for (const key of ['gzip', 'zstd', 'none']) {
+      const blob = blobs[key]!;
+      const dir = freshDir(`${key}-tee`);
+      const copy = path.join(path.dirname(dir), `${key}-tee.blob`);
+      const fd = fs.openSync(copy, 'wx');
+      const counts: number[] = [];
+      try {
+        const stream = fs.createReadStream(blob.file, { highWaterMark: 64 * 1024 });
+        const result = await applyLayer(stream, dir, { rootless: false, teeFd: fd, writeback: true, onBytes: (n) => counts.push(n) });
+        await expectMediumApplied(result, blob, dir);
+      } finally {
+        fs.closeSync(fd);
+      }
+      expect(fs.readFileSync(copy).equals(fs.readFileSync(blob.file)), `${key}: the copy equals the blob`).toBe(true);
+      expect(counts.at(-1)).toBe(fs.statSync(blob.file).size);
+      expect(counts.every((n, i) => i === 0 || n > counts[i - 1]!), 'counts only grow').toBe(true);
+    }
+  });
+
+  it('stops writing to teeFd when the layer fails, and refuses a teeFd that is not a descriptor', async () => {
+    const blob = blobs.gzip!;
+    const bytes = fs.readFileSync(blob.file);
+    const bad = Buffer.from(bytes);
+    bad[Math.floor(bad.length / 2)]! ^= 0xff;
+    const dir = freshDir('tee-bad');
+    const copy = path.join(path.dirname(dir), 'tee-bad.blob');
+    const fd = fs.openSync(copy, 'wx');
+    try {
+      await expect(applyLayer(Readable.from([bad]), dir, { rootless: false, teeFd: fd })).rejects.toMatchObject({ code: 'CARRIER_BAD_COMPRESSION' });
+      const size = fs.statSync(copy).size;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(fs.statSync(copy).size, 'nothing written after the call settled').toBe(size);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
+    await expect(applyLayer(blob.file, freshDir('tee-arg'), { teeFd: -1 })).rejects.toMatchObject({ code: 'CARRIER_INVALID_ARGUMENT' });
+  });
+
   it('applies several layers concurrently, each into its own directory', async () => {
     const keys = ['gzip', 'zstd', 'gzip-multi', 'none', 'zstd-multi', 'gzip'];
     const dirs = keys.map((k) => freshDir(`concurrent-${k}`));

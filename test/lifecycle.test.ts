@@ -120,13 +120,8 @@ async function dfMatchesDu(env: Env, label: string): Promise<SystemDf> {
 async function cacheBlob(cache: BlobCache, blob: Buffer): Promise<string> {
   const d = sha256(blob);
   const w = await cache.begin(d);
-  const tee = w.tee();
-  await new Promise<void>((resolve, reject) => {
-    tee.on('error', reject);
-    tee.on('finish', resolve);
-    tee.resume();
-    tee.end(blob);
-  });
+  // Written on the thread pool, as applyLayer's native thread would write it: collectors get to run meanwhile.
+  await new Promise<void>((resolve, reject) => fs.write(w.fd, blob, (err) => (err ? reject(err) : resolve())));
   await w.commit();
   return d;
 }

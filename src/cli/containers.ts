@@ -31,7 +31,8 @@ import { USERNS_ENV, inUserNamespace, isRootless, unshareCommand } from '../runt
 import { SignalRelay, findOnPath } from '../runtime/runtime.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { goJson, renderTable, renderTemplate, timeAgo, humanDuration } from './format.js';
-import { ExitError, withStore, type GlobalOptions } from './images.js';
+import { ExitError, type GlobalOptions } from './errors.js';
+import { withStore } from './open-store.js';
 
 function help(argv: string[], text: string): boolean {
   if (argv.includes('--help') || argv.includes('-h')) {

@@ -2,7 +2,8 @@
 // Carrier detected (once per process) on this machine.
 import os from 'node:os';
 import { parseArgs, stringFlag, UsageError } from './args.js';
-import { openStore, type GlobalOptions } from './images.js';
+import { openStore } from './open-store.js';
+import type { GlobalOptions } from './errors.js';
 import { goJson } from './format.js';
 import { overlaySupport } from '../drivers/mount.js';
 import { findRuntime } from '../runtime/runtime.js';

@@ -1,7 +1,8 @@
 // `carrier pull`: the CLI face of pull(). Progress goes to stderr (bars on a terminal, lines otherwise), the image
 // id to stdout; Ctrl-C cancels and leaves no half layer.
 import { parseArgs, stringFlag, UsageError } from './args.js';
-import { openStore, type GlobalOptions } from './images.js';
+import { openStore } from './open-store.js';
+import type { GlobalOptions } from './errors.js';
 import { PullProgress } from './progress.js';
 import { pull, type PullOptions } from '../pull.js';
 import { CarrierError } from '../errors.js';

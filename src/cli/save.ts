@@ -6,7 +6,8 @@ import { exportContainer } from '../copy/export.js';
 import { saveImages, type SaveFormat } from '../save/save.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { humanSize } from './format.js';
-import { ExitError, withStore, type GlobalOptions } from './images.js';
+import { ExitError, type GlobalOptions } from './errors.js';
+import { withStore } from './open-store.js';
 
 
 function notKnown(err: unknown, what: string, query: string): never {

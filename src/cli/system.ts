@@ -14,7 +14,8 @@ import { parseByteSize } from '../quota.js';
 import { removeTree } from '../drivers/remove.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { decimalUnits, goJson, humanDuration, renderTable } from './format.js';
-import { ExitError, has, openStore, withStore, type GlobalOptions } from './images.js';
+import { ExitError, has, type GlobalOptions } from './images.js';
+import { openStore, withStore } from './open-store.js';
 
 
 

@@ -28,6 +28,18 @@ export interface ApplyLayerOptions {
   tarSplit?: string;
   limits?: ApplyLayerLimits;
   signal?: AbortSignal;
+  /**
+   * An open file descriptor that also receives every compressed byte, in order, written from a native thread (a
+   * pull's blob cache file). It must stay open until the call settles; nothing is written to it afterwards.
+   */
+  teeFd?: number;
+  /**
+   * Start writing large files' content (over 1 MiB) and the tee file's to the disk every few MiB as they are written
+   * (sync_file_range), so a syncfs after the layer has less left to write. Default false.
+   */
+  writeback?: boolean;
+  /** For a stream source: called with the running count of compressed bytes taken from it. */
+  onBytes?: (total: number) => void;
 }
 
 export interface SkippedEntry {
@@ -88,6 +100,13 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
     out.expectedSize = options.expectedSize;
   }
   if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
+  if (options.teeFd !== undefined) {
+    if (!Number.isSafeInteger(options.teeFd) || options.teeFd < 0) {
+      throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'teeFd must be an open file descriptor');
+    }
+    out.teeFd = options.teeFd;
+  }
+  if (options.writeback) out.writeback = true;
   return out;
 }
 
@@ -130,7 +149,7 @@ export async function applyLayer(
   let streamError: unknown;
   if (typeof source !== 'string') {
     // Not awaited: a stalled stream must not keep an abort or a native failure from settling the call.
-    feed(source, job, () => done, (wake) => (drained = wake)).catch((err: unknown) => {
+    feed(source, job, () => done, (wake) => (drained = wake), options.onBytes).catch((err: unknown) => {
       streamError = err;
       job.abort();
     });
@@ -157,10 +176,14 @@ async function feed(
   job: { push(c: Uint8Array): boolean; end(): void },
   isDone: () => boolean,
   onDrain: (wake: (() => void) | undefined) => void,
+  onBytes?: (total: number) => void,
 ): Promise<void> {
+  let total = 0;
   for await (const chunk of stream) {
     if (isDone()) return;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+    total += bytes.length;
+    onBytes?.(total);
     if (!job.push(bytes)) {
       await new Promise<void>((resolve) => onDrain(resolve));
       onDrain(undefined);

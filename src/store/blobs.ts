@@ -11,7 +11,6 @@
 import { mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { parseDigest } from '../oci/digest.js';
 import { native } from '../native.js';
 import { fromNative, type NativeFailure } from '../errors.js';
@@ -73,7 +72,6 @@ export class BlobCache {
 
 export class BlobWriter {
   private closed = false;
-  written = 0;
 
   constructor(
     private readonly fh: FileHandle,
@@ -81,20 +79,12 @@ export class BlobWriter {
     readonly finalPath: string,
   ) {}
 
-  /** A pass-through that also writes every chunk to the cache file (in order, before passing it on). */
-  tee(onBytes?: (total: number) => void): Transform {
-    return new Transform({
-      transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
-        this.fh.write(chunk).then(
-          () => {
-            this.written += chunk.length;
-            onBytes?.(this.written);
-            cb(null, chunk);
-          },
-          (err: unknown) => cb(err as Error),
-        );
-      },
-    });
+  /**
+   * The temp file's descriptor, for the writer of the bytes: a pull hands it to applyLayer (`teeFd`), whose native
+   * thread copies the blob into it as it decompresses.
+   */
+  get fd(): number {
+    return this.fh.fd;
   }
 
   /** The blob was verified (by the layer it fed): make it the cached copy (renamed while still locked). */

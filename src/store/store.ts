@@ -55,12 +55,20 @@ export interface CommitLayer {
   diffID: string;
   digest?: string;
   size?: number;
-  open(): Promise<Readable | string>;
+  open(): Promise<Readable | string | LayerStream>;
   /**
    * Called once the layer's content is settled: with the verified result before the store makes it durable, or
    * with undefined when the layer failed or was not needed after all (a pull moves its cached blob into place here).
    */
   settle?(applied: AppliedLayer | undefined): Promise<void>;
+}
+
+/** A layer's compressed bytes as a stream, with what else should happen to them as they are applied. */
+export interface LayerStream {
+  stream: Readable;
+  /** A file that receives a copy of the bytes (see ApplyLayerOptions.teeFd). */
+  teeFd?: number;
+  onBytes?: (total: number) => void;
 }
 
 /** Everything the store needs to record an image; a local archive and a registry pull both produce one. */
@@ -430,13 +438,24 @@ export class Store {
   private async fillLayerLocked(
     record: LayerRecord,
     diffMode: number,
-    source: Readable | string,
+    from: Readable | string | LayerStream,
     expect: { diffID?: string; digest?: string; size?: number },
     signal: AbortSignal | undefined,
     afterApply?: (applied: AppliedLayer) => Promise<void>,
     parentReady?: Promise<void>,
   ): Promise<AppliedLayer> {
+    const { source, extra } =
+      typeof from === 'object' && 'stream' in from
+        ? {
+            source: from.stream,
+            extra: {
+              ...(from.teeFd !== undefined ? { teeFd: from.teeFd } : {}),
+              ...(from.onBytes ? { onBytes: from.onBytes } : {}),
+            },
+          }
+        : { source: from, extra: {} };
     const applyOptions = {
+      ...extra,
       rootless: this.rootless,
       tarSplit: this.tarSplitPath(record.id),
       ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
@@ -455,7 +474,7 @@ export class Store {
       // for its parent's tree.
       const driver = this.driver;
       const staging = await driver.createStaging(record.id);
-      applied = await applyLayer(source, staging, { ...applyOptions, whiteouts: 'aufs' });
+      applied = await applyLayer(source, staging, { ...applyOptions, whiteouts: 'aufs', writeback: false });
       await parentReady;
       if (signal?.aborted) throw abortError(signal);
       const sources = record.parent !== undefined ? [driver.dir(record.parent), staging] : [staging];
@@ -467,6 +486,8 @@ export class Store {
       const paths = this.driver.paths(record.id);
       applied = await applyLayer(source, paths.diff, {
         ...applyOptions,
+        // The syncfs below then mostly waits for writes already under way.
+        writeback: true,
         // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
         // char devices and opaque xattrs. A store must not mix the two.
         whiteouts: this.config.mountProgram ? 'aufs' : 'overlay',
