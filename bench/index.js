@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makePullContenders } from './pullcontenders.js';
+import { makePullContenders, pullOnScratch } from './pullcontenders.js';
 import { roundRobin } from './roundrobin.js';
 import { withScratch, scratchMethod } from './scratch.js';
 import { waitForQuiet, cpuWindow, syncFs, machineInfo } from './util.js';
@@ -65,7 +65,6 @@ export async function benchPull({ images, contenders = ['carrier', 'podman'], ru
   };
   const rows = [];
   const runBase = fs.mkdtempSync('/tmp/cbl-');
-  let seq = 0;
   try {
     for (const image of images) {
       const slash = image.indexOf('/');
@@ -76,17 +75,10 @@ export async function benchPull({ images, contenders = ['carrier', 'podman'], ru
         host, url: `http://${host}`, name: image, variant: image,
         repo: colon > 0 ? rest.slice(0, colon) : rest, tag: colon > 0 ? rest.slice(colon + 1) : 'latest',
       };
+      const scratch = (bytes, fn) => withScratch(workDir, bytes, fn);
       const items = chosen.map((c) => ({
         id: c.id,
-        run: async ({ timed }) => {
-          const runDir = path.join(runBase, String(seq++));
-          fs.mkdirSync(runDir);
-          try {
-            return await withScratch(workDir, 64 * 1024 ** 3, (dir) => timed(() => c.run(ref, dir, runDir, {})));
-          } finally {
-            fs.rmSync(runDir, { recursive: true, force: true });
-          }
-        },
+        run: ({ timed }) => pullOnScratch(c, ref, { scratch, bytes: 32 * 1024 ** 3, runBase, timed }),
       }));
       const cells = await roundRobin(ctx, items, runs, { name: `${image} ` });
       for (const c of chosen) {

@@ -252,3 +252,21 @@ export function makePullContenders({ carrierCli, benchDir }) {
   });
   return list;
 }
+
+/**
+ * One run of pull contender `c` for `ref`: a fresh run root under `runBase`, a fresh scratch file system from
+ * `scratch(bytes, fn)` (bench/scratch.js), `timed(fn)` around the pull itself (bench/roundrobin.js). Resolves the
+ * contender's result; throws when its image id is not `configDigest` (when given).
+ */
+export async function pullOnScratch(c, ref, { scratch, bytes, runBase, timed, configDigest }) {
+  const runDir = fs.mkdtempSync(path.join(runBase, 'r'));
+  try {
+    return await scratch(bytes, async (dir) => {
+      const r = await timed(() => c.run(ref, dir, runDir, {}));
+      if (configDigest && r.id !== undefined && r.id !== configDigest.slice(7)) throw new Error(`image id ${r.id} != config digest ${configDigest.slice(7)}`);
+      return r;
+    });
+  } finally {
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}

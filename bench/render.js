@@ -93,24 +93,13 @@ export function lineModels(report) {
       label: label(id),
       points: rows.filter((r) => r.contender === id).map((r) => ({ x: r.x, failed: !ok(r), ...f(r) })),
     }));
-    out.push({
-      file: `scaling-${series}-time.svg`,
-      spec: {
-        title: `Pull time as ${series === 'size' ? 'the image size doubles' : 'the layer count grows'}`,
-        subtitle: subtitle(report),
-        xLabel, yLabel: 'seconds (median; whiskers min–max)', unit: 's', xs,
-        series: pts((r) => ({ y: r.median, min: r.min, max: r.max })),
-      },
-    });
-    out.push({
-      file: `scaling-${series}-rss.svg`,
-      spec: {
-        title: `Peak RSS as ${series === 'size' ? 'the image size doubles' : 'the layer count grows'}`,
-        subtitle: subtitle(report),
-        xLabel, yLabel: 'MiB (largest single process, max over runs)', unit: 'MiB', xs,
-        series: pts((r) => ({ y: r.peakRssKiB ? r.peakRssKiB / 1024 : NaN })),
-      },
-    });
+    const grows = series === 'size' ? 'the image size doubles' : 'the layer count grows';
+    for (const [what, title, yLabel, unit, f] of [
+      ['time', 'Pull time', 'seconds (median; whiskers min–max)', 's', (r) => ({ y: r.median, min: r.min, max: r.max })],
+      ['rss', 'Peak RSS', 'MiB (largest single process, max over runs)', 'MiB', (r) => ({ y: r.peakRssKiB ? r.peakRssKiB / 1024 : NaN })],
+    ]) {
+      out.push({ file: `scaling-${series}-${what}.svg`, spec: { title: `${title} as ${grows}`, subtitle: subtitle(report), xLabel, yLabel, unit, xs, series: pts(f) } });
+    }
   }
   return out;
 }

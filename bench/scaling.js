@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildFixture, buildSplitLayers } from './fixture.js';
 import { writeLayout, startRegistry, ensurePushed } from './pullfixture.js';
-import { makePullContenders } from './pullcontenders.js';
+import { makePullContenders, pullOnScratch } from './pullcontenders.js';
 import { roundRobin } from './roundrobin.js';
 import { MiB } from './util.js';
 
@@ -65,24 +65,12 @@ export async function runScalingSuite(ctx) {
       .filter((c) => cfg.contenders.includes(c.id))
       .filter((c) => !opts.only || opts.only.test(c.id));
     const runBase = fs.mkdtempSync('/tmp/cbs-');
-    let seq = 0;
     try {
       for (const p of points) {
+        const bytes = 4 * 1024 ** 3 + 3 * p.tarSize + 2 * p.compressedSize;
         const items = contenders.map((c) => ({
           id: c.id,
-          run: async ({ timed }) => {
-            const runDir = path.join(runBase, String(seq++));
-            fs.mkdirSync(runDir);
-            try {
-              return await ctx.scratch(4 * 1024 ** 3 + 3 * p.tarSize + 2 * p.compressedSize, async (dir) => {
-                const r = await timed(() => c.run(p.ref, dir, runDir, {}));
-                if (r.id !== undefined && r.id !== p.configDigest.slice(7)) throw new Error(`image id ${r.id} != config digest ${p.configDigest.slice(7)}`);
-                return r;
-              });
-            } finally {
-              fs.rmSync(runDir, { recursive: true, force: true });
-            }
-          },
+          run: ({ timed }) => pullOnScratch(c, p.ref, { scratch: ctx.scratch, bytes, runBase, timed, configDigest: p.configDigest }),
         }));
         const cells = await roundRobin(ctx, items, runs, {
           name: `${p.name} `,
