@@ -144,10 +144,11 @@ async function buildChanged(carrier) {
   if (!carrier.build) return undefined;
   try {
     const now = await describeBuild(repoRoot);
-    if (now.addonDigest !== carrier.build.addonDigest || now.distDigest !== carrier.build.distDigest) {
-      return 'the repository build changed during the run (addon now sha256 ' +
-        `${now.addonDigest.slice(0, 12)}…, modified ${now.addonMtime}); every run used the copy taken at the start`;
-    }
+    const what = [
+      now.addonDigest !== carrier.build.addonDigest ? `the addon (now sha256 ${now.addonDigest.slice(0, 12)}…, modified ${now.addonMtime})` : '',
+      now.distDigest !== carrier.build.distDigest ? 'dist/' : '',
+    ].filter(Boolean);
+    if (what.length) return `the repository build changed during the run (${what.join(' and ')}); every run used the copy taken at the start`;
   } catch {}
   return undefined;
 }

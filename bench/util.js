@@ -129,37 +129,6 @@ export function memoryPressure() {
   return { pgscanDirect: v.pgscan_direct ?? 0, compactStall: v.compact_stall ?? 0, refaultFile: v.workingset_refault_file ?? 0 };
 }
 
-const EVICT_PY = `
-import os, sys
-for root, dirs, files in os.walk(sys.argv[1]):
-    for n in files:
-        try:
-            fd = os.open(os.path.join(root, n), os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-`;
-let evictWorks;
-
-/**
- * Drops an output tree's file pages from the page cache (after sync they are clean), so the outputs kept until the
- * end of the run do not fill memory and push out the fixtures. Needs python3 (Node cannot call posix_fadvise);
- * returns false when it is missing.
- */
-export function evictTree(dir) {
-  if (evictWorks === false) return false;
-  try {
-    execFileSync('python3', ['-c', EVICT_PY, dir], { stdio: 'ignore' });
-    evictWorks = true;
-  } catch {
-    evictWorks = false;
-  }
-  return evictWorks;
-}
-
 /** Resolves once the machine has been nearly idle (< `maxBusy` of all CPUs) for `ms`; returns seconds waited. */
 export async function waitForQuiet({ maxBusy = 0.1, ms = 500, onWait, limitSeconds = 900 } = {}) {
   const t0 = Date.now();
