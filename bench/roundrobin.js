@@ -31,7 +31,8 @@ export async function roundRobin(ctx, items, runs, { name = '', onWarm } = {}) {
       try {
         r = await it.run({ round, attempt, timed: (fn) => timed(ctx, fn) });
       } catch (e) {
-        const msg = e.message.split('\n')[0].slice(0, 400);
+        // (ids differ from run to run: one message per kind of failure)
+        const msg = e.message.split('\n')[0].replace(/\b[0-9a-f]{64}\b/g, '<id>').slice(0, 400);
         if (!cell.problems.includes(msg)) {
           cell.problems.push(msg);
           log(`  !! ${name}${it.id}: ${msg}`);
