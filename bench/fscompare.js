@@ -4,8 +4,8 @@
 //
 //   node bench/fscompare.js [--rounds N] [--write]
 //
-// Uses the apply suite's full-size layer (run the apply suite once first) and the carrier build copy in
-// bench/work/build/. With --write the medians go into bench/results.json (`checks.scratch`), where RESULTS.md shows
+// Uses the apply suite's full-size layer (run the apply suite once first) and this checkout's dist/ (npm run build
+// first). With --write the medians go into bench/results.json (`checks.scratch`), where RESULTS.md shows
 // them next to the method. Carrier is run as `node -e "applyLayer(...)"` here, so its times include Node start-up.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,7 +30,7 @@ function fixtureDir() {
 }
 
 const FX = fixtureDir();
-const entry = path.join(work, 'build', 'dist', 'index.js');
+const entry = path.join(benchDir, '..', 'dist', 'index.js'); // npm run build first
 const apply = (blob) => (out) => [process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(entry)}); await m.applyLayer(${JSON.stringify(blob)}, ${JSON.stringify(out)});`]];
 const contenders = {
   'GNU tar -xf (plain)': (out) => ['tar', ['--numeric-owner', '-xpf', `${FX}/layer.tar`, '-C', out]],

@@ -116,12 +116,21 @@ async function describeBuild(root) {
   };
 }
 
-/** Copies dist/, package.json and the addon to bench/work/build/ and loads carrier from there. */
+/**
+ * Copies dist/, package.json and the addon to bench/work/build/<pid>/ and loads carrier from there (one copy per
+ * benchmark process, removed when it exits, so two benchmark processes never share or replace each other's copy).
+ */
 async function loadCarrier() {
   try {
     const build = await describeBuild(repoRoot);
-    const snap = path.join(workDir, 'build');
-    fs.rmSync(snap, { recursive: true, force: true });
+    const base = path.join(workDir, 'build');
+    fs.mkdirSync(base, { recursive: true });
+    for (const n of fs.readdirSync(base)) {
+      // copies of benchmark processes that are gone (and the old single copy: dist/, package.json, build/, prebuilds/)
+      if (!/^\d+$/.test(n) || !fs.existsSync(`/proc/${n}`)) fs.rmSync(path.join(base, n), { recursive: true, force: true });
+    }
+    const snap = path.join(base, String(process.pid));
+    process.once('exit', () => fs.rmSync(snap, { recursive: true, force: true }));
     fs.cpSync(path.join(repoRoot, 'dist'), path.join(snap, 'dist'), { recursive: true });
     fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(snap, 'package.json'));
     fs.mkdirSync(path.dirname(path.join(snap, build.addon)), { recursive: true });

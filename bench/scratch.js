@@ -95,11 +95,20 @@ export async function withScratch(workDir, bytes, fn, options) {
   }
 }
 
-/** Leftovers of an earlier run that was killed: unmount, detach and delete them. */
+/**
+ * Leftovers of an earlier benchmark process that was killed: unmount, detach and delete them. Scratch file systems
+ * of a benchmark process still running (their names start with its pid) are left alone.
+ */
 export function sweepScratch(workDir) {
   const base = path.join(workDir, 'scratch');
   if (!fs.existsSync(base)) return;
-  for (const m of mountsBelow(base)) {
+  const alive = (name) => {
+    const pid = Number(name.split('-')[0]);
+    return pid > 0 && pid !== process.pid && fs.existsSync(`/proc/${pid}`);
+  };
+  const stale = fs.readdirSync(base).filter((n) => !alive(n)).map((n) => path.join(base, n));
+  const isStale = (m) => stale.some((s) => m === s || m.startsWith(s + '/'));
+  for (const m of mountsBelow(base).filter(isStale)) {
     try {
       sh('umount', ['-l', m]);
     } catch {}
@@ -110,13 +119,13 @@ export function sweepScratch(workDir) {
   } catch {}
   for (const line of loops.split('\n')) {
     const [dev, file] = line.trim().split(/\s+/);
-    if (file?.startsWith(base + '/')) {
+    if (file?.startsWith(base + '/') && stale.includes(file)) {
       try {
         sh('losetup', ['-d', dev]);
       } catch {}
     }
   }
-  fs.rmSync(base, { recursive: true, force: true });
+  for (const s of stale) fs.rmSync(s, { recursive: true, force: true });
 }
 
 // a benchmark stopped by a signal or an exception leaves nothing mounted
