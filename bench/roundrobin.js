@@ -23,6 +23,7 @@ export async function timed(ctx, fn) {
  */
 export async function roundRobin(ctx, items, runs, { name = '', onWarm } = {}) {
   const { log, opts } = ctx;
+  items = items.filter((it) => !opts.only || opts.only.test(it.id)); // --only: the cells of the others are missing
   const cells = new Map(items.map((it) => [it.id, { runs: [], peaks: [], results: [], problems: [], disturbed: 0, warm: undefined }]));
   const once = async (it, round) => {
     const cell = cells.get(it.id);
