@@ -147,14 +147,9 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
     Sha256 sha;
     BlockSink sink(*s);
     uint64_t size = 0;
-    uint64_t teed_kicked = 0;
     auto take = [&](const uint8_t* p, size_t n) {
       if (s->cfg.tee_fd >= 0) {
         write_all(s->cfg.tee_fd, p, n, "", "copying the blob to the blob cache");
-        if (s->cfg.extract.writeback && size + n - teed_kicked >= Extractor::kWritebackStep) {
-          start_writeback(s->cfg.tee_fd, teed_kicked, size + n - teed_kicked);
-          teed_kicked = size + n;
-        }
       }
       // An uncompressed blob's digest is its tar's digest, which the extract thread computes anyway.
       if (decoder.kind() != Compression::None) sha.update(p, n);
@@ -392,7 +387,6 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
     c.max_uncompressed = static_cast<uint64_t>(number_option(o, "maxUncompressedBytes", 64.0 * (1ull << 30)));
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 4e6));
     c.tee_fd = static_cast<int>(number_option(o, "teeFd", -1));
-    c.extract.writeback = o.Get("writeback").ToBoolean().Value();
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();
   }

@@ -1,6 +1,5 @@
 #include "common.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -24,10 +23,6 @@ Fd::~Fd() { reset(); }
 void Fd::reset() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
-}
-
-void start_writeback(int fd, uint64_t offset, uint64_t len) {
-  sync_file_range(fd, static_cast<off64_t>(offset), static_cast<off64_t>(len), SYNC_FILE_RANGE_WRITE);
 }
 
 void write_all(int fd, const uint8_t* p, size_t n, const std::string& path, const char* what) {

@@ -95,8 +95,5 @@ std::string hex(const uint8_t* data, size_t len);
 
 // write(2) until all of it is written; fails with the errno (ENOSPC, EIO...) naming `path` and `what`.
 void write_all(int fd, const uint8_t* p, size_t n, const std::string& path, const char* what);
-// Starts writeback of [offset, offset+len) (len 0: to the end of the file) without waiting for it, so a later
-// syncfs finds the pages already on their way to the disk. Advisory: errors are ignored (syncfs reports them).
-void start_writeback(int fd, uint64_t offset, uint64_t len);
 
 }  // namespace carrier

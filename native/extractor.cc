@@ -190,7 +190,6 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
         fail_errno(errno, "openat", path, "creating a file");
       }
       pooled_ = e.size <= kPooledFileMax && e.xattrs.empty();
-      written_ = kicked_ = 0;
       if (pooled_) {
         content_.clear();
         content_.reserve(static_cast<size_t>(e.size));
@@ -305,11 +304,6 @@ void Extractor::entry_data(const uint8_t* data, size_t n) {
     content_.insert(content_.end(), data, data + n);
   } else {
     write_all(file_.get(), data, n, cur_path_, "writing file content");
-    written_ += n;
-    if (opts_.writeback && written_ - kicked_ >= kWritebackStep) {
-      start_writeback(file_.get(), kicked_, written_ - kicked_);
-      kicked_ = written_;
-    }
   }
 }
 
@@ -330,7 +324,6 @@ void Extractor::entry_end() {
     content_ = std::vector<uint8_t>();
   } else if (file_.valid()) {
     int fd = file_.get();
-    if (opts_.writeback && written_ > kicked_) start_writeback(fd, kicked_, 0);
     if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
     apply_xattrs(fd, e, cur_path_);
     set_mode_and_times(fd, cur_path_, e.mode, e.mtime_sec, e.mtime_nsec);

@@ -20,11 +20,6 @@ namespace carrier {
 struct ExtractOptions {
   bool rootless = true;
   bool overlay_whiteouts = true;  // false: aufs, keep .wh. entries as plain files
-  // Start writeback of large files' content (the streamed ones, > kPooledFileMax) as it is written, so the store's
-  // syncfs after the layer has less left to wait for: the disk works while the CPUs are still decompressing. Small
-  // files are left to syncfs: a sync_file_range per small file cost more system time than it saved (measured on a
-  // 7k-file layer: syncfs 350 -> 15 ms, but extraction slower by more than that).
-  bool writeback = false;
 };
 
 struct SkippedEntry {
@@ -37,8 +32,6 @@ class Extractor : public TarHandler {
   static constexpr size_t kMaxDepth = 1024;
   // Files up to this size are buffered and finished by the write pool; larger ones stream from the parser.
   static constexpr int64_t kPooledFileMax = 1 << 20;
-  // With writeback on, a streamed file's pages (and a tee file's) are sent to the disk every this many bytes.
-  static constexpr uint64_t kWritebackStep = 8 << 20;
 
   Extractor(int rootfd, ExtractOptions options, TarSplitWriter* tar_split)
       : root_(rootfd), opts_(options), split_(tar_split) {}
@@ -80,7 +73,6 @@ class Extractor : public TarHandler {
   std::string cur_path_;
   Fd file_;  // open regular file receiving content
   bool pooled_ = false;
-  uint64_t written_ = 0, kicked_ = 0;  // a streamed file's bytes written, and how many of them writeback has
   std::vector<uint8_t> content_;  // a pooled file's content
 
   std::unordered_set<std::string> seen_;

@@ -18,7 +18,6 @@ export interface NativeApplyOptions {
   maxUncompressedBytes: number;
   maxEntries: number;
   teeFd?: number;
-  writeback?: boolean;
 }
 
 /** The native job reports exactly the public result shape. */

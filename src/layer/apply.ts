@@ -33,11 +33,6 @@ export interface ApplyLayerOptions {
    * pull's blob cache file). It must stay open until the call settles; nothing is written to it afterwards.
    */
   teeFd?: number;
-  /**
-   * Start writing large files' content (over 1 MiB) and the tee file's to the disk every few MiB as they are written
-   * (sync_file_range), so a syncfs after the layer has less left to write. Default false.
-   */
-  writeback?: boolean;
   /** For a stream source: called with the running count of compressed bytes taken from it. */
   onBytes?: (total: number) => void;
 }
@@ -106,7 +101,6 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
     }
     out.teeFd = options.teeFd;
   }
-  if (options.writeback) out.writeback = true;
   return out;
 }
 

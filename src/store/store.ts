@@ -474,7 +474,7 @@ export class Store {
       // for its parent's tree.
       const driver = this.driver;
       const staging = await driver.createStaging(record.id);
-      applied = await applyLayer(source, staging, { ...applyOptions, whiteouts: 'aufs', writeback: false });
+      applied = await applyLayer(source, staging, { ...applyOptions, whiteouts: 'aufs' });
       await parentReady;
       if (signal?.aborted) throw abortError(signal);
       const sources = record.parent !== undefined ? [driver.dir(record.parent), staging] : [staging];
@@ -486,8 +486,6 @@ export class Store {
       const paths = this.driver.paths(record.id);
       applied = await applyLayer(source, paths.diff, {
         ...applyOptions,
-        // The syncfs below then mostly waits for writes already under way.
-        writeback: true,
         // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
         // char devices and opaque xattrs. A store must not mix the two.
         whiteouts: this.config.mountProgram ? 'aufs' : 'overlay',
