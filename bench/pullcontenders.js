@@ -124,7 +124,6 @@ export function makePullContenders({ carrierCli, benchDir }) {
         return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
       },
       graphroot: (dir) => path.join(dir, 'root'),
-      scratch: (dir) => [path.join(dir, 'xdg')],
     });
   }
   list.push({
@@ -146,7 +145,6 @@ export function makePullContenders({ carrierCli, benchDir }) {
       return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
     },
     graphroot: (dir) => path.join(dir, 'root'),
-    scratch: () => [],
   });
   list.push({
     id: 'skopeo-umoci',
@@ -193,7 +191,6 @@ export function makePullContenders({ carrierCli, benchDir }) {
       };
     },
     rootfs: (dir) => path.join(dir, 'bundle', 'rootfs'),
-    scratch: (dir) => [path.join(dir, 'oci')],
   });
   list.push({
     id: 'pure-node',
@@ -208,7 +205,6 @@ export function makePullContenders({ carrierCli, benchDir }) {
       return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: res.id, layers: res.layers };
     },
     layerDir: (dir, i) => path.join(dir, 'layers', String(i)),
-    scratch: () => [],
   });
   // The floor: what the pull could not beat with its bytes already on this machine, each half on its own (the
   // layer blobs and tars are read from the page cache, as the registry's files are). Layers 3 at a time, as the pulls.
@@ -227,7 +223,6 @@ export function makePullContenders({ carrierCli, benchDir }) {
       if (r.code !== 0) throw fail('decompress', r);
       return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB };
     },
-    scratch: () => [],
   });
   list.push({
     id: 'floor-tar',
@@ -248,7 +243,6 @@ export function makePullContenders({ carrierCli, benchDir }) {
       if (r.code !== 0) throw fail('tar -xf', r);
       return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB };
     },
-    scratch: () => [],
   });
   return list;
 }

@@ -11,7 +11,8 @@ import { scratchMethod } from './scratch.js';
 export const SUITES = ['apply', 'pull', 'checkout', 'containers', 'scaling'];
 const ok = (r) => r && Number.isFinite(r.median);
 const range = (r, d = 3) => (Number.isFinite(r.min) && Number.isFinite(r.max) ? `${r.min.toFixed(d)}–${r.max.toFixed(d)}` : 'not recorded');
-const bar = (id, label, r, carrier, extra = {}) => ({
+// a contender that did not run (left out by --only, not installed) has no bar; one that failed has an empty one
+const bar = (id, label, r, carrier, extra = {}) => r == null ? null : ({
   id,
   label,
   median: r?.median,
@@ -29,7 +30,8 @@ export function barModel(name, report) {
     const floor = (c) => {
       const d = row(`${c}/decompress`);
       const x = row('none/gnu-tar');
-      return ok(d) && ok(x) ? { median: Math.max(d.median, x.median) } : undefined;
+      if (!d && !x) return null;
+      return { median: ok(d) && ok(x) ? Math.max(d.median, x.median) : NaN };
     };
     const mb = (report.fixture.meta.tar.size / MiB).toFixed(0);
     const panels = ['gzip', 'zstd', 'none'].map((c) => {
@@ -40,7 +42,7 @@ export function barModel(name, report) {
         bar('pure-node', 'pure Node (tar-stream)', row(`${c}/pure-node`), carrier),
       ];
       if (c !== 'none') bars.push(bar('floor', 'floor: max(decompress, tar -xf plain)', floor(c), carrier));
-      return { title: `${c === 'none' ? 'plain tar' : c}: ${mb} MiB layer`, bars };
+      return { title: `${c === 'none' ? 'plain tar' : c}: ${mb} MiB layer`, bars: bars.filter(Boolean) };
     });
     return { title: 'Layer apply from a local blob', subtitle: subtitle(report), unit: 's', panels };
   }
@@ -56,8 +58,8 @@ export function barModel(name, report) {
       ];
       const d = row(img.id, 'floor-decompress');
       const t = row(img.id, 'floor-tar');
-      if (d || t) bars.push(bar('floor', 'floor: max(decompress, tar -xf plain)', ok(d) && ok(t) ? { median: Math.max(d.median, t.median) } : undefined, carrier));
-      return { title: `${img.id}: ${img.layers.length} layer${img.layers.length > 1 ? 's' : ''}, ${(img.tarSize / MiB).toFixed(0)} MiB, ${img.entries} entries`, bars };
+      if (d || t) bars.push(bar('floor', 'floor: max(decompress, tar -xf plain)', { median: ok(d) && ok(t) ? Math.max(d.median, t.median) : NaN }, carrier));
+      return { title: `${img.id}: ${img.layers.length} layer${img.layers.length > 1 ? 's' : ''}, ${(img.tarSize / MiB).toFixed(0)} MiB, ${img.entries} entries`, bars: bars.filter(Boolean) };
     });
     return { title: 'Pull from a local registry', subtitle: subtitle(report), unit: 's', panels };
   }
