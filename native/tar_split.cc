@@ -89,27 +89,23 @@ void json_string(std::string& out, const std::string& s) {
 }  // namespace
 
 std::string base64_encode(const uint8_t* d, size_t n) {
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
+  // Sized once and filled by index: every header of every layer passes through here (appending a char at a time
+  // showed up at ~2% of a small-files pull's profile).
+  std::string out((n + 2) / 3 * 4, '=');
+  char* o = out.data();
   size_t i = 0;
-  for (; i + 2 < n; i += 3) {
+  for (; i + 2 < n; i += 3, o += 4) {
     uint32_t v = (d[i] << 16) | (d[i + 1] << 8) | d[i + 2];
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
+    o[0] = kB64[v >> 18];
+    o[1] = kB64[(v >> 12) & 63];
+    o[2] = kB64[(v >> 6) & 63];
+    o[3] = kB64[v & 63];
   }
-  if (i + 1 == n) {
-    uint32_t v = d[i] << 16;
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == n) {
-    uint32_t v = (d[i] << 16) | (d[i + 1] << 8);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += '=';
+  if (i < n) {  // one or two bytes left: the '=' padding is already in place
+    uint32_t v = (d[i] << 16) | (i + 1 < n ? d[i + 1] << 8 : 0);
+    o[0] = kB64[v >> 18];
+    o[1] = kB64[(v >> 12) & 63];
+    if (i + 1 < n) o[2] = kB64[(v >> 6) & 63];
   }
   return out;
 }

@@ -342,6 +342,33 @@ describe('records survive other writers', () => {
   });
 });
 
+describe('completing many layers', () => {
+  it('clears the incomplete flags of 60 layers in a few rounds (one syncfs + one layers.json write each), not 60', async () => {
+    const { store, root } = await freshStore();
+    const img = buildTestImage(path.join(work, 'img-many'), {
+      layers: Array.from({ length: 60 }, (_, i) => ({ compression: 'gzip' as const, entries: [H.file(`f${i}`, `${i}\n`)] })),
+    });
+    const layersJson = path.join(root, 'overlay-layers', 'layers.json');
+    let writes = 0;
+    const watcher = fs.watch(path.dirname(layersJson), (event, name) => {
+      if (name === 'layers.json' && event === 'rename') writes++;
+    });
+    try {
+      await store.commitImage(commitOf(img, ['localhost/many:1']), { concurrency: 3 });
+      await new Promise((r) => setTimeout(r, 100)); // let the last inotify events arrive
+    } finally {
+      watcher.close();
+    }
+    const records = readJson<LayerRecord[]>(layersJson);
+    expect(records).toHaveLength(60);
+    expect(records.every((r) => r.flags?.incomplete === undefined && r['diff-digest'] !== undefined)).toBe(true);
+    // one write to begin all 60, then the rounds; one write per layer would be 61
+    expect(writes, `layers.json was replaced ${writes} times`).toBeGreaterThanOrEqual(2);
+    expect(writes).toBeLessThan(20);
+    await store.close();
+  });
+});
+
 describe('failures and crashes', () => {
   it('a layer whose bytes do not match leaves the store exactly as it was', async () => {
     const { store, root } = await freshStore();

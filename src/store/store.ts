@@ -432,8 +432,9 @@ export class Store {
   }
 
   /**
-   * Step 2: extract the content, verified against the expected digests, give diff/ its final mode and sync the
-   * filesystem; only then is the flag cleared. On failure the caller removes the layer.
+   * Step 2: extract the content, verified against the expected digests, and give diff/ its final mode. Step 3 (the
+   * caller's LayerCompleter) syncs the filesystem and only then clears the flag. On failure the caller removes the
+   * layer. Returns the result and the directory whose filesystem must be synced.
    */
   private async fillLayerLocked(
     record: LayerRecord,
@@ -443,7 +444,7 @@ export class Store {
     signal: AbortSignal | undefined,
     afterApply?: (applied: AppliedLayer) => Promise<void>,
     parentReady?: Promise<void>,
-  ): Promise<AppliedLayer> {
+  ): Promise<{ applied: AppliedLayer; syncDir: string }> {
     const { source, extra } =
       typeof from === 'object' && 'stream' in from
         ? {
@@ -495,20 +496,7 @@ export class Store {
     }
     await chmod(contentDir, diffMode);
     await afterApply?.(applied);
-    await syncFilesystem(syncDir);
-    Object.assign(record, {
-      'compressed-diff-digest': applied.compressedDigest,
-      'compressed-size': applied.compressedSize,
-      'diff-digest': applied.diffDigest,
-      'diff-size': applied.diffSize,
-      compression: COMPRESSION_CODE[applied.compression],
-      uidset: [...applied.uidset].sort((a, b) => a - b),
-      gidset: [...applied.gidset].sort((a, b) => a - b),
-    });
-    delete record.flags!.incomplete;
-    omitEmpty(record, LAYER_FIELDS);
-    await this.layerFile.save();
-    return applied;
+    return { applied, syncDir };
   }
 
   /** Deletes a layer nothing uses (no child layer, image or container). */
@@ -744,6 +732,10 @@ export class Store {
         promise.catch(() => {});
         ready.set(p.id, { promise, resolve, reject });
       }
+      // Content that is in place is made durable and recorded complete in rounds (one syncfs and one layers.json
+      // write for every layer that finished meanwhile), while the workers go on with the next layers.
+      const completer = new LayerCompleter(() => this.layerFile.save());
+      const completions: Promise<void>[] = [];
       // The first failure stops the layers still in flight.
       const stop = new AbortController();
       const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
@@ -755,7 +747,7 @@ export class Store {
           try {
             if (signal.aborted) throw abortError(signal);
             const source = await p.layer.open();
-            await this.fillLayerLocked(p.record, modes.get(p.id)!, source, {
+            const filled = await this.fillLayerLocked(p.record, modes.get(p.id)!, source, {
               diffID: p.layer.diffID,
               ...(p.layer.digest !== undefined ? { digest: p.layer.digest } : {}),
               ...(p.layer.size !== undefined ? { size: p.layer.size } : {}),
@@ -764,8 +756,18 @@ export class Store {
               await p.layer.settle?.(result);
             }, p.parent !== undefined ? ready.get(p.parent)?.promise : undefined);
             ready.get(p.id)!.resolve();
-            applied.add(p.id);
-            options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
+            completions.push(
+              completer.complete(p.record, filled.applied, filled.syncDir).then(
+                () => {
+                  applied.add(p.id);
+                  options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
+                },
+                (err: unknown) => {
+                  stop.abort(); // the layers still in flight would be removed anyway
+                  throw err;
+                },
+              ),
+            );
           } catch (err) {
             ready.get(p.id)!.reject(err);
             if (!settled) await p.layer.settle?.(undefined).catch(() => {});
@@ -776,6 +778,11 @@ export class Store {
       };
       const n = Math.max(1, Math.min(options.concurrency ?? 3, missing.length));
       await Promise.all(Array.from({ length: n }, worker));
+      completer.flush();
+      // Every round has ended once every completion has (each round settles all of its layers).
+      for (const outcome of await Promise.allSettled(completions)) {
+        if (outcome.status === 'rejected') failure ??= outcome.reason;
+      }
       if (failure !== undefined) {
         // A failed commit leaves the store as it was: drop every layer this commit began.
         await this.deleteLayersLocked(missing.map((p) => p.id)).catch(() => {});
@@ -1134,6 +1141,85 @@ async function openReadOnlyStore(root: string, driver: 'overlay' | 'vfs', opened
     layers: new RecordFile<LayerRecord>(layersJson, await lockOf(join(root, `${driver}-layers`, 'layers.lock')), 'layer'),
     images: new RecordFile<ImageRecord>(imagesJson, await lockOf(join(root, `${driver}-images`, 'images.lock')), 'image'),
   };
+}
+
+/** The incomplete-flag protocol, step 3: the layer's content is durable; record what it is and clear the flag. */
+function markComplete(record: LayerRecord, applied: AppliedLayer): void {
+  Object.assign(record, {
+    'compressed-diff-digest': applied.compressedDigest,
+    'compressed-size': applied.compressedSize,
+    'diff-digest': applied.diffDigest,
+    'diff-size': applied.diffSize,
+    compression: COMPRESSION_CODE[applied.compression],
+    uidset: [...applied.uidset].sort((a, b) => a - b),
+    gidset: [...applied.gidset].sort((a, b) => a - b),
+  });
+  delete record.flags!.incomplete;
+  omitEmpty(record, LAYER_FIELDS);
+}
+
+/**
+ * Step 3 for many layers at once. Layers whose content is in place queue here; a round syncs the filesystem once,
+ * then clears the flag of every layer it covers and writes layers.json once. While layers are still being applied,
+ * a round starts at most every `intervalMs`; once {@link flush} says none are left, at once. A 300-layer image so
+ * needs a few dozen rounds instead of 300 syncfs calls and 300 rewrites of a growing layers.json, and a one-layer
+ * image waits for nothing. A layer's flag is never cleared before a syncfs that began after its content was in place.
+ */
+class LayerCompleter {
+  private waiting: { record: LayerRecord; applied: AppliedLayer; syncDir: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private eager = false;
+
+  constructor(
+    private readonly save: () => Promise<void>,
+    private readonly intervalMs = 100,
+  ) {}
+
+  /** Resolves once the layer is durable and recorded complete; rejects with its round's failure. */
+  complete(record: LayerRecord, applied: AppliedLayer, syncDir: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ record, applied, syncDir, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** No more layers will come: rounds run back to back from now on. */
+  flush(): void {
+    this.eager = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.running || this.waiting.length === 0) return;
+    if (this.eager) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.round();
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        void this.round();
+      }, this.intervalMs);
+    }
+  }
+
+  private async round(): Promise<void> {
+    this.running = true;
+    const round = this.waiting.splice(0);
+    try {
+      // All of a store's layer directories are on the graphroot's filesystem: one syncfs covers the round.
+      await syncFilesystem(round[0]!.syncDir);
+      for (const l of round) markComplete(l.record, l.applied);
+      await this.save();
+      for (const l of round) l.resolve();
+    } catch (err) {
+      for (const l of round) l.reject(err);
+    } finally {
+      this.running = false;
+      this.schedule();
+    }
+  }
 }
 
 async function syncFilesystem(dir: string): Promise<void> {
