@@ -756,18 +756,18 @@ export class Store {
               await p.layer.settle?.(result);
             }, p.parent !== undefined ? ready.get(p.parent)?.promise : undefined);
             ready.get(p.id)!.resolve();
-            completions.push(
-              completer.complete(p.record, filled.applied, filled.syncDir).then(
-                () => {
-                  applied.add(p.id);
-                  options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
-                },
-                (err: unknown) => {
-                  stop.abort(); // the layers still in flight would be removed anyway
-                  throw err;
-                },
-              ),
+            const completion = completer.complete(p.record, filled.applied, filled.syncDir).then(
+              () => {
+                applied.add(p.id);
+                options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
+              },
+              (err: unknown) => {
+                stop.abort(); // the layers still in flight would be removed anyway
+                throw err;
+              },
             );
+            completion.catch(() => {}); // read below, after the workers: not an unhandled rejection meanwhile
+            completions.push(completion);
           } catch (err) {
             ready.get(p.id)!.reject(err);
             if (!settled) await p.layer.settle?.(undefined).catch(() => {});
