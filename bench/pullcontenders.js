@@ -92,6 +92,13 @@ export function timedCommand(cmd, args, { env, cwd, sample = false } = {}) {
   });
 }
 
+/** A `pull -q` into a store (carrier's or podman's): timed, failing on a non-zero exit; the last stdout line is the id. */
+async function storePull(what, cmd, args, env, sample) {
+  const r = await timedCommand(cmd, args, { env, sample });
+  if (r.code !== 0) throw fail(what, r);
+  return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
+}
+
 function fail(what, r) {
   const text = (r.stderr || r.stdout).trim().split('\n').filter((l) => !/Command exited with non-zero status/.test(l));
   return new Error(`${what} exited ${r.code}: ${text.slice(-3).join(' | ').slice(0, 600)}`);
@@ -115,13 +122,8 @@ export function makePullContenders({ carrierCli, benchDir }) {
         fs.mkdirSync(xdg, { recursive: true });
         const env = { ...process.env, XDG_DATA_HOME: xdg };
         delete env.CONTAINERS_STORAGE_CONF;
-        const r = await timedCommand(
-          process.execPath,
-          [carrierCli, '--root', root, '--runroot', runDir, 'pull', '--tls-verify=false', '-q', ref.name],
-          { env, sample },
-        );
-        if (r.code !== 0) throw fail('carrier pull', r);
-        return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
+        return storePull('carrier pull', process.execPath,
+          [carrierCli, '--root', root, '--runroot', runDir, 'pull', '--tls-verify=false', '-q', ref.name], env, sample);
       },
       graphroot: (dir) => path.join(dir, 'root'),
     });
@@ -136,13 +138,8 @@ export function makePullContenders({ carrierCli, benchDir }) {
       const conf = path.join(dir, 'storage.conf');
       fs.writeFileSync(conf, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runDir}"\n`);
       const env = { ...process.env, CONTAINERS_STORAGE_CONF: conf };
-      const r = await timedCommand(
-        'podman',
-        ['--root', root, '--runroot', runDir, '--storage-driver', 'overlay', 'pull', '-q', '--tls-verify=false', ref.name],
-        { env, sample },
-      );
-      if (r.code !== 0) throw fail('podman pull', r);
-      return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: r.stdout.trim().split('\n').pop() };
+      return storePull('podman pull', 'podman',
+        ['--root', root, '--runroot', runDir, '--storage-driver', 'overlay', 'pull', '-q', '--tls-verify=false', ref.name], env, sample);
     },
     graphroot: (dir) => path.join(dir, 'root'),
   });

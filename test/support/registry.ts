@@ -78,6 +78,27 @@ function requireRegistryTools(): void {
 }
 
 /** A free TCP port on 127.0.0.1 (bound then released). */
+/** The start of a distribution registry config.yml: filesystem storage in `dataDir`, plain http on `host`. */
+export function registryConfigLines(dataDir: string, host: string, opts: { deleteEnabled?: boolean } = {}): string[] {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${dataDir}`,
+    ...(opts.deleteEnabled ? ['  delete:', '    enabled: true'] : []),
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: ${host}`,
+    `  secret: ${crypto.randomBytes(16).toString('hex')}`,
+  ];
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -202,24 +223,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const users = { user: TEST_USER, pass: crypto.randomBytes(9).toString('base64url') };
   const scheme = opts.tls ? 'https' : 'http';
   const host = `127.0.0.1:${port}`;
-  const lines = [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${path.join(dir, 'data')}`,
-    '  delete:',
-    '    enabled: true',
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    'http:',
-    `  addr: ${host}`,
-    `  secret: ${crypto.randomBytes(16).toString('hex')}`,
-  ];
+  const lines = registryConfigLines(path.join(dir, 'data'), host, { deleteEnabled: true });
   let caCert: string | undefined;
   if (opts.tls) {
     const c = selfSignedCert(dir, 'registry');

@@ -7,9 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from './registry.js';
+import { freePort, registryConfigLines } from './registry.js';
 
 export interface RestartableRegistry {
   host: string;
@@ -45,26 +44,7 @@ export async function startRestartableRegistry(): Promise<RestartableRegistry> {
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const config = path.join(dir, 'config.yml');
-  fs.writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: warn',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${path.join(dir, 'data')}`,
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: ${host}`,
-      `  secret: ${crypto.randomBytes(16).toString('hex')}`,
-      '',
-    ].join('\n'),
-  );
+  fs.writeFileSync(config, [...registryConfigLines(path.join(dir, 'data'), host), ''].join('\n'));
   let child: ChildProcess | undefined;
   const logFile = path.join(dir, 'registry.log');
 
