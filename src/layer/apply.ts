@@ -164,24 +164,64 @@ export async function applyLayer(
   }
 }
 
-/** Pushes a stream's chunks into the native job, waiting for 'drain' whenever the native queue is full. */
-async function feed(
+/**
+ * Pushes a stream's chunks into the native job, pausing the stream whenever the native queue is full until 'drain'.
+ * Flowing mode rather than an async iterator: a layer is a thousand or more chunks, and each iterator step costs
+ * promise and tick round trips on the main thread. Ends the job when the stream ends; rejects on a stream error or
+ * a close before the end; stops (and destroys the stream) once the job has settled.
+ */
+function feed(
   stream: Readable,
   job: { push(c: Uint8Array): boolean; end(): void },
   isDone: () => boolean,
   onDrain: (wake: (() => void) | undefined) => void,
   onBytes?: (total: number) => void,
 ): Promise<void> {
-  let total = 0;
-  for await (const chunk of stream) {
-    if (isDone()) return;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
-    total += bytes.length;
-    onBytes?.(total);
-    if (!job.push(bytes)) {
-      await new Promise<void>((resolve) => onDrain(resolve));
-      onDrain(undefined);
-    }
-  }
-  job.end();
+  return new Promise<void>((resolve, reject) => {
+    let total = 0;
+    const stop = (): void => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+    };
+    const quit = (): void => {
+      stop();
+      stream.destroy();
+      resolve();
+    };
+    const onData = (chunk: Uint8Array | string): void => {
+      if (isDone()) return quit();
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      total += bytes.length;
+      onBytes?.(total);
+      if (!job.push(bytes)) {
+        stream.pause();
+        onDrain(() => {
+          onDrain(undefined);
+          if (isDone()) quit();
+          else stream.resume();
+        });
+      }
+    };
+    const onEnd = (): void => {
+      stop();
+      job.end();
+      resolve();
+    };
+    const onError = (err: unknown): void => {
+      stop();
+      reject(err);
+    };
+    const onClose = (): void => {
+      stop();
+      const err = new Error('the layer stream closed before its end') as NodeJS.ErrnoException;
+      err.code = 'ERR_STREAM_PREMATURE_CLOSE';
+      reject(err);
+    };
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+  });
 }

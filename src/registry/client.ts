@@ -694,50 +694,107 @@ export class RegistryClient {
       return res;
     });
     const t = target!;
-    const maxRetries = this.maxRetries;
-    const onProgress = opts.onProgress;
-    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
+    return new BlobStream(first, {
+      digest,
+      registry: t.registry,
+      size,
+      signal,
+      maxRetries: this.maxRetries,
+      backoff: (failures) => this.backoff(failures),
+      reopen: (offset) => this.openBlob(t, digest, offset, size, signal),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+  }
+}
 
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let res: Response = first;
-      let offset = 0;
-      let failures = 0;
-      let offsetAtFailure = -1;
-      try {
-        for (;;) {
-          let err: unknown;
-          try {
-            for await (const c of res.body) {
-              const chunk = c as Buffer;
-              if (size !== undefined && offset + chunk.length > size) {
-                throw new RegistryError('CARRIER_LIMIT_EXCEEDED', `blob ${digest} from ${t.registry} has more bytes than its size ${size}`);
-              }
-              offset += chunk.length;
-              yield chunk;
-              onProgress?.(offset, size);
-            }
-            if (size === undefined || offset === size) return;
-            err = new RegistryError('CARRIER_TRUNCATED', `blob ${digest} from ${t.registry} ended after ${offset} of ${size} bytes`);
-          } catch (e) {
-            if (signal.aborted) throw abortError(signal);
-            if (e instanceof CarrierError) throw e;
-            err = e;
-          }
-          res.body.destroy();
-          if (offset > offsetAtFailure) failures = 0;
-          offsetAtFailure = offset;
-          if (++failures > maxRetries) {
-            const code = err instanceof CarrierError ? err.code : 'CARRIER_REGISTRY_ERROR';
-            throw new RegistryError(code, `blob ${digest} from ${t.registry}: giving up after ${maxRetries} resumes at byte ${offset}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-          }
-          await sleep(self.backoff(failures - 1), signal);
-          res = await self.openBlob(t, digest, offset, size, signal);
-        }
-      } finally {
-        res.body.destroy();
+/**
+ * A blob body that survives dropped connections: each response body is read in flowing mode (its chunks are pushed
+ * on as they come, the body paused while the consumer is full), and a reset or a short body is resumed from the
+ * next byte with a new request. Flowing mode, not an async iterator, because a layer blob is a thousand or more
+ * chunks and each iterator step costs promise and tick round trips on the main thread, which a pull on two cores
+ * pays for in wall time.
+ */
+class BlobStream extends Readable {
+  private body: Readable | undefined;
+  private offset = 0;
+  private failures = 0;
+  private offsetAtFailure = -1;
+
+  constructor(
+    first: Response,
+    private readonly o: {
+      digest: string;
+      registry: string;
+      size: number | undefined;
+      signal: AbortSignal;
+      maxRetries: number;
+      backoff: (failures: number) => number;
+      reopen: (offset: number) => Promise<Response>;
+      onProgress?: (bytes: number, total: number | undefined) => void;
+    },
+  ) {
+    super({ highWaterMark: 1 << 16 });
+    this.attach(first.body);
+  }
+
+  private attach(body: Readable): void {
+    this.body = body;
+    const { size, digest, registry } = this.o;
+    body.on('data', (chunk: Buffer) => {
+      if (this.body !== body) return;
+      if (size !== undefined && this.offset + chunk.length > size) {
+        this.destroy(new RegistryError('CARRIER_LIMIT_EXCEEDED', `blob ${digest} from ${registry} has more bytes than its size ${size}`));
+        return;
       }
+      this.offset += chunk.length;
+      const more = this.push(chunk);
+      this.o.onProgress?.(this.offset, size);
+      if (!more) body.pause();
+    });
+    body.on('end', () => {
+      if (this.body !== body) return;
+      if (size === undefined || this.offset === size) this.push(null);
+      else this.resume_(new RegistryError('CARRIER_TRUNCATED', `blob ${digest} from ${registry} ended after ${this.offset} of ${size} bytes`));
+    });
+    body.on('error', (err: unknown) => {
+      if (this.body !== body) return;
+      if (this.o.signal.aborted) this.destroy(abortError(this.o.signal));
+      else if (err instanceof CarrierError) this.destroy(err);
+      else this.resume_(err);
+    });
+  }
+
+  /** Drops the current body and asks again from the next byte, or gives up after maxRetries without progress. */
+  private resume_(err: unknown): void {
+    this.body?.destroy();
+    this.body = undefined;
+    if (this.offset > this.offsetAtFailure) this.failures = 0;
+    this.offsetAtFailure = this.offset;
+    const { maxRetries, digest, registry, signal } = this.o;
+    if (++this.failures > maxRetries) {
+      const code = err instanceof CarrierError ? err.code : 'CARRIER_REGISTRY_ERROR';
+      this.destroy(new RegistryError(code, `blob ${digest} from ${registry}: giving up after ${maxRetries} resumes at byte ${this.offset}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+      return;
     }
-    return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 16 });
+    sleep(this.o.backoff(this.failures - 1), signal)
+      .then(() => this.o.reopen(this.offset))
+      .then(
+        (res) => {
+          if (this.destroyed) res.body.destroy();
+          else this.attach(res.body);
+        },
+        (e: unknown) => this.destroy(e as Error),
+      );
+  }
+
+  override _read(): void {
+    this.body?.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.body?.destroy();
+    this.body = undefined;
+    cb(err);
   }
 }
 
