@@ -10,6 +10,7 @@ const num = (v) => (Math.round(v * 10) / 10).toString();
 /** Colour of a contender, by what it is (stable across charts). */
 export function colorOf(id) {
   const table = [
+    [/nosync/, '#fab005'],
     [/^carrier|carrier$/, '#e8590c'],
     [/podman/, '#1c7ed6'],
     [/skopeo|umoci/, '#37b24d'],

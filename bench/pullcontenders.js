@@ -111,22 +111,26 @@ function fail(what, r) {
 export function makePullContenders({ carrierCli, benchDir }) {
   const list = [];
   if (carrierCli) {
-    list.push({
-      id: 'carrier',
-      label: 'carrier pull',
-      command: 'carrier --root R --runroot RR pull --tls-verify=false -q IMG (XDG_DATA_HOME=fresh: empty blob cache)',
-      store: 'overlay',
-      async run(ref, dir, runDir, { sample } = {}) {
-        const root = path.join(dir, 'root');
-        const xdg = path.join(dir, 'xdg');
-        fs.mkdirSync(xdg, { recursive: true });
-        const env = { ...process.env, XDG_DATA_HOME: xdg };
-        delete env.CONTAINERS_STORAGE_CONF;
-        return storePull('carrier pull', process.execPath,
-          [carrierCli, '--root', root, '--runroot', runDir, 'pull', '--tls-verify=false', '-q', ref.name], env, sample);
-      },
-      graphroot: (dir) => path.join(dir, 'root'),
-    });
+    // the default (layers flushed with syncfs before they are recorded complete), and --no-sync, which flushes
+    // nothing, as podman does: the like-for-like durability comparison
+    for (const [id, label, extra] of [['carrier', 'carrier pull', []], ['carrier-nosync', 'carrier pull --no-sync', ['--no-sync']]]) {
+      list.push({
+        id,
+        label,
+        command: `carrier --root R --runroot RR pull --tls-verify=false -q ${extra.join(' ')}${extra.length ? ' ' : ''}IMG (XDG_DATA_HOME=fresh: empty blob cache)`,
+        store: 'overlay',
+        async run(ref, dir, runDir, { sample } = {}) {
+          const root = path.join(dir, 'root');
+          const xdg = path.join(dir, 'xdg');
+          fs.mkdirSync(xdg, { recursive: true });
+          const env = { ...process.env, XDG_DATA_HOME: xdg };
+          delete env.CONTAINERS_STORAGE_CONF;
+          return storePull(label, process.execPath,
+            [carrierCli, '--root', root, '--runroot', runDir, 'pull', '--tls-verify=false', '-q', ...extra, ref.name], env, sample);
+        },
+        graphroot: (dir) => path.join(dir, 'root'),
+      });
+    }
   }
   list.push({
     id: 'podman',

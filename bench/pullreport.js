@@ -22,6 +22,17 @@ export function evaluatePull(report) {
       test: (v) => v >= 3,
       unit: '×',
     });
+    const nosync = rowOf(report, img.id, 'carrier-nosync');
+    if (nosync) {
+      targets.push({
+        name: `${img.id}: carrier --no-sync vs podman pull`,
+        what: 'podman time / carrier --no-sync time: the same durability (neither flushes layer content to disk)',
+        value: ok(nosync) && ok(podman) ? podman.median / nosync.median : undefined,
+        target: '≥ 3.0×',
+        test: (v) => v >= 3,
+        unit: '×',
+      });
+    }
     const recompressed = su?.mode === 'recompressed';
     targets.push({
       name: `${img.id}: carrier vs skopeo copy + umoci unpack${recompressed ? ' ‡' : ''}`,
@@ -112,11 +123,13 @@ export function pullVerdicts(report) {
   const t = report.evaluation;
   const by = (what) => t.filter((x) => x.name.replace(/ ‡$/, '').endsWith(what));
   const podman = by('carrier vs podman pull');
+  const nosync = by('carrier --no-sync vs podman pull');
   const su = by('carrier vs skopeo copy + umoci unpack');
   const rss = by('carrier peak RSS');
   const list = (xs) => xs.map((x) => `${x.name.split(':')[0]} ${fmtVal(x)}`).join(', ');
   const all = (xs) => (xs.every((x) => x.met === true) ? 'HOLDS' : xs.some((x) => x.met === false) ? 'DOES NOT HOLD' : 'NOT SHOWN');
   if (podman.length) out.push(`“carrier pull ≥ 3× faster than podman pull”: ${all(podman)} (podman ÷ carrier: ${list(podman)}).`);
+  if (nosync.length) out.push(`The same with podman's durability (\`carrier pull --no-sync\`, no syncfs): ${all(nosync)} (podman ÷ carrier --no-sync: ${list(nosync)}).`);
   if (su.length) {
     const partial = su.filter((x) => x.caveat);
     out.push(

@@ -52,6 +52,7 @@ export function barModel(name, report) {
       const carrier = row(img.id, 'carrier');
       const bars = [
         bar('carrier', 'carrier pull', carrier, carrier),
+        bar('carrier-nosync', 'carrier pull --no-sync', row(img.id, 'carrier-nosync'), carrier),
         bar('podman', 'podman pull', row(img.id, 'podman'), carrier),
         bar('skopeo-umoci', 'skopeo copy + umoci unpack', row(img.id, 'skopeo-umoci'), carrier),
         bar('pure-node', 'pure Node (undici + zlib/fzstd + tar-stream)', row(img.id, 'pure-node'), carrier),

@@ -46,6 +46,8 @@ export interface PullOptions {
   blobCache?: boolean;
   /** Where blobs are cached (default: the store's configured blob cache). */
   blobCacheDir?: string;
+  /** false: layers are not flushed to disk before they are recorded complete, as podman does (see CommitOptions.sync). */
+  sync?: boolean;
   /** Trim the blob cache to this many bytes after the pull (default: $CARRIER_CACHE_MAX_SIZE, else no cap). */
   blobCacheMaxSize?: number;
   /** The registry client to use (default: a RegistryClient made from the options below, closed afterwards). */
@@ -238,7 +240,7 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     names,
     ...(parsedConfig.created ? { created: parsedConfig.created } : {}),
   };
-  const commitOptions = { concurrency: options.concurrency ?? 3, ...(signal ? { signal } : {}) };
+  const commitOptions = { concurrency: options.concurrency ?? 3, ...(signal ? { signal } : {}), ...(options.sync === false ? { sync: false } : {}) };
   let result;
   try {
     result = await store.commitImage(commit, commitOptions);

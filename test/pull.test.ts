@@ -2,7 +2,7 @@
 // the in-process proxy, and podman on the same and on a twin store to compare what each records.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Store } from '../src/store/store.js';
@@ -16,6 +16,10 @@ import { checkoutImage } from '../src/copy/checkout.js';
 import { snapshot, readJson } from './support/store.js';
 import { tempDir, prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
+
+function spawnSyncTool(tool: string, args: string[]): boolean {
+  return spawnSync(tool, args, { stdio: 'ignore' }).status === 0;
+}
 import type { ImageRecord, LayerRecord } from '../src/store/records.js';
 
 const execFileP = promisify(execFile);
@@ -283,6 +287,27 @@ describe('carrier pull (CLI)', () => {
     const missing = await execFileP(process.execPath, [CLI, ...base, `${reg.host}/lib/nope:1`], { env }).then(() => undefined, (e: { code: number; stderr: string }) => e);
     expect(missing?.code).toBe(125);
     expect(missing?.stderr).toMatch(/Error: .*not found|manifest unknown|not known/i);
+  });
+
+  it('--no-sync pulls the same image without a syncfs; a default pull syncs (strace counts the calls)', async () => {
+    const strace = spawnSyncTool('strace', ['-V']);
+    expect(strace, 'strace not found: run `apt-get install strace`').toBe(true);
+    const syncfsCalls = async (extra: string[], ref: string): Promise<{ calls: number; stdout: string; podman: Podman }> => {
+      const s = newStore();
+      const log = path.join(work, `strace${n}.log`);
+      const env = { ...process.env, XDG_DATA_HOME: path.join(work, `xdg${n}`) };
+      const r = await execFileP('strace', ['-f', '-qq', '-e', 'trace=syncfs', '-o', log, process.execPath, CLI,
+        '--root', s.podman.root, '--runroot', s.podman.runroot, 'pull', '--tls-verify=false', '-q', ...extra, ref], { env });
+      const calls = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /\bsyncfs\(/.test(l)).length;
+      return { calls, stdout: r.stdout, podman: s.podman };
+    };
+    const synced = await syncfsCalls([], `${reg.host}/lib/a:1`);
+    expect(synced.calls).toBeGreaterThanOrEqual(1);
+    const unsynced = await syncfsCalls(['--no-sync'], `${reg.host}/lib/a:1`);
+    expect(unsynced.calls).toBe(0);
+    expect(unsynced.stdout).toBe(`${imgA.configDigest.slice(7)}\n`);
+    // the store is as complete as after a default pull: podman lists the image
+    expect(unsynced.podman.images().map((i) => i.Id)).toEqual([imgA.configDigest.slice(7)]);
   });
 
   it('Ctrl-C (SIGINT) mid-blob cancels cleanly: exit 130, the store as it was, no lock left held', async () => {

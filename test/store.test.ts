@@ -10,6 +10,7 @@ import { Store } from '../src/store/store.js';
 import { StoreLock } from '../src/store/lock.js';
 import { layerIdFor, bigDataFileName } from '../src/store/ids.js';
 import { CarrierError } from '../src/errors.js';
+import { native } from '../src/native.js';
 import { buildTestImage, defaultLayers, type TestImage } from './support/images.js';
 import { commitOf, storeDirs, snapshot, readJson } from './support/store.js';
 import * as H from './support/hostile.js';
@@ -365,6 +366,42 @@ describe('completing many layers', () => {
     // one write to begin all 60, then the rounds; one write per layer would be 61
     expect(writes, `layers.json was replaced ${writes} times`).toBeGreaterThanOrEqual(2);
     expect(writes).toBeLessThan(20);
+    await store.close();
+  });
+});
+
+describe('durability', () => {
+  // syncfs is counted through the native binding the store calls
+  async function syncfsCalls(fn: () => Promise<unknown>): Promise<number> {
+    const real = native.syncFs;
+    let calls = 0;
+    native.syncFs = (fd: number) => {
+      calls++;
+      return real(fd);
+    };
+    try {
+      await fn();
+    } finally {
+      native.syncFs = real;
+    }
+    return calls;
+  }
+
+  it('flushes layer content (syncfs) before recording a layer complete by default', async () => {
+    const { store } = await freshStore();
+    const calls = await syncfsCalls(() => store.commitImage(commitOf(imgA, ['localhost/durable:1'])));
+    expect(calls).toBeGreaterThanOrEqual(1);
+    await store.close();
+  });
+
+  it('sync: false records the same complete layers and image without any syncfs', async () => {
+    const { store, root } = await freshStore();
+    const calls = await syncfsCalls(() => store.commitImage(commitOf(imgA, ['localhost/nosync:1']), { sync: false }));
+    expect(calls).toBe(0);
+    const records = readJson<LayerRecord[]>(path.join(root, 'overlay-layers', 'layers.json'));
+    expect(records).toHaveLength(imgA.layers.length);
+    expect(records.every((r) => r.flags?.incomplete === undefined && r['diff-digest'] !== undefined)).toBe(true);
+    expect((await store.images()).map((i) => i.names)).toEqual([['localhost/nosync:1']]);
     await store.close();
   });
 });

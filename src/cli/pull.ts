@@ -17,6 +17,8 @@ Options:
   --creds USER:PASS             credentials for the registry
   --authfile FILE               auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)
   --tls-verify=false            allow plain http and untrusted certificates
+  --no-sync                     do not flush layers to disk before recording them (podman's durability:
+                                faster, but a power loss soon after can leave a layer with files missing)
   -q, --quiet                   print only the image id
 `;
 
@@ -55,6 +57,7 @@ export async function pullCommand(g: GlobalOptions, argv: string[]): Promise<num
       ...(tls !== undefined ? { tlsVerify: tls === 'true' } : {}),
       ...(creds !== undefined ? { creds } : {}),
       ...(authfile !== undefined ? { authfile } : {}),
+      ...(args.flags.has('--no-sync') ? { sync: false } : {}),
       ...(progress ? { onProgress: progress.handle } : {}),
     };
     const result = await pull(store, reference, options);
