@@ -754,18 +754,18 @@ class BlobStream extends Readable {
     body.on('end', () => {
       if (this.body !== body) return;
       if (size === undefined || this.offset === size) this.push(null);
-      else this.resume_(new RegistryError('CARRIER_TRUNCATED', `blob ${digest} from ${registry} ended after ${this.offset} of ${size} bytes`));
+      else this.retryFrom(new RegistryError('CARRIER_TRUNCATED', `blob ${digest} from ${registry} ended after ${this.offset} of ${size} bytes`));
     });
     body.on('error', (err: unknown) => {
       if (this.body !== body) return;
       if (this.o.signal.aborted) this.destroy(abortError(this.o.signal));
       else if (err instanceof CarrierError) this.destroy(err);
-      else this.resume_(err);
+      else this.retryFrom(err);
     });
   }
 
   /** Drops the current body and asks again from the next byte, or gives up after maxRetries without progress. */
-  private resume_(err: unknown): void {
+  private retryFrom(err: unknown): void {
     this.body?.destroy();
     this.body = undefined;
     if (this.offset > this.offsetAtFailure) this.failures = 0;
