@@ -308,6 +308,10 @@ describe('carrier pull (CLI)', () => {
     expect(unsynced.stdout).toBe(`${imgA.configDigest.slice(7)}\n`);
     // the store is as complete as after a default pull: podman lists the image
     expect(unsynced.podman.images().map((i) => i.Id)).toEqual([imgA.configDigest.slice(7)]);
+    // a misspelt flag is refused, not ignored
+    const typo = await execFileP(process.execPath, [CLI, 'pull', '--no-snyc', `${reg.host}/lib/a:1`]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(typo?.code).toBe(125);
+    expect(typo?.stderr).toContain('unknown flag: --no-snyc');
   });
 
   it('Ctrl-C (SIGINT) mid-blob cancels cleanly: exit 130, the store as it was, no lock left held', async () => {
