@@ -2,7 +2,7 @@
 // the in-process proxy, and podman on the same and on a twin store to compare what each records.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Store } from '../src/store/store.js';
@@ -13,13 +13,10 @@ import { startRegistry, pushImage, buildMultiArchLayout, type TestRegistry, type
 import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
 import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
 import { checkoutImage } from '../src/copy/checkout.js';
+import { findOnPath } from '../src/fsutil.js';
 import { snapshot, readJson } from './support/store.js';
 import { tempDir, prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
-
-function spawnSyncTool(tool: string, args: string[]): boolean {
-  return spawnSync(tool, args, { stdio: 'ignore' }).status === 0;
-}
 import type { ImageRecord, LayerRecord } from '../src/store/records.js';
 
 const execFileP = promisify(execFile);
@@ -290,8 +287,7 @@ describe('carrier pull (CLI)', () => {
   });
 
   it('--no-sync pulls the same image without a syncfs; a default pull syncs (strace counts the calls)', async () => {
-    const strace = spawnSyncTool('strace', ['-V']);
-    expect(strace, 'strace not found: run `apt-get install strace`').toBe(true);
+    expect(await findOnPath('strace'), 'strace not found: run `apt-get install strace`').toBeDefined();
     const syncfsCalls = async (extra: string[], ref: string): Promise<{ calls: number; stdout: string; podman: Podman }> => {
       const s = newStore();
       const log = path.join(work, `strace${n}.log`);

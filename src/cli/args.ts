@@ -7,8 +7,11 @@ export interface ParsedArgs {
   positionals: string[];
 }
 
-/** `valued` names the flags that take a value; every other `--flag` is a boolean. */
-export function parseArgs(argv: string[], valued: readonly string[]): ParsedArgs {
+/**
+ * `valued` names the flags that take a value; every other `--flag` is a boolean. With `booleans`, those are the only
+ * booleans taken and any other flag is refused (`unknown flag: X`), so a misspelt flag cannot pass unnoticed.
+ */
+export function parseArgs(argv: string[], valued: readonly string[], booleans?: readonly string[]): ParsedArgs {
   const flags = new Map<string, string | true>();
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -28,6 +31,7 @@ export function parseArgs(argv: string[], valued: readonly string[]): ParsedArgs
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       flags.set(name, value);
     } else {
+      if (booleans && !booleans.includes(name)) throw new UsageError(`unknown flag: ${name}`);
       if (eq !== -1) throw new UsageError(`${name} takes no value`);
       flags.set(name, true);
     }

@@ -27,16 +27,16 @@ const BOOLEAN = ['-q', '--quiet', '--no-sync', '--help', '-h'];
 
 export async function pullCommand(g: GlobalOptions, argv: string[]): Promise<number> {
   // podman spells booleans --tls-verify=false; a bare --tls-verify means true.
+  // unknown flags are refused: a pull meant to be --no-sync must not quietly sync, or the other way round
   const args = parseArgs(
     argv.map((a) => (a === '--tls-verify' ? '--tls-verify=true' : a)),
     VALUED,
+    BOOLEAN,
   );
   if (args.flags.has('--help') || args.flags.has('-h')) {
     process.stdout.write(HELP);
     return 0;
   }
-  // a misspelt flag must not pass unnoticed (a pull meant to be --no-sync, or the other way round)
-  for (const name of args.flags.keys()) if (!VALUED.includes(name) && !BOOLEAN.includes(name)) throw new UsageError(`unknown flag: ${name}`);
   if (args.positionals.length !== 1) throw new UsageError('pull takes exactly one image reference');
   const reference = args.positionals[0]!;
   const quiet = args.flags.has('-q') || args.flags.has('--quiet');

@@ -1150,7 +1150,10 @@ async function openReadOnlyStore(root: string, driver: 'overlay' | 'vfs', opened
   };
 }
 
-/** The incomplete-flag protocol, step 3: the layer's content is durable; record what it is and clear the flag. */
+/**
+ * The incomplete-flag protocol, step 3: the layer's content is in place (and durable, unless sync is off); record
+ * what it is and clear the flag.
+ */
 function markComplete(record: LayerRecord, applied: AppliedLayer): void {
   Object.assign(record, {
     'compressed-diff-digest': applied.compressedDigest,
@@ -1170,7 +1173,8 @@ function markComplete(record: LayerRecord, applied: AppliedLayer): void {
  * then clears the flag of every layer it covers and writes layers.json once. While layers are still being applied,
  * a round starts at most every `intervalMs`; once {@link flush} says none are left, at once. A 300-layer image so
  * needs a few dozen rounds instead of 300 syncfs calls and 300 rewrites of a growing layers.json, and a one-layer
- * image waits for nothing. A layer's flag is never cleared before a syncfs that began after its content was in place.
+ * image waits for nothing. A layer's flag is never cleared before a syncfs that began after its content was in place,
+ * unless `sync` is false (CommitOptions.sync: no syncfs at all, as podman).
  */
 class LayerCompleter {
   private waiting: { record: LayerRecord; applied: AppliedLayer; syncDir: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -1184,7 +1188,7 @@ class LayerCompleter {
     private readonly intervalMs = 100,
   ) {}
 
-  /** Resolves once the layer is durable and recorded complete; rejects with its round's failure. */
+  /** Resolves once the layer is durable (when syncing) and recorded complete; rejects with its round's failure. */
   complete(record: LayerRecord, applied: AppliedLayer, syncDir: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ record, applied, syncDir, resolve, reject });
