@@ -2,9 +2,74 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeFailure } from './errors.js';
-import type { AppliedLayer } from './layer/apply.js';
-import type { CloneResult } from './copy/clone.js';
-import type { MergeResult } from './copy/merge.js';
+
+// The result types of the native jobs live here, beside the binding that produces them; the wrappers
+// (layer/apply, fs/clone, fs/merge) re-export them.
+
+export interface SkippedEntry {
+  /** Path inside the layer. */
+  path: string;
+  reason: string;
+}
+
+export interface AppliedLayer {
+  /** `sha256:<hex>` of the bytes as received. */
+  compressedDigest: string;
+  compressedSize: number;
+  /** `sha256:<hex>` of the uncompressed tar: the layer's DiffID. */
+  diffDigest: string;
+  /** Length of the whole uncompressed tar, padding and end blocks included. */
+  diffSize: number;
+  /** The compression that was found (or given). */
+  compression: 'gzip' | 'zstd' | 'none';
+  /** Sorted distinct owner ids seen in the tar headers. */
+  uidset: number[];
+  gidset: number[];
+  /** Number of tar entries (not counting PAX/GNU meta headers). */
+  entries: number;
+  /** Entries not created, and why (device nodes when rootless, forbidden xattrs, entries naming the root). */
+  skipped: SkippedEntry[];
+}
+
+export interface CloneResult {
+  /** Regular files created (or, in `hardlink` mode, linked to the source), one per source inode. */
+  files: number;
+  /** Directories created below the destination root. */
+  dirs: number;
+  symlinks: number;
+  /** Further names of a file already copied, linked to its copy so hard-link identity is kept. */
+  hardlinks: number;
+  /** Fifos and character/block devices created (whiteouts, 0/0 character devices, included). */
+  specials: number;
+  /** Sockets, and devices the caller may not create (unprivileged, anything but a 0/0 whiteout). */
+  skippedSpecials: number;
+  /** Xattrs the destination refused for lack of privilege or support (`trusted.*` when unprivileged...). */
+  skippedXattrs: number;
+  /** Logical bytes of files cloned with FICLONE (shared extents, no data written). */
+  bytesCloned: number;
+  /** Data bytes copied with copy_file_range or read/write (holes are not counted and stay holes). */
+  bytesCopied: number;
+  /** Bytes of the files hard-linked in `hardlink` mode. */
+  bytesHardlinked: number;
+  /**
+   * The one data path every file with data took, or `mixed`. With no data to move: `hardlink` in hardlink mode,
+   * `reflink` in reflink mode, else `copy`.
+   */
+  method: 'reflink' | 'copy_file_range' | 'copy' | 'hardlink' | 'mixed';
+}
+
+export interface MergeResult extends Omit<CloneResult, 'bytesHardlinked' | 'method'> {
+  bytesHardlinked: number;
+  method: 'reflink' | 'copy_file_range' | 'copy' | 'mixed';
+  /** Layers merged. */
+  layers: number;
+  /** Whiteouts met (0/0 character devices and aufs `.wh.` files); none of them is copied. */
+  whiteouts: number;
+  /** Opaque directories met (overlay xattr or aufs marker). */
+  opaqueDirs: number;
+  /** Entries of a lower layer removed because an upper layer replaced or deleted them. */
+  replaced: number;
+}
 
 /** Options as the native layer job reads them; filled in with defaults by applyLayer. */
 export interface NativeApplyOptions {

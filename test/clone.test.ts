@@ -14,7 +14,7 @@ import net from 'node:net';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { cloneTree, type CloneResult } from '../src/copy/clone.js';
+import { cloneTree, type CloneResult } from '../src/fs/clone.js';
 import { CarrierError } from '../src/errors.js';
 import { walkTree, compareTrees, sha256FileSync } from './support/tree.js';
 import { withLoopFs, usage, xfsHasReflink, type LoopFsKind } from './support/loopfs.js';
@@ -378,7 +378,7 @@ describe('cloneTree as an unprivileged user', () => {
   /** A copy of the package that uid 65534 can load: src/ transpiled, build/ and node_modules/ linked. */
   function runAsNobody(work: string, src: string, dst: string): { ok: boolean; result?: CloneResult; code?: string; message?: string } {
     const pkg = path.join(work, 'pkg');
-    for (const f of ['copy/clone.ts', 'errors.ts', 'native.ts']) {
+    for (const f of ['fs/clone.ts', 'errors.ts', 'native.ts']) {
       const out = path.join(pkg, 'src', f.replace(/\.ts$/, '.js'));
       fs.mkdirSync(path.dirname(out), { recursive: true });
       const js = ts.transpileModule(fs.readFileSync(path.join(repo, 'src', f), 'utf8'), {
@@ -393,7 +393,7 @@ describe('cloneTree as an unprivileged user', () => {
     const script = path.join(pkg, 'run.mjs');
     fs.writeFileSync(
       script,
-      `const { cloneTree } = await import('./src/copy/clone.js');
+      `const { cloneTree } = await import('./src/fs/clone.js');
 try { process.stdout.write(JSON.stringify({ ok: true, result: await cloneTree(process.argv[2], process.argv[3]) })); }
 catch (e) { process.stdout.write(JSON.stringify({ ok: false, code: e.code, message: e.message })); }`,
     );

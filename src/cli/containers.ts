@@ -27,7 +27,8 @@ import {
   pruneContainers,
 } from '../containers/containers.js';
 import { createVolume, inspectVolume, listVolumes, type VolumeInfo } from '../containers/volumes.js';
-import { USERNS_ENV, inUserNamespace, isRootless, unshareCommand } from '../runtime/userns.js';
+import { USERNS_ENV, unshareCommand } from '../runtime/userns.js';
+import { inUserNamespace, isRootless } from '../host.js';
 import { SignalRelay, findOnPath } from '../runtime/runtime.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { goJson, renderTable, renderTemplate, timeAgo, humanDuration } from './format.js';

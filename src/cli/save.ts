@@ -1,8 +1,8 @@
 // Copy commands: checkout (an image flattened into a directory), export (a container's tree as a tar), save (images
 // as docker-archive / oci-archive / oci-dir, as `podman save` writes them).
 import { CarrierError } from '../errors.js';
-import { checkoutImage } from '../copy/checkout.js';
-import { exportContainer } from '../copy/export.js';
+import { checkoutImage } from '../checkout/checkout.js';
+import { exportContainer } from '../checkout/export.js';
 import { saveImages, type SaveFormat } from '../save/save.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { humanSize } from './format.js';

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { systemDf, type SystemDf } from '../store/df.js';
 import { cacheMaxSizeFromEnv, pruneBlobCache } from '../store/gc.js';
 import { parseByteSize } from '../quota.js';
-import { removeTree } from '../drivers/remove.js';
+import { removeTree } from '../fs/remove.js';
 import { UsageError, parseArgs, stringFlag } from './args.js';
 import { decimalUnits, goJson, humanDuration, renderTable } from './format.js';
 import { ExitError, has, type GlobalOptions } from './images.js';

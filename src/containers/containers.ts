@@ -3,7 +3,6 @@
 // directory: `<graphroot>/overlay-containers/<id>/userdata/carrier.json`.
 import { mkdir, readFile, writeFile, chmod, stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CarrierError } from '../errors.js';
@@ -13,7 +12,8 @@ import { normalizeLocalName } from '../reference.js';
 import { generateSpec, type ContainerMount, type ImageRunConfig, type OciIdMapping, type OciSpec } from '../runtime/spec.js';
 import { mkdirInRoot, resolveInRoot } from '../runtime/rootfs.js';
 import { deleteRuntimeState, findRuntime, runBundle, signalNumber, type OciRuntime, type RunBundleResult, type SignalRelay } from '../runtime/runtime.js';
-import { inUserNamespace, singleIdMapping } from '../runtime/userns.js';
+import { singleIdMapping } from '../runtime/userns.js';
+import { inUserNamespace, processAlive } from '../host.js';
 import { createVolume, deleteVolumeFiles, inspectVolume, isVolumeName, listVolumes, type VolumeInfo } from './volumes.js';
 import { mountContainerRootfs, unmountContainerRootfs } from './mount.js';
 
@@ -196,22 +196,6 @@ async function updateState(store: Store, id: string, change: (s: ContainerState)
   if (!f) return;
   f.state = change(f.state);
   await writeCarrierFile(store, id, f);
-}
-
-function processAlive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // A zombie (exited, not yet reaped by its parent) is not running.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
 }
 
 /** The name a container records for its image: the name the user asked by, normalised as podman does, else the id. */

@@ -7,7 +7,8 @@
 //   fuse   — fuse-overlayfs (or the configured mount_program), for when native overlay is not permitted.
 // `auto` tries them in that order, moving on only when a method is unavailable here (not permitted, not in the
 // kernel, or past its size limit); any other failure (a missing layer directory, a bad option) is reported at once.
-import { findOnPath } from '../fsutil.js';
+import { findOnPath } from '../fs/paths.js';
+import { isRootless } from '../host.js';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readFile, realpath } from 'node:fs/promises';
@@ -88,25 +89,11 @@ function kernelAtLeast(major: number, minor: number): boolean {
 
 const findProgram = (name: string): Promise<string | undefined> => findOnPath(name);
 
-let rootlessCache: Promise<boolean> | undefined;
-
-/** Not real root: an unprivileged user, or root of a user namespace (uid 0 not mapped to the host's uid 0). */
-function runningRootless(): Promise<boolean> {
-  rootlessCache ??= (async () => {
-    if (process.geteuid?.() !== 0) return true;
-    const map = await readFile('/proc/self/uid_map', 'utf8').catch(() => '');
-    const lines = map.trim().split('\n').map((l) => l.trim().split(/\s+/));
-    const identity = lines.length === 1 && lines[0]![0] === '0' && lines[0]![1] === '0' && lines[0]![2] === '4294967295';
-    return map !== '' && !identity;
-  })();
-  return rootlessCache;
-}
-
 /** Mounts an overlay of `spec.lowerdirs` (and the upper/work pair, when given) on `spec.target`. */
 export async function mountOverlay(spec: OverlayMountSpec, opts: OverlayMountOptions = {}): Promise<{ method: OverlayMountMethod }> {
   const s = normalize(spec);
   const method = opts.method ?? 'auto';
-  const userxattr = s.userxattr ?? (await runningRootless());
+  const userxattr = s.userxattr ?? isRootless();
   if (method === 'fuse' || (method === 'auto' && opts.mountProgram)) {
     await mountFuse(s, opts.mountProgram);
     return { method: 'fuse' };

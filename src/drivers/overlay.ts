@@ -1,11 +1,11 @@
 // The overlay driver's on-disk layout, as containers/storage's overlay driver keeps it:
 //   overlay/<id>/{diff/, link, lower | empty/, work/, merged/}   and   overlay/l/<link> -> ../<id>/diff
 // `lower` lists the parent's link first, then the parent's own lowers, joined by ':' (nearest parent first).
-import { pathExists } from '../fsutil.js';
+import { pathExists } from '../fs/paths.js';
 import { mkdir, readFile, writeFile, symlink, unlink, stat, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { linkId } from '../store/ids.js';
-import { removeTree } from './remove.js';
+import { removeTree } from '../fs/remove.js';
 
 const LINK_DIR = 'l';
 /** A base layer's diff/ mode in c/storage; a child layer's diff/ takes its parent's mode. */

@@ -7,7 +7,7 @@
 // layers lock held) and is removed with the layer.
 import { mkdir, stat, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { removeTree } from './remove.js';
+import { removeTree } from '../fs/remove.js';
 
 /** A base layer's directory mode in c/storage's vfs driver; a child layer's directory takes its parent's mode. */
 const DEFAULT_DIR_MODE = 0o555;

@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
-import { native, type NativeApplyOptions, type NativeAppliedLayer, type ApplyEvent } from '../native.js';
+import { native, type NativeApplyOptions, type NativeAppliedLayer, type ApplyEvent, type AppliedLayer } from '../native.js';
+export type { AppliedLayer, SkippedEntry } from '../native.js';
 import { CarrierError, abortError, fromNative } from '../errors.js';
+import { isRootless } from '../host.js';
 
 export type Compression = 'auto' | 'gzip' | 'zstd' | 'none';
 
@@ -37,30 +39,7 @@ export interface ApplyLayerOptions {
   onBytes?: (total: number) => void;
 }
 
-export interface SkippedEntry {
-  /** Path inside the layer. */
-  path: string;
-  reason: string;
-}
 
-export interface AppliedLayer {
-  /** `sha256:<hex>` of the bytes as received. */
-  compressedDigest: string;
-  compressedSize: number;
-  /** `sha256:<hex>` of the uncompressed tar: the layer's DiffID. */
-  diffDigest: string;
-  /** Length of the whole uncompressed tar, padding and end blocks included. */
-  diffSize: number;
-  /** The compression that was found (or given). */
-  compression: 'gzip' | 'zstd' | 'none';
-  /** Sorted distinct owner ids seen in the tar headers. */
-  uidset: number[];
-  gidset: number[];
-  /** Number of tar entries (not counting PAX/GNU meta headers). */
-  entries: number;
-  /** Entries not created, and why (device nodes when rootless, forbidden xattrs, entries naming the root). */
-  skipped: SkippedEntry[];
-}
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const DEFAULT_MAX_UNCOMPRESSED = 64 * 1024 ** 3;
@@ -70,7 +49,7 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
   const out: NativeApplyOptions = {
     compression: options.compression ?? 'auto',
     whiteouts: options.whiteouts ?? 'overlay',
-    rootless: options.rootless ?? process.geteuid?.() !== 0,
+    rootless: options.rootless ?? isRootless(),
     maxUncompressedBytes: options.limits?.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED,
     maxEntries: options.limits?.maxEntries ?? DEFAULT_MAX_ENTRIES,
   };

@@ -15,8 +15,8 @@ export interface OciRuntime {
 }
 
 /** The first executable named `name` on PATH. */
-export { findOnPath } from '../fsutil.js';
-import { findOnPath } from '../fsutil.js';
+export { findOnPath } from '../fs/paths.js';
+import { findOnPath } from '../fs/paths.js';
 
 /**
  * The runtime to use: the one asked for, else runc, else crun. (podman prefers crun; Carrier prefers runc because

@@ -5,34 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { CarrierError } from '../errors.js';
-import type { OciIdMapping } from './spec.js';
+import { currentIdMap, inUserNamespace } from '../host.js';
 
 /** Set in the environment of a process Carrier started inside its namespace (podman uses _CONTAINERS_USERNS_CONFIGURED). */
 export const USERNS_ENV = '_CARRIER_USERNS_CONFIGURED';
-
-/** The id mappings of this process's user namespace (/proc/self/uid_map): inside id, outside id, count. */
-export function currentIdMap(kind: 'uid' | 'gid'): OciIdMapping[] {
-  try {
-    return readFileSync(`/proc/self/${kind}_map`, 'utf8')
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/).map(Number))
-      .filter((f) => f.length === 3 && f.every(Number.isFinite))
-      .map(([c, h, s]) => ({ containerID: c!, hostID: h!, size: s! }));
-  } catch {
-    return [{ containerID: 0, hostID: 0, size: 4294967295 }];
-  }
-}
-
-/** True inside a user namespace other than the initial one (the initial one maps all 2^32-1 ids onto themselves). */
-export function inUserNamespace(): boolean {
-  const map = currentIdMap('uid');
-  return !(map.length === 1 && map[0]!.containerID === 0 && map[0]!.hostID === 0 && map[0]!.size === 4294967295);
-}
-
-/** True when Carrier runs without privilege (outside any namespace of its own). */
-export function isRootless(): boolean {
-  return (process.geteuid?.() ?? 0) !== 0 || inUserNamespace();
-}
 
 /** Only one id is mapped in this namespace (no subordinate ranges): a single-mapping namespace. */
 export function singleIdMapping(): boolean {

@@ -30,7 +30,7 @@ import { CarrierError, abortError } from '../errors.js';
 import type { ImageInfo, Store } from '../store/store.js';
 import { findImage } from '../store/lookup.js';
 import { BlobCache } from '../store/blobs.js';
-import { layerChain, type ChainLayer } from '../copy/checkout.js';
+import { layerChain, type ChainLayer } from '../checkout/checkout.js';
 import { parseManifest, type ImageManifest } from '../oci/manifest.js';
 import { sha256Digest } from '../oci/digest.js';
 import * as MT from '../oci/mediatypes.js';

@@ -13,7 +13,8 @@
 // Locks are always taken in c/storage's order, layers → images → containers, so Carrier and podman never wait on
 // each other in a cycle. Every read takes the shared lock and reloads when the last-writer token changed; every
 // write takes the exclusive lock, reloads, changes the records, writes them atomically and leaves a new token.
-import { pathExists } from '../fsutil.js';
+import { pathExists } from '../fs/paths.js';
+import { isRootless, processAlive } from '../host.js';
 import { mkdir, open, readFile, rm, writeFile, chmod, readdir, readlink, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, relative } from 'node:path';
@@ -24,9 +25,9 @@ import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
 import { OverlayDriver } from '../drivers/overlay.js';
 import { VfsDriver } from '../drivers/vfs.js';
-import { mergeLayers } from '../copy/merge.js';
-import { cloneTree } from '../copy/clone.js';
-import { removeTree } from '../drivers/remove.js';
+import { mergeLayers } from '../fs/merge.js';
+import { cloneTree } from '../fs/clone.js';
+import { removeTree } from '../fs/remove.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
 import { StoreLock } from './lock.js';
 import { RecordFile, omitEmpty, type ContainerRecord, type ImageRecord, type LayerRecord, type MountRecord } from './records.js';
@@ -188,9 +189,8 @@ export class Store {
     private readonly imageFile: RecordFile<ImageRecord>,
     private readonly containerFile: RecordFile<ContainerRecord>,
     private readonly readOnlyStores: ReadOnlyStore[],
-    inUserNamespace: boolean,
   ) {
-    this.rootless = process.geteuid?.() !== 0 || inUserNamespace;
+    this.rootless = isRootless();
     this.graphroot = config.graphroot;
     this.runroot = config.runroot;
     this.driverName = config.driver;
@@ -257,7 +257,6 @@ export class Store {
         new RecordFile<ImageRecord>(join(g, `${d}-images`, 'images.json'), locks.images, 'image'),
         new RecordFile<ContainerRecord>(join(g, `${d}-containers`, 'containers.json'), locks.containers, 'container'),
         ro,
-        await inUserNamespace(),
       );
       await store.driver.init();
       const mounts = join(config.runroot, `${d}-layers`, 'mountpoints.json');
@@ -1251,23 +1250,8 @@ async function touchFile(p: string, mode: number): Promise<void> {
   if (!(await exists(p))) await writeFile(p, '', { mode, flag: 'a' });
 }
 
-/** True inside a user namespace that does not map the whole id range (uid 0 there is not the host's root). */
-async function inUserNamespace(): Promise<boolean> {
-  const map = await readFile('/proc/self/uid_map', 'utf8').catch(() => '');
-  return map.trim() !== '' && !/^\s*0\s+0\s+4294967295\s*$/.test(map.trim());
-}
-
 async function isMountPoint(p: string): Promise<boolean> {
   return (await findMount(p)) !== undefined;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function notFound(what: string, query: string): CarrierError {

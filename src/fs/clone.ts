@@ -1,5 +1,6 @@
 import { CarrierError, abortError, fromNative, type NativeFailure } from '../errors.js';
-import { native } from '../native.js';
+import { native, type CloneResult } from '../native.js';
+export type { CloneResult } from '../native.js';
 
 /**
  * How file contents reach the destination.
@@ -24,32 +25,6 @@ export interface CloneOptions {
   preserveOwnership?: boolean;
 }
 
-export interface CloneResult {
-  /** Regular files created (or, in `hardlink` mode, linked to the source), one per source inode. */
-  files: number;
-  /** Directories created below the destination root. */
-  dirs: number;
-  symlinks: number;
-  /** Further names of a file already copied, linked to its copy so hard-link identity is kept. */
-  hardlinks: number;
-  /** Fifos and character/block devices created (whiteouts, 0/0 character devices, included). */
-  specials: number;
-  /** Sockets, and devices the caller may not create (unprivileged, anything but a 0/0 whiteout). */
-  skippedSpecials: number;
-  /** Xattrs the destination refused for lack of privilege or support (`trusted.*` when unprivileged...). */
-  skippedXattrs: number;
-  /** Logical bytes of files cloned with FICLONE (shared extents, no data written). */
-  bytesCloned: number;
-  /** Data bytes copied with copy_file_range or read/write (holes are not counted and stay holes). */
-  bytesCopied: number;
-  /** Bytes of the files hard-linked in `hardlink` mode. */
-  bytesHardlinked: number;
-  /**
-   * The one data path every file with data took, or `mixed`. With no data to move: `hardlink` in hardlink mode,
-   * `reflink` in reflink mode, else `copy`.
-   */
-  method: 'reflink' | 'copy_file_range' | 'copy' | 'hardlink' | 'mixed';
-}
 
 const MODES: readonly CloneMode[] = ['auto', 'reflink', 'copy', 'hardlink'];
 

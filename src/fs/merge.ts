@@ -1,6 +1,7 @@
 import { CarrierError, abortError } from '../errors.js';
-import { native } from '../native.js';
-import { awaitNativeJob, type CloneResult } from './clone.js';
+import { native, type MergeResult } from '../native.js';
+import { awaitNativeJob } from './clone.js';
+export type { MergeResult } from '../native.js';
 
 /** How file contents reach the merged tree (see {@link CloneMode}; hard links into layers are not offered). */
 export type MergeMode = 'auto' | 'reflink' | 'copy';
@@ -13,18 +14,6 @@ export interface MergeOptions {
   preserveOwnership?: boolean;
 }
 
-export interface MergeResult extends Omit<CloneResult, 'bytesHardlinked' | 'method'> {
-  bytesHardlinked: number;
-  method: 'reflink' | 'copy_file_range' | 'copy' | 'mixed';
-  /** Layers merged. */
-  layers: number;
-  /** Whiteouts met (0/0 character devices and aufs `.wh.` files); none of them is copied. */
-  whiteouts: number;
-  /** Opaque directories met (overlay xattr or aufs marker). */
-  opaqueDirs: number;
-  /** Entries of a lower layer removed because an upper layer replaced or deleted them. */
-  replaced: number;
-}
 
 const MODES: readonly MergeMode[] = ['auto', 'reflink', 'copy'];
 

@@ -7,7 +7,7 @@ import { CarrierError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { END_OF_ARCHIVE, padding, tarHeader, type TarEntryType } from '../save/tar.js';
 import { checkoutLayers, containerChain, flattenSources, scratchDir } from './checkout.js';
-import type { MergeMode, MergeResult } from './merge.js';
+import type { MergeMode, MergeResult } from '../fs/merge.js';
 
 export interface ExportOptions {
   signal?: AbortSignal;

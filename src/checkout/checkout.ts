@@ -3,8 +3,8 @@ import { access, mkdir, mkdtemp, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CarrierError } from '../errors.js';
 import type { LayerInfo, Store } from '../store/store.js';
-import { removeTree } from '../drivers/remove.js';
-import { mergeLayers, type MergeOptions, type MergeResult } from './merge.js';
+import { removeTree } from '../fs/remove.js';
+import { mergeLayers, type MergeOptions, type MergeResult } from '../fs/merge.js';
 
 export type CheckoutOptions = MergeOptions;
 
