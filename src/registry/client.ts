@@ -6,9 +6,7 @@
  * Every answer is untrusted: digests are validated before they enter a URL, manifest bodies are capped while they
  * stream, redirects never carry Authorization to another origin, and blob bodies may not exceed their size.
  */
-import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
-import type { Agent as UndiciAgent, Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
 import { parseReference, type ImageReference } from '../reference.js';
 import { digestMatches, parseDigest, sha256Digest } from '../oci/digest.js';
@@ -21,223 +19,43 @@ import {
   OCI_MANIFEST,
   manifestKind,
 } from '../oci/mediatypes.js';
-import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest, type ImageManifest, type PlatformWant } from '../oci/manifest.js';
+import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest } from '../oci/manifest.js';
 import { resolveRegistry, type RegistriesConf, type RegistryEndpoint } from '../registries-conf.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { RegistryError } from './errors.js';
+import { requestToken } from './token.js';
+import type {
+  CachedToken,
+  FetchedDocument,
+  GetBlobOptions,
+  GetManifestOptions,
+  GetManifestResult,
+  HostState,
+  ManifestSource,
+  RegistryClientOptions,
+  Target,
+} from './types.js';
+export type { RegistryClientOptions, ManifestSource, FetchedDocument, GetManifestOptions, GetManifestResult, GetBlobOptions } from './types.js';
+import { BlobStream } from './blob-stream.js';
+import {
+  Agent,
+  RETRYABLE_STATUS,
+  drain,
+  errCode,
+  errorSummary,
+  header,
+  isRetryableNetworkError,
+  parseRetryAfter,
+  printable,
+  readCapped,
+  sleep,
+  type Response,
+} from './http.js';
 
-type Agent = UndiciAgent;
-const Agent = loadAgent();
-
-/**
- * undici's Agent and its `request` method, without the rest of the package: the package index also loads fetch,
- * WebSocket, the caches and the mocks, about 90 ms of start-up on every `carrier pull` spent for nothing. The index
- * does no more than this for the two pieces used here (it puts the api methods on Dispatcher.prototype). Should a
- * future undici move these files, the whole package is loaded instead.
- */
-function loadAgent(): typeof UndiciAgent {
-  const require = createRequire(import.meta.url);
-  try {
-    const agent = require('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
-    const dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: Record<string, unknown> };
-    const api = require('undici/lib/api/index.js') as Record<string, unknown>;
-    if (typeof agent === 'function' && typeof api.request === 'function' && agent.prototype instanceof (dispatcher as unknown as Function)) {
-      for (const [name, fn] of Object.entries(api)) if (dispatcher.prototype[name] === undefined) dispatcher.prototype[name] = fn;
-      return agent;
-    }
-  } catch {
-    // the files moved: fall through
-  }
-  return (require('undici') as { Agent: typeof UndiciAgent }).Agent;
-}
 import type { CredentialStore, Credentials } from './auth.js';
 
-export interface RegistryClientOptions {
-  /** false: plain http and untrusted TLS certificates are allowed for every registry (podman --tls-verify=false). */
-  tlsVerify?: boolean;
-  /** Mirrors, blocked and insecure registries, location rewrites. */
-  registriesConf?: RegistriesConf;
-  credentials?: CredentialStore;
-  userAgent?: string;
-  /** Retries per request on connection errors, 408, 429 and 5xx; and resumes of a blob without progress. Default 5. */
-  maxRetries?: number;
-  /** First backoff delay, doubled per attempt (with jitter), capped at 10 s. Default 200 ms. */
-  retryBaseMs?: number;
-  /** Longest Retry-After honoured (ms); longer values are clamped. Default 60 s. */
-  maxRetryAfterMs?: number;
-  /** Time to wait for response headers, and the longest pause between body chunks. Default 60 s. */
-  requestTimeoutMs?: number;
-  /** Cancels everything this client does. */
-  signal?: AbortSignal;
-  /** Warnings (ignored settings); never given credentials. */
-  onWarning?: (message: string) => void;
-}
-
-/** The endpoint that served a manifest. */
-export interface ManifestSource {
-  registry: string;
-  repository: string;
-  mirror: boolean;
-  /** `https://host` or `http://host` actually used. */
-  origin: string;
-}
-
-export interface FetchedDocument {
-  bytes: Buffer;
-  mediaType: string;
-  digest: string;
-}
-
-export interface GetManifestOptions {
-  /** Accept header values (default: OCI and Docker schema 2 manifests and indexes). */
-  accept?: string[];
-  /** Platform to pick from an index (default: this machine). */
-  platform?: PlatformWant;
-  signal?: AbortSignal;
-}
-
-export interface GetManifestResult extends FetchedDocument {
-  /** The image manifest, parsed and validated. */
-  manifest: ImageManifest;
-  /** The index / manifest list it was chosen from, when the reference named one. */
-  list?: FetchedDocument;
-  source: ManifestSource;
-}
-
-export interface GetBlobOptions {
-  /** The descriptor's size: more bytes are refused, fewer mean the download resumes. */
-  size?: number;
-  signal?: AbortSignal;
-  /** Bytes delivered so far (after each chunk). */
-  onProgress?: (bytes: number, total: number | undefined) => void;
-}
-
 const DEFAULT_ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
-const MAX_TOKEN_RESPONSE = 1 << 20;
-const MAX_ERROR_BODY = 64 * 1024;
 const MAX_REDIRECTS = 10;
-
-interface Target {
-  /** Registry name (credentials key): `docker.io`, `host:port`. */
-  registry: string;
-  /** Host contacted: `registry-1.docker.io` for docker.io. */
-  apiHost: string;
-  repository: string;
-  insecure: boolean;
-  mirror: boolean;
-}
-
-interface HostState {
-  origin: string;
-  challenge: Challenge | null;
-}
-
-interface CachedToken {
-  value: string;
-  expires: number;
-}
-
-type Response = Dispatcher.ResponseData;
-
-const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-const PERMANENT_NET_CODES = /^(?:CERT_|ERR_TLS_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(?:VERIFY|GET)|ERR_SSL_|ERR_INVALID_URL|ENOTFOUND)/;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal));
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function header(res: Response, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** Seconds or an HTTP date; undefined when absent or unparsable. */
-export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
-  if (v === undefined) return undefined;
-  const t = v.trim();
-  if (/^\d+$/.test(t)) return Number(t) * 1000;
-  const date = Date.parse(t);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-async function drain(res: Response): Promise<void> {
-  try {
-    await res.body.dump({ limit: 256 * 1024 });
-  } catch {
-    /* the connection is dropped instead */
-  }
-}
-
-/** Reads a body, refusing it as soon as it passes `cap` bytes (and before reading, when Content-Length says so). */
-async function readCapped(res: Response, cap: number, what: string, code = 'CARRIER_LIMIT_EXCEEDED'): Promise<Buffer> {
-  const len = header(res, 'content-length');
-  if (len !== undefined && /^\d+$/.test(len) && Number(len) > cap) {
-    res.body.destroy();
-    throw new CarrierError(code, `${what} is ${len} bytes, over the ${cap}-byte cap`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const c of res.body) {
-    const chunk = c as Buffer;
-    total += chunk.length;
-    if (total > cap) {
-      res.body.destroy();
-      throw new CarrierError(code, `${what} is over the ${cap}-byte cap`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
-}
-
-/** The registry's JSON error body, summarised (codes and messages, printable, bounded). */
-async function errorSummary(res: Response): Promise<{ codes: string[]; text: string }> {
-  let body: Buffer;
-  try {
-    body = await readCapped(res, MAX_ERROR_BODY, 'error body');
-  } catch {
-    return { codes: [], text: '' };
-  }
-  try {
-    const doc = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
-    if (Array.isArray(doc.errors)) {
-      const codes = doc.errors.map((e) => String(e?.code ?? '')).filter(Boolean);
-      const text = doc.errors.map((e) => `${String(e?.code ?? '')}: ${String(e?.message ?? '')}`).join('; ');
-      return { codes, text: printable(text) };
-    }
-  } catch {
-    /* not JSON */
-  }
-  return { codes: [], text: printable(body.toString('utf8')) };
-}
-
-function printable(s: string): string {
-  const cut = s.length > 300 ? s.slice(0, 300) + '…' : s;
-  return cut.replace(/[^\x20-\x7e]/g, '?');
-}
-
-function errCode(err: unknown): string {
-  const e = err as { code?: unknown; cause?: { code?: unknown } };
-  return String(e?.code ?? e?.cause?.code ?? '');
-}
-
-/** Connection-level failures worth retrying (resets, timeouts, refused connections), not TLS trust failures. */
-function isRetryableNetworkError(err: unknown): boolean {
-  if (err instanceof CarrierError) return false;
-  const code = errCode(err);
-  if (PERMANENT_NET_CODES.test(code)) return false;
-  return true;
-}
 
 function mergeScopes(a: string[], b: string[]): string[] {
   return [...new Set([...a, ...b])].sort();
@@ -452,51 +270,12 @@ export class RegistryClient {
       const tok = await cached.catch(() => undefined);
       if (tok && tok.expires > Date.now()) return tok.value;
     }
-    const p = this.fetchToken(t, challenge, scopes, creds, signal);
+    const p = requestToken((url, headers) => this.dispatchRetrying(url, 'GET', headers, t.insecure, signal), t, challenge, scopes, creds);
     this.tokens.set(key, p);
     p.catch(() => {
       if (this.tokens.get(key) === p) this.tokens.delete(key);
     });
     return (await p).value;
-  }
-
-  private async fetchToken(t: Target, challenge: Challenge, scopes: string[], creds: Credentials | undefined, signal: AbortSignal): Promise<CachedToken> {
-    const realm = challenge.params.realm;
-    let url: URL;
-    try {
-      url = new URL(realm ?? '');
-    } catch {
-      throw new RegistryError('CARRIER_REGISTRY_ERROR', `${t.apiHost} sent a bearer challenge without a valid realm`);
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RegistryError('CARRIER_REGISTRY_ERROR', `token realm has unsupported scheme ${url.protocol}`);
-    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    for (const s of scopes) url.searchParams.append('scope', s);
-    const headers: Record<string, string> = {};
-    if (creds) {
-      url.searchParams.set('account', creds.username);
-      headers.authorization = 'Basic ' + Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
-    }
-    const started = Date.now();
-    const { res } = await this.dispatchRetrying(url, 'GET', headers, t.insecure, signal);
-    if (res.statusCode === 401 || res.statusCode === 403) {
-      await drain(res);
-      throw new RegistryError('CARRIER_UNAUTHORIZED', `authentication to ${t.registry} failed${creds ? ' (invalid username or password?)' : ''}: token server answered ${res.statusCode}`, { status: res.statusCode });
-    }
-    if (res.statusCode !== 200) {
-      const s = await errorSummary(res);
-      throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} answered ${res.statusCode}${s.text ? ': ' + s.text : ''}`, { status: res.statusCode });
-    }
-    const body = await readCapped(res, MAX_TOKEN_RESPONSE, 'token response');
-    let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      doc = JSON.parse(body.toString('utf8')) as typeof doc;
-    } catch (err) {
-      throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} sent invalid JSON`, { cause: err });
-    }
-    const value = typeof doc.token === 'string' && doc.token !== '' ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
-    if (value === '' || /[\r\n]/.test(value)) throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} sent no token`);
-    const expiresIn = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? Math.max(doc.expires_in, 60) : 60;
-    return { value, expires: started + expiresIn * 1000 - 5000 };
   }
 
   private async authorization(t: Target, host: HostState, scopes: string[], signal: AbortSignal, fresh: boolean, challenge = host.challenge): Promise<string | undefined> {
@@ -707,96 +486,6 @@ export class RegistryClient {
   }
 }
 
-/**
- * A blob body that survives dropped connections: each response body is read in flowing mode (its chunks are pushed
- * on as they come, the body paused while the consumer is full), and a reset or a short body is resumed from the
- * next byte with a new request. Flowing mode, not an async iterator, because a layer blob is a thousand or more
- * chunks and each iterator step costs promise and tick round trips on the main thread, which a pull on two cores
- * pays for in wall time.
- */
-class BlobStream extends Readable {
-  private body: Readable | undefined;
-  private offset = 0;
-  private failures = 0;
-  private offsetAtFailure = -1;
-
-  constructor(
-    first: Response,
-    private readonly o: {
-      digest: string;
-      registry: string;
-      size: number | undefined;
-      signal: AbortSignal;
-      maxRetries: number;
-      backoff: (failures: number) => number;
-      reopen: (offset: number) => Promise<Response>;
-      onProgress?: (bytes: number, total: number | undefined) => void;
-    },
-  ) {
-    super({ highWaterMark: 1 << 16 });
-    this.attach(first.body);
-  }
-
-  private attach(body: Readable): void {
-    this.body = body;
-    const { size, digest, registry } = this.o;
-    body.on('data', (chunk: Buffer) => {
-      if (this.body !== body) return;
-      if (size !== undefined && this.offset + chunk.length > size) {
-        this.destroy(new RegistryError('CARRIER_LIMIT_EXCEEDED', `blob ${digest} from ${registry} has more bytes than its size ${size}`));
-        return;
-      }
-      this.offset += chunk.length;
-      const more = this.push(chunk);
-      this.o.onProgress?.(this.offset, size);
-      if (!more) body.pause();
-    });
-    body.on('end', () => {
-      if (this.body !== body) return;
-      if (size === undefined || this.offset === size) this.push(null);
-      else this.retryFrom(new RegistryError('CARRIER_TRUNCATED', `blob ${digest} from ${registry} ended after ${this.offset} of ${size} bytes`));
-    });
-    body.on('error', (err: unknown) => {
-      if (this.body !== body) return;
-      if (this.o.signal.aborted) this.destroy(abortError(this.o.signal));
-      else if (err instanceof CarrierError) this.destroy(err);
-      else this.retryFrom(err);
-    });
-  }
-
-  /** Drops the current body and asks again from the next byte, or gives up after maxRetries without progress. */
-  private retryFrom(err: unknown): void {
-    this.body?.destroy();
-    this.body = undefined;
-    if (this.offset > this.offsetAtFailure) this.failures = 0;
-    this.offsetAtFailure = this.offset;
-    const { maxRetries, digest, registry, signal } = this.o;
-    if (++this.failures > maxRetries) {
-      const code = err instanceof CarrierError ? err.code : 'CARRIER_REGISTRY_ERROR';
-      this.destroy(new RegistryError(code, `blob ${digest} from ${registry}: giving up after ${maxRetries} resumes at byte ${this.offset}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
-      return;
-    }
-    sleep(this.o.backoff(this.failures - 1), signal)
-      .then(() => this.o.reopen(this.offset))
-      .then(
-        (res) => {
-          if (this.destroyed) res.body.destroy();
-          else this.attach(res.body);
-        },
-        (e: unknown) => this.destroy(e as Error),
-      );
-  }
-
-  override _read(): void {
-    this.body?.resume();
-  }
-
-  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    this.body?.destroy();
-    this.body = undefined;
-    cb(err);
-  }
-}
 
 /** A body `{"schemaVersion": 1, ...}` served with a generic content type. */
 function hasSchemaVersion1(bytes: Buffer): boolean {

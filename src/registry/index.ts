@@ -1,4 +1,5 @@
-export { RegistryClient, parseRetryAfter } from './client.js';
+export { RegistryClient } from './client.js';
+export { parseRetryAfter } from './http.js';
 export type { RegistryClientOptions, GetManifestOptions, GetManifestResult, GetBlobOptions, FetchedDocument, ManifestSource } from './client.js';
 export { loadCredentials, parseCreds, authFilePaths, staticCredentials } from './auth.js';
 export type { Credentials, CredentialStore, CredentialOptions } from './auth.js';
