@@ -32,8 +32,6 @@ export { RegistryClient, loadCredentials } from './registry/index.js';
 export type { RegistryClientOptions, CredentialStore, Credentials } from './registry/index.js';
 export {
   createContainer,
-  startContainer,
-  runContainer,
   listContainers,
   inspectContainer,
   removeContainer,
@@ -52,10 +50,10 @@ export type {
   ContainerState,
   ContainerStatus,
   RemoveContainerOptions,
-  RunResult,
-  StartOptions,
   VolumeSpec,
 } from './containers/containers.js';
+export { startContainer, runContainer } from './containers/run.js';
+export type { RunResult, StartOptions } from './containers/run.js';
 export { createVolume, listVolumes, inspectVolume } from './containers/volumes.js';
 export type { VolumeInfo, CreateVolumeOptions } from './containers/volumes.js';
 export { generateSpec, mergeEnv, processArgs, DEFAULT_CAPABILITIES } from './runtime/spec.js';

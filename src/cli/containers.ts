@@ -18,14 +18,13 @@ import {
   pruneVolumes,
   removeContainer,
   removeVolume,
-  runContainer,
-  startContainer,
   unmountContainer,
   volumeUsers,
   type ContainerDetails,
   type CreateContainerOptions,
   pruneContainers,
 } from '../containers/containers.js';
+import { runContainer, startContainer } from '../containers/run.js';
 import { createVolume, inspectVolume, listVolumes, type VolumeInfo } from '../containers/volumes.js';
 import { USERNS_ENV, unshareCommand } from '../runtime/userns.js';
 import { inUserNamespace, isRootless } from '../host.js';

@@ -1,111 +1,21 @@
 // Containers: a containers.json record and read-write layer made by the store (so podman sees them, as "storage"
 // containers in `podman ps -a --external`), plus Carrier's run configuration and state in the container's userdata
 // directory: `<graphroot>/overlay-containers/<id>/userdata/carrier.json`.
-import { mkdir, readFile, writeFile, chmod, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CarrierError } from '../errors.js';
 import type { ContainerInfo, ImageInfo, Store } from '../store/store.js';
-import { writeFileAtomic } from '../store/atomic.js';
 import { normalizeLocalName } from '../reference.js';
-import { generateSpec, type ContainerMount, type ImageRunConfig, type OciIdMapping, type OciSpec } from '../runtime/spec.js';
-import { mkdirInRoot, resolveInRoot } from '../runtime/rootfs.js';
-import { deleteRuntimeState, findRuntime, runBundle, signalNumber, type OciRuntime, type RunBundleResult, type SignalRelay } from '../runtime/runtime.js';
-import { singleIdMapping } from '../runtime/userns.js';
-import { inUserNamespace, processAlive } from '../host.js';
-import { createVolume, deleteVolumeFiles, inspectVolume, isVolumeName, listVolumes, type VolumeInfo } from './volumes.js';
+import type { ImageRunConfig } from '../runtime/spec.js';
+import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
+import { processAlive } from '../host.js';
+import { readCarrierFile, runtimeStateRoot, writeCarrierFile } from './state.js';
+import type { ContainerConfig, ContainerDetails, ContainerState, CreateContainerOptions, VolumeSpec } from './types.js';
+export type { ContainerConfig, ContainerDetails, ContainerState, ContainerStatus, CreateContainerOptions, VolumeSpec } from './types.js';
+export { runtimeStateRoot } from './state.js';
+import { deleteVolumeFiles, inspectVolume, isVolumeName, listVolumes } from './volumes.js';
 import { mountContainerRootfs, unmountContainerRootfs } from './mount.js';
-
-/** `-v` as given: a host path or a named volume (or nothing: an anonymous volume) mounted at `destination`. */
-export interface VolumeSpec {
-  /** Absolute host path (bind mount) or volume name; undefined for an anonymous volume. */
-  source?: string;
-  destination: string;
-  readOnly?: boolean;
-}
-
-export interface CreateContainerOptions {
-  name?: string;
-  /** Replaces the image's Cmd. */
-  cmd?: string[];
-  /** Replaces the image's Entrypoint. */
-  entrypoint?: string[];
-  /** `K=V` (or `K`: the host's value) added to the image's environment. */
-  env?: string[];
-  workdir?: string;
-  /** `user`, `uid`, `user:group`, `uid:gid`. */
-  user?: string;
-  /** `SRC:DST[:ro]` strings or parsed specs. */
-  volumes?: (string | VolumeSpec)[];
-  /** Destinations of tmpfs mounts (`DST` or `DST:opts`). */
-  tmpfs?: string[];
-  tty?: boolean;
-  interactive?: boolean;
-  /** runc or crun (default: found on PATH). */
-  runtime?: string;
-  /** Remove the container when its process exits (`run --rm`). */
-  autoRemove?: boolean;
-}
-
-export interface ContainerConfig {
-  image: string;
-  imageName: string;
-  name: string;
-  cmd?: string[];
-  entrypoint?: string[];
-  env: string[];
-  workdir?: string;
-  user?: string;
-  volumes: VolumeSpec[];
-  tmpfs: string[];
-  tty: boolean;
-  interactive: boolean;
-  runtime?: string;
-  autoRemove: boolean;
-}
-
-export type ContainerStatus = 'created' | 'running' | 'exited' | 'unknown';
-
-export interface ContainerState {
-  status: ContainerStatus;
-  exitCode?: number;
-  startedAt?: string;
-  finishedAt?: string;
-  /** The Carrier process that runs the container (running only). */
-  pid?: number;
-  runtime?: string;
-  error?: string;
-}
-
-/** carrier.json. */
-interface CarrierFile {
-  version: 1;
-  config: ContainerConfig;
-  state: ContainerState;
-}
-
-export interface ContainerDetails {
-  id: string;
-  name: string;
-  names: string[];
-  image: string;
-  imageName: string;
-  created: string;
-  /** The read-write layer. */
-  layer: string;
-  /** Who made it: Carrier (carrier.json present) or another tool (podman). */
-  origin: 'carrier' | 'external';
-  config?: ContainerConfig;
-  state: ContainerState;
-  /** The command the container runs (Entrypoint + Cmd), as far as known. */
-  command: string[];
-  /** The container's own upper directory (its writes). */
-  upperDir: string;
-  info: ContainerInfo;
-}
-
-// ---- names --------------------------------------------------------------------------------------------------------
 
 const ADJECTIVES = ['amazing', 'brave', 'calm', 'eager', 'fervent', 'gifted', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'tender', 'vibrant', 'zealous'];
 const NOUNS = ['archimedes', 'babbage', 'curie', 'darwin', 'euler', 'fermi', 'galileo', 'hopper', 'kepler', 'lovelace', 'meitner', 'noether', 'pascal', 'ritchie', 'turing', 'wozniak'];
@@ -163,39 +73,6 @@ function metadataOf(info: ContainerInfo): { imageName?: string; name?: string; c
   } catch {
     return {};
   }
-}
-
-function userdataDir(store: Store, id: string): string {
-  return store.containerDataDir(id);
-}
-
-function runDir(store: Store, id: string): string {
-  return store.containerDataDir(id, 'run');
-}
-
-/** The OCI runtime's state directory for this store (`--root`): containers of different stores never collide. */
-export function runtimeStateRoot(store: Store, runtime: string): string {
-  return join(store.runroot, `carrier-${runtime}`);
-}
-
-async function readCarrierFile(store: Store, id: string): Promise<CarrierFile | undefined> {
-  try {
-    const f = JSON.parse(await readFile(join(userdataDir(store, id), 'carrier.json'), 'utf8')) as CarrierFile;
-    return f && f.version === 1 && f.config ? f : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeCarrierFile(store: Store, id: string, f: CarrierFile): Promise<void> {
-  await writeFileAtomic(join(userdataDir(store, id), 'carrier.json'), JSON.stringify(f, null, 2), 0o600);
-}
-
-async function updateState(store: Store, id: string, change: (s: ContainerState) => ContainerState): Promise<void> {
-  const f = await readCarrierFile(store, id);
-  if (!f) return;
-  f.state = change(f.state);
-  await writeCarrierFile(store, id, f);
 }
 
 /** The name a container records for its image: the name the user asked by, normalised as podman does, else the id. */
@@ -266,7 +143,7 @@ export async function createContainer(store: Store, image: string, options: Crea
   return details(store, info, await imageConfigOf(store, img.id));
 }
 
-async function imageConfigOf(store: Store, imageId: string): Promise<ImageRunConfig> {
+export async function imageConfigOf(store: Store, imageId: string): Promise<ImageRunConfig> {
   try {
     const raw = JSON.parse((await store.imageBigData(imageId, `sha256:${imageId}`)).toString('utf8')) as { config?: ImageRunConfig };
     return raw.config ?? {};
@@ -275,7 +152,7 @@ async function imageConfigOf(store: Store, imageId: string): Promise<ImageRunCon
   }
 }
 
-async function details(store: Store, info: ContainerInfo, imageConfig?: ImageRunConfig): Promise<ContainerDetails> {
+export async function details(store: Store, info: ContainerInfo, imageConfig?: ImageRunConfig): Promise<ContainerDetails> {
   const meta = metadataOf(info);
   const file = await readCarrierFile(store, info.id);
   let state: ContainerState = file?.state ?? { status: 'unknown' };
@@ -354,7 +231,7 @@ export async function removeContainer(store: Store, query: string, options: Remo
   return d.id;
 }
 
-async function killContainer(store: Store, runtime: OciRuntime, id: string, signal: string): Promise<void> {
+export async function killContainer(store: Store, runtime: OciRuntime, id: string, signal: string): Promise<void> {
   await new Promise<void>((resolve) => {
     const p = spawn(runtime.path, ['--root', runtimeStateRoot(store, runtime.name), 'kill', id, signal], { stdio: 'ignore' });
     p.once('error', () => resolve());
@@ -415,181 +292,6 @@ export async function pruneContainers(store: Store): Promise<string[]> {
 
 // ---- running ------------------------------------------------------------------------------------------------------
 
-export interface StartOptions {
-  /** Where the container's stdout/stderr go (default: this process's). */
-  stdout?: NodeJS.WritableStream;
-  stderr?: NodeJS.WritableStream;
-  /** Told about things worth a warning (a runtime that does not work here, …). */
-  onWarning?: (message: string) => void;
-  /** Signals caught since the run began; one that comes before the container starts cancels it. */
-  signals?: SignalRelay;
-}
-
-export interface RunResult extends RunBundleResult {
-  id: string;
-  name: string;
-  runtime: string;
-}
-
-/** Resolves the container's mounts: named volumes made when missing, anonymous ones made, tmpfs options parsed. */
-async function resolveMounts(store: Store, config: ContainerConfig, id: string): Promise<ContainerMount[]> {
-  const out: ContainerMount[] = [];
-  for (const v of config.volumes) {
-    if (v.source?.startsWith('/')) {
-      out.push({ type: 'bind', source: v.source, destination: v.destination, ...(v.readOnly ? { readOnly: true } : {}) });
-      continue;
-    }
-    let vol: VolumeInfo;
-    if (v.source === undefined) {
-      vol = await createVolume(store, undefined, { anonymous: true, labels: { 'carrier.container': id } });
-      // Remember the name so the next start uses the same volume.
-      v.source = vol.name;
-      const f = await readCarrierFile(store, id);
-      if (f) {
-        f.config.volumes = config.volumes;
-        await writeCarrierFile(store, id, f);
-      }
-    } else {
-      vol = await createVolume(store, v.source, { ignoreExisting: true });
-    }
-    out.push({ type: 'bind', source: vol.mountpoint, destination: v.destination, volume: vol.name, ...(v.readOnly ? { readOnly: true } : {}) });
-  }
-  for (const t of config.tmpfs) {
-    const colon = t.indexOf(':');
-    const destination = colon === -1 ? t : t.slice(0, colon);
-    const opts = colon === -1 ? undefined : t.slice(colon + 1).split(',').filter((o) => o !== '');
-    out.push({ type: 'tmpfs', destination, ...(opts ? { options: ['nosuid', 'nodev', ...opts] } : {}) });
-  }
-  return out;
-}
-
-/**
- * Runs a created container in the foreground: mounts its root file system, writes config.json into its userdata
- * directory, runs the OCI runtime with stdio attached and returns its exit code. The mount is released afterwards;
- * with `autoRemove` the container is removed too.
- */
-export async function startContainer(store: Store, query: string, options: StartOptions = {}): Promise<RunResult> {
-  const d = await inspectContainer(store, query);
-  const file = await readCarrierFile(store, d.id);
-  if (!file) throw new CarrierError('CARRIER_UNSUPPORTED', `container ${d.id.slice(0, 12)} was not created by Carrier (no carrier.json); it cannot be started by Carrier`);
-  if (d.state.status === 'running') throw new CarrierError('CARRIER_IN_USE', `container ${d.name} is already running`);
-  const config = file.config;
-  let runtime = await findRuntime(config.runtime);
-  const imageConfig = await imageConfigOf(store, config.image);
-  let result: RunBundleResult | undefined;
-  let rootfs: string | undefined;
-  try {
-    try {
-      rootfs = await mountContainerRootfs(store, d.id);
-    } catch (err) {
-      if ((process.geteuid?.() ?? 0) !== 0 && !inUserNamespace() && err instanceof Error) {
-        err.message += " (rootless: run inside Carrier's user namespace — 'carrier unshare', which the CLI enters by itself)";
-      }
-      throw err;
-    }
-    const mounts = await resolveMounts(store, config, d.id);
-    const { spec } = await generateSpec({
-      rootfs,
-      id: d.id,
-      image: imageConfig,
-      ...(config.cmd ? { cmd: config.cmd } : {}),
-      ...(config.entrypoint ? { entrypoint: config.entrypoint } : {}),
-      env: config.env,
-      ...(config.workdir !== undefined ? { workdir: config.workdir } : {}),
-      ...(config.user !== undefined ? { user: config.user } : {}),
-      mounts,
-      terminal: config.tty,
-      ...outsideNamespace(),
-      annotations: { 'io.podman.annotations.autoremove': config.autoRemove ? 'TRUE' : 'FALSE' },
-    });
-    await prepareRootfs(store, d.id, rootfs, spec);
-    const bundle = userdataDir(store, d.id);
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
-    const run = async (rt: OciRuntime): Promise<RunBundleResult> => {
-      const early = options.signals?.cancelled;
-      if (early) return { exitCode: 128 + (signalNumber(early) ?? 15), signal: early };
-      await deleteRuntimeState(rt, runtimeStateRoot(store, rt.name), d.id);
-      await updateState(store, d.id, () => ({ status: 'running', startedAt: new Date().toISOString(), pid: process.pid, runtime: rt.name }));
-      return runBundle({
-        runtime: rt,
-        bundle,
-        id: d.id,
-        stateRoot: runtimeStateRoot(store, rt.name),
-        tty: config.tty,
-        interactive: config.interactive,
-        ...(options.stdout ? { stdout: options.stdout } : {}),
-        ...(options.stderr ? { stderr: options.stderr } : {}),
-        ...(options.signals ? { signals: options.signals } : {}),
-      });
-    };
-    result = await run(runtime);
-    if (result.failure === 'cgroups' && runtime.name === 'crun') {
-      // crun refuses hosts with a hybrid cgroup v1/v2 layout; runc copes when the config asks for no resources.
-      const runc = await findRuntime('runc').catch(() => undefined);
-      if (runc) {
-        options.onWarning?.(`crun cannot run containers with this machine's cgroup layout (${result.runtimeError}); using runc instead`);
-        runtime = runc;
-        result = await run(runtime);
-      }
-    }
-    return { ...result, id: d.id, name: d.name, runtime: runtime.name };
-  } finally {
-    const end = result;
-    await updateState(store, d.id, (s) => ({
-      ...s,
-      status: 'exited',
-      finishedAt: new Date().toISOString(),
-      ...(end ? { exitCode: end.exitCode } : { exitCode: 125 }),
-      ...(end?.runtimeError ? { error: end.runtimeError } : {}),
-      pid: undefined,
-    })).catch(() => {});
-    await deleteRuntimeState(runtime, runtimeStateRoot(store, runtime.name), d.id);
-    if (rootfs !== undefined) await unmountContainerRootfs(store, d.id).catch(() => {});
-    if (config.autoRemove) await removeContainer(store, d.id, { force: true }).catch(() => {});
-  }
-}
-
-/**
- * Unprivileged and outside Carrier's namespace (an API caller that did not enter it; the CLI always does): the store
- * mounts with fuse-overlayfs, and the runtime makes the user namespace itself (runc's rootless mode) with the user
- * as root. Inside the namespace, or as root, the container gets no user namespace of its own.
- */
-function outsideNamespace(): { singleIdMapping: boolean; userNamespace?: { uidMappings: OciIdMapping[]; gidMappings: OciIdMapping[] } } {
-  const uid = process.geteuid?.() ?? 0;
-  if (uid === 0 || inUserNamespace()) return { singleIdMapping: singleIdMapping() };
-  const gid = process.getegid?.() ?? 0;
-  return {
-    singleIdMapping: true,
-    userNamespace: { uidMappings: [{ containerID: 0, hostID: uid, size: 1 }], gidMappings: [{ containerID: 0, hostID: gid, size: 1 }] },
-  };
-}
-
-/** What runc expects to find: the working directory and the mount points of the container's own mounts. */
-async function prepareRootfs(store: Store, id: string, rootfs: string, spec: OciSpec): Promise<void> {
-  await mkdirInRoot(rootfs, spec.process.cwd);
-  // /etc/hostname and /etc/hosts as podman gives them (loopback only: no other network).
-  const run = runDir(store, id);
-  await mkdir(run, { recursive: true, mode: 0o700 });
-  const hostname = spec.hostname ?? id.slice(0, 12);
-  await writeFile(join(run, 'hostname'), `${hostname}\n`);
-  await writeFile(join(run, 'hosts'), `127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localhost.localdomain\n127.0.1.1\t${hostname}\n`);
-  for (const f of ['hostname', 'hosts']) await chmod(join(run, f), 0o644);
-  const etc = await resolveInRoot(rootfs, '/etc');
-  const etcExists = await stat(etc).then((s) => s.isDirectory(), () => false);
-  if (etcExists) {
-    for (const f of ['hostname', 'hosts']) {
-      spec.mounts.push({ destination: `/etc/${f}`, type: 'bind', source: join(run, f), options: ['bind', 'rprivate', 'ro'] });
-    }
-  }
-}
-
-/** create + start: `carrier run`. */
-export async function runContainer(store: Store, image: string, options: CreateContainerOptions = {}, io: StartOptions = {}): Promise<RunResult> {
-  const c = await createContainer(store, image, options);
-  return startContainer(store, c.id, io);
-}
-
-/** Mounts a container's root file system; returns the merged path (reference counted). */
 export async function mountContainer(store: Store, query: string): Promise<string> {
   const d = await inspectContainer(store, query);
   return mountContainerRootfs(store, d.id);

@@ -1,0 +1,40 @@
+// Carrier's own files for a container: carrier.json (run configuration and state) in the store's userdata
+// directory, written atomically, and the runtime's state directory per store.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Store } from '../store/store.js';
+import { writeFileAtomic } from '../store/atomic.js';
+import type { CarrierFile, ContainerState } from './types.js';
+
+export function userdataDir(store: Store, id: string): string {
+  return store.containerDataDir(id);
+}
+
+export function runDir(store: Store, id: string): string {
+  return store.containerDataDir(id, 'run');
+}
+
+/** The OCI runtime's state directory for this store (`--root`): containers of different stores never collide. */
+export function runtimeStateRoot(store: Store, runtime: string): string {
+  return join(store.runroot, `carrier-${runtime}`);
+}
+
+export async function readCarrierFile(store: Store, id: string): Promise<CarrierFile | undefined> {
+  try {
+    const f = JSON.parse(await readFile(join(userdataDir(store, id), 'carrier.json'), 'utf8')) as CarrierFile;
+    return f && f.version === 1 && f.config ? f : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeCarrierFile(store: Store, id: string, f: CarrierFile): Promise<void> {
+  await writeFileAtomic(join(userdataDir(store, id), 'carrier.json'), JSON.stringify(f, null, 2), 0o600);
+}
+
+export async function updateState(store: Store, id: string, change: (s: ContainerState) => ContainerState): Promise<void> {
+  const f = await readCarrierFile(store, id);
+  if (!f) return;
+  f.state = change(f.state);
+  await writeCarrierFile(store, id, f);
+}
