@@ -9,6 +9,7 @@
         "native/common.cc",
         "native/assemble_job.cc",
         "native/decoder.cc",
+        "native/decompress_job.cc",
         "native/extractor.cc",
         "native/fs_safe.cc",
         "native/mount.cc",

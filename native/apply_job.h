@@ -8,6 +8,8 @@ namespace carrier {
 void init_apply_job(Napi::Env env, Napi::Object exports);
 // Registers the AssembleJob class: tar-split + diff dir in, the original tar out.
 void init_assemble_job(Napi::Env env, Napi::Object exports);
+// Registers the DecompressJob class: compressed chunks in, decompressed chunks out, on a thread of its own.
+void init_decompress_job(Napi::Env env, Napi::Object exports);
 // Registers lockFile/unlockFile (fcntl OFD locks) and syncFs.
 void init_store_ops(Napi::Env env, Napi::Object exports);
 // Registers cloneTree: a directory tree copied with reflinks where possible, on a thread of its own.

@@ -113,6 +113,23 @@ export interface NativeAssembleJob {
   abort(): void;
 }
 
+export type DecompressEvent =
+  | { type: 'drain' }
+  | { type: 'data'; chunk: Buffer }
+  | { type: 'end' }
+  | { type: 'error'; error: NativeFailure };
+
+export interface NativeDecompressJob {
+  /** Queue a chunk of compressed bytes; false means wait for a 'drain' event before pushing more. */
+  push(chunk: Uint8Array): boolean;
+  /** No more chunks: finish the stream ('end', or 'error' when it stops in the middle of a frame). */
+  end(): void;
+  /** Give the decoder credit for `n` more 'data' chunks. */
+  ack(n: number): void;
+  /** Stop as soon as possible and report ABORT_ERR. */
+  abort(): void;
+}
+
 /** Options as the native tree copier reads them; filled in with defaults by cloneTree. */
 export interface NativeCloneOptions {
   mode: 'auto' | 'reflink' | 'copy' | 'hardlink';
@@ -149,6 +166,8 @@ export interface NativeBinding {
     onEvent: (event: ApplyEvent) => void,
   ) => NativeApplyJob;
   AssembleJob: new (tarSplitPath: string, diffDir: string, onEvent: (event: AssembleEvent) => void) => NativeAssembleJob;
+  /** A streaming decoder on a thread of its own ('auto' detects gzip/zstd/none by magic number). */
+  DecompressJob: new (compression: 'auto' | 'gzip' | 'zstd' | 'none', onEvent: (event: DecompressEvent) => void) => NativeDecompressJob;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

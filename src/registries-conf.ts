@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { CarrierError } from './errors.js';
-import { parseToml, type TomlTable } from './toml.js';
+import { parseToml, type TomlTable } from './config-toml.js';
 import { formatReference, parseReference, type ImageReference } from './reference.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
@@ -112,7 +112,7 @@ export function parseRegistriesConf(text: string, file?: string): RegistriesConf
   const mode = doc['short-name-mode'];
   if (mode !== undefined) {
     if (mode !== 'enforcing' && mode !== 'permissive' && mode !== 'disabled') {
-      fail(file, `short-name-mode must be "enforcing", "permissive" or "disabled", got ${JSON.stringify(mode)}`);
+      fail(file, `short-name-mode must be "enforcing", "permissive" or "disabled", got ${typeof mode === 'string' ? JSON.stringify(mode) : `a ${typeof mode}`}`);
     }
     conf.shortNameMode = mode;
   }

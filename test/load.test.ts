@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { openImageArchive, type SourceImage, type ImageArchive } from '../src/load/index.js';
 import { applyLayer, CarrierError } from '../src/index.js';
 import { parseDigest, sha256Digest, digestHex } from '../src/oci/digest.js';
@@ -31,7 +32,7 @@ async function readStream(s: NodeJS.ReadableStream): Promise<Buffer> {
 
 async function decompressed(blob: Buffer, mediaType: string): Promise<Buffer> {
   if (mediaType.endsWith('gzip')) return zlib.gunzipSync(blob);
-  if (mediaType.endsWith('zstd')) return Buffer.from((await import('fzstd')).decompress(blob));
+  if (mediaType.endsWith('zstd')) return execFileSync('zstd', ['-d', '-q', '-c'], { input: blob, maxBuffer: 1 << 30 });
   return blob;
 }
 

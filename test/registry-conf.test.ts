@@ -66,6 +66,8 @@ describe('parseRegistriesConf', () => {
   it('refuses bad values with CARRIER_INVALID_CONFIG', () => {
     for (const bad of [
       'short-name-mode = "sometimes"',
+      'short-name-mode = 9223372036854775807',
+      'short-name-mode = 1979-05-27',
       'unqualified-search-registries = "docker.io"',
       '[[registry]]\nprefix = "example.com"',
       '[[registry]]\nlocation = "a.com"\ninsecure = "yes"',

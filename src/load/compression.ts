@@ -1,6 +1,7 @@
 import zlib from 'node:zlib';
-import { Transform, type TransformCallback } from 'node:stream';
-import { CarrierError } from '../errors.js';
+import { Duplex } from 'node:stream';
+import { CarrierError, fromNative } from '../errors.js';
+import { native, type DecompressEvent, type NativeDecompressJob } from '../native.js';
 
 export type ArchiveCompression = 'gzip' | 'zstd' | 'none';
 
@@ -13,53 +14,86 @@ export function sniffCompression(head: Buffer): ArchiveCompression | 'xz' | 'bzi
   return 'none';
 }
 
-type ZstdModule = {
-  Decompress: new (ondata?: (data: Uint8Array, final?: boolean) => unknown) => { push(chunk: Uint8Array, final?: boolean): void };
-};
+/**
+ * The addon's streaming zstd decoder (multi-frame) as a Duplex — a Transform's own _read would hide the readable
+ * side's demand, which is what grants the native decoder credit. Compressed bytes are written, decoded on a native
+ * thread, and read back in ~1 MiB chunks. Backpressure holds both ways (a write waits while the native input queue is full; the decoder
+ * waits for credit while the reader is behind), so memory stays flat whatever the stream's length.
+ */
+class ZstdDecompressor extends Duplex {
+  private readonly job: NativeDecompressJob;
+  /** 'data' chunks pushed while the readable side was full; acknowledged when it asks for more. */
+  private owed = 0;
+  private pendingWrite: ((err?: Error | null) => void) | undefined;
+  private pendingFinal: ((err?: Error | null) => void) | undefined;
+  private settled = false;
 
-/** Stream decoder of zstd frames: node:zlib's when this Node has one (≥ 22.15), else the fzstd package. */
-async function zstdDecompressor(): Promise<Transform> {
-  const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-  if (typeof native === 'function') return native();
-  let mod: ZstdModule;
-  try {
-    const name = 'fzstd';
-    mod = (await import(name)) as ZstdModule;
-  } catch (err) {
-    throw new CarrierError(
-      'CARRIER_BAD_COMPRESSION',
-      'zstd-compressed archives need Node >= 22.15 or the fzstd package installed',
-      { cause: err },
-    );
+  constructor() {
+    super();
+    this.job = new native.DecompressJob('zstd', (event) => this.onEvent(event));
   }
-  let push: Transform['push'] | undefined;
-  const decoder = new mod.Decompress((data) => void push?.(Buffer.from(data.buffer, data.byteOffset, data.byteLength)));
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback): void {
-      try {
-        decoder.push(chunk);
-        cb();
-      } catch (err) {
-        cb(err as Error);
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.job.push(chunk)) callback();
+    else this.pendingWrite = callback;
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.pendingFinal = callback;
+    this.job.end();
+  }
+
+  override _read(): void {
+    if (this.owed === 0) return;
+    const n = this.owed;
+    this.owed = 0;
+    this.job.ack(n);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.settled) {
+      this.settled = true;
+      this.job.abort();
+    }
+    callback(err);
+  }
+
+  private onEvent(event: DecompressEvent): void {
+    if (this.settled || this.destroyed) return;
+    switch (event.type) {
+      case 'drain': {
+        const callback = this.pendingWrite;
+        this.pendingWrite = undefined;
+        callback?.();
+        break;
       }
-    },
-    flush(cb: TransformCallback): void {
-      try {
-        decoder.push(new Uint8Array(0), true);
-        cb();
-      } catch (err) {
-        cb(err as Error);
+      case 'data':
+        if (this.push(event.chunk)) this.job.ack(1);
+        else this.owed++;
+        break;
+      case 'end':
+        this.settled = true;
+        this.push(null);
+        this.pendingFinal?.();
+        break;
+      case 'error': {
+        this.settled = true;
+        const f = event.error;
+        const corrupt = f.code === 'CARRIER_BAD_COMPRESSION' || f.code === 'CARRIER_TRUNCATED';
+        this.destroy(corrupt ? new CarrierError('CARRIER_BAD_COMPRESSION', `corrupt zstd data: ${f.message}`) : fromNative(f));
+        break;
       }
-    },
-  });
-  push = t.push.bind(t);
-  return t;
+    }
+  }
 }
 
-/** A Transform decoding `kind`; errors it raises are turned into CARRIER_BAD_COMPRESSION by {@link compressionError}. */
-export async function decompressor(kind: 'gzip' | 'zstd'): Promise<Transform> {
-  // gunzip handles concatenated members (as pigz and `cat a.gz b.gz` write them).
-  return kind === 'gzip' ? zlib.createGunzip() : zstdDecompressor();
+/**
+ * A stream decoding `kind`: node:zlib for gzip (concatenated members included, as pigz and `cat a.gz b.gz` write
+ * them), the addon's native decoder for zstd (multi-frame). Errors it raises are turned into CARRIER_BAD_COMPRESSION
+ * by {@link compressionError}.
+ */
+export function decompressor(kind: 'gzip' | 'zstd'): Duplex {
+  return kind === 'gzip' ? zlib.createGunzip() : new ZstdDecompressor();
 }
 
 export function compressionError(kind: string, err: unknown): unknown {

@@ -17,7 +17,7 @@ import { lstat, mkdir, chmod, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CarrierError } from '../errors.js';
-import { parseToml } from '../toml.js';
+import { parseToml } from '../config-toml.js';
 
 export interface StoreLocationOptions {
   root?: string;
