@@ -49,6 +49,15 @@ export function makeContext({ opts, log, workDir, gc }) {
     /** Will this disturbed run be thrown away and redone? (not with --no-quiet-wait, nor after MAX_RETRIES) */
     willRedo: (r, attempt) => ctx.isDisturbed(r) && opts.quietWait !== false && attempt < MAX_RETRIES,
     scratch: (bytes, fn, options) => withScratch(workDir, bytes, fn, options),
+    /**
+     * A suite starts: logs its name and mode; returns when it started, its configuration for the mode (a copy of
+     * config.quick or config.full) and its number of timed runs (--runs, else the configuration's).
+     */
+    begin(name, config) {
+      log(`\n=== ${name} suite (${opts.quick ? 'quick' : 'full'}) ===`);
+      const cfg = { ...(opts.quick ? config.quick : config.full) };
+      return { started: new Date(), cfg, runs: opts.runs ?? cfg.runs };
+    },
   };
   return ctx;
 }

@@ -79,3 +79,6 @@ export async function roundRobin(ctx, items, runs, { name = '', onWarm, onRound,
   for (const cell of cells.values()) Object.assign(cell, stats(cell.runs), { peakKiB: cell.peaks.length ? Math.max(...cell.peaks) : undefined });
   return cells;
 }
+
+/** A cell's timed runs and their median, min and max, as every suite's rows record them. */
+export const timings = (cell) => ({ runs: cell.runs, median: cell.median, min: cell.min, max: cell.max });

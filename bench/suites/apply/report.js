@@ -1,6 +1,6 @@
 // The apply suite's report: which targets were met, its chart and its section of bench/RESULTS.md.
 import { MiB } from '../../lib/util.js';
-import { ok, bar, subtitle, mdTable, runLines, fmtVal, verdict, judge, targetsTable } from '../../lib/render.js';
+import { ok, bar, subtitle, mdTable, runLines, judge, targetsTable } from '../../lib/render.js';
 
 const SECTIONS = [
   ['gzip', 'gzip (gzip -6)'],

@@ -19,7 +19,7 @@ import { buildFixture, buildLargeFixture } from '../../lib/fixture.js';
 import { fmtDuration, MiB } from '../../lib/util.js';
 import { syncFs, memoryPressure } from '../../lib/machine.js';
 import { treeManifest, tarManifest, classifyDiff, some } from '../../lib/tree.js';
-import { roundRobin, timed } from '../../lib/roundrobin.js';
+import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 import { makeContenders } from './contenders.js';
 import { evaluate } from './report.js';
 
@@ -62,10 +62,8 @@ function runJob(ctx, job) {
 
 export async function runApplySuite(ctx) {
   const { opts, log } = ctx;
-  const started = new Date();
-  const config = { ...(ctx.quick ? APPLY_CONFIG.quick : APPLY_CONFIG.full) };
-  if (opts.runs) config.runs = opts.runs;
-  log(`\n=== apply suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { started, cfg: config, runs } = ctx.begin('apply', APPLY_CONFIG);
+  config.runs = runs;
 
   const fx = await buildFixture(ctx.workDir, { ...config, log });
   log(
@@ -158,10 +156,7 @@ export async function runApplySuite(ctx) {
       carrier: c.carrier,
       floorPart: c.floorPart,
       noOutput: c.noOutput,
-      runs: cell.runs,
-      median: cell.median,
-      min: cell.min,
-      max: cell.max,
+      ...timings(cell),
       problems: cell.problems,
       notes: cell.notes,
       disturbed: cell.disturbed,

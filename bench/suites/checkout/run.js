@@ -11,7 +11,7 @@ import path from 'node:path';
 import { run, timeCommand, sha256File, MiB } from '../../lib/util.js';
 import { syncFs } from '../../lib/machine.js';
 import { treeManifest } from '../../lib/tree.js';
-import { roundRobin } from '../../lib/roundrobin.js';
+import { timings, roundRobin } from '../../lib/roundrobin.js';
 import { SCRATCH_MKFS_XFS } from '../../lib/scratch.js';
 import { tarImage, withStore } from '../../lib/store.js';
 
@@ -67,11 +67,8 @@ function usedBytes(dir) {
 }
 
 export async function runCheckoutSuite(ctx) {
-  const { opts, log } = ctx;
-  const started = new Date();
-  const cfg = { ...(ctx.quick ? CHECKOUT_CONFIG.quick : CHECKOUT_CONFIG.full) };
-  const runs = opts.runs ?? cfg.runs;
-  log(`\n=== checkout suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { log } = ctx;
+  const { started, cfg, runs } = ctx.begin('checkout', CHECKOUT_CONFIG);
   if (process.geteuid() !== 0) throw new Error('the checkout suite mounts a loop XFS: run it as root');
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const fixture = await buildTar(ctx.workDir, cfg.sizeMiB * MiB);
@@ -140,10 +137,7 @@ export async function runCheckoutSuite(ctx) {
       contender: it.id,
       label: it.label,
       command: it.command,
-      runs: cell.runs,
-      median: cell.median,
-      min: cell.min,
-      max: cell.max,
+      ...timings(cell),
       spaceMiB: spaces.length ? spaces[spaces.length >> 1] / MiB : undefined,
       problems: cell.problems,
       disturbed: cell.disturbed,

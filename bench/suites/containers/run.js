@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { run, timeCommand, sha256 } from '../../lib/util.js';
-import { roundRobin } from '../../lib/roundrobin.js';
+import { timings, roundRobin } from '../../lib/roundrobin.js';
 import { mountsBelow } from '../../lib/scratch.js';
 import { tarImage, withStore } from '../../lib/store.js';
 
@@ -44,10 +44,8 @@ function check(what, r) {
 }
 
 export async function runContainersSuite(ctx) {
-  const { opts, log } = ctx;
-  const started = new Date();
-  const runs = opts.runs ?? (ctx.quick ? CONTAINERS_CONFIG.quick : CONTAINERS_CONFIG.full).runs;
-  log(`\n=== containers suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { log } = ctx;
+  const { started, runs } = ctx.begin('containers', CONTAINERS_CONFIG);
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
   if (!busybox) throw new Error('busybox not found: apt-get install -y busybox-static');
@@ -161,10 +159,7 @@ export async function runContainersSuite(ctx) {
             contender: it.id,
             label: it.label,
             command: s.id === 'run' && it.id === 'podman' && podmanRun.variant ? `podman run --rm --network none ${podmanRun.variant.flags.join(' ')} IMG true`.replace(/ +/g, ' ') : it.command,
-            runs: cell.runs,
-            median: cell.median,
-            min: cell.min,
-            max: cell.max,
+            ...timings(cell),
             problems: cell.problems,
             disturbed: cell.disturbed,
           });

@@ -22,7 +22,7 @@ import { startRegistry, pushLayers } from '../../lib/registry.js';
 import { makePullContenders, TIME_BIN } from '../../lib/pullers.js';
 import { median, fmtDuration, run, MiB } from '../../lib/util.js';
 import { treeManifest, tarManifest, classifyDiff, some } from '../../lib/tree.js';
-import { roundRobin, timed } from '../../lib/roundrobin.js';
+import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 import { buildSmallFilesLayers } from './fixture.js';
 
 export const PULL_CONFIG = {
@@ -61,11 +61,8 @@ const readJson = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
 /** ctx: bench/run.js's suite context (opts, quick, log, workDir, carrier, quiet, settle, isDisturbed, scratch, …) */
 export async function runPullSuite(ctx) {
   const { opts, log, workDir } = ctx;
-  const started = new Date();
-  const cfg = ctx.quick ? PULL_CONFIG.quick : PULL_CONFIG.full;
-  const runs = opts.runs ?? cfg.runs;
+  const { started, cfg, runs } = ctx.begin('pull', PULL_CONFIG);
   const tools = await toolVersions();
-  log(`\n=== pull suite (${ctx.quick ? 'quick' : 'full'}) ===`);
   log(`tools: ${tools.podman}; ${tools.skopeo}; ${tools.umoci}; ${tools.registry}; ${TIME_BIN ? '/usr/bin/time for peak RSS' : 'no /usr/bin/time (peak RSS from sampling only)'}`);
   const missing = ['podman', 'skopeo', 'registry'].filter((t) => /not installed|unavailable/.test(tools[t]));
   if (missing.length) throw new Error(`${missing.join(', ')} not found: apt-get install -y podman skopeo docker-registry`);
@@ -308,10 +305,7 @@ export async function runPullSuite(ctx) {
           command: c.command,
           mode: mode ?? 'full',
           recompressed,
-          runs: cell.runs,
-          median: cell.median,
-          min: cell.min,
-          max: cell.max,
+          ...timings(cell),
           parts: parts.length ? Object.fromEntries(Object.keys(parts[0]).map((k) => [k, median(parts.map((p) => p[k]))])) : undefined,
           peakRssKiB: cell.peakKiB,
           medianPeakRssKiB: cell.peaks.length ? median(cell.peaks) : undefined,

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { buildFixture, buildSplitLayers } from '../../lib/fixture.js';
 import { startRegistry, pushLayers } from '../../lib/registry.js';
 import { makePullContenders, pullOnScratch } from '../../lib/pullers.js';
-import { roundRobin } from '../../lib/roundrobin.js';
+import { timings, roundRobin } from '../../lib/roundrobin.js';
 import { MiB } from '../../lib/util.js';
 
 export const SCALING_CONFIG = {
@@ -24,10 +24,7 @@ const ENTRIES_PER_MIB = 35;
 
 export async function runScalingSuite(ctx) {
   const { opts, log, workDir } = ctx;
-  const started = new Date();
-  const cfg = ctx.quick ? SCALING_CONFIG.quick : SCALING_CONFIG.full;
-  const runs = opts.runs ?? cfg.runs;
-  log(`\n=== scaling suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { started, cfg, runs } = ctx.begin('scaling', SCALING_CONFIG);
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to scale');
 
   // ---- images --------------------------------------------------------------------------------------------------
@@ -83,10 +80,7 @@ export async function runScalingSuite(ctx) {
             contender: c.id,
             label: c.label,
             mode: mode ?? 'full',
-            runs: cell.runs,
-            median: cell.median,
-            min: cell.min,
-            max: cell.max,
+            ...timings(cell),
             peakRssKiB: cell.peakKiB,
             peaksKiB: cell.peaks,
             problems: cell.problems,
