@@ -150,11 +150,7 @@ export async function runBench(opts, command = 'bench/run.js') {
 
   const ctx = Object.assign(makeContext({ opts, log, workDir, gc: exposeGc() }), {
     quick: opts.quick,
-    command,
-    benchDir,
-    machine,
     carrier,
-    scratchMethod,
     carrierInfo: () => ({ available: !!carrier.entry, version: carrier.version, binary: carrier.binary, error: carrier.error?.message }),
     /** The fields every suite's report starts with (what ran, when, where, how). */
     reportHead: (name, started, fields) => ({
