@@ -247,7 +247,7 @@ function renderMarkdown(report) {
     L.push('### Memory and event-loop responsiveness');
     L.push('');
     L.push(
-      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/apply-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running, and the createReadStream row only reads the blob through a stream, which is what the stream rows' memory includes before carrier sees a byte.`,
+      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/suites/apply/child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running, and the createReadStream row only reads the blob through a stream, which is what the stream rows' memory includes before carrier sees a byte.`,
     );
     L.push('');
     L.push(mdTable(MEM_HEAD, memoryRows(report)));
