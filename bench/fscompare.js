@@ -1,4 +1,4 @@
-// Checks that the per-run scratch file systems (bench/scratch.js) do not change what the benchmark measures:
+// Checks that the per-run scratch file systems (bench/lib/scratch.js) do not change what the benchmark measures:
 // the same extractions, interleaved, into fresh directories on the host's file system (never deleting anything
 // until the end, the harness's old method) and into a fresh loop-mounted ext4 each.
 //
@@ -11,8 +11,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createScratch } from './scratch.js';
-import { median, machineInfo } from './util.js';
+import { createScratch } from './lib/scratch.js';
+import { median } from './lib/util.js';
+import { machineInfo } from './lib/machine.js';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const work = path.join(benchDir, 'work');

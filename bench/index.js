@@ -11,19 +11,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makePullContenders, pullOnScratch } from './pullcontenders.js';
-import { roundRobin } from './roundrobin.js';
-import { withScratch, scratchMethod } from './scratch.js';
-import { waitForQuiet, cpuWindow, syncFs, machineInfo } from './util.js';
-import { runBench as runAll, parseArgs, MAX_RETRIES } from './run.js';
-import { SUITES } from './render.js';
+import { makePullContenders, pullOnScratch } from './lib/pullers.js';
+import { roundRobin } from './lib/roundrobin.js';
+import { scratchMethod } from './lib/scratch.js';
+import { machineInfo } from './lib/machine.js';
+import { makeContext } from './lib/context.js';
+import { renderResults as render } from './lib/render.js';
+import { runBench as runAll, parseArgs } from './run.js';
+import { suites, SUITES } from './suites/index.js';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const workDir = path.join(benchDir, 'work');
 
-export { barChartSvg, lineChartSvg } from './charts.js';
-export { renderResults, SUITES } from './render.js';
-export { machineInfo } from './util.js';
+export { barChartSvg, lineChartSvg } from './lib/charts.js';
+export { machineInfo } from './lib/machine.js';
+export { SUITES };
+
+/** The whole of RESULTS.md from a results object ({ format, suites: { name: report } }). */
+export const renderResults = (results, options) => render(results, suites, options);
 
 /**
  * Runs the benchmark suites, as `npm run bench` does. `options`: { suites: subset of SUITES (default all), quick,
@@ -39,7 +44,7 @@ export function runBench(options = {}) {
  * Pulls each image in `images` (references a registry serves; plain http or self-signed is fine, TLS is not
  * verified) with each contender in `contenders` (any of 'carrier', 'podman', 'skopeo-umoci', 'pure-node'),
  * round-robin: one warm-up round, then `runs` timed rounds, every run into a fresh store on a fresh file system
- * (bench/scratch.js; needs root). Carrier runs from this checkout's dist/ (build it first). Waits for a quiet machine
+ * (bench/lib/scratch.js; needs root). Carrier runs from this checkout's dist/ (build it first). Waits for a quiet machine
  * before each run and redoes runs other processes disturbed, unless `quietWait` is false.
  * Resolves [{ image, contender, label, runs: [seconds], median, min, max, peakRssKiB, problems }] and logs progress
  * through `log` (default console.log).
@@ -48,21 +53,9 @@ export async function benchPull({ images, contenders = ['carrier', 'podman'], ru
   if (!images?.length) throw new Error('benchPull: give images: [references]');
   const cli = path.join(benchDir, '..', 'dist', 'cli', 'main.js');
   if (contenders.includes('carrier') && !fs.existsSync(cli)) throw new Error('benchPull: build carrier first (npm run build)');
-  const all = makePullContenders({ carrierCli: cli, benchDir });
+  const all = makePullContenders({ carrierCli: cli });
   const chosen = contenders.map((id) => all.find((c) => c.id === id) ?? (() => { throw new Error(`benchPull: unknown contender ${id}`); })());
-  const ctx = {
-    log,
-    opts: { quietWait },
-    MAX_RETRIES,
-    async quiet() {
-      if (quietWait) await waitForQuiet();
-    },
-    async settle() {
-      syncFs();
-      return cpuWindow();
-    },
-    isDisturbed: (r) => r.foreign !== undefined && r.foreign > 0.05 + 0.1 * r.seconds,
-  };
+  const ctx = makeContext({ opts: { quietWait }, log, workDir });
   const rows = [];
   const runBase = fs.mkdtempSync('/tmp/cbl-');
   try {
@@ -75,10 +68,9 @@ export async function benchPull({ images, contenders = ['carrier', 'podman'], ru
         host, url: `http://${host}`, name: image, variant: image,
         repo: colon > 0 ? rest.slice(0, colon) : rest, tag: colon > 0 ? rest.slice(colon + 1) : 'latest',
       };
-      const scratch = (bytes, fn) => withScratch(workDir, bytes, fn);
       const items = chosen.map((c) => ({
         id: c.id,
-        run: ({ timed }) => pullOnScratch(c, ref, { scratch, bytes: 32 * 1024 ** 3, runBase, timed }),
+        run: ({ timed }) => pullOnScratch(c, ref, { scratch: ctx.scratch, bytes: 32 * 1024 ** 3, runBase, timed }),
       }));
       const cells = await roundRobin(ctx, items, runs, { name: `${image} ` });
       for (const c of chosen) {

@@ -2,7 +2,7 @@
 //
 //   npm run bench                   full run of every suite (prints an estimate of how long up front); writes
 //                                   bench/results.json, bench/RESULTS.md and bench/charts/*.svg
-//   npm run bench -- --quick        smoke run of every suite (scaled-down fixtures, 1 timed run after the warm-up);
+//   npm run bench -- --quick        smoke run of every suite (scaled-down fixtures, one checking run per contender);
 //                                   writes bench/work/results-quick.json, bench/work/RESULTS-quick.md and
 //                                   bench/work/charts/ (or the committed files with --write)
 //   npm run bench -- --suite pull   one suite (or a list: --suite apply,checkout); the other suites' results in the
@@ -10,17 +10,18 @@
 //   node bench/run.js --render-only rewrite RESULTS.md and the charts from the JSON without running anything (with
 //                                   --quick: the quick files)
 //
-// Suites: apply (applyLayer vs GNU tar vs pure Node vs the floor, bench/apply.js), pull (carrier vs podman vs skopeo
-// + umoci vs pure Node vs the floor from a local registry, bench/pull.js), checkout (vs cp -a, cp --reflink,
-// bench/checkout.js), containers (create + mount and run vs podman, bench/containers.js), scaling (pull time and
-// peak RSS against image size and layer count, bench/scaling.js).
+// Suites (bench/suites/<name>/): apply (applyLayer vs GNU tar vs pure Node vs the floor), pull (carrier vs podman vs
+// skopeo + umoci vs pure Node vs the floor from a local registry), checkout (vs cp -a, cp --reflink), containers
+// (create + mount and run vs podman), scaling (pull time and peak RSS against image size and layer count). The
+// harness they share is bench/lib/.
 //
-// Other flags: --runs N (timed runs per contender, default 5; 1 with --quick), --only <regex on contender id>,
-// --skip-large (apply: no 1 GiB memory test), --no-quiet-wait (development only: do not wait for a quiet machine
-// before each run, and keep disturbed runs instead of redoing them), --write / --no-write (where results go).
+// Other flags: --runs N (timed runs per contender after the warm-up, default 5; none with --quick), --only <regex on
+// contender id>, --skip-large (apply: no 1 GiB memory test), --no-quiet-wait (development only: do not wait for a
+// quiet machine before each run, and keep disturbed runs instead of redoing them), --write / --no-write (where results
+// go).
 //
 // Method, for every suite: contenders run round-robin (A B C A B C …: one warm-up round, then N timed rounds), each
-// run on a fresh store on a fresh file system (bench/scratch.js: a loop-mounted ext4 made for the run and thrown
+// run on a fresh store on a fresh file system (bench/lib/scratch.js: a loop-mounted ext4 made for the run and thrown
 // away after it, so no run pays for an earlier run's deletions and the disk holds one run's output at a time).
 // Before every run the harness waits until the machine is quiet (< 10% busy over 0.5 s), and every run measures the
 // CPU time the rest of the machine used meanwhile (every user-space process outside the bench's own tree, plus
@@ -29,22 +30,19 @@
 // repository meanwhile cannot mix two builds in one set of results.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
-import v8 from 'node:v8';
-import vm from 'node:vm';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { machineInfo, syncFs, fmtDuration, waitForQuiet, cpuWindow, sha256File } from './util.js';
-import { withScratch, sweepScratch, scratchMethod } from './scratch.js';
-import { SUITES, writeOutputs, suiteSummary } from './render.js';
+import { fileURLToPath } from 'node:url';
+import { machineInfo } from './lib/machine.js';
+import { fmtDuration } from './lib/util.js';
+import { sweepScratch, scratchMethod } from './lib/scratch.js';
+import { writeOutputs, suiteSummary } from './lib/render.js';
+import { makeContext, exposeGc } from './lib/context.js';
+import { loadCarrier, buildChanged } from './lib/build.js';
+import { suites, suite, SUITES } from './suites/index.js';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const workDir = path.join(benchDir, 'work');
 const repoRoot = path.join(benchDir, '..');
-const requireHere = createRequire(import.meta.url);
 const log = (...a) => console.log(...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-export const MAX_RETRIES = 4;
 
 // for the estimate when the JSON has no full run of a suite by this harness: seconds on the 2-core VM, from the
 // single-run timings of each contender (5 timed runs + 1 warm-up), and the quick runs
@@ -73,7 +71,8 @@ function parseArgs(argv) {
     else if (a === '--no-cooldown') {
       // accepted for old scripts: there is no cooldown any more (fresh file systems)
     } else if (a === '--help' || a === '-h') {
-      console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 22).join('\n'));
+      const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+      console.log(text.slice(0, text.findIndex((l) => !l.startsWith('//'))).join('\n'));
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -97,71 +96,6 @@ export function readResults(file) {
   return { format: 1, suites: {} };
 }
 
-/** What a package root would run: the addon node-gyp-build picks (local build, else prebuild) and dist/'s digest. */
-async function describeBuild(root) {
-  const file = requireHere('node-gyp-build').path(root);
-  const st = fs.statSync(file);
-  const h = createHash('sha256');
-  const dist = path.join(root, 'dist');
-  for (const f of fs.readdirSync(dist, { recursive: true }).map(String).sort()) {
-    if (f.endsWith('.js')) h.update(`${f}\0`).update(fs.readFileSync(path.join(dist, f)));
-  }
-  return {
-    addon: path.relative(root, file),
-    addonFile: file,
-    addonDigest: (await sha256File(file)).slice(7),
-    addonSize: st.size,
-    addonMtime: st.mtime.toISOString(),
-    distDigest: h.digest('hex'),
-  };
-}
-
-/**
- * Copies dist/, package.json and the addon to bench/work/build/<pid>/ and loads carrier from there (one copy per
- * benchmark process, removed when it exits, so two benchmark processes never share or replace each other's copy).
- */
-async function loadCarrier() {
-  try {
-    const build = await describeBuild(repoRoot);
-    const base = path.join(workDir, 'build');
-    fs.mkdirSync(base, { recursive: true });
-    for (const n of fs.readdirSync(base)) {
-      // copies of benchmark processes that are gone (and the old single copy: dist/, package.json, build/, prebuilds/)
-      if (!/^\d+$/.test(n) || !fs.existsSync(`/proc/${n}`)) fs.rmSync(path.join(base, n), { recursive: true, force: true });
-    }
-    const snap = path.join(base, String(process.pid));
-    process.once('exit', () => fs.rmSync(snap, { recursive: true, force: true }));
-    fs.cpSync(path.join(repoRoot, 'dist'), path.join(snap, 'dist'), { recursive: true });
-    fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(snap, 'package.json'));
-    fs.mkdirSync(path.dirname(path.join(snap, build.addon)), { recursive: true });
-    fs.copyFileSync(build.addonFile, path.join(snap, build.addon));
-    const entry = path.join(snap, 'dist', 'index.js');
-    const mod = await import(pathToFileURL(entry).href);
-    const loaded = await describeBuild(snap);
-    if (loaded.addonDigest !== build.addonDigest || loaded.distDigest !== build.distDigest) {
-      throw new Error('the copy of the build in bench/work/build differs from the repository build');
-    }
-    const binary = `${build.addon} (${build.addonSize} bytes, modified ${build.addonMtime}, sha256 ${build.addonDigest.slice(0, 12)}…)`;
-    return { version: mod.version, entry, binary, build, error: null };
-  } catch (e) {
-    return { version: null, entry: null, error: e };
-  }
-}
-
-/** The repository build changed since the copy was taken? (a sentence for the report, or undefined) */
-async function buildChanged(carrier) {
-  if (!carrier.build) return undefined;
-  try {
-    const now = await describeBuild(repoRoot);
-    const what = [
-      now.addonDigest !== carrier.build.addonDigest ? `the addon (now sha256 ${now.addonDigest.slice(0, 12)}…, modified ${now.addonMtime})` : '',
-      now.distDigest !== carrier.build.distDigest ? 'dist/' : '',
-    ].filter(Boolean);
-    if (what.length) return `the repository build changed during the run (${what.join(' and ')}); every run used the copy taken at the start`;
-  } catch {}
-  return undefined;
-}
-
 /** Seconds each suite will take: the last full run's durations in the JSON, else the defaults above. */
 function estimate(opts, results) {
   const per = {};
@@ -176,17 +110,6 @@ function estimate(opts, results) {
   return per;
 }
 
-async function loadSuite(name) {
-  const mod = {
-    apply: () => import('./apply.js').then((m) => m.runApplySuite),
-    pull: () => import('./pull.js').then((m) => m.runPullSuite),
-    checkout: () => import('./checkout.js').then((m) => m.runCheckoutSuite),
-    containers: () => import('./containers.js').then((m) => m.runContainersSuite),
-    scaling: () => import('./scaling.js').then((m) => m.runScalingSuite),
-  }[name];
-  return mod();
-}
-
 /**
  * Runs the suites (`opts` as parseArgs makes them, `command` the command line for the report) and writes the JSON,
  * RESULTS.md and the charts after each suite. Returns the results object.
@@ -195,7 +118,7 @@ export async function runBench(opts, command = 'bench/run.js') {
   const out = outputPaths(opts);
   if (opts.renderOnly) {
     const results = readResults(out.json);
-    const written = writeOutputs(results, { mdFile: out.md, chartsDir: out.charts, jsonName: out.jsonName });
+    const written = writeOutputs(results, suites, { mdFile: out.md, chartsDir: out.charts, jsonName: out.jsonName });
     log(`rendered from ${path.relative(process.cwd(), out.json)}: ${written.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
     return results;
   }
@@ -221,48 +144,17 @@ export async function runBench(opts, command = 'bench/run.js') {
       'plus building fixtures the first time and any waiting for a quiet machine)',
   );
 
-  const carrier = await loadCarrier();
+  const carrier = await loadCarrier(repoRoot, workDir);
   if (carrier.binary) log(`carrier: ${carrier.version}; addon ${carrier.binary}, run from a copy in bench/work/build/`);
   else log(`\n!! carrier not loadable (${carrier.error?.message?.split('\n')[0]}); running the other contenders only\n`);
 
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc');
-  let quietWaited = 0;
-  const ctx = {
-    opts,
+  const ctx = Object.assign(makeContext({ opts, log, workDir, gc: exposeGc() }), {
     quick: opts.quick,
-    command,
-    log,
-    workDir,
-    benchDir,
-    machine,
     carrier,
-    MAX_RETRIES,
-    scratchMethod,
     carrierInfo: () => ({ available: !!carrier.entry, version: carrier.version, binary: carrier.binary, error: carrier.error?.message }),
-    /** Waits until other processes leave the CPUs alone (before every run). */
-    async quiet() {
-      if (!opts.quietWait) return;
-      const waited = await waitForQuiet({
-        onWait: (busy) => log(`  (machine ${(busy * 100).toFixed(0)}% busy with other work: waiting for it to go quiet)`),
-      });
-      if (waited > 2) log(`  (quiet after ${waited.toFixed(0)} s)`);
-      quietWaited += waited;
-    },
-    quietWaited: () => quietWaited,
-    /** GC now (not during someone's run), sync, then start watching the rest of the machine's CPU use. */
-    async settle() {
-      gc();
-      await sleep(50);
-      syncFs();
-      return cpuWindow();
-    },
-    /** A run is disturbed when the rest of the machine used more than 0.05 CPU-s plus 10% of its wall time. */
-    isDisturbed: (r) => r.foreign !== undefined && r.foreign > 0.05 + 0.1 * r.seconds,
-    scratch: (bytes, fn, options) => withScratch(workDir, bytes, fn, options),
     /** The fields every suite's report starts with (what ran, when, where, how). */
-    reportHead: (suite, started, fields) => ({
-      suite,
+    reportHead: (name, started, fields) => ({
+      suite: name,
       command,
       started,
       finished: new Date(),
@@ -271,34 +163,34 @@ export async function runBench(opts, command = 'bench/run.js') {
       machine,
       carrier: ctx.carrierInfo(),
       quietWait: opts.quietWait,
-      quietWaited,
+      quietWaited: ctx.quietWaited(),
       method: scratchMethod,
     }),
-  };
+  });
 
   const failed = [];
   for (const name of opts.suites) {
     const s0 = Date.now();
-    const waited0 = quietWaited;
+    const waited0 = ctx.quietWaited();
     let report;
     try {
-      report = await (await loadSuite(name))(ctx);
+      report = await (await suite(name).run())(ctx);
     } catch (e) {
       failed.push(name);
       log(`\n!! suite ${name} failed: ${e.stack ?? e.message}`);
       continue;
     }
-    const changed = await buildChanged(carrier);
+    const changed = await buildChanged(repoRoot, carrier);
     if (changed) report.carrier = { ...report.carrier, changed };
     const fresh = readResults(out.json); // another suite's run may have written meanwhile
     fresh.suites[name] = JSON.parse(JSON.stringify(report, (k, v) => (typeof v === 'function' ? undefined : v)));
     fs.writeFileSync(out.json, JSON.stringify(fresh, null, 1) + '\n');
-    writeOutputs(fresh, { mdFile: out.md, chartsDir: out.charts, jsonName: out.jsonName });
-    log('\n' + suiteSummary(name, fresh.suites[name]));
+    writeOutputs(fresh, suites, { mdFile: out.md, chartsDir: out.charts, jsonName: out.jsonName });
+    log('\n' + suiteSummary(suite(name), fresh.suites[name]));
     const problems = (fresh.suites[name].rows ?? []).flatMap((r) => (r.problems ?? []).map((p) => `${r.id ?? `${r.variant ?? r.image ?? r.scenario ?? ''} ${r.contender}`}: ${p}`));
     for (const p of problems) log(`  !! ${p}`);
     log(
-      `\nsuite ${name} done in ${fmtDuration((Date.now() - s0) / 1000)} (${Math.round(quietWaited - waited0)} s of it waiting for a quiet machine); ` +
+      `\nsuite ${name} done in ${fmtDuration((Date.now() - s0) / 1000)} (${Math.round(ctx.quietWaited() - waited0)} s of it waiting for a quiet machine); ` +
         `wrote ${path.relative(process.cwd(), out.json)}, ${path.relative(process.cwd(), out.md)}, ${path.relative(process.cwd(), out.charts)}/`,
     );
   }

@@ -2,7 +2,7 @@
 // `podman create` + `podman mount` (of a one-layer image and of a 130-layer one, past podman's ~127-layer limit), and `carrier run --rm IMG true` against `podman run --rm IMG true`, on the same
 // one-layer busybox-static image (Debian `busybox-static`), round-robin, median of N; every CLI timed spawn to exit.
 //
-// Both stores live on one fresh loop-mounted ext4 (bench/scratch.js) with short run roots under /tmp (podman refuses
+// Both stores live on one fresh loop-mounted ext4 (bench/lib/scratch.js) with short run roots under /tmp (podman refuses
 // run roots longer than 50 characters); the image is committed to Carrier's store through the store API, saved with
 // `carrier save` and loaded into podman's with `podman load`. podman 4.3 cannot run containers on some machines
 // (here its default rlimits are above the hard limits and it lacks CAP_SYS_RESOURCE to raise them; runc refuses
@@ -10,11 +10,10 @@
 // keeps the first that does (the report names it and every failure before it), and when none does the row says why.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { run } from './util.js';
-import { roundRobin } from './roundrobin.js';
-import { mountsBelow } from './scratch.js';
+import { run, timeCommand, sha256 } from '../../lib/util.js';
+import { timings, roundRobin } from '../../lib/roundrobin.js';
+import { mountsBelow } from '../../lib/scratch.js';
+import { tarImage, withStore } from '../../lib/store.js';
 
 export const CONTAINERS_CONFIG = { quick: { runs: 0 }, full: { runs: 5 } };
 const IMG = 'localhost/bench-busybox:1';
@@ -35,11 +34,7 @@ function podmanRunVariants() {
   ];
 }
 
-async function timedRun(cmd, args, env) {
-  const t0 = process.hrtime.bigint();
-  const r = await run(cmd, args, { env: { ...process.env, ...env }, allowFail: true });
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, ...r };
-}
+const timedRun = (cmd, args, env) => timeCommand(cmd, args, { env: { ...process.env, ...env }, allowFail: true, stdout: 'pipe' });
 
 const lastLine = (s) => s.trim().split('\n').filter(Boolean).pop() ?? '';
 
@@ -49,15 +44,12 @@ function check(what, r) {
 }
 
 export async function runContainersSuite(ctx) {
-  const { opts, log } = ctx;
-  const started = new Date();
-  const runs = opts.runs ?? (ctx.quick ? CONTAINERS_CONFIG.quick : CONTAINERS_CONFIG.full).runs;
-  log(`\n=== containers suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { log } = ctx;
+  const { started, runs } = ctx.begin('containers', CONTAINERS_CONFIG);
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
   if (!busybox) throw new Error('busybox not found: apt-get install -y busybox-static');
-  const dist = path.dirname(ctx.carrier.entry);
-  const cli = path.join(dist, 'cli', 'main.js');
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
   const tmp = fs.mkdtempSync('/tmp/cbc-');
   try {
     return await ctx.scratch(2 * 1024 ** 3, async (mnt) => {
@@ -76,26 +68,15 @@ export async function runContainersSuite(ctx) {
         tars.push(path.join(tmp, `layer${i}.tar`));
         await run('tar', ['-C', d, '--owner=0', '--group=0', '--mtime=2026-01-01', '-cf', tars[i], '.']);
       }
-      const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-      const image = (n) => {
-        const diffIDs = tars.slice(0, n).map((t) => sha(fs.readFileSync(t)));
-        const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: diffIDs } }));
-        const manifest = Buffer.from(JSON.stringify({
-          schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-          layers: diffIDs.map((d, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: d, size: fs.statSync(tars[i]).size })),
-        }));
-        const layers = diffIDs.map((diffID, i) => ({ diffID, open: async () => tars[i] }));
-        return { config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), layers };
-      };
+      const layers = tars.map((tar) => ({ tar, diffID: sha256(fs.readFileSync(tar)), size: fs.statSync(tar).size }));
+      const image = (n) => tarImage(layers.slice(0, n), { Cmd: ['/bin/true'], Env: ['PATH=/bin'] });
       const c = { root: path.join(mnt, 'carrier'), runroot: path.join(tmp, 'c') };
       const p = { root: path.join(mnt, 'podman'), runroot: path.join(tmp, 'p'), conf: path.join(tmp, 'storage.conf') };
       fs.writeFileSync(p.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${p.root}"\nrunroot = "${p.runroot}"\n`);
-      const { Store } = await import(pathToFileURL(path.join(dist, 'store', 'store.js')).href);
-      const store = await Store.open(c);
-      await store.commitImage({ ...image(1), names: [IMG] });
-      await store.commitImage({ ...image(MANY_LAYERS), names: [IMG_MANY] });
-      await store.close();
+      await withStore(ctx.carrier.entry, c, async (store) => {
+        await store.commitImage({ ...image(1), names: [IMG] });
+        await store.commitImage({ ...image(MANY_LAYERS), names: [IMG_MANY] });
+      });
       const car = ['--root', c.root, '--runroot', c.runroot];
       const pod = ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay'];
       const penv = { CONTAINERS_STORAGE_CONF: p.conf };
@@ -106,52 +87,24 @@ export async function runContainersSuite(ctx) {
         fs.rmSync(archive);
       }
 
+      // create + mount of `img` with each CLI, timed as the sum of the two commands
+      const clis = { carrier: [process.execPath, [cli, ...car], {}], podman: ['podman', pod, penv] };
+      const createMount = (id, title, img, more) => ({
+        id,
+        title,
+        items: Object.entries(clis).map(([who, [cmd, pre, env]]) => ({
+          id: who, label: `${who} create + ${who} mount`, command: `${who} create IMG; ${who} mount ID${more}`,
+          run: ({ timed }) => timed(async () => {
+            const a = check(`${who} create`, await timedRun(cmd, [...pre, 'create', img], env));
+            const b = check(`${who} mount`, await timedRun(cmd, [...pre, 'mount', a.stdout.trim()], env));
+            return { seconds: a.seconds + b.seconds };
+          }),
+        })),
+      });
       const podmanRun = { variant: undefined, attempts: [] };
       const scenarios = [
-        {
-          id: 'create-mount',
-          title: 'create + mount',
-          items: [
-            {
-              id: 'carrier', label: 'carrier create + carrier mount', command: 'carrier create IMG; carrier mount ID',
-              run: ({ timed }) => timed(async () => {
-                const a = check('carrier create', await timedRun(process.execPath, [cli, ...car, 'create', IMG]));
-                const b = check('carrier mount', await timedRun(process.execPath, [cli, ...car, 'mount', a.stdout.trim()]));
-                return { seconds: a.seconds + b.seconds };
-              }),
-            },
-            {
-              id: 'podman', label: 'podman create + podman mount', command: 'podman create IMG; podman mount ID',
-              run: ({ timed }) => timed(async () => {
-                const a = check('podman create', await timedRun('podman', [...pod, 'create', IMG], penv));
-                const b = check('podman mount', await timedRun('podman', [...pod, 'mount', a.stdout.trim()], penv));
-                return { seconds: a.seconds + b.seconds };
-              }),
-            },
-          ],
-        },
-        {
-          id: 'create-mount-130',
-          title: `create + mount, ${MANY_LAYERS} layers`,
-          items: [
-            {
-              id: 'carrier', label: 'carrier create + carrier mount', command: `carrier create IMG; carrier mount ID (${MANY_LAYERS} layers)`,
-              run: ({ timed }) => timed(async () => {
-                const a = check('carrier create', await timedRun(process.execPath, [cli, ...car, 'create', IMG_MANY]));
-                const b = check('carrier mount', await timedRun(process.execPath, [cli, ...car, 'mount', a.stdout.trim()]));
-                return { seconds: a.seconds + b.seconds };
-              }),
-            },
-            {
-              id: 'podman', label: 'podman create + podman mount', command: `podman create IMG; podman mount ID (${MANY_LAYERS} layers)`,
-              run: ({ timed }) => timed(async () => {
-                const a = check('podman create', await timedRun('podman', [...pod, 'create', IMG_MANY], penv));
-                const b = check('podman mount', await timedRun('podman', [...pod, 'mount', a.stdout.trim()], penv));
-                return { seconds: a.seconds + b.seconds };
-              }),
-            },
-          ],
-        },
+        createMount('create-mount', 'create + mount', IMG, ''),
+        createMount('create-mount-130', `create + mount, ${MANY_LAYERS} layers`, IMG_MANY, ` (${MANY_LAYERS} layers)`),
         {
           id: 'run',
           title: 'run --rm IMG true',
@@ -206,10 +159,7 @@ export async function runContainersSuite(ctx) {
             contender: it.id,
             label: it.label,
             command: s.id === 'run' && it.id === 'podman' && podmanRun.variant ? `podman run --rm --network none ${podmanRun.variant.flags.join(' ')} IMG true`.replace(/ +/g, ' ') : it.command,
-            runs: cell.runs,
-            median: cell.median,
-            min: cell.min,
-            max: cell.max,
+            ...timings(cell),
             problems: cell.problems,
             disturbed: cell.disturbed,
           });

@@ -1,13 +1,12 @@
-// The pull suite's tables, targets and markdown section of RESULTS.md.
-import { MiB } from './util.js';
-import { textTable, mdTable, runLines } from './report.js';
+// The pull suite's report: which targets were met, its chart and its section of bench/RESULTS.md.
+import { MiB } from '../../lib/util.js';
+import { ok, bar, subtitle, mdTable, runLines, fmtVal, judge, targetsTable } from '../../lib/render.js';
 
 const RSS_LIMIT_MIB = 200;
 
-const ok = (r) => r && Number.isFinite(r.median);
 const rowOf = (report, variant, contender) => report.rows.find((r) => r.variant === variant && r.contender === contender);
 
-export function evaluatePull(report) {
+function evaluatePull(report) {
   const targets = [];
   for (const img of report.images) {
     const carrier = rowOf(report, img.id, 'carrier');
@@ -66,21 +65,7 @@ export function evaluatePull(report) {
     test: (v) => v === true,
     unit: '',
   });
-  for (const t of targets) {
-    t.met = t.value === undefined ? null : t.test(t.value);
-  }
-  return targets;
-}
-
-function fmtVal(t) {
-  if (t.value === undefined) return 'n/a';
-  if (typeof t.value === 'boolean') return t.value ? 'yes' : 'no';
-  return `${t.value.toFixed(t.unit === ' MiB' ? 0 : 2)}${t.unit}`;
-}
-
-function verdict(t) {
-  if (t.met === null) return t.value === undefined ? 'NOT MEASURED' : 'INCONCLUSIVE';
-  return t.met ? (t.caveat ? 'MET ‡' : 'MET') : 'NOT MET';
+  return judge(targets);
 }
 
 const HEAD = ['contender', 'median s', 'min–max s', 'MiB/s (tar)', 'time ÷ carrier', 'peak RSS MiB'];
@@ -118,7 +103,7 @@ function imageLine(img) {
 }
 
 /** One sentence per claim in issue 4's Speed section, with the numbers. */
-export function pullVerdicts(report) {
+function pullVerdicts(report) {
   const out = [];
   const t = report.evaluation;
   const by = (what) => t.filter((x) => x.name.replace(/ ‡$/, '').endsWith(what));
@@ -151,26 +136,8 @@ export function pullVerdicts(report) {
   return out;
 }
 
-export function renderPullConsole(report) {
-  const parts = [];
-  parts.push(`pull: median of ${report.runs} runs after 1 warm-up, contenders round-robin per image`);
-  for (const img of report.images) parts.push(`\n${imageLine(img)}\n${textTable(HEAD, imageRows(report, img))}`);
-  const problems = report.rows.filter((r) => r.problems.length);
-  if (problems.length) {
-    parts.push('\n⚠ problems:');
-    for (const r of problems) for (const p of r.problems) parts.push(`  ${r.variant} ${r.contender}: ${p}`);
-  }
-  for (const r of report.rows) for (const n of r.notes) parts.push(`† ${r.variant} ${r.contender}: ${n}`);
-  for (const r of report.rows) if (r.recompressed) parts.push(`‡ ${r.variant} ${r.contender}: umoci said "${r.recompressed}"; skopeo copy --dest-compress-format gzip was used`);
-  for (const r of report.rows) if (r.missing) parts.push(`! ${r.variant} ${r.contender}: ${r.missing}`);
-  parts.push('\npull targets:');
-  for (const t of report.evaluation) parts.push(`  ${t.name.padEnd(54)} ${fmtVal(t).padStart(8)}  target ${t.target.padEnd(9)} ${verdict(t)}`);
-  for (const v of pullVerdicts(report)) parts.push(`  ${v}`);
-  return parts.join('\n');
-}
-
-export function renderPullMarkdown(report) {
-  const m = report.machine;
+/** The pull suite's section of RESULTS.md (`report.evaluation` from evaluatePull()). */
+function renderPullMarkdown(report) {
   const L = [];
   L.push('## Pull: carrier pull vs podman pull vs skopeo copy + umoci unpack vs pure Node vs the floor');
   L.push('');
@@ -237,9 +204,31 @@ export function renderPullMarkdown(report) {
   L.push('');
   L.push('### Pull targets (issue 4, Speed)');
   L.push('');
-  L.push(mdTable(['target', 'measured', 'goal', 'result'], report.evaluation.map((t) => [`${t.name} (${t.what})`, fmtVal(t), t.target, `**${verdict(t)}**`])));
+  L.push(targetsTable(report.evaluation));
   L.push('');
   for (const v of pullVerdicts(report)) L.push(`- ${v}`);
   L.push('');
   return L.join('\n');
+}
+
+export const markdown = (report) => renderPullMarkdown({ ...report, evaluation: evaluatePull(report) });
+
+/** The chart: one panel per image variant, carrier against its peers and the floor. */
+export function barModel(report) {
+  const row = (v, c) => rowOf(report, v, c);
+  const panels = report.images.map((img) => {
+    const carrier = row(img.id, 'carrier');
+    const bars = [
+      bar('carrier', 'carrier pull', carrier, carrier),
+      bar('carrier-nosync', 'carrier pull --no-sync', row(img.id, 'carrier-nosync'), carrier),
+      bar('podman', 'podman pull', row(img.id, 'podman'), carrier),
+      bar('skopeo-umoci', 'skopeo copy + umoci unpack', row(img.id, 'skopeo-umoci'), carrier),
+      bar('pure-node', 'pure Node (undici + zlib/fzstd + tar-stream)', row(img.id, 'pure-node'), carrier),
+    ];
+    const d = row(img.id, 'floor-decompress');
+    const t = row(img.id, 'floor-tar');
+    if (d || t) bars.push(bar('floor', 'floor: max(decompress, tar -xf plain)', { median: ok(d) && ok(t) ? Math.max(d.median, t.median) : NaN }, carrier));
+    return { title: `${img.id}: ${img.layers.length} layer${img.layers.length > 1 ? 's' : ''}, ${(img.tarSize / MiB).toFixed(0)} MiB, ${img.entries} entries`, bars: bars.filter(Boolean) };
+  });
+  return { title: 'Pull from a local registry', subtitle: subtitle(report), unit: 's', panels };
 }

@@ -8,11 +8,12 @@
 // the copies stay until the end (XFS has no equivalent of ext4's slow allocation after deletes).
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { run, syncFs, treeManifest, MiB } from './util.js';
-import { roundRobin } from './roundrobin.js';
-import { SCRATCH_MKFS_XFS } from './scratch.js';
+import { run, timeCommand, sha256File, MiB } from '../../lib/util.js';
+import { syncFs } from '../../lib/machine.js';
+import { treeManifest } from '../../lib/tree.js';
+import { timings, roundRobin } from '../../lib/roundrobin.js';
+import { SCRATCH_MKFS_XFS } from '../../lib/scratch.js';
+import { tarImage, withStore } from '../../lib/store.js';
 
 export const CHECKOUT_CONFIG = { quick: { runs: 0, sizeMiB: 64 }, full: { runs: 5, sizeMiB: 300 } };
 
@@ -55,9 +56,7 @@ async function buildTar(workDir, size) {
   fs.writeFileSync(listFile, list.map((p) => p + '\0').join(''));
   await run('tar', ['-C', '/', '--no-recursion', '--null', '-cf', `${tar}.tmp`, '-T', listFile]);
   fs.renameSync(`${tar}.tmp`, tar);
-  const h = createHash('sha256');
-  for await (const c of fs.createReadStream(tar, { highWaterMark: 1 << 20 })) h.update(c);
-  const meta = { tar, files: list.length, bytes: total, diffID: 'sha256:' + h.digest('hex') };
+  const meta = { tar, files: list.length, bytes: total, diffID: await sha256File(tar) };
   fs.writeFileSync(metaFile, JSON.stringify(meta));
   return meta;
 }
@@ -68,17 +67,13 @@ function usedBytes(dir) {
 }
 
 export async function runCheckoutSuite(ctx) {
-  const { opts, log } = ctx;
-  const started = new Date();
-  const cfg = { ...(ctx.quick ? CHECKOUT_CONFIG.quick : CHECKOUT_CONFIG.full) };
-  const runs = opts.runs ?? cfg.runs;
-  log(`\n=== checkout suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { log } = ctx;
+  const { started, cfg, runs } = ctx.begin('checkout', CHECKOUT_CONFIG);
   if (process.geteuid() !== 0) throw new Error('the checkout suite mounts a loop XFS: run it as root');
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const fixture = await buildTar(ctx.workDir, cfg.sizeMiB * MiB);
   log(`layer: ${fixture.files} files, ${(fixture.bytes / MiB).toFixed(1)} MiB from /usr`);
-  const dist = path.dirname(ctx.carrier.entry);
-  const cli = path.join(dist, 'cli', 'main.js');
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
   const copies = (runs + 1) * 3;
   const fsBytes = 1024 ** 3 + fixture.bytes * (copies + 3);
   const cells = await ctx.scratch(
@@ -87,27 +82,20 @@ export async function runCheckoutSuite(ctx) {
       const root = path.join(mnt, 'store');
       const runroot = fs.mkdtempSync('/tmp/cbk-');
       try {
-        const { Store } = await import(pathToFileURL(path.join(dist, 'store', 'store.js')).href);
-        const store = await Store.open({ root, runroot });
-        const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [fixture.diffID] } }));
-        const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { digest: 'x' } }));
-        const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-        await store.commitImage({
-          config, configDigest: sha(config), manifest, manifestDigest: sha(manifest),
-          layers: [{ diffID: fixture.diffID, open: async () => fixture.tar }], names: ['localhost/bench:checkout'],
+        const layer = { tar: fixture.tar, diffID: fixture.diffID, size: fs.statSync(fixture.tar).size };
+        const layerDir = await withStore(ctx.carrier.entry, { root, runroot }, async (store) => {
+          await store.commitImage({ ...tarImage([layer]), names: ['localhost/bench:checkout'] });
+          return store.layerDiffPath(fixture.diffID.slice(7));
         });
-        const layerDir = store.layerDiffPath(fixture.diffID.slice(7));
-        await store.close();
         syncFs();
         let n = 0;
-        const copy = (cmd, args, stdout) => async ({ timed }) => {
+        const copy = (cmd, args, stdout = 'pipe') => async ({ timed }) => {
           const dst = path.join(mnt, `out-${n++}`);
           const before = usedBytes(mnt);
           const r = await timed(async () => {
-            const t0 = process.hrtime.bigint();
-            const res = await run(cmd, args(dst), { allowFail: true, stdout });
+            const res = await timeCommand(cmd, args(dst), { allowFail: true, stdout });
             if (res.code !== 0) throw new Error(`${cmd} exited ${res.code}: ${res.stderr.trim().split('\n').pop()}`);
-            return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+            return { seconds: res.seconds };
           });
           syncFs();
           r.spaceBytes = usedBytes(mnt) - before;
@@ -149,10 +137,7 @@ export async function runCheckoutSuite(ctx) {
       contender: it.id,
       label: it.label,
       command: it.command,
-      runs: cell.runs,
-      median: cell.median,
-      min: cell.min,
-      max: cell.max,
+      ...timings(cell),
       spaceMiB: spaces.length ? spaces[spaces.length >> 1] / MiB : undefined,
       problems: cell.problems,
       disturbed: cell.disturbed,

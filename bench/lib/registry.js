@@ -1,138 +1,22 @@
-// Images for the pull benchmark, a local registry to serve them, and pushing them there with skopeo.
+// An OCI layout of fixture layers, a local registry to serve it, and pushing it there with skopeo: what the pull and
+// scaling suites pull from.
 //
-// Two images, each in a gzip (gzip -6) and a zstd (zstd -3) variant, built from real files on this machine:
-//   distro      one layer: the apply suite's /usr-based layer (bench/fixture.js), ≈200 MiB tar / ≈7k entries
-//   smallfiles  three layers with ≈50k entries between them, mostly small files (every file ≤ 1 MiB of whole /usr
-//               subtrees) topped up with larger files to ≈1 GiB of tar
-// The layers are compressed once by the command-line tools and cached in bench/work/fixtures/; each variant is an
-// OCI layout whose layer blobs are hard links to those files, pushed as it is (skopeo copies blobs that already
-// have the right compression without recompressing them), and the pushed manifest is read back from the registry
-// and compared with the layout's, so what the contenders pull is known byte for byte. Pushing the compressed files
-// ourselves rather than letting skopeo compress also sidesteps skopeo's blob-info cache, which may answer a request
-// for a zstd copy of a layer with a gzip blob it pushed earlier.
+// Each image variant is an OCI layout whose layer blobs are hard links to the fixture files, pushed as it is (skopeo
+// copies blobs that already have the right compression without recompressing them), and the pushed manifest is read
+// back from the registry and compared with the layout's, so what the contenders pull is known byte for byte. Pushing
+// the compressed files ourselves rather than letting skopeo compress also sidesteps skopeo's blob-info cache, which
+// may answer a request for a zstd copy of a layer with a gzip blob it pushed earlier.
 //
 // The registry (Debian's docker-registry, the CNCF distribution registry) keeps its storage in bench/work/registry/
 // between benchmark runs: an image already there with the same manifest is not pushed again.
-import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import {
-  listUnits, collectUnit, listKey, exists, TAR_CREATE, compressAll, describe, pruneStale,
-} from './fixture.js';
-import { run, MiB } from './util.js';
-
-const SMALL = 1 * MiB;
-
-/**
- * The small-files image's selection: whole /usr subtrees in a fixed pseudo-random order with their files ≤ 1 MiB
- * until there are `targetEntries` entries, then the larger files held back from those subtrees (hash order) until the
- * tar is about `targetBytes`; split into `layers` groups of subtrees with about the same number of bytes each.
- */
-export function selectSmallFiles({ targetBytes, targetEntries, layers = 3 }) {
-  const units = listUnits('smallfiles ');
-  const order = (p) => createHash('sha1').update('smallfiles ' + p).digest('hex');
-  const header = (p) => 512 + (Buffer.byteLength(p) > 99 ? 1024 : 0);
-  const blocks = (n) => Math.ceil(n / 512) * 512;
-
-  const chosen = [];
-  const held = [];
-  let count = 0;
-  let bytes = 0;
-  const inodes = new Set();
-  for (const u of units) {
-    if (count >= targetEntries * 0.97) break;
-    const unit = collectUnit(u);
-    if (!unit.entries.length) continue;
-    const keep = [];
-    let ub = 0;
-    for (const e of unit.entries) {
-      if (e.type === 'f' && e.size > SMALL) {
-        held.push({ ...e, unit: u });
-        continue;
-      }
-      keep.push(e);
-      ub += header(e.path) + (e.type === 'f' && !inodes.has(e.ino) ? blocks(e.size) : 0);
-    }
-    if (count + keep.length > targetEntries * 1.02) continue;
-    if (bytes + ub > targetBytes) continue;
-    for (const e of keep) if (e.type === 'f') inodes.add(e.ino);
-    chosen.push({ rel: u, entries: keep, bytes: ub });
-    count += keep.length;
-    bytes += ub;
-  }
-  // top up with the held-back large files of the chosen subtrees
-  const taken = new Set(chosen.map((c) => c.rel));
-  held.sort((a, b) => (order(a.path) < order(b.path) ? -1 : 1));
-  const byUnit = new Map(chosen.map((c) => [c.rel, c]));
-  for (const e of held) {
-    if (bytes >= targetBytes * 0.97) break;
-    if (!taken.has(e.unit) || inodes.has(e.ino)) continue;
-    const b = header(e.path) + blocks(e.size);
-    if (bytes + b > targetBytes * 1.02) continue;
-    inodes.add(e.ino);
-    const c = byUnit.get(e.unit);
-    c.entries.push(e);
-    c.bytes += b;
-    bytes += b;
-    count++;
-  }
-  // split: biggest subtrees first, each to the layer with the fewest bytes so far
-  const groups = Array.from({ length: layers }, () => ({ units: [], bytes: 0 }));
-  for (const c of [...chosen].sort((a, b) => b.bytes - a.bytes || (a.rel < b.rel ? -1 : 1))) {
-    const g = groups.reduce((m, x) => (x.bytes < m.bytes ? x : m));
-    g.units.push(c);
-    g.bytes += c.bytes;
-  }
-  return groups.map((g) => {
-    const all = new Map();
-    for (const unit of g.units) {
-      const parts = unit.rel.split('/');
-      for (let i = 1; i < parts.length; i++) {
-        const a = parts.slice(0, i).join('/');
-        if (!all.has(a)) all.set(a, { path: a, type: 'd', size: 0, mtime: Math.floor(fs.lstatSync('/' + a).mtimeMs) });
-      }
-      for (const e of unit.entries) all.set(e.path, e);
-    }
-    const entries = [...all.values()].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-    return { entries, units: g.units.map((u) => u.rel), estimatedTarBytes: g.bytes };
-  });
-}
-
-/** Builds (or reuses) the small-files image's layers: [{ tar, gzip, zstd, meta, entries, counts }]. */
-export async function buildSmallFilesLayers(workDir, { targetBytes, targetEntries, log }) {
-  const t0 = Date.now();
-  const groups = selectSmallFiles({ targetBytes, targetEntries });
-  const key = listKey(groups.flatMap((g) => g.entries), `smallfiles v1 ${targetBytes} ${targetEntries} ${groups.map((g) => g.entries.length).join(',')}`);
-  const root = path.join(workDir, 'fixtures');
-  const dir = path.join(root, `smallfiles-${key}`);
-  await fs.promises.mkdir(dir, { recursive: true });
-  const spec = JSON.stringify({ smallfiles: true, targetBytes, targetEntries });
-  await fs.promises.writeFile(path.join(dir, 'spec.json'), spec);
-  await pruneStale(root, path.basename(dir), spec, log);
-  const layers = [];
-  for (let i = 0; i < groups.length; i++) {
-    const g = groups[i];
-    const tarPath = path.join(dir, `layer${i}.tar`);
-    if (!(await exists(tarPath))) {
-      log?.(`building small-files layer ${i + 1}/${groups.length}: ${g.entries.length} entries of /usr (${g.units.length} subtrees) ...`);
-      const listPath = path.join(dir, `layer${i}.list.nul`);
-      await fs.promises.writeFile(listPath, g.entries.map((e) => e.path + '\0').join(''));
-      await run('tar', ['-c', ...TAR_CREATE, '-f', `${tarPath}.tmp`, '-C', '/', '--null', '-T', listPath]);
-      await fs.promises.rename(`${tarPath}.tmp`, tarPath);
-    }
-    const { gz, zst } = await compressAll(tarPath, { parallel: true, log });
-    const meta = await describe(tarPath, gz, zst);
-    const counts = { dirs: 0, files: 0, symlinks: 0 };
-    for (const e of g.entries) counts[{ d: 'dirs', f: 'files', l: 'symlinks' }[e.type]]++;
-    layers.push({ tar: tarPath, gzip: gz, zstd: zst, meta, entries: g.entries.length, counts });
-  }
-  return { key, dir, layers, took: (Date.now() - t0) / 1000 };
-}
+import { exists } from './fixture.js';
+import { run, sha256 } from './util.js';
 
 const hostArch = () => ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' })[process.arch] ?? process.arch;
-const sha256 = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
 const LAYER_TYPE = {
   gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
@@ -327,4 +211,18 @@ export async function ensurePushed(reg, layoutDir, tag, repo, image, log) {
   const after = await check();
   if (after) throw new Error(`after pushing ${repo}:${tag}: ${after}`);
   return { pushed: true, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Makes `repo:<compression>` in the registry the image of `layers` for each of `compressions`, through an OCI layout
+ * in bench/work/fixtures/<layoutName> (removed afterwards). Returns { images: writeLayout's, pushed: { compression:
+ * ensurePushed's } }.
+ */
+export async function pushLayers(reg, workDir, { layoutName, name, repo, layers, compressions, log }) {
+  const layoutDir = path.join(workDir, 'fixtures', layoutName);
+  const images = await writeLayout(layoutDir, name, layers);
+  const pushed = {};
+  for (const c of compressions) pushed[c] = await ensurePushed(reg, layoutDir, c, repo, images[c], log);
+  await fs.promises.rm(layoutDir, { recursive: true, force: true });
+  return { images, pushed };
 }

@@ -21,7 +21,7 @@ function status() {
   return { hwm: kib('VmHWM'), rss: kib('VmRSS') };
 }
 
-// argv[2]: the copy of dist/index.js the parent took at the start (see loadCarrier in run.js)
+// argv[2]: the copy of dist/index.js the parent took at the start (see loadCarrier in bench/lib/build.js)
 let carrier = null;
 if (process.argv[2]) {
   try {
@@ -30,7 +30,7 @@ if (process.argv[2]) {
     carrier = null; // the pure-Node modes still work
   }
 }
-const { pureNodeApply, nodeTarApply } = await import('./purenode.js');
+const { pureNodeApply, nodeTarApply } = await import('../../lib/purenode.js');
 
 async function apply(job) {
   switch (job.mode) {

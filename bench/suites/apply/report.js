@@ -1,5 +1,6 @@
-// Turns the measurements into the console table and bench/RESULTS.md, and decides which targets were met.
-import { MiB } from './util.js';
+// The apply suite's report: which targets were met, its chart and its section of bench/RESULTS.md.
+import { MiB } from '../../lib/util.js';
+import { ok, bar, subtitle, mdTable, runLines, judge, targetsTable } from '../../lib/render.js';
 
 const SECTIONS = [
   ['gzip', 'gzip (gzip -6)'],
@@ -9,10 +10,6 @@ const SECTIONS = [
 
 function row(report, id) {
   return report.rows.find((r) => r.id === id);
-}
-
-function ok(r) {
-  return r && Number.isFinite(r.median);
 }
 
 /** Floor for a compression: max(decompress to /dev/null, GNU tar -xf of the plain tar). */
@@ -67,18 +64,7 @@ export function evaluate(report) {
     test: (v) => v === true,
     unit: '',
   });
-  for (const t of targets) t.met = t.value === undefined ? null : t.test(t.value);
-  return targets;
-}
-
-function fmtVal(t) {
-  if (t.value === undefined) return 'n/a';
-  if (typeof t.value === 'boolean') return t.value ? 'yes' : 'no';
-  return `${t.value.toFixed(2)}${t.unit}`;
-}
-
-function verdict(t) {
-  return t.met === null ? 'NOT MEASURED' : t.met ? 'MET' : 'NOT MET';
+  return judge(targets);
 }
 
 /** Table rows (array of string arrays) for one compression section. */
@@ -112,51 +98,6 @@ function sectionRows(report, c) {
 }
 
 const HEAD = ['contender', 'median s', 'min–max s', 'MiB/s (tar)', 'time ÷ carrier'];
-
-export function textTable(head, rows) {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (r) => r.map((v, i) => (i === 0 ? String(v).padEnd(w[i]) : String(v).padStart(w[i]))).join('  ');
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
-
-export function mdTable(head, rows) {
-  const esc = (v) => String(v).replace(/\|/g, '\\|');
-  return [
-    `| ${head.map(esc).join(' | ')} |`,
-    `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
-    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
-  ].join('\n');
-}
-
-/** The lines every suite's section starts with: command, date, mode, other load, carrier build, machine, tools. */
-export function runLines(report) {
-  const m = report.machine;
-  const L = [];
-  const took = (new Date(report.finished) - new Date(report.started)) / 1000;
-  L.push(`- Command: \`${report.command}\``);
-  L.push(`- Date: ${new Date(report.started).toISOString()} (the suite took ${took.toFixed(0)} s)`);
-  const runs = report.runs ?? report.config?.runs;
-  L.push(
-    `- Mode: ${report.quick ? 'quick (smoke run, scaled-down fixtures)' : 'full'}; ` +
-      (runs === 0
-        ? 'one run per contender (the checking warm-up run is the only one: a smoke test, not a measurement)'
-        : `median of ${runs} timed run${runs === 1 ? '' : 's'} after 1 warm-up, contenders interleaved round-robin`),
-  );
-  L.push(
-    `- Other load: ${report.quietWait === false ? '⚠ run with --no-quiet-wait (did not wait for a quiet machine; disturbed runs were kept)' : `every run waited for a quiet machine (${Math.round(report.quietWaited ?? 0)} s of waiting in all)`}; ` +
-      `${report.disturbedRuns ?? 0} run(s) had other processes using the CPUs meanwhile${report.quietWait === false ? '' : ' and were redone'}`,
-  );
-  if (report.cooldown?.skipped) L.push(`- ⚠ Run with --no-cooldown ${Math.round(report.cooldown.sinceDelete)} s after the previous run's deletions: file creation was probably slowed for every contender`);
-  else if (report.cooldown?.waited) L.push(`- Waited ${Math.round(report.cooldown.waited)} s before timing for the previous run's deletions to age (the harness of that time; see the method)`);
-  const c = report.carrier ?? {};
-  L.push(`- Carrier: ${c.available === false ? `NOT loadable${c.error ? `: ${c.error}` : ''}` : `version ${c.version ?? '?'}`}${c.binary ? `; addon ${c.binary}, run from a copy of dist/ and the addon taken at the start` : ''}`);
-  if (c.changed) L.push(`- Note: ${c.changed}`);
-  if (m) {
-    L.push(`- Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memory}, ${m.kernel}; bench/work on ${m.fsType} (${m.mount}); node ${m.node}, running as ${m.user}`);
-    L.push(`- Tools: ${[m.tar, m.gzip, m.zstd, ...Object.values(report.tools ?? {})].filter(Boolean).join('; ')}`);
-  }
-  return L;
-}
 
 const MODE_LABEL = {
   idle: 'idle (timer alone)',
@@ -230,35 +171,8 @@ function targetNotes(report) {
   return out;
 }
 
-export function renderConsole(report) {
-  const parts = [];
-  parts.push(`layer: ${fixtureLine(report)}; median of ${report.config.runs} runs after 1 warm-up`);
-  for (const [c, title] of SECTIONS) {
-    const rows = sectionRows(report, c);
-    if (!rows.length) continue;
-    parts.push(`\n${title}\n${textTable(HEAD, rows)}`);
-  }
-  const problems = report.rows.filter((r) => r.problems.length);
-  if (problems.length) {
-    parts.push('\n⚠ problems:');
-    for (const r of problems) for (const p of r.problems) parts.push(`  ${r.id}: ${p}`);
-  }
-  for (const r of report.rows) for (const n of r.notes ?? []) parts.push(`† ${r.id}: ${n}`);
-  for (const r of report.large?.rows ?? []) if (r.error) parts.push(`⚠ memory test ${r.mode} ${r.compression}: ${r.error}`);
-  parts.push('\ntargets:');
-  for (const t of report.evaluation) {
-    parts.push(`  ${t.name.padEnd(40)} ${fmtVal(t).padStart(7)}  target ${t.target.padEnd(7)} ${verdict(t)}`);
-  }
-  for (const n of targetNotes(report)) parts.push(`  note: ${n}`);
-  if (report.large) {
-    parts.push(`\nmemory / event loop (${(report.large.tarSize / MiB).toFixed(0)} MiB layer, separate process each):`);
-    parts.push(textTable(MEM_HEAD, memoryRows(report)));
-  }
-  return parts.join('\n');
-}
-
-/** The apply suite's section of RESULTS.md. */
-export function renderMarkdown(report) {
+/** The apply suite's section of RESULTS.md (`report.evaluation` from evaluate()). */
+function renderMarkdown(report) {
   const L = [];
   L.push('## Layer apply: applyLayer vs GNU tar vs pure Node vs the floor');
   L.push('');
@@ -320,12 +234,7 @@ export function renderMarkdown(report) {
   L.push('');
   L.push('### Targets');
   L.push('');
-  L.push(
-    mdTable(
-      ['target', 'measured', 'goal', 'result'],
-      report.evaluation.map((t) => [`${t.name} (${t.what})`, fmtVal(t), t.target, `**${verdict(t)}**`]),
-    ),
-  );
+  L.push(targetsTable(report.evaluation));
   const notes = targetNotes(report);
   if (notes.length) {
     L.push('');
@@ -338,7 +247,7 @@ export function renderMarkdown(report) {
     L.push('### Memory and event-loop responsiveness');
     L.push('');
     L.push(
-      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/apply-child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running, and the createReadStream row only reads the blob through a stream, which is what the stream rows' memory includes before carrier sees a byte.`,
+      `A ${(report.large.tarSize / MiB).toFixed(0)} MiB layer (the layer above plus large files; gzip ${(report.large.gzipSize / MiB).toFixed(0)} MiB, zstd ${(report.large.zstdSize / MiB).toFixed(0)} MiB), applied once per row in a fresh child process (\`bench/suites/apply/child.js\`). Peak RSS added = VmHWM after the apply minus VmRSS just before it (modules loaded, 50 ms settled). Timer gap = largest interval between ticks of a 1 ms \`setInterval\` running during the apply; the idle row is the same timer with nothing running, and the createReadStream row only reads the blob through a stream, which is what the stream rows' memory includes before carrier sees a byte.`,
     );
     L.push('');
     L.push(mdTable(MEM_HEAD, memoryRows(report)));
@@ -347,4 +256,28 @@ export function renderMarkdown(report) {
   }
   L.push('');
   return L.join('\n');
+}
+
+export const markdown = (report) => renderMarkdown({ ...report, evaluation: evaluate(report) });
+
+/** The chart: one panel per compression, carrier against GNU tar, pure Node and the floor. */
+export function barModel(report) {
+  const floor = (c) => {
+    const d = row(report, `${c}/decompress`);
+    const x = row(report, 'none/gnu-tar');
+    if (!d && !x) return null;
+    return { median: ok(d) && ok(x) ? Math.max(d.median, x.median) : NaN };
+  };
+  const mb = (report.fixture.meta.tar.size / MiB).toFixed(0);
+  const panels = ['gzip', 'zstd', 'none'].map((c) => {
+    const carrier = row(report, `${c}/carrier`);
+    const bars = [
+      bar('carrier', 'carrier applyLayer', carrier, carrier),
+      bar('gnu-tar', 'GNU tar -x', row(report, `${c}/gnu-tar`), carrier),
+      bar('pure-node', 'pure Node (tar-stream)', row(report, `${c}/pure-node`), carrier),
+    ];
+    if (c !== 'none') bars.push(bar('floor', 'floor: max(decompress, tar -xf plain)', floor(c), carrier));
+    return { title: `${c === 'none' ? 'plain tar' : c}: ${mb} MiB layer`, bars: bars.filter(Boolean) };
+  });
+  return { title: 'Layer apply from a local blob', subtitle: subtitle(report), unit: 's', panels };
 }

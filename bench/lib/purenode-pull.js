@@ -1,18 +1,18 @@
 // The pure-Node pull contender, run as a command (timed from spawn to exit like the other pull commands):
 //
-//   node bench/pull-child.js http://HOST/ REPO TAG OUTDIR
+//   node bench/lib/purenode-pull.js http://HOST/ REPO TAG OUTDIR
 //
 // What a Node developer would write with the usual packages: undici for HTTP (manifest, config, then the layers,
 // three at a time as carrier and podman do), each layer body streamed through sha256 → zlib or fzstd → sha256 →
-// tar-stream extraction with fs (bench/purenode.js) into OUTDIR/<n>/, one directory per layer as an overlay store
+// tar-stream extraction with fs (bench/lib/purenode.js) into OUTDIR/<n>/, one directory per layer as an overlay store
 // keeps them. The compressed and uncompressed digests are checked against the manifest and the config's diff_ids,
 // and the config digest is checked, as any pull must. Prints one JSON line: { id, layers: [{digest, diffDigest}] }.
 // No blob cache, no layer records, no whiteout handling (the benchmark images have none).
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { pureNodeApply } from './purenode.js';
+import { sha256 } from './util.js';
 
 const [base, repo, tag, out] = process.argv.slice(2);
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
@@ -25,8 +25,6 @@ async function get(url, headers = {}) {
   }
   return res;
 }
-
-const sha256 = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
 async function main() {
   const root = new URL(`/v2/${repo}/`, base).href;

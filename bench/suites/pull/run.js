@@ -1,9 +1,9 @@
 // The pull suite (`npm run bench -- --suite pull`): carrier pull against podman pull, skopeo copy + umoci unpack and a
 // pure-Node pipeline, from a docker-registry this suite starts on 127.0.0.1 (plain http), for two images in a gzip and
-// a zstd variant each (bench/pullfixture.js).
+// a zstd variant each (distro: bench/lib/fixture.js, smallfiles: fixture.js).
 //
 // Method (bench/run.js): every run pulls into a fresh store or directory on a fresh file system of its own
-// (bench/scratch.js), with a fresh short run root under /tmp; carrier also gets a fresh empty blob cache
+// (bench/lib/scratch.js), with a fresh short run root under /tmp; carrier also gets a fresh empty blob cache
 // (XDG_DATA_HOME) there. For each image variant the contenders run round-robin, one warm-up round then N timed
 // rounds, each command timed from spawn to exit. Before each run: wait for a quiet machine, GC, sync; a run during
 // which other processes used the CPUs is redone. The floor rows decompress the layer blobs to /dev/null and extract
@@ -17,10 +17,13 @@
 // /usr/bin/time.
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildFixture } from './fixture.js';
-import { buildSmallFilesLayers, writeLayout, startRegistry, ensurePushed } from './pullfixture.js';
-import { makePullContenders, TIME_BIN } from './pullcontenders.js';
-import { median, treeManifest, tarManifest, classifyDiff, fmtDuration, run, MiB } from './util.js';
+import { buildFixture } from '../../lib/fixture.js';
+import { startRegistry, pushLayers } from '../../lib/registry.js';
+import { makePullContenders, TIME_BIN } from '../../lib/pullers.js';
+import { median, fmtDuration, run, MiB } from '../../lib/util.js';
+import { treeManifest, tarManifest, classifyDiff, some } from '../../lib/tree.js';
+import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
+import { buildSmallFilesLayers } from './fixture.js';
 
 export const PULL_CONFIG = {
   quick: {
@@ -55,14 +58,11 @@ async function toolVersions() {
 
 const readJson = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
 
-/** ctx: bench/run.js's suite context (opts, quick, log, workDir, benchDir, carrier, quiet, settle, isDisturbed, scratch, …) */
+/** ctx: bench/run.js's suite context (opts, quick, log, workDir, carrier, quiet, settle, isDisturbed, scratch, …) */
 export async function runPullSuite(ctx) {
-  const { opts, log, workDir, benchDir } = ctx;
-  const started = new Date();
-  const cfg = ctx.quick ? PULL_CONFIG.quick : PULL_CONFIG.full;
-  const runs = opts.runs ?? cfg.runs;
+  const { opts, log, workDir } = ctx;
+  const { started, cfg, runs } = ctx.begin('pull', PULL_CONFIG);
   const tools = await toolVersions();
-  log(`\n=== pull suite (${ctx.quick ? 'quick' : 'full'}) ===`);
   log(`tools: ${tools.podman}; ${tools.skopeo}; ${tools.umoci}; ${tools.registry}; ${TIME_BIN ? '/usr/bin/time for peak RSS' : 'no /usr/bin/time (peak RSS from sampling only)'}`);
   const missing = ['podman', 'skopeo', 'registry'].filter((t) => /not installed|unavailable/.test(tools[t]));
   if (missing.length) throw new Error(`${missing.join(', ')} not found: apt-get install -y podman skopeo docker-registry`);
@@ -106,11 +106,11 @@ export async function runPullSuite(ctx) {
   const variants = [];
   try {
     for (const def of imageDefs) {
-      const layoutDir = path.join(workDir, 'fixtures', `oci-${def.name}-${def.key}`);
-      const images = await writeLayout(layoutDir, def.name, def.layers);
-      for (const c of ['gzip', 'zstd']) {
-        const repo = `bench/${def.name}-${def.key}`;
-        const pushed = await ensurePushed(reg, layoutDir, c, repo, images[c], log);
+      const repo = `bench/${def.name}-${def.key}`;
+      const compressions = ['gzip', 'zstd'];
+      const { images, pushed: pushes } = await pushLayers(reg, workDir, { layoutName: `oci-${def.name}-${def.key}`, name: def.name, repo, layers: def.layers, compressions, log });
+      for (const c of compressions) {
+        const pushed = pushes[c];
         const img = images[c];
         variants.push({
           id: `${def.name}/${c}`,
@@ -132,14 +132,12 @@ export async function runPullSuite(ctx) {
           pushed,
         });
       }
-      await fs.promises.rm(layoutDir, { recursive: true, force: true });
     }
     fs.writeFileSync(stateFile, JSON.stringify({ ...state, [mode]: keys }) + '\n');
     log(`pushed with skopeo and verified (manifest bytes and blobs as built): ${variants.map((v) => `${v.ref.repo}:${v.ref.tag}${v.pushed.pushed ? '' : ' (already there)'}`).join(', ')}`);
 
     const contenders = makePullContenders({
       carrierCli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null,
-      benchDir,
     })
       .filter((c) => !opts.only || opts.only.test(c.id))
       .filter((c) => !(noUmoci && c.id === 'skopeo-umoci'));
@@ -150,62 +148,9 @@ export async function runPullSuite(ctx) {
     fs.mkdirSync(runBase, { recursive: true });
     let runSeq = 0;
 
-    const key = (v, c) => `${v.id}|${c.id}`;
-    const cells = new Map();
-    for (const v of variants) {
-      for (const c of contenders) cells.set(key(v, c), { times: [], peaks: [], problems: [], notes: [], disturbed: 0, parts: [], treePeakKiB: undefined });
-    }
     const warmRecords = new Map();
     const tarManifests = new Map();
-
-    // one fresh file system per run (bench/scratch.js): the tree, the blob cache or OCI layout, the store records
-    const once = async (v, c, round) => {
-      const cell = cells.get(key(v, c));
-      for (let attempt = 0; ; attempt++) {
-        const runDir = path.join(runBase, String(runSeq++));
-        fs.mkdirSync(runDir, { recursive: true });
-        const fsBytes = 4 * 1024 ** 3 + 3 * v.tarSize + 2 * v.compressedSize;
-        const r = await ctx.scratch(fsBytes, async (dir) => {
-          await ctx.quiet();
-          let res;
-          try {
-            const window = await ctx.settle();
-            res = await c.run(v.ref, dir, runDir, { sample: round === 0 });
-            res.foreign = window.foreign();
-          } catch (e) {
-            const msg = `run failed: ${e.message.split('\n')[0]}`;
-            if (!cell.problems.includes(msg)) cell.problems.push(msg);
-            log(`  !! ${v.id} ${c.id}: ${msg}`);
-            return undefined;
-          }
-          const retried = ctx.isDisturbed(res) && opts.quietWait !== false && attempt < ctx.MAX_RETRIES;
-          if (round === 0 && !retried) {
-            cell.treePeakKiB = res.treePeakKiB;
-            await verify(v, c, res, dir, cell);
-          }
-          return res;
-        });
-        fs.rmSync(runDir, { recursive: true, force: true });
-        if (!r) return undefined;
-        if (ctx.isDisturbed(r)) {
-          cell.disturbed++;
-          const again = opts.quietWait !== false && attempt < ctx.MAX_RETRIES; // not with --no-quiet-wait
-          log(
-            `  ${v.id} ${c.id}: other processes used ${r.foreign.toFixed(2)} CPU-s during this ${r.seconds.toFixed(2)} s run` +
-              (again ? ', running it again' : !opts.quietWait ? ' (kept: --no-quiet-wait)' : `; keeping it after ${ctx.MAX_RETRIES} retries`),
-          );
-          if (again) continue;
-        }
-        if (r.mode && r.mode !== 'full') cell.mode = r.mode;
-        if (round === 0) {
-          const rss = r.peakKiB ? `, peak RSS ${(r.peakKiB / 1024).toFixed(0)} MiB` : '';
-          const tree = r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)} MiB sampled)` : '';
-          const parts = r.parts ? ` [${Object.entries(r.parts).map(([k, s]) => `${k} ${s.toFixed(2)} s`).join(', ')}]` : '';
-          log(`  ${v.id.padEnd(16)} ${c.id.padEnd(16)} ${r.seconds.toFixed(2).padStart(7)} s${parts}${rss}${tree}`);
-        }
-        return r;
-      }
-    };
+    const key = (v, c) => `${v.id} ${c.id}`;
 
     const verify = async (v, c, r, dir, cell) => {
       const p = cell.problems;
@@ -242,7 +187,6 @@ export async function runPullSuite(ctx) {
               const got = treeManifest(path.join(root, 'overlay', l.id, 'diff'));
               if (got.digest === want.digest) continue;
               const d = classifyDiff(want, got);
-              const some = (xs) => xs.slice(0, 3).join('; ') + (xs.length > 3 ? `; … (${xs.length} in all)` : '');
               if (d.other.length) p.push(`layer ${i + 1}: ${d.other.length} entries differ from the tar headers: ${some(d.other)}`);
               if (d.dirMtime.length) cell.notes.push(`layer ${i + 1}: directory mtime not restored on ${d.dirMtime.length}: ${some(d.dirMtime)}`);
               if (d.symlinkMtime.length) cell.notes.push(`layer ${i + 1}: symlink mtime not restored on ${d.symlinkMtime.length}: ${some(d.symlinkMtime)}`);
@@ -265,73 +209,84 @@ export async function runPullSuite(ctx) {
       }
     };
 
-    // ---- warm-up ----------------------------------------------------------------------------------------------
-    log(`\npull warm-up round (checks ids, layer records, carrier's trees; samples whole-tree RSS):`);
-    const t0 = Date.now();
-    const waited0 = ctx.quietWaited();
-    const warm = new Map();
-    for (const v of variants) {
-      for (const c of contenders) {
-        const r = await once(v, c, 0);
-        warm.set(key(v, c), r?.seconds);
-        if (r && runs === 0) {
-          // a smoke run: the checking warm-up run is the only run, and counts
-          const cell = cells.get(key(v, c));
-          cell.times.push(r.seconds);
-          if (r.peakKiB) cell.peaks.push(r.peakKiB);
-          if (r.parts) cell.parts.push(r.parts);
-        }
-      }
-      // the cross-check: carrier's records against podman's
-      const a = warmRecords.get(`${v.id}|carrier`);
-      const b = warmRecords.get(`${v.id}|podman`);
-      if (a && b) {
-        const cell = cells.get(`${v.id}|carrier`);
-        if (a.id !== b.id) cell.problems.push(`image id ${a.id} != podman's ${b.id}`);
-        const fields = ['id', 'parent', 'diff', 'compressed', 'diffSize', 'compressedSize'];
-        const show = (x) => x.layers.map((l) => fields.map((f) => l[f] ?? '-').join(' ')).join(' / ');
-        if (show(a) !== show(b)) cell.problems.push(`layer records differ from podman's: carrier ${show(a)} | podman ${show(b)}`);
-        if (JSON.stringify(a.image) !== JSON.stringify(b.image)) cell.problems.push(`image record ${JSON.stringify(a.image)} != podman's ${JSON.stringify(b.image)}`);
-        v.crossCheck = {
-          carrierId: a.id,
-          podmanId: b.id,
-          idsEqual: a.id === b.id,
-          recordsEqual: show(a) === show(b),
-          imageRecordEqual: JSON.stringify(a.image) === JSON.stringify(b.image),
-          layers: a.layers.map((l) => ({ id: l.id, diffDigest: l.diff, compressedDigest: l.compressed, diffSize: l.diffSize })),
-        };
-        log(
-          `  check ${v.id}: carrier id ${a.id.slice(0, 12)} ${a.id === b.id ? '==' : '!='} podman id ${b.id?.slice(0, 12)}; ` +
-            `layer records (id, parent, diff-digest, compressed-diff-digest, sizes) ${show(a) === show(b) ? 'equal' : 'DIFFER'}; ` +
-            `image record ${v.crossCheck.imageRecordEqual ? 'equal' : 'DIFFERS'}`,
-        );
-      }
-    }
-    for (const [k, cell] of cells) for (const p of cell.problems) log(`  !! ${k}: ${p}`);
-    for (const [k, cell] of cells) for (const n of cell.notes) log(`  note ${k}: ${n}`);
-    const roundSeconds = (Date.now() - t0) / 1000 - (ctx.quietWaited() - waited0);
-    // the warm-up round also samples RSS and checks trees: take the run times plus a fixed allowance per run
-    const perRound = [...warm.values()].reduce((a, s) => a + (s ?? 0), 0) + warm.size * 1.5;
-    log(
-      `\n${runs} timed pull rounds of ${contenders.length} contenders × ${variants.length} images: about ${fmtDuration(perRound * runs)} ` +
-        `(the warm-up round took ${fmtDuration(roundSeconds)} including its checks)`,
-    );
+    // the cross-check: carrier's records against podman's
+    const crossCheck = (v, cells) => {
+      const a = warmRecords.get(`${v.id} carrier`);
+      const b = warmRecords.get(`${v.id} podman`);
+      if (!a || !b) return;
+      const cell = cells.get(`${v.id} carrier`);
+      if (a.id !== b.id) cell.problems.push(`image id ${a.id} != podman's ${b.id}`);
+      const fields = ['id', 'parent', 'diff', 'compressed', 'diffSize', 'compressedSize'];
+      const show = (x) => x.layers.map((l) => fields.map((f) => l[f] ?? '-').join(' ')).join(' / ');
+      if (show(a) !== show(b)) cell.problems.push(`layer records differ from podman's: carrier ${show(a)} | podman ${show(b)}`);
+      if (JSON.stringify(a.image) !== JSON.stringify(b.image)) cell.problems.push(`image record ${JSON.stringify(a.image)} != podman's ${JSON.stringify(b.image)}`);
+      v.crossCheck = {
+        carrierId: a.id,
+        podmanId: b.id,
+        idsEqual: a.id === b.id,
+        recordsEqual: show(a) === show(b),
+        imageRecordEqual: JSON.stringify(a.image) === JSON.stringify(b.image),
+        layers: a.layers.map((l) => ({ id: l.id, diffDigest: l.diff, compressedDigest: l.compressed, diffSize: l.diffSize })),
+      };
+      log(
+        `  check ${v.id}: carrier id ${a.id.slice(0, 12)} ${a.id === b.id ? '==' : '!='} podman id ${b.id?.slice(0, 12)}; ` +
+          `layer records (id, parent, diff-digest, compressed-diff-digest, sizes) ${show(a) === show(b) ? 'equal' : 'DIFFER'}; ` +
+          `image record ${v.crossCheck.imageRecordEqual ? 'equal' : 'DIFFERS'}`,
+      );
+    };
 
-    // ---- timed rounds: per image variant, contenders round-robin ----------------------------------------------
-    for (let round = 1; round <= runs; round++) {
-      const t = Date.now();
-      for (const v of variants) {
-        for (const c of contenders) {
-          const r = await once(v, c, round);
-          if (!r) continue;
-          const cell = cells.get(key(v, c));
-          cell.times.push(r.seconds);
-          if (r.peakKiB) cell.peaks.push(r.peakKiB);
-          if (r.parts) cell.parts.push(r.parts);
+    // one fresh file system per run (bench/lib/scratch.js): the tree, the blob cache or OCI layout, the store records;
+    // per round every image variant, its contenders round-robin
+    const items = variants.flatMap((v) => contenders.map((c) => ({
+      id: key(v, c),
+      contender: c.id,
+      run: async ({ round, attempt, cell }) => {
+        const runDir = path.join(runBase, String(runSeq++));
+        fs.mkdirSync(runDir, { recursive: true });
+        try {
+          const fsBytes = 4 * 1024 ** 3 + 3 * v.tarSize + 2 * v.compressedSize;
+          return await ctx.scratch(fsBytes, async (dir) => {
+            const res = await timed(ctx, () => c.run(v.ref, dir, runDir, { sample: round === 0 }));
+            if (round === 0 && !ctx.willRedo(res, attempt)) {
+              cell.treePeakKiB = res.treePeakKiB;
+              await verify(v, c, res, dir, cell);
+            }
+            return res;
+          });
+        } finally {
+          fs.rmSync(runDir, { recursive: true, force: true });
         }
-      }
-      log(`  pull round ${round}/${runs} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-    }
+      },
+    })));
+
+    log(`\npull warm-up round (checks ids, layer records, carrier's trees; samples whole-tree RSS):`);
+    const waited0 = ctx.quietWaited();
+    const cells = await roundRobin(ctx, items, runs, {
+      failPrefix: 'run failed: ',
+      onWarm: (it, r) => {
+        const rss = r.peakKiB ? `, peak RSS ${(r.peakKiB / 1024).toFixed(0)} MiB` : '';
+        const tree = r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)} MiB sampled)` : '';
+        const parts = r.parts ? ` [${Object.entries(r.parts).map(([k, s]) => `${k} ${s.toFixed(2)} s`).join(', ')}]` : '';
+        const [v, c] = it.id.split(' ');
+        log(`  ${v.padEnd(16)} ${c.padEnd(16)} ${r.seconds.toFixed(2).padStart(7)} s${parts}${rss}${tree}`);
+      },
+      onRound: (round, seconds, cells) => {
+        if (round > 0) {
+          log(`  pull round ${round}/${runs} done in ${seconds.toFixed(1)} s`);
+          return;
+        }
+        for (const v of variants) crossCheck(v, cells);
+        for (const [k, cell] of cells) for (const p of cell.problems) log(`  !! ${k}: ${p}`);
+        for (const [k, cell] of cells) for (const n of cell.notes) log(`  note ${k}: ${n}`);
+        const roundSeconds = seconds - (ctx.quietWaited() - waited0);
+        // the warm-up round also samples RSS and checks trees: take the run times plus a fixed allowance per run
+        const perRound = [...cells.values()].reduce((a, cell) => a + (cell.warm ?? 0), 0) + cells.size * 1.5;
+        log(
+          `\n${runs} timed pull rounds of ${contenders.length} contenders × ${variants.length} images: about ${fmtDuration(perRound * runs)} ` +
+            `(the warm-up round took ${fmtDuration(roundSeconds)} including its checks)`,
+        );
+      },
+    });
 
     fs.rmSync(runBase, { recursive: true, force: true });
 
@@ -339,23 +294,20 @@ export async function runPullSuite(ctx) {
     for (const v of variants) {
       for (const c of contenders) {
         const cell = cells.get(key(v, c));
-        const ts = cell.times;
+        if (!cell) continue; // left out by --only
+        const parts = cell.results.map((r) => r.parts).filter(Boolean);
+        const mode = [cell.warmResult, ...cell.results].find((r) => r?.mode && r.mode !== 'full')?.mode;
         const recompressed = c.recompressed?.get(v.id);
         rows.push({
           variant: v.id,
           contender: c.id,
           label: recompressed ? 'skopeo copy --dest-compress-format gzip + umoci unpack ‡' : c.label,
           command: c.command,
-          mode: cell.mode ?? 'full',
+          mode: mode ?? 'full',
           recompressed,
-          runs: ts,
-          median: ts.length ? median(ts) : NaN,
-          min: ts.length ? Math.min(...ts) : NaN,
-          max: ts.length ? Math.max(...ts) : NaN,
-          parts: cell.parts.length
-            ? Object.fromEntries(Object.keys(cell.parts[0]).map((k) => [k, median(cell.parts.map((p) => p[k]))]))
-            : undefined,
-          peakRssKiB: cell.peaks.length ? Math.max(...cell.peaks) : undefined,
+          ...timings(cell),
+          parts: parts.length ? Object.fromEntries(Object.keys(parts[0]).map((k) => [k, median(parts.map((p) => p[k]))])) : undefined,
+          peakRssKiB: cell.peakKiB,
           medianPeakRssKiB: cell.peaks.length ? median(cell.peaks) : undefined,
           treePeakKiB: cell.treePeakKiB,
           problems: cell.problems,

@@ -1,4 +1,5 @@
-// Builds the benchmark layers from real files on this machine, and caches them in bench/work/fixtures/<key>/.
+// Builds the benchmark layers from real files on this machine, and caches them in bench/work/fixtures/<key>/: the
+// distro-like layer the apply, pull and scaling suites share, its large version and its split into N layers.
 //
 // The layer is a GNU-tar (pax format, like the Go archive/tar writers that produce most image layers) archive of a
 // deterministic selection of whole subtrees of /usr (children of /usr/bin, /usr/lib/x86_64-linux-gnu, /usr/share,
@@ -141,21 +142,32 @@ export function selectFiles({ targetBytes, targetEntries }) {
     }
   }
 
-  // ancestors of every chosen unit, so the tar is self-contained like a real rootfs layer
+  const entries = withAncestors(chosen);
+  return { entries, estimatedTarBytes: bytes + 1024 * 10, units: chosen.map((u) => u.rel) };
+}
+
+/**
+ * The entries of `units` ([{ rel, entries }]) and every directory above them (so the tar is self-contained like a
+ * real rootfs layer), sorted by path bytes.
+ */
+export function withAncestors(units) {
   const all = new Map();
-  for (const unit of chosen) {
+  for (const unit of units) {
     const parts = unit.rel.split('/');
     for (let i = 1; i < parts.length; i++) {
       const a = parts.slice(0, i).join('/');
-      if (!all.has(a)) {
-        const st = fs.lstatSync('/' + a);
-        all.set(a, { path: a, type: 'd', size: 0, mtime: Math.floor(st.mtimeMs) });
-      }
+      if (!all.has(a)) all.set(a, { path: a, type: 'd', size: 0, mtime: Math.floor(fs.lstatSync('/' + a).mtimeMs) });
     }
     for (const e of unit.entries) all.set(e.path, e);
   }
-  const entries = [...all.values()].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-  return { entries, estimatedTarBytes: bytes + 1024 * 10, units: chosen.map((u) => u.rel) };
+  return [...all.values()].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+}
+
+/** How many directories, files and symlinks `entries` hold. */
+export function countTypes(entries) {
+  const counts = { dirs: 0, files: 0, symlinks: 0 };
+  for (const e of entries) counts[{ d: 'dirs', f: 'files', l: 'symlinks' }[e.type]]++;
+  return counts;
 }
 
 export function listKey(entries, extra) {
@@ -173,7 +185,14 @@ export async function exists(p) {
   }
 }
 
-export const TAR_CREATE = ['--format=pax', '--pax-option=delete=atime,delete=ctime,delete=mtime', '--no-recursion'];
+const TAR_CREATE = ['--format=pax', '--pax-option=delete=atime,delete=ctime,delete=mtime', '--no-recursion'];
+
+/** A pax tar of `paths` (relative to /, taken as they are, no recursion) at `tarPath`, its list beside it in `listPath`. */
+export async function tarOf(paths, tarPath, listPath) {
+  await fs.promises.writeFile(listPath, paths.map((p) => p + '\0').join(''));
+  await run('tar', ['-c', ...TAR_CREATE, '-f', `${tarPath}.tmp`, '-C', '/', '--null', '-T', listPath]);
+  await fs.promises.rename(`${tarPath}.tmp`, tarPath);
+}
 
 export async function compressAll(tarPath, { parallel = false, log }) {
   // gzip at its default level 6 and zstd at level 3, the levels the usual image builders use. For the large layer
@@ -240,15 +259,12 @@ export async function buildFixture(workDir, { targetBytes, targetEntries, parall
   const listPath = path.join(dir, 'list.nul');
   if (!(await exists(tarPath))) {
     log?.(`building fixture ${key} from ${sel.entries.length} entries of /usr (${sel.units.length} subtrees) ...`);
-    await fs.promises.writeFile(listPath, sel.entries.map((e) => e.path + '\0').join(''));
     await fs.promises.writeFile(path.join(dir, 'units.txt'), sel.units.join('\n') + '\n');
-    await run('tar', ['-c', ...TAR_CREATE, '-f', `${tarPath}.tmp`, '-C', '/', '--null', '-T', listPath]);
-    await fs.promises.rename(`${tarPath}.tmp`, tarPath);
+    await tarOf(sel.entries.map((e) => e.path), tarPath, listPath);
   }
   const { gz, zst } = await compressAll(tarPath, { parallel, log });
   const meta = await describe(tarPath, gz, zst);
-  const counts = { dirs: 0, files: 0, symlinks: 0 };
-  for (const e of sel.entries) counts[{ d: 'dirs', f: 'files', l: 'symlinks' }[e.type]]++;
+  const counts = countTypes(sel.entries);
   const took = (Date.now() - t0) / 1000;
   return { key, dir, tar: tarPath, gzip: gz, zstd: zst, listPath, meta, entries: sel.entries.length, counts, took };
 }
@@ -328,10 +344,7 @@ export async function buildSplitLayers(fixture, n, { log } = {}) {
         all.add(p);
       }
       const list = [...all].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-      const listPath = path.join(dir, `layer${i}.list.nul`);
-      await fs.promises.writeFile(listPath, list.map((p) => p + '\0').join(''));
-      await run('tar', ['-c', ...TAR_CREATE, '-f', `${tarPath}.tmp`, '-C', '/', '--null', '-T', listPath]);
-      await fs.promises.rename(`${tarPath}.tmp`, tarPath);
+      await tarOf(list, tarPath, path.join(dir, `layer${i}.list.nul`));
     }
     const { gz, zst } = await compressAll(tarPath, {});
     const meta = await describe(tarPath, gz, zst);

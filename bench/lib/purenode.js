@@ -1,5 +1,5 @@
 // The idiomatic pure-Node way to do what applyLayer does: stream the blob, hash it, decompress it (zlib for gzip,
-// fzstd for zstd), hash the tar, and extract it with tar-stream writing every entry through the fs module. Written
+// fzstd for zstd, or zlib's zstd on a Node that has it), hash the tar, and extract it with tar-stream writing every entry through the fs module. Written
 // the way a careful Node developer would (streams with back-pressure, ownership and modes restored, directory mtimes
 // set last, paths kept inside the target), neither deliberately slow nor micro-optimised.
 import { createHash } from 'node:crypto';
@@ -10,7 +10,6 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import tarStream from 'tar-stream';
-import { Decompress as ZstdDecompress } from 'fzstd';
 import * as nodeTar from 'tar';
 
 /** A pass-through stream that hashes and counts what flows through it. */
@@ -30,11 +29,11 @@ class HashTap extends Transform {
   }
 }
 
-/** fzstd's streaming decoder as a Transform. */
+/** fzstd's streaming decoder (its Decompress class) as a Transform. */
 class ZstdStream extends Transform {
-  constructor() {
+  constructor(Decompress) {
     super();
-    this.decoder = new ZstdDecompress((chunk) => {
+    this.decoder = new Decompress((chunk) => {
       if (chunk.length) this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     });
   }
@@ -56,9 +55,23 @@ class ZstdStream extends Transform {
   }
 }
 
-function decompressor(compression) {
+/**
+ * zstd in JavaScript: fzstd, loaded only when a zstd layer comes (it is not a dependency of carrier any more: install
+ * it with `npm i --no-save fzstd` for the pure-Node zstd rows), else zlib's own zstd where Node has it (≥ 22.15).
+ */
+async function zstdStream() {
+  try {
+    const { Decompress } = await import('fzstd');
+    return new ZstdStream(Decompress);
+  } catch (e) {
+    if (zlib.createZstdDecompress) return zlib.createZstdDecompress();
+    throw new Error(`no JavaScript zstd decoder: fzstd is not installed (npm i --no-save fzstd) and this Node's zlib has no zstd (${e.message.split('\n')[0]})`);
+  }
+}
+
+async function decompressor(compression) {
   if (compression === 'gzip') return zlib.createGunzip();
-  if (compression === 'zstd') return new ZstdStream();
+  if (compression === 'zstd') return zstdStream();
   return new Transform({ transform: (c, _e, cb) => cb(null, c) });
 }
 
@@ -142,7 +155,7 @@ export async function pureNodeApply(file, dir, compression) {
   });
 
   const source = typeof file === 'string' ? fs.createReadStream(file) : file;
-  await pipeline(source, compressed, decompressor(compression), tar, extract);
+  await pipeline(source, compressed, await decompressor(compression), tar, extract);
   await pending;
   if (failure) throw failure;
   // parents after children, so creating children does not disturb the restored times
@@ -163,7 +176,7 @@ export async function nodeTarApply(file, dir, compression) {
   await pipeline(
     fs.createReadStream(file),
     compressed,
-    decompressor(compression),
+    await decompressor(compression),
     tar,
     // preservePaths keeps absolute symlink targets as they are (a rootfs is full of them); without it node-tar
     // rewrites them to relative paths, which changes the layer. The fixture has no absolute or '..' entry names.

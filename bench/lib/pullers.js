@@ -1,53 +1,17 @@
-// The pull contenders: every way of getting an image from the local registry onto disk that the pull suite
-// compares. Each is a command (or two) timed from spawn to exit, given a fresh empty directory `dir` (on the same
+// The pull contenders: every way of getting an image from the local registry onto disk that the pull and scaling
+// suites (and benchPull) compare. Each is a command (or two) timed from spawn to exit, given a fresh empty directory `dir` (on the same
 // file system as everything else) and a short fresh run directory `runDir` (podman refuses run roots longer than 50
 // characters). Every command runs under /usr/bin/time when it is installed, for its peak RSS (ru_maxrss: the largest
 // resident set of the process or any descendant it waited for).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sampleTree } from './machine.js';
+
+const pureNodePull = path.join(path.dirname(fileURLToPath(import.meta.url)), 'purenode-pull.js');
 
 export const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
-
-/**
- * Sum of VmRSS over `pid` and its descendants, sampled every `ms`; stop() returns the largest sum seen (KiB).
- * Scanning /proc costs a little CPU in this process, so it is only used where asked (the warm-up round).
- */
-export function sampleTree(pid, ms = 50) {
-  let peak = 0;
-  const tick = () => {
-    const procs = new Map();
-    for (const name of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-        procs.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-      } catch {}
-    }
-    const tree = new Set([pid]);
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const [p, pp] of procs) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
-    }
-    let sum = 0;
-    for (const p of tree) {
-      try {
-        const s = fs.readFileSync(`/proc/${p}/status`, 'utf8');
-        sum += Number(/^VmRSS:\s+(\d+)/m.exec(s)?.[1] ?? 0);
-      } catch {}
-    }
-    if (sum > peak) peak = sum;
-  };
-  const timer = setInterval(tick, ms);
-  tick();
-  return {
-    stop() {
-      clearInterval(timer);
-      return peak;
-    },
-  };
-}
 
 /**
  * Runs one command; resolves { seconds, code, stdout, stderr, peakKiB (from /usr/bin/time), treePeakKiB (when
@@ -108,7 +72,7 @@ function fail(what, r) {
  * ref = { host, url, repo, tag, name: `${host}/${repo}:${tag}` }; carrierCli = path of the copied dist/cli/main.js.
  * Each contender's run(ref, dir, runDir, { sample }) resolves { seconds, peakKiB, treePeakKiB, id, parts?, mode? }.
  */
-export function makePullContenders({ carrierCli, benchDir }) {
+export function makePullContenders({ carrierCli }) {
   const list = [];
   if (carrierCli) {
     // the default (layers flushed with syncfs before they are recorded complete), and --no-sync, which flushes
@@ -196,11 +160,11 @@ export function makePullContenders({ carrierCli, benchDir }) {
   list.push({
     id: 'pure-node',
     label: 'pure Node: undici + zlib/fzstd + tar-stream + crypto',
-    command: 'node bench/pull-child.js URL REPO TAG D (one directory per layer, no records)',
+    command: 'node bench/lib/purenode-pull.js URL REPO TAG D (one directory per layer, no records)',
     async run(ref, dir, _runDir, { sample } = {}) {
       const out = path.join(dir, 'layers');
       fs.mkdirSync(out, { recursive: true });
-      const r = await timedCommand(process.execPath, [path.join(benchDir, 'pull-child.js'), ref.url, ref.repo, ref.tag, out], { sample });
+      const r = await timedCommand(process.execPath, [pureNodePull, ref.url, ref.repo, ref.tag, out], { sample });
       if (r.code !== 0) throw fail('pure-node pull', r);
       const res = JSON.parse(r.stdout.trim().split('\n').pop());
       return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB, id: res.id, layers: res.layers };
@@ -250,7 +214,7 @@ export function makePullContenders({ carrierCli, benchDir }) {
 
 /**
  * One run of pull contender `c` for `ref`: a fresh run root under `runBase`, a fresh scratch file system from
- * `scratch(bytes, fn)` (bench/scratch.js), `timed(fn)` around the pull itself (bench/roundrobin.js). Resolves the
+ * `scratch(bytes, fn)` (bench/lib/scratch.js), `timed(fn)` around the pull itself (bench/lib/roundrobin.js). Resolves the
  * contender's result; throws when its image id is not `configDigest` (when given).
  */
 export async function pullOnScratch(c, ref, { scratch, bytes, runBase, timed, configDigest }) {

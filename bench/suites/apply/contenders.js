@@ -1,9 +1,9 @@
 // The contenders: every way of getting a layer blob extracted (and, for the JavaScript ones, hashed) that the
-// benchmark compares. JavaScript contenders are a `job` for bench/apply-child.js (a fresh Node process per run,
+// benchmark compares. JavaScript contenders are a `job` for child.js (a fresh Node process per run,
 // timed inside it); commands are timed from spawn to exit. `out` is a fresh empty directory, `scratch` a fresh
 // empty directory for side files (the tar-split).
 import path from 'node:path';
-import { timeCommand } from './util.js';
+import { timeCommand } from '../../lib/util.js';
 
 const TAR_X = ['--numeric-owner', '-xp'];
 

@@ -5,16 +5,16 @@
 //                  per MiB, the distro layer's density)
 //   layers series  the 64 MiB layer's files split into 1, 10, 100 and 300 gzip layers (the same bytes in all)
 //
-// Every run pulls into a fresh store on a fresh file system (bench/scratch.js); per image the contenders run
+// Every run pulls into a fresh store on a fresh file system (bench/lib/scratch.js); per image the contenders run
 // round-robin, one warm-up then N timed rounds; peak RSS is the largest single process's (GNU time %M), the
 // largest over the timed runs. The warm-up checks that every pulled image's id is its config digest.
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildFixture, buildSplitLayers } from './fixture.js';
-import { writeLayout, startRegistry, ensurePushed } from './pullfixture.js';
-import { makePullContenders, pullOnScratch } from './pullcontenders.js';
-import { roundRobin } from './roundrobin.js';
-import { MiB } from './util.js';
+import { buildFixture, buildSplitLayers } from '../../lib/fixture.js';
+import { startRegistry, pushLayers } from '../../lib/registry.js';
+import { makePullContenders, pullOnScratch } from '../../lib/pullers.js';
+import { timings, roundRobin } from '../../lib/roundrobin.js';
+import { MiB } from '../../lib/util.js';
 
 export const SCALING_CONFIG = {
   quick: { runs: 0, sizesMiB: [8, 16, 32, 64], layers: [1, 10, 100, 300], layersMiB: 16, contenders: ['carrier', 'podman'] },
@@ -24,10 +24,7 @@ const ENTRIES_PER_MIB = 35;
 
 export async function runScalingSuite(ctx) {
   const { opts, log, workDir } = ctx;
-  const started = new Date();
-  const cfg = ctx.quick ? SCALING_CONFIG.quick : SCALING_CONFIG.full;
-  const runs = opts.runs ?? cfg.runs;
-  log(`\n=== scaling suite (${ctx.quick ? 'quick' : 'full'}) ===`);
+  const { started, cfg, runs } = ctx.begin('scaling', SCALING_CONFIG);
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to scale');
 
   // ---- images --------------------------------------------------------------------------------------------------
@@ -47,11 +44,8 @@ export async function runScalingSuite(ctx) {
   const images = [];
   try {
     for (const p of points) {
-      const layoutDir = path.join(workDir, 'fixtures', `oci-scaling-${p.name}`);
-      const built = await writeLayout(layoutDir, p.name, p.layers);
       const repo = `bench/scaling-${p.name}-${p.key}`;
-      await ensurePushed(reg, layoutDir, 'gzip', repo, built.gzip, log);
-      await fs.promises.rm(layoutDir, { recursive: true, force: true });
+      const { images: built } = await pushLayers(reg, workDir, { layoutName: `oci-scaling-${p.name}`, name: p.name, repo, layers: p.layers, compressions: ['gzip'], log });
       p.ref = { host: reg.host, url: reg.url, repo, tag: 'gzip', name: `${reg.host}/${repo}:gzip`, variant: p.name, compression: 'gzip' };
       p.configDigest = built.gzip.configDigest;
       p.tarSize = p.layers.reduce((a, l) => a + l.meta.tar.size, 0);
@@ -61,7 +55,7 @@ export async function runScalingSuite(ctx) {
     }
     log(`images pushed: ${points.map((p) => `${p.name} (${p.layers.length} layer${p.layers.length > 1 ? 's' : ''}, ${(p.tarSize / MiB).toFixed(0)} MiB)`).join(', ')}`);
 
-    const contenders = makePullContenders({ carrierCli: path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js'), benchDir: ctx.benchDir })
+    const contenders = makePullContenders({ carrierCli: path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') })
       .filter((c) => cfg.contenders.includes(c.id))
       .filter((c) => !opts.only || opts.only.test(c.id));
     const runBase = fs.mkdtempSync('/tmp/cbs-');
@@ -86,10 +80,7 @@ export async function runScalingSuite(ctx) {
             contender: c.id,
             label: c.label,
             mode: mode ?? 'full',
-            runs: cell.runs,
-            median: cell.median,
-            min: cell.min,
-            max: cell.max,
+            ...timings(cell),
             peakRssKiB: cell.peakKiB,
             peaksKiB: cell.peaks,
             problems: cell.problems,
@@ -107,7 +98,7 @@ export async function runScalingSuite(ctx) {
     ...ctx.reportHead('scaling', started, { runs, config: cfg }),
     registry: reg.version,
     contenders: Object.fromEntries(
-      makePullContenders({ carrierCli: 'carrier', benchDir: ctx.benchDir }).filter((c) => cfg.contenders.includes(c.id)).map((c) => [c.id, { label: c.label, command: c.command }]),
+      makePullContenders({ carrierCli: 'carrier' }).filter((c) => cfg.contenders.includes(c.id)).map((c) => [c.id, { label: c.label, command: c.command }]),
     ),
     images,
     rows,

@@ -1,0 +1,41 @@
+// The containers suite's report: its chart and its section of bench/RESULTS.md.
+import { ok, range, bar, subtitle, mdTable, runLines, timedRuns, problems } from '../../lib/render.js';
+
+/** The chart: one panel per scenario, carrier against podman. */
+export function barModel(report) {
+  const scen = [...new Set(report.rows.map((r) => r.scenario))];
+  const panels = scen.map((s) => {
+    const rows = report.rows.filter((r) => r.scenario === s);
+    const carrier = rows.find((r) => r.contender === 'carrier');
+    return { title: rows[0].title, bars: rows.map((r) => bar(r.contender, r.contender === 'carrier' ? 'carrier' : 'podman', r, carrier)) };
+  });
+  return { title: 'Containers: create + mount, run --rm IMG true', subtitle: subtitle(report), unit: 's', panels };
+}
+
+export function markdown(report) {
+  const L = ['## Containers: create + mount, and `run --rm IMG true`, against podman', '', ...runLines(report)];
+  if (report.imported) L.push(`- ⚠ ${report.imported}`);
+  L.push('', '### Method', '', report.method, '');
+  const scen = [...new Set(report.rows.map((r) => r.scenario))];
+  const rows = [];
+  for (const s of scen) {
+    const rs = report.rows.filter((r) => r.scenario === s);
+    const carrier = rs.find((r) => r.contender === 'carrier');
+    for (const r of rs) {
+      rows.push([
+        r.title, `\`${r.command}\``,
+        ok(r) ? r.median.toFixed(3) : `failed: ${r.problems?.[0] ?? '?'}`,
+        ok(r) ? range(r) : '',
+        ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
+      ]);
+    }
+  }
+  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier'], rows));
+  const pr = report.podmanRun;
+  if (pr?.failedAttempts?.length) {
+    L.push('', pr.used ? `podman run worked with ${pr.used}; before that it failed with:` : 'podman run does not work on this machine; every way tried failed:', '');
+    for (const a of pr.failedAttempts) L.push(`- ${a.note} (\`${a.flags}\`): ${a.error}`);
+  }
+  L.push(...timedRuns(report.rows, (r) => `${r.scenario} ${r.contender}`), ...problems(report.rows, (r) => `${r.scenario} ${r.contender}`));
+  return L.join('\n');
+}
