@@ -65,3 +65,13 @@ export type { OciRuntime, RuntimeName, RunBundleOptions, RunBundleResult } from 
 export { unshareCommand, subIdRanges } from './runtime/userns.js';
 export { inUserNamespace, isRootless, processAlive } from './host.js';
 export type { UnshareCommand, SubIdRange } from './runtime/userns.js';
+
+// Entering Carrier's rootless user + mount namespace (what `carrier unshare` and the rootless container commands
+// do), the overlay mount features this host offers, and removing a tree that holds read-only layer directories.
+export { needsUserNamespace, unshareSpawn } from './runtime/namespace.js';
+export type { UnshareSpawn } from './runtime/namespace.js';
+/** What this process can use to mount overlays (fsopen, lowerdir+, userxattr, fuse-overlayfs), detected once. */
+export { overlaySupport } from './drivers/mount.js';
+export type { OverlaySupport } from './drivers/mount.js';
+/** Removes a directory tree, first granting its owner write permission where read-only directories would stop rm. */
+export { removeTree } from './fs/remove.js';

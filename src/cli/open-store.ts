@@ -1,6 +1,5 @@
-// Opening the store for a command, apart from the image commands' module so that `carrier pull` does not load
-// archive reading and output formatting it never uses.
-import { Store } from '../store/store.js';
+// Opening the store the global options name, for every command that works on one.
+import { Store } from '../index.js';
 import type { GlobalOptions } from './errors.js';
 
 /**

@@ -1,23 +1,15 @@
-// `carrier info`: where the store is, how layers get mounted here, and which runtime runs containers — the choices
-// Carrier detected (once per process) on this machine.
+// `carrier info` (system info): where the store is, how layers get mounted here, and which runtime runs containers —
+// the choices Carrier detected (once per process) on this machine.
 import os from 'node:os';
-import { parseArgs, stringFlag, UsageError } from './args.js';
-import { openStore } from './open-store.js';
-import type { GlobalOptions } from './errors.js';
-import { goJson } from './format.js';
-import { overlaySupport } from '../drivers/mount.js';
-import { findRuntime } from '../runtime/runtime.js';
-import { version } from '../version.js';
+import { findRuntime, overlaySupport, version } from '../../index.js';
+import { UsageError, type Context } from '../command.js';
+import { goJson } from '../format.js';
+import { openStore } from '../open-store.js';
 
-export async function infoCommand(g: GlobalOptions, argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['--format', '-f']);
-  if (args.flags.has('--help') || args.flags.has('-h')) {
-    process.stdout.write('Usage: carrier info [--format json]\n\nShow the store, the overlay mount method and the OCI runtime Carrier uses here.\n');
-    return 0;
-  }
-  if (args.positionals.length > 0) throw new UsageError('info takes no arguments');
-  const format = stringFlag(args, '--format') ?? stringFlag(args, '-f');
-  const store = await openStore(g);
+export async function info(ctx: Context): Promise<number> {
+  const format = ctx.flags.string('format');
+  if (format !== undefined && format !== 'json') throw new UsageError(`unknown --format '${format}' (json)`);
+  const store = await openStore(ctx.globals);
   try {
     const support = await overlaySupport().catch((err: Error) => ({ error: err.message }));
     const method =
@@ -33,7 +25,7 @@ export async function infoCommand(g: GlobalOptions, argv: string[]): Promise<num
                 ? 'fuse-overlayfs (native overlay not permitted here)'
                 : 'mount(2)';
     const runtime = await findRuntime().catch((err: Error) => ({ error: err.message }));
-    const info = {
+    const report = {
       host: { kernel: os.release(), arch: process.arch, rootless: store.rootless, node: process.version, native: version },
       store: {
         graphRoot: store.graphroot,
@@ -51,13 +43,7 @@ export async function infoCommand(g: GlobalOptions, argv: string[]): Promise<num
       overlay: { method, ...support },
       runtime,
     };
-    if (format === 'json') {
-      process.stdout.write(goJson(info, 2) + '\n');
-    } else if (format === undefined) {
-      process.stdout.write(yaml(info, 0));
-    } else {
-      throw new UsageError(`unknown --format '${format}' (json)`);
-    }
+    process.stdout.write(format === 'json' ? goJson(report, 2) + '\n' : yaml(report, 0));
     return 0;
   } finally {
     await store.close();

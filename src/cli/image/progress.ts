@@ -1,6 +1,6 @@
 // Rendering pull progress: per-layer bars redrawn in place on a terminal, plain lines otherwise. Only the CLI knows
 // about terminals; the library reports typed events (PullEvent).
-import type { PullEvent } from '../pull.js';
+import type { PullEvent } from '../../index.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 

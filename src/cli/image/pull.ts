@@ -1,0 +1,59 @@
+// `carrier pull`: the CLI face of pull(). Progress goes to stderr (bars on a terminal, lines otherwise), the image
+// id to stdout; Ctrl-C cancels and leaves no half layer.
+import { CarrierError, pull, type PullOptions } from '../../index.js';
+import { UsageError, type Context, type Flags } from '../command.js';
+import { openStore } from '../open-store.js';
+import { interruptSignal } from '../signals.js';
+import { PullProgress } from './progress.js';
+
+export async function pullImage(ctx: Context): Promise<number> {
+  const { flags } = ctx;
+  const reference = ctx.args[0]!;
+  const platform = platformFlag(flags);
+  const int = interruptSignal();
+  const progress = flags.bool('quiet') ? undefined : new PullProgress(process.stderr);
+  const store = await openStore(ctx.globals);
+  try {
+    const creds = flags.string('creds');
+    const authfile = flags.string('authfile');
+    const options: PullOptions = {
+      signal: int.signal,
+      onWarning: (w) => process.stderr.write(`WARN[0000] ${w}\n`),
+      ...(platform ? { platform } : {}),
+      // podman spells it --tls-verify=false; left out, the registry's configuration decides.
+      ...(flags.given('tls-verify') ? { tlsVerify: flags.bool('tls-verify') } : {}),
+      ...(creds !== undefined ? { creds } : {}),
+      ...(authfile !== undefined ? { authfile } : {}),
+      ...(flags.bool('no-sync') ? { sync: false } : {}),
+      ...(progress ? { onProgress: progress.handle } : {}),
+    };
+    const result = await pull(store, reference, options);
+    progress?.flush();
+    process.stdout.write(`${result.id}\n`);
+    return 0;
+  } catch (err) {
+    progress?.flush();
+    if (err instanceof CarrierError && err.code === 'ABORT_ERR' && int.signal.aborted) {
+      process.stderr.write('Error: pull cancelled; nothing was stored\n');
+      return 130;
+    }
+    throw err;
+  } finally {
+    int.dispose();
+    await store.close();
+  }
+}
+
+function platformFlag(flags: Flags): string | undefined {
+  const whole = flags.string('platform');
+  const os = flags.string('os');
+  const arch = flags.string('arch');
+  const variant = flags.string('variant');
+  if (whole !== undefined) {
+    if (os || arch || variant) throw new UsageError('--platform cannot be combined with --os, --arch or --variant');
+    return whole;
+  }
+  if (!os && !arch && !variant) return undefined;
+  const host = process.arch === 'arm64' ? 'arm64' : process.arch === 'x64' ? 'amd64' : process.arch;
+  return [os ?? 'linux', arch ?? host, ...(variant ? [variant] : [])].join('/');
+}

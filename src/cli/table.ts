@@ -1,0 +1,50 @@
+// The table of every command: the root (podman's global options) and, under it, each command and group. main.ts
+// dispatches from it, --help is rendered from it, and every flag not in it is refused.
+import type { CommandDef } from './command.js';
+import { container, containerShortcuts } from './container/commands.js';
+import { renderHelp } from './help.js';
+import { image, imageShortcuts } from './image/commands.js';
+import { layer } from './layer/commands.js';
+import { resolve } from './parse.js';
+import { info, system } from './system/commands.js';
+import { volume } from './volume/commands.js';
+
+const version: CommandDef = {
+  name: 'version',
+  usage: '',
+  summary: "Print Carrier's version and its native core's",
+  run: async () => {
+    const { version: native } = await import('../index.js');
+    process.stdout.write(`carrier ${process.env.npm_package_version ?? '0.1.0'}\n${native}\n`);
+    return 0;
+  },
+};
+
+const help: CommandDef = {
+  name: 'help',
+  usage: '[COMMAND...]',
+  summary: 'Show the help of Carrier or of a command',
+  args: { min: 0 },
+  run: async (ctx) => {
+    const target = resolve(ctx.root, [...ctx.args, '--help']);
+    process.stdout.write(renderHelp(target.def, target.path));
+    return 0;
+  },
+};
+
+export const root: CommandDef = {
+  name: 'carrier',
+  usage: '[global options] COMMAND [options]',
+  summary: "Carrier: rootless OCI container image storage, in podman's layout",
+  description:
+    'Global options go before the command, as podman takes them. CONTAINERS_STORAGE_CONF (in the environment)\n' +
+    "names a storage.conf to read.\n\nExit codes (podman's): 0 success; 1 image not known (image exists, rmi); 2 image in use (rmi);\n" +
+    '125 other errors; run: the container\'s own.',
+  flags: [
+    { name: 'root', type: 'string', value: 'DIR', help: "the store's graph root" },
+    { name: 'runroot', type: 'string', value: 'DIR', help: "the store's run root" },
+    { name: 'storage-driver', type: 'string', value: 'NAME', help: 'storage driver: overlay or vfs' },
+    { name: 'version', short: 'v', type: 'bool', help: 'print versions' },
+  ],
+  subcommands: [...imageShortcuts, ...containerShortcuts, info, version, help, image, container, volume, system, layer],
+};
