@@ -65,8 +65,9 @@ main(process.argv.slice(2)).then(
       process.exitCode = err.exitCode;
       return;
     }
-    const { CarrierError } = await import('../index.js');
-    if (err instanceof CarrierError) {
+    // The library is loaded when a command ran far enough to fail inside it; if it cannot load, that is the error.
+    const api = await import('../index.js').catch(() => undefined);
+    if (api !== undefined && err instanceof api.CarrierError) {
       process.stderr.write(`Error: ${err.message}${err.path ? ` (at ${err.path})` : ''} [${err.code}]\n`);
     } else {
       process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
