@@ -3,7 +3,7 @@
 // environment, so a program inside opens the same store.
 import { isRootless, inUserNamespace } from '../host.js';
 import { resolveStoreConfig, type StoreLocationOptions } from '../store/config.js';
-import { findOnPath } from './runtime.js';
+import { findOnPath } from '../fs/paths.js';
 import { USERNS_ENV, requireUnshare, unshareCommand } from './userns.js';
 
 /**
