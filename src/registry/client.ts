@@ -38,7 +38,8 @@ import type {
 export type { RegistryClientOptions, ManifestSource, FetchedDocument, GetManifestOptions, GetManifestResult, GetBlobOptions } from './types.js';
 import { BlobStream } from './blob-stream.js';
 import {
-  Agent,
+  newAgent,
+  type Agent,
   RETRYABLE_STATUS,
   drain,
   errCode,
@@ -89,8 +90,8 @@ export class RegistryClient {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
     this.signal = opts.signal;
     const common = { keepAliveTimeout: 30_000, connections: 32 };
-    this.secureAgent = new Agent(common);
-    this.insecureAgent = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+    this.secureAgent = newAgent(common);
+    this.insecureAgent = newAgent({ ...common, connect: { rejectUnauthorized: false } });
     for (const w of opts.registriesConf?.warnings ?? []) opts.onWarning?.(w);
   }
 

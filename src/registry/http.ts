@@ -5,7 +5,13 @@ import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { CarrierError, abortError } from '../errors.js';
 
 export type Agent = UndiciAgent;
-export const Agent = loadAgent();
+let agentClass: typeof UndiciAgent | undefined;
+
+/** A new undici Agent; undici is loaded on the first call, so commands that never reach a registry never load it. */
+export function newAgent(options: ConstructorParameters<typeof UndiciAgent>[0]): Agent {
+  agentClass ??= loadAgent();
+  return new agentClass(options);
+}
 
 /**
  * undici's Agent and its `request` method, without the rest of the package: the package index also loads fetch,
