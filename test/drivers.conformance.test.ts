@@ -291,6 +291,25 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
     expect(await view(await driver.get(y))).toEqual(await view(await driver.get(x)));
   });
 
+  it('builds a read-write layer on an image layer of a read-only additional image store', async () => {
+    const base = await layer([{ file: 'etc/os-release', content: 'ID=base\n' }]);
+    const top = await layer([{ file: 'app/run', content: 'run\n' }], base);
+    const own = createDriver({ driver: name, graphroot: path.join(work, 'own'), additionalImageStores: [path.join(work, 'root')] });
+    await own.init();
+    expect(await own.locate(top)).toBe(driver.contentDir(top));
+    const rw = hexId();
+    await own.createReadWrite(rw, top);
+    try {
+      const root = await own.get(rw);
+      expect(await view(root)).toMatchObject({ 'etc/os-release': 'ID=base\n', 'app/run': 'run\n' });
+      await fs.promises.writeFile(path.join(root, 'written'), 'w\n');
+      expect(await tarNames(await own.diff(rw, top))).toContain('written');
+    } finally {
+      await own.put(rw);
+    }
+    expect(await view(driver.contentDir(top))).not.toHaveProperty('written');
+  });
+
   it('reports the space a layer takes, counting a hard-linked file once', async () => {
     const id = await layer([{ file: 'a', content: '12345' }, { link: 'b', to: 'a' }, { file: 'dir/c', content: '123' }]);
     expect(await driver.usage(id)).toEqual({ bytes: 8, inodes: 3 });

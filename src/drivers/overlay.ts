@@ -5,7 +5,7 @@
 // `*.overlay.opaque` xattrs (native overlay), or as aufs `.wh.` files when a mount program (fuse-overlayfs) is
 // configured — a store never mixes the two. A read-write layer is mounted at <id>/merged.
 import { mkdir, readFile, writeFile, symlink, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CarrierError } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
@@ -73,7 +73,7 @@ export class OverlayDriver implements Driver {
   }
 
   async locate(id: string): Promise<string> {
-    for (const home of [this.home, ...(this.options.additionalImageStores ?? []).map((r) => join(r, 'overlay'))]) {
+    for (const home of [this.home, ...this.additionalHomes()]) {
       const diff = join(home, id, 'diff');
       if (await pathExists(diff)) return diff;
     }
@@ -150,9 +150,9 @@ export class OverlayDriver implements Driver {
     return (await stat(await this.locate(id))).mode & 0o7777;
   }
 
-  /** `lower` content for a child of `parent`. */
+  /** `lower` content for a child of `parent` (which may live in an additional image store). */
   async lowerFor(parent: string): Promise<string> {
-    const pdir = this.paths(parent).dir;
+    const pdir = await this.layerDir(parent);
     const parentLink = (await readFile(join(pdir, 'link'), 'utf8')).trim();
     const lowers = [`${LINK_DIR}/${parentLink}`];
     const parentLower = await readOptional(join(pdir, 'lower'));
@@ -160,10 +160,32 @@ export class OverlayDriver implements Driver {
     return lowers.join(':');
   }
 
-  /** The lower directories of a layer, nearest first, as absolute paths. */
+  /**
+   * The lower directories of a layer, nearest first, as absolute paths: each `l/<link>` in this store's home, or,
+   * as containers/storage resolves them, in the first additional image store that has it.
+   */
   async lowerDirs(id: string): Promise<string[]> {
     const lower = await readOptional(join(this.paths(id).dir, 'lower'));
-    return lower ? lower.split(':').map((l) => join(this.home, l)) : [];
+    if (!lower) return [];
+    const homes = this.additionalHomes();
+    return Promise.all(
+      lower.split(':').map(async (l) => {
+        const own = join(this.home, l);
+        if (homes.length === 0 || (await pathExists(own))) return own;
+        for (const home of homes) if (await pathExists(join(home, l))) return join(home, l);
+        return own;
+      }),
+    );
+  }
+
+  /** overlay/ of each additional image store. */
+  private additionalHomes(): string[] {
+    return (this.options.additionalImageStores ?? []).map((r) => join(r, 'overlay'));
+  }
+
+  /** overlay/<id> here, else in the first additional image store that has it. */
+  private async layerDir(id: string): Promise<string> {
+    return dirname(await this.locate(id));
   }
 
   async get(id: string, options: DriverMountOptions = {}): Promise<string> {
