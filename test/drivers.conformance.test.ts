@@ -6,6 +6,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -363,5 +364,37 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
     expect(await driver.exists(kept)).toBe(true);
     expect(await view(await driver.get(kept))).toMatchObject({ k: 'k\n' });
     expect(await driver.cleanup(new Set([kept]))).toEqual([]);
+  });
+});
+
+describe('the overlay driver diff', () => {
+  it('reads a rootless opaque marker (user.overlay.opaque), keeps aufs whiteout files as they are, and drops overlay xattrs', async () => {
+    const work = tempDir('driver-overlay-xattr');
+    try {
+      const driver = createDriver({ driver: 'overlay', graphroot: path.join(work, 'root'), mountProgram: '/usr/bin/fuse-overlayfs' });
+      await driver.init();
+      const id = hexId();
+      const file = path.join(work, 'l.tar');
+      await writeTarStream(file, [entry({ dir: 'd' }), entry({ file: 'd/kept', content: 'k\n' }), entry({ file: 'e/.wh.old', content: '' })]);
+      await driver.create(id, undefined);
+      await driver.applyDiff(id, undefined, file);
+      // a store with a mount program keeps aufs whiteouts as files
+      expect(fs.readdirSync(path.join(driver.contentDir(id), 'e'))).toEqual(['.wh.old']);
+      execFileSync('setfattr', ['-n', 'user.overlay.opaque', '-v', 'y', path.join(driver.contentDir(id), 'd')]);
+      const extract = tar.extract();
+      const seen: { name: string; pax?: Record<string, string> }[] = [];
+      const reading = (async () => {
+        for await (const e of extract) {
+          seen.push({ name: e.header.name, ...(e.header.pax ? { pax: e.header.pax } : {}) });
+          e.resume();
+        }
+      })();
+      await pipeline(await driver.diff(id, undefined), extract);
+      await reading;
+      expect(seen.map((e) => e.name)).toEqual(['d/', 'd/.wh..wh..opq', 'd/kept', 'e/', 'e/.wh.old']);
+      expect(JSON.stringify(seen)).not.toContain('overlay');
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 });
