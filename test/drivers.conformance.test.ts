@@ -347,6 +347,19 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
     expect(await view(await driver.get(copy))).toEqual(expected);
   });
 
+  it('rejects a tar that does not match its diff_id, leaving a layer that remove clears', async () => {
+    const base = await layer([{ file: 'f', content: 'f\n' }]);
+    const id = hexId();
+    const file = path.join(work, 'bad.tar');
+    await writeTarStream(file, [entry({ file: 'g', content: 'g\n' })]);
+    await driver.create(id, base);
+    const err = await expectCarrierError(driver.applyDiff(id, base, file, { expectedDiffID: `sha256:${'0'.repeat(64)}` }));
+    expect(err.code).toBe('CARRIER_DIGEST_MISMATCH');
+    await driver.remove(id);
+    expect(await driver.exists(id)).toBe(false);
+    expect(await driver.cleanup(new Set([base]))).toEqual([]);
+  });
+
   it('reports the space a layer takes, counting a hard-linked file once', async () => {
     const id = await layer([{ file: 'a', content: '12345' }, { link: 'b', to: 'a' }, { file: 'dir/c', content: '123' }]);
     expect(await driver.usage(id)).toEqual({ bytes: 8, inodes: 3 });
