@@ -360,6 +360,26 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
     expect(await driver.cleanup(new Set([base]))).toEqual([]);
   });
 
+  it('refuses to get an unknown layer and makes nothing for it', async () => {
+    const id = hexId();
+    const err = await expectCarrierError(driver.get(id));
+    expect(err.code).toBe('CARRIER_NOT_FOUND');
+    expect(await driver.exists(id)).toBe(false);
+    expect(fs.existsSync(path.dirname(driver.mountPath(id)))).toBe(driver.flat);
+  });
+
+  it('unmounts a layer that is still mounted before removing it, leaving its parent untouched', async () => {
+    const base = await layer([{ file: 'keep', content: 'keep\n' }]);
+    const rw = hexId();
+    await driver.createReadWrite(rw, base);
+    const root = await driver.get(rw);
+    await fs.promises.writeFile(path.join(root, 'scratch'), 's\n');
+    await driver.remove(rw);
+    expect(await findMount(driver.mountPath(rw))).toBeUndefined();
+    expect(await driver.exists(rw)).toBe(false);
+    expect(await view(driver.contentDir(base))).toEqual({ keep: 'keep\n' });
+  });
+
   it('reports the space a layer takes, counting a hard-linked file once', async () => {
     const id = await layer([{ file: 'a', content: '12345' }, { link: 'b', to: 'a' }, { file: 'dir/c', content: '123' }]);
     expect(await driver.usage(id)).toEqual({ bytes: 8, inodes: 3 });

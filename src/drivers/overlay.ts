@@ -61,6 +61,9 @@ export class OverlayDriver implements Driver {
     // this flag says; Carrier writes native-overlay whiteouts (0/0 char devices), so the answer is known.
     const flag = join(this.home, '.has-mount-program');
     if (!(await pathExists(flag))) await writeFile(flag, this.options.mountProgram ? 'true' : 'false', { mode: 0o600 });
+    // Safe without the layers lock: a link is made after its layer's diff/ and removed before it, so a dangling one
+    // is left only by something else removing a layer directory.
+    await this.pruneDanglingLinks();
   }
 
   paths(id: string): OverlayLayerPaths {
@@ -190,6 +193,7 @@ export class OverlayDriver implements Driver {
 
   async get(id: string, options: DriverMountOptions = {}): Promise<string> {
     const p = this.paths(id);
+    if (!(await pathExists(p.diff))) throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no diff directory to mount`, { path: p.diff });
     if (await findMount(p.merged)) return p.merged;
     const lowers = await this.lowerDirs(id);
     await mkdir(p.merged, { recursive: true, mode: 0o700 });
@@ -217,10 +221,14 @@ export class OverlayDriver implements Driver {
     return treeUsage(this.paths(id).diff);
   }
 
-  /** Removes the layer directory and its link; missing pieces are fine (a half-created layer). */
+  /**
+   * Removes the layer directory and its link; missing pieces are fine (a half-created layer). A layer still mounted
+   * is unmounted first, so the removal never walks into its merged tree.
+   */
   async remove(id: string): Promise<void> {
     this.modes.forget(id);
     const p = this.paths(id);
+    await this.put(id);
     const link = await readFile(join(p.dir, 'link'), 'utf8').catch(() => undefined);
     if (link && /^[A-Z2-7]{26}$/.test(link.trim())) await unlink(join(this.home, LINK_DIR, link.trim())).catch(ignoreEnoent);
     await removeTree(p.dir);
@@ -250,7 +258,7 @@ export class OverlayDriver implements Driver {
     return removed;
   }
 
-  /** Links in l/ whose layer is gone (left by a crash between unlink steps), removed. The store's repair calls it. */
+  /** Links in l/ whose layer is gone, removed. (The store's repair calls it too, until it uses {@link Driver}.) */
   async pruneDanglingLinks(): Promise<void> {
     const ldir = join(this.home, LINK_DIR);
     for (const name of await readdir(ldir).catch(() => [] as string[])) {

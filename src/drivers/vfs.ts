@@ -149,7 +149,9 @@ export class VfsDriver implements Driver {
 
   /** Nothing to mount: the layer's directory is its whole tree. */
   async get(id: string): Promise<string> {
-    return this.dir(id);
+    const dir = this.dir(id);
+    if (!(await pathExists(dir))) throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no directory`, { path: dir });
+    return dir;
   }
 
   async put(_id: string): Promise<void> {}
