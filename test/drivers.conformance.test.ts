@@ -6,7 +6,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -426,6 +426,105 @@ describe('the overlay driver diff', () => {
       await reading;
       expect(seen.map((e) => e.name)).toEqual(['d/', 'd/.wh..wh..opq', 'd/kept', 'e/', 'e/.wh.old']);
       expect(JSON.stringify(seen)).not.toContain('overlay');
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+// The same driver calls as an unprivileged user inside `unshare --user --map-root-user --mount` (rootless podman's
+// setting): extraction by the rootless rules, overlay mounted natively with userxattr, opaque directories marked with
+// user.overlay.opaque, and diff() reading them. Runs the built package (`npx tsc -p tsconfig.json` first).
+describe.each(['overlay', 'vfs'] as const)('the %s driver, rootless', (name) => {
+  const USER = 'carrier-rootless';
+  const DIST = path.resolve(__dirname, '../dist/drivers/index.js');
+  const SCRIPT = `
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+const { createDriver } = await import(process.argv[2]);
+const [name, work, tarFile] = process.argv.slice(3);
+const view = (root) => {
+  const out = {};
+  const walk = (dir) => {
+    for (const n of fs.readdirSync(dir).sort()) {
+      const p = path.join(dir, n);
+      const st = fs.lstatSync(p);
+      const rel = path.relative(root, p);
+      if (st.isDirectory()) { out[rel + '/'] = (st.mode & 0o7777).toString(8); walk(p); }
+      else out[rel] = fs.readFileSync(p, 'utf8');
+    }
+  };
+  walk(root);
+  return out;
+};
+const result = {};
+try {
+  const driver = createDriver({ driver: name, graphroot: path.join(work, 'root') });
+  await driver.init();
+  const base = 'a'.repeat(64), rw = 'b'.repeat(64), copy = 'c'.repeat(64);
+  await driver.create(base, undefined);
+  await driver.applyDiff(base, undefined, tarFile);
+  await driver.createReadWrite(rw, base);
+  const root = await driver.get(rw);
+  fs.rmSync(path.join(root, 'etc/gone'));
+  fs.rmSync(path.join(root, 'cache'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'cache'));
+  fs.writeFileSync(path.join(root, 'cache/new'), 'new\\n');
+  result.expected = view(root);
+  await driver.put(rw);
+  const diffTar = path.join(work, 'diff.tar');
+  await pipeline(await driver.diff(rw, base), fs.createWriteStream(diffTar));
+  result.diffBytes = fs.statSync(diffTar).size;
+  await driver.create(copy, base);
+  await driver.applyDiff(copy, base, diffTar);
+  result.actual = view(await driver.get(copy));
+  await driver.put(copy);
+  result.upperCache = name === 'overlay' ? fs.readdirSync(path.join(driver.contentDir(rw), 'cache')) : undefined;
+} catch (err) {
+  result.error = { code: err.code, message: err.message, stack: err.stack };
+}
+process.stdout.write(JSON.stringify(result));
+`;
+
+  it('builds, mounts, diffs and rebuilds a read-write layer as an unprivileged user in a user namespace', async () => {
+    if (spawnSync('id', ['-u', USER]).status !== 0) {
+      const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', USER]);
+      if (made.status !== 0) throw new Error(`useradd failed: ${made.stderr}`);
+    }
+    const uid = Number(execFileSync('id', ['-u', USER]).toString());
+    const gid = Number(execFileSync('id', ['-g', USER]).toString());
+    fs.accessSync(DIST, fs.constants.R_OK);
+    const work = tempDir(`driver-rootless-${name}`);
+    try {
+      fs.chmodSync(work, 0o755);
+      const tarFile = path.join(work, 'base.tar');
+      await writeTarStream(tarFile, [
+        entry({ file: 'etc/motd', content: 'hello\n' }),
+        entry({ file: 'etc/gone', content: 'gone\n' }),
+        entry({ file: 'cache/a', content: 'a\n' }),
+      ]);
+      const script = path.join(work, 'rootless.mjs');
+      fs.writeFileSync(script, SCRIPT);
+      execFileSync('chown', ['-R', `${uid}:${gid}`, work]);
+      const r = spawnSync(
+        'setpriv',
+        [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', 'unshare', '--user', '--map-root-user', '--mount', process.execPath, script, DIST, name, work, tarFile],
+        { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' } },
+      );
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout) as { error?: unknown; expected: Record<string, string>; actual: Record<string, string>; upperCache?: string[] };
+      expect(out.error).toBeUndefined();
+      expect(out.expected).toMatchObject({ 'etc/motd': 'hello\n', 'cache/new': 'new\n' });
+      expect(out.expected['etc/gone']).toBeUndefined();
+      expect(out.expected['cache/a']).toBeUndefined();
+      expect(out.actual).toEqual(out.expected);
+      if (name === 'overlay') {
+        expect(out.upperCache).toEqual(['new']);
+        // the kernel marked the recreated directory opaque in the user namespace's own xattr
+        const xattrs = execFileSync('getfattr', ['--absolute-names', '-d', '-m', '-', path.join(work, 'root/overlay', 'b'.repeat(64), 'diff/cache')]).toString();
+        expect(xattrs).toContain('user.overlay.opaque="y"');
+      }
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
