@@ -258,8 +258,8 @@ export class OverlayDriver implements Driver {
     return removed;
   }
 
-  /** Links in l/ whose layer is gone, removed. (The store's repair calls it too, until it uses {@link Driver}.) */
-  async pruneDanglingLinks(): Promise<void> {
+  /** Links in l/ whose layer is gone, removed. */
+  private async pruneDanglingLinks(): Promise<void> {
     const ldir = join(this.home, LINK_DIR);
     for (const name of await readdir(ldir).catch(() => [] as string[])) {
       const target = join(ldir, name);

@@ -167,9 +167,6 @@ export class VfsDriver implements Driver {
     await removeTree(this.dir(id));
   }
 
-  /** Nothing to prune: vfs keeps no links. The store's repair calls it until it uses {@link Driver.cleanup}. */
-  async pruneDanglingLinks(): Promise<void> {}
-
   async exists(id: string): Promise<boolean> {
     return pathExists(this.dir(id));
   }

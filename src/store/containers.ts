@@ -1,17 +1,14 @@
 // The container store: containers.json and its lock, each container's data directories
 // (`<graphroot>/<driver>-containers/<id>/userdata` and the runroot's), and a container's own read-write layer, made
 // with the container and removed with it.
-import { chmod, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CarrierError } from '../errors.js';
-import { cloneTree } from '../fs/clone.js';
 import { removeTree } from '../fs/remove.js';
-import { VfsDriver } from '../drivers/vfs.js';
 import { isFullId, randomId } from './ids.js';
-import { LAYER_FIELDS, type LayerStore } from './layers.js';
+import type { LayerStore } from './layers.js';
 import type { StoreLock } from './lock.js';
 import type { MountStore } from './mounts.js';
-import type { ReadOnlyStores } from './readonly.js';
 import { copyRecord, dedupe, nowRfc3339, omitEmpty, type ContainerRecord, type RecordFile } from './records.js';
 
 const CONTAINER_FIELDS = ['names', 'metadata', 'big-data-names', 'big-data-sizes', 'big-data-digests', 'created', 'uidmap', 'gidmap', 'flags'] as const;
@@ -79,7 +76,6 @@ export class ContainerStore {
 export interface ContainerImage {
   id: string;
   topLayer?: string;
-  readOnly: boolean;
 }
 
 /**
@@ -87,7 +83,7 @@ export interface ContainerImage {
  * and containers write locks (and the images lock, so the image stays).
  */
 export async function createContainerLocked(
-  parts: { layers: LayerStore; containers: ContainerStore; readOnly: ReadOnlyStores },
+  parts: { layers: LayerStore; containers: ContainerStore },
   img: ContainerImage,
   options: CreateContainerOptions,
 ): Promise<ContainerInfo> {
@@ -102,16 +98,7 @@ export async function createContainerLocked(
     if (clash) throw new CarrierError('CARRIER_EXISTS', `the container name "${clash}" is already in use by ${c.id}`);
   }
   try {
-    const [layer] = await layers.begin([{ id: layerId, parent: img.topLayer }]);
-    // vfs: the container's layer starts as a copy of the image's tree (reflinks where the filesystem can).
-    if (layers.driver instanceof VfsDriver && img.topLayer !== undefined) {
-      const root = img.readOnly && !layers.get(img.topLayer) ? await parts.readOnly.layerRoot(img.topLayer) : undefined;
-      await cloneTree(layers.contentDir(img.topLayer, root), layers.driver.dir(layerId));
-    }
-    await chmod(layers.contentDir(layerId), await layers.modeFor(img.topLayer));
-    delete layer!.flags!.incomplete;
-    omitEmpty(layer!, LAYER_FIELDS);
-    await layers.file.save();
+    await layers.createReadWrite(layerId, img.topLayer);
     const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);

@@ -67,11 +67,6 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
   let failure: unknown;
   // Parents must exist before children are recorded, but content can be extracted for all at once.
   const begun = await layers.begin(missing.map((p) => ({ id: p.id, parent: p.parent })));
-  // Directory modes as c/storage would have given them layer by layer: a parent's mode, else the default.
-  const modes = new Map<string, number>();
-  for (const p of missing) {
-    modes.set(p.id, (p.parent !== undefined ? modes.get(p.parent) : undefined) ?? (await layers.modeFor(p.parent)));
-  }
   const queue = missing.map((p, i) => ({ ...p, record: begun[i]! }));
   // vfs merges each layer over its parent's finished tree: a layer's merge waits for its parent (one begun by this
   // commit; others exist already). Layers are taken parent first, so a waited-for parent is in flight.
@@ -93,7 +88,6 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
         const source = await p.layer.open();
         const filled = await layers.fill(
           p.record,
-          modes.get(p.id)!,
           source,
           {
             diffID: p.layer.diffID,

@@ -3,26 +3,23 @@
 //
 // The incomplete-flag protocol, as c/storage keeps it:
 //   1. begin: the record is written flagged `incomplete`, then the driver makes the layer's directories;
-//   2. fill: the content is extracted and verified, and the directory given its final mode;
+//   2. fill: the driver extracts and verifies the content and gives the directory its final mode;
 //   3. complete: the filesystem is synced (unless sync is off) and only then the flag cleared (layer-completion.ts).
 // A writer holds the layers lock for as long as a layer of its is incomplete, so whoever takes the lock and still
 // sees one knows its writer is gone and removes it.
-import { chmod, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathExists } from '../fs/paths.js';
-import { CarrierError, abortError } from '../errors.js';
-import { applyLayer, type AppliedLayer } from '../layer/apply.js';
+import { CarrierError } from '../errors.js';
+import type { AppliedLayer } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
-import { mergeLayers } from '../fs/merge.js';
-import { removeTree } from '../fs/remove.js';
-import { OverlayDriver } from '../drivers/overlay.js';
-import { VfsDriver } from '../drivers/vfs.js';
+import type { Driver } from '../drivers/index.js';
 import { notFound } from './failures.js';
 import type { StoreLock } from './lock.js';
 import { RecordFile, nowRfc3339, omitEmpty, type LayerRecord } from './records.js';
 
-export const LAYER_FIELDS = [
+const LAYER_FIELDS = [
   'names', 'parent', 'metadata', 'mountlabel', 'created', 'compressed-diff-digest', 'compressed-size', 'diff-digest',
   'toc-digest', 'diff-size', 'compression', 'uidset', 'gidset', 'flags', 'uidmap', 'gidmap', 'big-data-names',
 ] as const;
@@ -65,12 +62,11 @@ export class LayerStore {
   constructor(
     readonly file: RecordFile<LayerRecord>,
     readonly lock: StoreLock,
-    readonly driver: OverlayDriver | VfsDriver,
+    readonly driver: Driver,
     /** The store's graphroot. */
     private readonly graphroot: string,
     /** `<graphroot>/<driver>-layers`: layers.json, layers.lock and the tar-splits. */
     readonly dir: string,
-    private readonly options: { rootless: boolean; mountProgram?: string },
   ) {}
 
   get records(): LayerRecord[] {
@@ -126,22 +122,17 @@ export class LayerStore {
   }
 
   /**
-   * The layer's directory of content: overlay's `overlay/<id>/diff` (the layer's own changes), vfs's `vfs/dir/<id>`
-   * (the layer's whole tree). `root` picks another graphroot of the same driver (an additional image store).
+   * The layer's directory of content as the driver stores it (overlay: its own changes; vfs: its whole tree). `root`
+   * picks another graphroot of the same driver (an additional image store), laid out as this one.
    */
   contentDir(id: string, root: string = this.graphroot): string {
-    if (this.driver instanceof VfsDriver) return join(root, 'vfs', 'dir', id);
-    return root === this.graphroot ? this.driver.paths(id).diff : join(root, 'overlay', id, 'diff');
+    const own = this.driver.contentDir(id);
+    return root === this.graphroot ? own : join(root, relative(this.graphroot, own));
   }
 
   /** True when each layer directory holds the layer's whole tree (vfs); false when it holds only its changes. */
   get flat(): boolean {
-    return this.driver instanceof VfsDriver;
-  }
-
-  /** The mode c/storage gives a new layer's directory: its parent's, else the driver's default. */
-  async modeFor(parent: string | undefined): Promise<number> {
-    return parent === undefined ? this.driver.defaultDiffMode : this.driver.diffMode(parent);
+    return this.driver.flat;
   }
 
   /** The layer as the tar it was made from, rebuilt from its tar-split and its content: hashes to its `diff-digest`. */
@@ -171,13 +162,29 @@ export class LayerStore {
   }
 
   /**
-   * Step 2: extract the content, verified against `expect`, and give the directory its final mode. Step 3 (a
-   * LayerCompleter) syncs the filesystem and only then clears the flag. On failure the caller removes the layer.
-   * Returns the result and the directory whose filesystem must be synced. Hold the write lock.
+   * Begins a read-write layer (a container's) as step 1 does, made ready at once by the driver (vfs copies the
+   * parent's tree), and records it complete. Hold the write lock.
+   */
+  async createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
+    const record: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
+    if (parent !== undefined) record.parent = parent;
+    this.file.records.push(record);
+    await this.file.save();
+    await this.driver.createReadWrite(id, parent);
+    delete record.flags!.incomplete;
+    omitEmpty(record, LAYER_FIELDS);
+    await this.file.save();
+    return record;
+  }
+
+  /**
+   * Step 2: the driver extracts the content, verified against `expect`, and gives the directory its final mode
+   * (`parentReady` settles once the parent's content is final). Step 3 (a LayerCompleter) syncs the filesystem and
+   * only then clears the flag. On failure the caller removes the layer. Returns the result and a directory on the
+   * filesystem that must be synced. Hold the write lock.
    */
   async fill(
     record: LayerRecord,
-    mode: number,
     from: Readable | string | LayerStream,
     expect: LayerExpectation,
     signal: AbortSignal | undefined,
@@ -194,48 +201,17 @@ export class LayerStore {
             },
           }
         : { source: from, extra: {} };
-    const applyOptions = {
+    const applied = await this.driver.applyDiff(record.id, record.parent, source, {
       ...extra,
-      rootless: this.options.rootless,
       tarSplit: this.tarSplitPath(record.id),
       ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
       ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
       ...(expect.size !== undefined ? { expectedSize: expect.size } : {}),
       ...(signal ? { signal } : {}),
-    };
-    let applied: AppliedLayer;
-    let contentDir: string;
-    let syncDir: string;
-    if (this.driver instanceof VfsDriver) {
-      // vfs: the layer's own tar goes to a staging tree (aufs-style `.wh.` files: no device nodes or trusted.*
-      // xattrs needed), then its parent's tree and the staging tree are merged into the layer directory — parent
-      // files reflinked where the filesystem can, whiteouts deleting, opaque directories clearing. The parent's tree
-      // has no whiteouts, so it merges as a plain base. Tars of several layers extract at once; each merge waits
-      // for its parent's tree.
-      const driver = this.driver;
-      const staging = await driver.createStaging(record.id);
-      applied = await applyLayer(source, staging, { ...applyOptions, whiteouts: 'aufs' });
-      await parentReady;
-      if (signal?.aborted) throw abortError(signal);
-      const sources = record.parent !== undefined ? [driver.dir(record.parent), staging] : [staging];
-      await mergeLayers(sources, driver.dir(record.id), { ...(signal ? { signal } : {}) });
-      await removeTree(staging);
-      contentDir = driver.dir(record.id);
-      syncDir = contentDir;
-    } else {
-      const paths = this.driver.paths(record.id);
-      applied = await applyLayer(source, paths.diff, {
-        ...applyOptions,
-        // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
-        // char devices and opaque xattrs. A store must not mix the two.
-        whiteouts: this.options.mountProgram ? 'aufs' : 'overlay',
-      });
-      contentDir = paths.diff;
-      syncDir = paths.dir;
-    }
-    await chmod(contentDir, mode);
+      ...(parentReady ? { parentReady } : {}),
+    });
     await afterApply?.(applied);
-    return { applied, syncDir };
+    return { applied, syncDir: this.driver.contentDir(record.id) };
   }
 
   /** Removes layers (records and directories). Hold the write lock. */

@@ -1,10 +1,9 @@
 // Mount counting, as podman keeps it: `<runroot>/<driver>-layers/mountpoints.json` (and mountpoints.lock) records
-// each mounted layer, where, and how many mounts hold it; the layer is mounted by the first and unmounted by the last.
-import { mkdir } from 'node:fs/promises';
+// each mounted layer, where, and how many mounts hold it; the driver mounts the layer for the first and unmounts it
+// after the last (overlay at `overlay/<id>/merged`; vfs mounts nothing and hands out the layer's directory).
 import { join } from 'node:path';
-import { mountOverlay, unmountOverlay, findMount } from '../drivers/mount.js';
-import { OverlayDriver } from '../drivers/overlay.js';
-import type { VfsDriver } from '../drivers/vfs.js';
+import type { Driver } from '../drivers/index.js';
+import { findMount } from '../drivers/mount.js';
 import type { StoreLock } from './lock.js';
 import { RecordFile, type MountRecord } from './records.js';
 
@@ -15,8 +14,7 @@ export class MountStore {
     readonly lock: StoreLock,
     /** `<runroot>/<driver>-layers`. */
     dir: string,
-    private readonly driver: OverlayDriver | VfsDriver,
-    private readonly options: { rootless: boolean; mountOpt?: string; mountProgram?: string },
+    private readonly driver: Driver,
   ) {
     this.file = new RecordFile<MountRecord>(join(dir, 'mountpoints.json'), lock, 'mount');
   }
@@ -35,77 +33,50 @@ export class MountStore {
   }
 
   /**
-   * Counts one more mount of the layer, mounting it when it is the first: overlay at `overlay/<layer>/merged`; vfs
-   * mounts nothing (the layer's directory is its whole tree). Returns the path. Hold the layers and mounts write locks.
+   * Counts one more mount of the layer and returns its path. As containers/storage does, a count whose mount is
+   * still in place only grows; otherwise the driver mounts the layer (again) and the count grows from what it was.
+   * Hold the layers and mounts write locks.
    */
   async mount(layerId: string): Promise<string> {
-    const mounts = this.file;
-    const entry = mounts.get(layerId);
-    if (!(this.driver instanceof OverlayDriver)) {
-      const dir = this.driver.dir(layerId);
-      if (entry) {
-        entry.count = entry.count > 0 ? entry.count + 1 : 1;
-        entry.path = dir;
-      } else {
-        mounts.records.push({ id: layerId, path: dir, count: 1 });
-      }
-      await mounts.save();
-      return dir;
-    }
-    const paths = this.driver.paths(layerId);
-    if (entry && entry.count > 0 && (await isMountPoint(paths.merged))) {
+    const entry = this.file.get(layerId);
+    if (entry && entry.count > 0 && (await findMount(entry.path)) !== undefined) {
       entry.count++;
-      await mounts.save();
+      await this.file.save();
       return entry.path;
     }
-    const lowers = await this.driver.lowerDirs(layerId);
-    await mkdir(paths.merged, { recursive: true, mode: 0o700 });
-    await mkdir(paths.work, { recursive: true, mode: 0o700 });
-    const extra = (this.options.mountOpt ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
-    await mountOverlay(
-      {
-        lowerdirs: lowers.length > 0 ? lowers : [join(paths.dir, 'empty')],
-        upperdir: paths.diff,
-        workdir: paths.work,
-        target: paths.merged,
-        ...(this.options.rootless ? { userxattr: true } : {}),
-        extraOptions: extra,
-      },
-      this.options.mountProgram ? { method: 'fuse', mountProgram: this.options.mountProgram } : {},
-    );
+    const path = await this.driver.get(layerId);
     if (entry) {
-      entry.count = 1;
-      entry.path = paths.merged;
+      entry.count = Math.max(entry.count, 0) + 1;
+      entry.path = path;
     } else {
-      mounts.records.push({ id: layerId, path: paths.merged, count: 1 });
+      this.file.records.push({ id: layerId, path, count: 1 });
     }
-    await mounts.save();
-    return paths.merged;
+    await this.file.save();
+    return path;
   }
 
   /**
-   * Drops one mount of the layer (all of them with `force`); unmounts at zero. True while still mounted. Hold the
-   * layers and mounts write locks.
+   * Drops one mount of the layer (all of them with `force`); the driver unmounts it at zero. True while still
+   * mounted. Hold the layers and mounts write locks.
    */
   async unmount(layerId: string, force: boolean): Promise<boolean> {
-    const mounts = this.file;
-    const entry = mounts.get(layerId);
+    const entry = this.file.get(layerId);
     if (!entry || entry.count <= 0) {
-      await this.put(layerId);
+      await this.driver.put(layerId);
       return false;
     }
     entry.count = force ? 0 : entry.count - 1;
     if (entry.count === 0) {
-      await this.put(layerId);
-      mounts.records = mounts.records.filter((m) => m !== entry);
+      await this.driver.put(layerId);
+      this.file.records = this.file.records.filter((m) => m !== entry);
     }
-    await mounts.save();
+    await this.file.save();
     return entry.count > 0;
   }
 
   /** Unmounts the layer whatever its count and forgets its mounts (its container is being deleted). Hold the mounts write lock. */
   async forget(layerId: string): Promise<void> {
-    await this.put(layerId);
+    await this.driver.put(layerId);
     if (this.file.get(layerId)) {
       this.file.records = this.file.records.filter((m) => m.id !== layerId);
       await this.file.save();
@@ -114,7 +85,7 @@ export class MountStore {
 
   /** Unmounts every layer that is mounted, among those recorded and `layerIds`; the counts stay. Hold the mounts write lock. */
   async unmountAll(layerIds: Iterable<string>): Promise<void> {
-    for (const id of new Set([...this.file.records.map((m) => m.id), ...layerIds])) await this.put(id);
+    for (const id of new Set([...this.file.records.map((m) => m.id), ...layerIds])) await this.driver.put(id);
   }
 
   /** Forgets every count (nothing is mounted any more). Hold the mounts write lock. */
@@ -122,15 +93,4 @@ export class MountStore {
     this.file.records = [];
     await this.file.save();
   }
-
-  /** Unmounts the layer where the driver mounts it, when it is mounted. */
-  private async put(layerId: string): Promise<void> {
-    if (!(this.driver instanceof OverlayDriver)) return;
-    const merged = this.driver.paths(layerId).merged;
-    if (await isMountPoint(merged)) await unmountOverlay(merged);
-  }
-}
-
-async function isMountPoint(p: string): Promise<boolean> {
-  return (await findMount(p)) !== undefined;
 }

@@ -1,11 +1,10 @@
 // What crashes leave behind: layers a killed writer left incomplete (repair), and files no record references
 // (sweepOrphans) — layer directories and links, tar-splits, image and container directories, scratch trees, and temp
 // files of writers that are gone.
-import { readdir, readlink, unlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { processAlive } from '../host.js';
 import { removeTree } from '../fs/remove.js';
-import { VfsDriver } from '../drivers/vfs.js';
 import type { ContainerStore } from './containers.js';
 import { isFullId } from './ids.js';
 import type { ImageStore } from './images.js';
@@ -21,9 +20,7 @@ export async function repair(layers: LayerStore): Promise<string[]> {
   try {
     await layers.file.load();
     await layers.lock.modified();
-    const removed = await layers.removeIncomplete();
-    await layers.driver.pruneDanglingLinks();
-    return removed;
+    return await layers.removeIncomplete();
   } finally {
     layers.lock.unlock(true);
   }
@@ -48,33 +45,8 @@ export async function sweepOrphansLocked(
     await removeTree(p);
     removed.push(relative(g, p) || p);
   };
-  const driver = layers.driver;
-  if (driver instanceof VfsDriver) {
-    // Staging trees exist only while a layer is being made under the layers lock, which we hold.
-    for (const name of await list(driver.stagingRoot)) await drop(join(driver.stagingRoot, name));
-    for (const name of await list(join(g, 'vfs', 'dir'))) {
-      if (isFullId(name) && !layerIds.has(name)) {
-        await driver.remove(name);
-        removed.push(`vfs/dir/${name}`);
-      }
-    }
-  } else {
-    for (const name of await list(join(g, 'overlay'))) {
-      if (isFullId(name) && !layerIds.has(name)) {
-        await driver.remove(name);
-        removed.push(`overlay/${name}`);
-      }
-    }
-    for (const name of await list(join(g, 'overlay', 'l'))) {
-      const link = join(g, 'overlay', 'l', name);
-      const target = await readlink(link).catch(() => undefined);
-      const id = target?.match(/^\.\.\/([0-9a-f]{64})\/diff$/)?.[1];
-      if (id === undefined || !layerIds.has(id)) {
-        await unlink(link).catch(() => {});
-        removed.push(`overlay/l/${name}`);
-      }
-    }
-  }
+  // Layer directories and whatever else the driver keeps per layer (overlay's l/ links, vfs's staging trees).
+  removed.push(...(await layers.driver.cleanup(layerIds)));
   for (const name of await list(layers.dir)) {
     const id = name.match(/^([0-9a-f]{64})\.tar-split\.gz$/)?.[1];
     if (id !== undefined && !layerIds.has(id)) await drop(join(layers.dir, name));

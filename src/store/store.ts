@@ -10,8 +10,9 @@
 //   commit.ts       an image committed: layers, then its record;  orphans.ts: repair and the orphan sweep
 //   readonly.ts     read-only additional image stores;             reset.ts: emptying the store
 //
-// The driver only decides how a layer's directory is made and used: overlay keeps each layer's own diff and mounts
-// the chain; vfs keeps each layer's whole tree and "mounts" a container by handing out its directory.
+// The driver (src/drivers/, chosen by createDriver) decides how a layer's directory is made and used: overlay keeps
+// each layer's own diff and mounts the chain; vfs keeps each layer's whole tree and hands out its directory. The
+// store never asks which driver it has.
 //
 // Locks are always taken in c/storage's order, storage → layers → images → containers → mounts (see `locked`), so
 // Carrier and podman never wait on each other in a cycle. Every read takes the shared lock and reloads when the
@@ -20,8 +21,7 @@
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isRootless } from '../host.js';
-import { OverlayDriver } from '../drivers/overlay.js';
-import { VfsDriver } from '../drivers/vfs.js';
+import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
 import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo } from './containers.js';
@@ -100,7 +100,14 @@ export class Store {
     };
     try {
       const rootless = isRootless();
-      const driver = driverFor(config);
+      const driver = createDriver({
+        driver: config.driver,
+        graphroot: config.graphroot,
+        additionalImageStores: config.additionalImageStores,
+        ...(config.forceMask !== undefined ? { forceMask: config.forceMask } : {}),
+        ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
+        ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
+      });
       const storageLock = await lock(layout.locks.storage);
       const layersLock = await lock(layout.locks.layers);
       const imagesLock = await lock(layout.locks.images);
@@ -114,7 +121,6 @@ export class Store {
           driver,
           config.graphroot,
           layout.layersDir,
-          { rootless, ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}) },
         ),
         images: new ImageStore(new RecordFile<ImageRecord>(join(layout.imagesDir, 'images.json'), imagesLock, 'image'), imagesLock, layout.imagesDir),
         containers: new ContainerStore(
@@ -123,11 +129,7 @@ export class Store {
           layout.containersDir,
           layout.runContainersDir,
         ),
-        mounts: new MountStore(mountsLock, layout.runLayersDir, driver, {
-          rootless,
-          ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
-          ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
-        }),
+        mounts: new MountStore(mountsLock, layout.runLayersDir, driver),
         readOnly,
       };
       const store = new Store(config, layout, storageLock, parts, rootless);
@@ -413,14 +415,4 @@ export class Store {
     }
     return run();
   }
-}
-
-/** The driver storage.conf names, with its options. */
-function driverFor(config: StoreConfig): OverlayDriver | VfsDriver {
-  if (config.driver === 'vfs') return new VfsDriver(join(config.graphroot, 'vfs'));
-  const forceMask = config.forceMask ? parseInt(config.forceMask, 8) : undefined;
-  return new OverlayDriver(join(config.graphroot, 'overlay'), {
-    ...(forceMask !== undefined && !Number.isNaN(forceMask) ? { forceMask } : {}),
-    ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
-  });
 }
