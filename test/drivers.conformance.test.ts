@@ -148,11 +148,13 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
   it('removes a layer: its directories go, and it no longer exists', async () => {
     const id = await layer([{ file: 'x', content: 'x\n' }]);
     const content = driver.contentDir(id);
+    expect(content.startsWith(driver.layerDir(id))).toBe(true);
     await driver.get(id);
     await driver.put(id);
     await driver.remove(id);
     expect(await driver.exists(id)).toBe(false);
     expect(fs.existsSync(content)).toBe(false);
+    expect(fs.existsSync(driver.layerDir(id))).toBe(false);
     await expectCarrierError(driver.locate(id));
     await driver.remove(id); // already gone: fine
     if (name === 'overlay') expect(fs.readdirSync(path.join(driver.home, 'l'))).toEqual([]);

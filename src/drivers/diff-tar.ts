@@ -47,7 +47,7 @@ export class DiffTarWriter {
     return tarHeader({ mode: 0, ...meta, name: joinRel(dir, Buffer.concat([Buffer.from(WHITEOUT_PREFIX), name])), type: 'file', size: 0 });
   }
 
-  /** The `.wh..wh..opq` entry that marks directory `dir` opaque, owned and moded as the directory. */
+  /** The `.wh..wh..opq` entry that marks directory `dir` opaque: the directory's permissions and owner, no mtime. */
   opaque(dir: Buffer, st: BigIntStats): Buffer {
     this.entries++;
     return tarHeader({
@@ -56,7 +56,7 @@ export class DiffTarWriter {
       mode: Number(st.mode & 0o777n),
       uid: Number(st.uid),
       gid: Number(st.gid),
-      mtime: Number(st.mtimeMs / 1000n),
+      mtime: 0,
       size: 0,
     });
   }
@@ -69,7 +69,8 @@ export class DiffTarWriter {
     const base: TarHeaderFields = {
       name,
       type,
-      mode: Number(st.mode & 0o7777n),
+      // the whole st_mode, file-type bits included, as Go's archive/tar header from a FileInfo has it
+      mode: Number(st.mode & 0o177777n),
       uid: Number(st.uid),
       gid: Number(st.gid),
       mtime: Number(st.mtimeMs / 1000n),

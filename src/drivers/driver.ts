@@ -89,7 +89,12 @@ export interface Driver {
   /** Where {@link get} puts the layer's tree, whether or not it is mounted now. */
   mountPath(id: string): string;
 
-  /** Space the layer's own directory takes. */
+  /**
+   * Everything the driver keeps for the layer, as one directory (overlay: `overlay/<id>` with its diff/, work/, ...;
+   * vfs: `vfs/dir/<id>`): what a disk-usage count of the layer measures.
+   */
+  layerDir(id: string): string;
+  /** Space the layer's own content takes. */
   usage(id: string): Promise<DriverUsage>;
 
   /**

@@ -43,7 +43,7 @@ async function* walk(root: Buffer, rel: Buffer | undefined, xattrs: TreeXattrs, 
     const st = await lstatOrUndefined(full);
     if (!st) continue;
     if (st.isCharacterDevice() && st.rdev === 0n) {
-      yield writer.whiteout(rel, name, { mode: 0o600, uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeMs / 1000n) });
+      yield writer.whiteout(rel, name, { uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeMs / 1000n) });
       continue;
     }
     const own = xattrs.get(xattrKey(childRel));

@@ -75,6 +75,10 @@ export class OverlayDriver implements Driver {
     return this.paths(id).diff;
   }
 
+  layerDir(id: string): string {
+    return this.paths(id).dir;
+  }
+
   async locate(id: string): Promise<string> {
     for (const home of [this.home, ...this.additionalHomes()]) {
       const diff = join(home, id, 'diff');
@@ -155,7 +159,7 @@ export class OverlayDriver implements Driver {
 
   /** `lower` content for a child of `parent` (which may live in an additional image store). */
   async lowerFor(parent: string): Promise<string> {
-    const pdir = await this.layerDir(parent);
+    const pdir = await this.locateLayerDir(parent);
     const parentLink = (await readFile(join(pdir, 'link'), 'utf8')).trim();
     const lowers = [`${LINK_DIR}/${parentLink}`];
     const parentLower = await readOptional(join(pdir, 'lower'));
@@ -187,7 +191,7 @@ export class OverlayDriver implements Driver {
   }
 
   /** overlay/<id> here, else in the first additional image store that has it. */
-  private async layerDir(id: string): Promise<string> {
+  private async locateLayerDir(id: string): Promise<string> {
     return dirname(await this.locate(id));
   }
 

@@ -57,6 +57,10 @@ export class VfsDriver implements Driver {
     return this.dir(id);
   }
 
+  layerDir(id: string): string {
+    return this.dir(id);
+  }
+
   async locate(id: string): Promise<string> {
     for (const home of [this.home, ...(this.options.additionalImageStores ?? []).map((r) => join(r, 'vfs'))]) {
       const dir = join(home, 'dir', id);
