@@ -214,6 +214,14 @@ export class Store {
     return this.parts.layers.flat;
   }
 
+  /**
+   * Everything the driver keeps for a layer of this store, as one directory (overlay: `overlay/<id>` with its diff/,
+   * work/, ...; vfs: `vfs/dir/<id>`): what a disk-usage count of the layer measures.
+   */
+  layerDir(id: string): string {
+    return this.parts.layers.driver.layerDir(id);
+  }
+
   /** The layer as the tar it was made from, rebuilt from its tar-split and diff/: hashes to its `diff-digest`. */
   async exportLayer(id: string): Promise<Readable> {
     return this.parts.layers.export(id);
