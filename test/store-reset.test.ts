@@ -109,6 +109,21 @@ describe('Store.reset', () => {
     await b.close();
   });
 
+  it('empties a vfs store the same way: containers, images and layers go, podman lists nothing', async () => {
+    const p = new Podman(path.join(work, `p${n++}`), 'vfs');
+    const store = await Store.open({ root: p.root, runroot: p.runroot, driver: 'vfs' });
+    await store.commitImage(commitOf(img, ['localhost/reset-vfs:1']));
+    const c = await store.createContainer('localhost/reset-vfs:1');
+    await store.mountContainer(c.id);
+    await store.reset();
+    expect(await store.images()).toEqual([]);
+    expect(await store.mounts()).toEqual([]);
+    expect(fs.readdirSync(path.join(p.root, 'vfs', 'dir'))).toEqual([]);
+    expect(p.images()).toEqual([]);
+    expect(JSON.parse(p.run(['ps', '-a', '--format', 'json']))).toEqual([]);
+    await store.close();
+  });
+
   it('refuses, having removed nothing, while something it did not mount stays mounted under the store', async () => {
     const p = podmanStore();
     const store = await Store.open({ root: p.root, runroot: p.runroot });
