@@ -47,11 +47,6 @@ export class ReadOnlyStores {
     return this.with(async (stores) => stores.find((s) => s.images.get(id))?.root);
   }
 
-  /** The root of the read-only store that has layer `id`. */
-  async layerRoot(id: string): Promise<string | undefined> {
-    return this.with(async (stores) => stores.find((s) => s.layers.get(id))?.root);
-  }
-
   async close(): Promise<void> {
     for (const s of this.stores) {
       await s.layers.lock?.close();
