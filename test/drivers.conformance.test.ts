@@ -73,7 +73,16 @@ async function streamToFile(stream: Readable, file: string): Promise<string> {
   return file;
 }
 
-describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
+const DRIVERS = [
+  { label: 'overlay', name: 'overlay' },
+  { label: 'vfs', name: 'vfs' },
+  // storage.conf mount_program: layers keep aufs `.wh.` whiteouts and every mount goes through fuse-overlayfs
+  { label: 'overlay with fuse-overlayfs', name: 'overlay', mountProgram: '/usr/bin/fuse-overlayfs' },
+] as const;
+
+describe.each(DRIVERS)('the $label driver', (d) => {
+  const { name } = d;
+  const extra = 'mountProgram' in d ? { mountProgram: d.mountProgram } : {};
   let work: string;
   let driver: Driver;
   let tars = 0;
@@ -90,7 +99,7 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
 
   beforeEach(async () => {
     work = tempDir(`driver-${name}`);
-    driver = createDriver({ driver: name, graphroot: path.join(work, 'root') });
+    driver = createDriver({ driver: name, graphroot: path.join(work, 'root'), ...extra });
     await driver.init();
   });
 
@@ -297,7 +306,7 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
   it('builds a read-write layer on an image layer of a read-only additional image store', async () => {
     const base = await layer([{ file: 'etc/os-release', content: 'ID=base\n' }]);
     const top = await layer([{ file: 'app/run', content: 'run\n' }], base);
-    const own = createDriver({ driver: name, graphroot: path.join(work, 'own'), additionalImageStores: [path.join(work, 'root')] });
+    const own = createDriver({ driver: name, graphroot: path.join(work, 'own'), additionalImageStores: [path.join(work, 'root')], ...extra });
     await own.init();
     expect(await own.locate(top)).toBe(driver.contentDir(top));
     const rw = hexId();
@@ -336,6 +345,7 @@ describe.each(['overlay', 'vfs'] as const)('the %s driver', (name) => {
     await driver.put(rw);
 
     const names = await tarNames(await driver.diff(rw, base));
+    expect(new Set(names).size).toBe(names.length);
     expect(names).toContain('etc/.wh.gone');
     expect(names).toEqual(expect.arrayContaining(['etc/motd', 'bin/tool', 'cache/c', 'srv/data/x']));
     // overlay made cache/ opaque when it was recreated; vfs sees the files it lost

@@ -6,12 +6,14 @@
 import { readdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { END_OF_ARCHIVE } from '../save/tar.js';
-import { DiffTarWriter, joinRel, lstatOrUndefined } from './diff-tar.js';
+import { DiffTarWriter, OPAQUE_MARKER, WHITEOUT_PREFIX as PREFIX, joinRel, lstatOrUndefined } from './diff-tar.js';
 import { readTreeXattrs, xattrKey, type TreeXattrs } from './xattrs.js';
 
 /** Names under which overlayfs (rootful, rootless) and fuse-overlayfs mark a directory opaque. */
 const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque', 'user.fuseoverlayfs.opaque'];
 const OVERLAY_XATTR = /^(trusted|user)\.(overlay|fuseoverlayfs)\./;
+const WHITEOUT_PREFIX = Buffer.from(PREFIX);
+const OPAQUE = Buffer.from(OPAQUE_MARKER);
 
 function isOpaque(xattrs: Map<string, Buffer> | undefined): boolean {
   return OPAQUE_XATTRS.some((n) => xattrs?.get(n)?.toString('latin1') === 'y');
@@ -37,19 +39,23 @@ async function* overlayDiffChunks(upper: string): AsyncGenerator<Buffer> {
 async function* walk(root: Buffer, rel: Buffer | undefined, xattrs: TreeXattrs, writer: DiffTarWriter): AsyncGenerator<Buffer> {
   const dir = rel ? joinRel(root, rel) : root;
   const names = (await readdir(dir, { encoding: 'buffer' })).sort(Buffer.compare);
+  // fuse-overlayfs may mark a deletion or an opaque directory both ways (a device or xattr and a `.wh.` file):
+  // the `.wh.` file is archived as it is, and the other marker left out so no name appears twice.
+  const aufs = new Set(names.filter((n) => n.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)).map((n) => n.toString('latin1')));
   for (const name of names) {
     const childRel = joinRel(rel, name);
     const full = joinRel(root, childRel);
     const st = await lstatOrUndefined(full);
     if (!st) continue;
     if (st.isCharacterDevice() && st.rdev === 0n) {
+      if (aufs.has(`.wh.${name.toString('latin1')}`)) continue;
       yield writer.whiteout(rel, name, { uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeMs / 1000n) });
       continue;
     }
     const own = xattrs.get(xattrKey(childRel));
     yield* writer.entry(full, childRel, st, kept(own));
     if (st.isDirectory()) {
-      if (isOpaque(own)) yield writer.opaque(childRel, st);
+      if (isOpaque(own) && !(await lstatOrUndefined(joinRel(full, OPAQUE)))) yield writer.opaque(childRel, st);
       yield* walk(root, childRel, xattrs, writer);
     }
   }
