@@ -43,8 +43,8 @@ async function makeStack(home: string, layers: Entry[][]): Promise<{ driver: Ove
   const ids: string[] = [];
   for (const entries of layers) {
     const id = hexId();
-    const p = await driver.create(id, ids.at(-1));
-    fill(p.diff, entries);
+    await driver.create(id, ids.at(-1));
+    fill(driver.paths(id).diff, entries);
     ids.push(id);
   }
   const container = hexId();

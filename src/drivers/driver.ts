@@ -7,17 +7,24 @@ import type { AppliedLayer, ApplyLayerOptions } from '../layer/apply.js';
 /** Where a layer's tar comes from: a stream of the (possibly compressed) blob, or a file holding it. */
 export type DiffSource = Readable | string;
 
-export interface ApplyDiffOptions extends Omit<ApplyLayerOptions, 'whiteouts' | 'rootless'> {}
+export interface ApplyDiffOptions extends Omit<ApplyLayerOptions, 'whiteouts' | 'rootless'> {
+  /**
+   * Settles once the parent's content is final. A driver whose layer holds its parent's tree (vfs) extracts the tar
+   * at once but waits for this before merging over the parent, so the layers of one image can be applied together;
+   * a driver that keeps only the layer's own changes (overlay) does not wait. Default: the parent is final.
+   */
+  parentReady?: Promise<void>;
+}
 
 export interface DriverUsage {
-  /** Bytes of regular-file data the layer's own directory holds. */
+  /** Bytes of regular-file data the layer's own directory holds (a file with several hard links counted once). */
   bytes: number;
-  /** Entries (files, directories, links, ...) in the layer's own directory. */
+  /** Entries (files, directories, links, ...) in the layer's own directory, hard links counted once. */
   inodes: number;
 }
 
 export interface DriverMountOptions {
-  /** Extra mount options (storage.conf `mountopt`). */
+  /** Mount options on top of the driver's own (storage.conf `mountopt`), e.g. `nodev`. */
   options?: string[];
 }
 
@@ -26,13 +33,25 @@ export interface Driver {
   readonly name: 'overlay' | 'vfs';
   /** graphroot/<name>. */
   readonly home: string;
+  /** True when {@link contentDir} holds the layer's whole tree (vfs); false when it holds only its changes (overlay). */
+  readonly flat: boolean;
 
   /** Makes the driver's home and whatever it keeps beside the layers. Idempotent. */
   init(): Promise<void>;
 
-  /** Creates an empty, writable layer `id` on top of `parent` (none: a base layer). */
+  /**
+   * Creates an empty layer `id` on top of `parent` (none: a base layer) for {@link applyDiff} to fill. Layers of one
+   * image are created parent first; each takes its directory mode (its parent's, or the driver's default) when its
+   * content is in place.
+   */
   create(id: string, parent: string | undefined): Promise<void>;
-  /** Removes the layer's directories; missing pieces are fine (a half-created layer). */
+  /**
+   * Creates a read-write layer `id` on top of `parent` (a container's layer), ready to use at once: on vfs it starts
+   * as a copy of its parent's tree (reflinks where the filesystem can); on overlay its diff/ is empty. The parent may
+   * live in a read-only additional image store.
+   */
+  createReadWrite(id: string, parent: string | undefined): Promise<void>;
+  /** Removes the layer's directories; missing pieces are fine (a half-created layer). Unmounts nothing: {@link put} first. */
   remove(id: string): Promise<void>;
   exists(id: string): Promise<boolean>;
 
@@ -49,16 +68,20 @@ export interface Driver {
   diff(id: string, parent: string | undefined): Promise<Readable>;
 
   /**
-   * The directory holding the layer's own content as it is stored (overlay: its diff/; vfs: its whole tree). Read by
-   * export (tar-split assembly) and checkout.
+   * The directory holding the layer's own content as it is stored (overlay: its diff/; vfs: its whole tree), in
+   * this store's graphroot. Read by export (tar-split assembly) and checkout.
    */
   contentDir(id: string): string;
-  /** True when {@link contentDir} holds the layer's whole tree (vfs); false when it holds only its changes (overlay). */
-  readonly flat: boolean;
+  /**
+   * {@link contentDir} of a layer in this store or, when this store lacks it, in the first read-only additional image
+   * store that has it. CARRIER_NOT_FOUND when none has.
+   */
+  locate(id: string): Promise<string>;
 
   /**
    * The layer's whole tree as a directory, mounting where the driver mounts (overlay at `<id>/merged`). Called under
-   * the store's mount count: the store calls it when the count goes from 0 to 1.
+   * the store's mount count: the store calls it when the count goes from 0 to 1, or to remount a layer its count says
+   * is mounted. A layer already mounted is not mounted twice.
    */
   get(id: string, options?: DriverMountOptions): Promise<string>;
   /** Undoes {@link get} (unmounts where the driver mounts). Safe when nothing is mounted. */
@@ -66,9 +89,18 @@ export interface Driver {
   /** Where {@link get} puts the layer's tree, whether or not it is mounted now. */
   mountPath(id: string): string;
 
-  /** Space the layer's own directory takes. */
+  /**
+   * Everything the driver keeps for the layer, as one directory (overlay: `overlay/<id>` with its diff/, work/, ...;
+   * vfs: `vfs/dir/<id>`): what a disk-usage count of the layer measures.
+   */
+  layerDir(id: string): string;
+  /** Space the layer's own content takes. */
   usage(id: string): Promise<DriverUsage>;
 
-  /** Removes what a crash left behind that no layer record names (given the ids that are recorded). */
+  /**
+   * Removes what a crash left behind that no layer record names (given the ids that are recorded): layer
+   * directories, overlay's `l/` links, vfs's staging trees. Hold the layers write lock. Returns what it removed,
+   * relative to the graphroot (`overlay/<id>`, `overlay/l/<link>`, `vfs/dir/<id>`, ...).
+   */
   cleanup(recorded: ReadonlySet<string>): Promise<string[]>;
 }

@@ -1,11 +1,23 @@
 // The overlay driver's on-disk layout, as containers/storage's overlay driver keeps it:
 //   overlay/<id>/{diff/, link, lower | empty/, work/, merged/}   and   overlay/l/<link> -> ../<id>/diff
 // `lower` lists the parent's link first, then the parent's own lowers, joined by ':' (nearest parent first).
+// A layer's diff/ holds its own changes only: whiteouts as 0/0 character devices and opaque directories as
+// `*.overlay.opaque` xattrs (native overlay), or as aufs `.wh.` files when a mount program (fuse-overlayfs) is
+// configured — a store never mixes the two. A read-write layer is mounted at <id>/merged.
+import { mkdir, readFile, writeFile, symlink, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { CarrierError } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
-import { mkdir, readFile, writeFile, symlink, unlink, stat, lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { linkId } from '../store/ids.js';
 import { removeTree } from '../fs/remove.js';
+import { isRootless } from '../host.js';
+import { applyLayer, type AppliedLayer } from '../layer/apply.js';
+import { isFullId, linkId } from '../store/ids.js';
+import type { ApplyDiffOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
+import { findMount, mountOverlay, unmountOverlay } from './mount.js';
+import { overlayDiffStream } from './overlay-diff.js';
+import { LayerModes } from './layer-modes.js';
+import { treeUsage } from './usage.js';
 
 const LINK_DIR = 'l';
 /** A base layer's diff/ mode in c/storage; a child layer's diff/ takes its parent's mode. */
@@ -18,14 +30,29 @@ export interface OverlayLayerPaths {
   merged: string;
 }
 
-export class OverlayDriver {
+export interface OverlayDriverOptions {
+  /** storage.conf `force_mask`: a base layer's diff/ mode. */
+  forceMask?: number;
+  /** storage.conf `mount_program` (fuse-overlayfs): mounts go through it and layers keep aufs `.wh.` whiteouts. */
+  mountProgram?: string;
+  /** storage.conf `mountopt`, one option per entry. */
+  mountOptions?: string[];
+  /** Graphroots of read-only additional image stores, searched by {@link OverlayDriver.locate}. */
+  additionalImageStores?: string[];
+}
+
+export class OverlayDriver implements Driver {
   readonly name = 'overlay';
+  readonly flat = false;
+  private readonly modes: LayerModes;
 
   constructor(
     /** graphroot/overlay */
     readonly home: string,
-    readonly options: { forceMask?: number; mountProgram?: string } = {},
-  ) {}
+    readonly options: OverlayDriverOptions = {},
+  ) {
+    this.modes = new LayerModes(this.defaultDiffMode, (id) => this.diffMode(id));
+  }
 
   async init(): Promise<void> {
     await mkdir(this.home, { recursive: true, mode: 0o700 });
@@ -33,7 +60,10 @@ export class OverlayDriver {
     // podman (rootful) scans every layer for `.wh.` files to decide whether the store needs a mount program unless
     // this flag says; Carrier writes native-overlay whiteouts (0/0 char devices), so the answer is known.
     const flag = join(this.home, '.has-mount-program');
-    if (!(await exists(flag))) await writeFile(flag, this.options.mountProgram ? 'true' : 'false', { mode: 0o600 });
+    if (!(await pathExists(flag))) await writeFile(flag, this.options.mountProgram ? 'true' : 'false', { mode: 0o600 });
+    // Safe without the layers lock: a link is made after its layer's diff/ and removed before it, so a dangling one
+    // is left only by something else removing a layer directory.
+    await this.pruneDanglingLinks();
   }
 
   paths(id: string): OverlayLayerPaths {
@@ -41,11 +71,31 @@ export class OverlayDriver {
     return { dir, diff: join(dir, 'diff'), work: join(dir, 'work'), merged: join(dir, 'merged') };
   }
 
+  contentDir(id: string): string {
+    return this.paths(id).diff;
+  }
+
+  layerDir(id: string): string {
+    return this.paths(id).dir;
+  }
+
+  async locate(id: string): Promise<string> {
+    for (const home of [this.home, ...this.additionalHomes()]) {
+      const diff = join(home, id, 'diff');
+      if (await pathExists(diff)) return diff;
+    }
+    throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no diff directory in this store or its additional image stores`);
+  }
+
+  mountPath(id: string): string {
+    return this.paths(id).merged;
+  }
+
   /**
    * Creates the layer's directories. diff/ is left writable (0755) so an unprivileged extraction can fill it;
-   * the caller gives it its final mode ({@link defaultDiffMode} or the parent's {@link diffMode}) once filled.
+   * {@link applyDiff} gives it its final mode ({@link defaultDiffMode} or the parent's) once filled.
    */
-  async create(id: string, parent: string | undefined): Promise<OverlayLayerPaths> {
+  async create(id: string, parent: string | undefined): Promise<void> {
     const p = this.paths(id);
     await mkdir(p.dir, { mode: 0o700 });
     try {
@@ -61,11 +111,40 @@ export class OverlayDriver {
         const lower = await this.lowerFor(parent);
         await writeFile(join(p.dir, 'lower'), lower, { mode: 0o644 });
       }
+      this.modes.created(id, parent);
     } catch (err) {
       await this.remove(id).catch(() => {});
       throw err;
     }
-    return p;
+  }
+
+  async createReadWrite(id: string, parent: string | undefined): Promise<void> {
+    await this.create(id, parent);
+    try {
+      await this.modes.settle(id, parent, this.paths(id).diff);
+    } catch (err) {
+      await this.remove(id).catch(() => {});
+      throw err;
+    }
+  }
+
+  async applyDiff(id: string, parent: string | undefined, source: DiffSource, options: ApplyDiffOptions = {}): Promise<AppliedLayer> {
+    const { parentReady: _ignored, ...applyOptions } = options;
+    const diff = this.paths(id).diff;
+    const applied = await applyLayer(source, diff, {
+      ...applyOptions,
+      rootless: isRootless(),
+      // With a mount program (fuse-overlayfs) c/storage keeps `.wh.` files as they are; native overlay wants 0/0
+      // char devices and opaque xattrs. A store must not mix the two.
+      whiteouts: this.options.mountProgram ? 'aufs' : 'overlay',
+    });
+    await this.modes.settle(id, parent, diff);
+    return applied;
+  }
+
+  async diff(id: string, _parent: string | undefined): Promise<Readable> {
+    const diff = await this.locate(id);
+    return overlayDiffStream(diff);
   }
 
   /** The mode c/storage gives a base layer's diff/: force_mask, else 0555. A child layer's diff/ takes its parent's mode. */
@@ -73,42 +152,118 @@ export class OverlayDriver {
     return this.options.forceMask ?? DEFAULT_DIFF_MODE;
   }
 
+  /** The mode of the layer's diff/ (here, or in an additional image store). */
   async diffMode(id: string): Promise<number> {
-    return (await stat(this.paths(id).diff)).mode & 0o7777;
+    return (await stat(await this.locate(id))).mode & 0o7777;
   }
 
-  /** `lower` content for a child of `parent`. */
+  /** `lower` content for a child of `parent` (which may live in an additional image store). */
   async lowerFor(parent: string): Promise<string> {
-    const pdir = this.paths(parent).dir;
+    const pdir = await this.locateLayerDir(parent);
     const parentLink = (await readFile(join(pdir, 'link'), 'utf8')).trim();
     const lowers = [`${LINK_DIR}/${parentLink}`];
-    const parentLower = await readFile(join(pdir, 'lower'), 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return '';
-      throw err;
-    });
+    const parentLower = await readOptional(join(pdir, 'lower'));
     if (parentLower) lowers.push(...parentLower.split(':'));
     return lowers.join(':');
   }
 
-  /** The lower directories of a layer, nearest first, as absolute paths. */
+  /**
+   * The lower directories of a layer, nearest first, as absolute paths: each `l/<link>` in this store's home, or,
+   * as containers/storage resolves them, in the first additional image store that has it.
+   */
   async lowerDirs(id: string): Promise<string[]> {
-    const lower = await readFile(join(this.paths(id).dir, 'lower'), 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return '';
-      throw err;
-    });
-    return lower ? lower.split(':').map((l) => join(this.home, l)) : [];
+    const lower = await readOptional(join(this.paths(id).dir, 'lower'));
+    if (!lower) return [];
+    const homes = this.additionalHomes();
+    return Promise.all(
+      lower.split(':').map(async (l) => {
+        const own = join(this.home, l);
+        if (homes.length === 0 || (await pathExists(own))) return own;
+        for (const home of homes) if (await pathExists(join(home, l))) return join(home, l);
+        return own;
+      }),
+    );
   }
 
-  /** Removes the layer directory and its link; missing pieces are fine (a half-created layer). */
-  async remove(id: string): Promise<void> {
+  /** overlay/ of each additional image store. */
+  private additionalHomes(): string[] {
+    return (this.options.additionalImageStores ?? []).map((r) => join(r, 'overlay'));
+  }
+
+  /** overlay/<id> here, else in the first additional image store that has it. */
+  private async locateLayerDir(id: string): Promise<string> {
+    return dirname(await this.locate(id));
+  }
+
+  async get(id: string, options: DriverMountOptions = {}): Promise<string> {
     const p = this.paths(id);
+    if (!(await pathExists(p.diff))) throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no diff directory to mount`, { path: p.diff });
+    if (await findMount(p.merged)) return p.merged;
+    const lowers = await this.lowerDirs(id);
+    await mkdir(p.merged, { recursive: true, mode: 0o700 });
+    await mkdir(p.work, { recursive: true, mode: 0o700 });
+    await mountOverlay(
+      {
+        lowerdirs: lowers.length > 0 ? lowers : [join(p.dir, 'empty')],
+        upperdir: p.diff,
+        workdir: p.work,
+        target: p.merged,
+        ...(isRootless() ? { userxattr: true } : {}),
+        extraOptions: [...(this.options.mountOptions ?? []), ...(options.options ?? [])],
+      },
+      this.options.mountProgram ? { method: 'fuse', mountProgram: this.options.mountProgram } : {},
+    );
+    return p.merged;
+  }
+
+  async put(id: string): Promise<void> {
+    const merged = this.paths(id).merged;
+    if (await findMount(merged)) await unmountOverlay(merged);
+  }
+
+  async usage(id: string): Promise<DriverUsage> {
+    return treeUsage(this.paths(id).diff);
+  }
+
+  /**
+   * Removes the layer directory and its link; missing pieces are fine (a half-created layer). A layer still mounted
+   * is unmounted first, so the removal never walks into its merged tree.
+   */
+  async remove(id: string): Promise<void> {
+    this.modes.forget(id);
+    const p = this.paths(id);
+    await this.put(id);
     const link = await readFile(join(p.dir, 'link'), 'utf8').catch(() => undefined);
     if (link && /^[A-Z2-7]{26}$/.test(link.trim())) await unlink(join(this.home, LINK_DIR, link.trim())).catch(ignoreEnoent);
     await removeTree(p.dir);
   }
 
-  /** Links in l/ whose layer is gone (left by a crash between unlink steps), removed. */
-  async pruneDanglingLinks(): Promise<void> {
+  async exists(id: string): Promise<boolean> {
+    return pathExists(this.paths(id).dir);
+  }
+
+  async cleanup(recorded: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(this.home).catch(() => [] as string[])) {
+      if (isFullId(name) && !recorded.has(name)) {
+        await this.remove(name);
+        removed.push(`overlay/${name}`);
+      }
+    }
+    const ldir = join(this.home, LINK_DIR);
+    for (const name of await readdir(ldir).catch(() => [] as string[])) {
+      const target = await readlink(join(ldir, name)).catch(() => undefined);
+      const id = target?.match(/^\.\.\/([0-9a-f]{64})\/diff$/)?.[1];
+      if (id === undefined || !recorded.has(id)) {
+        await unlink(join(ldir, name)).catch(() => {});
+        removed.push(`overlay/${LINK_DIR}/${name}`);
+      }
+    }
+    return removed;
+  }
+
+  /** Links in l/ whose layer is gone, removed. */
+  private async pruneDanglingLinks(): Promise<void> {
     const ldir = join(this.home, LINK_DIR);
     for (const name of await readdir(ldir).catch(() => [] as string[])) {
       const target = join(ldir, name);
@@ -119,15 +274,15 @@ export class OverlayDriver {
       }
     }
   }
-
-  async exists(id: string): Promise<boolean> {
-    return exists(this.paths(id).dir);
-  }
 }
 
-const exists = pathExists;
+async function readOptional(p: string): Promise<string> {
+  return readFile(p, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+}
 
 function ignoreEnoent(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
 }
-

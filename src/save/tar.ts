@@ -8,6 +8,7 @@ export interface TarHeaderFields {
   /** Path inside the archive (bytes kept as given; a directory gets a trailing slash when it has none). */
   name: string | Buffer;
   type: TarEntryType;
+  /** Permission bits, with the st_mode file-type bits too when given (Go's archive/tar, so c/storage, writes them). */
   mode: number;
   uid?: number;
   gid?: number;
@@ -150,7 +151,7 @@ export function tarHeader(h: TarHeaderFields): Buffer {
   const main = ustarBlock({
     name: split ? split.name : Buffer.from(name.toString('latin1').replace(/[^\x20-\x7e]/g, '_').slice(-100), 'latin1'),
     prefix: split ? split.prefix : Buffer.alloc(0),
-    mode: h.mode & 0o7777,
+    mode: h.mode & 0o177777,
     uid: fitsOctal(uid, 8) ? uid : 0,
     gid: fitsOctal(gid, 8) ? gid : 0,
     size: fitsOctal(size, 12) ? size : 0,

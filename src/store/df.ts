@@ -9,7 +9,7 @@
 //   blob cache  everything under the cache directory
 // The walk uses fs/promises only, so the event loop stays free.
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { ContainerInfo, ImageInfo, LayerInfo, Store } from './store.js';
 import { diskUsage, referencedBlobs, scanBlobCache } from './gc.js';
 
@@ -106,7 +106,7 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
   const seen = new Set<string>();
   const layerSize = new Map<string, number>();
   for (const l of allLayers) {
-    const size = (await diskUsage(layerDir(store, l.id), seen)) + (await diskUsage(join(g, `${store.driverName}-layers`, `${l.id}.tar-split.gz`), seen));
+    const size = (await diskUsage(store.layerDir(l.id), seen)) + (await diskUsage(join(g, `${store.driverName}-layers`, `${l.id}.tar-split.gz`), seen));
     layerSize.set(l.id, size);
   }
   const sizeOf = (ids: Iterable<string>): number => {
@@ -177,10 +177,4 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
     imageDetails,
     containerDetails,
   };
-}
-
-/** A layer's own directory: overlay/<id>/ (diff, work, merged, link, ...) or, on vfs, its whole tree vfs/dir/<id>. */
-function layerDir(store: Store, id: string): string {
-  const diff = store.layerDiffPath(id);
-  return store.driverName === 'vfs' ? diff : dirname(diff);
 }

@@ -154,3 +154,18 @@ export class RecordFile<R extends { id: string }> {
     return this.records.find((r) => r.id === id);
   }
 }
+
+/** A record timestamp as c/storage writes one. */
+export function nowRfc3339(): string {
+  return new Date().toISOString();
+}
+
+/** Names in first-seen order, each once. */
+export function dedupe(names: readonly string[]): string[] {
+  return [...new Set(names)];
+}
+
+/** A deep copy of a record, so a caller cannot change the loaded one. */
+export function copyRecord<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

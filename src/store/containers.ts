@@ -1,0 +1,142 @@
+// The container store: containers.json and its lock, each container's data directories
+// (`<graphroot>/<driver>-containers/<id>/userdata` and the runroot's), and a container's own read-write layer, made
+// with the container and removed with it.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CarrierError } from '../errors.js';
+import { removeTree } from '../fs/remove.js';
+import { isFullId, randomId } from './ids.js';
+import type { LayerStore } from './layers.js';
+import type { StoreLock } from './lock.js';
+import type { MountStore } from './mounts.js';
+import { copyRecord, dedupe, nowRfc3339, omitEmpty, type ContainerRecord, type RecordFile } from './records.js';
+
+const CONTAINER_FIELDS = ['names', 'metadata', 'big-data-names', 'big-data-sizes', 'big-data-digests', 'created', 'uidmap', 'gidmap', 'flags'] as const;
+
+export interface ContainerInfo {
+  id: string;
+  names: string[];
+  image: string;
+  layer: string;
+  created?: string;
+  metadata?: string;
+  record: ContainerRecord;
+}
+
+export interface CreateContainerOptions {
+  names?: string[];
+  id?: string;
+  metadata?: string;
+}
+
+export class ContainerStore {
+  constructor(
+    readonly file: RecordFile<ContainerRecord>,
+    readonly lock: StoreLock,
+    /** `<graphroot>/<driver>-containers`. */
+    private readonly graphDir: string,
+    /** `<runroot>/<driver>-containers`. */
+    private readonly runDir: string,
+  ) {}
+
+  /** Runs `fn` holding the containers lock, the records reloaded when another process changed them. */
+  async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    return this.lock.with(exclusive, async () => {
+      await this.file.reloadIfChanged();
+      return fn();
+    });
+  }
+
+  get records(): ContainerRecord[] {
+    return this.file.records;
+  }
+
+  /** A container by full id, name, or unique id prefix. Hold the lock. */
+  find(query: string): ContainerRecord | undefined {
+    return this.file.records.find((r) => r.id === query || (r.names ?? []).includes(query)) ?? uniquePrefix(this.file.records, query);
+  }
+
+  /** The graphroot's or the runroot's containers directory. */
+  dirOf(where: 'graph' | 'run'): string {
+    return where === 'run' ? this.runDir : this.graphDir;
+  }
+
+  /** A container's own data directory, in the graphroot's or the runroot's containers directory. */
+  dataDir(id: string, where: 'graph' | 'run' = 'graph'): string {
+    return join(this.dirOf(where), id, 'userdata');
+  }
+
+  /** The container's directories (both roots), holding its `userdata`. */
+  dirs(id: string): string[] {
+    return [join(this.graphDir, id), join(this.runDir, id)];
+  }
+}
+
+/** The image a container is made from, as far as making it needs. */
+export interface ContainerImage {
+  id: string;
+  topLayer?: string;
+}
+
+/**
+ * Records a container of an image, with its own empty read-write layer on top of the image's layers. Hold the layers
+ * and containers write locks (and the images lock, so the image stays).
+ */
+export async function createContainerLocked(
+  parts: { layers: LayerStore; containers: ContainerStore },
+  img: ContainerImage,
+  options: CreateContainerOptions,
+): Promise<ContainerInfo> {
+  const { layers, containers } = parts;
+  const id = options.id ?? randomId();
+  if (!isFullId(id)) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `container id must be 64 lowercase hex characters`);
+  const layerId = randomId();
+  const names = dedupe(options.names ?? []);
+  for (const c of containers.records) {
+    if (c.id === id) throw new CarrierError('CARRIER_EXISTS', `container ${id} already exists`);
+    const clash = (c.names ?? []).find((n) => names.includes(n));
+    if (clash) throw new CarrierError('CARRIER_EXISTS', `the container name "${clash}" is already in use by ${c.id}`);
+  }
+  try {
+    await layers.createReadWrite(layerId, img.topLayer);
+    const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
+    if (names.length > 0) record.names = names;
+    omitEmpty(record, CONTAINER_FIELDS);
+    for (const dir of containers.dirs(id)) await mkdir(join(dir, 'userdata'), { recursive: true, mode: 0o700 });
+    containers.records.push(record);
+    await containers.file.save();
+    return containerInfo(record);
+  } catch (err) {
+    await layers.delete([layerId]).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Deletes a container: unmounts its layer (taking the mounts lock, last in the lock order), removes the layer, the
+ * record and its directories. Hold the layers and containers write locks.
+ */
+export async function deleteContainerLocked(
+  parts: { layers: LayerStore; containers: ContainerStore; mounts: MountStore },
+  c: ContainerRecord,
+): Promise<void> {
+  const { layers, containers, mounts } = parts;
+  await mounts.with(true, () => mounts.forget(c.layer));
+  await layers.delete(layers.get(c.layer) ? [c.layer] : []);
+  containers.file.records = containers.records.filter((r) => r !== c);
+  await containers.file.save();
+  for (const dir of containers.dirs(c.id)) await removeTree(dir);
+}
+
+export function containerInfo(r: ContainerRecord): ContainerInfo {
+  const info: ContainerInfo = { id: r.id, names: r.names ?? [], image: r.image, layer: r.layer, record: copyRecord(r) };
+  if (r.created) info.created = r.created;
+  if (r.metadata) info.metadata = r.metadata;
+  return info;
+}
+
+function uniquePrefix<T extends { id: string }>(all: T[], query: string): T | undefined {
+  if (!/^[0-9a-f]{3,63}$/.test(query)) return undefined;
+  const hits = all.filter((x) => x.id.startsWith(query));
+  return hits.length === 1 ? hits[0] : undefined;
+}

@@ -1,0 +1,270 @@
+// The layer store: layers.json and its lock, the incomplete-flag protocol that makes a layer appear whole or not at
+// all, each layer's tar-split (`<graphroot>/<driver>-layers/<id>.tar-split.gz`), and the layer rebuilt as its tar.
+//
+// The incomplete-flag protocol, as c/storage keeps it:
+//   1. begin: the record is written flagged `incomplete`, then the driver makes the layer's directories;
+//   2. fill: the driver extracts and verifies the content and gives the directory its final mode;
+//   3. complete: the filesystem is synced (unless sync is off) and only then the flag cleared (layer-completion.ts).
+// A writer holds the layers lock for as long as a layer of its is incomplete, so whoever takes the lock and still
+// sees one knows its writer is gone and removes it.
+import { rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathExists } from '../fs/paths.js';
+import { CarrierError } from '../errors.js';
+import type { AppliedLayer } from '../layer/apply.js';
+import { assembleLayer } from '../layer/assemble.js';
+import type { Driver } from '../drivers/index.js';
+import { notFound } from './failures.js';
+import type { StoreLock } from './lock.js';
+import { RecordFile, nowRfc3339, omitEmpty, type LayerRecord } from './records.js';
+
+const LAYER_FIELDS = [
+  'names', 'parent', 'metadata', 'mountlabel', 'created', 'compressed-diff-digest', 'compressed-size', 'diff-digest',
+  'toc-digest', 'diff-size', 'compression', 'uidset', 'gidset', 'flags', 'uidmap', 'gidmap', 'big-data-names',
+] as const;
+
+/** c/storage's archive.Compression numbers. */
+const COMPRESSION_CODE = { none: 0, gzip: 2, zstd: 4 } as const;
+
+export interface LayerInfo {
+  id: string;
+  names: string[];
+  parent?: string;
+  created?: string;
+  compressedDigest?: string;
+  compressedSize?: number;
+  diffDigest?: string;
+  diffSize?: number;
+  compression?: number;
+  uidset: number[];
+  gidset: number[];
+  incomplete: boolean;
+  readOnly: boolean;
+}
+
+/** A layer's compressed bytes as a stream, with what else should happen to them as they are applied. */
+export interface LayerStream {
+  stream: Readable;
+  /** A file that receives a copy of the bytes (see ApplyLayerOptions.teeFd). */
+  teeFd?: number;
+  onBytes?: (total: number) => void;
+}
+
+/** What a layer's content must hash to. */
+export interface LayerExpectation {
+  diffID?: string;
+  digest?: string;
+  size?: number;
+}
+
+export class LayerStore {
+  constructor(
+    readonly file: RecordFile<LayerRecord>,
+    readonly lock: StoreLock,
+    readonly driver: Driver,
+    /** The store's graphroot. */
+    private readonly graphroot: string,
+    /** `<graphroot>/<driver>-layers`: layers.json, layers.lock and the tar-splits. */
+    readonly dir: string,
+  ) {}
+
+  get records(): LayerRecord[] {
+    return this.file.records;
+  }
+
+  get(id: string): LayerRecord | undefined {
+    return this.file.get(id);
+  }
+
+  /** Runs `fn` holding the layers lock; a writer that finds another's changes first removes layers left incomplete. */
+  async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    return this.lock.with(exclusive, async () => {
+      if (await this.file.reloadIfChanged()) {
+        if (exclusive) await this.removeIncomplete();
+      }
+      return fn();
+    });
+  }
+
+  /**
+   * Runs a read-only look at the layer records without waiting for a writer: when a pull holds the layers lock
+   * (it does for as long as its layers stream in), the last complete layers.json is read instead. Atomic renames make
+   * that file consistent; layers still being made are left out.
+   */
+  async read<T>(fn: (records: readonly LayerRecord[]) => Promise<T>): Promise<T> {
+    if (await this.lock.tryLock(false)) {
+      try {
+        await this.file.reloadIfChanged();
+        return await fn(this.file.records);
+      } finally {
+        this.lock.unlock(false);
+      }
+    }
+    const snapshot = new RecordFile<LayerRecord>(this.file.file, undefined, 'layer');
+    await snapshot.load();
+    return fn(snapshot.records.filter((r) => r.flags?.incomplete !== true));
+  }
+
+  /** Removes the layers a killed writer left incomplete. Hold the write lock. */
+  async removeIncomplete(): Promise<string[]> {
+    const broken = this.file.records.filter((l) => l.flags?.incomplete === true);
+    if (broken.length === 0) return [];
+    for (const layer of broken) await this.removeFiles(layer.id);
+    const gone = new Set(broken.map((l) => l.id));
+    this.file.records = this.file.records.filter((l) => !gone.has(l.id));
+    await this.file.save();
+    return [...gone];
+  }
+
+  tarSplitPath(id: string): string {
+    return join(this.dir, `${id}.tar-split.gz`);
+  }
+
+  /**
+   * The layer's directory of content as the driver stores it (overlay: its own changes; vfs: its whole tree). `root`
+   * picks another graphroot of the same driver (an additional image store), laid out as this one.
+   */
+  contentDir(id: string, root: string = this.graphroot): string {
+    const own = this.driver.contentDir(id);
+    return root === this.graphroot ? own : join(root, relative(this.graphroot, own));
+  }
+
+  /** True when each layer directory holds the layer's whole tree (vfs); false when it holds only its changes. */
+  get flat(): boolean {
+    return this.driver.flat;
+  }
+
+  /** The layer as the tar it was made from, rebuilt from its tar-split and its content: hashes to its `diff-digest`. */
+  async export(id: string): Promise<Readable> {
+    const layer = await this.with(false, async () => this.file.get(id));
+    if (!layer) throw notFound('layer', id);
+    if (!(await pathExists(this.tarSplitPath(id)))) {
+      throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no tar-split, so its original tar cannot be rebuilt`, { path: this.tarSplitPath(id) });
+    }
+    return assembleLayer(this.tarSplitPath(id), this.contentDir(id));
+  }
+
+  /**
+   * The incomplete-flag protocol, step 1: records are written flagged incomplete and the directories made, before
+   * any content. Hold the write lock. Layers are begun in parent-first order.
+   */
+  async begin(layers: { id: string; parent: string | undefined }[]): Promise<LayerRecord[]> {
+    const records = layers.map(({ id, parent }) => {
+      const r: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
+      if (parent !== undefined) r.parent = parent;
+      return r;
+    });
+    this.file.records.push(...records);
+    await this.file.save();
+    for (const { id, parent } of layers) await this.driver.create(id, parent);
+    return records;
+  }
+
+  /**
+   * Begins a read-write layer (a container's) as step 1 does, made ready at once by the driver (vfs copies the
+   * parent's tree), and records it complete. Hold the write lock.
+   */
+  async createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
+    const record: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
+    if (parent !== undefined) record.parent = parent;
+    this.file.records.push(record);
+    await this.file.save();
+    await this.driver.createReadWrite(id, parent);
+    delete record.flags!.incomplete;
+    omitEmpty(record, LAYER_FIELDS);
+    await this.file.save();
+    return record;
+  }
+
+  /**
+   * Step 2: the driver extracts the content, verified against `expect`, and gives the directory its final mode
+   * (`parentReady` settles once the parent's content is final). Step 3 (a LayerCompleter) syncs the filesystem and
+   * only then clears the flag. On failure the caller removes the layer. Returns the result and a directory on the
+   * filesystem that must be synced. Hold the write lock.
+   */
+  async fill(
+    record: LayerRecord,
+    from: Readable | string | LayerStream,
+    expect: LayerExpectation,
+    signal: AbortSignal | undefined,
+    afterApply?: (applied: AppliedLayer) => Promise<void>,
+    parentReady?: Promise<void>,
+  ): Promise<{ applied: AppliedLayer; syncDir: string }> {
+    const { source, extra } =
+      typeof from === 'object' && 'stream' in from
+        ? {
+            source: from.stream,
+            extra: {
+              ...(from.teeFd !== undefined ? { teeFd: from.teeFd } : {}),
+              ...(from.onBytes ? { onBytes: from.onBytes } : {}),
+            },
+          }
+        : { source: from, extra: {} };
+    const applied = await this.driver.applyDiff(record.id, record.parent, source, {
+      ...extra,
+      tarSplit: this.tarSplitPath(record.id),
+      ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
+      ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
+      ...(expect.size !== undefined ? { expectedSize: expect.size } : {}),
+      ...(signal ? { signal } : {}),
+      ...(parentReady ? { parentReady } : {}),
+    });
+    await afterApply?.(applied);
+    return { applied, syncDir: this.driver.contentDir(record.id) };
+  }
+
+  /** Removes layers (records and directories). Hold the write lock. */
+  async delete(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    // Flag first so a crash half-way leaves layers the next open removes, never a record without its directory.
+    const set = new Set(ids);
+    for (const l of this.file.records) if (set.has(l.id)) l.flags = { ...(l.flags ?? {}), incomplete: true };
+    await this.file.save();
+    for (const id of ids) await this.removeFiles(id);
+    this.file.records = this.file.records.filter((l) => !set.has(l.id));
+    await this.file.save();
+  }
+
+  private async removeFiles(id: string): Promise<void> {
+    await this.driver.remove(id);
+    await rm(this.tarSplitPath(id), { force: true });
+  }
+}
+
+/**
+ * The incomplete-flag protocol, step 3: the layer's content is in place (and durable, unless sync is off); record
+ * what it is and clear the flag.
+ */
+export function markComplete(record: LayerRecord, applied: AppliedLayer): void {
+  Object.assign(record, {
+    'compressed-diff-digest': applied.compressedDigest,
+    'compressed-size': applied.compressedSize,
+    'diff-digest': applied.diffDigest,
+    'diff-size': applied.diffSize,
+    compression: COMPRESSION_CODE[applied.compression],
+    uidset: [...applied.uidset].sort((a, b) => a - b),
+    gidset: [...applied.gidset].sort((a, b) => a - b),
+  });
+  delete record.flags!.incomplete;
+  omitEmpty(record, LAYER_FIELDS);
+}
+
+export function layerInfo(r: LayerRecord, readOnly: boolean): LayerInfo {
+  const info: LayerInfo = {
+    id: r.id,
+    names: r.names ?? [],
+    uidset: r.uidset ?? [],
+    gidset: r.gidset ?? [],
+    incomplete: r.flags?.incomplete === true,
+    readOnly,
+  };
+  if (r.parent !== undefined) info.parent = r.parent;
+  if (r.created !== undefined) info.created = r.created;
+  if (r['compressed-diff-digest'] !== undefined) info.compressedDigest = r['compressed-diff-digest'];
+  if (r['compressed-size'] !== undefined) info.compressedSize = r['compressed-size'];
+  if (r['diff-digest'] !== undefined) info.diffDigest = r['diff-digest'];
+  if (r['diff-size'] !== undefined) info.diffSize = r['diff-size'];
+  if (r.compression !== undefined) info.compression = r.compression;
+  return info;
+}

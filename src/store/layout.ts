@@ -1,0 +1,62 @@
+// Where a store keeps what, as containers/storage lays it out for a driver `<d>`:
+//
+//   <graphroot>/storage.lock, userns.lock
+//   <graphroot>/<d>-layers/layers.json      + layers.lock, <id>.tar-split.gz
+//   <graphroot>/<d>-images/images.json      + images.lock, <id>/<big data>
+//   <graphroot>/<d>-containers/containers.json + containers.lock, <id>/userdata
+//   <runroot>/<d>-layers/mountpoints.json   + mountpoints.lock
+//   <runroot>/<d>-containers/<id>/userdata
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathExists } from '../fs/paths.js';
+import { writeFileAtomic } from './atomic.js';
+
+export interface StoreLayout {
+  graphroot: string;
+  runroot: string;
+  driver: 'overlay' | 'vfs';
+  layersDir: string;
+  imagesDir: string;
+  containersDir: string;
+  runLayersDir: string;
+  runContainersDir: string;
+  /** The lock files, in the order they are always taken. */
+  locks: { storage: string; layers: string; images: string; containers: string; mounts: string };
+  usernsLock: string;
+}
+
+export function storeLayout(graphroot: string, runroot: string, driver: 'overlay' | 'vfs'): StoreLayout {
+  const layersDir = join(graphroot, `${driver}-layers`);
+  const imagesDir = join(graphroot, `${driver}-images`);
+  const containersDir = join(graphroot, `${driver}-containers`);
+  const runLayersDir = join(runroot, `${driver}-layers`);
+  return {
+    graphroot,
+    runroot,
+    driver,
+    layersDir,
+    imagesDir,
+    containersDir,
+    runLayersDir,
+    runContainersDir: join(runroot, `${driver}-containers`),
+    locks: {
+      storage: join(graphroot, 'storage.lock'),
+      layers: join(layersDir, 'layers.lock'),
+      images: join(imagesDir, 'images.lock'),
+      containers: join(containersDir, 'containers.lock'),
+      mounts: join(runLayersDir, 'mountpoints.lock'),
+    },
+    usernsLock: join(graphroot, 'userns.lock'),
+  };
+}
+
+/** Makes the directories and files of an empty store where they are missing. */
+export async function prepareLayout(layout: StoreLayout): Promise<void> {
+  await mkdir(layout.graphroot, { recursive: true, mode: 0o700 });
+  for (const dir of [layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir]) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  if (!(await pathExists(layout.usernsLock))) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
+  const mounts = join(layout.runLayersDir, 'mountpoints.json');
+  if (!(await pathExists(mounts))) await writeFileAtomic(mounts, '[]', 0o600);
+}
