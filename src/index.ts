@@ -73,5 +73,3 @@ export type { UnshareSpawn } from './runtime/namespace.js';
 /** What this process can use to mount overlays (fsopen, lowerdir+, userxattr, fuse-overlayfs), detected once. */
 export { overlaySupport } from './drivers/mount.js';
 export type { OverlaySupport } from './drivers/mount.js';
-/** Removes a directory tree, first granting its owner write permission where read-only directories would stop rm. */
-export { removeTree } from './fs/remove.js';
