@@ -119,7 +119,7 @@ export async function readDockerArchive(src: TarSource, file: string, opts: Read
           throw invalidArchive(`layer file '${name}' is neither a tar nor gzip/zstd data`, name);
         }
         // The file is the layer tar: its digest is the DiffID (not hashed here; applyLayer verifies both).
-        layers.push({ digest: diffID, size: info.size, mediaType: DOCKER_LAYER_TAR, diffID, open: () => info.open() });
+        layers.push({ digest: diffID, size: info.size, mediaType: DOCKER_LAYER_TAR, diffID, diffSize: info.size, rebuilt: true, open: () => info.open() });
       } else {
         // As containers/image does: serve the decompressed tar, addressed by its DiffID; its size takes one pass.
         const size = await countDecompressed(info, kind, opts.signal);
@@ -130,7 +130,7 @@ export async function readDockerArchive(src: TarSource, file: string, opts: Read
           out.on('close', () => input.destroy());
           return input.pipe(out);
         };
-        layers.push({ digest: diffID, size, mediaType: DOCKER_LAYER_TAR, diffID, open });
+        layers.push({ digest: diffID, size, mediaType: DOCKER_LAYER_TAR, diffID, diffSize: size, rebuilt: true, open });
       }
     }
     const manifest = dockerArchiveManifest(configDigest, config.length, layers);

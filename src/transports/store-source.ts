@@ -86,7 +86,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
       layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, open: () => openFile(cached), openTar });
     } else {
       allCached = false;
-      layers.push({ digest: l.diffID!, size: diffSize, mediaType: OCI_LAYER_TAR, diffID: l.diffID!, diffSize, open: openTar, openTar });
+      layers.push({ digest: l.diffID!, size: diffSize, mediaType: OCI_LAYER_TAR, diffID: l.diffID!, diffSize, rebuilt: true, open: openTar, openTar });
     }
   }
   let manifest: Buffer;

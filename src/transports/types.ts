@@ -29,6 +29,12 @@ export interface LayerBlob {
    * resumes a dropped connection itself (HTTP Range).
    */
   open(options?: OpenBlobOptions): Promise<Readable>;
+  /**
+   * True when the blob is a tar the source made (the store rebuilds it from its tar-split; a docker-archive serves
+   * its layer files uncompressed) rather than a blob as it was distributed: a destination may compress it as it
+   * likes. A distributed blob is copied as it is.
+   */
+  rebuilt?: boolean;
   /** The uncompressed tar, when the source has it without decompressing the blob (the store rebuilds it). */
   openTar?(options?: OpenBlobOptions): Promise<Readable>;
 }
