@@ -12,12 +12,13 @@
  *                   index.json names the image by the full name it was asked for
  *                   (`org.opencontainers.image.ref.name: localhost/foo:1`), or not at all when asked by id.
  *
- * saveImages is copyImage from the store transport (store-source.ts) to the docker-archive or OCI layout transport
- * (docker-archive-destination.ts, oci-layout-destination.ts). Carrier writes what podman writes, with two differences: when the blob cache holds every compressed layer blob of the stored
- * manifest, those blobs and the stored manifest bytes are written as they are (so the manifest digest survives the
- * round trip); and the legacy v1 ids of a docker-archive are Carrier's own (no loader reads them; manifest.json is
- * what `podman load` and `docker load` use). Layers come from the store's tar-split, byte-exact, and each is checked
- * against its diff_id and size as it is written.
+ * saveImages is copyImage from the store transport (src/transports/store-source.ts) to the docker-archive or OCI
+ * layout transport (docker-archive-destination.ts, oci-layout-destination.ts). Carrier writes what podman writes,
+ * with two differences: when the blob cache holds every compressed layer blob of the stored manifest, those blobs
+ * and the stored manifest bytes are written as they are (so the manifest digest survives the round trip); and the
+ * legacy v1 ids of a docker-archive are Carrier's own (no loader reads them; manifest.json is what `podman load` and
+ * `docker load` use). Layers come from the store's tar-split, byte-exact, and each is checked against its diff_id
+ * and size as it is written.
  */
 import type { Writable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';

@@ -38,7 +38,7 @@ async function decompressToTemp(file: string, kind: 'gzip' | 'zstd', opts: OpenI
   try {
     await pipeline(
       fs.createReadStream(file, { highWaterMark: 1 << 20 }),
-      await decompressor(kind),
+      decompressor(kind),
       fs.createWriteStream(tarFile, { mode: 0o600 }),
       opts.signal ? { signal: opts.signal } : {},
     );

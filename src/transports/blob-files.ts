@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform, type Writable } from 'node:stream';
+import { Readable, Transform, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { CarrierError, abortError } from '../errors.js';
@@ -92,7 +92,7 @@ function counting(hash: ReturnType<typeof createHash>, onChunk: (n: number) => v
 }
 
 /** Pipes the streams one into the next; an error anywhere ends the last one with it. */
-function chain(first: Readable, ...rest: Transform[]): Readable {
+function chain(first: Readable, ...rest: Duplex[]): Readable {
   const last = rest[rest.length - 1]!;
   let prev: Readable = first;
   for (const s of rest) {
@@ -121,7 +121,7 @@ async function tarStream(layer: LayerBlob, signal?: AbortSignal): Promise<{ stre
   const blobHash = createHash('sha256');
   let blobBytes = 0;
   const blobCount = counting(blobHash, (n) => void (blobBytes += n));
-  const inflate = await decompressor(kind);
+  const inflate = decompressor(kind);
   inflate.on('error', (err) => tarCount.destroy(compressionError(kind, err) as Error));
   return {
     stream: chain(blob, blobCount, inflate, tarCount),

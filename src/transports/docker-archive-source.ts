@@ -73,7 +73,7 @@ async function countDecompressed(info: FileInfo, kind: 'gzip' | 'zstd', signal?:
   const counter = new PassThrough();
   counter.on('data', (c: Buffer) => void (n += c.length));
   try {
-    await pipeline(await info.open(), await decompressor(kind), counter, signal ? { signal } : {});
+    await pipeline(await info.open(), decompressor(kind), counter, signal ? { signal } : {});
   } catch (err) {
     if (signal?.aborted) throw abortError(signal);
     throw compressionError(kind, err);
@@ -124,7 +124,7 @@ export async function readDockerArchive(src: TarSource, file: string, opts: Read
         // As containers/image does: serve the decompressed tar, addressed by its DiffID; its size takes one pass.
         const size = await countDecompressed(info, kind, opts.signal);
         const open = async (): Promise<Readable> => {
-          const out = await decompressor(kind);
+          const out = decompressor(kind);
           const input = await info.open();
           input.on('error', (err) => out.destroy(err));
           out.on('close', () => input.destroy());

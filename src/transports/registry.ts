@@ -54,7 +54,10 @@ export async function openRegistrySource(client: RegistrySource, name: string | 
     size: d.size,
     mediaType: d.mediaType,
     diffID: diffIDs[i]!,
-    open: (o = {}) => client.getBlob(ref, d.digest, { size: d.size, ...(o.signal ?? signal ? { signal: (o.signal ?? signal)! } : {}) }),
+    open: (o = {}) => {
+      const sig = o.signal ?? signal;
+      return client.getBlob(ref, d.digest, { size: d.size, ...(sig ? { signal: sig } : {}) });
+    },
   }));
   return {
     transport: 'docker',
