@@ -20,6 +20,9 @@ export type PendingBlob =
   | { kind: 'bytes'; data: Buffer }
   | { kind: 'stream'; digest: string; size: number; what: string; open(options?: OpenBlobOptions): Promise<Readable> };
 
+/** A blob read from a stream (a source's blob, or a file of the spool). */
+export type StreamBlob = Extract<PendingBlob, { kind: 'stream' }>;
+
 export function blobSize(b: PendingBlob): number {
   return b.kind === 'bytes' ? b.data.length : b.size;
 }
@@ -71,7 +74,7 @@ export class Spool {
 }
 
 /** A file of the spool as a blob (its digest is checked again as it is written out). */
-function spooled(file: string, digest: string, size: number): PendingBlob {
+function spooled(file: string, digest: string, size: number): StreamBlob {
   return {
     kind: 'stream',
     digest,
@@ -136,7 +139,7 @@ async function tarStream(layer: LayerBlob, signal?: AbortSignal): Promise<{ stre
 }
 
 /** The layer's tar, written to the spool (to learn its size), checked against its digests. */
-export async function spoolTar(layer: LayerBlob, spool: Spool, signal?: AbortSignal): Promise<PendingBlob> {
+export async function spoolTar(layer: LayerBlob, spool: Spool, signal?: AbortSignal): Promise<StreamBlob> {
   const file = await spool.path(`${hexOf(layer.diffID)}.tar`);
   const { stream, check } = await tarStream(layer, signal);
   await pipeline(stream, createWriteStream(file, { mode: 0o600 }), signal ? { signal } : {});
@@ -145,7 +148,7 @@ export async function spoolTar(layer: LayerBlob, spool: Spool, signal?: AbortSig
 }
 
 /** The layer's tar gzip-compressed into the spool (podman save's recompression), checked against its diff_id. */
-export async function spoolGzip(layer: LayerBlob, spool: Spool, signal?: AbortSignal): Promise<PendingBlob> {
+export async function spoolGzip(layer: LayerBlob, spool: Spool, signal?: AbortSignal): Promise<StreamBlob> {
   const file = await spool.path(`${hexOf(layer.diffID)}.tar.gz`);
   const { stream, check } = await tarStream(layer, signal);
   const hash = createHash('sha256');

@@ -79,7 +79,7 @@ export class OciLayoutDestination implements ImageDestination {
     const compression = layerCompression(layer.mediaType) ?? 'none';
     if (compression === 'none' && layer.rebuilt && (this.options.compression ?? 'gzip') === 'gzip') {
       const blob = await spoolGzip(layer, this.spool, signal);
-      return { written: this.add({ blob, digest: (blob as { digest: string }).digest }), mediaType: ociLayerType('gzip'), state: 'recompressed' };
+      return { written: this.add({ blob, digest: blob.digest }), mediaType: ociLayerType('gzip'), state: 'recompressed' };
     }
     const blob: PendingBlob = { kind: 'stream', digest: layer.digest, size: layer.size, what: `layer blob ${layer.digest}`, open: (o) => layer.open(o) };
     return { written: this.add({ blob, digest: layer.digest }), mediaType: ociLayerType(compression), state: 'copied' };
