@@ -14,6 +14,7 @@ import {
   openImageSource,
   openImageDestination,
   openStoreSource,
+  parseTransportReference,
   OciLayoutDestination,
   DockerArchiveDestination,
   StoreDestination,
@@ -200,5 +201,36 @@ describe('pull is one copy', () => {
     expect(proxy.requests.filter(isManifestGet)).toHaveLength(1);
     const blobs = proxy.requests.filter(isBlobGet).map((q) => q.path.replace(/.*\/blobs\//, ''));
     expect(blobs.sort()).toEqual([img.configDigest, ...inRegistry.layers.map((l) => l.digest)].sort());
+  }, 60_000);
+});
+
+describe('transport references', () => {
+  it('parse as skopeo writes them', () => {
+    expect(parseTransportReference('docker://alpine')).toEqual({ transport: 'docker', path: 'docker.io/library/alpine:latest' });
+    expect(parseTransportReference('docker://host:5000/a/b@sha256:' + 'a'.repeat(64))).toEqual({ transport: 'docker', path: 'host:5000/a/b@sha256:' + 'a'.repeat(64) });
+    expect(parseTransportReference('containers-storage:localhost/x:1')).toEqual({ transport: 'containers-storage', path: 'localhost/x:1' });
+    expect(parseTransportReference('oci:/tmp/dir')).toEqual({ transport: 'oci', path: '/tmp/dir' });
+    expect(parseTransportReference('oci:/tmp/dir:v1')).toEqual({ transport: 'oci', path: '/tmp/dir', name: 'v1' });
+    expect(parseTransportReference('oci-archive:/tmp/a.tar:example.com/a:1')).toEqual({ transport: 'oci-archive', path: '/tmp/a.tar', name: 'example.com/a:1' });
+    expect(parseTransportReference('docker-archive:/tmp/d.tar:@1')).toEqual({ transport: 'docker-archive', path: '/tmp/d.tar', index: 1 });
+    for (const bad of ['alpine', 'dir:/x', 'docker:alpine', 'oci:', 'containers-storage:']) {
+      expect(() => parseTransportReference(bad), bad).toThrow(CarrierError);
+    }
+  });
+
+  it('a store destination named by reference records the name as podman tag would', async () => {
+    const podman = newPodman();
+    const store = await Store.open({ root: podman.root, runroot: podman.runroot });
+    try {
+      const source = await openImageSource(`docker://${proxy.host}/lib/c:1`, { registry: client });
+      const { destination, names } = await openImageDestination('containers-storage:copied:2', { store });
+      expect(names).toEqual(['localhost/copied:2']);
+      const r = await copyImage(source.image, destination, { names });
+      await destination.close();
+      expect(r.names).toEqual(['localhost/copied:2']);
+    } finally {
+      await store.close();
+    }
+    expect(podman.inspect('localhost/copied:2').Id).toBe(img.configDigest.slice(7));
   }, 60_000);
 });
