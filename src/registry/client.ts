@@ -19,7 +19,7 @@ import {
   OCI_MANIFEST,
   manifestKind,
 } from '../oci/mediatypes.js';
-import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest } from '../oci/manifest.js';
+import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { resolveRegistry, type RegistriesConf, type RegistryEndpoint } from '../registries-conf.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { RegistryError } from './errors.js';
@@ -355,7 +355,7 @@ export class RegistryClient {
     throw new CarrierError('CARRIER_INVALID_CONFIG', 'no registry endpoint to try');
   }
 
-  private async fetchManifest(t: Target, reference: string, accept: string[], signal: AbortSignal): Promise<FetchedDocument & { origin: string }> {
+  private async fetchManifest(t: Target, reference: string, accept: string[], signal: AbortSignal): Promise<FetchedDocument & { origin: string; parsed: ParsedManifest }> {
     const { res, origin } = await this.apiGet(t, `/v2/${t.repository}/manifests/${reference}`, { accept: accept.join(', ') }, signal);
     if (res.statusCode !== 200) throw await this.statusError(t, res, `manifest ${reference}`);
     const bytes = await readCapped(res, MAX_DOCUMENT_BYTES, `manifest ${reference}`);
@@ -369,7 +369,7 @@ export class RegistryClient {
     // Generic content types say nothing; the body's mediaType (or its fields) decide.
     const declared = contentType.startsWith('application/vnd.') ? contentType : undefined;
     const parsed = parseManifest(bytes, declared);
-    return { bytes, mediaType: parsed.mediaType, digest: reference.includes(':') ? reference : sha256Digest(bytes), origin };
+    return { bytes, mediaType: parsed.mediaType, digest: reference.includes(':') ? reference : sha256Digest(bytes), origin, parsed };
   }
 
   /**
@@ -386,7 +386,7 @@ export class RegistryClient {
     return this.firstWorking(this.targets(r), signal, async (t) => {
       const top = await this.fetchManifest(t, reference, accept, signal);
       const source: ManifestSource = { registry: t.registry, repository: t.repository, mirror: t.mirror, origin: top.origin };
-      const parsed = parseManifest(top.bytes, top.mediaType);
+      const parsed = top.parsed; // parsed once, as it arrived
       let result: GetManifestResult;
       if (parsed.kind === 'manifest') {
         result = { bytes: top.bytes, mediaType: top.mediaType, digest: top.digest, manifest: parsed, source };
