@@ -152,14 +152,14 @@ describe('copyImage between transports', () => {
     const layout = path.join(work, 'bad-layout');
     const source = await openRegistrySource(client, `${proxy.host}/lib/c:1`);
     const dest = await OciLayoutDestination.open('oci', layout);
-    const victim = img.layers[0]!.digest;
+    const victim = source.layers[1]!.digest;
     proxy.addRule({ match: (req) => isBlobGet(req) && req.path.includes(victim), fault: { kind: 'flip', at: 10 } });
-    await copyImage(source, dest, { names: ['v1'] });
-    const err = await dest.close().then(
+    const err = await copyImage(source, dest, { names: ['v1'] }).then(
       () => undefined,
       (e: unknown) => e as CarrierError,
     );
     expect(err?.code).toBe('CARRIER_DIGEST_MISMATCH');
+    expect(fs.existsSync(path.join(layout, 'blobs', 'sha256', source.layers[0]!.digest.slice(7)))).toBe(true);
     await dest.abort();
     expect(fs.existsSync(layout)).toBe(false);
   }, 120_000);

@@ -1,6 +1,6 @@
-// oci: and oci-archive: as destinations. Blobs are collected as images are put (a layer the layout already has is
-// written once) and the layout is written by close(): a directory (blobs/sha256/…, oci-layout, index.json) or a tar
-// of one, laid out as podman save writes it (blobs sorted, then index.json and oci-layout). An uncompressed layer
+// oci: and oci-archive: as destinations. A layout directory takes each new blob as its image is put (a blob the
+// layout already has is written once) and its oci-layout and index.json at close(); an archive collects the blobs
+// and writes the tar at close(), laid out as podman save writes it (blobs sorted, then index.json and oci-layout). An uncompressed layer
 // is gzip-compressed (podman save does the same) unless compression is 'none'; compressed blobs are written as
 // they are, and the source's OCI manifest is kept byte for byte when no layer changed.
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -40,7 +40,7 @@ export class OciLayoutDestination implements ImageDestination {
   private readonly spool: Spool;
   private existed = false;
   private writing = false;
-  /** Bytes written by close() (the tar's size, or the files' sizes). */
+  /** Bytes written (the tar's size, or the files' sizes). */
   bytes = 0;
 
   /**
@@ -68,21 +68,36 @@ export class OciLayoutDestination implements ImageDestination {
     return d;
   }
 
-  private add(b: Written): Written {
+  /** Records a blob; a layout directory gets it at once (checked against its digest as it is written). */
+  private async add(b: Written, signal?: AbortSignal): Promise<Written> {
     const known = this.blobs.get(b.digest);
     if (known) return { blob: known, digest: b.digest };
     this.blobs.set(b.digest, b.blob);
+    if (this.transport === 'oci') await this.writeBlob(b, signal);
     return b;
+  }
+
+  private async writeBlob(b: Written, signal?: AbortSignal): Promise<void> {
+    const blobDir = join(this.output as string, 'blobs', 'sha256');
+    if (!this.writing) {
+      this.writing = true;
+      await mkdir(blobDir, { recursive: true, mode: 0o755 });
+    }
+    const final = join(blobDir, hexOf(b.digest));
+    const tmp = `${final}.tmp`;
+    await pipeline(Readable.from(blobChunks(b.blob, signal)), createWriteStream(tmp, { mode: 0o644, flags: 'wx' }));
+    await rename(tmp, final);
+    this.bytes += blobSize(b.blob);
   }
 
   private async putLayer(layer: LayerBlob, signal?: AbortSignal): Promise<{ written: Written; mediaType: string; state: PutLayerResult['state'] }> {
     const compression = layerCompression(layer.mediaType) ?? 'none';
     if (compression === 'none' && layer.rebuilt && (this.options.compression ?? 'gzip') === 'gzip') {
       const blob = await spoolGzip(layer, this.spool, signal);
-      return { written: this.add({ blob, digest: blob.digest }), mediaType: ociLayerType('gzip'), state: 'recompressed' };
+      return { written: await this.add({ blob, digest: blob.digest }, signal), mediaType: ociLayerType('gzip'), state: 'recompressed' };
     }
     const blob: PendingBlob = { kind: 'stream', digest: layer.digest, size: layer.size, what: `layer blob ${layer.digest}`, open: (o) => layer.open(o) };
-    return { written: this.add({ blob, digest: layer.digest }), mediaType: ociLayerType(compression), state: 'copied' };
+    return { written: await this.add({ blob, digest: layer.digest }, signal), mediaType: ociLayerType(compression), state: 'copied' };
   }
 
   async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
@@ -107,7 +122,7 @@ export class OciLayoutDestination implements ImageDestination {
       const was = image.parsedManifest.layers[i];
       if (!was || was.digest !== memo.written.digest || was.mediaType !== memo.mediaType) changed = true;
     }
-    this.add({ blob: { kind: 'bytes', data: image.config }, digest: image.configDigest });
+    await this.add({ blob: { kind: 'bytes', data: image.config }, digest: image.configDigest }, signal);
     const manifest = changed
       ? Buffer.from(
           JSON.stringify({
@@ -120,7 +135,7 @@ export class OciLayoutDestination implements ImageDestination {
         )
       : image.manifest;
     const manifestDigest = changed ? sha256Digest(manifest) : image.manifestDigest;
-    this.add({ blob: { kind: 'bytes', data: manifest }, digest: manifestDigest });
+    await this.add({ blob: { kind: 'bytes', data: manifest }, digest: manifestDigest }, signal);
     const names = [...new Set(options.names)];
     const entry = { mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length };
     if (names.length === 0) this.entries.push(entry);
@@ -132,17 +147,17 @@ export class OciLayoutDestination implements ImageDestination {
     return Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: this.entries }));
   }
 
+  /** Writes index.json and oci-layout (a directory), or the whole tar (an archive). */
   async close(): Promise<void> {
-    this.writing = true;
     try {
-      if (this.transport === 'oci') this.bytes = await this.writeDir(this.output as string);
+      if (this.transport === 'oci') await this.writeDir(this.output as string);
       else this.bytes = await writeTar(this.archiveEntries(), this.output, this.options.signal);
     } finally {
       await this.spool.remove();
     }
   }
 
-  /** Removes the spool, and what a failed close() left of a layout directory (an archive file removes itself). */
+  /** Removes the spool, and what a failed copy left of a layout directory (an archive file removes itself). */
   async abort(): Promise<void> {
     await this.spool.remove();
     if (this.transport !== 'oci' || !this.writing) return;
@@ -173,22 +188,12 @@ export class OciLayoutDestination implements ImageDestination {
     ];
   }
 
-  private async writeDir(dir: string): Promise<number> {
-    const signal = this.options.signal;
+  private async writeDir(dir: string): Promise<void> {
+    this.writing = true;
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    const blobDir = join(dir, 'blobs', 'sha256');
-    await mkdir(blobDir, { recursive: true, mode: 0o755 });
-    let bytes = 0;
-    for (const [digest, b] of this.blobs) {
-      const final = join(blobDir, hexOf(digest));
-      const tmp = `${final}.tmp`;
-      await pipeline(Readable.from(blobChunks(b, signal)), createWriteStream(tmp, { mode: 0o644, flags: 'wx' }));
-      await rename(tmp, final);
-      bytes += blobSize(b);
-    }
     const index = this.index();
     await writeFile(join(dir, 'oci-layout'), OCI_LAYOUT_FILE, { mode: 0o644 });
     await writeFile(join(dir, 'index.json'), index, { mode: 0o644 });
-    return bytes + OCI_LAYOUT_FILE.length + index.length;
+    this.bytes += OCI_LAYOUT_FILE.length + index.length;
   }
 }
