@@ -62,8 +62,8 @@ async function decompressToTemp(file: string, kind: 'gzip' | 'zstd', opts: OpenI
  *
  * docker-archive layers are exposed as containers/image exposes them: the uncompressed tar, `digest` = the DiffID,
  * `size` = its uncompressed length, and the manifest is the one containers/image generates (see
- * {@link dockerArchiveManifest}). For an uncompressed layer file the digest is taken from the config, not hashed
- * here; applyLayer's expectedDigest/expectedDiffID checks catch a file that does not match.
+ * dockerArchiveManifest in docker-archive-source.ts). For an uncompressed layer file the digest is taken from the
+ * config, not hashed here: the destination that consumes the layer checks it (the store's applyLayer, a writer).
  *
  * OCI layouts: every image manifest referenced from index.json is an image (a nested index resolves to the
  * manifest for `opts.platform`, default the host); names come from the `io.containerd.image.name` annotation if
