@@ -105,8 +105,9 @@ export interface PutImageResult {
 
 /**
  * Where an image can be written. `putImage` writes one image; a destination that holds several (an archive) takes
- * putImage more than once and is finished by `close()`, which its opener calls. A failed write is undone by
- * `abort()` (an archive file is removed, a layout directory left as it was).
+ * putImage more than once and is finished by `close()`, which its opener calls. After a failure, `abort()` undoes
+ * what the destination wrote (a layout directory is left as it was found; a failed commit leaves the store as it
+ * was anyway). A registry destination (push: blob uploads, then the manifest) fits the same shape.
  */
 export interface ImageDestination {
   readonly transport: TransportName;
