@@ -48,6 +48,11 @@ export { OciLayoutDestination } from './transports/oci-layout-destination.js';
 export type { OciLayoutDestinationOptions } from './transports/oci-layout-destination.js';
 export { DockerArchiveDestination } from './transports/docker-archive-destination.js';
 export type { DockerArchiveDestinationOptions } from './transports/docker-archive-destination.js';
+// Push and copy (issue 19): an image of the store, or of any transport, to any transport, a registry included
+// (blobs first, skipped when there or mounted when the registry has them in another repository; the manifest last).
+export { push, copy, pushDestination } from './push.js';
+export type { PushOptions, PushResult, CopyImagesOptions, RegistryAccess, PushCompression, RegistryDestinationOptions } from './push.js';
+export { RegistryDestination } from './transports/registry-destination.js';
 export type {
   TransportName,
   ImageSource,
