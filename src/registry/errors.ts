@@ -14,3 +14,11 @@ export class RegistryError extends CarrierError {
     this.registryCodes = registryCodes ?? [];
   }
 }
+
+/** A request that got no answer (connection refused, reset, timed out, TLS failure), naming the origin. */
+export function unreachable(url: URL, err: unknown): CarrierError {
+  if (err instanceof CarrierError) return err;
+  const e = err as { code?: unknown; cause?: { code?: unknown }; message?: unknown };
+  const code = String(e?.code ?? e?.cause?.code ?? '');
+  return new RegistryError('CARRIER_REGISTRY_ERROR', `cannot reach ${url.origin}: ${code ? code + ': ' : ''}${String(e?.message ?? err)}`, { cause: err });
+}
