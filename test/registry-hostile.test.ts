@@ -352,9 +352,12 @@ describe('a registry that would hold a pull forever (item 6)', () => {
     await c.close();
     expect(err.code).toBe('CARRIER_TIMEOUT');
     expect(err.message).toMatch(/timeout/);
+    expect(err.message).toContain(proxy.host);
     proxy.addRule({ match: isManifestGet, fault: { kind: 'status', status: 503 }, times: Infinity });
     const c2 = client({ timeoutMs: 1000, retryBaseMs: 60_000 });
-    expect((await carrierError(c2.getManifest(`${proxy.host}/h/a:1`))).code).toBe('CARRIER_TIMEOUT');
+    const err2 = await carrierError(c2.getManifest(`${proxy.host}/h/a:1`));
+    expect(err2.code).toBe('CARRIER_TIMEOUT');
+    expect(err2.message).toContain(proxy.host);
     await c2.close();
   }, 30_000);
 

@@ -78,10 +78,14 @@ export class BlobStream extends Readable {
     });
     body.on('error', (err: unknown) => {
       if (this.body !== body) return;
-      if (this.o.signal.aborted) this.destroy(stopError(this.o.signal));
+      if (this.o.signal.aborted) this.destroy(this.stopped());
       else if (err instanceof CarrierError) this.destroy(err);
       else this.retryFrom(err);
     });
+  }
+
+  private stopped(): CarrierError {
+    return stopError(this.o.signal, `${this.what()} at byte ${this.offset}${this.o.size !== undefined ? ` of ${this.o.size}` : ''}`);
   }
 
   /** Lets go of the current body (its late errors go nowhere) and its speed guard. */
@@ -122,7 +126,7 @@ export class BlobStream extends Readable {
           if (this.destroyed) discard(res.body);
           else this.attach(res.body);
         },
-        (e: unknown) => this.destroy(e as Error),
+        (e: unknown) => this.destroy(signal.aborted ? this.stopped() : (e as Error)),
       );
   }
 

@@ -343,7 +343,7 @@ export class RegistryClient {
       try {
         return await fn(t);
       } catch (err) {
-        if (signal.aborted) throw stopError(signal);
+        if (signal.aborted) throw stopError(signal, `${t.registry}/${t.repository}`);
         const fatal = err instanceof CarrierError && ['CARRIER_INVALID_DIGEST', 'CARRIER_INVALID_REFERENCE'].includes(err.code);
         if (i === targets.length - 1 || fatal) {
           if (failures.length > 0 && err instanceof CarrierError) err.message += ` (mirrors failed too: ${failures.join('; ')})`;

@@ -48,11 +48,12 @@ const PERMANENT_NET_CODES = /^(?:CERT_|ERR_TLS_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|
 
 /**
  * The error for a stopped operation: the client's overall deadline (a CARRIER_TIMEOUT given as the abort reason)
- * is reported as itself, any other abort as ABORT_ERR.
+ * is reported as itself (after `context`, what was under way), any other abort as ABORT_ERR.
  */
-export function stopError(signal: AbortSignal): CarrierError {
+export function stopError(signal: AbortSignal, context?: string): CarrierError {
   const reason: unknown = signal.reason;
-  return reason instanceof CarrierError && reason.code === 'CARRIER_TIMEOUT' ? reason : abortError(signal);
+  if (!(reason instanceof CarrierError && reason.code === 'CARRIER_TIMEOUT')) return abortError(signal);
+  return context === undefined ? reason : new CarrierError('CARRIER_TIMEOUT', `${context}: ${reason.message}`, { cause: reason });
 }
 
 /**
