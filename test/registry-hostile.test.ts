@@ -167,6 +167,17 @@ describe('the blob resume path (item 0): every branch ends in an error or exact 
     }
   });
 
+  it('a blob that fails before its reader attaches (the caller awaits something else first) does not crash', async () => {
+    const l = layer();
+    // more bytes than the size, without a Content-Length: refused only once the bytes are seen
+    proxy.addRule({ match: isBlobGet, fault: { kind: 'respond', status: 200, body: () => Readable.from([Buffer.concat([l.blob, Buffer.alloc(10)])]) } });
+    const c = client();
+    const s = await c.getBlob(`${proxy.host}/h/a`, l.digest, { size: l.size });
+    await new Promise((r) => setTimeout(r, 300)); // as pull awaits the blob cache before it reads
+    expect((await carrierError(readAll(s))).code).toBe('CARRIER_LIMIT_EXCEEDED');
+    await c.close();
+  });
+
   it('a short resume is resumed again, and the bytes come out exact', async () => {
     const l = layer();
     proxy.addRule({ match: isFirstGet, fault: { kind: 'reset', afterBytes: 100 } });

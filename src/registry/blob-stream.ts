@@ -21,6 +21,8 @@ export class BlobStream extends Readable {
   private failures = 0;
   private resumes = 0;
   private offsetAtFailure = -1;
+  /** The first body has not been attached yet (nobody has read). */
+  private pending = false;
 
   constructor(
     first: Response,
@@ -40,7 +42,10 @@ export class BlobStream extends Readable {
     },
   ) {
     super({ highWaterMark: 1 << 16 });
-    this.attach(first.body);
+    // The first body is read only once the consumer asks: until then this stream can fail with nobody listening
+    // for its 'error' (a caller awaiting something else first), which would end the process.
+    this.body = first.body;
+    this.pending = true;
   }
 
   private what(): string {
@@ -131,6 +136,11 @@ export class BlobStream extends Readable {
   }
 
   override _read(): void {
+    if (this.pending) {
+      this.pending = false;
+      this.attach(this.body!);
+      return;
+    }
     this.guard?.resume();
     this.body?.resume();
   }
