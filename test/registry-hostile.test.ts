@@ -303,6 +303,15 @@ describe('a registry that would hold a pull forever (item 6)', () => {
     await c.close();
   }, 30_000);
 
+  it('a manifest whose connection is reset mid-body ends in an error naming the registry', async () => {
+    proxy.addRule({ match: isManifestGet, fault: { kind: 'reset', afterBytes: 10 } });
+    const c = client();
+    const err = await carrierError(c.getManifest(`${proxy.host}/h/a:1`));
+    await c.close();
+    expect(err.code).toBe('CARRIER_REGISTRY_ERROR');
+    expect(err.message).toContain(proxy.host);
+  });
+
   it('a manifest whose response headers never come ends with the request timeout, naming the registry', async () => {
     proxy.addRule({ match: isManifestGet, fault: { kind: 'hang' }, times: Infinity });
     const c = client({ requestTimeoutMs: 300, maxRetries: 1 });

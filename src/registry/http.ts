@@ -132,7 +132,9 @@ export async function readCapped(res: Response, cap: number, what: string, code 
       chunks.push(chunk);
     }
   } catch (err) {
-    throw slow ?? err;
+    if (slow) throw slow;
+    if (err instanceof CarrierError) throw err;
+    throw new CarrierError('CARRIER_REGISTRY_ERROR', `${what}: the connection failed after ${total} bytes: ${errCode(err) ? errCode(err) + ': ' : ''}${(err as Error)?.message ?? String(err)}`, { cause: err });
   } finally {
     guard.stop();
   }
