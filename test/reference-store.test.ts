@@ -103,10 +103,13 @@ function listedNames(store: string): string[] {
 }
 
 function accepts(name: string): boolean {
+  figures.tried++;
   try {
     validateStoredName(name);
+    figures.accepted++;
     return true;
   } catch (err) {
+    figures.refused++;
     expect(err).toBeInstanceOf(CarrierError);
     expect((err as CarrierError).code).toBe('CARRIER_INVALID_REFERENCE');
     expect((err as CarrierError).message.length).toBeLessThan(400);
@@ -118,7 +121,10 @@ beforeAll(() => {
   dir = tempDir('reference-store');
 });
 
+const figures = { tried: 0, accepted: 0, refused: 0, unreadableRecords: 0 };
+
 afterAll(() => {
+  console.log(`reference-store summary ${JSON.stringify(figures)}`);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -208,7 +208,7 @@ export class RegistryClient {
         out = await this.dispatch(url, method, headers, insecure, signal);
       } catch (err) {
         if (signal.aborted) throw stopError(signal);
-        if (attempt >= retries || !isRetryableNetworkError(err)) throw unreachable(url, err);
+        if (attempt >= retries || !isRetryableNetworkError(err)) throw unreachable(url, err, this.timeoutMs);
         this.spendRetry(`${method} ${url.origin}${url.pathname}: ${(err as Error)?.message ?? String(err)}`);
         await sleep(this.backoff(attempt), signal);
         continue;
