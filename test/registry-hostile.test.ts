@@ -368,6 +368,16 @@ describe('a registry that would hold a pull forever (item 6)', () => {
     expect(proxy.requests.filter((r) => r.path.includes('/manifests/')).length).toBe(4);
   }, 30_000);
 
+  it('time spent waiting to retry stops at maxRetryWaitMs, over every request', async () => {
+    proxy.addRule({ match: isManifestGet, fault: { kind: 'status', status: 503, headers: { 'retry-after': '1' } }, times: Infinity });
+    const c = client({ maxRetries: 5, maxRetryWaitMs: 1500 });
+    const err = await carrierError(c.getManifest(`${proxy.host}/h/a:1`));
+    await c.close();
+    expect(err.message).toMatch(/spent waiting to retry.*maxRetryWaitMs/);
+    expect(err.message).toContain(proxy.host);
+    expect(proxy.requests.filter((r) => r.path.includes('/manifests/')).length).toBe(2);
+  }, 30_000);
+
   it('the overall timeoutMs ends a blob that is still arriving, and a backoff sleep, with CARRIER_TIMEOUT', async () => {
     const l = layer();
     proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 2048, intervalMs: 200 } });

@@ -35,8 +35,8 @@ export class BlobStream extends Readable {
       maxResumes: number;
       speed: LowSpeed;
       backoff: (failures: number) => number;
-      /** Charges one retry to the client's budget; throws when it is spent. */
-      spendRetry: (what: string) => void;
+      /** Charges one retry and its wait to the client's budgets; throws when one is spent; returns the wait. */
+      spendRetry: (what: string, waitMs: number) => number;
       reopen: (offset: number) => Promise<Response>;
       onProgress?: (bytes: number, total: number | undefined) => void;
     },
@@ -118,13 +118,14 @@ export class BlobStream extends Readable {
       this.destroy(new RegistryError(code, `${this.what()}: giving up after ${maxResumes} resumes in all (maxResumesPerBlob), at byte ${this.offset}: ${why}`, { cause: err }));
       return;
     }
+    let wait: number;
     try {
-      this.o.spendRetry(`resuming ${this.what()} at byte ${this.offset} after: ${why}`);
+      wait = this.o.spendRetry(`resuming ${this.what()} at byte ${this.offset} after: ${why}`, this.o.backoff(this.failures - 1));
     } catch (e) {
       this.destroy(e as Error);
       return;
     }
-    sleep(this.o.backoff(this.failures - 1), signal)
+    sleep(wait, signal)
       .then(() => this.o.reopen(this.offset))
       .then(
         (res) => {

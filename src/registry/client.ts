@@ -56,7 +56,7 @@ import {
   type LowSpeed,
   type Response,
 } from './http.js';
-import { Deadline } from './limits.js';
+import { Deadline, RetryBudget } from './limits.js';
 
 import type { CredentialStore, Credentials } from './auth.js';
 
@@ -78,8 +78,7 @@ export class RegistryClient {
   private readonly timeoutMs: number;
   private readonly speed: LowSpeed;
   private readonly maxResumes: number;
-  private readonly maxTotalRetries: number;
-  private retriesSpent = 0;
+  private readonly budget: RetryBudget;
   private readonly deadline: Deadline | undefined;
   private readonly signal: AbortSignal | undefined;
   private readonly secureAgent: Agent;
@@ -100,7 +99,7 @@ export class RegistryClient {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
     this.speed = { limit: opts.lowSpeedLimit ?? 1024, timeMs: opts.lowSpeedTimeMs ?? 30_000 };
     this.maxResumes = opts.maxResumesPerBlob ?? 50;
-    this.maxTotalRetries = opts.maxTotalRetries ?? 200;
+    this.budget = new RetryBudget(opts.maxTotalRetries ?? 200, opts.maxRetryWaitMs ?? 300_000);
     this.deadline = opts.timeoutMs !== undefined ? new Deadline(opts.timeoutMs) : undefined;
     this.signal = opts.signal;
     const common = { keepAliveTimeout: 30_000, connections: 32 };
@@ -183,12 +182,6 @@ export class RegistryClient {
     return base / 2 + Math.random() * (base / 2);
   }
 
-  /** Charges one retry to this client's budget (maxTotalRetries); throws once it is spent. */
-  private spendRetry(what: string): void {
-    if (++this.retriesSpent <= this.maxTotalRetries) return;
-    throw new RegistryError('CARRIER_REGISTRY_ERROR', `giving up: ${this.maxTotalRetries} retries spent in all (maxTotalRetries); the last was ${what}`);
-  }
-
   /**
    * dispatch() with retries on connection errors and 408/429/5xx, honouring a Retry-After up to maxRetryAfterMs; a
    * registry that asks for a longer wait is reported at once.
@@ -209,8 +202,7 @@ export class RegistryClient {
       } catch (err) {
         if (signal.aborted) throw stopError(signal);
         if (attempt >= retries || !isRetryableNetworkError(err)) throw unreachable(url, err, this.timeoutMs);
-        this.spendRetry(`${method} ${url.origin}${url.pathname}: ${(err as Error)?.message ?? String(err)}`);
-        await sleep(this.backoff(attempt), signal);
+        await sleep(this.budget.spend(`${method} ${url.origin}${url.pathname}: ${(err as Error)?.message ?? String(err)}`, this.backoff(attempt)), signal);
         continue;
       }
       const status = out.res.statusCode;
@@ -226,8 +218,7 @@ export class RegistryClient {
         );
       }
       await drain(out.res);
-      this.spendRetry(`${method} ${url.origin}${url.pathname}: status ${status}`);
-      await sleep(retryAfter ?? this.backoff(attempt), signal);
+      await sleep(this.budget.spend(`${method} ${url.origin}${url.pathname}: status ${status}`, retryAfter ?? this.backoff(attempt)), signal);
     }
   }
 
@@ -485,7 +476,7 @@ export class RegistryClient {
       maxResumes: this.maxResumes,
       speed: this.speed,
       backoff: (failures) => this.backoff(failures),
-      spendRetry: (what) => this.spendRetry(what),
+      spendRetry: (what, waitMs) => this.budget.spend(what, waitMs),
       reopen: (offset) => this.openBlob(t, digest, offset, size, signal),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });

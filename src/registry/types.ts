@@ -34,6 +34,11 @@ export interface RegistryClientOptions {
    */
   maxTotalRetries?: number;
   /**
+   * Time this client may spend in all waiting before retries (backoff and Retry-After), over every request: a
+   * registry answering 503 with `Retry-After: 60` to every request ends here. Default 5 minutes.
+   */
+  maxRetryWaitMs?: number;
+  /**
    * Overall deadline (ms) from the client's creation: every request, wait and blob body still open then ends with
    * CARRIER_TIMEOUT. Default: none.
    */
