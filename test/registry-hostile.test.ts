@@ -16,7 +16,10 @@ import { RegistryClient, staticCredentials, type RegistryClientOptions } from '.
 import { CarrierError } from '../src/errors.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry, type StoredImage } from './support/registry.js';
 import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
-import { buildTestImage } from './support/images.js';
+import { buildTestImage, Podman } from './support/images.js';
+import { snapshot } from './support/store.js';
+import { Store } from '../src/store/store.js';
+import { pull } from '../src/pull.js';
 import { tempDir, prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
 
@@ -357,6 +360,24 @@ describe('a registry that would hold a pull forever (item 6)', () => {
     expect(err.message).toContain(proxy.host);
     expect(blobGets(proxy).length).toBe(6);
   }, 30_000);
+
+  it('a pull against a registry resetting every 100 bytes ends with an error naming it, and stores nothing', async () => {
+    const podman = new Podman(path.join(work, 'pull-store'));
+    const store = await Store.open({ root: podman.root, runroot: podman.runroot });
+    const before = snapshot(podman.root);
+    proxy.addRule({ match: isBlobGet, fault: { kind: 'reset', afterBytes: 100 }, times: Infinity });
+    const c = client({ maxResumesPerBlob: 5 });
+    const err = await carrierError(pull(store, `${proxy.host}/h/a:1`, { registry: c, blobCacheDir: path.join(work, 'pull-cache') }));
+    await c.close();
+    expect(err.message).toMatch(/resumes in all/);
+    expect(err.message).toContain(proxy.host);
+    // no layer and no image recorded (layers.json may now exist, empty), no file of the layer left
+    const added = Object.keys(snapshot(podman.root)).filter((k) => !(k in before));
+    expect(added.filter((k) => k !== 'overlay-layers/layers.json')).toEqual([]);
+    if (added.length > 0) expect(JSON.parse(fs.readFileSync(path.join(podman.root, 'overlay-layers/layers.json'), 'utf8'))).toEqual([]);
+    expect(await store.images()).toEqual([]);
+    await store.close();
+  }, 60_000);
 
   it('retries across requests stop at maxTotalRetries', async () => {
     proxy.addRule({ match: isManifestGet, fault: { kind: 'status', status: 503 }, times: Infinity });
