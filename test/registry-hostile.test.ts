@@ -185,6 +185,17 @@ describe('the blob resume path (item 0): every branch ends in an error or exact 
     await c.close();
   });
 
+  it('a blob whose connection is reset before its reader attaches is resumed once it reads', async () => {
+    const l = layer();
+    proxy.addRule({ match: isFirstGet, fault: { kind: 'reset', afterBytes: 100 } });
+    const c = client();
+    const s = await c.getBlob(`${proxy.host}/h/a`, l.digest, { size: l.size });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await readAll(s)).equals(l.blob)).toBe(true);
+    await c.close();
+    expect(blobGets(proxy).length).toBe(2);
+  }, 20_000);
+
   it('a short resume is resumed again, and the bytes come out exact', async () => {
     const l = layer();
     proxy.addRule({ match: isFirstGet, fault: { kind: 'reset', afterBytes: 100 } });

@@ -54,6 +54,11 @@ export class BlobStream extends Readable {
 
   private attach(body: Readable): void {
     this.body = body;
+    if (body.destroyed) {
+      // The first body, failed before anyone read it: its events are gone, so resume now.
+      this.retryFrom(body.errored ?? new RegistryError('CARRIER_TRUNCATED', `${this.what()}: the connection closed before the body was read`));
+      return;
+    }
     const { size } = this.o;
     const guard = new SpeedGuard(this.o.speed, (bytes, ms) => {
       if (this.body === body) this.destroy(tooSlow(`${this.what()} (at byte ${this.offset})`, this.o.speed, bytes, ms));
