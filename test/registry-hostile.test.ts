@@ -196,6 +196,25 @@ describe('the blob resume path (item 0): every branch ends in an error or exact 
     expect(blobGets(proxy).length).toBe(2);
   }, 20_000);
 
+  it('a 206 whose range ends before the blob does is taken, and the rest asked for again', async () => {
+    const l = layer();
+    const startOf = (req: http.IncomingMessage): number => rangeFrom({ range: String(req.headers.range) });
+    proxy.addRule({ match: isFirstGet, fault: { kind: 'reset', afterBytes: 100 } });
+    proxy.addRule({
+      match: isRangeGet,
+      fault: {
+        kind: 'respond',
+        status: 206,
+        headers: (req) => ({ 'content-range': `bytes ${startOf(req)}-${startOf(req) + 999}/${l.size}`, 'content-length': '1000' }),
+        body: (req) => Readable.from([l.blob.subarray(startOf(req), startOf(req) + 1000)]),
+      },
+    });
+    const c = client();
+    expect((await readAll(await c.getBlob(`${proxy.host}/h/a`, l.digest, { size: l.size }))).equals(l.blob)).toBe(true);
+    await c.close();
+    expect(blobGets(proxy).length).toBe(3);
+  });
+
   it('a short resume is resumed again, and the bytes come out exact', async () => {
     const l = layer();
     proxy.addRule({ match: isFirstGet, fault: { kind: 'reset', afterBytes: 100 } });

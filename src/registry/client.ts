@@ -423,10 +423,11 @@ export class RegistryClient {
         throw new RegistryError('CARRIER_REGISTRY_ERROR', `${t.registry} ignored the Range request for blob ${digest} after ${offset} bytes were delivered`, { status: 200 });
       }
     } else if (res.statusCode === 206) {
-      // The range must start where the download stopped, and run to the end of a blob of the size expected.
+      // The range must start where the download stopped and stay inside a blob of the size expected (a range that
+      // ends early is resumed again when its body ends).
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res, 'content-range') ?? '');
       const fits = cr !== null && Number(cr[1]) === offset && Number(cr[2]) >= offset
-        && (size === undefined || (Number(cr[2]) === size - 1 && (cr[3] === '*' || Number(cr[3]) === size)));
+        && (size === undefined || (Number(cr[2]) < size && (cr[3] === '*' || Number(cr[3]) === size)));
       if (!fits) {
         discard(res.body);
         throw new RegistryError('CARRIER_REGISTRY_ERROR', `${t.registry} answered blob ${digest} from byte ${offset} with Content-Range "${printable(header(res, 'content-range') ?? '(none)', 100)}"`, { status: 206 });
