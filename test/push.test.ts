@@ -7,7 +7,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Store, pull, push, copy, CarrierError, type CopyEvent } from '../src/index.js';
-import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
+import { startRegistry, pushImage, storedImage, buildMultiArchLayout, type TestRegistry } from './support/registry.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
 import * as H from './support/hostile.js';
@@ -31,6 +31,8 @@ beforeAll(async () => {
   await pushImage(reg.host, img.ociDir, 'lib/a:1');
   await pushImage(reg.host, img.ociDir, 'lib/a-v2s2:1', { format: 'v2s2' });
   await pushImage(reg.host, big.ociDir, 'lib/big:1');
+  const multi = buildMultiArchLayout(path.join(work, 'multi'), [{ architecture: 'amd64' }, { architecture: 'arm64', variant: 'v8' }]);
+  await pushImage(reg.host, multi.ociDir, 'lib/multi:1', { multiArch: true });
 }, 180_000);
 
 afterAll(async () => {
@@ -153,11 +155,40 @@ describe('copy between transports', () => {
   it('mounts every blob when source and destination are in one registry (no upload), keeping the manifest digest', async () => {
     const r = await copy(`docker://${proxy.host}/lib/a:1`, `docker://${proxy.host}/mounted/a:1`, { tlsVerify: false });
     const mounts = proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('mount='));
-    expect(mounts.length).toBe(img.layers.length);
+    expect(mounts.length).toBe(img.layers.length + 1);
     expect(r.layers.every((l) => l.state === 'reused')).toBe(true);
     expect(proxy.requests.filter((q) => q.method === 'PATCH')).toEqual([]);
     expect(r.manifestDigest).toBe((await storedImage(reg, 'lib/a', '1')).digest);
     expect(skopeoInspect(`docker://${reg.host}/mounted/a:1`).Digest).toBe(r.manifestDigest);
+  });
+
+  it('copies every image of an index with all, then the index byte for byte', async () => {
+    const r = await copy(`docker://${reg.host}/lib/multi:1`, `docker://${other.host}/multi/m:1`, { tlsVerify: false, all: true });
+    const index = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/lib/multi:1`]);
+    expect(r.digest).toBe(sha256(index));
+    const listed = (JSON.parse(index.toString()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    expect(r.instances).toEqual(listed);
+    const raw = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${other.host}/multi/m:1`]);
+    expect(raw.equals(index)).toBe(true);
+    for (const digest of listed) {
+      const res = await fetch(`${other.url}/v2/multi/m/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(res.status).toBe(200);
+      expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(digest);
+    }
+  });
+
+  it('mounts the blobs of a store image named in the destination registry instead of uploading them', async () => {
+    const store = await newStore();
+    try {
+      await pull(store, `${proxy.host}/lib/a:1`, { tlsVerify: false });
+      proxy.requests.length = 0;
+      const r = await push(store, `${proxy.host}/lib/a:1`, `${proxy.host}/store-mounted/a:1`, { tlsVerify: false });
+      expect(r.layers.every((l) => l.state === 'reused')).toBe(true);
+      expect(proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('mount=')).length).toBe(img.layers.length + 1);
+      expect(proxy.requests.filter((q) => q.method === 'PATCH' || (q.method === 'PUT' && q.path.includes('/blobs/')))).toEqual([]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('streams registry → another registry without unpacking, every digest kept', async () => {

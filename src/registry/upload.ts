@@ -316,11 +316,17 @@ export class BlobPusher {
     }
   }
 
-  /** A blob small enough to hold (a config): HEAD, then one upload unless it is there. True when uploaded. */
-  async putBytes(bytes: Buffer, what: string, signal?: AbortSignal): Promise<boolean> {
+  /**
+   * A blob small enough to hold (a config): HEAD, a mount from repository `from` when given, else one upload. True
+   * when uploaded.
+   */
+  async putBytes(bytes: Buffer, what: string, signal?: AbortSignal, from?: string): Promise<boolean> {
     const digest = sha256Digest(bytes);
     if (await this.has(digest, signal)) return false;
-    await this.upload({ open: async () => (async function* () { yield bytes; })(), digest, size: bytes.length, what }, signal ? { signal } : {});
+    const mounted = from !== undefined ? await this.mount(digest, from, signal) : undefined;
+    if (mounted === true) return false;
+    const open = async (): Promise<AsyncIterable<Buffer>> => (async function* () { yield bytes; })();
+    await this.upload({ open, digest, size: bytes.length, what }, { ...(signal ? { signal } : {}), ...(mounted ? { location: mounted } : {}) });
     return true;
   }
 

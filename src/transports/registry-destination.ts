@@ -150,8 +150,9 @@ export class RegistryDestination implements ImageDestination {
     const from = this.mountSource(image);
     const outs: LayerOut[] = new Array(image.layers.length);
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < image.layers.length) {
+      while (next < image.layers.length && !failed) {
         const i = next++;
         const layer = image.layers[i]!;
         const key = `${layer.digest}|${this.wants(layer) ?? ''}`;
@@ -163,14 +164,17 @@ export class RegistryDestination implements ImageDestination {
         } else {
           options.onLayer?.(layer, 'exists');
         }
-        outs[i] = await p;
+        outs[i] = await p.catch((err: unknown) => {
+          failed = true;
+          throw err;
+        });
       }
     };
     const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency, image.layers.length)) }, worker);
     const settled = await Promise.allSettled(workers);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
-    await this.pusher.putBytes(image.config, `config ${image.configDigest}`, signal);
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    await this.pusher.putBytes(image.config, `config ${image.configDigest}`, signal, from);
 
     const changed = outs.some((o, i) => {
       const was = image.parsedManifest.layers[i];
