@@ -151,6 +151,21 @@ describe('push to a registry', () => {
   });
 });
 
+describe('push options', () => {
+  it('refuses to compress to zstd without the native compressor, and writes no manifest', async () => {
+    const store = await newStore();
+    try {
+      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false, blobCache: false });
+      const err = await push(store, `${reg.host}/lib/a:1`, `${reg.host}/zstd/a:1`, { tlsVerify: false, compressionFormat: 'zstd' }).catch((e: unknown) => e);
+      expect((err as CarrierError).code).toBe('CARRIER_UNSUPPORTED');
+      expect((err as Error).message).toContain('zstd');
+      expect((await fetch(`${reg.url}/v2/zstd/a/manifests/1`, { method: 'HEAD' })).status).toBe(404);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('copy between transports', () => {
   it('mounts every blob when source and destination are in one registry (no upload), keeping the manifest digest', async () => {
     const r = await copy(`docker://${proxy.host}/lib/a:1`, `docker://${proxy.host}/mounted/a:1`, { tlsVerify: false });
