@@ -98,13 +98,22 @@ async function newClient(access: RegistryAccess, options: { registriesConf?: str
  * Without a destination the image goes to the registry its name names.
  */
 export async function push(store: Store, image: string, destination?: string, options: PushOptions = {}): Promise<PushResult> {
-  return store.withLayersHeld(async () => {
+  const run = async (): Promise<PushResult> => {
     const cache = options.blobCache === false ? undefined : new BlobCache(options.blobCacheDir ?? store.config.blobCache);
     const source = await openStoreSource(store, image, cache ? { blobCache: cache } : {});
     const dest = destination ?? source.matchedName;
     if (dest === undefined) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `image ${image} was named by id: name a destination`);
-    return copyTo({ image: source, close: async () => {} }, pushDestination(dest), options, options);
-  });
+    return copyTo({ image: source, close: async () => {} }, pushDestination(dest), options, { ...options, store });
+  };
+  return intoStore(destination) ? run() : store.withLayersHeld(run);
+}
+
+/**
+ * True for a containers-storage destination: the store's commit takes the layers lock itself (holding it shared
+ * while it waits for it would deadlock), and it reads no layer it already has.
+ */
+function intoStore(destination: string | undefined): boolean {
+  return destination?.startsWith('containers-storage:') === true;
 }
 
 export interface CopyImagesOptions extends PushOptions {
@@ -152,7 +161,7 @@ export async function copy(source: string, destination: string, options: CopyIma
         await opened.close();
       }
     };
-    return src.transport === 'containers-storage' ? await need(options.store).withLayersHeld(run) : await run();
+    return src.transport === 'containers-storage' && !intoStore(destination) ? await need(options.store).withLayersHeld(run) : await run();
   } finally {
     await client?.close();
   }

@@ -58,7 +58,7 @@ function skopeoInspect(ref: string): { Digest: string; Layers: string[]; LayersD
 }
 
 function podmanPull(ref: string): { id: string; podman: Podman } {
-  const podman = new Podman(path.join(work, `podman-${n++}`), 'vfs');
+  const podman = new Podman(path.join(work, `p${n++}`), 'vfs');
   podman.run(['pull', '-q', '--tls-verify=false', ref]);
   return { id: podman.inspect(ref).Id, podman };
 }
@@ -145,6 +145,29 @@ describe('push to a registry', () => {
       expect(doc.config.digest).toBe(img.configDigest);
       expect(doc.config.size).toBe(img.config.length);
       expect(podmanPull(`${reg.host}/v2/a:1`).id).toBe(img.configDigest.slice(7));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('push to the other transports', () => {
+  it('pushes to docker-archive: (podman loads the same image id), oci: (skopeo reads the same digest), and into the same store under a new name', async () => {
+    const store = await newStore();
+    try {
+      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false });
+      const archive = path.join(work, 'pushed-docker.tar');
+      await push(store, `${reg.host}/lib/a:1`, `docker-archive:${archive}:localhost/pushed:1`);
+      const layout = path.join(work, 'pushed-oci');
+      await push(store, `${reg.host}/lib/a:1`, `oci:${layout}:v1`);
+      const podman = new Podman(path.join(work, `p${n++}`), 'vfs');
+      podman.run(['load', '-q', '-i', archive]);
+      expect(podman.inspect('localhost/pushed:1').Id).toBe(img.configDigest.slice(7));
+      // podman 4.3 cannot load an OCI layout directory (and names an oci: pull after its path): skopeo reads it.
+      expect(skopeoInspect(`oci:${layout}:v1`).Digest).toBe((await storedImage(reg, 'lib/a', '1')).digest);
+      const r = await push(store, `${reg.host}/lib/a:1`, 'containers-storage:localhost/renamed:2');
+      expect(r.id).toBe(img.configDigest.slice(7));
+      expect((await store.image('localhost/renamed:2'))?.id).toBe(r.id);
     } finally {
       await store.close();
     }
