@@ -113,6 +113,40 @@ describe('push through registry faults', () => {
     }
   });
 
+  it('resumes a chunk that got no answer from the offset the registry reports', async () => {
+    let patches = 0;
+    proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 3, fault: { kind: 'hang' } });
+    const client = new RegistryClient({ tlsVerify: false, retryBaseMs: 20, requestTimeoutMs: 1500 });
+    try {
+      const r = await push(store, NAME(), `${proxy.host}/resumed/big:1`, { registry: client, chunkSize: 256 << 10, concurrency: 1 });
+      expect(proxy.pending()).toBe(0);
+      const status = proxy.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/uploads/'));
+      expect(status.length).toBe(1);
+      // One upload session for the big blob (resumed, not restarted), one for the small one, one for the config.
+      expect(proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('/blobs/uploads/')).length).toBe(3);
+      expect(r.manifestDigest).toBe(img.manifestDigest);
+      expect(await podmanId(`${reg.host}/resumed/big:1`)).toBe(img.configDigest.slice(7));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('restarts an upload whose chunk reached the registry but whose answer was lost (the registry then drops the upload)', async () => {
+    let patches = 0;
+    proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 3, fault: { kind: 'drop' } });
+    const client = quickClient();
+    try {
+      const r = await push(store, NAME(), `${proxy.host}/restarted/big:1`, { registry: client, chunkSize: 256 << 10, concurrency: 1 });
+      expect(proxy.pending()).toBe(0);
+      // The big blob's session was dropped and a second one opened; then the small blob's and the config's.
+      expect(proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('/blobs/uploads/')).length).toBe(4);
+      expect(r.manifestDigest).toBe(img.manifestDigest);
+      expect(await podmanId(`${reg.host}/restarted/big:1`)).toBe(img.configDigest.slice(7));
+    } finally {
+      await client.close();
+    }
+  });
+
   it('refuses an upload the registry stored under another digest, and puts no manifest', async () => {
     proxy.addRule({
       match: (q) => q.method === 'PUT' && q.path.includes('/blobs/uploads/'),

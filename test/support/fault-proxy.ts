@@ -44,6 +44,8 @@ export type Fault =
     }
   /** Never answer: the status line and headers never come (the connection stays open until stop()). */
   | { kind: 'hang' }
+  /** Forward the request, then reset the client's connection instead of answering (the registry acted on it). */
+  | { kind: 'drop' }
   /** Fetch the response from the registry (with the client's headers), then answer 307 to the second listener. */
   | { kind: 'redirect'; status?: 301 | 302 | 303 | 307 | 308 };
 
@@ -156,6 +158,12 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
         }
         case 'hang':
           return;
+        case 'drop': {
+          const upRes = await forward(req, body);
+          upRes.resume();
+          res.socket?.resetAndDestroy();
+          return;
+        }
         case 'redirect': {
           const upRes = await forward(req, body);
           const chunks: Buffer[] = [];
