@@ -77,7 +77,8 @@ export function pushDestination(destination: string): string {
   return TRANSPORT.test(destination) ? destination : `docker://${normalizePullName(destination)}`;
 }
 
-async function newClient(access: RegistryAccess, options: { registriesConf?: string; onWarning?: (m: string) => void; signal?: AbortSignal }): Promise<RegistryClient> {
+/** A registry client with `access`, the options' registries.conf, warnings and signal. */
+async function newClient(access: RegistryAccess, options: PushOptions): Promise<RegistryClient> {
   const conf = await loadRegistriesConf(options.registriesConf !== undefined ? { file: options.registriesConf } : {});
   return new RegistryClient({
     ...(access.tlsVerify !== undefined ? { tlsVerify: access.tlsVerify } : {}),
@@ -137,12 +138,7 @@ export interface CopyImagesOptions extends PushOptions {
 export async function copy(source: string, destination: string, options: CopyImagesOptions = {}): Promise<PushResult> {
   const src = parseTransportReference(source);
   parseTransportReference(destination);
-  const common = {
-    ...(options.registriesConf !== undefined ? { registriesConf: options.registriesConf } : {}),
-    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  };
-  const client = src.transport === 'docker' && !options.registry ? await newClient({ ...options, ...options.source }, common) : undefined;
+  const client = src.transport === 'docker' && !options.registry ? await newClient({ ...options, ...options.source }, options) : undefined;
   try {
     const run = async (): Promise<PushResult> => {
       const opened =
@@ -175,13 +171,7 @@ function need(store: Store | undefined): Store {
 /** Copies an opened source to a destination reference: opens it, copies (every instance with `all`), closes it. */
 async function copyTo(opened: OpenedSource, destination: string, access: RegistryAccess, options: CopyImagesOptions, sourceClient?: RegistryClient): Promise<PushResult> {
   const dest = parseTransportReference(destination);
-  const own = dest.transport === 'docker' && !options.registry
-    ? await newClient(access, {
-        ...(options.registriesConf !== undefined ? { registriesConf: options.registriesConf } : {}),
-        ...(options.onWarning ? { onWarning: options.onWarning } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      })
-    : undefined;
+  const own = dest.transport === 'docker' && !options.registry ? await newClient(access, options) : undefined;
   const { signal } = options;
   try {
     const compression = options.compressionFormat;
