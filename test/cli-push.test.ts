@@ -85,6 +85,12 @@ describe('carrier push', () => {
     expect(await podmanId(`${reg.host}/cli/a:1`)).toBe(img.configDigest.slice(7));
   });
 
+  it('pushes to the registry the image is named after when no destination is given, skipping blobs it has', async () => {
+    const r = await carrier(['push', '--tls-verify=false', `${reg.host}/lib/a:1`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr.match(/skipped: already exists/g)?.length).toBe(img.layers.length);
+  });
+
   it('pushes to oci-archive:, which podman loads with the same image id', async () => {
     const file = path.join(work, 'a.tar');
     const r = await carrier(['push', '-q', `${reg.host}/lib/a:1`, `oci-archive:${file}:v1`]);
