@@ -46,6 +46,9 @@ export interface BlobPusherOptions {
   signal?: AbortSignal;
 }
 
+/** Times one chunk is sent again after a failure before its upload is given up (and restarted). */
+const MAX_CHUNK_RESENDS = 5;
+
 /** Source errors end the upload as they are; only the registry's failures restart it. */
 class SourceError extends Error {
   constructor(readonly original: unknown) {
@@ -277,7 +280,7 @@ export class BlobPusher {
         if (signal?.aborted) throw abortError(signal);
         failure = err;
       }
-      if (tries >= 5) throw failure;
+      if (tries >= MAX_CHUNK_RESENDS) throw failure;
       await this.client.retryWait(tries, `PATCH to ${this.name}: ${(failure as Error).message}`, signal);
       const status = await this.status(loc, signal);
       const have = status.received - offset;
