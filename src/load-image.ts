@@ -38,7 +38,7 @@ import { StoreDestination } from './transports/store-destination.js';
 import { copyImage } from './copy/copy-image.js';
 import type { CommitOptions, Store } from './store/store.js';
 import { CarrierError } from './errors.js';
-import { normalizeLocalName, parseReference } from './reference.js';
+import { normalizeLocalName, parseReference, validateStoredNames } from './reference.js';
 
 export interface LoadImageOptions {
   signal?: AbortSignal;
@@ -93,6 +93,7 @@ export async function loadImage(store: Store, file: string, options: LoadImageOp
   });
   try {
     const planned = archive.images.map((image) => ({ image, names: [...new Set(loadedNames(archive.format, image.names))] }));
+    for (const { names } of planned) validateStoredNames(names);
     const images: LoadedImage[] = [];
     const destination = new StoreDestination(store, options.onLayer ? { onCommitLayer: options.onLayer } : {});
     for (const { image, names } of planned) {

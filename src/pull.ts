@@ -5,7 +5,7 @@
 // extraction starts with the first byte. Layers already in the store are skipped, cached blobs are applied without
 // the network. The store's commit protocol makes a failed or cancelled pull leave the store as it was.
 import { CarrierError } from './errors.js';
-import { isShortName, normalizePullName, parseReference } from './reference.js';
+import { isShortName, normalizePullName, parseReference, validateStoredName } from './reference.js';
 import { RegistryClient, loadCredentials } from './registry/index.js';
 import { loadRegistriesConf } from './registries-conf.js';
 import { hostPlatform, type PlatformWant } from './oci/manifest.js';
@@ -55,6 +55,8 @@ export interface PullOptions {
   onWarning?: (message: string) => void;
   /** The largest config blob accepted (default 8 MiB). */
   maxConfigBytes?: number;
+  /** Overall deadline for the registry's part of the pull (ms): past it, everything stops with CARRIER_TIMEOUT. Default: none. */
+  timeout?: number;
 }
 
 export interface PullResult {
@@ -89,6 +91,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
     ? undefined
     : new RegistryClient({
         ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
+        ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
         registriesConf: conf,
         credentials: await loadCredentials({
           ...(options.creds !== undefined ? { creds: options.creds } : {}),
@@ -102,6 +105,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
     const names = isShortName(reference)
       ? conf.unqualifiedSearchRegistries.map((domain) => normalizePullName(reference, { defaultDomain: domain }))
       : [normalizePullName(reference)];
+    for (const name of names) validateStoredName(name);
     if (names.length === 0) throw new CarrierError('CARRIER_INVALID_REFERENCE', `short name "${reference}" and no unqualified-search-registries are configured`);
     let lastError: unknown;
     for (const name of names) {
