@@ -270,15 +270,19 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
       return;
     }
-    default:
-      skip(e.name, std::string("unsupported tar entry type '") + e.type + "'");
-      return;
+    default:  // TarReader refuses every other type before it gets here
+      fail("CARRIER_BAD_TAR", std::string("unhandled tar header type '") + e.type + "'", path);
   }
 }
 
 void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path) {
   for (const auto& kv : e.xattrs) {
     const std::string& name = kv.first;
+    if (name == "security.selinux") {
+      // containers/storage drops it (xattrsToIgnore): the label comes from the host's policy, not from the layer.
+      skip(e.name, "xattr security.selinux is not taken from layers (as containers/storage)");
+      continue;
+    }
     if (starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.")) {
       skip(e.name, "xattr " + name + " is reserved for overlayfs and not taken from layers");
       continue;

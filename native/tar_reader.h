@@ -1,6 +1,8 @@
-// A push parser for tar streams: ustar, GNU long names/links, PAX extended headers (path, linkpath, size, uid, gid,
-// mtime with fractions, SCHILY.xattr.*). It never touches the disk: it hands entries, their content, and every
-// non-content byte (headers, padding, end blocks) to a handler, so the handler can both extract and record tar-split.
+// A push parser for tar streams that reads every header as Go's archive/tar does (so podman, sharing the layer by id,
+// sees the same tree): ustar/star prefixes by the magic, GNU long names/links, PAX extended headers (path, linkpath,
+// size, uid, gid, mtime with fractions, SCHILY.xattr.*), and only the entry types containers/storage extracts. It
+// never touches the disk: it hands entries, their content, and every non-content byte (headers, padding, end blocks)
+// to a handler, so the handler can both extract and record tar-split.
 #pragma once
 
 #include <cstddef>
@@ -65,7 +67,7 @@ class TarReader {
 
   // Overrides gathered from meta headers, applied to the next real entry only.
   bool has_path_ = false, has_linkpath_ = false, has_size_ = false, has_uid_ = false, has_gid_ = false,
-       has_mtime_ = false;
+       has_mtime_ = false, has_sparse_ = false;
   std::string pax_path_, pax_linkpath_, gnu_name_, gnu_linkname_;
   bool has_gnu_name_ = false, has_gnu_linkname_ = false;
   int64_t pax_size_ = 0, pax_uid_ = 0, pax_gid_ = 0, pax_mtime_sec_ = 0;

@@ -1,0 +1,264 @@
+/**
+ * Differential test: Carrier's tar reader against podman's (Go's archive/tar + containers/storage pkg/archive) over
+ * public tar corpora installed from Debian (see .ci/run):
+ *   golang-1.19-src                      /usr/share/go-1.19/src/archive/tar/testdata
+ *   libpython3.11-testsuite              /usr/lib/python3.11/test/*.tar*
+ *   golang-github-containers-storage-dev .../containers/storage/pkg/archive/testdata
+ *   golang-github-docker-docker-dev      .../docker/docker/pkg/{archive,tarsum}/testdata
+ *
+ * For every tar: podman loads a one-layer docker-archive of it (built here) into a private store, and Carrier applies
+ * the same tar. Either both refuse, or Carrier's layer directory equals podman's layer directory (its overlay `diff`,
+ * the tree `podman image mount` shows) in names, types, sizes, contents, modes, owners, link targets, device numbers,
+ * mtimes, xattrs and hard-link groups. Every layer Carrier accepts rebuilds byte for byte through its tar-split
+ * (assembleLayer), as root and rootless. The few tars where Carrier deliberately refuses what podman accepts are
+ * listed in REFUSED_ON_PURPOSE with the reason; the test checks that list stays exact.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import crypto from 'node:crypto';
+import { applyLayer, type AppliedLayer } from '../src/index.js';
+import { walkTree, compareTrees, ALL_FIELDS, type Tree } from './support/tree.js';
+import { expectRoundTrip } from './support/layer.js';
+import { Podman, removeWorkDir, requireTools } from './support/images.js';
+import { run } from './support/fixtures.js';
+import * as H from './support/hostile.js';
+
+const CORPORA: { pkg: string; dirs: string[]; recursive: boolean }[] = [
+  { pkg: 'golang-1.19-src', dirs: globDirs('/usr/share', /^go-1\.\d+$/, 'src/archive/tar/testdata'), recursive: false },
+  { pkg: 'libpython3.11-testsuite', dirs: globDirs('/usr/lib', /^python3\.\d+$/, 'test'), recursive: false },
+  {
+    pkg: 'golang-github-containers-storage-dev',
+    dirs: ['/usr/share/gocode/src/github.com/containers/storage/pkg/archive/testdata'],
+    recursive: true,
+  },
+  {
+    pkg: 'golang-github-docker-docker-dev',
+    dirs: ['/usr/share/gocode/src/github.com/docker/docker/pkg/archive/testdata', '/usr/share/gocode/src/github.com/docker/docker/pkg/tarsum/testdata'],
+    recursive: true,
+  },
+];
+
+/**
+ * Tars podman accepts and Carrier refuses on purpose, by file name, with the reason. Anything else must match.
+ */
+const REFUSED_ON_PURPOSE: Record<string, string> = {
+  'testdata/pax-nil-sparse-data.tar':
+    'GNU PAX sparse file: extracting it expands the holes, and the tar-split can then no longer rebuild the layer byte for byte',
+  'testdata/pax-nil-sparse-hole.tar': 'GNU PAX sparse file (as above)',
+  'PAX negative uid':
+    'a negative id is not an id: podman hands it to chown, where -1 means "leave the owner" and -2 becomes 4294967294',
+};
+
+function globDirs(base: string, name: RegExp, sub: string): string[] {
+  if (!fs.existsSync(base)) return [];
+  return fs
+    .readdirSync(base)
+    .filter((d) => name.test(d))
+    .map((d) => path.join(base, d, sub))
+    .filter((d) => fs.existsSync(d));
+}
+
+function tarsIn(dir: string, recursive: boolean): string[] {
+  const out: string[] = [];
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory() && recursive) out.push(...tarsIn(p, true));
+    else if (ent.isFile() && /\.tar(\.bz2|\.xz)?$/.test(ent.name)) out.push(p);
+  }
+  return out.sort();
+}
+
+const TARS = CORPORA.flatMap((c) => c.dirs.flatMap((d) => tarsIn(d, c.recursive)));
+
+/** The two sparse giants of Go's testdata take minutes in podman; their formats are covered by the small ones. */
+const TOO_SLOW = new Set(['gnu-sparse-big.tar', 'pax-sparse-big.tar']);
+
+const gnu = { magic: H.gnuMagic };
+const payload = Buffer.from('payload\n');
+/** Borderline headers (issue 16), built here, run through the same comparison as the corpora. */
+const SYNTHETIC: Record<string, Buffer> = {
+  'unknown type A': H.tar(H.file('ok', 'x'), H.entry({ name: 'acl', typeflag: 'A' }, payload)),
+  'unknown type D (GNU dump dir)': H.tar(H.entry({ name: 'dumpdir/', typeflag: 'D', mode: 0o755, ...gnu }, Buffer.from('Yfoo\0\0'))),
+  'unknown type N': H.tar(H.entry({ name: 'old-long-name', typeflag: 'N', ...gnu }, payload)),
+  'unknown type X (Solaris extended header)': H.tar(H.entry({ name: 'X', typeflag: 'X' }, Buffer.from('10 uid=0\n')), H.file('after', 'x')),
+  'unknown type Z': H.tar(H.entry({ name: 'z', typeflag: 'Z' }, payload)),
+  'contiguous file (type 7)': H.tar(H.entry({ name: 'contig', typeflag: '7' }, payload)),
+  'ustar prefix with version "  "': H.tar(
+    H.entry({ name: 'file', prefix: 'some/dir', magic: Buffer.from('ustar\0  ', 'latin1') }, payload),
+  ),
+  'ustar prefix with version "\\0\\0"': H.tar(
+    H.entry({ name: 'file', prefix: 'other/dir', magic: Buffer.from('ustar\0\0\0', 'latin1') }, payload),
+  ),
+  'GNU header with a prefix-like field that parses as times': H.tar(H.entry({ name: 'plain', ...gnu, prefix: '0000000' }, payload)),
+  'v7 header (no magic) with a prefix field': H.tar(H.entry({ name: 'v7', magic: Buffer.alloc(8), prefix: 'ignored' }, payload)),
+  'PAX numbers with leading zeros': H.tar(
+    H.pax([
+      ['size', '000000000000000000000008'],
+      ['uid', '0000000000000000000001000'],
+      ['gid', '+0000000000000000000001000'],
+      ['mtime', '00000000000000000001700000000.5'],
+    ]),
+    H.entry({ name: 'zeros', size: 8 }, payload),
+  ),
+  'PAX mtime with a trailing dot': H.tar(H.pax([['mtime', '1700000000.']]), H.entry({ name: 'dot' }, payload)),
+  'PAX size that overflows int64': H.tar(H.pax([['size', '99999999999999999999']]), H.entry({ name: 'big' }, payload)),
+  'PAX negative uid': H.tar(H.pax([['uid', '-1']]), H.entry({ name: 'neg' }, payload)),
+  'PAX bad atime': H.tar(H.pax([['atime', 'yesterday']]), H.entry({ name: 'atime' }, payload)),
+  'PAX comment with a NUL byte': H.tar(H.pax([['comment', Buffer.from('a\0b')]]), H.entry({ name: 'comment' }, payload)),
+  'PAX empty path keeps the ustar name': H.tar(H.dir('bin'), H.pax([['path', '']]), H.entry({ name: 'bin/evil' }, payload)),
+  'PAX empty linkpath and uid keep the ustar fields': H.tar(
+    H.file('target', 'x'),
+    H.pax([['linkpath', ''], ['uid', ''], ['mtime', '']]),
+    H.entry({ name: 'link', typeflag: '2', linkname: 'target', uid: 7, mtime: 1_600_000_000 }),
+  ),
+  'PAX empty xattr value is ignored': H.tar(H.pax([['SCHILY.xattr.user.empty', ''], ['SCHILY.xattr.user.full', 'v']]), H.entry({ name: 'x' }, payload)),
+  'GNU long name and PAX path together': H.tar(H.pax([['path', 'from-pax']]), H.gnuLong('L', 'from-gnu'), H.entry({ name: 'from-header' }, payload)),
+  'empty GNU long name keeps the header name': H.tar(H.gnuLong('L', ''), H.entry({ name: 'kept' }, payload)),
+  'PAX header followed by nothing': Buffer.concat([H.pax([['path', 'ghost']]), H.END]),
+  'GNU long name followed by the end of the stream': H.gnuLong('L', 'ghost'),
+  'uid 4294967295': H.tar(H.entry({ name: 'nobody-ish', uid: 4294967295, gid: 4294967295 }, payload)),
+  'uid 4294967294': H.tar(H.entry({ name: 'max-id', uid: 4294967294, gid: 4294967294 }, payload)),
+  'regular file named with a trailing slash, type NUL': H.tar(H.entry({ name: 'olddir/', typeflag: 0, mode: 0o755 }), H.pax([['path', 'paxdir/']]), H.entry({ name: 'x', typeflag: 0 })),
+  'octal field with garbage after a NUL': H.tar(H.entry({ name: 'garbage', mode: Buffer.from('0000644\0', 'latin1'), uid: Buffer.from(' 12\0 34\0', 'latin1') }, payload)),
+  'invalid devmajor on a regular file': H.tar(H.entry({ name: 'devmajor', devmajor: Buffer.from('zz\0', 'latin1') }, payload)),
+  'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
+};
+
+const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+
+/** The uncompressed tar of a corpus file (.tar.bz2 / .tar.xz decompressed with the Debian tools). */
+function tarBytes(file: string): Buffer {
+  if (file.endsWith('.bz2')) return run('bzip2', ['-dc', file]);
+  if (file.endsWith('.xz')) return run('xz', ['-dc', file]);
+  return fs.readFileSync(file);
+}
+
+/** A docker-archive holding one image whose only layer is `layer`. */
+function dockerArchive(layer: Buffer, name: string): Buffer {
+  const diffID = sha256(layer);
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: [`sha256:${diffID}`] },
+      history: [{ created: '2024-01-01T00:00:00Z', created_by: 'tar-parity' }],
+    }),
+  );
+  const configName = `${sha256(config)}.json`;
+  const layerName = `${diffID}/layer.tar`;
+  const manifest = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [name], Layers: [layerName] }]));
+  return H.tar(
+    H.entry({ name: configName }, config),
+    H.entry({ name: `${diffID}/`, typeflag: '5', mode: 0o755 }),
+    H.entry({ name: layerName }, layer),
+    H.entry({ name: 'manifest.json' }, manifest),
+  );
+}
+
+type Outcome = { ok: true; dir: string } | { ok: false; why: string };
+
+let work: string;
+let podman: Podman;
+let seq = 0;
+
+function podmanExtract(layer: Buffer): Outcome {
+  const name = `localhost/parity-${seq}:latest`;
+  const archive = path.join(work, `archive-${seq}.tar`);
+  fs.writeFileSync(archive, dockerArchive(layer, name));
+  try {
+    podman.run(['--tmpdir', path.join(work, 'podman-tmp'), 'load', '-q', '-i', archive]);
+  } catch (err) {
+    return { ok: false, why: (err as Error).message };
+  } finally {
+    fs.rmSync(archive, { force: true });
+  }
+  const upper = podman.run(['image', 'inspect', '--format', '{{.GraphDriver.Data.UpperDir}}', name]).trim();
+  return { ok: true, dir: upper };
+}
+
+async function carrierExtract(tarFile: string, rootless: boolean): Promise<{ outcome: Outcome; result?: AppliedLayer; split: string }> {
+  const dir = fs.mkdtempSync(path.join(work, `carrier-${seq}-`));
+  const split = path.join(work, `split-${seq}-${rootless ? 'rootless' : 'root'}.gz`);
+  try {
+    const result = await applyLayer(tarFile, dir, { compression: 'none', tarSplit: split, rootless });
+    return { outcome: { ok: true, dir }, result, split };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return { outcome: { ok: false, why: `${e.code}: ${e.message}` }, split };
+  }
+}
+
+const lastLines = (s: string): string => s.trim().split('\n').slice(-2).join(' ');
+
+/**
+ * Tree differences. Directories the tar implies but does not list are made at extraction time by both sides, so
+ * their mtimes are compared only when one of them predates the test (came from the tar).
+ */
+function sameTree(theirs: Tree, ours: Tree): string[] {
+  const diffs = compareTrees(theirs, ours, { fields: ALL_FIELDS.filter((f) => f !== 'mtime') });
+  for (const [p, t] of theirs.nodes) {
+    const o = ours.nodes.get(p);
+    if (!o || t.mtimeNs === o.mtimeNs) continue;
+    if (t.mtimeNs >= startedNs && o.mtimeNs >= startedNs) continue;
+    diffs.push(`${p}: mtime expected ${t.mtimeNs} got ${o.mtimeNs}`);
+  }
+  return diffs;
+}
+
+const startedNs = BigInt(Date.now() - 1000) * 1_000_000n;
+
+beforeAll(() => {
+  requireTools();
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'carrier-tar-parity-'));
+  podman = new Podman(path.join(work, 'podman'));
+  fs.mkdirSync(path.join(work, 'podman-tmp'));
+});
+
+afterAll(() => {
+  podman?.reset();
+  removeWorkDir(work);
+});
+
+/** Podman and Carrier on the same tar; returns a one-line summary of both outcomes. */
+async function compareWithPodman(label: string, bytes: Buffer): Promise<void> {
+  seq++;
+  const tarFile = path.join(work, `layer-${seq}.tar`);
+  fs.writeFileSync(tarFile, bytes);
+  const theirs = podmanExtract(bytes);
+  const ours = await carrierExtract(tarFile, false);
+  const summary = `${label}: podman ${theirs.ok ? 'accepts' : 'refuses: ' + lastLines(theirs.why)}; carrier ${ours.outcome.ok ? 'accepts' : 'refuses: ' + ours.outcome.why}`;
+  if (REFUSED_ON_PURPOSE[label] !== undefined) {
+    expect(theirs.ok && !ours.outcome.ok, summary).toBe(true);
+    return;
+  }
+  expect(ours.outcome.ok, summary).toBe(theirs.ok);
+  if (!theirs.ok || !ours.outcome.ok) return;
+  expect(sameTree(walkTree(theirs.dir), walkTree(ours.outcome.dir)), summary).toEqual([]);
+  await expectRoundTrip(tarFile, ours.split, ours.outcome.dir, ours.result!);
+  // Rootless: the same entries accepted (owners not applied, device nodes skipped), and the same bytes rebuilt.
+  const rootless = await carrierExtract(tarFile, true);
+  expect(rootless.outcome.ok, rootless.outcome.ok ? '' : rootless.outcome.why).toBe(true);
+  if (rootless.outcome.ok) await expectRoundTrip(tarFile, rootless.split, rootless.outcome.dir, rootless.result!);
+}
+
+describe('tar parity with podman over public corpora', () => {
+  it('finds the corpora installed', () => {
+    for (const c of CORPORA) expect(c.dirs, `${c.pkg} not installed (apt-get install ${c.pkg})`).not.toEqual([]);
+    expect(TARS.length).toBeGreaterThan(40);
+  });
+
+  for (const file of TARS) {
+    const label = `${path.basename(path.dirname(file))}/${path.basename(file)}`;
+    if (TOO_SLOW.has(path.basename(file))) continue;
+    it(`${label}: same tree as podman, or both refuse`, () => compareWithPodman(label, tarBytes(file)));
+  }
+});
+
+describe('tar parity with podman on borderline headers', () => {
+  for (const [label, bytes] of Object.entries(SYNTHETIC)) {
+    it(`${label}: same tree as podman, or both refuse`, () => compareWithPodman(label, bytes));
+  }
+});
