@@ -61,6 +61,17 @@ struct timespec to_timespec(int64_t sec, uint32_t nsec) {
   return ts;
 }
 
+// containers/storage sets the times of everything but symlinks through its Chtimes, which puts a time before 1970
+// or past the end of 64-bit nanoseconds (2262) at the epoch; podman's tree has 0 there, so Carrier's does too.
+void storage_time(int64_t* sec, uint32_t* nsec) {
+  const int64_t max_sec = INT64_MAX / 1000000000;
+  const uint32_t max_nsec = static_cast<uint32_t>(INT64_MAX % 1000000000);
+  if (*sec < 0 || *sec > max_sec || (*sec == max_sec && *nsec > max_nsec)) {
+    *sec = 0;
+    *nsec = 0;
+  }
+}
+
 [[noreturn]] void exists(const std::string& path) {
   fail("CARRIER_DUPLICATE_ENTRY", "'" + path + "' appears twice in the layer (or collides through a symlink)", path);
 }
@@ -121,6 +132,7 @@ void Extractor::entry_begin(TarEntry& e) {
   }
   uids_.insert(static_cast<uint32_t>(e.uid));
   gids_.insert(static_cast<uint32_t>(e.gid));
+  if (e.type != '2') storage_time(&e.mtime_sec, &e.mtime_nsec);
 
   std::vector<std::string> parts = clean_path(e.name, "entry path");
   cur_path_ = join_path(parts, parts.size());
@@ -246,6 +258,7 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
         if (errno == EPERM) fail("CARRIER_BAD_TAR", "hardlink '" + e.name + "' points at a directory", path);
         fail_errno(errno, "linkat", path, "creating a hardlink");
       }
+      links_.push_back({path, e});
       return;
     }
     case '3':
@@ -273,6 +286,51 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
     default:  // TarReader refuses every other type before it gets here
       fail("CARRIER_BAD_TAR", std::string("unhandled tar header type '") + e.type + "'", path);
   }
+}
+
+// containers/storage applies a hardlink header's owner, and (unless the inode is a symlink) its mode, mtime and
+// xattrs, to the inode it shares with the target: the last header naming an inode decides its metadata. Applied
+// once every file's own metadata has landed (small files finish in the write pool), in the order of the headers.
+void Extractor::hardlink_metadata(const LinkMeta& link) {
+  const TarEntry& e = link.entry;
+  const std::string& path = link.path;
+  std::vector<std::string> parts = clean_path(path, "hardlink path");
+  Fd parent(open_in_root(root_, join_path(parts, parts.size() - 1), O_PATH | O_DIRECTORY));
+  if (!parent.valid()) fail_errno(-parent.release(), "openat2", path, "resolving a hardlink's directory");
+  const char* base = parts.back().c_str();
+  if (!opts_.rootless && fchownat(parent.get(), base, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
+                                  AT_SYMLINK_NOFOLLOW) != 0) {
+    fail_errno(errno, "fchownat", path);
+  }
+  struct stat st;
+  if (fstatat(parent.get(), base, &st, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "fstatat", path);
+  if (S_ISLNK(st.st_mode)) return;
+  // Not a symlink (checked on the name, inside a directory nothing else changes), so these act on the inode itself.
+  if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
+  struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
+  if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+  if (!e.xattrs.empty() && S_ISREG(st.st_mode)) {
+    Fd fd(openat(parent.get(), base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    if (!fd.valid()) fail_errno(errno, "openat", path, "opening a hardlink to set its xattrs");
+    apply_xattrs(fd.get(), e, path);
+  }
+}
+
+void Extractor::global_header(const std::string& name) {
+  // Go hands a global header to containers/storage as an entry: it creates the parents of its name, and would
+  // remove whatever already has that name (or, for the root, the whole layer so far). Those are refused.
+  std::vector<std::string> parts = clean_path(name, "global header name");
+  if (parts.empty()) fail("CARRIER_BAD_TAR", "a PAX global header names the layer root", name);
+  std::string path = join_path(parts, parts.size());
+  if (starts_with(parts.back(), kWhiteoutPrefix)) {
+    fail("CARRIER_BAD_TAR", "a PAX global header is named like a whiteout ('" + name + "')", name);
+  }
+  int fd = open_in_root(root_, path, O_PATH | O_NOFOLLOW);
+  if (fd >= 0) {
+    close(fd);
+    fail("CARRIER_BAD_TAR", "a PAX global header has the name of an entry before it ('" + path + "')", path);
+  }
+  if (parts.size() > 1) parent_dir(parts, parts.size() - 1, path);
 }
 
 void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path) {
@@ -343,6 +401,7 @@ void Extractor::entry_end() {
 
 void Extractor::finish() {
   pool_.drain();
+  for (const LinkMeta& link : links_) hardlink_metadata(link);
   std::stable_sort(dirs_.begin(), dirs_.end(), [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
   for (const DirMeta& d : dirs_) {
     Fd fd(open_in_root(root_, d.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));

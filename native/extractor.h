@@ -40,6 +40,7 @@ class Extractor : public TarHandler {
   void entry_begin(TarEntry& entry) override;
   void entry_data(const uint8_t* data, size_t n) override;
   void entry_end() override;
+  void global_header(const std::string& name) override;
   // Directory modes and mtimes, deepest first, after all their contents exist.
   void finish();
 
@@ -61,6 +62,11 @@ class Extractor : public TarHandler {
   Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
   void claim(const std::string& path);
   void apply_xattrs(int fd, const TarEntry& e, const std::string& path);
+  struct LinkMeta {
+    std::string path;
+    TarEntry entry;
+  };
+  void hardlink_metadata(const LinkMeta& link);
   void skip(const std::string& path, std::string reason) { skipped_.push_back({path, std::move(reason)}); }
 
   int root_;
@@ -77,6 +83,7 @@ class Extractor : public TarHandler {
 
   std::unordered_set<std::string> seen_;
   std::vector<DirMeta> dirs_;
+  std::vector<LinkMeta> links_;  // hardlinks whose header metadata is applied in finish()
   std::set<uint32_t> uids_, gids_;
   std::vector<SkippedEntry> skipped_;
   WritePool pool_{1, 16 << 20};  // last: its threads stop before anything above goes away

@@ -277,6 +277,7 @@ void TarReader::on_header() {
     }
     meta_type_ = type;
     meta_.clear();
+    meta_name_ = raw.name;
     remaining_ = raw.size;
     if (raw.size == 0) {
       on_meta_done();
@@ -355,6 +356,7 @@ void TarReader::on_meta_done() {
       // Global headers carry comments (git archive). Go hands them to its caller as an entry of their own, which
       // ends whatever was pending; they set nothing for later entries.
       clear_pending();
+      h_.global_header(meta_name_);
       break;
     case 'L':
       gnu_name_ = meta_.substr(0, meta_.find('\0'));

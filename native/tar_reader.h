@@ -35,6 +35,8 @@ class TarHandler {
   virtual void entry_begin(TarEntry& entry) = 0;
   virtual void entry_data(const uint8_t* data, size_t n) = 0;
   virtual void entry_end() = 0;
+  // A PAX global header ('g'), which Go hands to its caller as an entry of its own, under this name.
+  virtual void global_header(const std::string& name) { (void)name; }
 };
 
 class TarReader {
@@ -63,7 +65,7 @@ class TarReader {
   size_t hdr_len_ = 0;
   int64_t remaining_ = 0;  // bytes left in the current Meta/Content/Padding region
   char meta_type_ = 0;
-  std::string meta_;
+  std::string meta_, meta_name_;
 
   // Overrides gathered from meta headers, applied to the next real entry only.
   bool has_path_ = false, has_linkpath_ = false, has_size_ = false, has_uid_ = false, has_gid_ = false,

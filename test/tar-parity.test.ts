@@ -123,6 +123,18 @@ const SYNTHETIC: Record<string, Buffer> = {
   'regular file named with a trailing slash, type NUL': H.tar(H.entry({ name: 'olddir/', typeflag: 0, mode: 0o755 }), H.pax([['path', 'paxdir/']]), H.entry({ name: 'x', typeflag: 0 })),
   'octal field with garbage after a NUL': H.tar(H.entry({ name: 'garbage', mode: Buffer.from('0000644\0', 'latin1'), uid: Buffer.from(' 12\0 34\0', 'latin1') }, payload)),
   'invalid devmajor on a regular file': H.tar(H.entry({ name: 'devmajor', devmajor: Buffer.from('zz\0', 'latin1') }, payload)),
+  'hardlink header with its own mode, owner and mtime': H.tar(
+    H.entry({ name: 'target', mode: 0o600, uid: 1, gid: 1, mtime: 1_500_000_000 }, payload),
+    H.entry({ name: 'link', typeflag: '1', linkname: 'target', mode: 0o755, uid: 2, gid: 2, mtime: 1_600_000_000 }),
+  ),
+  'mtime before 1970': H.tar(
+    H.entry({ name: 'old-file', mtime: -86400 }, payload),
+    H.entry({ name: 'old-dir/', typeflag: '5', mode: 0o755, mtime: -86400 }),
+    H.entry({ name: 'old-link', typeflag: '2', linkname: 'old-file', mtime: -86400 }),
+  ),
+  'PAX mtime before 1970 with a fraction': H.tar(H.pax([['mtime', '-1.25']]), H.entry({ name: 'frac' }, payload)),
+  'mtime past 2262': H.tar(H.pax([['mtime', '9999999999999']]), H.entry({ name: 'future' }, payload)),
+  'global header named like a nested path': H.tar(H.pax([['comment', 'x']], { typeflag: 'g', name: 'deep/er/pax_global_header' }), H.file('f', 'x')),
   'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
 };
 
