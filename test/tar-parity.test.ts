@@ -19,6 +19,7 @@ import path from 'node:path';
 import os from 'node:os';
 import crypto from 'node:crypto';
 import { applyLayer, type AppliedLayer } from '../src/index.js';
+import { openImageArchive } from '../src/load/index.js';
 import { walkTree, compareTrees, ALL_FIELDS, type Tree } from './support/tree.js';
 import { expectRoundTrip } from './support/layer.js';
 import { Podman, removeWorkDir, requireTools } from './support/images.js';
@@ -147,8 +148,8 @@ function tarBytes(file: string): Buffer {
   return fs.readFileSync(file);
 }
 
-/** A docker-archive holding one image whose only layer is `layer`. */
-function dockerArchive(layer: Buffer, name: string): Buffer {
+/** A docker-archive holding one image whose only layer is `layer`; `manifestEntry` spells its manifest.json entry. */
+function dockerArchive(layer: Buffer, name: string, manifestEntry = (data: Buffer): Buffer => H.entry({ name: 'manifest.json' }, data)): Buffer {
   const diffID = sha256(layer);
   const config = Buffer.from(
     JSON.stringify({
@@ -166,7 +167,7 @@ function dockerArchive(layer: Buffer, name: string): Buffer {
     H.entry({ name: configName }, config),
     H.entry({ name: `${diffID}/`, typeflag: '5', mode: 0o755 }),
     H.entry({ name: layerName }, layer),
-    H.entry({ name: 'manifest.json' }, manifest),
+    manifestEntry(manifest),
   );
 }
 
@@ -272,5 +273,30 @@ describe('tar parity with podman over public corpora', () => {
 describe('tar parity with podman on borderline headers', () => {
   for (const [label, bytes] of Object.entries(SYNTHETIC)) {
     it(`${label}: same tree as podman, or both refuse`, () => compareWithPodman(label, bytes));
+  }
+});
+
+describe('archive entry names: carrier load reads them as podman load does', () => {
+  const spellings: Record<string, (data: Buffer) => Buffer> = {
+    'a GNU long name wins over a PAX path': (data) =>
+      Buffer.concat([H.pax([['path', 'decoy.json']]), H.gnuLong('L', 'manifest.json'), H.entry({ name: 'placeholder' }, data)]),
+    'an empty PAX path keeps the header name': (data) => Buffer.concat([H.pax([['path', '']]), H.entry({ name: 'manifest.json' }, data)]),
+    'an empty GNU long name keeps the PAX path': (data) =>
+      Buffer.concat([H.pax([['path', 'manifest.json']]), H.gnuLong('L', ''), H.entry({ name: 'placeholder' }, data)]),
+  };
+  for (const [label, spell] of Object.entries(spellings)) {
+    it(`${label}`, async () => {
+      seq++;
+      const name = `localhost/names-${seq}:latest`;
+      const archive = path.join(work, `names-${seq}.tar`);
+      fs.writeFileSync(archive, dockerArchive(H.tar(H.file('f', 'x')), name, spell));
+      const loaded = podman.load(archive);
+      const a = await openImageArchive(archive);
+      try {
+        expect(a.images.map((i) => i.names)).toEqual([loaded]);
+      } finally {
+        await a.close();
+      }
+    });
   }
 });
