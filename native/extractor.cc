@@ -133,7 +133,13 @@ void Extractor::entry_begin(TarEntry& e) {
   uids_.insert(static_cast<uint32_t>(e.uid));
   gids_.insert(static_cast<uint32_t>(e.gid));
   if (e.type != '2') storage_time(&e.mtime_sec, &e.mtime_nsec);
+  place(e);
+  // Content with no file to hold it (a whiteout's, an aufs metadata file's, a file naming the root) goes into the
+  // tar-split as raw bytes, so the layer still rebuilds byte for byte.
+  content_in_split_ = split_ && e.size > 0 && !file_.valid();
+}
 
+void Extractor::place(TarEntry& e) {
   std::vector<std::string> parts = clean_path(e.name, "entry path");
   cur_path_ = join_path(parts, parts.size());
   if (parts.empty()) {
@@ -360,6 +366,10 @@ void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path)
 }
 
 void Extractor::entry_data(const uint8_t* data, size_t n) {
+  if (content_in_split_) {
+    split_->raw(data, n);
+    return;
+  }
   if (split_) crc_.update(data, n);
   if (!file_.valid()) return;
   if (pooled_) {
@@ -391,7 +401,9 @@ void Extractor::entry_end() {
     set_mode_and_times(fd, cur_path_, e.mode, e.mtime_sec, e.mtime_nsec);
     file_.reset();
   }
-  if (split_) {
+  if (content_in_split_) {
+    split_->file(e.name, 0, nullptr);
+  } else if (split_) {
     uint8_t crc[8];
     crc_.big_endian(crc);
     split_->file(e.name, e.size, e.size ? crc : nullptr);

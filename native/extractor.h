@@ -57,6 +57,7 @@ class Extractor : public TarHandler {
     uint32_t nsec;
   };
 
+  void place(TarEntry& e);
   void create(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
   void whiteout(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
   Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
@@ -79,6 +80,7 @@ class Extractor : public TarHandler {
   std::string cur_path_;
   Fd file_;  // open regular file receiving content
   bool pooled_ = false;
+  bool content_in_split_ = false;  // the entry's content is recorded as raw tar-split bytes, not kept in a file
   std::vector<uint8_t> content_;  // a pooled file's content
 
   std::unordered_set<std::string> seen_;

@@ -188,6 +188,21 @@ describe('extended headers with nothing after them', () => {
   });
 });
 
+describe('every accepted layer rebuilds byte for byte', () => {
+  it('keeps content no file holds (a file naming the root, a whiteout\'s, an aufs metadata file\'s) in the tar-split', async () => {
+    const a = await applied(
+      H.tar(
+        H.entry({ name: './', typeflag: '0' }, payload),
+        H.entry({ name: 'dir/.wh.gone' }, Buffer.from('whiteout content')),
+        H.entry({ name: '.wh..wh.plnk/123.456' }, Buffer.from('aufs link content')),
+        H.file('dir/kept', 'x'),
+      ),
+    );
+    expect(fs.lstatSync(path.join(a.dir, 'dir/gone')).isCharacterDevice()).toBe(true);
+    expect(read(a, 'dir/kept')).toBe('x');
+  });
+});
+
 describe('metadata as containers/storage applies it', () => {
   it('drops a security.selinux xattr and keeps the others', async () => {
     const a = await applied(

@@ -136,6 +136,9 @@ const SYNTHETIC: Record<string, Buffer> = {
   'PAX mtime before 1970 with a fraction': H.tar(H.pax([['mtime', '-1.25']]), H.entry({ name: 'frac' }, payload)),
   'mtime past 2262': H.tar(H.pax([['mtime', '9999999999999']]), H.entry({ name: 'future' }, payload)),
   'global header named like a nested path': H.tar(H.pax([['comment', 'x']], { typeflag: 'g', name: 'deep/er/pax_global_header' }), H.file('f', 'x')),
+  'regular file named ./': H.tar(H.file('a', 'x'), H.entry({ name: './' , typeflag: '0'}, payload), H.file('b', 'y')),
+  'empty regular file named .': H.tar(H.file('a', 'x'), H.entry({ name: '.', typeflag: '0' }), H.file('b', 'y')),
+  'symlink named .': H.tar(H.file('a', 'x'), H.entry({ name: '.', typeflag: '2', linkname: 'a' }), H.file('b', 'y')),
   'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
 };
 
