@@ -14,6 +14,7 @@ namespace carrier {
 
 std::vector<std::string> clean_path(const std::string& name, const char* what) {
   if (name.find('\0') != std::string::npos) fail("CARRIER_BAD_TAR", std::string("NUL byte in a ") + what, name);
+  bool rooted = !name.empty() && name[0] == '/';
   std::vector<std::string> parts;
   size_t i = 0;
   while (i <= name.size()) {
@@ -23,6 +24,7 @@ std::vector<std::string> clean_path(const std::string& name, const char* what) {
     i = j + 1;
     if (part.empty() || part == ".") continue;
     if (part == "..") {
+      if (parts.empty() && rooted) continue;  // "/.." is "/", as Go's filepath.Clean has it
       if (parts.empty()) {
         fail("CARRIER_UNSAFE_PATH", std::string("the ") + what + " '" + name + "' climbs out of the layer root", name);
       }

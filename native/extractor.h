@@ -93,6 +93,9 @@ class Extractor : public TarHandler {
 
 // Lexically cleans a tar path into components inside the root: leading '/' dropped, '.' and empty parts removed,
 // '..' applied; fails CARRIER_UNSAFE_PATH if it climbs above the root, CARRIER_LIMIT_EXCEEDED if deeper than 1024.
+// A rooted path cannot climb: "/../x" is "x", as Go's filepath.Clean has it (and podman extracts it there). A relative
+// one that climbs is refused, though podman, extracting inside a chroot, would put it at the root: such a name only
+// comes from a hostile layer.
 std::vector<std::string> clean_path(const std::string& name, const char* what);
 std::string join_path(const std::vector<std::string>& parts, size_t count);
 

@@ -105,6 +105,13 @@ describe('names: the ustar prefix goes by the magic, as in Go', () => {
     expect(read(a, 'aaaa/bbbb/foo')).toBe('payload\n');
   });
 
+  it('puts a rooted name that climbs (/../x) at the root as Go cleans it, and still refuses a relative climb', async () => {
+    const a = await applied(H.tar(H.file('t', 'x'), H.entry({ name: '/../../rooted' }, payload), H.entry({ name: 'l', typeflag: '1', linkname: '/../t' })));
+    expect(read(a, 'rooted')).toBe('payload\n');
+    expect(fs.statSync(path.join(a.dir, 'l')).nlink).toBe(2);
+    await refused(H.tar(H.entry({ name: 'a/../../climb' }, payload)), 'CARRIER_UNSAFE_PATH');
+  });
+
   it('gives a GNU long name precedence over a PAX path, and an empty one to neither', async () => {
     const a = await applied(
       H.tar(H.pax([['path', 'from-pax']]), H.gnuLong('L', 'from-gnu'), H.entry({ name: 'from-header' }, payload), H.gnuLong('L', ''), H.entry({ name: 'kept' }, payload)),

@@ -51,6 +51,8 @@ const REFUSED_ON_PURPOSE: Record<string, string> = {
   'testdata/pax-nil-sparse-data.tar':
     'GNU PAX sparse file: extracting it expands the holes, and the tar-split can then no longer rebuild the layer byte for byte',
   'testdata/pax-nil-sparse-hole.tar': 'GNU PAX sparse file (as above)',
+  'relative name climbing above the root (a/../../x)':
+    'a relative name that climbs above the root is refused as hostile; podman only keeps it inside because it extracts in a chroot',
   'PAX negative uid':
     'a negative id is not an id: podman hands it to chown, where -1 means "leave the owner" and -2 becomes 4294967294',
 };
@@ -117,6 +119,8 @@ const SYNTHETIC: Record<string, Buffer> = {
   ),
   'PAX mtime with a trailing dot': H.tar(H.pax([['mtime', '1700000000.']]), H.entry({ name: 'dot' }, payload)),
   'PAX size that overflows int64': H.tar(H.pax([['size', '99999999999999999999']]), H.entry({ name: 'big' }, payload)),
+  'relative name climbing above the root (a/../../x)':
+    'a relative name that climbs above the root is refused as hostile; podman only keeps it inside because it extracts in a chroot',
   'PAX negative uid': H.tar(H.pax([['uid', '-1']]), H.entry({ name: 'neg' }, payload)),
   'PAX bad atime': H.tar(H.pax([['atime', 'yesterday']]), H.entry({ name: 'atime' }, payload)),
   'PAX comment with a NUL byte': H.tar(H.pax([['comment', Buffer.from('a\0b')]]), H.entry({ name: 'comment' }, payload)),
@@ -151,6 +155,10 @@ const SYNTHETIC: Record<string, Buffer> = {
   'regular file named ./': H.tar(H.file('a', 'x'), H.entry({ name: './' , typeflag: '0'}, payload), H.file('b', 'y')),
   'empty regular file named .': H.tar(H.file('a', 'x'), H.entry({ name: '.', typeflag: '0' }), H.file('b', 'y')),
   'symlink named .': H.tar(H.file('a', 'x'), H.entry({ name: '.', typeflag: '2', linkname: 'a' }), H.file('b', 'y')),
+  'rooted name climbing above the root (/../x)': H.tar(H.entry({ name: '/../../rooted' }, payload)),
+  'relative name climbing above the root (a/../../x)': H.tar(H.entry({ name: 'a/../../climb' }, payload)),
+  'hardlink target climbing from a rooted path (/../x)': H.tar(H.file('t', 'x'), H.entry({ name: 'l', typeflag: '1', linkname: '/../t' })),
+  'absolute symlink and hardlink targets': H.tar(H.file('t', 'x'), H.symlink('s', '/t'), H.entry({ name: 'l', typeflag: '1', linkname: '/t' })),
   'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
 };
 
