@@ -226,7 +226,7 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       Fd dir(openat(parent.get(), base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir.valid()) fail_errno(errno, "openat", path, "opening a directory");
       if (!opts_.rootless && fchown(dir.get(), uid, gid) != 0) fail_errno(errno, "fchown", path);
-      apply_xattrs(dir.get(), e, path);
+      apply_xattrs(dir.get(), nullptr, e, path);
       // Mode and mtime wait until the directory's contents exist (a 0555 directory could not be filled).
       dirs_.push_back({path, parts.size(), e.mode, e.mtime_sec, e.mtime_nsec});
       return;
@@ -239,8 +239,8 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       if (!opts_.rootless && fchownat(parent.get(), base, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
         fail_errno(errno, "fchownat", path);
       }
-      if (!e.xattrs.empty()) skip(e.name, "xattrs on a symlink are not applied");
       if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+      apply_xattrs(parent.get(), base, e, path);
       return;
     }
     case '1': {
@@ -289,6 +289,7 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       }
       if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
       if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+      apply_xattrs(parent.get(), base, e, path);
       return;
     }
     default:  // TarReader refuses every other type before it gets here
@@ -296,8 +297,8 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
   }
 }
 
-// containers/storage applies a hardlink header's owner, and (unless the inode is a symlink) its mode, mtime and
-// xattrs, to the inode it shares with the target: the last header naming an inode decides its metadata. Applied
+// containers/storage applies a hardlink header's owner and xattrs, and (unless the inode is a symlink) its mode and
+// mtime, to the inode it shares with the target: the last header naming an inode decides its metadata. Applied
 // once every file's own metadata has landed (small files finish in the write pool), in the order of the headers.
 void Extractor::hardlink_metadata(const LinkMeta& link) {
   const TarEntry& e = link.entry;
@@ -312,16 +313,13 @@ void Extractor::hardlink_metadata(const LinkMeta& link) {
   }
   struct stat st;
   if (fstatat(parent.get(), base, &st, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "fstatat", path);
-  if (S_ISLNK(st.st_mode)) return;
-  // Not a symlink (checked on the name, inside a directory nothing else changes), so these act on the inode itself.
-  if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
-  struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
-  if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
-  if (!e.xattrs.empty() && S_ISREG(st.st_mode)) {
-    Fd fd(openat(parent.get(), base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-    if (!fd.valid()) fail_errno(errno, "openat", path, "opening a hardlink to set its xattrs");
-    apply_xattrs(fd.get(), e, path);
+  if (!S_ISLNK(st.st_mode)) {
+    // Not a symlink (checked on the name, inside a directory nothing else changes): these act on the inode itself.
+    if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
+    struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
+    if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
   }
+  apply_xattrs(parent.get(), base, e, path);
 }
 
 void Extractor::global_header(const std::string& name) {
@@ -341,7 +339,13 @@ void Extractor::global_header(const std::string& name) {
   if (parts.size() > 1) parent_dir(parts, parts.size() - 1, path);
 }
 
-void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path) {
+// Sets the entry's xattrs as containers/storage does: on the open file or directory `fd`, or, when `base` is given,
+// on that name inside the directory `fd` without following it (symlinks, fifos, devices: lsetxattr through the
+// directory's /proc/self/fd link, so nothing is resolved from outside the layer). ENOTSUP is skipped, as podman
+// ignores it; EPERM and EACCES are skipped rootless (podman ignores EPERM in a user namespace) and fail the layer
+// otherwise, as they fail podman's pull.
+void Extractor::apply_xattrs(int fd, const char* base, const TarEntry& e, const std::string& path) {
+  std::string at = base ? "/proc/self/fd/" + std::to_string(fd) + "/" + base : std::string();
   for (const auto& kv : e.xattrs) {
     const std::string& name = kv.first;
     if (name == "security.selinux") {
@@ -357,12 +361,14 @@ void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path)
       skip(e.name, "xattr " + name + " needs privilege (rootless)");
       continue;
     }
-    if (fsetxattr(fd, name.c_str(), kv.second.data(), kv.second.size(), 0) != 0) {
-      if (errno == ENOTSUP || errno == EPERM || errno == EACCES) {
+    int rc = base ? lsetxattr(at.c_str(), name.c_str(), kv.second.data(), kv.second.size(), 0)
+                  : fsetxattr(fd, name.c_str(), kv.second.data(), kv.second.size(), 0);
+    if (rc != 0) {
+      if (errno == ENOTSUP || (opts_.rootless && (errno == EPERM || errno == EACCES))) {
         skip(e.name, "xattr " + name + " not supported here: " + strerror(errno));
         continue;
       }
-      fail_errno(errno, "fsetxattr", path, "setting xattr " + name);
+      fail_errno(errno, base ? "lsetxattr" : "fsetxattr", path, "setting xattr " + name);
     }
   }
 }
@@ -399,7 +405,7 @@ void Extractor::entry_end() {
   } else if (file_.valid()) {
     int fd = file_.get();
     if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
-    apply_xattrs(fd, e, cur_path_);
+    apply_xattrs(fd, nullptr, e, cur_path_);
     set_mode_and_times(fd, cur_path_, e.mode, e.mtime_sec, e.mtime_nsec);
     file_.reset();
   }

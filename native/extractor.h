@@ -62,7 +62,7 @@ class Extractor : public TarHandler {
   void whiteout(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
   Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
   void claim(const std::string& path);
-  void apply_xattrs(int fd, const TarEntry& e, const std::string& path);
+  void apply_xattrs(int fd, const char* base, const TarEntry& e, const std::string& path);
   struct LinkMeta {
     std::string path;
     TarEntry entry;

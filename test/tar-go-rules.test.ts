@@ -221,6 +221,17 @@ describe('metadata as containers/storage applies it', () => {
     expect(names).not.toContain('security.selinux');
   });
 
+  it('sets xattrs on symlinks and fifos as podman does: trusted.* applied, user.* refused (skipped rootless)', async () => {
+    const a = await applied(H.tar(H.file('t', 'x'), H.symlink('s', 't', { paxExtra: [['SCHILY.xattr.trusted.k', 'v']] })));
+    expect(execFileSync('getfattr', ['-h', '-n', 'trusted.k', '--only-values', path.join(a.dir, 's')], { encoding: 'utf8' })).toBe('v');
+    const userOnLink = H.tar(H.file('t', 'x'), H.symlink('s', 't', { paxExtra: [['SCHILY.xattr.user.k', 'v']] }));
+    await refused(userOnLink, 'EPERM');
+    const userOnFifo = H.tar(H.pax([['SCHILY.xattr.user.k', 'v']]), H.entry({ name: 'q', typeflag: '6' }));
+    await refused(userOnFifo, 'EPERM');
+    const r = await applied(userOnLink, true);
+    expect(r.result.skipped.map((s) => s.reason)).toEqual([expect.stringMatching(/xattr user\.k not supported here/)]);
+  });
+
   it('gives the inode a hardlink shares the hardlink header\'s mode, owner and mtime', async () => {
     const a = await applied(
       H.tar(

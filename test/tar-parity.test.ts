@@ -159,6 +159,13 @@ const SYNTHETIC: Record<string, Buffer> = {
   'relative name climbing above the root (a/../../x)': H.tar(H.entry({ name: 'a/../../climb' }, payload)),
   'hardlink target climbing from a rooted path (/../x)': H.tar(H.file('t', 'x'), H.entry({ name: 'l', typeflag: '1', linkname: '/../t' })),
   'absolute symlink and hardlink targets': H.tar(H.file('t', 'x'), H.symlink('s', '/t'), H.entry({ name: 'l', typeflag: '1', linkname: '/t' })),
+  'the same file twice': H.tar(H.file('twice', 'first'), H.file('twice', 'second')),
+  'a file, then a directory of the same name': H.tar(H.file('x', 'file'), H.dir('x')),
+  'user xattr on a symlink': H.tar(H.file('t', 'x'), H.symlink('s', 't', { paxExtra: [['SCHILY.xattr.user.k', 'v']] })),
+  'trusted xattr on a symlink': H.tar(H.file('t', 'x'), H.symlink('s', 't', { paxExtra: [['SCHILY.xattr.trusted.k', 'v']] })),
+  'user xattr on a fifo': H.tar(H.entry({ name: 'p', typeflag: '6' }), H.pax([['SCHILY.xattr.user.k', 'v']]), H.entry({ name: 'q', typeflag: '6' })),
+  'user xattr on a directory and a file': H.tar(H.dir('d', { paxExtra: [['SCHILY.xattr.user.d', 'dv']] }), H.file('d/f', 'x', { paxExtra: [['SCHILY.xattr.user.f', 'fv']] })),
+  'setuid file owned by a user': H.tar(H.entry({ name: 'suid', mode: 0o4755, uid: 1000, gid: 1000 }, payload)),
   'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
 };
 
