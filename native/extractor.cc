@@ -52,7 +52,6 @@ namespace {
 
 const char kWhiteoutPrefix[] = ".wh.";
 const char kOpaqueMarker[] = ".wh..wh..opq";
-const char kAufsMetaPrefix[] = ".wh..wh.";
 
 bool starts_with(const std::string& s, const char* prefix) { return s.compare(0, strlen(prefix), prefix) == 0; }
 
@@ -173,15 +172,21 @@ void Extractor::whiteout(TarEntry& e, const std::vector<std::string>& parts, con
     if (fsetxattr(fd.get(), attr, "y", 1, 0) != 0) fail_errno(errno, "fsetxattr", dir, "marking a directory opaque");
     return;
   }
-  if (starts_with(base, kAufsMetaPrefix)) {
-    skip(e.name, "aufs metadata entry");
-    return;
-  }
+  // Every other `.wh.NAME`, aufs metadata (`.wh..wh.plnk`) included, becomes a whiteout of NAME, as containers/storage
+  // converts them for overlay.
   std::string target = base.substr(strlen(kWhiteoutPrefix));
   std::vector<std::string> hidden(parts.begin(), parts.end() - 1);
   hidden.push_back(target);
   std::string hidden_path = join_path(hidden, hidden.size());
   claim(hidden_path);
+  int probe = open_in_root(root_, join_path(parts, parts.size() - 1), O_PATH | O_DIRECTORY);
+  if (probe == -ENOTDIR) {
+    // `rm -rf /foo/bar` makes some tools write /.wh.foo and then /foo/.wh.bar: the second whiteout has nothing to
+    // hide once foo is one. containers/storage ignores it (its mknod fails with ENOTDIR); so does Carrier.
+    skip(e.name, "whiteout under a non-directory (ignored, as containers/storage does)");
+    return;
+  }
+  if (probe >= 0) close(probe);
   Fd parent = parent_dir(parts, parts.size() - 1, path);
   // A 0/0 character device: overlayfs's whiteout; unprivileged mknod of exactly this is allowed since Linux 5.8.
   if (mknodat(parent.get(), target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {

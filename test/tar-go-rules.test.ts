@@ -201,12 +201,28 @@ describe('every accepted layer rebuilds byte for byte', () => {
       H.tar(
         H.entry({ name: './', typeflag: '0' }, payload),
         H.entry({ name: 'dir/.wh.gone' }, Buffer.from('whiteout content')),
-        H.entry({ name: '.wh..wh.plnk/123.456' }, Buffer.from('aufs link content')),
+        H.entry({ name: 'dir/.wh..wh.meta' }, Buffer.from('aufs metadata content')),
         H.file('dir/kept', 'x'),
       ),
     );
     expect(fs.lstatSync(path.join(a.dir, 'dir/gone')).isCharacterDevice()).toBe(true);
+    expect(fs.lstatSync(path.join(a.dir, 'dir/.wh.meta')).isCharacterDevice()).toBe(true);
     expect(read(a, 'dir/kept')).toBe('x');
+  });
+});
+
+describe('whiteouts as containers/storage converts them for overlay', () => {
+  it('turns aufs metadata names into whiteouts too, at the top and nested', async () => {
+    const a = await applied(H.tar(H.dir('.wh..wh.plnk'), H.entry({ name: '.wh..wh.plnk/1.2' }, payload), H.dir('n'), H.entry({ name: 'n/.wh..wh.meta' })));
+    expect(fs.lstatSync(path.join(a.dir, '.wh.plnk')).isCharacterDevice()).toBe(true);
+    expect(fs.lstatSync(path.join(a.dir, 'n/.wh.meta')).isCharacterDevice()).toBe(true);
+    expect(read(a, '.wh..wh.plnk/1.2')).toBe('payload\n');
+  });
+
+  it('ignores a whiteout under a whited-out name (/.wh.foo, then /foo/.wh.bar, as `rm -rf /foo/bar` layers have)', async () => {
+    const a = await applied(H.tar(H.entry({ name: '.wh.foo' }), H.entry({ name: 'foo/.wh.bar' })));
+    expect(fs.lstatSync(path.join(a.dir, 'foo')).isCharacterDevice()).toBe(true);
+    expect(a.result.skipped.map((s) => s.path)).toEqual(['foo/.wh.bar']);
   });
 });
 

@@ -53,6 +53,8 @@ const REFUSED_ON_PURPOSE: Record<string, string> = {
   'testdata/pax-nil-sparse-hole.tar': 'GNU PAX sparse file (as above)',
   'relative name climbing above the root (a/../../x)':
     'a relative name that climbs above the root is refused as hostile; podman only keeps it inside because it extracts in a chroot',
+  'a whiteout, then a file of the same name':
+    'a name given twice in one layer is refused (podman refuses a file given twice too); its whiteout-then-file order is kept by podman only',
   'PAX negative uid':
     'a negative id is not an id: podman hands it to chown, where -1 means "leave the owner" and -2 becomes 4294967294',
 };
@@ -121,6 +123,8 @@ const SYNTHETIC: Record<string, Buffer> = {
   'PAX size that overflows int64': H.tar(H.pax([['size', '99999999999999999999']]), H.entry({ name: 'big' }, payload)),
   'relative name climbing above the root (a/../../x)':
     'a relative name that climbs above the root is refused as hostile; podman only keeps it inside because it extracts in a chroot',
+  'a whiteout, then a file of the same name':
+    'a name given twice in one layer is refused (podman refuses a file given twice too); its whiteout-then-file order is kept by podman only',
   'PAX negative uid': H.tar(H.pax([['uid', '-1']]), H.entry({ name: 'neg' }, payload)),
   'PAX bad atime': H.tar(H.pax([['atime', 'yesterday']]), H.entry({ name: 'atime' }, payload)),
   'PAX comment with a NUL byte': H.tar(H.pax([['comment', Buffer.from('a\0b')]]), H.entry({ name: 'comment' }, payload)),
@@ -166,6 +170,21 @@ const SYNTHETIC: Record<string, Buffer> = {
   'user xattr on a fifo': H.tar(H.entry({ name: 'p', typeflag: '6' }), H.pax([['SCHILY.xattr.user.k', 'v']]), H.entry({ name: 'q', typeflag: '6' })),
   'user xattr on a directory and a file': H.tar(H.dir('d', { paxExtra: [['SCHILY.xattr.user.d', 'dv']] }), H.file('d/f', 'x', { paxExtra: [['SCHILY.xattr.user.f', 'fv']] })),
   'setuid file owned by a user': H.tar(H.entry({ name: 'suid', mode: 0o4755, uid: 1000, gid: 1000 }, payload)),
+  'whiteouts and an opaque directory': H.tar(
+    H.dir('d'),
+    H.entry({ name: 'd/.wh..wh..opq', uid: 3, gid: 3 }),
+    H.entry({ name: 'd/.wh.gone', uid: 5, gid: 6, mode: 0o600 }),
+    H.entry({ name: '.wh.top' }, Buffer.from('content of a whiteout')),
+    H.file('d/kept', 'x'),
+  ),
+  'aufs metadata at the top and nested': H.tar(
+    H.dir('.wh..wh.plnk'),
+    H.entry({ name: '.wh..wh.plnk/1.2' }, payload),
+    H.dir('n'),
+    H.entry({ name: 'n/.wh..wh.meta' }, payload),
+  ),
+  'a whiteout, then a file of the same name': H.tar(H.entry({ name: '.wh.x' }), H.file('x', 'new')),
+  'a whiteout under a whited-out name': H.tar(H.entry({ name: '.wh.foo' }), H.entry({ name: 'foo/.wh.bar' }), H.file('after', 'x')),
   'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
 };
 
