@@ -185,6 +185,10 @@ const SYNTHETIC: Record<string, Buffer> = {
   ),
   'a whiteout, then a file of the same name': H.tar(H.entry({ name: '.wh.x' }), H.file('x', 'new')),
   'a whiteout under a whited-out name': H.tar(H.entry({ name: '.wh.foo' }), H.entry({ name: 'foo/.wh.bar' }), H.file('after', 'x')),
+  'hardlink to a later entry': H.tar(H.entry({ name: 'early', typeflag: '1', linkname: 'late' }), H.file('late', 'x')),
+  'hardlink to a symlink': H.tar(H.file('t', 'x'), H.symlink('s', 't'), H.entry({ name: 'h', typeflag: '1', linkname: 's', mode: 0o700, mtime: 1_000 })),
+  'file type bits in the mode field': H.tar(H.entry({ name: 'typed', mode: 0o100755 }, payload), H.entry({ name: 'typed-dir', typeflag: '5', mode: 0o40750 })),
+  'setgid directory and sticky directory': H.tar(H.entry({ name: 'sg', typeflag: '5', mode: 0o2775 }), H.entry({ name: 'st', typeflag: '5', mode: 0o1777 }), H.file('sg/f', 'x')),
   'security.selinux xattr is dropped': H.tar(H.file('labelled', 'x', { paxExtra: [['SCHILY.xattr.security.selinux', 'system_u:object_r:bin_t:s0\0'], ['SCHILY.xattr.user.kept', 'yes']] })),
 };
 
