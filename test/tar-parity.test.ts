@@ -45,7 +45,8 @@ const CORPORA: { pkg: string; dirs: string[]; recursive: boolean }[] = [
 ];
 
 /**
- * Tars podman accepts and Carrier refuses on purpose, by file name, with the reason. Anything else must match.
+ * Tars podman accepts and Carrier refuses on purpose (a corpus file by its last path components, or a borderline
+ * case by its name), with the reason. The test checks they still diverge exactly so; anything else must match.
  */
 const REFUSED_ON_PURPOSE: Record<string, string> = {
   'testdata/pax-nil-sparse-data.tar':
