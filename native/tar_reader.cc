@@ -1,6 +1,7 @@
 #include "tar_reader.h"
 
 #include <cstring>
+#include <map>
 
 #include "common.h"
 
@@ -380,8 +381,9 @@ void TarReader::clear_pending() {
 }
 
 void TarReader::parse_pax(const std::string& d) {
-  // Records as Go's archive/tar parses them; a key given twice keeps its last value.
-  std::vector<std::pair<std::string, std::string>> records;
+  // Records as Go's archive/tar parses them; a key given twice keeps its last value. A map: a 1 MiB header can hold
+  // 200,000 records.
+  std::map<std::string, std::string> records;
   std::string sparse_map;
   size_t sparse_parts = 0;
   size_t pos = 0;
@@ -415,14 +417,7 @@ void TarReader::parse_pax(const std::string& d) {
       sparse_map += (sparse_parts++ ? "," : "") + value;
       continue;
     }
-    bool replaced = false;
-    for (auto& kv : records) {
-      if (kv.first == key) {
-        kv.second = value;
-        replaced = true;
-      }
-    }
-    if (!replaced) records.emplace_back(std::move(key), std::move(value));
+    records[std::move(key)] = std::move(value);
   }
 
   std::string major, minor, map = sparse_map;

@@ -182,6 +182,16 @@ describe('numbers: as Go parses them', () => {
   });
 });
 
+describe('extended headers', () => {
+  it('reads a PAX header of 80,000 distinct records (under the 1 MiB cap) in one pass', async () => {
+    const records: H.PaxRecord[] = Array.from({ length: 80_000 }, (_, i) => [`c${i}`, '']);
+    const data = H.paxData(records);
+    expect(data.length).toBeLessThan(1 << 20);
+    const a = await applied(H.tar(H.pax(data), H.entry({ name: 'after' }, payload)));
+    expect(read(a, 'after')).toBe('payload\n');
+  });
+});
+
 describe('extended headers with nothing after them', () => {
   it('reads a PAX header followed by the end of the archive as an empty layer (Go\'s pax-path-hdr.tar)', async () => {
     const a = await applied(Buffer.concat([H.pax([['path', 'ghost']]), H.END]));
