@@ -13,13 +13,12 @@ import crypto from 'node:crypto';
 import { execFile, execFileSync } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools } from './support/images.js';
+import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, skopeoRaw, toDockerArchive, toOciArchive } from './support/images.js';
 import { tempDir } from './support/fixtures.js';
 import { GpgHome, type GpgKey } from './support/signing.js';
 import { attachSigstoreSignatures, sigstorePayload, signPayload, sha256 } from './support/sigstore-attach.js';
 import { RegistryClient } from '../src/registry/index.js';
-import { parseReference } from '../src/reference.js';
-import { evaluatePolicy, fetchDockerSignatures, loadPolicy, loadRegistriesD } from '../src/trust/index.js';
+import { checkSignaturePolicy } from '../src/trust/index.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const DEBIAN_SIGSTORE_STUB = 'Debian-local change: sigstore disabled';
@@ -152,27 +151,27 @@ function podmanDecides(policyFile: string, ref: string, home: string): Promise<D
   });
 }
 
+/** Carrier's decision for a pull: the manifest as the registry serves it, then the policy check copyImage runs. */
 async function carrierDecides(policyFile: string, ref: string, home: string): Promise<Decision> {
   const client = new RegistryClient({ tlsVerify: false });
   try {
-    const source = await loadPolicy({ signaturePolicy: policyFile });
-    const registries = await loadRegistriesD({ home });
-    const r = parseReference(ref);
-    const got = await client.getManifest(r);
-    const top = got.list ?? got;
-    await evaluatePolicy(source, {
-      image: { transport: 'docker', reference: r },
-      manifest: top.bytes,
-      fetchSignatures: () => fetchDockerSignatures(r, top.digest, { registries, registry: client, home }),
-    });
+    const got = await client.getManifest(ref);
+    await checkSignaturePolicy(
+      { reference: `docker://${ref}`, manifest: got.bytes, manifestDigest: got.digest, ...(got.list ? { list: got.list } : {}) },
+      { signaturePolicy: policyFile, home, registry: client },
+    );
     return { allowed: true };
   } catch (err) {
-    const e = err as { code?: string; message: string };
-    if (e.code !== 'CARRIER_POLICY_DENIED' && e.code !== 'CARRIER_INVALID_POLICY') throw err;
-    return { allowed: false, reason: e.message };
+    return refusal(err);
   } finally {
     await client.close();
   }
+}
+
+function refusal(err: unknown): Decision {
+  const e = err as { code?: string; message: string };
+  if (e.code !== 'CARRIER_POLICY_DENIED' && e.code !== 'CARRIER_INVALID_POLICY') throw err;
+  return { allowed: false, reason: e.message };
 }
 
 interface Case {
@@ -277,4 +276,59 @@ describe('signature policy: Carrier decides every pull as podman does', () => {
     const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', sigPub, '-signature', path.join(work, 'payload.sig'), path.join(work, 'payload')]).toString();
     expect(out).toContain('Verified OK');
   });
+});
+
+describe('signature policy for load: Carrier decides every archive as podman load does', () => {
+  let ociArchive: string;
+  let dockerArchive: string;
+  beforeAll(() => {
+    const img = buildTestImage(path.join(work, 'img', 'archived'), { label: 'archived', layers: defaultLayers('r') });
+    fs.mkdirSync(path.join(work, 'archives'));
+    ociArchive = path.join(work, 'archives', 'image.oci.tar');
+    dockerArchive = path.join(work, 'archives', 'image.docker.tar');
+    toOciArchive(img, ociArchive);
+    toDockerArchive(img, dockerArchive, 'localhost/trust/archived:1');
+  });
+
+  function podmanLoads(policyFile: string, file: string): Promise<Decision> {
+    const args = ['--root', podman.root, '--runroot', podman.runroot, '--storage-driver', podman.driver];
+    args.push('load', '-q', '--signature-policy', policyFile, '-i', file);
+    return new Promise((resolve) => {
+      execFile('podman', args, { env: { ...podman.env, HOME: fileHome }, timeout: 120_000 }, (err, _o, stderr) =>
+        resolve(err ? { allowed: false, reason: stderr.trim() } : { allowed: true }),
+      );
+    });
+  }
+
+  async function carrierLoads(policyFile: string, reference: string): Promise<Decision> {
+    const manifest = skopeoRaw(reference);
+    try {
+      await checkSignaturePolicy({ reference, manifest, manifestDigest: sha256(manifest) }, { signaturePolicy: policyFile, home: fileHome });
+      return { allowed: true };
+    } catch (err) {
+      return refusal(err);
+    }
+  }
+
+  const loadCases: { name: string; policy: () => unknown; archive: 'oci' | 'docker'; allowed: boolean; reason?: RegExp }[] = [
+    { name: 'default reject refuses an oci-archive', policy: () => ({ default: [reject] }), archive: 'oci', allowed: false, reason: /oci-archive:.*rejects it/ },
+    { name: 'an oci-archive file scope accepts it under default reject', policy: () => ({ default: [reject], transports: { 'oci-archive': { [ociArchive]: [accept] } } }), archive: 'oci', allowed: true },
+    { name: "an oci-archive directory scope refuses the files below it", policy: () => ({ default: [accept], transports: { 'oci-archive': { [path.dirname(ociArchive)]: [reject] } } }), archive: 'oci', allowed: false },
+    { name: 'a docker scope does not apply to an oci-archive', policy: () => ({ default: [accept], transports: { docker: { '': [reject] } } }), archive: 'oci', allowed: true },
+    { name: 'signedBy refuses an oci-archive (archives carry no signatures)', policy: () => byAlice(), archive: 'oci', allowed: false, reason: /no simple-signing signature was found/ },
+    { name: "docker-archive's own default scope refuses it", policy: () => ({ default: [accept], transports: { 'docker-archive': { '': [reject] } } }), archive: 'docker', allowed: false },
+    { name: 'default accept loads a docker-archive', policy: () => ({ default: [accept] }), archive: 'docker', allowed: true },
+  ];
+
+  for (const c of loadCases) {
+    it(c.name, async () => {
+      const file = writePolicy(`load ${c.name}`, c.policy());
+      const archive = c.archive === 'oci' ? ociArchive : dockerArchive;
+      const mine = await carrierLoads(file, `${c.archive}-archive:${archive}`);
+      const theirs = await podmanLoads(file, archive);
+      expect(mine.allowed, mine.allowed ? 'Carrier allowed' : mine.reason).toBe(c.allowed);
+      expect(theirs.allowed, theirs.allowed ? 'podman allowed' : theirs.reason).toBe(c.allowed);
+      if (!mine.allowed && c.reason) expect(mine.reason).toMatch(c.reason);
+    });
+  }
 });

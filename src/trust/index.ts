@@ -9,3 +9,7 @@ export { fetchDockerSignatures, signatureFromBlob } from './signatures.js';
 export type { UntrustedSignature, SignatureRegistry, FetchedSignatures, FetchDockerSignaturesOptions } from './signatures.js';
 export { evaluatePolicy, policyImageName } from './evaluate.js';
 export type { PolicyEvaluationInput, PolicyDecision } from './evaluate.js';
+export { describePolicy } from './describe.js';
+export type { TrustRow } from './describe.js';
+export { checkSignaturePolicy, policyImageOf } from './check.js';
+export type { PolicyCheckedImage, CheckSignaturePolicyOptions } from './check.js';

@@ -153,11 +153,33 @@ export const checkout: CommandDef = {
   run: async (ctx) => (await import('./save.js')).checkout(ctx),
 };
 
+const trust: CommandDef = {
+  name: 'trust',
+  usage: 'COMMAND',
+  summary: 'Show the signature policy that pulls are checked against',
+  subcommands: [
+    {
+      name: 'show',
+      usage: '[options] [REGISTRY]',
+      summary: 'Display the signature policy (policy.json and registries.d) as podman does',
+      flags: [
+        { name: 'json', short: 'j', type: 'bool', help: 'output as JSON' },
+        { name: 'noheading', short: 'n', type: 'bool', help: 'do not print column headings' },
+        { name: 'raw', type: 'bool', help: 'print the policy file as it is' },
+        { name: 'policypath', type: 'string', value: 'FILE', help: 'the policy file (default: ~/.config/containers/policy.json, else /etc/containers/policy.json)' },
+        { name: 'registrypath', type: 'string', value: 'DIR', help: 'the registries.d directory (default: ~/.config/containers/registries.d, else /etc/containers/registries.d)' },
+      ],
+      args: { min: 0, max: 1 },
+      run: async (ctx) => (await import('./trust.js')).trustShow(ctx),
+    },
+  ],
+};
+
 export const image: CommandDef = {
   name: 'image',
   usage: 'COMMAND',
   summary: 'Manage images',
-  subcommands: [list, remove, tag, untag, load, exists, inspect, prune, pull, save],
+  subcommands: [list, remove, tag, untag, load, exists, inspect, prune, pull, save, trust],
 };
 
 /** The image commands at the top level, under podman's names. */
