@@ -18,6 +18,8 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
 /** A lookaside store that never ends is a hostile one. */
 const MAX_LOOKASIDE_SIGNATURES = 256;
+/** A lookaside web server that stops answering must not hold a pull forever. */
+const LOOKASIDE_TIMEOUT_MS = 60_000;
 
 export type UntrustedSignature =
   | { format: 'simple-signing'; blob: Buffer; from: string }
@@ -103,23 +105,27 @@ async function readLookaside(url: URL, signal?: AbortSignal): Promise<Buffer | u
     }
   }
   if (url.protocol === 'http:' || url.protocol === 'https:') {
-    const res = await fetch(url, { redirect: 'follow', ...(signal === undefined ? {} : { signal }) });
+    const timeout = AbortSignal.timeout(LOOKASIDE_TIMEOUT_MS);
+    const res = await fetch(url, { redirect: 'follow', signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) });
     if (res.status === 404) {
       await res.body?.cancel();
       return undefined;
     }
-    if (res.status !== 200) {
+    if (res.status !== 200 || res.body === null) {
       await res.body?.cancel();
       throw new CarrierError('CARRIER_REGISTRY_ERROR', `reading signature from ${url.href}: HTTP ${res.status}`);
     }
-    const len = Number(res.headers.get('content-length') ?? '0');
-    if (len > MAX_SIGNATURE_BYTES) {
-      await res.body?.cancel();
-      throw new CarrierError('CARRIER_LIMIT_EXCEEDED', `signature ${url.href} is larger than ${MAX_SIGNATURE_BYTES} bytes`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of res.body) {
+      total += (chunk as Uint8Array).length;
+      if (total > MAX_SIGNATURE_BYTES) {
+        await res.body.cancel().catch(() => {});
+        throw new CarrierError('CARRIER_LIMIT_EXCEEDED', `signature ${url.href} is larger than ${MAX_SIGNATURE_BYTES} bytes`);
+      }
+      chunks.push(Buffer.from(chunk as Uint8Array));
     }
-    const b = Buffer.from(await res.arrayBuffer());
-    if (b.length > MAX_SIGNATURE_BYTES) throw new CarrierError('CARRIER_LIMIT_EXCEEDED', `signature ${url.href} is too large`);
-    return b;
+    return Buffer.concat(chunks);
   }
   throw new CarrierError('CARRIER_INVALID_CONFIG', `unsupported scheme in signature storage URL ${url.href}`);
 }
@@ -172,15 +178,25 @@ async function sigstoreAttachments(registry: SignatureRegistry, sigRef: ImageRef
   if (doc.mediaType !== OCI_MANIFEST) {
     throw new CarrierError('CARRIER_INVALID_SIGNATURE', `sigstore attachment manifest ${where} has media type ${doc.mediaType}, not ${OCI_MANIFEST}`);
   }
-  const manifest = JSON.parse(doc.bytes.toString('utf8')) as { layers?: { mediaType?: string; digest?: string; size?: number; annotations?: Record<string, string> }[] };
+  let manifest: { layers?: { mediaType?: string; digest?: string; size?: number; annotations?: Record<string, string> }[] };
+  try {
+    manifest = JSON.parse(doc.bytes.toString('utf8')) as typeof manifest;
+  } catch (err) {
+    throw new CarrierError('CARRIER_INVALID_SIGNATURE', `sigstore attachment manifest ${where} is not JSON`, { cause: err });
+  }
+  if (manifest.layers !== undefined && !Array.isArray(manifest.layers)) {
+    throw new CarrierError('CARRIER_INVALID_SIGNATURE', `sigstore attachment manifest ${where} has no list of layers`);
+  }
   const out: UntrustedSignature[] = [];
   for (const layer of manifest.layers ?? []) {
-    if (typeof layer.digest !== 'string' || typeof layer.size !== 'number' || layer.size > MAX_SIGNATURE_BYTES) {
+    if (typeof layer !== 'object' || layer === null || typeof layer.digest !== 'string' || typeof layer.size !== 'number' || layer.size > MAX_SIGNATURE_BYTES) {
       throw new CarrierError('CARRIER_INVALID_SIGNATURE', `sigstore attachment manifest ${where} has an invalid layer`);
     }
     const payload = await readCapped(await registry.getBlob(sigRef, layer.digest, { size: layer.size }), `${where} layer ${layer.digest}`);
     const annotations: Record<string, string> = {};
-    for (const [k, v] of Object.entries(layer.annotations ?? {})) if (typeof v === 'string') annotations[k] = v;
+    if (typeof layer.annotations === 'object' && layer.annotations !== null) {
+      for (const [k, v] of Object.entries(layer.annotations)) if (typeof v === 'string') annotations[k] = v;
+    }
     out.push({ format: 'sigstore', mediaType: layer.mediaType ?? '', payload, annotations, from: `${where} layer ${layer.digest}` });
   }
   return out;
