@@ -105,6 +105,23 @@ describe('carrier image trust show', () => {
   });
 });
 
+describe('carrier info', () => {
+  it('names the policy file in force and the registries.d directory', async () => {
+    const h = path.join(work, 'home-info');
+    fs.mkdirSync(path.join(h, '.config/containers/registries.d'), { recursive: true });
+    fs.writeFileSync(path.join(h, '.config/containers/policy.json'), '{"default":[{"type":"reject"}]}');
+    const store = path.join(work, 'info-store');
+    const { stdout } = await execFileP('node', [CLI, '--root', `${store}/root`, '--runroot', `${store}/run`, 'info', '--format', 'json'], {
+      env: { ...process.env, HOME: h },
+    });
+    const info = JSON.parse(stdout) as { signaturePolicy: { policyFile: string; registriesD: string } };
+    expect(info.signaturePolicy).toEqual({
+      policyFile: path.join(h, '.config/containers/policy.json'),
+      registriesD: path.join(h, '.config/containers/registries.d'),
+    });
+  });
+});
+
 describe('policy.json, read strictly', () => {
   const invalid = (text: string): string => {
     try {
