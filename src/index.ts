@@ -30,6 +30,36 @@ export { pull, parsePlatform } from './pull.js';
 export type { PullOptions, PullEvent, PullResult, RegistrySource, LayerState } from './pull.js';
 export { RegistryClient, loadCredentials } from './registry/index.js';
 export type { RegistryClientOptions, CredentialStore, Credentials } from './registry/index.js';
+// Image transports and copy: where an image can be (a registry, the store, an OCI layout, oci-archive,
+// docker-archive), each an ImageSource and an ImageDestination, and the one copyImage that pull, load and save are.
+export { copyImage } from './copy/copy-image.js';
+export type { CopyOptions, CopyResult, CopyEvent, CopyPolicy } from './copy/copy-image.js';
+export { parseTransportReference, openImageSource, openImageDestination } from './transports/reference.js';
+export type { TransportReference, OpenTransportOptions, OpenedSource } from './transports/reference.js';
+export { openRegistrySource, registryImageName } from './transports/registry.js';
+export type { RegistryImageSourceOptions } from './transports/registry.js';
+export { openStoreSource } from './transports/store-source.js';
+export type { StoreImageSource, StoreSourceOptions } from './transports/store-source.js';
+export { StoreDestination } from './transports/store-destination.js';
+export type { StoreDestinationOptions } from './transports/store-destination.js';
+export { openImageArchive } from './transports/archive.js';
+export type { ImageArchive, ArchiveFormat, OpenImageArchiveOptions } from './transports/archive.js';
+export { OciLayoutDestination } from './transports/oci-layout-destination.js';
+export type { OciLayoutDestinationOptions } from './transports/oci-layout-destination.js';
+export { DockerArchiveDestination } from './transports/docker-archive-destination.js';
+export type { DockerArchiveDestinationOptions } from './transports/docker-archive-destination.js';
+export type {
+  TransportName,
+  ImageSource,
+  ImageDestination,
+  LayerBlob,
+  Document,
+  OpenBlobOptions,
+  LayerCopyState,
+  PutImageOptions,
+  PutImageResult,
+  PutLayerResult,
+} from './transports/types.js';
 export {
   createContainer,
   listContainers,
