@@ -27,8 +27,8 @@ export type UntrustedSignature =
 
 /** What the registry client offers that signature fetching needs (RegistryClient has it). */
 export interface SignatureRegistry {
-  getManifest(ref: ImageReference, opts: { accept: string[] }): Promise<{ bytes: Buffer; mediaType: string; digest: string }>;
-  getBlob(ref: ImageReference, digest: string, opts: { size?: number }): Promise<Readable>;
+  getManifest(ref: ImageReference, opts: { accept?: string[]; signal?: AbortSignal }): Promise<{ bytes: Buffer; mediaType: string; digest: string }>;
+  getBlob(ref: ImageReference, digest: string, opts: { size?: number; signal?: AbortSignal }): Promise<Readable>;
 }
 
 export interface FetchedSignatures {
@@ -161,15 +161,16 @@ export async function fetchDockerSignatures(
     if (opts.registry === undefined) {
       throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'sigstore attachments are enabled in registries.d but no registry client was given');
     }
-    signatures.push(...(await sigstoreAttachments(opts.registry, sigRef)));
+    signatures.push(...(await sigstoreAttachments(opts.registry, sigRef, opts.signal)));
   }
   return { signatures, lookedAt };
 }
 
-async function sigstoreAttachments(registry: SignatureRegistry, sigRef: ImageReference): Promise<UntrustedSignature[]> {
+async function sigstoreAttachments(registry: SignatureRegistry, sigRef: ImageReference, signal?: AbortSignal): Promise<UntrustedSignature[]> {
+  const sig = signal === undefined ? {} : { signal };
   let doc: { bytes: Buffer; mediaType: string };
   try {
-    doc = await registry.getManifest(sigRef, { accept: [OCI_MANIFEST] });
+    doc = await registry.getManifest(sigRef, { accept: [OCI_MANIFEST], ...sig });
   } catch (err) {
     if ((err as CarrierError).code === 'CARRIER_NOT_FOUND') return [];
     throw err;
@@ -192,7 +193,7 @@ async function sigstoreAttachments(registry: SignatureRegistry, sigRef: ImageRef
     if (typeof layer !== 'object' || layer === null || typeof layer.digest !== 'string' || typeof layer.size !== 'number' || layer.size > MAX_SIGNATURE_BYTES) {
       throw new CarrierError('CARRIER_INVALID_SIGNATURE', `sigstore attachment manifest ${where} has an invalid layer`);
     }
-    const payload = await readCapped(await registry.getBlob(sigRef, layer.digest, { size: layer.size }), `${where} layer ${layer.digest}`);
+    const payload = await readCapped(await registry.getBlob(sigRef, layer.digest, { size: layer.size, ...sig }), `${where} layer ${layer.digest}`);
     const annotations: Record<string, string> = {};
     if (typeof layer.annotations === 'object' && layer.annotations !== null) {
       for (const [k, v] of Object.entries(layer.annotations)) if (typeof v === 'string') annotations[k] = v;

@@ -4,6 +4,12 @@
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
 
 const quiet = (help: string): FlagDef => ({ name: 'quiet', short: 'q', type: 'bool', help });
+const signaturePolicy: FlagDef = {
+  name: 'signature-policy',
+  type: 'string',
+  value: 'FILE',
+  help: 'the policy.json to enforce (default: ~/.config/containers/policy.json, else /etc/containers/policy.json, else accept)',
+};
 const force = (help: string): FlagDef => ({ name: 'force', short: 'f', type: 'bool', help });
 
 export const list: CommandDef = {
@@ -47,6 +53,7 @@ export const load: CommandDef = {
   summary: 'Load images from a docker-archive or oci-archive (plain, gzip or zstd) or an OCI layout directory',
   flags: [
     { name: 'input', short: 'i', type: 'string', value: 'FILE', help: 'read from FILE (default: standard input, when it is not a terminal)' },
+    signaturePolicy,
     quiet('do not print progress'),
   ],
   run: async (ctx) => (await import('./load.js')).load(ctx),
@@ -119,6 +126,7 @@ export const pull: CommandDef = {
       help: "do not flush layers to disk before recording them (podman's durability: faster, but a power loss soon after can leave a layer with files missing)",
     },
     quiet('print only the image id'),
+    signaturePolicy,
   ],
   args: { min: 1, max: 1 },
   run: async (ctx) => (await import('./pull.js')).pullImage(ctx),
