@@ -10,7 +10,7 @@ import { CarrierError } from '../errors.js';
 import { parseStrictJson, type JsonObject, type JsonValue } from './strict-json.js';
 import { PolicyFormatError, known, object, str } from './json-fields.js';
 import { parseIdentityMatch, type IdentityMatch } from './identity.js';
-import { validateScope } from './scopes.js';
+import { validateScope } from './scope-validation.js';
 
 export type { IdentityMatch } from './identity.js';
 
