@@ -158,6 +158,12 @@ describe('policy.json, read strictly', () => {
     expect(Object.keys(p.transports).sort()).toEqual(['ostree', 'sif']);
   });
 
+  it('keeps a transport or scope named __proto__ an ordinary name', () => {
+    const p = parsePolicy('{"default":[{"type":"reject"}],"transports":{"__proto__":{"":[{"type":"insecureAcceptAnything"}]},"docker":{"__proto__":[{"type":"insecureAcceptAnything"}]}}}');
+    expect(requirementsFor(p, { transport: 'docker', reference: parseReference('quay.io/a/b:1') }).section).toBe('default');
+    expect(requirementsFor(p, { transport: 'oci', path: '/x' }).section).toBe('default');
+  });
+
   it('finds ~/.config/containers/policy.json before /etc/containers/policy.json, and an explicit file before both', async () => {
     const h = path.join(work, 'home-policy');
     fs.mkdirSync(path.join(h, '.config/containers'), { recursive: true });

@@ -65,7 +65,7 @@ async function gpgIds(req: PolicyRequirement): Promise<string> {
 /** The registries.d namespace for a scope: the scope, then its parents, then default-docker. */
 function namespaceFor(scope: string, conf: RegistriesD): RegistryNamespace | undefined {
   for (let s = scope; s !== ''; s = s.includes('/') ? s.slice(0, s.lastIndexOf('/')) : '') {
-    const ns = conf.docker[s];
+    const ns = Object.hasOwn(conf.docker, s) ? conf.docker[s] : undefined;
     if (ns !== undefined) return ns;
   }
   return conf.defaultDocker;

@@ -104,12 +104,12 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     const top = object(doc, 'the policy');
     known(top, ['default', 'transports'], 'the policy');
     if (top.default === undefined) throw new PolicyFormatError('the default policy is missing');
-    const policy: Policy = { default: requirements(top.default, '"default"'), transports: {} };
+    const policy: Policy = { default: requirements(top.default, '"default"'), transports: Object.create(null) as Policy['transports'] };
     if (top.transports !== undefined && top.transports !== null) {
       const transports = object(top.transports, '"transports"');
       for (const [transport, scopesValue] of Object.entries(transports)) {
         const scopes = object(scopesValue, `transport "${transport}"`);
-        const out: Record<string, PolicyRequirement[]> = {};
+        const out = Object.create(null) as Record<string, PolicyRequirement[]>;
         for (const [scope, reqs] of Object.entries(scopes)) {
           const invalid = scope === '' ? undefined : validateScope(transport, scope);
           if (invalid !== undefined) throw new PolicyFormatError(`scope "${scope}" of transport "${transport}": ${invalid}`);

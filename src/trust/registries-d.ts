@@ -85,7 +85,7 @@ export async function loadRegistriesD(opts: LoadRegistriesDOptions = {}): Promis
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { dir: undefined, docker: {} };
     throw err;
   }
-  const out: RegistriesD = { dir, docker: {} };
+  const out: RegistriesD = { dir, docker: Object.create(null) as RegistriesD['docker'] };
   const from = new Map<string, string>();
   for (const n of names) {
     const file = path.join(dir, n);
@@ -117,7 +117,7 @@ export async function loadRegistriesD(opts: LoadRegistriesDOptions = {}): Promis
 
 function pick<T>(conf: RegistriesD, ref: ImageReference, get: (ns: RegistryNamespace) => T | undefined): T | undefined {
   for (const scope of [dockerIdentity(ref), ...dockerNamespaces(ref)]) {
-    const ns = conf.docker[scope];
+    const ns = Object.hasOwn(conf.docker, scope) ? conf.docker[scope] : undefined;
     const v = ns === undefined ? undefined : get(ns);
     if (v !== undefined) return v;
   }

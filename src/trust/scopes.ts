@@ -64,10 +64,10 @@ export interface AppliedRequirements {
 }
 
 export function requirementsFor(policy: Policy, image: PolicyImage): AppliedRequirements {
-  const scopes = policy.transports[image.transport];
+  const scopes = Object.hasOwn(policy.transports, image.transport) ? policy.transports[image.transport] : undefined;
   if (scopes !== undefined) {
     for (const scope of [...policyScopes(image), '']) {
-      const reqs = scopes[scope];
+      const reqs = Object.hasOwn(scopes, scope) ? scopes[scope] : undefined;
       if (reqs !== undefined) return { section: `transports.${image.transport}["${scope}"]`, requirements: reqs };
     }
   }
