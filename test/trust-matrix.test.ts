@@ -29,6 +29,7 @@ let podman: Podman;
 let gpg: GpgHome;
 let alice: GpgKey;
 let bob: GpgKey;
+let dave: GpgKey;
 /** registries.d with a file:// lookaside (HOME for both tools), and one with the same signatures served over http. */
 let fileHome: string;
 let httpHome: string;
@@ -84,11 +85,13 @@ beforeAll(async () => {
   gpg = new GpgHome(path.join(work, 'gnupg'));
   alice = gpg.newKey('alice');
   bob = gpg.newKey('bob');
+  dave = gpg.newKeyWithSigningSubkey('dave');
 
   // One image per repository, each with its own content, so that every manifest digest differs.
   const img = (name: string): string => buildTestImage(path.join(work, 'img', name), { label: name, layers: defaultLayers(name.slice(0, 1)) }).ociDir;
   await skopeoSigned(img('gpg'), 'trust/gpg:1', alice);
   await skopeoSigned(img('bob'), 'trust/bob:1', bob);
+  await skopeoSigned(img('dave'), 'trust/dave:1', dave);
   await skopeoSigned(img('other'), 'trust/other:1', alice, `${reg.host}/trust/elsewhere:1`);
   await skopeoSigned(img('remap'), 'trust/remap:1', alice, 'mirror.example.com/trust/remap:1');
   await pushImage(reg.host, img('unsigned'), 'trust/unsigned:1');
@@ -212,6 +215,13 @@ const cases: Case[] = [
   { name: 'signedBy accepts a signature by the right key', policy: () => byAlice(), image: 'gpg', allowed: true },
   { name: 'signedBy accepts an ASCII-armored key file', policy: () => ({ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.armoredFile }] }), image: 'gpg', allowed: true },
   { name: 'signedBy refuses a signature by another key', policy: () => byAlice(), image: 'bob', allowed: false, reason: /signed by key [0-9A-F]+, which is not in/ },
+  {
+    name: 'signedBy refuses a signature by a subkey of the trusted key',
+    policy: () => byAlice({ keyPath: dave.publicKeyFile }),
+    image: 'dave',
+    allowed: false,
+    reason: /signed by subkey [0-9A-F]+ of [0-9A-F]{40}; only signatures by a primary key/,
+  },
   { name: 'signedBy keyPaths accepts any listed key', policy: () => byAlice({ keyPath: undefined, keyPaths: [alice.publicKeyFile, bob.publicKeyFile] }), image: 'bob', allowed: true },
   { name: 'signedBy keyData accepts the right key', policy: () => byAlice({ keyPath: undefined, keyData: fs.readFileSync(alice.publicKeyFile).toString('base64') }), image: 'gpg', allowed: true },
   { name: 'signedBy refuses an unsigned image', policy: () => byAlice(), image: 'unsigned', allowed: false, reason: /no simple-signing signature was found at file:\/\// },

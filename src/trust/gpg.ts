@@ -52,9 +52,17 @@ export async function verifySimpleSigning(blob: Buffer, trusted: TrustedGpgKeys,
     throw new SignatureRejected(`the signature at ${from} is not an OpenPGP message: ${(err as Error).message}`);
   }
   const signerIds = message.getSigningKeyIDs();
-  const signingKey = trusted.keys.find((k) => signerIds.some((id) => k.getKeys(id).length > 0));
+  // As containers/image: the signer must be one of the trusted keys itself, not a subkey of one (podman refuses
+  // "Signature by key <subkey> is not accepted").
+  const signingKey = trusted.keys.find((k) => signerIds.some((id) => k.getKeyID().equals(id)));
   if (signingKey === undefined) {
     const ids = signerIds.map((id) => id.toHex().toUpperCase()).join(', ') || 'an unknown key';
+    const parent = trusted.keys.find((k) => signerIds.some((id) => k.getKeys(id).length > 0));
+    if (parent !== undefined) {
+      throw new SignatureRejected(
+        `the signature at ${from} is signed by subkey ${ids} of ${parent.getFingerprint().toUpperCase()}; only signatures by a primary key in ${trusted.source} are accepted`,
+      );
+    }
     throw new SignatureRejected(`the signature at ${from} is signed by key ${ids}, which is not in ${trusted.source}`);
   }
   let data: Uint8Array;

@@ -35,6 +35,18 @@ export class GpgHome {
     this.gpg(['--quick-gen-key', `${name} <${name}@carrier.test>`, 'rsa2048', 'sign', 'never']);
     const colons = this.gpg(['--with-colons', '--list-keys', `${name}@carrier.test`]).toString();
     const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(colons)![1]!;
+    return this.exportKey(name, fingerprint);
+  }
+
+  /** A key whose primary key only certifies and whose subkey signs: gpg signs with the subkey. */
+  newKeyWithSigningSubkey(name: string): GpgKey {
+    this.gpg(['--quick-gen-key', `${name} <${name}@carrier.test>`, 'rsa2048', 'cert', 'never']);
+    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(this.gpg(['--with-colons', '--list-keys', `${name}@carrier.test`]).toString())![1]!;
+    this.gpg(['--quick-add-key', fingerprint, 'rsa2048', 'sign', 'never']);
+    return this.exportKey(name, fingerprint);
+  }
+
+  private exportKey(name: string, fingerprint: string): GpgKey {
     const publicKeyFile = path.join(this.dir, '..', `${name}.gpg`);
     fs.writeFileSync(publicKeyFile, this.gpg(['--export', fingerprint]));
     const armoredFile = path.join(this.dir, '..', `${name}.asc`);
