@@ -103,3 +103,39 @@ export type { UnshareSpawn } from './runtime/namespace.js';
 /** What this process can use to mount overlays (fsopen, lowerdir+, userxattr, fuse-overlayfs), detected once. */
 export { overlaySupport } from './drivers/mount.js';
 export type { OverlaySupport } from './drivers/mount.js';
+
+// Signature policy (issue 20): policy.json and registries.d as containers/image reads them, the signatures of a
+// registry image, and the decision whether it may be pulled (CARRIER_POLICY_DENIED when not).
+export {
+  loadPolicy,
+  parsePolicy,
+  findPolicyFile,
+  loadRegistriesD,
+  findRegistriesDir,
+  fetchDockerSignatures,
+  evaluatePolicy,
+  requirementsFor,
+  describePolicy,
+  checkSignaturePolicy,
+  SYSTEM_POLICY_PATH,
+  SYSTEM_REGISTRIES_D,
+} from './trust/index.js';
+export type {
+  Policy,
+  PolicyRequirement,
+  PolicySource,
+  LoadPolicyOptions,
+  IdentityMatch,
+  PolicyImage,
+  PolicyTransport,
+  RegistriesD,
+  LoadRegistriesDOptions,
+  UntrustedSignature,
+  SignatureRegistry,
+  FetchedSignatures,
+  PolicyEvaluationInput,
+  PolicyDecision,
+  TrustRow,
+  PolicyCheckedImage,
+  CheckSignaturePolicyOptions,
+} from './trust/index.js';

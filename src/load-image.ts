@@ -45,6 +45,8 @@ export interface LoadImageOptions {
   /** Where a compressed archive is decompressed to (default the OS temp dir). */
   tmpDir?: string;
   onLayer?: CommitOptions['onLayer'];
+  /** The policy.json to enforce (podman --signature-policy); default: the one in force. */
+  signaturePolicy?: string;
 }
 
 export interface LoadedImage {
@@ -98,7 +100,11 @@ export async function loadImage(store: Store, file: string, options: LoadImageOp
     const destination = new StoreDestination(store, options.onLayer ? { onCommitLayer: options.onLayer } : {});
     for (const { image, names } of planned) {
       // Reversed: see the module comment (podman's name order after a load).
-      const result = await copyImage(image, destination, { names: [...names].reverse(), ...(options.signal ? { signal: options.signal } : {}) });
+      const result = await copyImage(image, destination, {
+        names: [...names].reverse(),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+      });
       images.push({ id: result.id, names });
     }
     return { format: archive.format, images };

@@ -53,6 +53,8 @@ export interface PullOptions {
   registriesConf?: string;
   /** Settings ignored while reading config files. */
   onWarning?: (message: string) => void;
+  /** The policy.json to enforce (podman --signature-policy); default: ~/.config/containers/policy.json, else /etc/containers/policy.json, else none (accept). */
+  signaturePolicy?: string;
   /** The largest config blob accepted (default 8 MiB). */
   maxConfigBytes?: number;
   /** Overall deadline for the registry's part of the pull (ms): past it, everything stops with CARRIER_TIMEOUT. Default: none. */
@@ -139,6 +141,8 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     concurrency: options.concurrency ?? 3,
     ...(signal ? { signal } : {}),
     ...(emit ? { onProgress: (event: CopyEvent) => emit(pullEvent(event, name)) } : {}),
+    ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+    signatureRegistry: registry,
   });
   // Keep the blob cache under its cap (CARRIER_CACHE_MAX_SIZE) between prunes: least recently used blobs go first.
   const cap = options.blobCacheMaxSize ?? cacheMaxSizeFromEnv();

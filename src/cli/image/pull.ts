@@ -17,6 +17,7 @@ export async function pullImage(ctx: Context): Promise<number> {
     const creds = flags.string('creds');
     const authfile = flags.string('authfile');
     const timeout = flags.string('timeout');
+    const signaturePolicy = flags.string('signature-policy');
     const options: PullOptions = {
       signal: int.signal,
       onWarning: (w) => process.stderr.write(`WARN[0000] ${w}\n`),
@@ -28,6 +29,7 @@ export async function pullImage(ctx: Context): Promise<number> {
       ...(flags.bool('no-sync') ? { sync: false } : {}),
       ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
       ...(progress ? { onProgress: progress.handle } : {}),
+      ...(signaturePolicy !== undefined ? { signaturePolicy } : {}),
     };
     const result = await pull(store, reference, options);
     progress?.flush();
