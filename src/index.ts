@@ -139,3 +139,9 @@ export type {
   PolicyCheckedImage,
   CheckSignaturePolicyOptions,
 } from './trust/index.js';
+
+// The write direction: a layer's tar compressed on native threads with its diff_id, digest and tar-split in one
+// pass, and a container's or image's changes as `podman diff` lists them.
+/** Compresses a layer's uncompressed tar (gzip/zstd on several cores), hashing both sides and recording its tar-split. */
+export { compressLayer } from './layer/compress.js';
+export type { CompressLayerOptions, CompressedLayer, CompressingLayer, LayerCompression } from './layer/compress.js';
