@@ -145,3 +145,6 @@ export type {
 /** Compresses a layer's uncompressed tar (gzip/zstd on several cores), hashing both sides and recording its tar-split. */
 export { compressLayer } from './layer/compress.js';
 export type { CompressLayerOptions, CompressedLayer, CompressingLayer, LayerCompression } from './layer/compress.js';
+/** A container's changes against its image, or an image's top layer against its parent, as `podman diff` lists them. */
+export { diff } from './containers/diff.js';
+export type { Change, ChangeKind, DiffOptions, DiffResult } from './containers/diff.js';
