@@ -175,7 +175,11 @@ void ParallelCompressor::worker() {
       job->in_len = n;
       if (kind_ == Compression::Gzip) {
         job->crc = static_cast<uint32_t>(crc32(0, in, static_cast<uInt>(n)));
-        if (deflateReset(&zs) != Z_OK) fail("CARRIER_INTERNAL", "deflateReset failed");
+        // A fresh stream per block, not deflateReset: the zlib Node exports keeps state across a reset that changes
+        // the bytes a block compresses to, and the output must not depend on which worker took which block.
+        deflateEnd(&zs);
+        zs = z_stream{};
+        if (deflateInit2(&zs, level_, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) fail("ENOMEM", "cannot initialise gzip compression");
         if (!job->dict.empty() &&
             deflateSetDictionary(&zs, job->dict.data(), static_cast<uInt>(job->dict.size())) != Z_OK) {
           fail("CARRIER_INTERNAL", "deflateSetDictionary failed");
