@@ -3,7 +3,7 @@
  * made, each changed through its mount (files added, changed and deleted, a directory deleted and made again — an
  * opaque directory over a lower one —, a name a lower layer had whited out added back, a symlink, a hard link, a
  * fifo, a mode change), and an image whose layers carry whiteouts and an opaque directory. Same lines in the same
- * order, same JSON. On a vfs store podman takes a directory's entries in Go map order, so there the set is compared.
+ * order, same JSON. The changed layer, as the driver archives it, also goes through compressLayer and back. On a vfs store podman takes a directory's entries in Go map order, so there the set is compared.
  *
  * Needs: podman (Debian package), root (podman's overlay store), and `npx tsc -p tsconfig.json` first (the CLI runs
  * from dist/).
@@ -13,7 +13,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Store, createContainer, diff, mountContainer, unmountContainer } from '../src/index.js';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Store, applyLayer, assembleLayer, compressLayer, createContainer, diff, mountContainer, unmountContainer } from '../src/index.js';
+import { createDriver } from '../src/drivers/index.js';
+import { readAll } from './support/layer.js';
 import { tempDir } from './support/fixtures.js';
 import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, toOciArchive } from './support/images.js';
 
@@ -129,6 +133,29 @@ describe('diff on an overlay store, as podman diff', () => {
     const lines = expectSame(['diff', id]);
     expect(lines).toContain('A /newdir/deep/deeper/f\n');
     expectSame(['diff', '--format', 'json', 'carrier-made']);
+  }, T);
+
+  it("compresses that container's layer, as the driver archives it, in one pass whose tar-split rebuilds the tar", async () => {
+    const store = await Store.open({ root: pm.root, runroot: pm.runroot, driver: 'overlay' });
+    let layer: string;
+    try {
+      layer = (await store.container('carrier-made'))!.layer;
+    } finally {
+      await store.close();
+    }
+    const driver = createDriver({ driver: 'overlay', graphroot: pm.root });
+    const tar = await readAll(await driver.diff(layer, undefined));
+    const split = path.join(work, 'layer.tar-split.gz');
+    const job = compressLayer(await driver.diff(layer, undefined), { compression: 'zstd', tarSplitPath: split });
+    const blob = await readAll(job.stream);
+    const r = await job.result;
+    expect(r.diffID).toBe('sha256:' + crypto.createHash('sha256').update(tar).digest('hex'));
+    expect(r.uncompressedSize).toBe(tar.length);
+    expect(r.digest).toBe('sha256:' + crypto.createHash('sha256').update(blob).digest('hex'));
+    expect(spawnSync('zstd', ['-dcq'], { input: blob, maxBuffer: 1 << 28 }).stdout.equals(tar)).toBe(true);
+    const dir = fs.mkdtempSync(path.join(work, 'applied-'));
+    await applyLayer(Readable.from([blob]), dir, { expectedDiffID: r.diffID, expectedDigest: r.digest });
+    expect((await readAll(assembleLayer(split, dir))).equals(tar)).toBe(true);
   }, T);
 
   it("lists an image's top layer against its parent the same", () => {
