@@ -40,8 +40,8 @@ size_t ParallelCompressor::block_size(Compression kind) {
   return kind == Compression::Zstd ? 4 << 20 : 1 << 20;
 }
 
-ParallelCompressor::ParallelCompressor(Compression kind, int level, int threads, Sink sink)
-    : kind_(kind), level_(level), sink_(std::move(sink)), block_(block_size(kind)) {
+ParallelCompressor::ParallelCompressor(Compression kind, int level, int threads, Sink sink, size_t block)
+    : kind_(kind), level_(level), sink_(std::move(sink)), block_(block ? block : block_size(kind)) {
   if (kind_ != Compression::Gzip && kind_ != Compression::Zstd && kind_ != Compression::None) {
     fail("CARRIER_INVALID_ARGUMENT", "compression must be gzip, zstd or none");
   }

@@ -29,7 +29,8 @@ class ParallelCompressor {
   // Receives the compressed bytes in order, on the output thread; may block (backpressure) and may throw a Fail.
   using Sink = std::function<void(const uint8_t* data, size_t n)>;
 
-  ParallelCompressor(Compression kind, int level, int threads, Sink sink);
+  // `block`: input bytes per block; 0 takes block_size(kind) (the fuzz target uses tiny blocks to exercise the seams).
+  ParallelCompressor(Compression kind, int level, int threads, Sink sink, size_t block = 0);
   ~ParallelCompressor();  // cancels what is still running and joins every thread
   ParallelCompressor(const ParallelCompressor&) = delete;
   ParallelCompressor& operator=(const ParallelCompressor&) = delete;

@@ -8,7 +8,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 rm -rf "$out"
-mkdir -p "$out/fuzz_tar_reader" "$out/fuzz_extract" "$out/fuzz_decoder" "$out/fuzz_tar_split" "$out/fuzz_tar_split_assemble"
+mkdir -p "$out/fuzz_tar_reader" "$out/fuzz_extract" "$out/fuzz_decoder" "$out/fuzz_tar_split" "$out/fuzz_tar_split_assemble" \
+  "$out/fuzz_compress"
 
 # A small tree exercising files, dirs, symlinks, hardlinks, a fifo, a long name and a whiteout.
 src=$work/src
@@ -155,5 +156,15 @@ for f in "$out"/fuzz_extract/*.tar; do
 done
 { printf '\001'; printf '{"type":2,"payload":"aGVsbG8=","position":0}\n{"type":1,"name":"file","size":17,"payload":null,"position":1}\n{"type":1,"name":"up","size":31,"payload":null,"position":2}\n'; } > "$ta/lines-escape-symlink"
 { printf '\001'; printf '{"type":1,"name":"d/upup/secret","size":31,"payload":null}\n{"type":1,"name":"../secret","size":31}\n{"type":1,"name":"workdir/secret","size":31}\n{"type":1,"name":"abs","size":31}\n'; } > "$ta/lines-escape-paths"
+
+# Parallel compression round trips: byte 0 = kind (bits 0-1), threads - 1 (bits 2-3), level (bits 4-7); byte 1 =
+# block size index; the rest is the input (tars of the extractor's seeds, and text).
+pc=$out/fuzz_compress
+t=$(ls "$out"/fuzz_extract/*.tar | head -1)
+{ printf '\144\002'; cat "$t"; } > "$pc/gzip-2threads-512"
+{ printf '\065\003'; cat "$t"; } > "$pc/zstd-2threads-4096"
+{ printf '\016\000'; cat "$t"; } > "$pc/none-4threads-1"
+{ printf '\234\001'; seq 1 400; } > "$pc/gzip9-4threads-7"
+printf '\000\000' > "$pc/gzip-empty"
 
 du -sb "$out"
