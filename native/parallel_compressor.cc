@@ -46,7 +46,7 @@ ParallelCompressor::ParallelCompressor(Compression kind, int level, int threads,
     fail("CARRIER_INVALID_ARGUMENT", "compression must be gzip, zstd or none");
   }
   int n = std::max(1, threads);
-  max_inflight_ = static_cast<size_t>(2 * n + 1);
+  max_inflight_ = static_cast<size_t>(n + 2);  // a block per worker, one being written out, one being filled
   cur_.reset(new Job);
   cur_->in.reserve(block_);
   writer_ = std::thread([this] { writer(); });

@@ -5,8 +5,8 @@
 //   zstd: each block one zstd frame (with its content checksum); a multi-frame stream, as pzstd writes.
 //   none: the blocks as they are.
 // The output depends only on the input, the compression and the level — never on the number of threads — so a
-// layer compresses to the same digest on any machine with the same build. At most 2 × threads + 1 blocks are in
-// flight, so memory stays flat whatever the input's size.
+// layer compresses to the same digest on any machine with the same build. At most threads + 2 blocks are in flight
+// (each its input and its output: ~2 MiB for gzip, ~8 MiB for zstd), so memory stays flat whatever the input's size.
 #pragma once
 
 #include <condition_variable>

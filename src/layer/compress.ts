@@ -14,8 +14,9 @@ export interface CompressLayerOptions {
   /** gzip 0–9 (default 6), zstd 1–19 (default 3); ignored for none. */
   level?: number;
   /**
-   * Threads that compress (default: the cores this process may use). The bytes produced do not depend on it: the
-   * same tar, compression and level always give the same digest.
+   * Threads that compress (default: the cores this process may use, at most 8). The bytes produced do not depend on
+   * it: the same tar, compression and level always give the same digest. Memory grows with it: about 2 MiB (gzip) or
+   * 8 MiB (zstd) per thread, plus zstd's own tables (small at the default level, tens of MiB per thread at 19).
    */
   threads?: number;
   /** Write the layer's tar-split here (what containers/storage keeps beside a layer to rebuild its tar). */
@@ -51,7 +52,7 @@ function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
   if (!Number.isInteger(level) || level < min || level > max) {
     throw new CarrierError('CARRIER_INVALID_ARGUMENT', `${compression} level must be an integer from ${min} to ${max}, got ${String(options.level)}`);
   }
-  const threads = options.threads ?? availableParallelism();
+  const threads = options.threads ?? Math.min(availableParallelism(), 8);
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
     throw new CarrierError('CARRIER_INVALID_ARGUMENT', `threads must be an integer from 1 to 256, got ${String(options.threads)}`);
   }
