@@ -16,6 +16,7 @@
 
 #include "apply_job.h"
 #include "crc64.h"
+#include "extractor.h"
 #include "napi_util.h"
 #include "parallel_compressor.h"
 #include "sha256.h"
@@ -79,8 +80,9 @@ struct CompressState {
   }
 };
 
-// Records the tar-split of the stream it parses, exactly as the extractor does on apply: raw bytes as segments, and
-// each entry's name, size and CRC-64.
+// Records the tar-split of the stream it parses exactly as the extractor does when it applies the same tar (overlay
+// whiteouts): raw bytes as segments; each entry's name, with the size and CRC-64 of its content when a regular file
+// will hold that content, else the content itself as raw bytes (a whiteout's, a file naming the root).
 class SplitRecorder : public TarHandler {
  public:
   explicit SplitRecorder(TarSplitWriter* split) : split_(split) {}
@@ -89,27 +91,37 @@ class SplitRecorder : public TarHandler {
   }
   void entry_begin(TarEntry& e) override {
     cur_ = &e;
-    if (split_) {
-      split_->flush_segment();
-      crc_.reset();
-    }
+    if (!split_) return;
+    split_->flush_segment();
+    crc_.reset();
+    content_in_split_ = e.size > 0 && !kept_in_file(e);
   }
   void entry_data(const uint8_t* data, size_t n) override {
-    if (split_) crc_.update(data, n);
+    if (!split_) return;
+    if (content_in_split_) split_->raw(data, n);
+    else crc_.update(data, n);
   }
   void entry_end() override {
     if (split_) {
       uint8_t crc[8];
       crc_.big_endian(crc);
-      split_->file(cur_->name, cur_->size, cur_->size ? crc : nullptr);
+      if (content_in_split_) split_->file(cur_->name, 0, nullptr);
+      else split_->file(cur_->name, cur_->size, cur_->size ? crc : nullptr);
     }
     cur_ = nullptr;
   }
 
  private:
+  static bool kept_in_file(const TarEntry& e) {
+    if (e.type != '0') return false;
+    std::vector<std::string> parts = clean_path(e.name, "entry path");
+    return !parts.empty() && parts.back().compare(0, 4, ".wh.") != 0;
+  }
+
   TarSplitWriter* split_;
   Crc64 crc_;
   TarEntry* cur_ = nullptr;
+  bool content_in_split_ = false;
 };
 
 void layerout_thread(std::shared_ptr<CompressState> s) {

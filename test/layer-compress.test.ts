@@ -98,6 +98,29 @@ describe('compressLayer round trips', () => {
     });
   }
 
+  it('records the content of an entry no file will hold (a whiteout with data) in the tar-split as applyLayer does', async () => {
+    const pad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512);
+    const odd = Buffer.concat([
+      F.ustarHeader('d/', 0, '5', 0o755),
+      F.ustarHeader('d/.wh.gone', 5),
+      Buffer.from('hello'),
+      pad(5),
+      F.ustarHeader('d/f', 3),
+      Buffer.from('abc'),
+      pad(3),
+      Buffer.alloc(1024),
+    ]);
+    const split = fresh('split.gz');
+    const blob = fresh('blob.gz');
+    await compressToFile(Readable.from([odd]), blob, { compression: 'gzip', tarSplitPath: split });
+    const dir = fresh('tree');
+    fs.mkdirSync(dir);
+    const applySplit = fresh('apply-split.gz');
+    await applyLayer(blob, dir, { tarSplit: applySplit });
+    expect(zlib.gunzipSync(fs.readFileSync(split)).toString()).toBe(zlib.gunzipSync(fs.readFileSync(applySplit)).toString());
+    expect((await readAll(assembleLayer(split, dir))).equals(odd)).toBe(true);
+  });
+
   it('gives the same bytes whatever the number of threads and however the input is chunked', async () => {
     const variants = [{ compression: 'gzip', level: 1 }, { compression: 'gzip' }, { compression: 'zstd' }, { compression: 'none' }] as const;
     for (const variant of variants) {
