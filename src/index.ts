@@ -108,3 +108,48 @@ export type { UnshareSpawn } from './runtime/namespace.js';
 /** What this process can use to mount overlays (fsopen, lowerdir+, userxattr, fuse-overlayfs), detected once. */
 export { overlaySupport } from './drivers/mount.js';
 export type { OverlaySupport } from './drivers/mount.js';
+
+// Signature policy (issue 20): policy.json and registries.d as containers/image reads them, the signatures of a
+// registry image, and the decision whether it may be pulled (CARRIER_POLICY_DENIED when not).
+export {
+  loadPolicy,
+  parsePolicy,
+  findPolicyFile,
+  loadRegistriesD,
+  findRegistriesDir,
+  fetchDockerSignatures,
+  evaluatePolicy,
+  requirementsFor,
+  describePolicy,
+  checkSignaturePolicy,
+  SYSTEM_POLICY_PATH,
+  SYSTEM_REGISTRIES_D,
+} from './trust/index.js';
+export type {
+  Policy,
+  PolicyRequirement,
+  PolicySource,
+  LoadPolicyOptions,
+  IdentityMatch,
+  PolicyImage,
+  PolicyTransport,
+  RegistriesD,
+  LoadRegistriesDOptions,
+  UntrustedSignature,
+  SignatureRegistry,
+  FetchedSignatures,
+  PolicyEvaluationInput,
+  PolicyDecision,
+  TrustRow,
+  PolicyCheckedImage,
+  CheckSignaturePolicyOptions,
+} from './trust/index.js';
+
+// The write direction: a layer's tar compressed on native threads with its diff_id, digest and tar-split in one
+// pass, and a container's or image's changes as `podman diff` lists them.
+/** Compresses a layer's uncompressed tar (gzip/zstd on several cores), hashing both sides and recording its tar-split. */
+export { compressLayer } from './layer/compress.js';
+export type { CompressLayerOptions, CompressedLayer, CompressingLayer, LayerCompression } from './layer/compress.js';
+/** A container's changes against its image, or an image's top layer against its parent, as `podman diff` lists them. */
+export { diff } from './containers/diff.js';
+export type { Change, ChangeKind, DiffOptions, DiffResult } from './containers/diff.js';

@@ -38,13 +38,15 @@ import { StoreDestination } from './transports/store-destination.js';
 import { copyImage } from './copy/copy-image.js';
 import type { CommitOptions, Store } from './store/store.js';
 import { CarrierError } from './errors.js';
-import { normalizeLocalName, parseReference } from './reference.js';
+import { normalizeLocalName, parseReference, validateStoredNames } from './reference.js';
 
 export interface LoadImageOptions {
   signal?: AbortSignal;
   /** Where a compressed archive is decompressed to (default the OS temp dir). */
   tmpDir?: string;
   onLayer?: CommitOptions['onLayer'];
+  /** The policy.json to enforce (podman --signature-policy); default: the one in force. */
+  signaturePolicy?: string;
 }
 
 export interface LoadedImage {
@@ -93,11 +95,16 @@ export async function loadImage(store: Store, file: string, options: LoadImageOp
   });
   try {
     const planned = archive.images.map((image) => ({ image, names: [...new Set(loadedNames(archive.format, image.names))] }));
+    for (const { names } of planned) validateStoredNames(names);
     const images: LoadedImage[] = [];
     const destination = new StoreDestination(store, options.onLayer ? { onCommitLayer: options.onLayer } : {});
     for (const { image, names } of planned) {
       // Reversed: see the module comment (podman's name order after a load).
-      const result = await copyImage(image, destination, { names: [...names].reverse(), ...(options.signal ? { signal: options.signal } : {}) });
+      const result = await copyImage(image, destination, {
+        names: [...names].reverse(),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+      });
       images.push({ id: result.id, names });
     }
     return { format: archive.format, images };

@@ -130,6 +130,46 @@ export interface NativeDecompressJob {
   abort(): void;
 }
 
+/** Options as the native layer compressor reads them; filled in with defaults by compressLayer. */
+export interface NativeCompressOptions {
+  compression: 'gzip' | 'zstd' | 'none';
+  level: number;
+  /** Compressing threads; the output does not depend on how many. */
+  threads: number;
+  /** Write the layer's tar-split (gzip of JSON lines) to this path. */
+  tarSplit?: string;
+}
+
+export interface NativeCompressedLayer {
+  /** `sha256:<hex>` of the uncompressed tar. */
+  diffID: string;
+  /** `sha256:<hex>` of the compressed stream. */
+  digest: string;
+  /** Length of the compressed stream. */
+  size: number;
+  /** Length of the tar. */
+  uncompressedSize: number;
+  /** Tar entries (not counting PAX/GNU meta headers). */
+  entries: number;
+}
+
+export type CompressEvent =
+  | { type: 'drain' }
+  | { type: 'data'; chunk: Buffer }
+  | { type: 'done'; result: NativeCompressedLayer }
+  | { type: 'error'; error: NativeFailure };
+
+export interface NativeCompressJob {
+  /** Queue a chunk of the tar; false means wait for a 'drain' event before pushing more. */
+  push(chunk: Uint8Array): boolean;
+  /** No more chunks: the tar is complete. */
+  end(): void;
+  /** Give the compressor credit for `n` more 'data' chunks. */
+  ack(n: number): void;
+  /** Stop as soon as possible, remove the partial tar-split, and report ABORT_ERR. */
+  abort(): void;
+}
+
 /** Options as the native tree copier reads them; filled in with defaults by cloneTree. */
 export interface NativeCloneOptions {
   mode: 'auto' | 'reflink' | 'copy' | 'hardlink';
@@ -168,6 +208,8 @@ export interface NativeBinding {
   AssembleJob: new (tarSplitPath: string, diffDir: string, onEvent: (event: AssembleEvent) => void) => NativeAssembleJob;
   /** A streaming decoder on a thread of its own ('auto' detects gzip/zstd/none by magic number). */
   DecompressJob: new (compression: 'auto' | 'gzip' | 'zstd' | 'none', onEvent: (event: DecompressEvent) => void) => NativeDecompressJob;
+  /** A layer's tar in; its compressed stream, digests and tar-split out, on native threads. */
+  CompressJob: new (options: NativeCompressOptions, onEvent: (event: CompressEvent) => void) => NativeCompressJob;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

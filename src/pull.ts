@@ -5,7 +5,7 @@
 // extraction starts with the first byte. Layers already in the store are skipped, cached blobs are applied without
 // the network. The store's commit protocol makes a failed or cancelled pull leave the store as it was.
 import { CarrierError } from './errors.js';
-import { isShortName, normalizePullName, parseReference } from './reference.js';
+import { isShortName, normalizePullName, parseReference, validateStoredName } from './reference.js';
 import { RegistryClient, loadCredentials } from './registry/index.js';
 import { loadRegistriesConf } from './registries-conf.js';
 import { hostPlatform, type PlatformWant } from './oci/manifest.js';
@@ -53,8 +53,12 @@ export interface PullOptions {
   registriesConf?: string;
   /** Settings ignored while reading config files. */
   onWarning?: (message: string) => void;
+  /** The policy.json to enforce (podman --signature-policy); default: ~/.config/containers/policy.json, else /etc/containers/policy.json, else none (accept). */
+  signaturePolicy?: string;
   /** The largest config blob accepted (default 8 MiB). */
   maxConfigBytes?: number;
+  /** Overall deadline for the registry's part of the pull (ms): past it, everything stops with CARRIER_TIMEOUT. Default: none. */
+  timeout?: number;
 }
 
 export interface PullResult {
@@ -89,6 +93,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
     ? undefined
     : new RegistryClient({
         ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
+        ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
         registriesConf: conf,
         credentials: await loadCredentials({
           ...(options.creds !== undefined ? { creds: options.creds } : {}),
@@ -102,6 +107,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
     const names = isShortName(reference)
       ? conf.unqualifiedSearchRegistries.map((domain) => normalizePullName(reference, { defaultDomain: domain }))
       : [normalizePullName(reference)];
+    for (const name of names) validateStoredName(name);
     if (names.length === 0) throw new CarrierError('CARRIER_INVALID_REFERENCE', `short name "${reference}" and no unqualified-search-registries are configured`);
     let lastError: unknown;
     for (const name of names) {
@@ -135,6 +141,8 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     concurrency: options.concurrency ?? 3,
     ...(signal ? { signal } : {}),
     ...(emit ? { onProgress: (event: CopyEvent) => emit(pullEvent(event, name)) } : {}),
+    ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+    signatureRegistry: registry,
   });
   // Keep the blob cache under its cap (CARRIER_CACHE_MAX_SIZE) between prunes: least recently used blobs go first.
   const cap = options.blobCacheMaxSize ?? cacheMaxSizeFromEnv();

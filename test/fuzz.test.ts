@@ -14,7 +14,7 @@ const FUZZ_SRC = join(ROOT, 'native/fuzz');
 // Not under build/: `node-gyp rebuild` (npm run build:native) deletes build/ whole, which must not pull the fuzz
 // binaries from under a running test. node_modules/.cache is ignored by git and survives addon rebuilds.
 const BUILD_ROOT = join(ROOT, 'node_modules/.cache/carrier-native');
-const TARGETS = ['fuzz_tar_reader', 'fuzz_extract', 'fuzz_decoder', 'fuzz_tar_split', 'fuzz_tar_split_assemble'] as const;
+const TARGETS = ['fuzz_tar_reader', 'fuzz_extract', 'fuzz_decoder', 'fuzz_tar_split', 'fuzz_tar_split_assemble', 'fuzz_compress'] as const;
 const SECONDS = Number(process.env.CARRIER_FUZZ_SECONDS ?? 15);
 const PACKAGES = "Debian packages 'clang', 'libfuzzer-14-dev' and 'libclang-rt-14-dev' (or the same for another LLVM " +
   "version), 'cmake', 'ninja-build' or 'make', 'zlib1g-dev', 'libzstd-dev'";

@@ -1,9 +1,10 @@
 // One copy for every direction: pull (registry → store), load (archive → store), save (store → archive), and copy
 // between any two transports. copyImage composes a source and a destination and owns nothing of the bytes: the
 // destination streams each layer from the source (the store applies it on native threads as it arrives) and checks
-// what it is given at the boundary it owns. Push and the signature policy come in here too: a policy hook runs
-// before anything is written.
+// what it is given at the boundary it owns. The signature policy (src/trust) is checked here, once per image, after the
+// source's manifest is read and before the destination is touched: a refused image leaves the destination as it was.
 import { abortError } from '../errors.js';
+import { checkSignaturePolicy, type SignatureRegistry } from '../trust/index.js';
 import type { ImageDestination, ImageSource, LayerBlob, LayerCopyState, PutImageResult } from '../transports/types.js';
 
 export type CopyEvent =
@@ -34,7 +35,12 @@ export interface CopyOptions {
   concurrency?: number;
   /** Least time between two `progress` events of one layer (ms). Default 100; the last byte is always reported. */
   progressIntervalMs?: number;
+  /** Replaces the signature policy check (below) for this copy. */
   policy?: CopyPolicy;
+  /** The policy.json to enforce (podman --signature-policy); default: the one in force, as containers/image finds it. */
+  signaturePolicy?: string;
+  /** The client a docker:// source was read with: sigstore signatures are read through it. */
+  signatureRegistry?: SignatureRegistry;
 }
 
 export type CopyResult = PutImageResult;
@@ -47,7 +53,14 @@ export async function copyImage(source: ImageSource, destination: ImageDestinati
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
   const emit = options.onProgress ?? (() => {});
-  await options.policy?.(source);
+  if (options.policy) await options.policy(source);
+  else {
+    await checkSignaturePolicy(source, {
+      ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+      ...(options.signatureRegistry ? { registry: options.signatureRegistry } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  }
   if (signal?.aborted) throw abortError(signal);
   emit({
     type: 'resolved',

@@ -149,7 +149,7 @@ export async function applyLayer(
  * promise and tick round trips on the main thread. Ends the job when the stream ends; rejects on a stream error or
  * a close before the end; stops (and destroys the stream) once the job has settled.
  */
-function feed(
+export function feed(
   stream: Readable,
   job: { push(c: Uint8Array): boolean; end(): void },
   isDone: () => boolean,

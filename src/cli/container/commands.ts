@@ -130,6 +130,28 @@ const exportFs: CommandDef = {
   run: async (ctx) => (await import('./export.js')).exportFs(ctx),
 };
 
+const diffFlags: FlagDef[] = [{ name: 'format', type: 'string', value: 'FORMAT', help: "'json': the paths grouped as changed, added and deleted" }];
+const diffDescription =
+  "One line per path: A added, C changed, D deleted, in podman's order (paths podman manages in every container,\n" +
+  'such as /etc/hosts and /run, are left out).';
+
+const diffAny: CommandDef = {
+  name: 'diff',
+  usage: '[options] CONTAINER|IMAGE',
+  summary: "Show a container's changes against its image, or an image's top layer against its parent",
+  description: diffDescription,
+  flags: diffFlags,
+  args: { min: 1, max: 1 },
+  run: async (ctx) => (await import('./diff.js')).diffCli(ctx, 'all'),
+};
+
+const diffContainer: CommandDef = {
+  ...diffAny,
+  usage: '[options] CONTAINER',
+  summary: "Show a container's changes against its image",
+  run: async (ctx) => (await import('./diff.js')).diffCli(ctx, 'container'),
+};
+
 export const unshare: CommandDef = {
   name: 'unshare',
   usage: '[COMMAND [ARG...]]',
@@ -149,7 +171,7 @@ export const container: CommandDef = {
   name: 'container',
   usage: 'COMMAND',
   summary: 'Manage containers',
-  subcommands: [create, exportFs, inspect, list, mount, prune, remove, run, start, umount],
+  subcommands: [create, diffContainer, exportFs, inspect, list, mount, prune, remove, run, start, umount],
 };
 
 /** The container commands at the top level, under podman's names. */
@@ -161,6 +183,7 @@ export const containerShortcuts: CommandDef[] = [
   mount,
   umount,
   shortcut(remove, 'rm'),
+  diffAny,
   exportFs,
   unshare,
 ];

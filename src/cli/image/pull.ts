@@ -16,6 +16,8 @@ export async function pullImage(ctx: Context): Promise<number> {
   try {
     const creds = flags.string('creds');
     const authfile = flags.string('authfile');
+    const timeout = flags.string('timeout');
+    const signaturePolicy = flags.string('signature-policy');
     const options: PullOptions = {
       signal: int.signal,
       onWarning: (w) => process.stderr.write(`WARN[0000] ${w}\n`),
@@ -25,7 +27,9 @@ export async function pullImage(ctx: Context): Promise<number> {
       ...(creds !== undefined ? { creds } : {}),
       ...(authfile !== undefined ? { authfile } : {}),
       ...(flags.bool('no-sync') ? { sync: false } : {}),
+      ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
       ...(progress ? { onProgress: progress.handle } : {}),
+      ...(signaturePolicy !== undefined ? { signaturePolicy } : {}),
     };
     const result = await pull(store, reference, options);
     progress?.flush();
@@ -57,3 +61,18 @@ function platformFlag(flags: Flags): string | undefined {
   const host = process.arch === 'arm64' ? 'arm64' : process.arch === 'x64' ? 'amd64' : process.arch;
   return [os ?? 'linux', arch ?? host, ...(variant ? [variant] : [])].join('/');
 }
+
+/** A Go-style duration (`90s`, `5m`, `1h30m`, `500ms`) or plain seconds, in milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
+  const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== t) {
+    throw new UsageError(`invalid argument "${text}" for "${flag}" flag: time: invalid duration "${text}"`);
+  }
+  const ms = parts.reduce((n, p) => n + Number(p[1]) * units[p[2]!]!, 0);
+  if (!(ms > 0)) throw new UsageError(`invalid argument "${text}" for "${flag}" flag: must be more than zero`);
+  return ms;
+}
+

@@ -1,0 +1,317 @@
+// compressLayer's native half: a layer's uncompressed tar in, its compressed stream out, in one pass.
+//   JS thread:       copies incoming tar chunks into a bounded queue; receives 'drain', 'data', 'done' events
+//   carrier-layerout: SHA-256 of the tar (the diff_id) -> tar parser (refuses a corrupt tar; records the tar-split,
+//                    CRC-64 of every file as containers/storage does) -> the parallel compressor
+//   compressor:      worker threads compress blocks; its output thread hashes the compressed bytes (the digest) and
+//                    hands them to JS in order, at most kCredits chunks unacknowledged
+// Memory stays flat whatever the layer's size: every queue between the threads is bounded.
+#include <pthread.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "apply_job.h"
+#include "crc64.h"
+#include "extractor.h"
+#include "napi_util.h"
+#include "parallel_compressor.h"
+#include "sha256.h"
+#include "tar_reader.h"
+#include "tar_split.h"
+
+namespace carrier {
+
+namespace {
+
+constexpr int kCredits = 4;
+constexpr size_t kInputHighWater = 4 << 20;  // queued tar bytes before JS is asked to wait
+
+struct CompressConfig {
+  Compression compression = Compression::Gzip;
+  int level = 6;
+  int threads = 1;
+  std::string tar_split;
+  uint64_t max_entries = 0;
+};
+
+struct CompressResult {
+  std::string diff_id, digest;
+  uint64_t size = 0, uncompressed_size = 0, entries = 0;
+};
+
+struct Event {
+  enum Kind { Drain, Data, Done, Error } kind;
+  std::vector<uint8_t> data;
+  std::optional<Failure> failure;
+  CompressResult result;
+};
+
+void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event);
+using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver>;
+
+struct CompressState {
+  CompressConfig cfg;
+  EventFn tsfn;
+  std::mutex mu;
+  std::condition_variable cv;
+  // JS -> layerout thread
+  std::deque<std::vector<uint8_t>> input;
+  size_t input_bytes = 0;
+  bool input_ended = false;
+  bool want_drain = false;
+  // output thread -> JS
+  int credits = kCredits;
+  bool stop = false;
+  bool aborted = false;
+
+  void halt() {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+    cv.notify_all();
+  }
+  [[noreturn]] void stopped() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (aborted) fail("ABORT_ERR", "the operation was aborted");
+    fail("CARRIER_STOPPED", "stopped");
+  }
+};
+
+// Records the tar-split of the stream it parses exactly as the extractor does when it applies the same tar (overlay
+// whiteouts): raw bytes as segments; each entry's name, with the size and CRC-64 of its content when a regular file
+// will hold that content, else the content itself as raw bytes (a whiteout's, a file naming the root).
+class SplitRecorder : public TarHandler {
+ public:
+  explicit SplitRecorder(TarSplitWriter* split) : split_(split) {}
+  void raw(const uint8_t* data, size_t n) override {
+    if (split_) split_->raw(data, n);
+  }
+  void entry_begin(TarEntry& e) override {
+    cur_ = &e;
+    if (!split_) return;
+    split_->flush_segment();
+    crc_.reset();
+    content_in_split_ = e.size > 0 && !kept_in_file(e);
+  }
+  void entry_data(const uint8_t* data, size_t n) override {
+    if (!split_) return;
+    if (content_in_split_) split_->raw(data, n);
+    else crc_.update(data, n);
+  }
+  void entry_end() override {
+    if (split_) {
+      uint8_t crc[8];
+      crc_.big_endian(crc);
+      if (content_in_split_) split_->file(cur_->name, 0, nullptr);
+      else split_->file(cur_->name, cur_->size, cur_->size ? crc : nullptr);
+    }
+    cur_ = nullptr;
+  }
+
+ private:
+  static bool kept_in_file(const TarEntry& e) {
+    if (e.type != '0') return false;
+    std::vector<std::string> parts = clean_path(e.name, "entry path");
+    return !parts.empty() && parts.back().compare(0, 4, ".wh.") != 0;
+  }
+
+  TarSplitWriter* split_;
+  Crc64 crc_;
+  TarEntry* cur_ = nullptr;
+  bool content_in_split_ = false;
+};
+
+void layerout_thread(std::shared_ptr<CompressState> s) {
+  pthread_setname_np(pthread_self(), "carrier-layerout");
+  Event* done = new Event{Event::Done, {}, std::nullopt, {}};
+  std::unique_ptr<TarSplitWriter> split;
+  std::unique_ptr<ParallelCompressor> compressor;
+  Sha256 out_sha;
+  uint64_t out_size = 0;
+  try {
+    if (!s->cfg.tar_split.empty()) split.reset(new TarSplitWriter(s->cfg.tar_split));
+    SplitRecorder recorder(split.get());
+    TarReader reader(recorder, s->cfg.max_entries);
+    Sha256 tar_sha;
+    uint64_t tar_size = 0;
+    // Runs on the compressor's output thread: hash, count, and hand the bytes to JS once it has credit.
+    auto emit = [&](const uint8_t* p, size_t n) {
+      out_sha.update(p, n);
+      out_size += n;
+      {
+        std::unique_lock<std::mutex> lock(s->mu);
+        s->cv.wait(lock, [&] { return s->stop || s->credits > 0; });
+        if (s->stop) {
+          lock.unlock();
+          s->stopped();
+        }
+        --s->credits;
+      }
+      s->tsfn.BlockingCall(new Event{Event::Data, std::vector<uint8_t>(p, p + n), std::nullopt, {}});
+    };
+    compressor.reset(new ParallelCompressor(s->cfg.compression, s->cfg.level, s->cfg.threads, emit));
+    for (;;) {
+      std::vector<uint8_t> chunk;
+      bool notify_drain = false;
+      {
+        std::unique_lock<std::mutex> lock(s->mu);
+        s->cv.wait(lock, [&] { return s->stop || !s->input.empty() || s->input_ended; });
+        if (s->stop) {
+          lock.unlock();
+          s->stopped();
+        }
+        if (s->input.empty()) break;  // ended
+        chunk = std::move(s->input.front());
+        s->input.pop_front();
+        s->input_bytes -= chunk.size();
+        if (s->want_drain && s->input_bytes <= kInputHighWater / 2) {
+          s->want_drain = false;
+          notify_drain = true;
+        }
+      }
+      if (notify_drain) s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}});
+      tar_sha.update(chunk.data(), chunk.size());
+      tar_size += chunk.size();
+      reader.feed(chunk.data(), chunk.size());  // before compressing: a corrupt tar stops here
+      compressor->write(chunk.data(), chunk.size());
+    }
+    reader.finish();
+    compressor->finish();
+    compressor.reset();
+    if (split) split->close();
+    CompressResult& r = done->result;
+    r.diff_id = tar_sha.digest();
+    r.digest = out_sha.digest();
+    r.size = out_size;
+    r.uncompressed_size = tar_size;
+    r.entries = reader.entries();
+  } catch (...) {
+    Failure f = current_failure();
+    bool aborted;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      aborted = s->aborted;
+    }
+    s->halt();
+    compressor.reset();  // joins its threads, which the halt has woken
+    if (aborted) f = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
+    if (split) split->discard();
+    done->kind = Event::Error;
+    done->failure = std::move(f);
+  }
+  s->tsfn.BlockingCall(done);
+  s->tsfn.Release();
+}
+
+void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event) {
+  std::unique_ptr<Event> owned(event);
+  if (env == nullptr || callback.IsEmpty()) return;  // the environment is shutting down
+  Napi::Object js = Napi::Object::New(env);
+  switch (event->kind) {
+    case Event::Drain:
+      js.Set("type", "drain");
+      break;
+    case Event::Data:
+      js.Set("type", "data");
+      js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, event->data.data(), event->data.size()));
+      break;
+    case Event::Done: {
+      const CompressResult& r = event->result;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("diffID", r.diff_id);
+      o.Set("digest", r.digest);
+      o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
+      o.Set("uncompressedSize", Napi::Number::New(env, static_cast<double>(r.uncompressed_size)));
+      o.Set("entries", Napi::Number::New(env, static_cast<double>(r.entries)));
+      js.Set("type", "done");
+      js.Set("result", o);
+      break;
+    }
+    case Event::Error:
+      js.Set("type", "error");
+      js.Set("error", failure_to_js(env, *event->failure));
+      break;
+  }
+  try {
+    callback.Call({js});
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  }
+}
+
+class CompressJob : public Napi::ObjectWrap<CompressJob> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "CompressJob",
+                       {InstanceMethod("push", &CompressJob::Push), InstanceMethod("end", &CompressJob::End),
+                        InstanceMethod("ack", &CompressJob::Ack), InstanceMethod("abort", &CompressJob::Abort)});
+  }
+
+  CompressJob(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CompressJob>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "CompressJob(options, onEvent)");
+    }
+    state_ = std::make_shared<CompressState>();
+    CompressConfig& c = state_->cfg;
+    Napi::Object o = info[0].As<Napi::Object>();
+    c.compression = parse_compression(string_option(o, "compression", "gzip"));
+    if (c.compression == Compression::Auto) throw Napi::TypeError::New(env, "compression must be gzip, zstd or none");
+    c.level = static_cast<int>(number_option(o, "level", c.compression == Compression::Zstd ? 3 : 6));
+    unsigned cores = std::thread::hardware_concurrency();
+    c.threads = static_cast<int>(number_option(o, "threads", cores ? cores : 1));
+    if (c.threads < 1 || c.threads > 256) throw Napi::RangeError::New(env, "threads must be between 1 and 256");
+    c.tar_split = string_option(o, "tarSplit");
+    c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 1e9));
+    state_->tsfn = EventFn::New(env, info[1].As<Napi::Function>(), "carrier-compress-layer", 0, 1);
+    std::thread(layerout_thread, state_).detach();
+  }
+
+ private:
+  Napi::Value Push(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "push(Uint8Array)");
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    CompressState& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.stop || s.input_ended) return Napi::Boolean::New(info.Env(), true);
+    if (bytes.ByteLength()) {
+      s.input.emplace_back(bytes.Data(), bytes.Data() + bytes.ByteLength());
+      s.input_bytes += bytes.ByteLength();
+      s.cv.notify_all();
+    }
+    bool room = s.input_bytes < kInputHighWater;
+    if (!room) s.want_drain = true;
+    return Napi::Boolean::New(info.Env(), room);
+  }
+
+  void End(const Napi::CallbackInfo&) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->input_ended = true;
+    state_->cv.notify_all();
+  }
+
+  void Ack(const Napi::CallbackInfo& info) {
+    int n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->credits = std::min(state_->credits + n, kCredits);
+    state_->cv.notify_all();
+  }
+
+  void Abort(const Napi::CallbackInfo&) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->aborted = true;
+    state_->stop = true;
+    state_->cv.notify_all();
+  }
+
+  std::shared_ptr<CompressState> state_;
+};
+
+}  // namespace
+
+void init_compress_job(Napi::Env env, Napi::Object exports) { exports.Set("CompressJob", CompressJob::Define(env)); }
+
+}  // namespace carrier

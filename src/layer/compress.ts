@@ -1,0 +1,145 @@
+// A layer out: its uncompressed tar (what a driver's diff() yields) becomes the compressed blob, in one pass on
+// native threads that also hash the tar (diff_id) and the blob (digest) and record the tar-split.
+import { availableParallelism } from 'node:os';
+import { Readable } from 'node:stream';
+import { CarrierError, abortError, fromNative } from '../errors.js';
+import { native, type CompressEvent, type NativeCompressOptions, type NativeCompressedLayer } from '../native.js';
+import { feed } from './apply.js';
+
+export type LayerCompression = 'gzip' | 'zstd' | 'none';
+
+export interface CompressLayerOptions {
+  /** Default gzip. */
+  compression?: LayerCompression;
+  /** gzip 0–9 (default 6), zstd 1–19 (default 3); ignored for none. */
+  level?: number;
+  /**
+   * Threads that compress (default: the cores this process may use, at most 8). The bytes produced do not depend on
+   * it: the same tar, compression and level always give the same digest. Memory grows with it: about 2 MiB (gzip) or
+   * 8 MiB (zstd) per thread, plus zstd's own tables (small at the default level, tens of MiB per thread at 19).
+   */
+  threads?: number;
+  /** Write the layer's tar-split here (what containers/storage keeps beside a layer to rebuild its tar). */
+  tarSplitPath?: string;
+  signal?: AbortSignal;
+}
+
+/** What compressing a layer found, available once the compressed stream has been produced to its end. */
+export type CompressedLayer = NativeCompressedLayer;
+
+export interface CompressingLayer {
+  /** The compressed blob; reading it drives the work (nothing runs far ahead of the reader). */
+  stream: Readable;
+  /**
+   * Settles after the stream's last byte: the digests and sizes, or the failure that also destroyed the stream
+   * (CARRIER_BAD_TAR for input that is not a tar, ABORT_ERR on abort or when the stream is destroyed early).
+   */
+  result: Promise<CompressedLayer>;
+}
+
+const LEVELS: Record<LayerCompression, [number, number, number]> = {
+  gzip: [0, 9, 6],
+  zstd: [1, 19, 3],
+  none: [0, 0, 0],
+};
+
+function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
+  const compression = options.compression ?? 'gzip';
+  const range = LEVELS[compression];
+  if (!range) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown compression '${String(compression)}': use gzip, zstd or none`);
+  const [min, max, fallback] = range;
+  const level = compression === 'none' ? 0 : (options.level ?? fallback);
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `${compression} level must be an integer from ${min} to ${max}, got ${String(options.level)}`);
+  }
+  const threads = options.threads ?? Math.min(availableParallelism(), 8);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `threads must be an integer from 1 to 256, got ${String(options.threads)}`);
+  }
+  const out: NativeCompressOptions = { compression, level, threads };
+  if (options.tarSplitPath !== undefined) out.tarSplit = options.tarSplitPath;
+  return out;
+}
+
+/**
+ * Compresses a layer's uncompressed tar stream on native threads (gzip or zstd on several cores) and, in the same
+ * pass, hashes the tar (the diff_id) and the compressed bytes (the digest), checks that the input is a well-formed
+ * tar, and writes its tar-split when asked — the tar-split {@link assembleLayer} rebuilds the tar from, byte for byte.
+ * Backpressure holds both ways and memory stays flat whatever the layer's size. On failure or abort the partial
+ * tar-split is removed.
+ */
+export function compressLayer(tar: Readable, options: CompressLayerOptions = {}): CompressingLayer {
+  const opts = nativeOptions(options);
+  const { signal } = options;
+  let settle!: { resolve: (r: CompressedLayer) => void; reject: (e: Error) => void };
+  const result = new Promise<CompressedLayer>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  result.catch(() => {}); // the stream carries the same failure; a caller reading only the stream is not left with an unhandled rejection
+  let done = false;
+  let owed = 0; // 'data' chunks pushed while the reader was full, acknowledged when it asks for more
+  let drained: (() => void) | undefined;
+  let streamError: unknown;
+
+  const stream = new Readable({
+    read() {
+      if (owed > 0 && !done) {
+        job.ack(owed);
+        owed = 0;
+      }
+    },
+    destroy(err, callback) {
+      if (!done) {
+        done = true;
+        job.abort();
+        settle.reject(
+          err instanceof CarrierError
+            ? err
+            : new CarrierError('ABORT_ERR', 'the compressed layer stream was destroyed before its end', { cause: err ?? signal?.reason }),
+        );
+      }
+      if (!tar.destroyed) tar.destroy();
+      signal?.removeEventListener('abort', onAbort);
+      callback(err);
+    },
+  });
+
+  const fail = (err: Error): void => {
+    done = true;
+    drained?.();
+    settle.reject(err);
+    stream.destroy(err);
+  };
+
+  const onEvent = (event: CompressEvent): void => {
+    if (event.type === 'drain') {
+      drained?.();
+      return;
+    }
+    if (done) return;
+    if (event.type === 'data') {
+      if (stream.push(event.chunk)) job.ack(1);
+      else owed++;
+    } else if (event.type === 'done') {
+      done = true;
+      signal?.removeEventListener('abort', onAbort);
+      settle.resolve(event.result);
+      stream.push(null);
+    } else if (event.error.code === 'ABORT_ERR' && streamError !== undefined && !signal?.aborted) {
+      const cause = streamError as NodeJS.ErrnoException;
+      fail(new CarrierError(cause.code ?? 'CARRIER_STREAM_ERROR', `reading the layer's tar failed: ${cause.message}`, { cause }));
+    } else {
+      fail(event.error.code === 'ABORT_ERR' ? abortError(signal) : fromNative(event.error));
+    }
+  };
+
+  const job = new native.CompressJob(opts, onEvent);
+  const onAbort = (): void => job.abort();
+  if (signal?.aborted) job.abort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  feed(tar, job, () => done, (wake) => (drained = wake)).catch((err: unknown) => {
+    streamError = err;
+    job.abort();
+  });
+  return { stream, result };
+}
