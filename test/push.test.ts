@@ -175,14 +175,21 @@ describe('push to the other transports', () => {
 });
 
 describe('push options', () => {
-  it('refuses to compress to zstd without the native compressor, and writes no manifest', async () => {
+  it('compresses with zstd on native threads (--compression-format zstd), recompressing cached gzip blobs too; podman pulls the same id', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false, blobCache: false });
-      const err = await push(store, `${reg.host}/lib/a:1`, `${reg.host}/zstd/a:1`, { tlsVerify: false, compressionFormat: 'zstd' }).catch((e: unknown) => e);
-      expect((err as CarrierError).code).toBe('CARRIER_UNSUPPORTED');
-      expect((err as Error).message).toContain('zstd');
-      expect((await fetch(`${reg.url}/v2/zstd/a/manifests/1`, { method: 'HEAD' })).status).toBe(404);
+      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false });
+      const r = await push(store, `${reg.host}/lib/a:1`, `${reg.host}/zstd/a:1`, { tlsVerify: false, compressionFormat: 'zstd' });
+      expect(r.layers.every((l) => l.state === 'recompressed')).toBe(true);
+      const got = await storedImage(reg, 'zstd/a', '1');
+      const doc = JSON.parse(got.manifest.toString()) as { mediaType: string; config: { digest: string }; layers: { mediaType: string }[] };
+      expect(doc.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+      expect(doc.config.digest).toBe(img.configDigest);
+      expect(new Set(doc.layers.map((l) => l.mediaType))).toEqual(new Set(['application/vnd.oci.image.layer.v1.tar+zstd']));
+      for (const l of got.layers) expect(l.blob.readUInt32LE(0)).toBe(0xfd2fb528);
+      const { id, podman } = podmanPull(`${reg.host}/zstd/a:1`);
+      expect(id).toBe(img.configDigest.slice(7));
+      expect(podman.inspect(`${reg.host}/zstd/a:1`).RootFS.Layers).toEqual(img.layers.map((l) => l.diffID));
     } finally {
       await store.close();
     }

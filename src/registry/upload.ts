@@ -21,8 +21,8 @@ export interface BlobBytes {
   size?: number;
   /** What the blob is, for messages. */
   what: string;
-  /** Called once the last byte is read, before the upload is completed: throw to refuse the bytes (a wrong diff_id). */
-  verify?(): void;
+  /** Called once the last byte is read, before the upload is completed: reject to refuse the bytes (a wrong diff_id). */
+  verify?(): void | Promise<void>;
 }
 
 export interface UploadOptions {
@@ -217,7 +217,7 @@ export class BlobPusher {
         const body = cur.value;
         hash.update(body);
         onBytes?.(body.length);
-        const digest = this.finish(blob, hash, body.length);
+        const digest = await this.finish(blob, hash, body.length);
         await this.complete(location, digest, body, signal);
         return { digest, size: body.length };
       }
@@ -231,7 +231,7 @@ export class BlobPusher {
         ahead = cur.done ? undefined : next();
         ahead?.catch(() => {});
       }
-      const digest = this.finish(blob, hash, offset);
+      const digest = await this.finish(blob, hash, offset);
       await this.complete(location, digest, undefined, signal);
       return { digest, size: offset };
     } finally {
@@ -240,13 +240,13 @@ export class BlobPusher {
   }
 
   /** The digest of what was read, checked against what the blob should be. */
-  private finish(blob: BlobBytes, hash: ReturnType<typeof createHash>, size: number): string {
+  private async finish(blob: BlobBytes, hash: ReturnType<typeof createHash>, size: number): Promise<string> {
     const digest = `sha256:${hash.digest('hex')}`;
     if ((blob.digest !== undefined && digest !== blob.digest) || (blob.size !== undefined && size !== blob.size)) {
       throw new SourceError(new CarrierError('CARRIER_DIGEST_MISMATCH', `${blob.what} read as ${size} bytes with ${digest}, expected ${blob.size ?? '?'} bytes with ${blob.digest}`));
     }
     try {
-      blob.verify?.();
+      await blob.verify?.();
     } catch (err) {
       throw new SourceError(err);
     }

@@ -2,11 +2,10 @@
 // repository of the same registry holds is mounted; the rest is uploaded), the manifest last, so a failed or
 // cancelled push leaves no tag naming a partial image. A distributed blob is sent as it is (a pulled image pushed
 // unchanged keeps every digest, its manifest's included); a tar the source rebuilt (the store's tar-split) is
-// gzip-compressed while it streams to the registry, hashed on the way, and the manifest is rewritten with the new
+// compressed on native threads (gzip, or zstd) while it streams to the registry, hashed on the way, and the manifest is rewritten with the new
 // digests, sizes and media types; the config is never changed, so the image id stays.
 import { createHash } from 'node:crypto';
 import { Transform, type Duplex, type Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
 import { CarrierError, abortError } from '../errors.js';
 import { parseReference, type ImageReference } from '../reference.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -21,6 +20,7 @@ import {
 import { decompressor, compressionError } from '../load/compression.js';
 import type { RegistryClient } from '../registry/client.js';
 import { BlobPusher, type BlobBytes } from '../registry/upload.js';
+import { compressLayer } from '../layer/compress.js';
 import { ociLayerType } from './store-source.js';
 import type { Document, ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
@@ -125,23 +125,20 @@ export class RegistryDestination implements ImageDestination {
       options.onLayer?.(layer, 'done');
       return { digest: layer.digest, size: layer.size, mediaType: kind, state: 'copied' };
     }
-    if (want === 'zstd') {
-      throw new CarrierError('CARRIER_UNSUPPORTED', `layer ${layer.diffID}: compressing to zstd needs the native compressor, which this build lacks; push with gzip`);
-    }
     options.onLayer?.(layer, 'copying');
-    let check: (() => void) | undefined;
+    let check: (() => Promise<void>) | undefined;
     const blob: BlobBytes = {
-      what: `layer ${layer.diffID} (gzip-compressed)`,
+      what: `layer ${layer.diffID} (${want}-compressed)`,
       open: async () => {
-        const gz = await openGzip(layer, (n) => onBytes?.(Math.min(n, layer.size)), signal);
-        check = gz.check;
-        return gz.stream as AsyncIterable<Buffer>;
+        const c = await openCompressed(layer, want, (n) => onBytes?.(Math.min(n, layer.size)), signal);
+        check = c.check;
+        return c.stream as AsyncIterable<Buffer>;
       },
       verify: () => check?.(),
     };
     const up = await this.pusher.upload(blob, signal ? { signal } : {});
     options.onLayer?.(layer, 'done');
-    return { digest: up.digest, size: up.size, mediaType: 'gzip', state: 'recompressed' };
+    return { digest: up.digest, size: up.size, mediaType: want, state: 'recompressed' };
   }
 
   async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
@@ -230,11 +227,11 @@ export class RegistryDestination implements ImageDestination {
   async abort(): Promise<void> {}
 }
 
-/** A pass-through that hashes and counts what goes by. */
-function tap(hash: ReturnType<typeof createHash>, onChunk: (n: number) => void): Transform {
+/** A pass-through that counts (and hashes, when given a hash) what goes by. */
+function tap(hash: ReturnType<typeof createHash> | undefined, onChunk: (n: number) => void): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
+      hash?.update(chunk);
       onChunk(chunk.length);
       cb(null, chunk);
     },
@@ -254,37 +251,46 @@ function chain(first: Readable, ...rest: Duplex[]): Readable {
 }
 
 /**
- * The layer gzip-compressed, with a check of its diff_id (and of the blob's digest, when it is decompressed here);
- * `onTar` counts the tar's bytes.
+ * The layer compressed on native threads (compressLayer: gzip in parallel blocks or zstd with worker threads), with
+ * a check of its diff_id (and of the blob's digest, when it is decompressed here first); `onTar` counts the tar's bytes.
  */
-async function openGzip(layer: LayerBlob, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => void }> {
+async function openCompressed(layer: LayerBlob, want: PushCompression, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
   const o = signal ? { signal } : {};
-  const tarHash = createHash('sha256');
   let tarBytes = 0;
-  const tarTap = tap(tarHash, (n) => onTar((tarBytes += n)));
-  const checkTar = (): void => {
-    const got = `sha256:${tarHash.digest('hex')}`;
-    if (got !== layer.diffID || (layer.diffSize !== undefined && tarBytes !== layer.diffSize)) {
-      throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer ${layer.diffID} read as ${tarBytes} bytes with ${got}`);
+  const counter = (): Transform => tap(undefined, (n) => onTar((tarBytes += n)));
+  let tar: Readable;
+  let checkBlob = (): void => {};
+  if (layer.openTar) {
+    tar = chain(await layer.openTar(o), counter());
+  } else {
+    const blob = await layer.open(o);
+    const kind = layerCompression(layer.mediaType) ?? 'none';
+    if (kind === 'none') {
+      tar = chain(blob, counter());
+    } else {
+      const blobHash = createHash('sha256');
+      let blobBytes = 0;
+      const inflate = decompressor(kind);
+      const count = counter();
+      inflate.on('error', (err) => count.destroy(compressionError(kind, err) as Error));
+      tar = chain(blob, tap(blobHash, (n) => void (blobBytes += n)), inflate, count);
+      checkBlob = () => {
+        const got = `sha256:${blobHash.digest('hex')}`;
+        if (got !== layer.digest || blobBytes !== layer.size) {
+          throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer blob ${layer.digest} read as ${blobBytes} bytes with ${got}`);
+        }
+      };
     }
-  };
-  if (layer.openTar) return { stream: chain(await layer.openTar(o), tarTap, createGzip()), check: checkTar };
-  const blob = await layer.open(o);
-  const kind = layerCompression(layer.mediaType) ?? 'none';
-  if (kind === 'none') return { stream: chain(blob, tarTap, createGzip()), check: checkTar };
-  const blobHash = createHash('sha256');
-  let blobBytes = 0;
-  const inflate = decompressor(kind);
-  const gzip = createGzip();
-  inflate.on('error', (err) => gzip.destroy(compressionError(kind, err) as Error));
+  }
+  const job = compressLayer(tar, { compression: want, ...o });
   return {
-    stream: chain(blob, tap(blobHash, (n) => void (blobBytes += n)), inflate, tarTap, gzip),
-    check: () => {
-      const got = `sha256:${blobHash.digest('hex')}`;
-      if (got !== layer.digest || blobBytes !== layer.size) {
-        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer blob ${layer.digest} read as ${blobBytes} bytes with ${got}`);
+    stream: job.stream,
+    check: async () => {
+      const r = await job.result;
+      checkBlob();
+      if (r.diffID !== layer.diffID || (layer.diffSize !== undefined && r.uncompressedSize !== layer.diffSize)) {
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer ${layer.diffID} read as ${r.uncompressedSize} bytes with ${r.diffID}`);
       }
-      checkTar();
     },
   };
 }

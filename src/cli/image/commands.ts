@@ -146,10 +146,11 @@ export const push: CommandDef = {
     'DESTINATION is a registry name (host/repo:tag) or a transport reference: docker://NAME, oci:DIR[:TAG],\n' +
     "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]. Without it the image goes to the registry its name\n" +
     'names. Blobs in the blob cache go up as they are (digests kept); other layers are rebuilt from their tar-split\n' +
-    'and gzip-compressed as they stream. The manifest is written last: a failed push leaves no tag.',
+    'and compressed (gzip unless --compression-format says zstd) as they stream. The manifest is written last: a\n' +
+    'failed push leaves no tag.',
   flags: [
     ...registryFlags(),
-    { name: 'compression-format', type: 'string', value: 'FORMAT', help: 'gzip or zstd: compress layers so (and recompress others; zstd needs the native compressor)' },
+    { name: 'compression-format', type: 'string', value: 'FORMAT', help: 'gzip or zstd: compress layers so, and recompress blobs compressed otherwise' },
     { name: 'force-compression', type: 'bool', help: 'recompress blobs compressed otherwise (default: on when --compression-format is given)' },
     { name: 'all', type: 'bool', help: 'every image of a manifest list (an image that is not one is pushed as it is)' },
     { name: 'digestfile', type: 'string', value: 'FILE', help: "write the pushed manifest's digest to FILE" },
