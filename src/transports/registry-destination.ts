@@ -2,8 +2,8 @@
 // repository of the same registry holds is mounted; the rest is uploaded), the manifest last, so a failed or
 // cancelled push leaves no tag naming a partial image. A distributed blob is sent as it is (a pulled image pushed
 // unchanged keeps every digest, its manifest's included); a tar the source rebuilt (the store's tar-split) is
-// compressed on native threads (gzip, or zstd) while it streams to the registry, hashed on the way, and the manifest is rewritten with the new
-// digests, sizes and media types; the config is never changed, so the image id stays.
+// compressed on native threads (gzip, or zstd) while it streams to the registry, hashed on the way, and the manifest
+// is rewritten with the new digests, sizes and media types; the config is never changed, so the image id stays.
 import { createHash } from 'node:crypto';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
