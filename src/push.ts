@@ -52,6 +52,8 @@ export interface PushOptions extends RegistryAccess {
   blobCacheDir?: string;
   /** Bytes per PATCH of a chunked upload (default 8 MiB). */
   chunkSize?: number;
+  /** The policy.json to enforce on the source (default: the one in force, as containers/image finds it). */
+  signaturePolicy?: string;
 }
 
 export interface PushResult {
@@ -205,6 +207,8 @@ async function copyTo(opened: OpenedSource, destination: string, access: Registr
 async function copyAll(image: ImageSource, out: ImageDestination, names: string[], options: CopyImagesOptions, sourceClient?: RegistryClient): Promise<PushResult> {
   const copyOptions = {
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+    ...(sourceClient && image.transport === 'docker' ? { signatureRegistry: sourceClient } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
   };

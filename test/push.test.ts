@@ -236,6 +236,15 @@ describe('copy between transports', () => {
     }
   });
 
+  it('refuses a source the signature policy rejects before anything reaches the destination', async () => {
+    const policy = path.join(work, 'reject-policy.json');
+    fs.writeFileSync(policy, JSON.stringify({ default: [{ type: 'reject' }] }));
+    proxy.requests.length = 0;
+    const err = await copy(`docker://${reg.host}/lib/a:1`, `docker://${proxy.host}/refused/a:1`, { tlsVerify: false, signaturePolicy: policy }).catch((e: unknown) => e);
+    expect((err as CarrierError).code).toBe('CARRIER_POLICY_DENIED');
+    expect(proxy.requests).toEqual([]);
+  });
+
   it('streams registry → another registry without unpacking, every digest kept', async () => {
     const r = await copy(`docker://${reg.host}/lib/a:1`, `docker://${other.host}/x/a:1`, { tlsVerify: false });
     const src = await storedImage(reg, 'lib/a', '1');

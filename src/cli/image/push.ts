@@ -61,6 +61,7 @@ export async function pushImage(ctx: Context): Promise<number> {
   const compressionFormat = compressionFlag(flags, 'compression-format');
   const creds = flags.string('creds');
   const authfile = flags.string('authfile');
+  const policy = flags.string('signature-policy');
   const store = await openStore(ctx.globals);
   try {
     return await transfer(ctx, 'push', (signal, onProgress) =>
@@ -73,6 +74,7 @@ export async function pushImage(ctx: Context): Promise<number> {
         ...(authfile !== undefined ? { authfile } : {}),
         ...(compressionFormat ? { compressionFormat } : {}),
         ...(flags.given('force-compression') ? { forceCompression: flags.bool('force-compression') } : {}),
+        ...(policy !== undefined ? { signaturePolicy: policy } : {}),
         all: flags.bool('all'),
       }),
     );
@@ -96,6 +98,7 @@ export async function copyImage(ctx: Context): Promise<number> {
     };
   };
   const compressionFormat = compressionFlag(flags, 'dest-compress-format');
+  const policy = flags.string('policy');
   const needsStore = src.transport === 'containers-storage' || dest.transport === 'containers-storage';
   const store: Store | undefined = needsStore ? await openStore(ctx.globals) : undefined;
   try {
@@ -108,6 +111,7 @@ export async function copyImage(ctx: Context): Promise<number> {
         source: side('src'),
         destination: side('dest'),
         ...(compressionFormat ? { compressionFormat } : {}),
+        ...(policy !== undefined ? { signaturePolicy: policy } : {}),
         all: flags.bool('all'),
       }),
     );
