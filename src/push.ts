@@ -15,6 +15,8 @@ import { openStoreSource } from './transports/store-source.js';
 import { RegistryDestination, type PushCompression } from './transports/registry-destination.js';
 import type { ImageDestination, ImageSource, PutLayerResult } from './transports/types.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
+import { gpgSigner, sigstoreSigner, type ManifestSigner } from './trust/index.js';
+import { readFile } from 'node:fs/promises';
 
 export type { PushCompression, RegistryDestinationOptions } from './transports/registry-destination.js';
 
@@ -54,6 +56,14 @@ export interface PushOptions extends RegistryAccess {
   chunkSize?: number;
   /** The policy.json to enforce on the source (default: the one in force, as containers/image finds it). */
   signaturePolicy?: string;
+  /** Drop the source's signatures (podman --remove-signatures); kept by default, which needs an unchanged manifest. */
+  removeSignatures?: boolean;
+  /** Sign with this GPG key of the user's keyring (podman --sign-by FINGERPRINT): simple signing, in the lookaside. */
+  signBy?: string;
+  /** Sign with this sigstore private key file (podman --sign-by-sigstore-private-key): a `.sig` attachment. */
+  signBySigstorePrivateKey?: string;
+  /** The signing key's passphrase, in a file (podman --sign-passphrase-file). */
+  signPassphraseFile?: string;
 }
 
 export interface PushResult {
@@ -204,8 +214,26 @@ async function copyTo(opened: OpenedSource, destination: string, access: Registr
   }
 }
 
+/** The signers the options ask for (podman's --sign-by and --sign-by-sigstore-private-key). */
+async function signersOf(options: PushOptions): Promise<ManifestSigner[]> {
+  const signers: ManifestSigner[] = [];
+  const passFile = options.signPassphraseFile;
+  if (options.signBy !== undefined) signers.push(gpgSigner({ keyId: options.signBy, ...(passFile !== undefined ? { passphraseFile: passFile } : {}) }));
+  if (options.signBySigstorePrivateKey !== undefined) {
+    const passphrase = passFile !== undefined ? Buffer.from((await readFile(passFile, 'utf8')).replace(/\r?\n$/, '')) : undefined;
+    signers.push(sigstoreSigner({ privateKeyFile: options.signBySigstorePrivateKey, ...(passphrase ? { passphrase } : {}) }));
+  }
+  return signers;
+}
+
 async function copyAll(image: ImageSource, out: ImageDestination, names: string[], options: CopyImagesOptions, sourceClient?: RegistryClient): Promise<PushResult> {
+  const signers = await signersOf(options);
+  if (signers.length > 0 && !(out instanceof RegistryDestination)) {
+    throw new CarrierError('CARRIER_UNSUPPORTED', `signing is supported when pushing to a registry, not to ${out.reference}`);
+  }
   const copyOptions = {
+    ...(options.removeSignatures ? { removeSignatures: true } : {}),
+    ...(signers.length > 0 ? { signers } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
     ...(sourceClient && image.transport === 'docker' ? { signatureRegistry: sourceClient } : {}),

@@ -4,7 +4,7 @@
 // what it is given at the boundary it owns. The signature policy (src/trust) is checked here, once per image, after the
 // source's manifest is read and before the destination is touched: a refused image leaves the destination as it was.
 import { abortError } from '../errors.js';
-import { checkSignaturePolicy, type SignatureRegistry } from '../trust/index.js';
+import { checkSignaturePolicy, readSourceSignatures, type FetchedSignatures, type ManifestSigner, type SignatureRegistry } from '../trust/index.js';
 import type { ImageDestination, ImageSource, LayerBlob, LayerCopyState, PutImageResult } from '../transports/types.js';
 
 export type CopyEvent =
@@ -41,6 +41,10 @@ export interface CopyOptions {
   signaturePolicy?: string;
   /** The client a docker:// source was read with: sigstore signatures are read through it. */
   signatureRegistry?: SignatureRegistry;
+  /** Drop the source's signatures instead of keeping them at the destination (podman --remove-signatures). */
+  removeSignatures?: boolean;
+  /** Sign the manifest written, for the destination's reference (podman --sign-by, --sign-by-sigstore-private-key). */
+  signers?: readonly ManifestSigner[];
 }
 
 export type CopyResult = PutImageResult;
@@ -53,14 +57,23 @@ export async function copyImage(source: ImageSource, destination: ImageDestinati
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
   const emit = options.onProgress ?? (() => {});
+  // The source's signatures are read once: for the policy when it needs them, and to be kept at the destination
+  // (containers/image reads them whenever it copies, so podman pull stores them and podman push carries them on).
+  let read: Promise<FetchedSignatures> | undefined;
+  const signatures = (): Promise<FetchedSignatures> =>
+    (read ??= readSourceSignatures(source, {
+      ...(source.signatures ? { stored: () => source.signatures!() } : {}),
+      ...(options.signatureRegistry ? { registry: options.signatureRegistry } : {}),
+      ...(signal ? { signal } : {}),
+    }));
   if (options.policy) await options.policy(source);
   else {
     await checkSignaturePolicy(source, {
       ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
-      ...(options.signatureRegistry ? { registry: options.signatureRegistry } : {}),
-      ...(signal ? { signal } : {}),
+      signatures,
     });
   }
+  const kept = options.removeSignatures === true ? [] : (await signatures()).signatures;
   if (signal?.aborted) throw abortError(signal);
   emit({
     type: 'resolved',
@@ -75,6 +88,8 @@ export async function copyImage(source: ImageSource, destination: ImageDestinati
   const result = await destination.putImage(source, {
     names: options.names ?? [],
     concurrency: options.concurrency ?? 3,
+    signatures: kept,
+    ...(options.signers && options.signers.length > 0 ? { signers: options.signers } : {}),
     ...(signal ? { signal } : {}),
     onLayer: (layer, state) => emit({ type: 'layer', digest: layer.digest, size: layer.size, state }),
     ...(options.onProgress

@@ -7,6 +7,7 @@ import type { ImageStore } from './images.js';
 import { fillLayers, type CommitLayer, type CommitOptions, type PlannedLayer } from './layer-pool.js';
 import type { LayerStore } from './layers.js';
 import { dedupe, nowRfc3339, type ImageRecord } from './records.js';
+import { signatureRecord } from './signatures.js';
 
 /** Everything the store needs to record an image; a local archive and a registry pull both produce one. */
 export interface ImageCommit {
@@ -20,6 +21,11 @@ export interface ImageCommit {
   /** Full names (already normalised) to give the image. */
   names: string[];
   created?: string;
+  /**
+   * The image's signatures in their stored form (signature.Blob), kept as podman keeps them. Given (even empty), they
+   * replace what the record held, as a pull by podman does; left out, the record's signatures stay.
+   */
+  signatures?: readonly Buffer[];
 }
 
 export interface CommitResult {
@@ -89,6 +95,11 @@ export async function recordImageLocked(images: ImageStore, image: ImageCommit, 
   const bigData: [string, Buffer][] = [[image.configDigest, image.config]];
   if (image.list) bigData.push([`manifest-${image.list.digest}`, image.list.bytes]);
   bigData.push([`manifest-${image.manifestDigest}`, image.manifest], ['manifest', image.manifest]);
+  if (image.signatures !== undefined) {
+    const signed = signatureRecord(image.manifestDigest, image.signatures);
+    bigData.push(...signed.bigData);
+    record.metadata = signed.metadata;
+  }
   await images.writeBigData(record, bigData);
   record.digest = image.list?.digest ?? image.manifestDigest; // podman records the index digest when there was one
   if (fresh) images.add(record);

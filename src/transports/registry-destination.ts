@@ -22,6 +22,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { BlobPusher, type BlobBytes } from '../registry/upload.js';
 import { compressLayer } from '../layer/compress.js';
 import { ociLayerType } from './store-source.js';
+import { putRegistrySignatures } from './registry-signatures.js';
 import type { Document, ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export type PushCompression = 'gzip' | 'zstd';
@@ -37,6 +38,8 @@ export interface RegistryDestinationOptions {
   /** Bytes per PATCH of a chunked upload (default 8 MiB). */
   chunkSize?: number;
   signal?: AbortSignal;
+  /** Where registries.d is read from to write signatures (default: the user's, else /etc/containers/registries.d). */
+  registriesDir?: string;
 }
 
 interface LayerOut {
@@ -61,9 +64,11 @@ export class RegistryDestination implements ImageDestination {
   private readonly pusher: BlobPusher;
   /** Layers already pushed in this destination's life, by source digest and wanted compression. */
   private readonly memo = new Map<string, Promise<LayerOut>>();
+  /** Set while an image whose signatures are kept is pushed: its layers go as they are, so its manifest stays. */
+  private keepManifest = false;
 
   constructor(
-    client: RegistryClient,
+    private readonly client: RegistryClient,
     readonly ref: ImageReference,
     private readonly options: RegistryDestinationOptions = {},
   ) {
@@ -89,6 +94,7 @@ export class RegistryDestination implements ImageDestination {
   }
 
   private wants(layer: LayerBlob): PushCompression | undefined {
+    if (this.keepManifest) return undefined;
     const has = layerCompression(layer.mediaType) ?? 'none';
     const want = this.options.compression ?? 'gzip';
     if (has === want) return undefined;
@@ -145,6 +151,8 @@ export class RegistryDestination implements ImageDestination {
     const signal = options.signal ?? this.options.signal;
     if (signal?.aborted) throw abortError(signal);
     const from = this.mountSource(image);
+    const kept = options.signatures ?? [];
+    this.keepManifest = kept.length > 0;
     const outs: LayerOut[] = new Array(image.layers.length);
     let next = 0;
     let failed = false;
@@ -177,6 +185,9 @@ export class RegistryDestination implements ImageDestination {
       const was = image.parsedManifest.layers[i];
       return !was || was.digest !== o.digest || (layerCompression(was.mediaType) ?? 'none') !== o.mediaType;
     });
+    if (changed && kept.length > 0) {
+      throw new CarrierError('CARRIER_UNSUPPORTED', `${image.reference} is signed, and pushing it would change its manifest, which would invalidate its signatures: push with --remove-signatures`);
+    }
     const manifest = changed ? this.rewrite(image, outs) : { bytes: image.manifest, mediaType: image.manifestMediaType };
     const manifestDigest = sha256Digest(manifest.bytes);
     const names = [...new Set(options.names)];
@@ -187,6 +198,7 @@ export class RegistryDestination implements ImageDestination {
       }
       await this.pusher.putManifest(r, manifest.bytes, manifest.mediaType, signal);
     }
+    await this.putSignatures(manifest.bytes, manifestDigest, names, options, signal);
     return {
       id: image.configDigest.replace(/^sha256:/, ''),
       names,
@@ -194,6 +206,17 @@ export class RegistryDestination implements ImageDestination {
       manifestReused: !changed,
       layers: outs.map((o, i) => ({ digest: o.digest, size: o.size, diffID: image.layers[i]!.diffID, state: o.state })),
     };
+  }
+
+  /** The source's signatures kept, and new ones made for the first name pushed, written as registries.d says. */
+  private async putSignatures(manifest: Buffer, digest: string, names: string[], options: PutImageOptions, signal?: AbortSignal): Promise<void> {
+    const identity = names[0] ?? `${this.ref.domain}/${this.ref.path}${this.ref.tag !== undefined ? ':' + this.ref.tag : '@' + digest}`;
+    const made = await Promise.all((options.signers ?? []).map((sign) => sign(manifest, identity)));
+    const target = { client: this.client, pusher: this.pusher, ref: this.ref };
+    await putRegistrySignatures(target, digest, [...(options.signatures ?? []), ...made], {
+      ...(this.options.registriesDir !== undefined ? { registriesDir: this.options.registriesDir } : {}),
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** A manifest naming the layers as they were pushed: Docker schema 2 when the source was and can stay so, else OCI. */

@@ -7,6 +7,8 @@ import { BlobCache, type BlobWriter } from '../store/blobs.js';
 import type { AppliedLayer } from '../layer/apply.js';
 import type { CommitLayer, CommitOptions, ImageCommit, Store } from '../store/store.js';
 import { layerIdFor } from '../store/ids.js';
+import { CarrierError } from '../errors.js';
+import { signatureToBlob } from '../trust/index.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export interface StoreDestinationOptions {
@@ -33,6 +35,9 @@ export class StoreDestination implements ImageDestination {
   }
 
   async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
+    if (options.signers && options.signers.length > 0) {
+      throw new CarrierError('CARRIER_UNSUPPORTED', 'signing is supported when pushing to a registry, not into containers-storage');
+    }
     const cache = this.options.blobCache;
     const { signal } = options;
     const layers = image.layers;
@@ -98,6 +103,8 @@ export class StoreDestination implements ImageDestination {
       layers: layers.map((l, i) => commitLayer(i, l)),
       names: [...options.names],
       ...(image.created ? { created: image.created } : {}),
+      // Kept as podman keeps them: podman push and skopeo copy from this store carry them on.
+      ...(options.signatures ? { signatures: options.signatures.map(signatureToBlob) } : {}),
     };
     const commitOptions: CommitOptions = {
       concurrency: options.concurrency,

@@ -14,6 +14,8 @@ import { parseImageConfig, parseManifest, type ImageManifest } from '../oci/mani
 import { sha256Digest } from '../oci/digest.js';
 import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST, layerCompression } from '../oci/mediatypes.js';
 import type { ImageSource, LayerBlob } from './types.js';
+import { signatureFromBlob, type UntrustedSignature } from '../trust/index.js';
+import { splitSignatures, storedSignatureSizes } from '../store/signatures.js';
 
 export interface StoreSourceOptions {
   /** Hand out compressed blobs from this cache where it has the stored manifest's layers. */
@@ -84,6 +86,9 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     const openTar = (): Promise<Readable> => store.exportLayer(l.id);
     if (d && cached !== undefined) {
       layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, open: () => openFile(cached), openTar });
+    } else if (d && layerCompression(d.mediaType) === 'none' && d.digest === l.diffID && d.size === diffSize) {
+      // An uncompressed layer is its rebuilt tar: the stored manifest still describes it (and its signatures hold).
+      layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, rebuilt: true, open: openTar, openTar });
     } else {
       allCached = false;
       layers.push({ digest: l.diffID!, size: diffSize, mediaType: OCI_LAYER_TAR, diffID: l.diffID!, diffSize, rebuilt: true, open: openTar, openTar });
@@ -121,7 +126,17 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     info,
     ...(matchedName !== undefined ? { matchedName } : {}),
     storedManifest: allCached,
+    // The stored signatures cover the stored manifest; a manifest made here has none.
+    signatures: async () => (allCached ? storedSignatures(store, info) : []),
   };
+}
+
+/** The image's signatures as podman keeps them in the store (`signatures` big data, sizes in the metadata). */
+async function storedSignatures(store: Store, info: ImageInfo): Promise<UntrustedSignature[]> {
+  const sizes = storedSignatureSizes(info.record.metadata, info.id);
+  if (sizes.length === 0) return [];
+  const data = await store.imageBigData(info.id, 'signatures');
+  return splitSignatures(data, sizes, info.id).map((b, i) => signatureFromBlob(b, `signature ${i + 1} of image ${info.id.slice(0, 12)} in the store`));
 }
 
 /** A cached blob, opened without following a symlink. */

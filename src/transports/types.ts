@@ -3,6 +3,7 @@
 // copies: one image manifest (a list it was chosen from rides along), its config, and its layers as blobs.
 import type { Readable } from 'node:stream';
 import type { ImageManifest } from '../oci/manifest.js';
+import type { ManifestSigner, UntrustedSignature } from '../trust/index.js';
 
 /** Where an image can be: a registry, the store, an OCI layout directory, or an archive file. */
 export type TransportName = 'docker' | 'containers-storage' | 'oci' | 'oci-archive' | 'docker-archive';
@@ -67,6 +68,11 @@ export interface ImageSource {
   readonly created?: string;
   /** Base layer first, as the manifest lists them; layers[i].diffID is the config's diff_ids[i]. */
   readonly layers: readonly LayerBlob[];
+  /**
+   * The signatures the source keeps with the image (the store's). A registry image's are read by the copy from where
+   * registries.d says; an OCI layout or archive has none.
+   */
+  signatures?(): Promise<UntrustedSignature[]>;
 }
 
 /** How a layer went to the destination. */
@@ -82,6 +88,13 @@ export interface PutImageOptions {
   onLayer?: (layer: LayerBlob, state: LayerCopyState) => void;
   /** Bytes of a layer consumed so far. */
   onBytes?: (layer: LayerBlob, bytes: number) => void;
+  /**
+   * The source's signatures, to keep with the image where the destination can (the store; a registry's lookaside
+   * and sigstore attachments). They cover the source's manifest, so a destination keeping them must not change it.
+   */
+  signatures?: readonly UntrustedSignature[];
+  /** New signatures to make of the manifest written, for the destination's reference (push --sign-by…). */
+  signers?: readonly ManifestSigner[];
 }
 
 export interface PutLayerResult {

@@ -12,7 +12,7 @@ import { evaluatePolicy, type PolicyDecision } from './evaluate.js';
 import { loadPolicy, type PolicySource } from './policy.js';
 import { loadRegistriesD } from './registries-d.js';
 import type { PolicyImage } from './scopes.js';
-import { fetchDockerSignatures, type SignatureRegistry } from './signatures.js';
+import { fetchDockerSignatures, type FetchedSignatures, type SignatureRegistry, type UntrustedSignature } from './signatures.js';
 
 /** What a source offers the check (the copy pipeline's ImageSource has it). */
 export interface PolicyCheckedImage {
@@ -21,7 +21,7 @@ export interface PolicyCheckedImage {
   /** The image manifest's bytes and digest. */
   readonly manifest: Buffer;
   readonly manifestDigest: string;
-  /** The index the manifest was chosen from: signatures cover the top-level document. */
+  /** The index the manifest was chosen from (signatures are checked on the manifest itself, as podman does). */
   readonly list?: { readonly bytes: Buffer; readonly digest: string };
 }
 
@@ -36,6 +36,8 @@ export interface CheckSignaturePolicyOptions {
   /** The registry client, for sigstore attachments of docker:// images. */
   registry?: SignatureRegistry;
   signal?: AbortSignal;
+  /** Reads the image's signatures (default: {@link readSourceSignatures}); a copy shares one read with what it keeps. */
+  signatures?: () => Promise<FetchedSignatures>;
 }
 
 async function resolvedPath(p: string): Promise<string> {
@@ -72,24 +74,36 @@ export async function policyImageOf(reference: string): Promise<PolicyImage> {
   }
 }
 
+/**
+ * The signatures a source image carries, untrusted: a registry image's from its lookaside store and sigstore
+ * attachments (as registries.d says); a store image's from the store (`stored`); an OCI layout or archive carries none.
+ * They are the ones of the image manifest pulled, not of an index it was chosen from: containers/image checks the
+ * instance it copies, and keeps that instance's signatures.
+ */
+export async function readSourceSignatures(
+  image: PolicyCheckedImage,
+  opts: Omit<CheckSignaturePolicyOptions, 'signaturePolicy' | 'policy' | 'signatures'> & { stored?: () => Promise<UntrustedSignature[]> } = {},
+): Promise<FetchedSignatures> {
+  if (opts.stored) return { signatures: await opts.stored(), lookedAt: [`the store's record of ${image.reference}`] };
+  const policyImage = await policyImageOf(image.reference);
+  if (policyImage.transport !== 'docker') return { signatures: [], lookedAt: [`the ${policyImage.transport} image itself (it carries no signatures)`] };
+  const home = opts.home === undefined ? {} : { home: opts.home };
+  const registries = await loadRegistriesD({ ...home, ...(opts.registriesDir === undefined ? {} : { registriesDir: opts.registriesDir }) });
+  return fetchDockerSignatures(policyImage.reference, image.manifestDigest, {
+    registries,
+    ...(opts.registry === undefined ? {} : { registry: opts.registry }),
+    ...home,
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+  });
+}
+
 /** Allows the image or throws CARRIER_POLICY_DENIED (CARRIER_INVALID_POLICY for a policy file that cannot be read). */
 export async function checkSignaturePolicy(image: PolicyCheckedImage, opts: CheckSignaturePolicyOptions = {}): Promise<PolicyDecision> {
   const home = opts.home === undefined ? {} : { home: opts.home };
   const source = opts.policy ?? (await loadPolicy({ ...home, ...(opts.signaturePolicy === undefined ? {} : { signaturePolicy: opts.signaturePolicy }) }));
-  const policyImage = await policyImageOf(image.reference);
-  const top = image.list ?? { bytes: image.manifest, digest: image.manifestDigest };
   return evaluatePolicy(source, {
-    image: policyImage,
-    manifest: top.bytes,
-    fetchSignatures: async () => {
-      if (policyImage.transport !== 'docker') return { signatures: [], lookedAt: [`the ${policyImage.transport} image itself (it carries no signatures)`] };
-      const registries = await loadRegistriesD({ ...home, ...(opts.registriesDir === undefined ? {} : { registriesDir: opts.registriesDir }) });
-      return fetchDockerSignatures(policyImage.reference, top.digest, {
-        registries,
-        ...(opts.registry === undefined ? {} : { registry: opts.registry }),
-        ...home,
-        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-      });
-    },
+    image: await policyImageOf(image.reference),
+    manifest: image.manifest,
+    fetchSignatures: opts.signatures ?? (() => readSourceSignatures(image, opts)),
   });
 }

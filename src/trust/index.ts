@@ -5,11 +5,13 @@ export { requirementsFor, policyScopes, dockerIdentity, dockerNamespaces } from 
 export type { PolicyImage, PolicyTransport, AppliedRequirements } from './scopes.js';
 export { loadRegistriesD, findRegistriesDir, lookasideBase, lookasideUrl, usesSigstoreAttachments, SYSTEM_REGISTRIES_D } from './registries-d.js';
 export type { RegistriesD, RegistryNamespace, LoadRegistriesDOptions } from './registries-d.js';
-export { fetchDockerSignatures, signatureFromBlob } from './signatures.js';
+export { fetchDockerSignatures, signatureFromBlob, signatureToBlob } from './signatures.js';
+export { gpgSigner, sigstoreSigner, signaturePayload } from './sign.js';
+export type { ManifestSigner, GpgSignerOptions, SigstoreSignerOptions } from './sign.js';
 export type { UntrustedSignature, SignatureRegistry, FetchedSignatures, FetchDockerSignaturesOptions } from './signatures.js';
 export { evaluatePolicy, policyImageName } from './evaluate.js';
 export type { PolicyEvaluationInput, PolicyDecision } from './evaluate.js';
 export { describePolicy } from './describe.js';
 export type { TrustRow } from './describe.js';
-export { checkSignaturePolicy, policyImageOf } from './check.js';
+export { checkSignaturePolicy, policyImageOf, readSourceSignatures } from './check.js';
 export type { PolicyCheckedImage, CheckSignaturePolicyOptions } from './check.js';

@@ -77,6 +77,26 @@ export function signatureFromBlob(blob: Buffer, from: string): UntrustedSignatur
   throw new CarrierError('CARRIER_INVALID_SIGNATURE', `unrecognized signature format "${kind}" at ${from}`);
 }
 
+/** A string as Go's encoding/json writes it (`<`, `>`, `&`, U+2028 and U+2029 escaped), so stored bytes match podman's. */
+function goJsonString(s: string): string {
+  return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A signature in the form containers/image keeps it (signature.Blob): simple signing as the bare OpenPGP message,
+ * sigstore as `\0sigstore-json\n{"mimeType","payload"(base64),"annotations"(keys sorted)}`. The inverse of
+ * {@link signatureFromBlob}; the bytes are the ones podman writes into the store.
+ */
+export function signatureToBlob(sig: UntrustedSignature): Buffer {
+  if (sig.format === 'simple-signing') return sig.blob;
+  const annotations = Object.keys(sig.annotations)
+    .sort()
+    .map((k) => `${goJsonString(k)}:${goJsonString(sig.annotations[k]!)}`)
+    .join(',');
+  const json = `{"mimeType":${goJsonString(sig.mediaType)},"payload":"${sig.payload.toString('base64')}","annotations":{${annotations}}}`;
+  return Buffer.concat([Buffer.from('\0sigstore-json\n', 'latin1'), Buffer.from(json, 'utf8')]);
+}
+
 async function readCapped(stream: Readable, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;

@@ -4,6 +4,13 @@
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
 
 const quiet = (help: string): FlagDef => ({ name: 'quiet', short: 'q', type: 'bool', help });
+/** podman's signing flags, on push and copy. */
+const signingFlags: FlagDef[] = [
+  { name: 'sign-by', type: 'string', value: 'FINGERPRINT', help: 'sign the manifest with this GPG key of the keyring (GNUPGHOME); written to the lookaside' },
+  { name: 'sign-by-sigstore-private-key', type: 'string', value: 'FILE', help: 'sign with this sigstore private key (PKCS#8 PEM); written as a .sig attachment' },
+  { name: 'sign-passphrase-file', type: 'string', value: 'FILE', help: "the signing key's passphrase" },
+  { name: 'remove-signatures', type: 'bool', help: "do not carry the image's signatures to the destination" },
+];
 const signaturePolicy: FlagDef = {
   name: 'signature-policy',
   type: 'string',
@@ -154,6 +161,7 @@ export const push: CommandDef = {
     { name: 'force-compression', type: 'bool', help: 'recompress blobs compressed otherwise (default: on when --compression-format is given)' },
     { name: 'all', type: 'bool', help: 'every image of a manifest list (an image that is not one is pushed as it is)' },
     { name: 'digestfile', type: 'string', value: 'FILE', help: "write the pushed manifest's digest to FILE" },
+    ...signingFlags,
     signaturePolicy,
     quiet('do not print progress'),
   ],
@@ -176,6 +184,7 @@ export const copy: CommandDef = {
     { name: 'dest-compress-format', type: 'string', value: 'FORMAT', help: 'gzip or zstd: recompress layers so' },
     { name: 'all', short: 'a', type: 'bool', help: 'every image of the source index, then the index itself (registry to registry)' },
     { name: 'digestfile', type: 'string', value: 'FILE', help: "write the copied manifest's digest to FILE" },
+    ...signingFlags,
     { ...signaturePolicy, name: 'policy' },
     quiet('do not print progress'),
   ],

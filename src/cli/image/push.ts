@@ -55,6 +55,22 @@ async function transfer(ctx: Context, what: string, run: (signal: AbortSignal, o
 
 const warn = (w: string): void => void process.stderr.write(`WARN[0000] ${w}\n`);
 
+/** podman's --sign-by, --sign-by-sigstore-private-key, --sign-passphrase-file and --remove-signatures. */
+function signingOptions(flags: Flags): { signBy?: string; signBySigstorePrivateKey?: string; signPassphraseFile?: string; removeSignatures?: boolean } {
+  const signBy = flags.string('sign-by');
+  const sigstore = flags.string('sign-by-sigstore-private-key');
+  const passphrase = flags.string('sign-passphrase-file');
+  if (passphrase !== undefined && signBy === undefined && sigstore === undefined) {
+    throw new UsageError('--sign-passphrase-file needs --sign-by or --sign-by-sigstore-private-key');
+  }
+  return {
+    ...(signBy !== undefined ? { signBy } : {}),
+    ...(sigstore !== undefined ? { signBySigstorePrivateKey: sigstore } : {}),
+    ...(passphrase !== undefined ? { signPassphraseFile: passphrase } : {}),
+    ...(flags.bool('remove-signatures') ? { removeSignatures: true } : {}),
+  };
+}
+
 export async function pushImage(ctx: Context): Promise<number> {
   const { flags } = ctx;
   const [image, destination] = ctx.args as [string, string | undefined];
@@ -62,6 +78,7 @@ export async function pushImage(ctx: Context): Promise<number> {
   const creds = flags.string('creds');
   const authfile = flags.string('authfile');
   const policy = flags.string('signature-policy');
+  const signing = signingOptions(flags);
   const store = await openStore(ctx.globals);
   try {
     return await transfer(ctx, 'push', (signal, onProgress) =>
@@ -75,6 +92,7 @@ export async function pushImage(ctx: Context): Promise<number> {
         ...(compressionFormat ? { compressionFormat } : {}),
         ...(flags.given('force-compression') ? { forceCompression: flags.bool('force-compression') } : {}),
         ...(policy !== undefined ? { signaturePolicy: policy } : {}),
+        ...signing,
         all: flags.bool('all'),
       }),
     );
@@ -99,6 +117,7 @@ export async function copyImage(ctx: Context): Promise<number> {
   };
   const compressionFormat = compressionFlag(flags, 'dest-compress-format');
   const policy = flags.string('policy');
+  const signing = signingOptions(flags);
   const needsStore = src.transport === 'containers-storage' || dest.transport === 'containers-storage';
   const store: Store | undefined = needsStore ? await openStore(ctx.globals) : undefined;
   try {
@@ -112,6 +131,7 @@ export async function copyImage(ctx: Context): Promise<number> {
         destination: side('dest'),
         ...(compressionFormat ? { compressionFormat } : {}),
         ...(policy !== undefined ? { signaturePolicy: policy } : {}),
+        ...signing,
         all: flags.bool('all'),
       }),
     );
