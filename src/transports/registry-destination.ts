@@ -152,6 +152,8 @@ export class RegistryDestination implements ImageDestination {
     if (signal?.aborted) throw abortError(signal);
     const from = this.mountSource(image);
     const kept = options.signatures ?? [];
+    this.keepManifest = false;
+    if (kept.length > 0 && this.options.forceCompression === true && image.layers.some((l) => this.wants(l) !== undefined)) throw invalidates(image);
     this.keepManifest = kept.length > 0;
     const outs: LayerOut[] = new Array(image.layers.length);
     let next = 0;
@@ -185,9 +187,7 @@ export class RegistryDestination implements ImageDestination {
       const was = image.parsedManifest.layers[i];
       return !was || was.digest !== o.digest || (layerCompression(was.mediaType) ?? 'none') !== o.mediaType;
     });
-    if (changed && kept.length > 0) {
-      throw new CarrierError('CARRIER_UNSUPPORTED', `${image.reference} is signed, and pushing it would change its manifest, which would invalidate its signatures: push with --remove-signatures`);
-    }
+    if (changed && kept.length > 0) throw invalidates(image);
     const manifest = changed ? this.rewrite(image, outs) : { bytes: image.manifest, mediaType: image.manifestMediaType };
     const manifestDigest = sha256Digest(manifest.bytes);
     const names = [...new Set(options.names)];
@@ -248,6 +248,11 @@ export class RegistryDestination implements ImageDestination {
 
   /** Nothing to undo: blobs uploaded are unreferenced until a manifest names them, and no manifest was put. */
   async abort(): Promise<void> {}
+}
+
+/** As containers/image refuses it: a signed image whose manifest would change loses its signatures' meaning. */
+function invalidates(image: ImageSource): CarrierError {
+  return new CarrierError('CARRIER_UNSUPPORTED', `${image.reference} is signed, and pushing it would change its manifest, which would invalidate its signatures: push with --remove-signatures`);
 }
 
 /** A pass-through that counts (and hashes, when given a hash) what goes by. */

@@ -1,0 +1,277 @@
+// Signatures kept with the image, as podman keeps them in the store, and made on push. Against the real podman 4.3:
+// a signed image Carrier pulls is recorded byte for byte as podman records it, podman push from that store carries
+// the signature on, Carrier's push carries podman's, and podman — under a policy that requires signatures — pulls
+// what Carrier pushed and signed (GPG with a key made here; sigstore with a PKCS#8 key made by openssl).
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFile, execFileSync } from 'node:child_process';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
+import { buildTestImage, defaultLayers, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import { tempDir } from './support/fixtures.js';
+import { GpgHome, type GpgKey } from './support/signing.js';
+import { putManifest, uploadBlob } from './support/sigstore-attach.js';
+import { bigDataFileName } from '../src/store/ids.js';
+
+const CLI = path.resolve(__dirname, '../dist/cli/main.js');
+let reg: TestRegistry;
+let work: string;
+let home: string;
+let lookaside: string;
+let gpg: GpgHome;
+let alice: GpgKey;
+/** gzip layers, signed by alice for `<reg>/sig/gz:1` (skopeo copy --sign-by); `gzDigest` is its manifest there. */
+let gz: TestImage;
+let gzDigest: string;
+/** uncompressed layers, uploaded as they are and signed by alice for `<reg>/sig/tar:1` (skopeo standalone-sign). */
+let tar: TestImage;
+let byAlice: string;
+let ecKey: string;
+let ecPub: string;
+let passFile: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env: { ...process.env, HOME: home, CONTAINERS_REGISTRIES_CONF: '/dev/null', ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** podman refuses a runroot longer than 50 characters: run directories live under a short temporary one. */
+let runs: string;
+const runroot = (store: string): string => path.join(runs, path.basename(store));
+
+const carrier = (store: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> =>
+  exec(process.execPath, [CLI, '--root', path.join(store, 'root'), '--runroot', runroot(store), ...args], env);
+
+const podman = (store: string, args: string[]): Promise<Run> =>
+  exec('podman', ['--root', path.join(store, 'root'), '--runroot', runroot(store), '--tmpdir', path.join(store, 'tmp'), ...args]);
+
+function policy(name: string, p: unknown): string {
+  const f = path.join(work, `${name}.json`);
+  fs.writeFileSync(f, JSON.stringify(p));
+  return f;
+}
+
+/** Accepts what alice signed for `signedRepo` when it is pulled as `repo`. */
+function aliceFor(repo: string, signedRepo: string): string {
+  const identity = repo === signedRepo ? {} : { signedIdentity: { type: 'remapIdentity', prefix: `${reg.host}/${repo}`, signedPrefix: `${reg.host}/${signedRepo}` } };
+  return policy(`alice-${repo.replace(/\W/g, '-')}`, {
+    default: [{ type: 'reject' }],
+    transports: { docker: { [reg.host]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.publicKeyFile, ...identity }] } },
+  });
+}
+
+function lookasideDir(repo: string, manifestDigest: string): string {
+  return path.join(lookaside, `${repo}@${manifestDigest.replace(':', '=')}`);
+}
+
+function imageRecord(store: string): { metadata?: string; 'big-data-names'?: string[] } {
+  const images = JSON.parse(fs.readFileSync(path.join(store, 'root/overlay-images/images.json'), 'utf8')) as { metadata?: string }[];
+  expect(images).toHaveLength(1);
+  return images[0]!;
+}
+
+function bigData(store: string, id: string, key: string): Buffer {
+  return fs.readFileSync(path.join(store, 'root/overlay-images', id, bigDataFileName(key)));
+}
+
+async function skopeoSign(img: TestImage, repo: string): Promise<void> {
+  const r = await exec(
+    'skopeo',
+    ['copy', '-q', '--dest-tls-verify=false', '--sign-by', alice.fingerprint, `oci:${img.ociDir}`, `docker://${reg.host}/${repo}`],
+    { GNUPGHOME: gpg.dir },
+  );
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+/** The digest of the manifest the registry holds for `repo:tag`. */
+async function registryDigest(repo: string, tag: string): Promise<string> {
+  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  return res.headers.get('docker-content-digest')!;
+}
+
+/** Uploads an image's blobs and manifest unchanged (skopeo would compress its tar layers), then signs it in the lookaside. */
+async function uploadSigned(img: TestImage, repo: string, tag: string): Promise<void> {
+  for (const blob of [...img.layers.map((l) => l.blob), img.config]) await uploadBlob(reg.url, repo, blob);
+  await putManifest(reg.url, repo, tag, img.manifest);
+  const dir = lookasideDir(repo, img.manifestDigest);
+  fs.mkdirSync(dir, { recursive: true });
+  const manifestFile = path.join(work, `${repo.replace(/\W/g, '-')}.manifest`);
+  fs.writeFileSync(manifestFile, img.manifest);
+  const r = await exec('skopeo', ['standalone-sign', '-o', path.join(dir, 'signature-1'), manifestFile, `${reg.host}/${repo}:${tag}`, alice.fingerprint], { GNUPGHOME: gpg.dir });
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+beforeAll(async () => {
+  requireTools();
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` first`);
+  work = tempDir('trust-signatures');
+  runs = fs.mkdtempSync('/tmp/cs-');
+  reg = await startRegistry();
+  home = path.join(work, 'home');
+  lookaside = path.join(work, 'lookaside');
+  const registriesD = path.join(home, '.config/containers/registries.d');
+  fs.mkdirSync(registriesD, { recursive: true });
+  fs.writeFileSync(path.join(registriesD, 'test.yaml'), `docker:\n  ${reg.host}:\n    lookaside: file://${lookaside}\n  ${reg.host}/sigstore:\n    use-sigstore-attachments: true\n`);
+  gpg = new GpgHome(path.join(work, 'gnupg'));
+  alice = gpg.newKey('alice');
+  gz = buildTestImage(path.join(work, 'gz'), { label: 'gz', layers: defaultLayers('g') });
+  tar = buildTestImage(path.join(work, 'tar'), { label: 'tar', layers: defaultLayers('t').map((l) => ({ ...l, compression: 'none' as const })) });
+  await skopeoSign(gz, 'sig/gz:1');
+  gzDigest = await registryDigest('sig/gz', '1');
+  await uploadSigned(tar, 'sig/tar', '1');
+  await pushImage(reg.host, gz.ociDir, 'plain/gz:1');
+  byAlice = aliceFor('sig/gz', 'sig/gz');
+  ecKey = path.join(work, 'ec.pem');
+  ecPub = path.join(work, 'ec.pub');
+  passFile = path.join(work, 'pass');
+  fs.writeFileSync(passFile, 'correct horse\n');
+  execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-aes-256-cbc', '-pass', 'pass:correct horse', '-out', ecKey]);
+  execFileSync('openssl', ['pkey', '-in', ecKey, '-passin', 'pass:correct horse', '-pubout', '-out', ecPub]);
+}, 300_000);
+
+afterAll(async () => {
+  gpg?.close();
+  await reg?.stop();
+  removeWorkDir(work);
+  if (runs) removeWorkDir(runs);
+});
+
+describe('signatures kept in the store', () => {
+  it('a signed image Carrier pulls is recorded as podman records it: the same metadata and signature big data', async () => {
+    const mine = path.join(work, 'rec-carrier');
+    const theirs = path.join(work, 'rec-podman');
+    const ref = `${reg.host}/sig/gz:1`;
+    expect((await carrier(mine, ['pull', '-q', '--tls-verify=false', '--signature-policy', byAlice, ref])).code).toBe(0);
+    const p = await podman(theirs, ['pull', '-q', '--tls-verify=false', '--signature-policy', byAlice, ref]);
+    expect(p.code, p.stderr).toBe(0);
+    const a = imageRecord(mine);
+    const b = imageRecord(theirs);
+    expect(a.metadata).toBe(b.metadata);
+    expect(JSON.parse(a.metadata!)).toEqual({ 'signature-sizes': [expect.any(Number)], 'signatures-sizes': { [gzDigest]: [expect.any(Number)] } });
+    const id = gz.configDigest.slice('sha256:'.length);
+    const signature = fs.readFileSync(path.join(lookasideDir('sig/gz', gzDigest), 'signature-1'));
+    for (const key of ['signatures', `signature-${gzDigest.slice('sha256:'.length)}`]) {
+      expect(bigData(mine, id, key)).toEqual(signature);
+      expect(bigData(mine, id, key)).toEqual(bigData(theirs, id, key));
+    }
+  });
+
+  it('an unsigned image records no signature, as podman does', async () => {
+    const store = path.join(work, 'rec-unsigned');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
+    const r = imageRecord(store);
+    expect(r.metadata).toBe('{}');
+    expect(r['big-data-names']).not.toContain('signatures');
+  });
+
+  it('podman push from the store Carrier pulled into carries the signature on, and podman pulls it under the policy', async () => {
+    const store = path.join(work, 'podman-pushes');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/sig/tar:1`])).code).toBe(0);
+    const r = await podman(store, ['push', '--tls-verify=false', `${reg.host}/sig/tar:1`, `${reg.host}/sig/tar-by-podman:1`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('Storing signatures');
+    const copied = fs.readFileSync(path.join(lookasideDir('sig/tar-by-podman', tar.manifestDigest), 'signature-1'));
+    expect(copied).toEqual(fs.readFileSync(path.join(lookasideDir('sig/tar', tar.manifestDigest), 'signature-1')));
+    const pulled = await podman(path.join(work, 'podman-pulls-1'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('sig/tar-by-podman', 'sig/tar'), `${reg.host}/sig/tar-by-podman:1`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+  });
+
+  // podman 4.3 (containers/image 5.23) gzip-compresses what it copies out of the store, so a signed gzip image cannot
+  // keep its manifest: podman refuses, which shows it read the signatures Carrier recorded; --remove-signatures
+  // lifts it. skopeo copy refuses the same way.
+  it('podman and skopeo refuse to copy a signed gzip image out of the store Carrier pulled into, unless told to drop its signatures', async () => {
+    const store = path.join(work, 'podman-refuses');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/sig/gz:1`])).code).toBe(0);
+    const r = await podman(store, ['push', '--tls-verify=false', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-by-podman:1`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('Would invalidate signatures');
+    const s = await exec('skopeo', ['copy', '--dest-tls-verify=false', `containers-storage:[overlay@${path.join(store, 'root')}+${runroot(store)}]${reg.host}/sig/gz:1`, `docker://${reg.host}/sig/gz-by-skopeo:1`]);
+    expect(s.stderr).toContain('Would invalidate signatures');
+    const removed = await podman(store, ['push', '--tls-verify=false', '--remove-signatures', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-by-podman:1`]);
+    expect(removed.code, removed.stderr).toBe(0);
+  });
+
+  it("Carrier's push carries the signature of an image Carrier pulled (its blobs are cached, so its manifest is kept)", async () => {
+    const store = path.join(work, 'carrier-pushes');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/sig/gz:1`])).code).toBe(0);
+    const r = await carrier(store, ['push', '-q', '--tls-verify=false', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-by-carrier:1`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(lookasideDir('sig/gz-by-carrier', gzDigest), 'signature-1'))).toEqual(
+      fs.readFileSync(path.join(lookasideDir('sig/gz', gzDigest), 'signature-1')),
+    );
+    const pulled = await podman(path.join(work, 'podman-pulls-2'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('sig/gz-by-carrier', 'sig/gz'), `${reg.host}/sig/gz-by-carrier:1`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+  });
+
+  it("Carrier's push carries the signature podman stored, and refuses, as podman does, to change a signed manifest", async () => {
+    const store = path.join(work, 'from-podman');
+    for (const ref of [`${reg.host}/sig/tar:1`, `${reg.host}/sig/gz:1`]) {
+      const p = await podman(store, ['pull', '-q', '--tls-verify=false', ref]);
+      expect(p.code, p.stderr).toBe(0);
+    }
+    const r = await carrier(store, ['push', '-q', '--tls-verify=false', `${reg.host}/sig/tar:1`, `${reg.host}/sig/tar-by-carrier:1`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(lookasideDir('sig/tar-by-carrier', tar.manifestDigest), 'signature-1'))).toBe(true);
+    const pulled = await podman(path.join(work, 'podman-pulls-3'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('sig/tar-by-carrier', 'sig/tar'), `${reg.host}/sig/tar-by-carrier:1`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    // Recompressing the layers would change the signed manifest.
+    const refused = await carrier(store, ['push', '-q', '--tls-verify=false', '--compression-format', 'zstd', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-refused:1`]);
+    expect(refused.code).toBe(125);
+    expect(refused.stderr).toContain('would invalidate its signatures: push with --remove-signatures');
+    const removed = await carrier(store, ['push', '-q', '--tls-verify=false', '--remove-signatures', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-unsigned:1`]);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(fs.existsSync(lookasideDir('sig/gz-unsigned', gzDigest))).toBe(false);
+  });
+});
+
+describe('signing on push', () => {
+  it('--sign-by signs with the GPG keyring, and podman under a policy requiring the signature pulls the image', async () => {
+    const store = path.join(work, 'sign-gpg');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
+    const r = await carrier(store, ['push', '-q', '--tls-verify=false', '--sign-by', alice.fingerprint, `${reg.host}/plain/gz:1`, `${reg.host}/signed/by-carrier:1`], { GNUPGHOME: gpg.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const pulled = await podman(path.join(work, 'podman-pulls-4'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('signed/by-carrier', 'signed/by-carrier'), `${reg.host}/signed/by-carrier:1`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    // The signature names the reference pushed: pulled under another name, podman refuses it.
+    const other = await podman(path.join(work, 'podman-pulls-5'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('signed/by-carrier', 'signed/elsewhere'), `${reg.host}/signed/by-carrier:1`]);
+    expect(other.code).not.toBe(0);
+  });
+
+  it("--sign-by-sigstore-private-key writes a .sig attachment that Carrier's pull and openssl verify with the public key", async () => {
+    const store = path.join(work, 'sign-sigstore');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
+    const dest = `${reg.host}/sigstore/by-carrier:1`;
+    const r = await carrier(store, ['push', '-q', '--tls-verify=false', '--sign-by-sigstore-private-key', ecKey, '--sign-passphrase-file', passFile, `${reg.host}/plain/gz:1`, dest]);
+    expect(r.code, r.stderr).toBe(0);
+    const sigstorePolicy = policy('sigstore', {
+      default: [{ type: 'reject' }],
+      transports: { docker: { [reg.host]: [{ type: 'sigstoreSigned', keyPath: ecPub, signedIdentity: { type: 'matchRepoDigestOrExact' } }] } },
+    });
+    // Debian's podman refuses every sigstore requirement ("Debian-local change: sigstore disabled"): Carrier's own
+    // verifier and openssl judge the signature.
+    const mine = await carrier(path.join(work, 'carrier-pulls-sigstore'), ['pull', '-q', '--tls-verify=false', '--signature-policy', sigstorePolicy, dest]);
+    expect(mine.code, mine.stderr).toBe(0);
+    // openssl checks the same signature over the attached payload.
+    const sigTag = `${(await registryDigest('sigstore/by-carrier', '1')).replace(':', '-')}.sig`;
+    const manifest = (await (await fetch(`${reg.url}/v2/sigstore/by-carrier/manifests/${sigTag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as {
+      layers: { digest: string; annotations: Record<string, string> }[];
+    };
+    expect(manifest.layers).toHaveLength(1);
+    const layer = manifest.layers[0]!;
+    const payload = Buffer.from(await (await fetch(`${reg.url}/v2/sigstore/by-carrier/blobs/${layer.digest}`)).arrayBuffer());
+    expect(JSON.parse(payload.toString()).critical.identity['docker-reference']).toBe(dest);
+    fs.writeFileSync(path.join(work, 'payload'), payload);
+    fs.writeFileSync(path.join(work, 'payload.sig'), Buffer.from(layer.annotations['dev.cosignproject.cosign/signature']!, 'base64'));
+    const ok = execFileSync('openssl', ['dgst', '-sha256', '-verify', ecPub, '-signature', path.join(work, 'payload.sig'), path.join(work, 'payload')]).toString();
+    expect(ok.trim()).toBe('Verified OK');
+  });
+});
