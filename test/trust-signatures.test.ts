@@ -227,6 +227,10 @@ describe('signatures kept in the store', () => {
     const refused = await carrier(store, ['push', '-q', '--tls-verify=false', '--compression-format', 'zstd', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-refused:1`]);
     expect(refused.code).toBe(125);
     expect(refused.stderr).toContain('would invalidate its signatures: push with --remove-signatures');
+    // Without the gzip blobs in Carrier's blob cache, the layers would be rebuilt and compressed anew.
+    const uncached = await carrier(store, ['push', '-q', '--tls-verify=false', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-refused:1`], { XDG_DATA_HOME: path.join(work, 'no-cache') });
+    expect(uncached.code).toBe(125);
+    expect(uncached.stderr).toContain('is signed, but its layers are not in the blob cache as its manifest names them');
     const removed = await carrier(store, ['push', '-q', '--tls-verify=false', '--remove-signatures', `${reg.host}/sig/gz:1`, `${reg.host}/sig/gz-unsigned:1`]);
     expect(removed.code, removed.stderr).toBe(0);
     expect(fs.existsSync(lookasideDir('sig/gz-unsigned', gzDigest))).toBe(false);
@@ -273,5 +277,15 @@ describe('signing on push', () => {
     fs.writeFileSync(path.join(work, 'payload.sig'), Buffer.from(layer.annotations['dev.cosignproject.cosign/signature']!, 'base64'));
     const ok = execFileSync('openssl', ['dgst', '-sha256', '-verify', ecPub, '-signature', path.join(work, 'payload.sig'), path.join(work, 'payload')]).toString();
     expect(ok.trim()).toBe('Verified OK');
+    // Pulled by both, the sigstore signature is stored in the same bytes (`\0sigstore-json\n` and Go's JSON).
+    const acceptAll = policy('accept', { default: [{ type: 'insecureAcceptAnything' }] });
+    const theirs = path.join(work, 'sigstore-podman');
+    const p = await podman(theirs, ['pull', '-q', '--tls-verify=false', '--signature-policy', acceptAll, dest]);
+    expect(p.code, p.stderr).toBe(0);
+    const id = gz.configDigest.slice('sha256:'.length);
+    const stored = bigData(path.join(work, 'carrier-pulls-sigstore'), id, 'signatures');
+    expect(stored.subarray(0, 15).toString('latin1')).toBe('\0sigstore-json\n');
+    expect(stored).toEqual(bigData(theirs, id, 'signatures'));
+    expect(imageRecord(path.join(work, 'carrier-pulls-sigstore')).metadata).toBe(imageRecord(theirs).metadata);
   });
 });

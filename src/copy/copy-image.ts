@@ -73,7 +73,7 @@ export async function copyImage(source: ImageSource, destination: ImageDestinati
       signatures,
     });
   }
-  const kept = options.removeSignatures === true ? [] : (await signatures()).signatures;
+  const kept = options.removeSignatures === true || destination.keepsSignatures !== true ? [] : (await signatures()).signatures;
   if (signal?.aborted) throw abortError(signal);
   emit({
     type: 'resolved',

@@ -61,6 +61,7 @@ function tagOf(name: string, ref: ImageReference): string {
 export class RegistryDestination implements ImageDestination {
   readonly transport = 'docker' as const;
   readonly reference: string;
+  readonly keepsSignatures = true;
   private readonly pusher: BlobPusher;
   /** Layers already pushed in this destination's life, by source digest and wanted compression. */
   private readonly memo = new Map<string, Promise<LayerOut>>();

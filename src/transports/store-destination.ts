@@ -26,6 +26,7 @@ const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESS
 export class StoreDestination implements ImageDestination {
   readonly transport = 'containers-storage' as const;
   readonly reference: string;
+  readonly keepsSignatures = true;
 
   constructor(
     private readonly store: Store,

@@ -126,8 +126,17 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     info,
     ...(matchedName !== undefined ? { matchedName } : {}),
     storedManifest: allCached,
-    // The stored signatures cover the stored manifest; a manifest made here has none.
-    signatures: async () => (allCached ? storedSignatures(store, info) : []),
+    // The stored signatures cover the stored manifest only: with a manifest made here they cannot go along.
+    signatures: async () => {
+      const signatures = await storedSignatures(store, info);
+      if (signatures.length > 0 && !allCached) {
+        throw new CarrierError(
+          'CARRIER_UNSUPPORTED',
+          `image ${info.id.slice(0, 12)} is signed, but its layers are not in the blob cache as its manifest names them: copying it would change its manifest, which would invalidate its signatures: copy with --remove-signatures`,
+        );
+      }
+      return signatures;
+    },
   };
 }
 

@@ -125,6 +125,8 @@ export interface PutImageResult {
 export interface ImageDestination {
   readonly transport: TransportName;
   readonly reference: string;
+  /** True where the source's signatures are kept (the store, a registry); elsewhere they are left behind. */
+  readonly keepsSignatures?: boolean;
   putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult>;
   close(): Promise<void>;
   abort(): Promise<void>;
