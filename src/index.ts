@@ -73,6 +73,8 @@ export {
   requirementsFor,
   describePolicy,
   checkSignaturePolicy,
+  gpgSigner,
+  sigstoreSigner,
   SYSTEM_POLICY_PATH,
   SYSTEM_REGISTRIES_D,
 } from './trust/index.js';
@@ -87,6 +89,9 @@ export type {
   RegistriesD,
   LoadRegistriesDOptions,
   UntrustedSignature,
+  ManifestSigner,
+  GpgSignerOptions,
+  SigstoreSignerOptions,
   SignatureRegistry,
   FetchedSignatures,
   PolicyEvaluationInput,
