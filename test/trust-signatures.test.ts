@@ -12,6 +12,7 @@ import { tempDir } from './support/fixtures.js';
 import { GpgHome, type GpgKey } from './support/signing.js';
 import { putManifest, uploadBlob } from './support/sigstore-attach.js';
 import { bigDataFileName } from '../src/store/ids.js';
+import { sigstoreSigner } from '../src/trust/index.js';
 
 const CLI = path.resolve(__dirname, '../dist/cli/main.js');
 let reg: TestRegistry;
@@ -287,5 +288,23 @@ describe('signing on push', () => {
     expect(stored.subarray(0, 15).toString('latin1')).toBe('\0sigstore-json\n');
     expect(stored).toEqual(bigData(theirs, id, 'signatures'));
     expect(imageRecord(path.join(work, 'carrier-pulls-sigstore')).metadata).toBe(imageRecord(theirs).metadata);
+  });
+
+  it('refuses a sigstore signature where registries.d does not enable sigstore attachments, and writes no tag', async () => {
+    const store = path.join(work, 'sign-no-attach');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
+    const r = await carrier(store, ['push', '-q', '--tls-verify=false', '--sign-by-sigstore-private-key', ecKey, '--sign-passphrase-file', passFile, `${reg.host}/plain/gz:1`, `${reg.host}/nosig/x:1`]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('needs use-sigstore-attachments: true in registries.d');
+    expect((await fetch(`${reg.url}/v2/nosig/x/manifests/1`, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it("refuses cosign's own encrypted key format with the way out, and a reference without tag or digest", async () => {
+    const cosignKey = path.join(work, 'cosign.key');
+    fs.writeFileSync(cosignKey, '-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\neyJrZGYiOnt9fQ==\n-----END ENCRYPTED COSIGN PRIVATE KEY-----\n');
+    await expect(sigstoreSigner({ privateKeyFile: cosignKey })(gz.manifest, `${reg.host}/x/y:1`)).rejects.toThrow(/cosign-encrypted key .* convert it to a PKCS#8 PEM/);
+    const signer = sigstoreSigner({ privateKeyFile: ecKey, passphrase: Buffer.from('correct horse') });
+    await expect(signer(gz.manifest, `${reg.host}/x/y`)).rejects.toThrow(/neither a tag nor a digest/);
+    await expect(sigstoreSigner({ privateKeyFile: ecKey, passphrase: Buffer.from('wrong') })(gz.manifest, `${reg.host}/x/y:1`)).rejects.toThrow(/cannot read the private key/);
   });
 });

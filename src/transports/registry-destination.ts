@@ -22,7 +22,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { BlobPusher, type BlobBytes } from '../registry/upload.js';
 import { compressLayer } from '../layer/compress.js';
 import { ociLayerType } from './store-source.js';
-import { putRegistrySignatures } from './registry-signatures.js';
+import { prepareRegistrySignatures } from './registry-signatures.js';
 import type { Document, ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export type PushCompression = 'gzip' | 'zstd';
@@ -193,13 +193,14 @@ export class RegistryDestination implements ImageDestination {
     const manifestDigest = sha256Digest(manifest.bytes);
     const names = [...new Set(options.names)];
     const refs = names.length > 0 ? names.map((n) => tagOf(n, this.ref)) : [this.ref.digest ?? manifestDigest];
+    const writeSignatures = await this.prepareSignatures(manifest.bytes, manifestDigest, names, options, signal);
     for (const r of refs) {
       if (r.includes(':') && r !== manifestDigest) {
         throw new CarrierError('CARRIER_DIGEST_MISMATCH', `${this.ref.domain}/${this.ref.path}@${r} was asked for, but the manifest pushed is ${manifestDigest}`);
       }
       await this.pusher.putManifest(r, manifest.bytes, manifest.mediaType, signal);
     }
-    await this.putSignatures(manifest.bytes, manifestDigest, names, options, signal);
+    await writeSignatures();
     return {
       id: image.configDigest.replace(/^sha256:/, ''),
       names,
@@ -209,12 +210,15 @@ export class RegistryDestination implements ImageDestination {
     };
   }
 
-  /** The source's signatures kept, and new ones made for the first name pushed, written as registries.d says. */
-  private async putSignatures(manifest: Buffer, digest: string, names: string[], options: PutImageOptions, signal?: AbortSignal): Promise<void> {
+  /**
+   * The source's signatures kept, and new ones made for the first name pushed, to be written as registries.d says:
+   * made and checked before the manifest is pushed, written after it.
+   */
+  private async prepareSignatures(manifest: Buffer, digest: string, names: string[], options: PutImageOptions, signal?: AbortSignal): Promise<() => Promise<void>> {
     const identity = names[0] ?? `${this.ref.domain}/${this.ref.path}${this.ref.tag !== undefined ? ':' + this.ref.tag : '@' + digest}`;
     const made = await Promise.all((options.signers ?? []).map((sign) => sign(manifest, identity)));
     const target = { client: this.client, pusher: this.pusher, ref: this.ref };
-    await putRegistrySignatures(target, digest, [...(options.signatures ?? []), ...made], {
+    return prepareRegistrySignatures(target, digest, [...(options.signatures ?? []), ...made], {
       ...(this.options.registriesDir !== undefined ? { registriesDir: this.options.registriesDir } : {}),
       ...(signal ? { signal } : {}),
     });

@@ -29,14 +29,18 @@ export interface PutSignaturesOptions {
 
 type Sigstore = Extract<UntrustedSignature, { format: 'sigstore' }>;
 
-/** Writes `signatures` of the manifest `manifestDigest` pushed to `target.ref`'s repository. */
-export async function putRegistrySignatures(
+/**
+ * Checks where `signatures` of the manifest `manifestDigest` would go in `target.ref`'s repository (before the
+ * manifest is pushed, so a configuration that cannot take them fails the push before any tag is written), and
+ * returns what writes them (after the manifest).
+ */
+export async function prepareRegistrySignatures(
   target: SignatureTarget,
   manifestDigest: string,
   signatures: readonly UntrustedSignature[],
   options: PutSignaturesOptions = {},
-): Promise<void> {
-  if (signatures.length === 0) return;
+): Promise<() => Promise<void>> {
+  if (signatures.length === 0) return async () => {};
   const conf = await loadRegistriesD({
     ...(options.registriesDir !== undefined ? { registriesDir: options.registriesDir } : {}),
     ...(options.home !== undefined ? { home: options.home } : {}),
@@ -50,15 +54,18 @@ export async function putRegistrySignatures(
         `writing sigstore signatures of ${target.ref.domain}/${target.ref.path} needs use-sigstore-attachments: true in registries.d (${conf.dir ?? 'none found'})`,
       );
     }
-    await putAttachments(target, manifestDigest, sigstore, options.signal);
   }
-  if (simple.length > 0) await putLookaside(lookasideBase(conf, target.ref, { write: true, ...(options.home !== undefined ? { home: options.home } : {}) }), manifestDigest, simple);
+  const base = lookasideBase(conf, target.ref, { write: true, ...(options.home !== undefined ? { home: options.home } : {}) });
+  if (simple.length > 0 && base.protocol !== 'file:') {
+    throw new CarrierError('CARRIER_UNSUPPORTED', `writing signatures to ${base.href} is not supported: configure a file:// lookaside-staging in registries.d`);
+  }
+  return async () => {
+    if (sigstore.length > 0) await putAttachments(target, manifestDigest, sigstore, options.signal);
+    if (simple.length > 0) await putLookaside(base, manifestDigest, simple);
+  };
 }
 
 async function putLookaside(base: URL, manifestDigest: string, signatures: readonly UntrustedSignature[]): Promise<void> {
-  if (base.protocol !== 'file:') {
-    throw new CarrierError('CARRIER_UNSUPPORTED', `writing signatures to ${base.href} is not supported: configure a file:// lookaside-staging in registries.d`);
-  }
   for (const [i, sig] of signatures.entries()) {
     const file = fileURLToPath(lookasideUrl(base, manifestDigest, i + 1));
     await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
