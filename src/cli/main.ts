@@ -10,7 +10,7 @@ import { root } from './table.js';
 
 function globalOptions(r: Resolved): GlobalOptions {
   const g: GlobalOptions = {};
-  const names = { root: 'root', runroot: 'runroot', driver: 'storage-driver' } as const;
+  const names = { root: 'root', runroot: 'runroot', driver: 'storage-driver', blobCache: 'blob-cache' } as const;
   for (const [key, flag] of Object.entries(names) as [keyof GlobalOptions, string][]) {
     const v = r.globals.string(flag);
     if (v === '') throw new CommandLineError(`flag needs an argument: --${flag}`, [], 'flag');

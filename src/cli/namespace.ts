@@ -1,15 +1,18 @@
 // Rootless: overlay mounts need a user + mount namespace, so `run`, `start`, `mount`, `umount`, `rm` and the volume
 // and prune commands re-run Carrier inside one (as podman does) unless they already run in it (`carrier unshare`).
 import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { unshareSpawn, type UnshareSpawn } from '../index.js';
 import type { Context } from './command.js';
 import type { GlobalOptions } from './errors.js';
 
-function storeOptions(g: GlobalOptions): { root?: string; runroot?: string; driver?: string } {
+function storeOptions(g: GlobalOptions): { root?: string; runroot?: string; driver?: string; blobCache?: string; env?: NodeJS.ProcessEnv } {
   return {
     ...(g.root !== undefined ? { root: g.root } : {}),
     ...(g.runroot !== undefined ? { runroot: g.runroot } : {}),
     ...(g.driver !== undefined ? { driver: g.driver } : {}),
+    // --blob-cache reaches the commands run inside as the environment variable that means the same.
+    ...(g.blobCache !== undefined ? { blobCache: g.blobCache, env: { ...process.env, CARRIER_BLOB_CACHE: resolve(g.blobCache) } } : {}),
   };
 }
 

@@ -38,12 +38,18 @@ export const root: CommandDef = {
   summary: "Carrier: rootless OCI container image storage, in podman's layout",
   description:
     'Global options go before the command, as podman takes them. CONTAINERS_STORAGE_CONF (in the environment)\n' +
-    "names a storage.conf to read.\n\nExit codes (podman's): 0 success; 1 image not known (image exists, rmi); 2 image in use (rmi);\n" +
+    "names a storage.conf to read; CARRIER_BLOB_CACHE a blob cache (as --blob-cache).\n\nExit codes (podman's): 0 success; 1 image not known (image exists, rmi); 2 image in use (rmi);\n" +
     '125 other errors; run: the container\'s own.',
   flags: [
     { name: 'root', type: 'string', value: 'DIR', help: "the store's graph root" },
     { name: 'runroot', type: 'string', value: 'DIR', help: "the store's run root" },
     { name: 'storage-driver', type: 'string', value: 'NAME', help: 'storage driver: overlay or vfs' },
+    {
+      name: 'blob-cache',
+      type: 'string',
+      value: 'DIR',
+      help: "the blob cache (default: $CARRIER_BLOB_CACHE, else the store's own); a cache several stores name is shared, and prune then keeps blobs the others may need",
+    },
     { name: 'version', short: 'v', type: 'bool', help: 'print versions' },
   ],
   subcommands: [...imageShortcuts, ...containerShortcuts, info, version, help, image, container, volume, system, layer],
