@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 // The thin `carrier` CLI: finds the command in the table, refuses what it does not define, then runs it. All
 // terminal output lives in src/cli/. Command implementations (and the library) load only when a command runs, so
 // --help and a refused flag cost no more than reading the table.

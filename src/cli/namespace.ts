@@ -19,7 +19,8 @@ function storeOptions(g: GlobalOptions): { root?: string; runroot?: string; driv
 /** Runs this same Carrier command inside Carrier's user namespace (root there = this user); returns its exit code. */
 export async function reexecInNamespace(ctx: Context): Promise<number> {
   const g = ctx.globals;
-  const self = [process.execPath, process.argv[1]!, ...(g.driver ? ['--storage-driver', g.driver] : []), ...ctx.argv];
+  // `--` ends Node's own options: Node 20 otherwise takes a later --env-file (run's flag) as its own.
+  const self = [process.execPath, '--', process.argv[1]!, ...(g.driver ? ['--storage-driver', g.driver] : []), ...ctx.argv];
   return runForwarding(await unshareSpawn(self, storeOptions(g)));
 }
 

@@ -9,13 +9,23 @@ import { resolve } from './parse.js';
 import { info, system } from './system/commands.js';
 import { volume } from './volume/commands.js';
 
+/**
+ * The version in Carrier's own package.json (two levels up from dist/cli/), not npm_package_version: under npx or an
+ * npm script that names the package being run, which is the calling app, not Carrier.
+ */
+async function ownVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
 const version: CommandDef = {
   name: 'version',
   usage: '',
   summary: "Print Carrier's version and its native core's",
   run: async () => {
     const { version: native } = await import('../index.js');
-    process.stdout.write(`carrier ${process.env.npm_package_version ?? '0.1.0'}\n${native}\n`);
+    process.stdout.write(`carrier ${await ownVersion()}\n${native}\n`);
     return 0;
   },
 };
