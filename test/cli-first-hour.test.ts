@@ -34,6 +34,14 @@ function carrier(args: string[], env: Record<string, string> = {}): SpawnSyncRet
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input: '', env: { ...process.env, CARRIER_BLOB_CACHE: '', ...env }, timeout: 120_000 });
 }
 
+function ensureUser(): { uid: number; gid: number } {
+  if (spawnSync('id', ['-u', USER]).status !== 0) {
+    const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', USER]);
+    if (made.status !== 0) throw new Error(`useradd failed (install Debian 'passwd'): ${made.stderr}`);
+  }
+  return { uid: Number(execFileSync('id', ['-u', USER]).toString()), gid: Number(execFileSync('id', ['-g', USER]).toString()) };
+}
+
 async function imagesIn(store: string[]): Promise<string[]> {
   const s = await Store.open({ root: store[1]!, runroot: store[3]! });
   try {
@@ -119,6 +127,26 @@ describe('carrier run pulls the image as podman run does', { timeout: 180_000 },
   });
 });
 
+describe('carrier run pulls rootless too', { timeout: 180_000 }, () => {
+  it('an unprivileged user runs an image it does not have: pulled as the user, then run in its namespace', () => {
+    const { uid, gid } = ensureUser();
+    const home = path.join(work, 'rootless-home');
+    fs.mkdirSync(home);
+    fs.chownSync(home, uid, gid);
+    const r = spawnSync(
+      'setpriv',
+      [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', process.execPath, CLI, 'run', '--rm', '--tls-verify=false', ref, 'sh', '-c', 'id -u; cat /data/kept.txt >/dev/null && echo ok'],
+      { encoding: 'utf8', input: '', timeout: 120_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('0\nok\n');
+    expect(r.stderr).toContain(`Trying to pull ${ref}`);
+    const storeRoot = path.join(home, '.local/share/carrier/storage');
+    expect(fs.existsSync(path.join(storeRoot, 'overlay-images', imageId))).toBe(true);
+    expect(fs.statSync(path.join(storeRoot, 'overlay-images', imageId)).uid).toBe(uid);
+  });
+});
+
 describe('the installed bin', { timeout: 120_000 }, () => {
   it('keeps Node from parsing run --env-file: the variables reach the container', async () => {
     const store = newStore();
@@ -148,11 +176,7 @@ describe('the installed bin', { timeout: 120_000 }, () => {
 
 describe('small things', { timeout: 120_000 }, () => {
   it('rootless carrier mount outside carrier unshare is refused with exit 125, as podman refuses it', () => {
-    if (spawnSync('id', ['-u', USER]).status !== 0) {
-      const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', USER]);
-      if (made.status !== 0) throw new Error(`useradd failed (install Debian 'passwd'): ${made.stderr}`);
-    }
-    const uid = Number(execFileSync('id', ['-u', USER]).toString());
+    const { uid } = ensureUser();
     const home = path.join(work, 'mount-home');
     fs.mkdirSync(home);
     fs.chownSync(home, uid, uid);
