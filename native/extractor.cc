@@ -14,6 +14,7 @@ namespace carrier {
 
 std::vector<std::string> clean_path(const std::string& name, const char* what) {
   if (name.find('\0') != std::string::npos) fail("CARRIER_BAD_TAR", std::string("NUL byte in a ") + what, name);
+  bool rooted = !name.empty() && name[0] == '/';
   std::vector<std::string> parts;
   size_t i = 0;
   while (i <= name.size()) {
@@ -23,6 +24,7 @@ std::vector<std::string> clean_path(const std::string& name, const char* what) {
     i = j + 1;
     if (part.empty() || part == ".") continue;
     if (part == "..") {
+      if (parts.empty() && rooted) continue;  // "/.." is "/", as Go's filepath.Clean has it
       if (parts.empty()) {
         fail("CARRIER_UNSAFE_PATH", std::string("the ") + what + " '" + name + "' climbs out of the layer root", name);
       }
@@ -50,7 +52,6 @@ namespace {
 
 const char kWhiteoutPrefix[] = ".wh.";
 const char kOpaqueMarker[] = ".wh..wh..opq";
-const char kAufsMetaPrefix[] = ".wh..wh.";
 
 bool starts_with(const std::string& s, const char* prefix) { return s.compare(0, strlen(prefix), prefix) == 0; }
 
@@ -59,6 +60,17 @@ struct timespec to_timespec(int64_t sec, uint32_t nsec) {
   ts.tv_sec = static_cast<time_t>(sec);
   ts.tv_nsec = nsec;
   return ts;
+}
+
+// containers/storage sets the times of everything but symlinks through its Chtimes, which puts a time before 1970
+// or past the end of 64-bit nanoseconds (2262) at the epoch; podman's tree has 0 there, so Carrier's does too.
+void storage_time(int64_t* sec, uint32_t* nsec) {
+  const int64_t max_sec = INT64_MAX / 1000000000;
+  const uint32_t max_nsec = static_cast<uint32_t>(INT64_MAX % 1000000000);
+  if (*sec < 0 || *sec > max_sec || (*sec == max_sec && *nsec > max_nsec)) {
+    *sec = 0;
+    *nsec = 0;
+  }
 }
 
 [[noreturn]] void exists(const std::string& path) {
@@ -121,7 +133,14 @@ void Extractor::entry_begin(TarEntry& e) {
   }
   uids_.insert(static_cast<uint32_t>(e.uid));
   gids_.insert(static_cast<uint32_t>(e.gid));
+  if (e.type != '2') storage_time(&e.mtime_sec, &e.mtime_nsec);
+  place(e);
+  // Content with no file to hold it (a whiteout's, an aufs metadata file's, a file naming the root) goes into the
+  // tar-split as raw bytes, so the layer still rebuilds byte for byte.
+  content_in_split_ = split_ && e.size > 0 && !file_.valid();
+}
 
+void Extractor::place(TarEntry& e) {
   std::vector<std::string> parts = clean_path(e.name, "entry path");
   cur_path_ = join_path(parts, parts.size());
   if (parts.empty()) {
@@ -153,15 +172,21 @@ void Extractor::whiteout(TarEntry& e, const std::vector<std::string>& parts, con
     if (fsetxattr(fd.get(), attr, "y", 1, 0) != 0) fail_errno(errno, "fsetxattr", dir, "marking a directory opaque");
     return;
   }
-  if (starts_with(base, kAufsMetaPrefix)) {
-    skip(e.name, "aufs metadata entry");
-    return;
-  }
+  // Every other `.wh.NAME`, aufs metadata (`.wh..wh.plnk`) included, becomes a whiteout of NAME, as containers/storage
+  // converts them for overlay.
   std::string target = base.substr(strlen(kWhiteoutPrefix));
   std::vector<std::string> hidden(parts.begin(), parts.end() - 1);
   hidden.push_back(target);
   std::string hidden_path = join_path(hidden, hidden.size());
   claim(hidden_path);
+  int probe = open_in_root(root_, join_path(parts, parts.size() - 1), O_PATH | O_DIRECTORY);
+  if (probe == -ENOTDIR) {
+    // `rm -rf /foo/bar` makes some tools write /.wh.foo and then /foo/.wh.bar: the second whiteout has nothing to
+    // hide once foo is one. containers/storage ignores it (its mknod fails with ENOTDIR); so does Carrier.
+    skip(e.name, "whiteout under a non-directory (ignored, as containers/storage does)");
+    return;
+  }
+  if (probe >= 0) close(probe);
   Fd parent = parent_dir(parts, parts.size() - 1, path);
   // A 0/0 character device: overlayfs's whiteout; unprivileged mknod of exactly this is allowed since Linux 5.8.
   if (mknodat(parent.get(), target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
@@ -206,7 +231,7 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       Fd dir(openat(parent.get(), base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir.valid()) fail_errno(errno, "openat", path, "opening a directory");
       if (!opts_.rootless && fchown(dir.get(), uid, gid) != 0) fail_errno(errno, "fchown", path);
-      apply_xattrs(dir.get(), e, path);
+      apply_xattrs(dir.get(), nullptr, e, path);
       // Mode and mtime wait until the directory's contents exist (a 0555 directory could not be filled).
       dirs_.push_back({path, parts.size(), e.mode, e.mtime_sec, e.mtime_nsec});
       return;
@@ -219,8 +244,8 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       if (!opts_.rootless && fchownat(parent.get(), base, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
         fail_errno(errno, "fchownat", path);
       }
-      if (!e.xattrs.empty()) skip(e.name, "xattrs on a symlink are not applied");
       if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+      apply_xattrs(parent.get(), base, e, path);
       return;
     }
     case '1': {
@@ -246,6 +271,7 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
         if (errno == EPERM) fail("CARRIER_BAD_TAR", "hardlink '" + e.name + "' points at a directory", path);
         fail_errno(errno, "linkat", path, "creating a hardlink");
       }
+      links_.push_back({path, e});
       return;
     }
     case '3':
@@ -268,17 +294,70 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
       }
       if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
       if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+      apply_xattrs(parent.get(), base, e, path);
       return;
     }
-    default:
-      skip(e.name, std::string("unsupported tar entry type '") + e.type + "'");
-      return;
+    default:  // TarReader refuses every other type before it gets here
+      fail("CARRIER_BAD_TAR", std::string("unhandled tar header type '") + e.type + "'", path);
   }
 }
 
-void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path) {
+// containers/storage applies a hardlink header's owner and xattrs, and (unless the inode is a symlink) its mode and
+// mtime, to the inode it shares with the target: the last header naming an inode decides its metadata. Applied
+// once every file's own metadata has landed (small files finish in the write pool), in the order of the headers.
+void Extractor::hardlink_metadata(const LinkMeta& link) {
+  const TarEntry& e = link.entry;
+  const std::string& path = link.path;
+  std::vector<std::string> parts = clean_path(path, "hardlink path");
+  Fd parent(open_in_root(root_, join_path(parts, parts.size() - 1), O_PATH | O_DIRECTORY));
+  if (!parent.valid()) fail_errno(-parent.release(), "openat2", path, "resolving a hardlink's directory");
+  const char* base = parts.back().c_str();
+  if (!opts_.rootless && fchownat(parent.get(), base, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
+                                  AT_SYMLINK_NOFOLLOW) != 0) {
+    fail_errno(errno, "fchownat", path);
+  }
+  struct stat st;
+  if (fstatat(parent.get(), base, &st, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "fstatat", path);
+  if (!S_ISLNK(st.st_mode)) {
+    // Not a symlink (checked on the name, inside a directory nothing else changes): these act on the inode itself.
+    if (fchmodat(parent.get(), base, e.mode, 0) != 0) fail_errno(errno, "fchmodat", path);
+    struct timespec times[2] = {to_timespec(e.mtime_sec, e.mtime_nsec), to_timespec(e.mtime_sec, e.mtime_nsec)};
+    if (utimensat(parent.get(), base, times, AT_SYMLINK_NOFOLLOW) != 0) fail_errno(errno, "utimensat", path);
+  }
+  apply_xattrs(parent.get(), base, e, path);
+}
+
+void Extractor::global_header(const std::string& name) {
+  // Go hands a global header to containers/storage as an entry: it creates the parents of its name, and would
+  // remove whatever already has that name (or, for the root, the whole layer so far). Those are refused.
+  std::vector<std::string> parts = clean_path(name, "global header name");
+  if (parts.empty()) fail("CARRIER_BAD_TAR", "a PAX global header names the layer root", name);
+  std::string path = join_path(parts, parts.size());
+  if (starts_with(parts.back(), kWhiteoutPrefix)) {
+    fail("CARRIER_BAD_TAR", "a PAX global header is named like a whiteout ('" + name + "')", name);
+  }
+  int fd = open_in_root(root_, path, O_PATH | O_NOFOLLOW);
+  if (fd >= 0) {
+    close(fd);
+    fail("CARRIER_BAD_TAR", "a PAX global header has the name of an entry before it ('" + path + "')", path);
+  }
+  if (parts.size() > 1) parent_dir(parts, parts.size() - 1, path);
+}
+
+// Sets the entry's xattrs as containers/storage does: on the open file or directory `fd`, or, when `base` is given,
+// on that name inside the directory `fd` without following it (symlinks, fifos, devices: lsetxattr through the
+// directory's /proc/self/fd link, so nothing is resolved from outside the layer). ENOTSUP is skipped, as podman
+// ignores it; EPERM and EACCES are skipped rootless (podman ignores EPERM in a user namespace) and fail the layer
+// otherwise, as they fail podman's pull.
+void Extractor::apply_xattrs(int fd, const char* base, const TarEntry& e, const std::string& path) {
+  std::string at = base ? "/proc/self/fd/" + std::to_string(fd) + "/" + base : std::string();
   for (const auto& kv : e.xattrs) {
     const std::string& name = kv.first;
+    if (name == "security.selinux") {
+      // containers/storage drops it (xattrsToIgnore): the label comes from the host's policy, not from the layer.
+      skip(e.name, "xattr security.selinux is not taken from layers (as containers/storage)");
+      continue;
+    }
     if (starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.")) {
       skip(e.name, "xattr " + name + " is reserved for overlayfs and not taken from layers");
       continue;
@@ -287,17 +366,23 @@ void Extractor::apply_xattrs(int fd, const TarEntry& e, const std::string& path)
       skip(e.name, "xattr " + name + " needs privilege (rootless)");
       continue;
     }
-    if (fsetxattr(fd, name.c_str(), kv.second.data(), kv.second.size(), 0) != 0) {
-      if (errno == ENOTSUP || errno == EPERM || errno == EACCES) {
+    int rc = base ? lsetxattr(at.c_str(), name.c_str(), kv.second.data(), kv.second.size(), 0)
+                  : fsetxattr(fd, name.c_str(), kv.second.data(), kv.second.size(), 0);
+    if (rc != 0) {
+      if (errno == ENOTSUP || (opts_.rootless && (errno == EPERM || errno == EACCES))) {
         skip(e.name, "xattr " + name + " not supported here: " + strerror(errno));
         continue;
       }
-      fail_errno(errno, "fsetxattr", path, "setting xattr " + name);
+      fail_errno(errno, base ? "lsetxattr" : "fsetxattr", path, "setting xattr " + name);
     }
   }
 }
 
 void Extractor::entry_data(const uint8_t* data, size_t n) {
+  if (content_in_split_) {
+    split_->raw(data, n);
+    return;
+  }
   if (split_) crc_.update(data, n);
   if (!file_.valid()) return;
   if (pooled_) {
@@ -325,11 +410,13 @@ void Extractor::entry_end() {
   } else if (file_.valid()) {
     int fd = file_.get();
     if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
-    apply_xattrs(fd, e, cur_path_);
+    apply_xattrs(fd, nullptr, e, cur_path_);
     set_mode_and_times(fd, cur_path_, e.mode, e.mtime_sec, e.mtime_nsec);
     file_.reset();
   }
-  if (split_) {
+  if (content_in_split_) {
+    split_->file(e.name, 0, nullptr);
+  } else if (split_) {
     uint8_t crc[8];
     crc_.big_endian(crc);
     split_->file(e.name, e.size, e.size ? crc : nullptr);
@@ -339,6 +426,7 @@ void Extractor::entry_end() {
 
 void Extractor::finish() {
   pool_.drain();
+  for (const LinkMeta& link : links_) hardlink_metadata(link);
   std::stable_sort(dirs_.begin(), dirs_.end(), [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
   for (const DirMeta& d : dirs_) {
     Fd fd(open_in_root(root_, d.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));

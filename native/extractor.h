@@ -40,6 +40,7 @@ class Extractor : public TarHandler {
   void entry_begin(TarEntry& entry) override;
   void entry_data(const uint8_t* data, size_t n) override;
   void entry_end() override;
+  void global_header(const std::string& name) override;
   // Directory modes and mtimes, deepest first, after all their contents exist.
   void finish();
 
@@ -56,11 +57,17 @@ class Extractor : public TarHandler {
     uint32_t nsec;
   };
 
+  void place(TarEntry& e);
   void create(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
   void whiteout(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
   Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
   void claim(const std::string& path);
-  void apply_xattrs(int fd, const TarEntry& e, const std::string& path);
+  void apply_xattrs(int fd, const char* base, const TarEntry& e, const std::string& path);
+  struct LinkMeta {
+    std::string path;
+    TarEntry entry;
+  };
+  void hardlink_metadata(const LinkMeta& link);
   void skip(const std::string& path, std::string reason) { skipped_.push_back({path, std::move(reason)}); }
 
   int root_;
@@ -73,10 +80,12 @@ class Extractor : public TarHandler {
   std::string cur_path_;
   Fd file_;  // open regular file receiving content
   bool pooled_ = false;
+  bool content_in_split_ = false;  // the entry's content is recorded as raw tar-split bytes, not kept in a file
   std::vector<uint8_t> content_;  // a pooled file's content
 
   std::unordered_set<std::string> seen_;
   std::vector<DirMeta> dirs_;
+  std::vector<LinkMeta> links_;  // hardlinks whose header metadata is applied in finish()
   std::set<uint32_t> uids_, gids_;
   std::vector<SkippedEntry> skipped_;
   WritePool pool_{1, 16 << 20};  // last: its threads stop before anything above goes away
@@ -84,6 +93,9 @@ class Extractor : public TarHandler {
 
 // Lexically cleans a tar path into components inside the root: leading '/' dropped, '.' and empty parts removed,
 // '..' applied; fails CARRIER_UNSAFE_PATH if it climbs above the root, CARRIER_LIMIT_EXCEEDED if deeper than 1024.
+// A rooted path cannot climb: "/../x" is "x", as Go's filepath.Clean has it (and podman extracts it there). A relative
+// one that climbs is refused, though podman, extracting inside a chroot, would put it at the root: such a name only
+// comes from a hostile layer.
 std::vector<std::string> clean_path(const std::string& name, const char* what);
 std::string join_path(const std::vector<std::string>& parts, size_t count);
 

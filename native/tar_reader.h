@@ -1,6 +1,8 @@
-// A push parser for tar streams: ustar, GNU long names/links, PAX extended headers (path, linkpath, size, uid, gid,
-// mtime with fractions, SCHILY.xattr.*). It never touches the disk: it hands entries, their content, and every
-// non-content byte (headers, padding, end blocks) to a handler, so the handler can both extract and record tar-split.
+// A push parser for tar streams that reads every header as Go's archive/tar does (so podman, sharing the layer by id,
+// sees the same tree): ustar/star prefixes by the magic, GNU long names/links, PAX extended headers (path, linkpath,
+// size, uid, gid, mtime with fractions, SCHILY.xattr.*), and only the entry types containers/storage extracts. It
+// never touches the disk: it hands entries, their content, and every non-content byte (headers, padding, end blocks)
+// to a handler, so the handler can both extract and record tar-split.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +35,8 @@ class TarHandler {
   virtual void entry_begin(TarEntry& entry) = 0;
   virtual void entry_data(const uint8_t* data, size_t n) = 0;
   virtual void entry_end() = 0;
+  // A PAX global header ('g'), which Go hands to its caller as an entry of its own, under this name.
+  virtual void global_header(const std::string& name) { (void)name; }
 };
 
 class TarReader {
@@ -61,11 +65,11 @@ class TarReader {
   size_t hdr_len_ = 0;
   int64_t remaining_ = 0;  // bytes left in the current Meta/Content/Padding region
   char meta_type_ = 0;
-  std::string meta_;
+  std::string meta_, meta_name_;
 
   // Overrides gathered from meta headers, applied to the next real entry only.
   bool has_path_ = false, has_linkpath_ = false, has_size_ = false, has_uid_ = false, has_gid_ = false,
-       has_mtime_ = false;
+       has_mtime_ = false, has_sparse_ = false;
   std::string pax_path_, pax_linkpath_, gnu_name_, gnu_linkname_;
   bool has_gnu_name_ = false, has_gnu_linkname_ = false;
   int64_t pax_size_ = 0, pax_uid_ = 0, pax_gid_ = 0, pax_mtime_sec_ = 0;

@@ -18,6 +18,7 @@ export type CarrierErrorCode =
   | 'CARRIER_NO_REFLINK' // cloneTree in reflink mode on a filesystem that cannot clone
   | 'CARRIER_STREAM_ERROR' // the source stream failed without an errno code of its own
   | 'CARRIER_UNAUTHORIZED' | 'CARRIER_REGISTRY_ERROR' | 'CARRIER_BLOCKED' // registries (404s use CARRIER_NOT_FOUND)
+  | 'CARRIER_TIMEOUT' // a registry that took longer than the caller's deadline (`timeout`)
   | 'ABORT_ERR'
   | (string & {}); // OS errors keep their errno name: 'ENOENT', 'ENOSPC', ...
 

@@ -30,6 +30,36 @@ export { pull, parsePlatform } from './pull.js';
 export type { PullOptions, PullEvent, PullResult, RegistrySource, LayerState } from './pull.js';
 export { RegistryClient, loadCredentials } from './registry/index.js';
 export type { RegistryClientOptions, CredentialStore, Credentials } from './registry/index.js';
+// Image transports and copy: where an image can be (a registry, the store, an OCI layout, oci-archive,
+// docker-archive), each an ImageSource and an ImageDestination, and the one copyImage that pull, load and save are.
+export { copyImage } from './copy/copy-image.js';
+export type { CopyOptions, CopyResult, CopyEvent, CopyPolicy } from './copy/copy-image.js';
+export { parseTransportReference, openImageSource, openImageDestination } from './transports/reference.js';
+export type { TransportReference, OpenTransportOptions, OpenedSource } from './transports/reference.js';
+export { openRegistrySource, registryImageName } from './transports/registry.js';
+export type { RegistryImageSourceOptions } from './transports/registry.js';
+export { openStoreSource } from './transports/store-source.js';
+export type { StoreImageSource, StoreSourceOptions } from './transports/store-source.js';
+export { StoreDestination } from './transports/store-destination.js';
+export type { StoreDestinationOptions } from './transports/store-destination.js';
+export { openImageArchive } from './transports/archive.js';
+export type { ImageArchive, ArchiveFormat, OpenImageArchiveOptions } from './transports/archive.js';
+export { OciLayoutDestination } from './transports/oci-layout-destination.js';
+export type { OciLayoutDestinationOptions } from './transports/oci-layout-destination.js';
+export { DockerArchiveDestination } from './transports/docker-archive-destination.js';
+export type { DockerArchiveDestinationOptions } from './transports/docker-archive-destination.js';
+export type {
+  TransportName,
+  ImageSource,
+  ImageDestination,
+  LayerBlob,
+  Document,
+  OpenBlobOptions,
+  LayerCopyState,
+  PutImageOptions,
+  PutImageResult,
+  PutLayerResult,
+} from './transports/types.js';
 export {
   createContainer,
   listContainers,
@@ -73,3 +103,39 @@ export type { UnshareSpawn } from './runtime/namespace.js';
 /** What this process can use to mount overlays (fsopen, lowerdir+, userxattr, fuse-overlayfs), detected once. */
 export { overlaySupport } from './drivers/mount.js';
 export type { OverlaySupport } from './drivers/mount.js';
+
+// Signature policy (issue 20): policy.json and registries.d as containers/image reads them, the signatures of a
+// registry image, and the decision whether it may be pulled (CARRIER_POLICY_DENIED when not).
+export {
+  loadPolicy,
+  parsePolicy,
+  findPolicyFile,
+  loadRegistriesD,
+  findRegistriesDir,
+  fetchDockerSignatures,
+  evaluatePolicy,
+  requirementsFor,
+  describePolicy,
+  checkSignaturePolicy,
+  SYSTEM_POLICY_PATH,
+  SYSTEM_REGISTRIES_D,
+} from './trust/index.js';
+export type {
+  Policy,
+  PolicyRequirement,
+  PolicySource,
+  LoadPolicyOptions,
+  IdentityMatch,
+  PolicyImage,
+  PolicyTransport,
+  RegistriesD,
+  LoadRegistriesDOptions,
+  UntrustedSignature,
+  SignatureRegistry,
+  FetchedSignatures,
+  PolicyEvaluationInput,
+  PolicyDecision,
+  TrustRow,
+  PolicyCheckedImage,
+  CheckSignaturePolicyOptions,
+} from './trust/index.js';

@@ -33,16 +33,20 @@
  *
  * The record's `created` is the config's `created` (podman's records show the config time, not the load time).
  */
-import { openImageArchive, type ArchiveFormat, type SourceImage } from './load/index.js';
-import type { CommitOptions, ImageCommit, Store } from './store/store.js';
+import { openImageArchive, type ArchiveFormat } from './transports/archive.js';
+import { StoreDestination } from './transports/store-destination.js';
+import { copyImage } from './copy/copy-image.js';
+import type { CommitOptions, Store } from './store/store.js';
 import { CarrierError } from './errors.js';
-import { normalizeLocalName, parseReference } from './reference.js';
+import { normalizeLocalName, parseReference, validateStoredNames } from './reference.js';
 
 export interface LoadImageOptions {
   signal?: AbortSignal;
   /** Where a compressed archive is decompressed to (default the OS temp dir). */
   tmpDir?: string;
   onLayer?: CommitOptions['onLayer'];
+  /** The policy.json to enforce (podman --signature-policy); default: the one in force. */
+  signaturePolicy?: string;
 }
 
 export interface LoadedImage {
@@ -79,30 +83,6 @@ export function loadedNames(format: ArchiveFormat, raw: readonly string[]): stri
   });
 }
 
-function configCreated(config: Buffer): string | undefined {
-  try {
-    const c = JSON.parse(config.toString('utf8')) as { created?: unknown };
-    return typeof c.created === 'string' && c.created !== '' ? c.created : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function toCommit(image: SourceImage, names: string[]): ImageCommit {
-  const commit: ImageCommit = {
-    config: image.config,
-    configDigest: image.configDigest,
-    manifest: image.manifest,
-    manifestDigest: image.manifestDigest,
-    layers: image.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, open: () => l.open() })),
-    // Reversed: see the module comment (podman's name order after a load).
-    names: [...names].reverse(),
-  };
-  const created = configCreated(image.config);
-  if (created !== undefined) commit.created = created;
-  return commit;
-}
-
 /**
  * Loads every image of a docker-archive, oci-archive (plain, gzip or zstd) or OCI layout directory into `store`,
  * named as `podman load` names them. All names are validated before anything is written. The archive is always
@@ -115,11 +95,15 @@ export async function loadImage(store: Store, file: string, options: LoadImageOp
   });
   try {
     const planned = archive.images.map((image) => ({ image, names: [...new Set(loadedNames(archive.format, image.names))] }));
+    for (const { names } of planned) validateStoredNames(names);
     const images: LoadedImage[] = [];
+    const destination = new StoreDestination(store, options.onLayer ? { onCommitLayer: options.onLayer } : {});
     for (const { image, names } of planned) {
-      const result = await store.commitImage(toCommit(image, names), {
+      // Reversed: see the module comment (podman's name order after a load).
+      const result = await copyImage(image, destination, {
+        names: [...names].reverse(),
         ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onLayer ? { onLayer: options.onLayer } : {}),
+        ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
       });
       images.push({ id: result.id, names });
     }

@@ -306,3 +306,64 @@ export function resolveIdPrefix(ids: Iterable<string>, query: string): IdResolut
   if (hits.length === 1) return { kind: 'unique', id: hits[0]! };
   return { kind: 'ambiguous', ids: hits };
 }
+
+// --- names written into store records -----------------------------------------------------------------------------
+// podman 4.3.1 reads every name of every image record with its vendored reference parser, and one name it cannot
+// parse makes `podman images` fail for the whole store ("invalid reference format"). Its grammar is older than the
+// one parseReference follows: no IPv6 hosts (`[::1]:5000/x:1` is refused by `podman tag`), and a first component is a
+// domain only when it has `.` or `:` or is `localhost` (no uppercase rule). Observed with podman 4.3.1: `podman tag`
+// refuses `[::1]:5000/x:1`, `[::1]/x:1`, `a/B:1`, `x.y/a___b:1`, a 256-character name; `podman images` fails on a
+// store whose images.json holds `[::1]:5000/x:1`.
+
+/** The most names one image record may carry (podman sets no bound; thousands make every listing crawl). */
+export const MAX_NAMES_PER_IMAGE = 100;
+
+// domain := component ('.' component)* (':' port)?, without the IPv6 form.
+const STORED_DOMAIN_RE = new RegExp(`^${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?$`);
+
+/** The start of `s`, quoted and escaped, for an error message about a name that may be long or hold controls. */
+function quoted(s: string): string {
+  return JSON.stringify(s.length > 80 ? s.slice(0, 80) + '…' : s);
+}
+
+/**
+ * Throws CARRIER_INVALID_REFERENCE unless `name` is one podman itself would write into an image record: it parses
+ * with podman 4.3's reference grammar (so podman can read the store afterwards), and it is already in the
+ * normalized form podman stores — a domain (with `.` or `:`, or `localhost`), a lowercase path (`library/` for a
+ * one-component Docker Hub path), and exactly one of `:tag` or `@digest` (podman strips the tag of a digested name).
+ * Call it on every name before it goes into a record: `Store.tag`, the names an archive or layout brings in
+ * (load), and the name a pull records.
+ */
+export function validateStoredName(name: string): void {
+  if (typeof name !== 'string') throw new CarrierError('CARRIER_INVALID_REFERENCE', `invalid image name: not a string`);
+  const bad = (why: string): CarrierError => new CarrierError('CARRIER_INVALID_REFERENCE', `invalid image name ${quoted(name)}: ${why}`);
+  // Longest possible: a 255-character repository, then `@sha512:` and 128 hex digits.
+  if (name.length > NAME_TOTAL_LENGTH_MAX + 8 + 128) throw bad(`${name.length} characters is too long`);
+  if (/[^\x21-\x7e]/.test(name)) throw bad('only printable ASCII without spaces is allowed');
+  let parts: RawParts;
+  try {
+    parts = splitParts(name);
+  } catch (err) {
+    throw bad((err as Error).message.replace(/^invalid reference "[^"]*": /, ''));
+  }
+  const slash = parts.name.indexOf('/');
+  const domain = slash === -1 ? '' : parts.name.slice(0, slash);
+  const path = parts.name.slice(slash + 1);
+  if (slash === -1 || isShortName(parts.name)) throw bad('it names no registry (podman stores localhost/NAME or a registry host)');
+  if (domain.startsWith('[')) throw bad('podman cannot read an IPv6 registry address in a name');
+  if (!STORED_DOMAIN_RE.test(domain)) throw bad(`invalid registry "${domain}"`);
+  if (!PATH_RE.test(path)) throw bad(path.toLowerCase() !== path ? 'repository name must be lowercase' : `invalid repository path "${path}"`);
+  if (parts.name.length > NAME_TOTAL_LENGTH_MAX) throw bad(`repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
+  if (domain === LEGACY_DOCKER_DOMAIN || (domain === DOCKER_DOMAIN && !path.includes('/'))) {
+    throw bad(`not in the form podman stores (${normalizePullName(name)})`);
+  }
+  if ((parts.tag === undefined) === (parts.digest === undefined)) throw bad('a stored name has exactly one of :tag or @digest');
+}
+
+/** validateStoredName for each name, and at most MAX_NAMES_PER_IMAGE of them. */
+export function validateStoredNames(names: readonly string[]): void {
+  if (names.length > MAX_NAMES_PER_IMAGE) {
+    throw new CarrierError('CARRIER_LIMIT_EXCEEDED', `an image may have at most ${MAX_NAMES_PER_IMAGE} names, not ${names.length}`);
+  }
+  for (const n of names) validateStoredName(n);
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { loadRegistriesConf, parseRegistriesConf, resolveRegistry, defaultRegistriesConf } from '../src/registries-conf.js';
 import { parseChallenges } from '../src/registry/challenge.js';
-import { parseRetryAfter } from '../src/registry/client.js';
+import { parseRetryAfter } from '../src/registry/http.js';
 import { CarrierError } from '../src/errors.js';
 import { tempDir } from './support/fixtures.js';
 

@@ -351,12 +351,16 @@ void test_tar_reader_hostile() {
   memcpy(&oct[124], "12345678912", 11);
   set_checksum(oct);
   CHECK_EQ(tar_code(oct), std::string("CARRIER_BAD_TAR"));
-  // Truncated inside content, inside a header, after an extended header.
+  // Truncated inside content, inside a header.
   std::string t = entry(file("a"), std::string(2000, 'a'));
   CHECK_EQ(tar_code(t.substr(0, 1000)), std::string("CARRIER_TRUNCATED"));
   CHECK_EQ(tar_code(t.substr(0, 100)), std::string("CARRIER_TRUNCATED"));
-  std::string code = tar_code(pax(pax_record("path", "x")));
-  CHECK_CODE_IN(code, "CARRIER_TRUNCATED", "CARRIER_BAD_TAR");
+  // An extended header with nothing after it is dropped, as Go's archive/tar does (its pax-path-hdr.tar); cut
+  // inside its records, it is truncated.
+  Collected dropped;
+  CHECK_EQ(code_of([&] { dropped = read_tar(pax(pax_record("path", "x")) + end_blocks(), 100); }), std::string());
+  CHECK_EQ(dropped.entries.size(), size_t{0});
+  CHECK_EQ(tar_code(pax(pax_record("path", "x")).substr(0, 520)), std::string("CARRIER_TRUNCATED"));
   // NUL in PAX path / linkpath / size.
   for (const char* key : {"path", "linkpath", "size"})
     CHECK_EQ(tar_code(pax(pax_record(key, std::string("a\0b", 3))) + entry(file("f"), "1") + end_blocks()),
@@ -454,7 +458,13 @@ void test_extract_tree() {
   Layer l;
   std::string tar = entry(dir("dir/", 0750)) + entry(file("dir/a.txt", 0640), "alpha\n") +
                     entry(link('2', "dir/rel", "a.txt")) + entry(link('2', "dir/abs", "/etc/passwd")) +
-                    entry(link('1', "dir/hard", "dir/a.txt")) + entry(file("big", 0600), std::string(3u << 20, 'B')) +
+                    [] {
+                      // Writers repeat the inode's mode on a hardlink header; containers/storage (and so Carrier)
+                      // applies it to the shared inode.
+                      Header h = link('1', "dir/hard", "dir/a.txt");
+                      h.mode = 0640;
+                      return entry(h);
+                    }() + entry(file("big", 0600), std::string(3u << 20, 'B')) +
                     entry(dir("ro/", 0555)) + entry(file("ro/inside"), "x") + [] {
                       Header f = file("fifo", 0600);
                       f.type = '6';

@@ -74,6 +74,59 @@ mk("dir-replace.tar", [d("d", 0o500), f("d/x", b"1"), f("d", b"now a file"), d("
 mk("whiteouts.tar", [d("w"), f("w/.wh.gone"), f("w/.wh..wh..opq"), f(".wh.top"), f("w/keep", b"k")])
 PY
 
+# Header shapes Go's archive/tar (and so podman) reads in its own way (issue 16), as raw headers: python's tarfile
+# cannot write most of them. Each goes to the reader and the extractor (and so to the assembly target).
+python3 - "$out/fuzz_tar_reader" "$out/fuzz_extract" <<'PY'
+import sys
+outs = sys.argv[1:]
+def num(v, n):
+    return (oct(v)[2:].rjust(n - 1, "0") + "\0").encode() if v >= 0 else (b"\xff" * n)
+def hdr(name, size=0, type=b"0", mode=0o644, uid=0, gid=0, mtime=1577934245, link=b"", magic=b"ustar\x0000",
+        prefix=b"", raw=None):
+    b = bytearray(512)
+    def put(off, val): b[off:off + len(val)] = val
+    put(0, name); put(100, num(mode, 8)); put(108, uid if isinstance(uid, bytes) else num(uid, 8))
+    put(116, num(gid, 8)); put(124, num(size, 12)); put(136, mtime if isinstance(mtime, bytes) else num(mtime, 12))
+    put(156, type); put(157, link); put(257, magic); put(345, prefix)
+    if raw: raw(b)
+    put(148, b"        ")
+    put(148, (oct(sum(b))[2:].rjust(6, "0") + "\0 ").encode())
+    return bytes(b)
+def pad(data): return data + b"\0" * (-len(data) % 512)
+def entry(name, data=b"", **kw): return hdr(name, size=len(data), **kw) + pad(data)
+def pax(records, type=b"x", name=b"PaxHeaders/x"):
+    body = b""
+    for k, v in records:
+        rec = b" " + k + b"=" + v + b"\n"
+        n = len(rec) + 1
+        while len(str(n)) + len(rec) != n: n = len(str(n)) + len(rec)
+        body += str(n).encode() + rec
+    return entry(name, body, type=type)
+def gnu(kind, value): return entry(b"././@LongLink", value + b"\0", type=kind, magic=b"ustar  \0")
+END = b"\0" * 1024
+seeds = {
+    "prefix-any-version.tar": entry(b"file", b"x", prefix=b"some/dir", magic=b"ustar\0  ") + END,
+    "star-prefix.tar": entry(b"file", b"x", prefix=b"star/dir", raw=lambda b: b.__setitem__(slice(508, 512), b"tar\0")) + END,
+    "go17-gnu-prefix.tar": entry(b"foo", b"x", prefix=b"aaaa/bbbb", magic=b"ustar  \0") + END,
+    "pax-long-numbers.tar": pax([(b"size", b"000000000000000000000001"), (b"uid", b"+0000000000000000000001000"),
+                                 (b"mtime", b"00000000000000000001577934245.5"), (b"atime", b"-1.25")])
+                            + entry(b"zeros", b"x") + END,
+    "pax-empty-values.tar": pax([(b"path", b""), (b"linkpath", b""), (b"uid", b""), (b"SCHILY.xattr.user.e", b"")])
+                            + entry(b"kept", b"x") + END,
+    "unknown-types.tar": entry(b"acl", b"x", type=b"A") + entry(b"sol", b"10 uid=0\n", type=b"X") + entry(b"c", b"x", type=b"7") + END,
+    "pax-then-end.tar": pax([(b"path", b"ghost")]) + END,
+    "gnu-over-pax.tar": pax([(b"path", b"from-pax")]) + gnu(b"L", b"from-gnu") + entry(b"hdr", b"x") + gnu(b"L", b"") + entry(b"kept", b"y") + END,
+    "hardlink-meta.tar": entry(b"t", b"x", mode=0o600, uid=1) + entry(b"l", type=b"1", link=b"t", mode=0o755, uid=2, mtime=1) + END,
+    "global-nested.tar": pax([(b"comment", b"x")], type=b"g", name=b"deep/er/pax_global_header") + entry(b"f", b"x") + END,
+    "old-times.tar": entry(b"old", b"x", mtime=b"\xff" * 12) + pax([(b"mtime", b"9999999999999")]) + entry(b"new", b"y") + END,
+    "content-without-file.tar": entry(b"./", b"root content", type=b"0") + entry(b".wh.gone", b"whiteout content") + END,
+    "uid-max.tar": entry(b"f", b"x", uid=b"\x80\0\0\0\xff\xff\xff\xff") + END,
+}
+for out in outs:
+    for name, data in seeds.items():
+        open(f"{out}/{name}", "wb").write(data)
+PY
+
 # Decoder: the first byte picks the mode (0 auto, 1 gzip, 2 zstd, 3 none; bits 2-3 the sink window).
 gzip -9n -c "$work/ustar.tar" > "$work/u.gz"
 zstd -q -19 -c "$work/ustar.tar" > "$work/u.zst"

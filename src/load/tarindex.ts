@@ -4,8 +4,10 @@ import { CarrierError, abortError } from '../errors.js';
 
 /**
  * A header-only index of a tar file: each header is read at its offset with FileHandle.read, contents are skipped,
- * so indexing a multi-GB archive costs a few reads per entry. Understands ustar (prefix/name), GNU long names and
- * link names ('L'/'K'), PAX `path`, `linkpath` and `size` records, and base-256 sizes.
+ * so indexing a multi-GB archive costs a few reads per entry. Understands ustar and star prefixes, GNU long names and
+ * link names ('L'/'K'), PAX `path`, `linkpath` and `size` records, and base-256 sizes. Names are read as Go's
+ * archive/tar reads them (podman loads the same archive): a GNU long name wins over a PAX path, which wins over the
+ * header; an empty one keeps what comes after it; the prefix goes by the magic, as in the native layer reader.
  */
 export interface TarEntry {
   /** Normalised archive path: no leading `./` or `/`, no trailing `/`, no `.`/`..` components. */
@@ -66,6 +68,42 @@ function checksumOK(block: Buffer): boolean {
     signed += b > 127 ? b - 256 : b;
   }
   return want === unsigned || want === signed;
+}
+
+const isAscii = (b: Buffer): boolean => b.every((c) => c < 0x80);
+
+/**
+ * The name a header spells by itself, by its format as Go tells them apart: "ustar\0" + "tar\0" at 508 (star,
+ * 131-byte prefix), "ustar\0" (155-byte prefix), GNU "ustar  \0" (no prefix, unless its atime/ctime bytes are not
+ * numbers but ASCII: a pre-Go-1.8 writer's ustar prefix), anything else v7 (no prefix).
+ */
+function headerName(block: Buffer, offset: number): Buffer {
+  const name = cString(block.subarray(0, 100));
+  const magic = block.subarray(257, 263).toString('latin1');
+  let prefix: Buffer = Buffer.alloc(0);
+  if (magic === 'ustar\0') {
+    const star = block.subarray(508, 512).toString('latin1') === 'tar\0';
+    prefix = cString(block.subarray(345, star ? 476 : 500));
+  } else if (magic === 'ustar ' && block.subarray(263, 265).toString('latin1') === ' \0') {
+    const timesParse = [345, 357].every((at) => {
+      if (block[at] === 0) return true;
+      try {
+        parseNumber(block.subarray(at, at + 12), 'time', offset);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const old = cString(block.subarray(345, 500));
+    if (!timesParse && isAscii(old)) prefix = old;
+  }
+  return prefix.length > 0 ? Buffer.concat([prefix, Buffer.from('/'), name]) : name;
+}
+
+/** A PAX value when present and not empty (an empty one keeps the header's field, as in Go). */
+function paxValue(pax: Map<string, Buffer> | undefined, key: string): Buffer | undefined {
+  const v = pax?.get(key);
+  return v !== undefined && v.length > 0 ? v : undefined;
 }
 
 /** True when the block is a tar header with a valid checksum (used to sniff the format). */
@@ -138,25 +176,28 @@ export class TarIndex {
     let longLink: Buffer | undefined;
     let pax: Map<string, Buffer> | undefined;
     let count = 0;
-    let sawEnd = false;
     while (offset + BLOCK <= fileSize) {
       if (options.signal?.aborted) throw abortError(options.signal);
       const { bytesRead } = await fh.read(block, 0, BLOCK, offset);
       if (bytesRead < BLOCK) break;
-      if (block.every((b) => b === 0)) {
-        sawEnd = true;
-        break;
-      }
+      if (block.every((b) => b === 0)) break;
       if (!checksumOK(block)) throw badTar('bad header checksum', offset);
-      const type = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
+      let type = String.fromCharCode(block[156]!);
       const headerSize = parseNumber(block.subarray(124, 136), 'size', offset);
       const dataOffset = offset + BLOCK;
       const isMeta = type === 'x' || type === 'g' || type === 'L' || type === 'K';
       let size = headerSize;
-      if (!isMeta && pax?.has('size')) {
-        const s = pax.get('size')!.toString('latin1');
-        if (!/^[0-9]{1,16}$/.test(s) || !Number.isSafeInteger(Number(s))) throw badTar(`malformed PAX size '${s}'`, offset);
+      const paxSize = isMeta ? undefined : paxValue(pax, 'size');
+      if (paxSize) {
+        const s = paxSize.toString('latin1');
+        // Go's strconv.ParseInt: an optional sign, then digits (leading zeros allowed).
+        if (!/^\+?[0-9]+$/.test(s) || !Number.isSafeInteger(Number(s))) throw badTar(`malformed PAX size '${s}'`, offset);
         size = Number(s);
+      }
+      let nameBuf: Buffer = Buffer.alloc(0);
+      if (!isMeta) {
+        nameBuf = longName && longName.length > 0 ? longName : (paxValue(pax, 'path') ?? headerName(block, offset));
+        if (type === '\0') type = nameBuf[nameBuf.length - 1] === 0x2f ? '5' : '0';
       }
       // Links, directories, devices and fifos carry no content whatever their size field says.
       const hasData = isMeta || !['1', '2', '3', '4', '5', '6'].includes(type);
@@ -173,19 +214,16 @@ export class TarIndex {
         if (type === 'x') pax = parsePax(data, offset);
         else if (type === 'L') longName = cString(data);
         else if (type === 'K') longLink = cString(data);
-        // 'g' (global PAX) records are ignored: image archives do not use them for names or sizes.
+        else {
+          // 'g' (global PAX): Go hands it over as an entry of its own, which ends whatever was pending; its records
+          // set nothing image archives use.
+          longName = undefined;
+          longLink = undefined;
+          pax = undefined;
+        }
       } else {
         if (++count > maxEntries) throw new CarrierError('CARRIER_LIMIT_EXCEEDED', `more than ${maxEntries} entries in the archive`);
-        let nameBuf: Buffer;
-        if (pax?.has('path')) nameBuf = pax.get('path')!;
-        else if (longName) nameBuf = longName;
-        else {
-          nameBuf = cString(block.subarray(0, 100));
-          const magic = block.subarray(257, 263).toString('latin1');
-          const prefix = cString(block.subarray(345, 500));
-          if (magic === 'ustar\0' && prefix.length > 0) nameBuf = Buffer.concat([prefix, Buffer.from('/'), nameBuf]);
-        }
-        const linkBuf = pax?.get('linkpath') ?? longLink ?? cString(block.subarray(157, 257));
+        const linkBuf = (longLink && longLink.length > 0 ? longLink : undefined) ?? paxValue(pax, 'linkpath') ?? cString(block.subarray(157, 257));
         const rawName = nameBuf.toString('utf8');
         const name = normaliseEntryName(rawName, offset);
         if (name !== '' || type !== '5') {
@@ -201,7 +239,7 @@ export class TarIndex {
       }
       offset = dataOffset + Math.ceil(dataLength / BLOCK) * BLOCK;
     }
-    if (!sawEnd && (longName || longLink || pax)) throw new CarrierError('CARRIER_TRUNCATED', 'tar ends after a meta header');
+    // An extended header with nothing after it is dropped, as Go's archive/tar (and so podman load) does.
     return index;
   }
 

@@ -7,7 +7,7 @@
  * stream, redirects never carry Authorization to another origin, and blob bodies may not exceed their size.
  */
 import type { Readable } from 'node:stream';
-import { CarrierError, abortError } from '../errors.js';
+import { CarrierError } from '../errors.js';
 import { parseReference, type ImageReference } from '../reference.js';
 import { digestMatches, parseDigest, sha256Digest } from '../oci/digest.js';
 import {
@@ -19,10 +19,12 @@ import {
   OCI_MANIFEST,
   manifestKind,
 } from '../oci/mediatypes.js';
-import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest } from '../oci/manifest.js';
+import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { resolveRegistry, type RegistriesConf, type RegistryEndpoint } from '../registries-conf.js';
 import { parseChallenges, type Challenge } from './challenge.js';
-import { RegistryError } from './errors.js';
+import { RegistryError, unreachable } from './errors.js';
+import { pingRegistry, redirectTarget } from './ping.js';
+import { describePlatforms, hasSchemaVersion1 } from './documents.js';
 import { requestToken } from './token.js';
 import type {
   CachedToken,
@@ -41,8 +43,8 @@ import {
   newAgent,
   type Agent,
   RETRYABLE_STATUS,
+  discard,
   drain,
-  errCode,
   errorSummary,
   header,
   isRetryableNetworkError,
@@ -50,8 +52,11 @@ import {
   printable,
   readCapped,
   sleep,
+  stopError,
+  type LowSpeed,
   type Response,
 } from './http.js';
+import { Deadline, RetryBudget } from './limits.js';
 
 import type { CredentialStore, Credentials } from './auth.js';
 
@@ -71,6 +76,10 @@ export class RegistryClient {
   private readonly retryBaseMs: number;
   private readonly maxRetryAfterMs: number;
   private readonly timeoutMs: number;
+  private readonly speed: LowSpeed;
+  private readonly maxResumes: number;
+  private readonly budget: RetryBudget;
+  private readonly deadline: Deadline | undefined;
   private readonly signal: AbortSignal | undefined;
   private readonly secureAgent: Agent;
   private readonly insecureAgent: Agent;
@@ -88,6 +97,10 @@ export class RegistryClient {
     this.retryBaseMs = opts.retryBaseMs ?? 200;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 60_000;
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+    this.speed = { limit: opts.lowSpeedLimit ?? 1024, timeMs: opts.lowSpeedTimeMs ?? 30_000 };
+    this.maxResumes = opts.maxResumesPerBlob ?? 50;
+    this.budget = new RetryBudget(opts.maxTotalRetries ?? 200, opts.maxRetryWaitMs ?? 300_000);
+    this.deadline = opts.timeoutMs !== undefined ? new Deadline(opts.timeoutMs) : undefined;
     this.signal = opts.signal;
     const common = { keepAliveTimeout: 30_000, connections: 32 };
     this.secureAgent = newAgent(common);
@@ -97,13 +110,14 @@ export class RegistryClient {
 
   /** Closes the connection pools. */
   async close(): Promise<void> {
+    this.deadline?.stop();
     await Promise.all([this.secureAgent.close(), this.insecureAgent.close()]);
   }
 
   // --- endpoints ------------------------------------------------------------------------------------------------
 
   private combinedSignal(signal?: AbortSignal): AbortSignal {
-    const list = [signal, this.signal].filter((s): s is AbortSignal => s !== undefined);
+    const list = [signal, this.signal, this.deadline?.signal].filter((s): s is AbortSignal => s !== undefined);
     if (list.length === 0) return new AbortController().signal;
     return list.length === 1 ? list[0]! : AbortSignal.any(list);
   }
@@ -156,24 +170,10 @@ export class RegistryClient {
         bodyTimeout: this.timeoutMs,
       });
       if (![301, 302, 303, 307, 308].includes(res.statusCode)) return { res, url: current };
-      const location = header(res, 'location');
       await drain(res);
-      if (location === undefined) throw new RegistryError('CARRIER_REGISTRY_ERROR', `redirect ${res.statusCode} without a Location from ${current.origin}`, { status: res.statusCode });
       if (hop >= MAX_REDIRECTS) throw new RegistryError('CARRIER_REGISTRY_ERROR', `too many redirects fetching ${url.pathname}`);
-      let next: URL;
-      try {
-        next = new URL(location, current);
-      } catch (err) {
-        throw new RegistryError('CARRIER_REGISTRY_ERROR', `invalid redirect location from ${current.origin}`, { cause: err });
-      }
-      if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new RegistryError('CARRIER_REGISTRY_ERROR', `redirect to unsupported scheme ${next.protocol}`);
-      }
-      if (current.protocol === 'https:' && next.protocol === 'http:' && !insecure) {
-        throw new RegistryError('CARRIER_REGISTRY_ERROR', `refusing a redirect from https to plain http (${next.host})`);
-      }
       if (res.statusCode === 303) m = 'GET';
-      current = next;
+      current = redirectTarget(res, current, insecure);
     }
   }
 
@@ -182,7 +182,10 @@ export class RegistryClient {
     return base / 2 + Math.random() * (base / 2);
   }
 
-  /** dispatch() with retries on connection errors and 408/429/5xx (honouring Retry-After). */
+  /**
+   * dispatch() with retries on connection errors and 408/429/5xx, honouring a Retry-After up to maxRetryAfterMs; a
+   * registry that asks for a longer wait is reported at once.
+   */
   private async dispatchRetrying(
     url: URL,
     method: 'GET' | 'HEAD',
@@ -192,28 +195,31 @@ export class RegistryClient {
     retries = this.maxRetries,
   ): Promise<{ res: Response; url: URL }> {
     for (let attempt = 0; ; attempt++) {
-      if (signal.aborted) throw abortError(signal);
+      if (signal.aborted) throw stopError(signal);
       let out: { res: Response; url: URL };
       try {
         out = await this.dispatch(url, method, headers, insecure, signal);
       } catch (err) {
-        if (signal.aborted) throw abortError(signal);
-        if (attempt >= retries || !isRetryableNetworkError(err)) throw this.networkError(url, err);
-        await sleep(this.backoff(attempt), signal);
+        if (signal.aborted) throw stopError(signal);
+        if (attempt >= retries || !isRetryableNetworkError(err)) throw unreachable(url, err, this.timeoutMs);
+        await sleep(this.budget.spend(`${method} ${url.origin}${url.pathname}: ${(err as Error)?.message ?? String(err)}`, this.backoff(attempt)), signal);
         continue;
       }
-      if (!RETRYABLE_STATUS.has(out.res.statusCode) || attempt >= retries) return out;
+      const status = out.res.statusCode;
+      if (!RETRYABLE_STATUS.has(status) || attempt >= retries) return out;
       const retryAfter = parseRetryAfter(header(out.res, 'retry-after'));
+      if (retryAfter !== undefined && retryAfter > this.maxRetryAfterMs) {
+        const asked = printable(header(out.res, 'retry-after') ?? '', 64);
+        await drain(out.res);
+        throw new RegistryError(
+          'CARRIER_REGISTRY_ERROR',
+          `${url.origin} answered ${status} to ${method} ${printable(url.pathname, 200)} and asks to retry after "${asked}", longer than the ${Math.round(this.maxRetryAfterMs / 1000)} s Carrier waits (maxRetryAfterMs)`,
+          { status },
+        );
+      }
       await drain(out.res);
-      const delay = retryAfter !== undefined ? Math.min(retryAfter, this.maxRetryAfterMs) : this.backoff(attempt);
-      await sleep(delay, signal);
+      await sleep(this.budget.spend(`${method} ${url.origin}${url.pathname}: status ${status}`, retryAfter ?? this.backoff(attempt)), signal);
     }
-  }
-
-  private networkError(url: URL, err: unknown): CarrierError {
-    if (err instanceof CarrierError) return err;
-    const code = errCode(err);
-    return new RegistryError('CARRIER_REGISTRY_ERROR', `cannot reach ${url.origin}: ${code ? code + ': ' : ''}${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
 
   // --- ping and auth --------------------------------------------------------------------------------------------
@@ -234,29 +240,8 @@ export class RegistryClient {
     return p;
   }
 
-  private async ping(t: Target, signal: AbortSignal): Promise<HostState> {
-    const tryOrigin = async (origin: string, retries: number): Promise<HostState> => {
-      const { res } = await this.dispatchRetrying(new URL('/v2/', origin), 'GET', {}, t.insecure, signal, retries);
-      const challenges = res.statusCode === 401 ? parseChallenges(res.headers['www-authenticate']) : [];
-      await drain(res);
-      if (res.statusCode !== 200 && res.statusCode !== 401 && res.statusCode >= 500) {
-        throw new RegistryError('CARRIER_REGISTRY_ERROR', `pinging ${origin}/v2/: status ${res.statusCode}`, { status: res.statusCode });
-      }
-      const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic') ?? null;
-      return { origin, challenge };
-    };
-    const https = `https://${t.apiHost}`;
-    if (!t.insecure) return tryOrigin(https, this.maxRetries);
-    try {
-      return await tryOrigin(https, 0);
-    } catch (err) {
-      if (signal.aborted) throw abortError(signal);
-      try {
-        return await tryOrigin(`http://${t.apiHost}`, this.maxRetries);
-      } catch {
-        throw err;
-      }
-    }
+  private ping(t: Target, signal: AbortSignal): Promise<HostState> {
+    return pingRegistry(t, this.maxRetries, signal, (url, retries) => this.dispatchRetrying(url, 'GET', {}, t.insecure, signal, retries));
   }
 
   private creds(t: Target): Credentials | undefined {
@@ -271,7 +256,7 @@ export class RegistryClient {
       const tok = await cached.catch(() => undefined);
       if (tok && tok.expires > Date.now()) return tok.value;
     }
-    const p = requestToken((url, headers) => this.dispatchRetrying(url, 'GET', headers, t.insecure, signal), t, challenge, scopes, creds);
+    const p = requestToken((url, headers) => this.dispatchRetrying(url, 'GET', headers, t.insecure, signal), t, challenge, scopes, creds, this.speed);
     this.tokens.set(key, p);
     p.catch(() => {
       if (this.tokens.get(key) === p) this.tokens.delete(key);
@@ -304,6 +289,12 @@ export class RegistryClient {
       if (auth) h.authorization = auth;
       const out = await this.dispatchRetrying(url, 'GET', h, t.insecure, signal);
       if (out.res.statusCode !== 401) return { ...out, origin: host.origin };
+      if (out.url.origin !== host.origin) {
+        // Redirected elsewhere, and that host wants credentials: they go only to the registry (and the token realm its
+        // own challenge names), never to a host the user did not name.
+        await drain(out.res);
+        throw new RegistryError('CARRIER_UNAUTHORIZED', `${t.registry}/${t.repository}: ${host.origin} redirected to ${out.url.origin}, which asks for credentials; Carrier sends credentials only to the registry itself`, { status: 401 });
+      }
       const challenges = parseChallenges(out.res.headers['www-authenticate']);
       const s = await errorSummary(out.res);
       const bearer = challenges.find((c) => c.scheme === 'bearer');
@@ -343,7 +334,7 @@ export class RegistryClient {
       try {
         return await fn(t);
       } catch (err) {
-        if (signal.aborted) throw abortError(signal);
+        if (signal.aborted) throw stopError(signal, `${t.registry}/${t.repository}`);
         const fatal = err instanceof CarrierError && ['CARRIER_INVALID_DIGEST', 'CARRIER_INVALID_REFERENCE'].includes(err.code);
         if (i === targets.length - 1 || fatal) {
           if (failures.length > 0 && err instanceof CarrierError) err.message += ` (mirrors failed too: ${failures.join('; ')})`;
@@ -355,10 +346,10 @@ export class RegistryClient {
     throw new CarrierError('CARRIER_INVALID_CONFIG', 'no registry endpoint to try');
   }
 
-  private async fetchManifest(t: Target, reference: string, accept: string[], signal: AbortSignal): Promise<FetchedDocument & { origin: string }> {
+  private async fetchManifest(t: Target, reference: string, accept: string[], signal: AbortSignal): Promise<FetchedDocument & { origin: string; parsed: ParsedManifest }> {
     const { res, origin } = await this.apiGet(t, `/v2/${t.repository}/manifests/${reference}`, { accept: accept.join(', ') }, signal);
     if (res.statusCode !== 200) throw await this.statusError(t, res, `manifest ${reference}`);
-    const bytes = await readCapped(res, MAX_DOCUMENT_BYTES, `manifest ${reference}`);
+    const bytes = await readCapped(res, MAX_DOCUMENT_BYTES, `manifest ${reference} from ${t.registry}`, undefined, this.speed);
     const contentType = (header(res, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (contentType === DOCKER_MANIFEST_V1 || contentType === DOCKER_MANIFEST_V1_SIGNED || hasSchemaVersion1(bytes)) {
       throw new RegistryError('CARRIER_UNSUPPORTED', `${t.registry}/${t.repository}:${reference} is a Docker schema 1 manifest, which is not supported`);
@@ -369,7 +360,7 @@ export class RegistryClient {
     // Generic content types say nothing; the body's mediaType (or its fields) decide.
     const declared = contentType.startsWith('application/vnd.') ? contentType : undefined;
     const parsed = parseManifest(bytes, declared);
-    return { bytes, mediaType: parsed.mediaType, digest: reference.includes(':') ? reference : sha256Digest(bytes), origin };
+    return { bytes, mediaType: parsed.mediaType, digest: reference.includes(':') ? reference : sha256Digest(bytes), origin, parsed };
   }
 
   /**
@@ -379,14 +370,14 @@ export class RegistryClient {
   async getManifest(ref: ImageReference | string, opts: GetManifestOptions = {}): Promise<GetManifestResult> {
     const r = this.toRef(ref);
     const signal = this.combinedSignal(opts.signal);
-    if (signal.aborted) throw abortError(signal);
+    if (signal.aborted) throw stopError(signal);
     const reference = r.digest ?? r.tag ?? 'latest';
     if (r.digest !== undefined) parseDigest(r.digest);
     const accept = opts.accept ?? DEFAULT_ACCEPT;
     return this.firstWorking(this.targets(r), signal, async (t) => {
       const top = await this.fetchManifest(t, reference, accept, signal);
       const source: ManifestSource = { registry: t.registry, repository: t.repository, mirror: t.mirror, origin: top.origin };
-      const parsed = parseManifest(top.bytes, top.mediaType);
+      const parsed = top.parsed; // parsed once, as it arrived
       let result: GetManifestResult;
       if (parsed.kind === 'manifest') {
         result = { bytes: top.bytes, mediaType: top.mediaType, digest: top.digest, manifest: parsed, source };
@@ -394,8 +385,7 @@ export class RegistryClient {
         const want = opts.platform ?? hostPlatform();
         const entry = choosePlatform(parsed, want);
         if (!entry) {
-          const have = parsed.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}` : '?')).join(', ');
-          throw new RegistryError('CARRIER_NOT_FOUND', `no image for ${want.os}/${want.architecture}${want.variant ? '/' + want.variant : ''} in ${t.registry}/${t.repository}:${reference} (it has: ${have || 'nothing'})`);
+          throw new RegistryError('CARRIER_NOT_FOUND', `no image for ${want.os}/${want.architecture}${want.variant ? '/' + want.variant : ''} in ${t.registry}/${t.repository}:${reference} (it has: ${describePlatforms(parsed.manifests)})`);
         }
         if (manifestKind(entry.mediaType) !== 'manifest') throw new CarrierError('CARRIER_INVALID_MANIFEST', `index entry ${entry.digest} is not an image manifest (${entry.mediaType})`);
         if (entry.size > MAX_DOCUMENT_BYTES) throw new CarrierError('CARRIER_LIMIT_EXCEEDED', `manifest ${entry.digest} is ${entry.size} bytes, over the ${MAX_DOCUMENT_BYTES}-byte cap`);
@@ -432,14 +422,18 @@ export class RegistryClient {
     const { res } = await this.apiGet(t, `/v2/${t.repository}/blobs/${digest}`, headers, signal);
     if (res.statusCode === 200) {
       if (offset > 0) {
-        await drain(res);
+        discard(res.body);
         throw new RegistryError('CARRIER_REGISTRY_ERROR', `${t.registry} ignored the Range request for blob ${digest} after ${offset} bytes were delivered`, { status: 200 });
       }
     } else if (res.statusCode === 206) {
+      // The range must start where the download stopped and stay inside a blob of the size expected (a range that
+      // ends early is resumed again when its body ends).
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res, 'content-range') ?? '');
-      if (!cr || Number(cr[1]) !== offset) {
-        res.body.destroy();
-        throw new RegistryError('CARRIER_REGISTRY_ERROR', `${t.registry} answered blob ${digest} from byte ${offset} with Content-Range "${printable(header(res, 'content-range') ?? '')}"`, { status: 206 });
+      const fits = cr !== null && Number(cr[1]) === offset && Number(cr[2]) >= offset
+        && (size === undefined || (Number(cr[2]) < size && (cr[3] === '*' || Number(cr[3]) === size)));
+      if (!fits) {
+        discard(res.body);
+        throw new RegistryError('CARRIER_REGISTRY_ERROR', `${t.registry} answered blob ${digest} from byte ${offset} with Content-Range "${printable(header(res, 'content-range') ?? '(none)', 100)}"`, { status: 206 });
       }
     } else if (res.statusCode === 416) {
       await drain(res);
@@ -449,7 +443,7 @@ export class RegistryClient {
     }
     const len = header(res, 'content-length');
     if (size !== undefined && len !== undefined && /^\d+$/.test(len) && offset + Number(len) > size) {
-      res.body.destroy();
+      discard(res.body);
       throw new RegistryError('CARRIER_LIMIT_EXCEEDED', `blob ${digest} from ${t.registry} is ${offset + Number(len)} bytes, more than its size ${size}`);
     }
     return res;
@@ -464,7 +458,7 @@ export class RegistryClient {
     parseDigest(digest);
     const r = this.toRef(ref);
     const signal = this.combinedSignal(opts.signal);
-    if (signal.aborted) throw abortError(signal);
+    if (signal.aborted) throw stopError(signal);
     const size = opts.size;
     if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `invalid blob size ${size}`);
     let target: Target | undefined;
@@ -480,21 +474,13 @@ export class RegistryClient {
       size,
       signal,
       maxRetries: this.maxRetries,
+      maxResumes: this.maxResumes,
+      speed: this.speed,
       backoff: (failures) => this.backoff(failures),
+      spendRetry: (what, waitMs) => this.budget.spend(what, waitMs),
       reopen: (offset) => this.openBlob(t, digest, offset, size, signal),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
   }
 }
 
-
-/** A body `{"schemaVersion": 1, ...}` served with a generic content type. */
-function hasSchemaVersion1(bytes: Buffer): boolean {
-  if (bytes.length > MAX_DOCUMENT_BYTES) return false;
-  try {
-    const doc = JSON.parse(bytes.toString('utf8')) as { schemaVersion?: unknown };
-    return doc?.schemaVersion === 1;
-  } catch {
-    return false;
-  }
-}

@@ -3,7 +3,7 @@
 import type { Challenge } from './challenge.js';
 import type { Credentials } from './auth.js';
 import { RegistryError } from './errors.js';
-import { drain, errorSummary, readCapped, type Response } from './http.js';
+import { drain, errorSummary, readCapped, type LowSpeed, type Response } from './http.js';
 import type { CachedToken, Target } from './types.js';
 
 const MAX_TOKEN_RESPONSE = 1 << 20;
@@ -15,6 +15,7 @@ export async function requestToken(
   challenge: Challenge,
   scopes: string[],
   creds: Credentials | undefined,
+  speed?: LowSpeed,
 ): Promise<CachedToken> {
   const realm = challenge.params.realm;
   let url: URL;
@@ -41,7 +42,7 @@ export async function requestToken(
     const s = await errorSummary(res);
     throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} answered ${res.statusCode}${s.text ? ': ' + s.text : ''}`, { status: res.statusCode });
   }
-  const body = await readCapped(res, MAX_TOKEN_RESPONSE, 'token response');
+  const body = await readCapped(res, MAX_TOKEN_RESPONSE, `token response from ${url.origin}`, undefined, speed);
   let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
   try {
     doc = JSON.parse(body.toString('utf8')) as typeof doc;
@@ -49,7 +50,18 @@ export async function requestToken(
     throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} sent invalid JSON`, { cause: err });
   }
   const value = typeof doc.token === 'string' && doc.token !== '' ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
-  if (value === '' || /[\r\n]/.test(value)) throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} sent no token`);
+  if (value === '') throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} sent no token`);
+  // Control characters cannot go into a header (Go's net/http, and so podman, refuses them too).
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new RegistryError('CARRIER_REGISTRY_ERROR', `token server for ${t.registry} sent a token with control characters`);
   const expiresIn = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? Math.max(doc.expires_in, 60) : 60;
-  return { value, expires: started + expiresIn * 1000 - 5000 };
+  return { value: headerBytes(value), expires: started + expiresIn * 1000 - 5000 };
+}
+
+/**
+ * A token as its UTF-8 bytes, one character per byte: undici writes header values as latin1 and refuses characters
+ * above U+00FF, while podman (Go) sends any non-control character as its UTF-8 bytes. So a token holding U+2028 goes
+ * out byte for byte as podman sends it.
+ */
+function headerBytes(value: string): string {
+  return /^[\x20-\x7e\t]*$/.test(value) ? value : Buffer.from(value, 'utf8').toString('latin1');
 }

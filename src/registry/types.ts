@@ -15,10 +15,34 @@ export interface RegistryClientOptions {
   maxRetries?: number;
   /** First backoff delay, doubled per attempt (with jitter), capped at 10 s. Default 200 ms. */
   retryBaseMs?: number;
-  /** Longest Retry-After honoured (ms); longer values are clamped. Default 60 s. */
+  /** Longest Retry-After honoured (ms); a registry asking for longer is reported at once, not waited for. Default 60 s. */
   maxRetryAfterMs?: number;
   /** Time to wait for response headers, and the longest pause between body chunks. Default 60 s. */
   requestTimeoutMs?: number;
+  /**
+   * curl's low-speed rule for every body (manifests, blobs, tokens): a transfer under `lowSpeedLimit` bytes per second
+   * averaged over `lowSpeedTimeMs` ends with an error naming the registry. Time the reader holds a blob paused does
+   * not count. Defaults 1024 bytes/s over 30 s; 0 disables.
+   */
+  lowSpeedLimit?: number;
+  lowSpeedTimeMs?: number;
+  /** Resumes of one blob in all, with progress or not (a reset every 100 bytes ends here). Default 50. */
+  maxResumesPerBlob?: number;
+  /**
+   * Retries and resumes this client makes in all, over every request (a pull makes its own client, so: per pull).
+   * Default 200.
+   */
+  maxTotalRetries?: number;
+  /**
+   * Time this client may spend in all waiting before retries (backoff and Retry-After), over every request: a
+   * registry answering 503 with `Retry-After: 60` to every request ends here. Default 5 minutes.
+   */
+  maxRetryWaitMs?: number;
+  /**
+   * Overall deadline (ms) from the client's creation: every request, wait and blob body still open then ends with
+   * CARRIER_TIMEOUT. Default: none.
+   */
+  timeoutMs?: number;
   /** Cancels everything this client does. */
   signal?: AbortSignal;
   /** Warnings (ignored settings); never given credentials. */

@@ -5,6 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CarrierError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
+import { validateStoredNames } from '../reference.js';
 import { removeTree } from '../fs/remove.js';
 import { writeFileAtomic } from './atomic.js';
 import { deleteContainerLocked, type ContainerStore } from './containers.js';
@@ -111,6 +112,9 @@ export class ImageStore {
    * AddNames, which a pull or load into an existing image uses, puts the new names first. Hold the write lock.
    */
   addNames(record: ImageRecord, names: string[], order: 'append' | 'prepend' = 'append'): void {
+    // Every name written must be one podman can read back, or `podman images` fails for the whole store.
+    validateStoredNames(names);
+    validateStoredNames(dedupe([...(record.names ?? []), ...names]));
     for (const other of this.file.records) {
       if (other === record || !other.names) continue;
       const kept = other.names.filter((n) => !names.includes(n));

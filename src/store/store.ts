@@ -36,6 +36,7 @@ import { MountStore } from './mounts.js';
 import { repair, sweepOrphansLocked } from './orphans.js';
 import { ReadOnlyStores } from './readonly.js';
 import { RecordFile, dedupe, type ContainerRecord, type ImageRecord, type LayerRecord, type MountRecord } from './records.js';
+import { validateStoredNames } from '../reference.js';
 import { resetLocked } from './reset.js';
 
 export type { LayerInfo, LayerStream } from './layers.js';
@@ -299,6 +300,7 @@ export class Store {
    * config and manifests as big data, and gives it its names. Layers already present are not touched.
    */
   async commitImage(image: ImageCommit, options: CommitOptions = {}): Promise<CommitResult> {
+    validateStoredNames(dedupe(image.names)); // before any layer is written
     const plan = planCommit(image);
     const layers = await this.locked({ layers: 'write' }, async () => {
       const results = await commitLayersLocked(this.parts.layers, plan, options);

@@ -1,7 +1,7 @@
 /**
  * An in-process HTTP proxy between a registry client and a test registry that injects faults per request: reset
  * the connection after N body bytes, answer an error status N times (with Retry-After), drip bytes slowly, flip a
- * byte, truncate, rewrite response headers, answer with a synthetic response, or redirect blob GETs to a second
+ * byte, truncate, rewrite response headers, answer with a synthetic response, never answer, or redirect blob GETs to a second
  * listener (another origin, standing in for object storage) that records whether Authorization reached it.
  * Every request is logged.
  */
@@ -32,8 +32,18 @@ export type Fault =
   | { kind: 'flip'; at: number }
   /** Forward the response with these headers replaced (a null value removes the header). */
   | { kind: 'headers'; set: Record<string, string | null> }
-  /** Answer with this response (a Readable body is streamed as is, without Content-Length unless given). */
-  | { kind: 'respond'; status: number; headers?: Record<string, string>; body: Buffer | (() => Readable) }
+  /**
+   * Answer with this response (a Readable body is streamed as is, without Content-Length unless given); headers and
+   * body may be made from the request (to answer a `Range` where it asks).
+   */
+  | {
+      kind: 'respond';
+      status: number;
+      headers?: Record<string, string> | ((req: http.IncomingMessage) => Record<string, string>);
+      body: Buffer | ((req: http.IncomingMessage) => Readable);
+    }
+  /** Never answer: the status line and headers never come (the connection stays open until stop()). */
+  | { kind: 'hang' }
   /** Fetch the response from the registry (with the client's headers), then answer 307 to the second listener. */
   | { kind: 'redirect'; status?: 301 | 302 | 303 | 307 | 308 };
 
@@ -126,16 +136,18 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           return;
         }
         case 'respond': {
-          res.writeHead(f.status, f.headers ?? {});
+          res.writeHead(f.status, typeof f.headers === 'function' ? f.headers(req) : (f.headers ?? {}));
           if (Buffer.isBuffer(f.body)) res.end(f.body);
           else {
-            const s = f.body();
+            const s = f.body(req);
             s.on('error', () => res.destroy());
             res.on('close', () => s.destroy());
             s.pipe(res);
           }
           return;
         }
+        case 'hang':
+          return;
         case 'redirect': {
           const upRes = await forward(req, body);
           const chunks: Buffer[] = [];

@@ -4,6 +4,12 @@
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
 
 const quiet = (help: string): FlagDef => ({ name: 'quiet', short: 'q', type: 'bool', help });
+const signaturePolicy: FlagDef = {
+  name: 'signature-policy',
+  type: 'string',
+  value: 'FILE',
+  help: 'the policy.json to enforce (default: ~/.config/containers/policy.json, else /etc/containers/policy.json, else accept)',
+};
 const force = (help: string): FlagDef => ({ name: 'force', short: 'f', type: 'bool', help });
 
 export const list: CommandDef = {
@@ -47,6 +53,7 @@ export const load: CommandDef = {
   summary: 'Load images from a docker-archive or oci-archive (plain, gzip or zstd) or an OCI layout directory',
   flags: [
     { name: 'input', short: 'i', type: 'string', value: 'FILE', help: 'read from FILE (default: standard input, when it is not a terminal)' },
+    signaturePolicy,
     quiet('do not print progress'),
   ],
   run: async (ctx) => (await import('./load.js')).load(ctx),
@@ -112,12 +119,14 @@ export const pull: CommandDef = {
     { name: 'creds', type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
     { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
     { name: 'tls-verify', type: 'bool', default: true, help: 'require https and a trusted certificate (--tls-verify=false allows plain http)' },
+    { name: 'timeout', type: 'string', value: 'DURATION', help: 'give up on the registry after this long (e.g. 90s, 5m; default: no deadline)' },
     {
       name: 'no-sync',
       type: 'bool',
       help: "do not flush layers to disk before recording them (podman's durability: faster, but a power loss soon after can leave a layer with files missing)",
     },
     quiet('print only the image id'),
+    signaturePolicy,
   ],
   args: { min: 1, max: 1 },
   run: async (ctx) => (await import('./pull.js')).pullImage(ctx),
@@ -153,11 +162,33 @@ export const checkout: CommandDef = {
   run: async (ctx) => (await import('./save.js')).checkout(ctx),
 };
 
+const trust: CommandDef = {
+  name: 'trust',
+  usage: 'COMMAND',
+  summary: 'Show the signature policy that pulls are checked against',
+  subcommands: [
+    {
+      name: 'show',
+      usage: '[options] [REGISTRY]',
+      summary: 'Display the signature policy (policy.json and registries.d) as podman does',
+      flags: [
+        { name: 'json', short: 'j', type: 'bool', help: 'output as JSON' },
+        { name: 'noheading', short: 'n', type: 'bool', help: 'do not print column headings' },
+        { name: 'raw', type: 'bool', help: 'print the policy file as it is' },
+        { name: 'policypath', type: 'string', value: 'FILE', help: 'the policy file (default: ~/.config/containers/policy.json, else /etc/containers/policy.json)' },
+        { name: 'registrypath', type: 'string', value: 'DIR', help: 'the registries.d directory (default: ~/.config/containers/registries.d, else /etc/containers/registries.d)' },
+      ],
+      args: { min: 0, max: 1 },
+      run: async (ctx) => (await import('./trust.js')).trustShow(ctx),
+    },
+  ],
+};
+
 export const image: CommandDef = {
   name: 'image',
   usage: 'COMMAND',
   summary: 'Manage images',
-  subcommands: [list, remove, tag, untag, load, exists, inspect, prune, pull, save],
+  subcommands: [list, remove, tag, untag, load, exists, inspect, prune, pull, save, trust],
 };
 
 /** The image commands at the top level, under podman's names. */

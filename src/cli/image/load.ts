@@ -12,6 +12,7 @@ import { interruptSignal } from '../signals.js';
 export async function load(ctx: Context): Promise<number> {
   const quiet = ctx.flags.bool('quiet');
   let input = ctx.flags.string('input');
+  const signaturePolicy = ctx.flags.string('signature-policy');
   let tmp: string | undefined;
   const int = interruptSignal();
   try {
@@ -25,6 +26,7 @@ export async function load(ctx: Context): Promise<number> {
     const result = await withStore(ctx.globals, (store) =>
       loadImage(store, file, {
         signal: int.signal,
+        ...(signaturePolicy !== undefined ? { signaturePolicy } : {}),
         onLayer: quiet
           ? undefined
           : (e) => {

@@ -17,7 +17,8 @@ export async function pullImage(ctx: Context): Promise<number> {
 
 /**
  * Pulls `reference` with the registry flags pull, run and create share (--platform/--os/--arch/--variant, --creds,
- * --authfile, --tls-verify, and --no-sync where defined), progress on stderr unless `quiet`. Ctrl-C: exit 130.
+ * --authfile, --tls-verify; --no-sync, --timeout and --signature-policy where the command defines them), progress on
+ * stderr unless `quiet`. Ctrl-C: exit 130.
  */
 export async function pullWithFlags(store: Store, reference: string, flags: Flags, { quiet }: { quiet: boolean }): Promise<PullResult> {
   const platform = platformFlag(flags);
@@ -26,6 +27,8 @@ export async function pullWithFlags(store: Store, reference: string, flags: Flag
   try {
     const creds = flags.string('creds');
     const authfile = flags.string('authfile');
+    const timeout = flags.defines('timeout') ? flags.string('timeout') : undefined;
+    const signaturePolicy = flags.defines('signature-policy') ? flags.string('signature-policy') : undefined;
     const options: PullOptions = {
       signal: int.signal,
       onWarning: (w) => process.stderr.write(`WARN[0000] ${w}\n`),
@@ -35,7 +38,9 @@ export async function pullWithFlags(store: Store, reference: string, flags: Flag
       ...(creds !== undefined ? { creds } : {}),
       ...(authfile !== undefined ? { authfile } : {}),
       ...(flags.defines('no-sync') && flags.bool('no-sync') ? { sync: false } : {}),
+      ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
       ...(progress ? { onProgress: progress.handle } : {}),
+      ...(signaturePolicy !== undefined ? { signaturePolicy } : {}),
     };
     const result = await pull(store, reference, options);
     progress?.flush();
@@ -64,3 +69,18 @@ function platformFlag(flags: Flags): string | undefined {
   const host = process.arch === 'arm64' ? 'arm64' : process.arch === 'x64' ? 'amd64' : process.arch;
   return [os ?? 'linux', arch ?? host, ...(variant ? [variant] : [])].join('/');
 }
+
+/** A Go-style duration (`90s`, `5m`, `1h30m`, `500ms`) or plain seconds, in milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
+  const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== t) {
+    throw new UsageError(`invalid argument "${text}" for "${flag}" flag: time: invalid duration "${text}"`);
+  }
+  const ms = parts.reduce((n, p) => n + Number(p[1]) * units[p[2]!]!, 0);
+  if (!(ms > 0)) throw new UsageError(`invalid argument "${text}" for "${flag}" flag: must be more than zero`);
+  return ms;
+}
+

@@ -1,7 +1,7 @@
 // `carrier info` (system info): where the store is, how layers get mounted here, and which runtime runs containers —
 // the choices Carrier detected (once per process) on this machine.
 import os from 'node:os';
-import { findRuntime, overlaySupport, version } from '../../index.js';
+import { findPolicyFile, findRegistriesDir, findRuntime, overlaySupport, version } from '../../index.js';
 import { UsageError, type Context } from '../command.js';
 import { goJson } from '../format.js';
 import { openStore } from '../open-store.js';
@@ -25,6 +25,7 @@ export async function info(ctx: Context): Promise<number> {
                 ? 'fuse-overlayfs (native overlay not permitted here)'
                 : 'mount(2)';
     const runtime = await findRuntime().catch((err: Error) => ({ error: err.message }));
+    const policyFile = await findPolicyFile();
     const report = {
       host: { kernel: os.release(), arch: process.arch, rootless: store.rootless, node: process.version, native: version },
       store: {
@@ -42,6 +43,10 @@ export async function info(ctx: Context): Promise<number> {
       },
       overlay: { method, ...support },
       runtime,
+      signaturePolicy: {
+        policyFile: policyFile ?? 'none: every image is accepted (no ~/.config/containers/policy.json nor /etc/containers/policy.json)',
+        registriesD: await findRegistriesDir(),
+      },
     };
     process.stdout.write(format === 'json' ? goJson(report, 2) + '\n' : yaml(report, 0));
     return 0;

@@ -1,0 +1,94 @@
+// One copy for every direction: pull (registry → store), load (archive → store), save (store → archive), and copy
+// between any two transports. copyImage composes a source and a destination and owns nothing of the bytes: the
+// destination streams each layer from the source (the store applies it on native threads as it arrives) and checks
+// what it is given at the boundary it owns. The signature policy (src/trust) is checked here, once per image, after the
+// source's manifest is read and before the destination is touched: a refused image leaves the destination as it was.
+import { abortError } from '../errors.js';
+import { checkSignaturePolicy, type SignatureRegistry } from '../trust/index.js';
+import type { ImageDestination, ImageSource, LayerBlob, LayerCopyState, PutImageResult } from '../transports/types.js';
+
+export type CopyEvent =
+  | {
+      type: 'resolved';
+      source: string;
+      manifestDigest: string;
+      listDigest?: string;
+      configDigest: string;
+      layers: { digest: string; size: number }[];
+    }
+  | { type: 'layer'; digest: string; size: number; state: LayerCopyState }
+  | { type: 'progress'; digest: string; bytes: number; size: number }
+  | { type: 'committed'; id: string; names: string[]; destination: string };
+
+/**
+ * Decides whether `source` may be copied (the signature policy's place): resolve to allow, reject (a CarrierError)
+ * to refuse. It runs after the source is resolved and before the destination is touched.
+ */
+export type CopyPolicy = (source: ImageSource) => Promise<void> | void;
+
+export interface CopyOptions {
+  /** Names to give the image at the destination (default: none; a destination may add its own tag). */
+  names?: readonly string[];
+  signal?: AbortSignal;
+  onProgress?: (event: CopyEvent) => void;
+  /** Layers transferred at once, where the destination can take several. Default 3. */
+  concurrency?: number;
+  /** Least time between two `progress` events of one layer (ms). Default 100; the last byte is always reported. */
+  progressIntervalMs?: number;
+  /** Replaces the signature policy check (below) for this copy. */
+  policy?: CopyPolicy;
+  /** The policy.json to enforce (podman --signature-policy); default: the one in force, as containers/image finds it. */
+  signaturePolicy?: string;
+  /** The client a docker:// source was read with: sigstore signatures are read through it. */
+  signatureRegistry?: SignatureRegistry;
+}
+
+export type CopyResult = PutImageResult;
+
+/**
+ * Copies one image from `source` to `destination`. The destination is not closed: an archive can take more images
+ * before its opener closes it. On failure the destination is left for the caller to abort.
+ */
+export async function copyImage(source: ImageSource, destination: ImageDestination, options: CopyOptions = {}): Promise<CopyResult> {
+  const { signal } = options;
+  if (signal?.aborted) throw abortError(signal);
+  const emit = options.onProgress ?? (() => {});
+  if (options.policy) await options.policy(source);
+  else {
+    await checkSignaturePolicy(source, {
+      ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+      ...(options.signatureRegistry ? { registry: options.signatureRegistry } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  }
+  if (signal?.aborted) throw abortError(signal);
+  emit({
+    type: 'resolved',
+    source: source.reference,
+    manifestDigest: source.manifestDigest,
+    ...(source.list ? { listDigest: source.list.digest } : {}),
+    configDigest: source.configDigest,
+    layers: source.layers.map((l) => ({ digest: l.digest, size: l.size })),
+  });
+  const interval = options.progressIntervalMs ?? 100;
+  const lastReport = new Map<LayerBlob, number>();
+  const result = await destination.putImage(source, {
+    names: options.names ?? [],
+    concurrency: options.concurrency ?? 3,
+    ...(signal ? { signal } : {}),
+    onLayer: (layer, state) => emit({ type: 'layer', digest: layer.digest, size: layer.size, state }),
+    ...(options.onProgress
+      ? {
+          onBytes: (layer: LayerBlob, bytes: number) => {
+            const now = Date.now();
+            if (now - (lastReport.get(layer) ?? 0) >= interval || bytes === layer.size) {
+              lastReport.set(layer, now);
+              emit({ type: 'progress', digest: layer.digest, bytes, size: layer.size });
+            }
+          },
+        }
+      : {}),
+  });
+  emit({ type: 'committed', id: result.id, names: result.names, destination: destination.reference });
+  return result;
+}

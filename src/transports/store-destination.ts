@@ -1,0 +1,134 @@
+// containers-storage: as a destination. Every layer the store lacks is handed to commitImage as a stream, which
+// applies it on native threads (hash, decompress, hash, untar, tar-split) and checks digest, size and diff_id: the
+// store owns those checks, nothing before it repeats them. With a blob cache, a cached blob is applied from disk
+// instead of the source (containers/image's TryReusingBlob), and a streamed blob is teed into the cache by
+// applyLayer's decode thread, so it is written without a second pass.
+import { BlobCache, type BlobWriter } from '../store/blobs.js';
+import type { AppliedLayer } from '../layer/apply.js';
+import type { CommitLayer, CommitOptions, ImageCommit, Store } from '../store/store.js';
+import { layerIdFor } from '../store/ids.js';
+import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
+
+export interface StoreDestinationOptions {
+  /** Reuse and fill this blob cache (compressed blobs by digest). Default: none. */
+  blobCache?: BlobCache;
+  /** false: layers are recorded complete without a syncfs first (see CommitOptions.sync). */
+  sync?: boolean;
+  /** The store's own per-layer events (diffID and layer id). */
+  onCommitLayer?: CommitOptions['onLayer'];
+}
+
+/** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
+const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
+
+export class StoreDestination implements ImageDestination {
+  readonly transport = 'containers-storage' as const;
+  readonly reference: string;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: StoreDestinationOptions = {},
+  ) {
+    this.reference = `containers-storage:[${store.driverName}@${store.graphroot}+${store.runroot}]`;
+  }
+
+  async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
+    const cache = this.options.blobCache;
+    const { signal } = options;
+    const layers = image.layers;
+    const states = new Map<number, 'reused' | 'copied'>();
+    const fromCache = new Set<string>();
+    const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
+      let writer: BlobWriter | undefined;
+      return {
+        diffID: layer.diffID,
+        digest: layer.digest,
+        size: layer.size,
+        open: async () => {
+          const cached = cache ? await cache.lookup(layer.digest, layer.size) : undefined;
+          if (cached) {
+            fromCache.add(layer.digest);
+            states.set(index, 'reused');
+            options.onLayer?.(layer, 'reused');
+            return cached;
+          }
+          states.set(index, 'copied');
+          options.onLayer?.(layer, 'copying');
+          const stream = await layer.open(signal ? { signal } : {});
+          const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
+          // The cache copy is written by applyLayer's decode thread (teeFd), not here: no per-chunk round trip
+          // through the thread pool on the way to the decompressor.
+          if (cache) {
+            writer = await cache.begin(layer.digest).catch((err: unknown) => {
+              stream.destroy();
+              throw err;
+            });
+          }
+          return { stream, ...(onBytes ? { onBytes } : {}), ...(writer ? { teeFd: writer.fd } : {}) };
+        },
+        settle: async (applied: AppliedLayer | undefined) => {
+          if (writer) {
+            if (applied) await writer.commit();
+            else await writer.abort();
+            writer = undefined;
+          }
+          if (applied) options.onLayer?.(layer, 'done');
+        },
+      };
+    };
+
+    // Layers the store already has are announced up front (podman: "Copying blob … skipped: already exists").
+    const present = new Set((await this.store.layers()).filter((l) => !l.incomplete && !l.readOnly).map((l) => l.id));
+    const announced = new Set<number>();
+    let parentId: string | undefined;
+    layers.forEach((l, i) => {
+      parentId = layerIdFor(parentId, l.diffID);
+      if (present.has(parentId)) {
+        announced.add(i);
+        options.onLayer?.(l, 'exists');
+      }
+    });
+
+    const commit: ImageCommit = {
+      config: image.config,
+      configDigest: image.configDigest,
+      manifest: image.manifest,
+      manifestDigest: image.manifestDigest,
+      ...(image.list ? { list: { bytes: image.list.bytes, digest: image.list.digest } } : {}),
+      layers: layers.map((l, i) => commitLayer(i, l)),
+      names: [...options.names],
+      ...(image.created ? { created: image.created } : {}),
+    };
+    const commitOptions: CommitOptions = {
+      concurrency: options.concurrency,
+      ...(signal ? { signal } : {}),
+      ...(this.options.sync === false ? { sync: false } : {}),
+      ...(this.options.onCommitLayer ? { onLayer: this.options.onCommitLayer } : {}),
+    };
+    let result;
+    try {
+      result = await this.store.commitImage(commit, commitOptions);
+    } catch (err) {
+      // A cached blob that no longer verifies (a crash before it reached the disk, a bad disk) is dropped and the
+      // copy retried once from the source.
+      const code = (err as { code?: string }).code;
+      if (!cache || fromCache.size === 0 || !code || !CONTENT_ERRORS.has(code)) throw err;
+      for (const d of fromCache) await cache.evict(d);
+      fromCache.clear();
+      states.clear();
+      result = await this.store.commitImage(commit, commitOptions);
+    }
+    const byDiff = new Map(result.layers.map((l) => [l.diffID, l]));
+    const out: PutLayerResult[] = layers.map((l, i) => {
+      const state = byDiff.get(l.diffID)?.applied ? (states.get(i) ?? 'copied') : 'exists';
+      if (state === 'exists' && !announced.has(i)) options.onLayer?.(l, 'exists');
+      return { digest: l.digest, size: l.size, diffID: l.diffID, state };
+    });
+    return { id: result.id, names: result.names, manifestDigest: image.manifestDigest, manifestReused: true, layers: out };
+  }
+
+  async close(): Promise<void> {}
+
+  /** Nothing to undo: a commit that failed has already left the store as it was. */
+  async abort(): Promise<void> {}
+}

@@ -1,0 +1,146 @@
+// The signature policy where it is enforced: copyImage, for pull and load. A refused pull exits 125 with the reason,
+// fetches no layer (every request counted through a proxy), and leaves the store byte for byte as it was; an image
+// signed as the policy requires is pulled. Signatures are made by `skopeo copy --sign-by` with a key made here.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
+import { startFaultProxy, isBlobGet, type FaultProxy } from './support/fault-proxy.js';
+import { buildTestImage, defaultLayers, removeWorkDir, requireTools, toOciArchive, type TestImage } from './support/images.js';
+import { snapshot } from './support/store.js';
+import { tempDir } from './support/fixtures.js';
+import { GpgHome, type GpgKey } from './support/signing.js';
+import { Store } from '../src/store/store.js';
+import { pull } from '../src/pull.js';
+import { CarrierError } from '../src/errors.js';
+
+const CLI = path.resolve(__dirname, '../dist/cli/main.js');
+let reg: TestRegistry;
+let proxy: FaultProxy;
+let work: string;
+let home: string;
+let gpg: GpgHome;
+let alice: GpgKey;
+let bob: GpgKey;
+let unsigned: TestImage;
+let signed: TestImage;
+let rejectAll: string;
+let byAlice: string;
+let byBob: string;
+
+function policy(name: string, p: unknown): string {
+  const f = path.join(work, `${name}.json`);
+  fs.writeFileSync(f, JSON.stringify(p));
+  return f;
+}
+
+function carrier(args: string[], root: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, '--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), ...args], { env: { ...process.env, HOME: home } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  requireTools();
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` first`);
+  work = tempDir('trust-pull');
+  reg = await startRegistry();
+  proxy = await startFaultProxy(reg.url);
+  home = path.join(work, 'home');
+  const registriesD = path.join(home, '.config/containers/registries.d');
+  fs.mkdirSync(registriesD, { recursive: true });
+  // The lookaside is keyed by the registry name pulled: the proxy's, which is the name Carrier pulls by here.
+  const lookaside = `file://${path.join(work, 'lookaside')}`;
+  fs.writeFileSync(path.join(registriesD, 'test.yaml'), `docker:\n  ${reg.host}:\n    lookaside: ${lookaside}\n  ${proxy.host}:\n    lookaside: ${lookaside}\n`);
+  gpg = new GpgHome(path.join(work, 'gnupg'));
+  alice = gpg.newKey('alice');
+  bob = gpg.newKey('bob');
+  unsigned = buildTestImage(path.join(work, 'unsigned'), { label: 'unsigned', layers: defaultLayers('u') });
+  signed = buildTestImage(path.join(work, 'signed'), { label: 'signed', layers: defaultLayers('s') });
+  await pushImage(reg.host, unsigned.ociDir, 'trust/unsigned:1');
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      'skopeo',
+      ['copy', '-q', '--dest-tls-verify=false', '--registries.d', registriesD, '--sign-by', alice.fingerprint, '--sign-identity', `${proxy.host}/trust/signed:1`, `oci:${signed.ociDir}`, `docker://${reg.host}/trust/signed:1`],
+      { env: gpg.env },
+      (err, _o, stderr) => (err ? reject(new Error(stderr)) : resolve()),
+    ),
+  );
+  rejectAll = policy('reject', { default: [{ type: 'reject' }] });
+  byAlice = policy('alice', { default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.publicKeyFile }] });
+  byBob = policy('bob', { default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: bob.publicKeyFile }] });
+}, 300_000);
+
+afterAll(async () => {
+  gpg?.close();
+  await proxy?.stop();
+  await reg?.stop();
+  removeWorkDir(work);
+});
+
+describe('a pull the signature policy refuses', () => {
+  it('exits 125 with the reason, fetches no layer and leaves the store as it was', async () => {
+    const store = path.join(work, 'store-refused');
+    const first = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', byAlice, `${proxy.host}/trust/signed:1`], store);
+    expect(first.code, first.stderr).toBe(0);
+    const before = snapshot(path.join(store, 'root'));
+    proxy.requests.length = 0;
+    const r = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', rejectAll, `${proxy.host}/trust/unsigned:1`], store);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`docker://${proxy.host}/trust/unsigned:1 is refused by ${rejectAll} (default): the policy rejects it`);
+    const layerDigests = new Set(unsigned.layers.map((l) => l.digest));
+    const layerGets = proxy.requests.filter((q) => isBlobGet(q) && [...layerDigests].some((d) => q.path.endsWith(d)));
+    expect(layerGets).toEqual([]);
+    expect(snapshot(path.join(store, 'root'))).toEqual(before);
+  });
+
+  it('names the signature and the key when it is signed by a key the policy does not trust', async () => {
+    const store = path.join(work, 'store-wrong-key');
+    const r = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', byBob, `${proxy.host}/trust/signed:1`], store);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(new RegExp(`signature-1 is signed by key ${alice.fingerprint.slice(-16)}, which is not in ${bob.publicKeyFile}`));
+  });
+
+  it('says where it looked when an image has no signature', async () => {
+    const store = path.join(work, 'store-unsigned');
+    const root = path.join(store, 'lib');
+    const s = await Store.open({ graphroot: path.join(root, 'root'), runroot: path.join(root, 'run') });
+    try {
+      const err = await pull(s, `${proxy.host}/trust/unsigned:1`, { tlsVerify: false, signaturePolicy: byAlice }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CarrierError);
+      expect((err as CarrierError).code).toBe('CARRIER_POLICY_DENIED');
+      // This process's own HOME has no registries.d entry: the lookaside is the built-in default one.
+      expect((err as Error).message).toMatch(/no simple-signing signature was found at file:\/\/\S+\/trust\/unsigned@sha256=[0-9a-f]{64}\/signature-1$/);
+      expect(await s.images()).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('a pull the signature policy allows', () => {
+  it('pulls an image signed by the trusted key', async () => {
+    const store = path.join(work, 'store-allowed');
+    const r = await carrier(['pull', '--tls-verify=false', '--signature-policy', byAlice, `${proxy.host}/trust/signed:1`], store);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(signed.configDigest.slice('sha256:'.length));
+  });
+});
+
+describe('a load the signature policy refuses', () => {
+  it('exits 125 and leaves the store as it was', async () => {
+    const store = path.join(work, 'store-load');
+    const archive = path.join(work, 'unsigned.tar');
+    toOciArchive(unsigned, archive, 'trust/unsigned:1');
+    const ok = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', byAlice, `${proxy.host}/trust/signed:1`], store);
+    expect(ok.code, ok.stderr).toBe(0);
+    const before = snapshot(path.join(store, 'root'));
+    const r = await carrier(['load', '-q', '--signature-policy', rejectAll, '-i', archive], store);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`oci-archive:${fs.realpathSync(archive)} is refused by ${rejectAll}`);
+    expect(snapshot(path.join(store, 'root'))).toEqual(before);
+  });
+});
