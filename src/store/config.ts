@@ -165,10 +165,9 @@ export async function resolveStoreConfig(opts: StoreLocationOptions = {}): Promi
   if (file.mountOpt !== undefined) config.mountOpt = file.mountOpt;
   if (file.forceMask !== undefined) config.forceMask = file.forceMask;
   if (configFile !== undefined) config.configFile = configFile;
-  // The store records itself as a user of its cache (cache-users.ts): of a named cache always (creating it), of its
-  // own default one once that exists (resolving a configuration creates no store directories). Best effort: a cache
-  // this user cannot write to is one its pulls cannot fill either, and reading it needs no record.
-  await registerCacheUser(config.blobCache, graphroot, named !== undefined).catch(() => {});
+  // A store records itself in a cache it names (cache-users.ts); its own default cache needs no record. Best effort: a
+  // cache this user cannot write to is one its pulls cannot fill either, and reading it needs no record.
+  if (named !== undefined) await registerCacheUser(config.blobCache, graphroot).catch(() => {});
   return config;
 }
 
