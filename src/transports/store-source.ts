@@ -132,7 +132,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
       if (signatures.length > 0 && !allCached) {
         throw new CarrierError(
           'CARRIER_UNSUPPORTED',
-          `image ${info.id.slice(0, 12)} is signed, but its layers are not in the blob cache as its manifest names them: copying it would change its manifest, which would invalidate its signatures: copy with --remove-signatures`,
+          `image ${info.id.slice(0, 12)} is signed, but its layers are not in the blob cache as its manifest names them: copying it would change its manifest, which would invalidate its signatures: drop them with --remove-signatures`,
         );
       }
       return signatures;
