@@ -266,6 +266,7 @@ async function copyAll(image: ImageSource, out: ImageDestination, names: string[
     instances.push(r.manifestDigest);
     first ??= { id: r.id, destination: out.reference, manifestDigest: r.manifestDigest, digest: r.manifestDigest, manifestReused: r.manifestReused, layers: r.layers };
   }
-  const digest = await out.putIndex(list, names, options.signal);
+  // podman signs the list too, when it signs its instances.
+  const digest = await out.putIndex(list, names, options.signal, signers.length > 0 ? { signers } : {});
   return { ...first!, digest, instances };
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFile, execFileSync } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
+import { startRegistry, pushImage, buildMultiArchLayout, type MultiArchImage, type TestRegistry } from './support/registry.js';
 import { buildTestImage, defaultLayers, removeWorkDir, requireTools, type TestImage } from './support/images.js';
 import { tempDir } from './support/fixtures.js';
 import { GpgHome, type GpgKey } from './support/signing.js';
@@ -27,6 +27,7 @@ let gzDigest: string;
 /** uncompressed layers, uploaded as they are and signed by alice for `<reg>/sig/tar:1` (skopeo standalone-sign). */
 let tar: TestImage;
 let byAlice: string;
+let multi: MultiArchImage;
 let ecKey: string;
 let ecPub: string;
 let passFile: string;
@@ -130,6 +131,8 @@ beforeAll(async () => {
   gzDigest = await registryDigest('sig/gz', '1');
   await uploadSigned(tar, 'sig/tar', '1');
   await pushImage(reg.host, gz.ociDir, 'plain/gz:1');
+  multi = buildMultiArchLayout(path.join(work, 'multi'), [{ architecture: 'amd64' }, { architecture: 'arm64', variant: 'v8' }]);
+  await pushImage(reg.host, multi.ociDir, 'plain/multi:1', { multiArch: true });
   byAlice = aliceFor('sig/gz', 'sig/gz');
   ecKey = path.join(work, 'ec.pem');
   ecPub = path.join(work, 'ec.pub');
@@ -307,5 +310,16 @@ describe('signing on push', () => {
     const signer = sigstoreSigner({ privateKeyFile: ecKey, passphrase: Buffer.from('correct horse') });
     await expect(signer(gz.manifest, `${reg.host}/x/y`)).rejects.toThrow(/neither a tag nor a digest/);
     await expect(sigstoreSigner({ privateKeyFile: ecKey, passphrase: Buffer.from('wrong') })(gz.manifest, `${reg.host}/x/y:1`)).rejects.toThrow(/cannot read the private key/);
+  });
+
+  it('copy --all --sign-by signs every instance and the index; podman pulls the signed instance under the policy', async () => {
+    const dest = `${reg.host}/signed/multi:1`;
+    const r = await carrier(path.join(work, 'sign-all'), ['copy', '-q', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', '--sign-by', alice.fingerprint, `docker://${reg.host}/plain/multi:1`, `docker://${dest}`], { GNUPGHOME: gpg.dir });
+    expect(r.code, r.stderr).toBe(0);
+    for (const digest of [multi.indexDigest, ...multi.images.map((i) => i.image.manifestDigest)]) {
+      expect(fs.existsSync(path.join(lookasideDir('signed/multi', digest), 'signature-1')), digest).toBe(true);
+    }
+    const pulled = await podman(path.join(work, 'podman-pulls-7'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('signed/multi', 'signed/multi'), dest]);
+    expect(pulled.code, pulled.stderr).toBe(0);
   });
 });

@@ -243,10 +243,14 @@ export class RegistryDestination implements ImageDestination {
    * PUTs an index or manifest list under the names given (after every manifest it lists was pushed by digest with
    * putImage and no names). Its bytes are kept, so its digest is the source's.
    */
-  async putIndex(index: Document, names: readonly string[], signal?: AbortSignal): Promise<string> {
+  async putIndex(index: Document, names: readonly string[], signal?: AbortSignal, signing: Pick<PutImageOptions, 'signatures' | 'signers'> = {}): Promise<string> {
     const refs = names.length > 0 ? [...new Set(names)].map((n) => tagOf(n, this.ref)) : [this.ref.digest ?? index.digest];
-    for (const r of refs) await this.pusher.putManifest(r, index.bytes, index.mediaType, signal ?? this.options.signal);
-    return sha256Digest(index.bytes);
+    const s = signal ?? this.options.signal;
+    const digest = sha256Digest(index.bytes);
+    const writeSignatures = await this.prepareSignatures(index.bytes, digest, [...new Set(names)], { ...signing, names, concurrency: 1 }, s);
+    for (const r of refs) await this.pusher.putManifest(r, index.bytes, index.mediaType, s);
+    await writeSignatures();
+    return digest;
   }
 
   async close(): Promise<void> {}
