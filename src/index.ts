@@ -148,3 +148,9 @@ export type { CompressLayerOptions, CompressedLayer, CompressingLayer, LayerComp
 /** A container's changes against its image, or an image's top layer against its parent, as `podman diff` lists them. */
 export { diff } from './containers/diff.js';
 export type { Change, ChangeKind, DiffOptions, DiffResult } from './containers/diff.js';
+
+// Commit (issue 19): a container's changes become a new image on top of its image, as `podman commit` makes it, with
+// podman's `--change` instructions, OCI or Docker schema 2.
+/** Commits a container's changes as a new image (one new layer, the config with a history entry). */
+export { commit, parseChanges, CHANGE_INSTRUCTIONS } from './containers/commit.js';
+export type { CommitContainerOptions, CommitContainerResult, CommittedLayer, CommitFormat, ImageChanges } from './containers/commit.js';

@@ -228,6 +228,24 @@ export class Store {
     return this.parts.layers.export(id);
   }
 
+  /**
+   * Runs `fn` with the layer's own changes against its parent as an uncompressed tar (the driver's diff: overlay
+   * whiteouts and opaque directories become `.wh.` entries, as containers/storage writes them), holding the layers
+   * lock shared until `fn` settles, so the layer is not removed while it is read. The stream is destroyed if `fn`
+   * leaves it unread.
+   */
+  async withLayerDiff<T>(id: string, fn: (tar: Readable) => Promise<T>): Promise<T> {
+    const { layers } = this.parts;
+    return this.locked({ layers: 'read' }, async () => {
+      const tar = await layers.diff(id);
+      try {
+        return await fn(tar);
+      } finally {
+        if (!tar.readableEnded) tar.destroy();
+      }
+    });
+  }
+
   /** Deletes a layer nothing uses (no child layer, image or container). */
   async deleteLayer(id: string): Promise<void> {
     const { layers, images, containers } = this.parts;
