@@ -27,6 +27,7 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags": ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc": ["-std=gnu++17", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
+      "ldflags": ["-static-libstdc++", "-Wl,--gc-sections"],
       "libraries": [
         "-Wl,-Bstatic", "-lzstd", "-Wl,-Bdynamic",
         "-Wl,--exclude-libs,ALL",

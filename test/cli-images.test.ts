@@ -35,7 +35,7 @@ class Twin {
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
   pm(args: string[]): Result {
-    const r = spawnSync('podman', ['--root', this.podman.root, '--runroot', this.podman.runroot, '--storage-driver', 'overlay', ...args], {
+    const r = spawnSync('podman', [...this.podman.globalArgs, ...args], {
       env: this.env(),
       encoding: 'utf8',
     });

@@ -167,7 +167,7 @@ describe('commit on an overlay store', () => {
       const last = manifest.layers.at(-1)!;
       expect(last.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
       expect(top.compressedDigest).toBe(last.digest);
-      const cached = path.join(work, 'xdg', 'carrier', 'cache', 'blobs', 'sha256', last.digest.slice(7));
+      const cached = path.join(store.config.blobCache, 'sha256', last.digest.slice(7));
       expect(sha256(fs.readFileSync(cached))).toBe(last.digest);
       expect(fs.statSync(cached).size).toBe(last.size);
     });

@@ -74,7 +74,7 @@ describe('three Carrier pulls and a podman pull into one store at once', () => {
         expect(rm.code, rm.stderr).toBe(0);
       }
       if (round.drip) proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 8192, intervalMs: 5 }, times: Infinity });
-      const env = { XDG_DATA_HOME: path.join(work, `xdg${r}`) }; // one blob cache shared by the three, as on a real machine
+      const env = { CARRIER_BLOB_CACHE: path.join(work, `cache${r}`) }; // one blob cache shared by the three
       const started = Date.now();
       const runs = [
         ...carrierImages.map(({ repo }) => startCli(['--root', p.root, '--runroot', p.runroot, 'pull', '--tls-verify=false', `${host}/${repo}`], env).done),

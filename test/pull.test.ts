@@ -318,7 +318,8 @@ describe('carrier pull (CLI)', () => {
     const before = snapshot(s.podman.root);
     proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 4096, intervalMs: 50 }, times: Infinity });
     const child = spawn(process.execPath, [CLI, '--root', s.podman.root, '--runroot', s.podman.runroot, 'pull', '--tls-verify=false', `${proxy.host}/lib/big:1`], {
-      env: { ...process.env, XDG_DATA_HOME: path.join(work, `xdg${n}`) },
+      // The blob cache outside the store (it would be in the graphroot by default), so the snapshot is the store's alone.
+      env: { ...process.env, XDG_DATA_HOME: path.join(work, `xdg${n}`), CARRIER_BLOB_CACHE: s.cache },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';

@@ -92,7 +92,7 @@ describe('carrier run (root)', { timeout: 120_000 }, () => {
     expect(missing.stderr).toContain('executable file not found in $PATH');
     expect(missing.stderr.split('\n').filter(Boolean)).toHaveLength(1); // runc's own copy of the message is held back
     expect(run(IMG, '/no/such/file').status).toBe(127);
-    const noImage = run('localhost/nosuch:1');
+    const noImage = run('--pull=never', 'localhost/nosuch:1'); // (missing, the default, would try to pull it first)
     expect(noImage.status).toBe(125);
     expect(noImage.stderr).toBe('Error: localhost/nosuch:1: image not known\n');
     expect(run('--bogus-flag', IMG).status).toBe(125);
@@ -333,7 +333,7 @@ describe('carrier run (root)', { timeout: 120_000 }, () => {
     const podman = new Podman(path.join(work, 'podman'));
     const args = ['--root', root, '--runroot', runroot];
     const p = (a: string[]): string =>
-      execFileSync('podman', [...args, '--storage-driver', 'overlay', ...a], { env: { ...process.env, CONTAINERS_STORAGE_CONF: podman.conf }, encoding: 'utf8' });
+      execFileSync('podman', [...args, '--storage-driver', 'overlay', '--tmpdir', podman.tmpdir, ...a], { env: { ...process.env, CONTAINERS_STORAGE_CONF: podman.conf }, encoding: 'utf8' });
     fs.writeFileSync(podman.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runroot}"\n`);
     const listed = JSON.parse(p(['ps', '-a', '--external', '--format', 'json'])) as { Id: string; Names: string[]; Image: string; ImageID: string; State: string }[];
     expect(listed).toHaveLength(1);

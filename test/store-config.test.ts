@@ -244,7 +244,7 @@ force_mask = "0700"
       graphroot: '/var/g',
       runroot: '/run/r',
       driver: 'overlay',
-      blobCache: join(dir, 'data', 'carrier', 'cache', 'blobs'),
+      blobCache: '/var/g/carrier-blob-cache',
       additionalImageStores: ['/ro/one', '/ro/two'],
       mountProgram: '/usr/bin/fuse-overlayfs',
       mountOpt: 'nodev,metacopy=on',

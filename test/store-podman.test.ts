@@ -174,7 +174,7 @@ describe('Carrier and podman on one store at once', () => {
     })();
     const podmanErrors: string[] = [];
     const env = { ...process.env, CONTAINERS_STORAGE_CONF: p.conf };
-    const pod = (args: string[]) => execFileP('podman', ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay', ...args], { env, maxBuffer: 1 << 28 });
+    const pod = (args: string[]) => execFileP('podman', [...p.globalArgs, ...args], { env, maxBuffer: 1 << 28 });
     const podman = (async () => {
       for (let op = 0; op < OPS; op++) {
         const i = Math.floor(op / 2);
@@ -228,7 +228,7 @@ describe('crash recovery that podman accepts', () => {
     expect(fs.existsSync(path.join(p.root, 'overlay', half[0]!.id))).toBe(false);
 
     const env = { ...process.env, CONTAINERS_STORAGE_CONF: p.conf };
-    const r = await execFileP('podman', ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay', 'images', '--format', 'json'], { env });
+    const r = await execFileP('podman', [...p.globalArgs, 'images', '--format', 'json'], { env });
     expect(r.stderr).toBe('');
     expect((JSON.parse(r.stdout) as PodmanImage[]).map((i) => i.Names)).toEqual([['localhost/ok:1']]);
     const mnt = p.run(['image', 'mount', 'localhost/ok:1']).trim();

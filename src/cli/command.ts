@@ -72,6 +72,11 @@ export class Flags {
     return this.values.has(name);
   }
 
+  /** True when the command defines the flag (commands that share code may define different sets). */
+  defines(name: string): boolean {
+    return this.defs.some((f) => f.name === name);
+  }
+
   bool(name: string): boolean {
     const d = this.def(name, 'bool');
     const v = this.values.get(name);

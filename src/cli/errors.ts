@@ -5,6 +5,7 @@ export interface GlobalOptions {
   root?: string;
   runroot?: string;
   driver?: string;
+  blobCache?: string;
 }
 
 /** A failure already worded for the user, with podman's exit code. */

@@ -109,3 +109,8 @@ export function renderTemplate(template: string, data: Record<string, unknown>):
     return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
   });
 }
+
+/** `1 layer`, `2 layers`: a count with its noun in the right number. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

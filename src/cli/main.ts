@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 // The thin `carrier` CLI: finds the command in the table, refuses what it does not define, then runs it. All
 // terminal output lives in src/cli/. Command implementations (and the library) load only when a command runs, so
 // --help and a refused flag cost no more than reading the table.
@@ -10,7 +10,7 @@ import { root } from './table.js';
 
 function globalOptions(r: Resolved): GlobalOptions {
   const g: GlobalOptions = {};
-  const names = { root: 'root', runroot: 'runroot', driver: 'storage-driver' } as const;
+  const names = { root: 'root', runroot: 'runroot', driver: 'storage-driver', blobCache: 'blob-cache' } as const;
   for (const [key, flag] of Object.entries(names) as [keyof GlobalOptions, string][]) {
     const v = r.globals.string(flag);
     if (v === '') throw new CommandLineError(`flag needs an argument: --${flag}`, [], 'flag');

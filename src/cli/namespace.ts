@@ -1,22 +1,26 @@
 // Rootless: overlay mounts need a user + mount namespace, so `run`, `start`, `mount`, `umount`, `rm` and the volume
 // and prune commands re-run Carrier inside one (as podman does) unless they already run in it (`carrier unshare`).
 import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { unshareSpawn, type UnshareSpawn } from '../index.js';
 import type { Context } from './command.js';
 import type { GlobalOptions } from './errors.js';
 
-function storeOptions(g: GlobalOptions): { root?: string; runroot?: string; driver?: string } {
+function storeOptions(g: GlobalOptions): { root?: string; runroot?: string; driver?: string; blobCache?: string; env?: NodeJS.ProcessEnv } {
   return {
     ...(g.root !== undefined ? { root: g.root } : {}),
     ...(g.runroot !== undefined ? { runroot: g.runroot } : {}),
     ...(g.driver !== undefined ? { driver: g.driver } : {}),
+    // --blob-cache reaches the commands run inside as the environment variable that means the same.
+    ...(g.blobCache !== undefined ? { blobCache: g.blobCache, env: { ...process.env, CARRIER_BLOB_CACHE: resolve(g.blobCache) } } : {}),
   };
 }
 
 /** Runs this same Carrier command inside Carrier's user namespace (root there = this user); returns its exit code. */
 export async function reexecInNamespace(ctx: Context): Promise<number> {
   const g = ctx.globals;
-  const self = [process.execPath, process.argv[1]!, ...(g.driver ? ['--storage-driver', g.driver] : []), ...ctx.argv];
+  // `--` ends Node's own options: Node 20 otherwise takes a later --env-file (run's flag) as its own.
+  const self = [process.execPath, '--', process.argv[1]!, ...(g.driver ? ['--storage-driver', g.driver] : []), ...ctx.argv];
   return runForwarding(await unshareSpawn(self, storeOptions(g)));
 }
 

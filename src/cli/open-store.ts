@@ -13,6 +13,7 @@ export async function openStore(g: GlobalOptions): Promise<Store> {
     ...(root !== undefined ? { root } : {}),
     ...(runroot !== undefined ? { runroot } : {}),
     ...(g.driver !== undefined ? { driver: g.driver } : {}),
+    ...(g.blobCache !== undefined ? { blobCache: g.blobCache } : {}),
   });
   for (const w of store.warnings) process.stderr.write(`WARN[0000] ${w}\n`);
   return store;

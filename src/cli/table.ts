@@ -9,13 +9,23 @@ import { resolve } from './parse.js';
 import { info, system } from './system/commands.js';
 import { volume } from './volume/commands.js';
 
+/**
+ * The version in Carrier's own package.json (two levels up from dist/cli/), not npm_package_version: under npx or an
+ * npm script that names the package being run, which is the calling app, not Carrier.
+ */
+async function ownVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
 const version: CommandDef = {
   name: 'version',
   usage: '',
   summary: "Print Carrier's version and its native core's",
   run: async () => {
     const { version: native } = await import('../index.js');
-    process.stdout.write(`carrier ${process.env.npm_package_version ?? '0.1.0'}\n${native}\n`);
+    process.stdout.write(`carrier ${await ownVersion()}\n${native}\n`);
     return 0;
   },
 };
@@ -38,12 +48,18 @@ export const root: CommandDef = {
   summary: "Carrier: rootless OCI container image storage, in podman's layout",
   description:
     'Global options go before the command, as podman takes them. CONTAINERS_STORAGE_CONF (in the environment)\n' +
-    "names a storage.conf to read.\n\nExit codes (podman's): 0 success; 1 image not known (image exists, rmi); 2 image in use (rmi);\n" +
+    "names a storage.conf to read; CARRIER_BLOB_CACHE a blob cache (as --blob-cache).\n\nExit codes (podman's): 0 success; 1 image not known (image exists, rmi); 2 image in use (rmi);\n" +
     '125 other errors; run: the container\'s own.',
   flags: [
     { name: 'root', type: 'string', value: 'DIR', help: "the store's graph root" },
     { name: 'runroot', type: 'string', value: 'DIR', help: "the store's run root" },
     { name: 'storage-driver', type: 'string', value: 'NAME', help: 'storage driver: overlay or vfs' },
+    {
+      name: 'blob-cache',
+      type: 'string',
+      value: 'DIR',
+      help: "the blob cache (default: $CARRIER_BLOB_CACHE, else the store's own); a cache several stores name is shared, and prune then keeps blobs the others may need",
+    },
     { name: 'version', short: 'v', type: 'bool', help: 'print versions' },
   ],
   subcommands: [...imageShortcuts, ...containerShortcuts, info, version, help, image, container, volume, system, layer],

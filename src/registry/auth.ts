@@ -41,18 +41,33 @@ export function parseCreds(s: string): Credentials {
 
 /** The auth files consulted, in order. */
 export function authFilePaths(opts: CredentialOptions = {}): string[] {
+  return authFiles(opts).map((f) => f.path);
+}
+
+interface AuthFile {
+  path: string;
+  /** Named by the caller (`--authfile`, `$REGISTRY_AUTH_FILE`): a file that cannot be read is an error. */
+  explicit: boolean;
+}
+
+/**
+ * The auth files with where each came from. A default location that cannot be read is skipped, as podman skips it:
+ * without a login session (`su`, `setpriv`, `sudo -u`) `$XDG_RUNTIME_DIR` is unset and the fallback
+ * `/run/containers/<uid>` sits under a directory root made 0700.
+ */
+function authFiles(opts: CredentialOptions): AuthFile[] {
   const env = opts.env ?? process.env;
   const home = opts.home ?? env.HOME ?? os.homedir();
-  const files: string[] = [];
+  const files: AuthFile[] = [];
   const explicit = opts.authfile ?? (env.REGISTRY_AUTH_FILE || undefined);
   if (explicit !== undefined) {
-    files.push(explicit);
+    files.push({ path: explicit, explicit: true });
   } else {
     const runtime = env.XDG_RUNTIME_DIR || `/run/containers/${process.getuid?.() ?? 0}`;
-    files.push(path.join(runtime, 'containers', 'auth.json'));
-    files.push(path.join(env.XDG_CONFIG_HOME || path.join(home, '.config'), 'containers', 'auth.json'));
+    files.push({ path: path.join(runtime, 'containers', 'auth.json'), explicit: false });
+    files.push({ path: path.join(env.XDG_CONFIG_HOME || path.join(home, '.config'), 'containers', 'auth.json'), explicit: false });
   }
-  files.push(path.join(env.DOCKER_CONFIG || path.join(home, '.docker'), 'config.json'));
+  files.push({ path: path.join(env.DOCKER_CONFIG || path.join(home, '.docker'), 'config.json'), explicit: false });
   return files;
 }
 
@@ -79,12 +94,13 @@ class FileCredentialStore implements CredentialStore {
 
   /** Reads every auth file (fs/promises); lookups then only parse what was read. */
   async preload(): Promise<void> {
-    for (const file of this.files) {
+    for (const { path: file, explicit } of this.sources) {
       try {
         this.texts.set(file, await fs.promises.readFile(file, 'utf8'));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+        const unreadableDefault = !explicit && (code === 'EACCES' || code === 'EPERM');
+        if (code !== 'ENOENT' && code !== 'ENOTDIR' && !unreadableDefault) {
           throw new CarrierError(code ?? 'CARRIER_INVALID_CONFIG', `cannot read auth file ${file}: ${(err as Error).message}`, { path: file, cause: err });
         }
         this.texts.set(file, undefined);
@@ -93,7 +109,11 @@ class FileCredentialStore implements CredentialStore {
   }
   private readonly warned = new Set<string>();
 
-  constructor(private readonly files: string[], private readonly onWarning?: (m: string) => void) {}
+  private readonly files: string[];
+
+  constructor(private readonly sources: AuthFile[], private readonly onWarning?: (m: string) => void) {
+    this.files = sources.map((f) => f.path);
+  }
 
   private warn(file: string, message: string): void {
     const key = `${file}\0${message}`;
@@ -175,7 +195,7 @@ export async function loadCredentials(opts: CredentialOptions = {}): Promise<Cre
     const c = parseCreds(opts.creds);
     return { lookup: () => c };
   }
-  const store = new FileCredentialStore(authFilePaths(opts), opts.onWarning);
+  const store = new FileCredentialStore(authFiles(opts), opts.onWarning);
   await store.preload();
   return store;
 }

@@ -1,10 +1,11 @@
 /**
- * The registry client (OCI distribution spec, pull side) on undici: `/v2/` ping and scheme choice, bearer tokens
+ * The registry client (OCI distribution spec) on undici: `/v2/` ping and scheme choice, bearer tokens
  * from `WWW-Authenticate` challenges (cached per host and scope), basic auth, manifests with a streaming size cap and
  * media-type checks, and blobs as a Readable that resumes with `Range` after a dropped connection.
  *
  * Every answer is untrusted: digests are validated before they enter a URL, manifest bodies are capped while they
- * stream, redirects never carry Authorization to another origin, and blob bodies may not exceed their size.
+ * stream, redirects never carry Authorization to another origin, and blob bodies may not exceed their size. The push
+ * side (src/registry/upload.ts) speaks through `request`, with the same authentication, retries and limits.
  */
 import type { Readable } from 'node:stream';
 import { CarrierError } from '../errors.js';
@@ -26,36 +27,12 @@ import { RegistryError, unreachable } from './errors.js';
 import { pingRegistry, redirectTarget } from './ping.js';
 import { describePlatforms, hasSchemaVersion1 } from './documents.js';
 import { requestToken } from './token.js';
-import type {
-  CachedToken,
-  FetchedDocument,
-  GetBlobOptions,
-  GetManifestOptions,
-  GetManifestResult,
-  HostState,
-  ManifestSource,
-  RegistryClientOptions,
-  Target,
-} from './types.js';
+import type { ApiRequest, ApiResponse, CachedToken, FetchedDocument, GetBlobOptions, GetManifestOptions, GetManifestResult, HostState, HttpMethod, ManifestSource,
+  RegistryClientOptions, Target } from './types.js';
 export type { RegistryClientOptions, ManifestSource, FetchedDocument, GetManifestOptions, GetManifestResult, GetBlobOptions } from './types.js';
 import { BlobStream } from './blob-stream.js';
-import {
-  newAgent,
-  type Agent,
-  RETRYABLE_STATUS,
-  discard,
-  drain,
-  errorSummary,
-  header,
-  isRetryableNetworkError,
-  parseRetryAfter,
-  printable,
-  readCapped,
-  sleep,
-  stopError,
-  type LowSpeed,
-  type Response,
-} from './http.js';
+import { newAgent, type Agent, RETRYABLE_STATUS, discard, drain, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
+  readCapped, sleep, stopError, type LowSpeed, type Response } from './http.js';
 import { Deadline, RetryBudget } from './limits.js';
 
 import type { CredentialStore, Credentials } from './auth.js';
@@ -149,14 +126,15 @@ export class RegistryClient {
   /** One request, following redirects itself; Authorization goes only to the origin it was meant for. */
   private async dispatch(
     url: URL,
-    method: 'GET' | 'HEAD',
+    method: HttpMethod,
     headers: Record<string, string>,
     insecure: boolean,
     signal: AbortSignal,
+    body?: Buffer,
   ): Promise<{ res: Response; url: URL }> {
     const authOrigin = url.origin;
     let current = url;
-    let m: 'GET' | 'HEAD' = method;
+    let m: HttpMethod = method;
     for (let hop = 0; ; hop++) {
       const h: Record<string, string> = { 'user-agent': this.userAgent, ...headers };
       if (current.origin !== authOrigin) delete h.authorization;
@@ -165,6 +143,7 @@ export class RegistryClient {
         path: current.pathname + current.search,
         method: m,
         headers: h,
+        ...(body !== undefined && m !== 'GET' ? { body } : {}),
         signal,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
@@ -188,17 +167,18 @@ export class RegistryClient {
    */
   private async dispatchRetrying(
     url: URL,
-    method: 'GET' | 'HEAD',
+    method: HttpMethod,
     headers: Record<string, string>,
     insecure: boolean,
     signal: AbortSignal,
     retries = this.maxRetries,
+    body?: Buffer,
   ): Promise<{ res: Response; url: URL }> {
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) throw stopError(signal);
       let out: { res: Response; url: URL };
       try {
-        out = await this.dispatch(url, method, headers, insecure, signal);
+        out = await this.dispatch(url, method, headers, insecure, signal, body);
       } catch (err) {
         if (signal.aborted) throw stopError(signal);
         if (attempt >= retries || !isRetryableNetworkError(err)) throw unreachable(url, err, this.timeoutMs);
@@ -275,19 +255,19 @@ export class RegistryClient {
   }
 
   /**
-   * An authenticated GET on the registry API with retries; a 401 is answered once with a fresh token (for the
-   * scopes asked plus any the challenge names, e.g. after `insufficient_scope`), then reported as
-   * CARRIER_UNAUTHORIZED.
+   * An authenticated request (GET unless `req.method` says otherwise) on the registry API with retries; a 401 is
+   * answered once with a fresh token (for the scopes asked plus any the challenge names, e.g. after
+   * `insufficient_scope`), then reported as CARRIER_UNAUTHORIZED. Authorization goes only to the registry's origin.
    */
-  private async apiGet(t: Target, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ res: Response; url: URL; origin: string }> {
+  private async apiRequest(t: Target, path: string, headers: Record<string, string>, signal: AbortSignal, req: ApiRequest = {}): Promise<{ res: Response; url: URL; origin: string }> {
     const host = await this.host(t, signal);
-    let scopes = [`repository:${t.repository}:pull`];
+    let scopes = [`repository:${t.repository}:${req.actions ?? 'pull'}`, ...(req.extraScopes ?? [])];
     const url = new URL(path, host.origin);
     let auth = await this.authorization(t, host, scopes, signal, false);
     for (let attempt = 0; ; attempt++) {
       const h = { ...headers };
-      if (auth) h.authorization = auth;
-      const out = await this.dispatchRetrying(url, 'GET', h, t.insecure, signal);
+      if (auth && url.origin === host.origin) h.authorization = auth;
+      const out = await this.dispatchRetrying(url, req.method ?? 'GET', h, t.insecure, signal, req.retries, req.body);
       if (out.res.statusCode !== 401) return { ...out, origin: host.origin };
       if (out.url.origin !== host.origin) {
         // Redirected elsewhere, and that host wants credentials: they go only to the registry (and the token realm its
@@ -324,6 +304,23 @@ export class RegistryClient {
     return new RegistryError('CARRIER_REGISTRY_ERROR', `${what} from ${t.registry}/${t.repository}: status ${res.statusCode}${detail}`, { status: res.statusCode, registryCodes: s.codes });
   }
 
+  /**
+   * One authenticated request on the registry `ref` names, for the push side: its primary endpoint after
+   * registries.conf rewriting (never a mirror; a blocked registry is refused). `path` is under `/v2/REPOSITORY/`, or
+   * an absolute URL (an upload's Location).
+   */
+  async request(ref: ImageReference, method: HttpMethod, path: string, req: ApiRequest = {}): Promise<ApiResponse> {
+    const t = this.targets(ref).find((x) => !x.mirror)!;
+    const signal = this.combinedSignal(req.signal);
+    const out = await this.apiRequest(t, /^https?:/.test(path) ? path : `/v2/${t.repository}/${path}`, req.headers ?? {}, signal, { ...req, method });
+    return { res: out.res, url: out.url, registry: t.registry, repository: t.repository };
+  }
+
+  /** Waits the client's backoff before retry `attempt` of `what`, charged to its retry budget. */
+  async retryWait(attempt: number, what: string, signal?: AbortSignal): Promise<void> {
+    await sleep(this.budget.spend(what, this.backoff(attempt)), this.combinedSignal(signal));
+  }
+
   // --- manifests ------------------------------------------------------------------------------------------------
 
   /** Tries each endpoint (mirrors first); the primary's error is reported when all fail. */
@@ -347,7 +344,7 @@ export class RegistryClient {
   }
 
   private async fetchManifest(t: Target, reference: string, accept: string[], signal: AbortSignal): Promise<FetchedDocument & { origin: string; parsed: ParsedManifest }> {
-    const { res, origin } = await this.apiGet(t, `/v2/${t.repository}/manifests/${reference}`, { accept: accept.join(', ') }, signal);
+    const { res, origin } = await this.apiRequest(t, `/v2/${t.repository}/manifests/${reference}`, { accept: accept.join(', ') }, signal);
     if (res.statusCode !== 200) throw await this.statusError(t, res, `manifest ${reference}`);
     const bytes = await readCapped(res, MAX_DOCUMENT_BYTES, `manifest ${reference} from ${t.registry}`, undefined, this.speed);
     const contentType = (header(res, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
@@ -419,7 +416,7 @@ export class RegistryClient {
   private async openBlob(t: Target, digest: string, offset: number, size: number | undefined, signal: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = { accept: '*/*' };
     if (offset > 0) headers.range = `bytes=${offset}-`;
-    const { res } = await this.apiGet(t, `/v2/${t.repository}/blobs/${digest}`, headers, signal);
+    const { res } = await this.apiRequest(t, `/v2/${t.repository}/blobs/${digest}`, headers, signal);
     if (res.statusCode === 200) {
       if (offset > 0) {
         discard(res.body);

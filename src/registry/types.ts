@@ -108,3 +108,29 @@ export interface CachedToken {
   expires: number;
 }
 
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** A request through RegistryClient.request (the push side). */
+export interface ApiRequest {
+  method?: HttpMethod;
+  headers?: Record<string, string>;
+  /** Sent again on a retry, so always whole bytes. */
+  body?: Buffer;
+  /** The actions asked for on the repository (`pull`, default; `pull,push`). */
+  actions?: string;
+  /** More token scopes (`repository:OTHER:pull` for a cross-repository mount). */
+  extraScopes?: string[];
+  /** Retries on connection errors and 408/429/5xx (default the client's maxRetries). */
+  retries?: number;
+  signal?: AbortSignal;
+}
+
+export interface ApiResponse {
+  res: import('./http.js').Response;
+  /** The URL that answered (after redirects). */
+  url: URL;
+  /** The registry and repository the request went to (after registries.conf rewriting). */
+  registry: string;
+  repository: string;
+}

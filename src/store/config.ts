@@ -7,7 +7,9 @@
  *
  * Carrier's defaults (deliberately not podman's, so the two never share a store by accident):
  *   graphroot  $XDG_DATA_HOME/carrier/storage      (else $HOME/.local/share/carrier/storage)
- *   blobCache  $XDG_DATA_HOME/carrier/cache/blobs  (same data dir, sibling of storage)
+ *   blobCache  the store's own: <graphroot>/carrier-blob-cache, and for the default graphroot (above) the data dir's
+ *              $XDG_DATA_HOME/carrier/cache/blobs, where it has always been. `blobCache` (the CLI's --blob-cache) or
+ *              CARRIER_BLOB_CACHE names another one, which may be shared between stores (cache-users.ts).
  *   runroot    $XDG_RUNTIME_DIR/carrier when that is an existing directory owned by the user, else a private
  *              ${TMPDIR:-/tmp}/carrier-run-<uid> created 0700 and verified (not a symlink, ours, no group/other bits).
  *
@@ -18,12 +20,19 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CarrierError } from '../errors.js';
 import { parseToml } from '../config-toml.js';
+import { registerCacheUser } from './cache-users.js';
 
 export interface StoreLocationOptions {
   root?: string;
   runroot?: string;
   driver?: string;
   configFile?: string;
+  /**
+   * The blob cache directory (default: CARRIER_BLOB_CACHE, else the store's own). A cache named here or in the
+   * environment may be shared by several stores: the store records itself in it, and no store then prunes blobs as
+   * unreferenced while another uses the cache.
+   */
+  blobCache?: string;
   env?: NodeJS.ProcessEnv;
   uid?: number;
 }
@@ -132,18 +141,23 @@ export async function resolveStoreConfig(opts: StoreLocationOptions = {}): Promi
   const dataHome = dataHomeOf(env);
 
   const root = nonEmpty(opts.root);
-  const graphroot = root !== undefined ? resolve(root) : file.graphroot ?? join(dataHome, 'carrier', 'storage');
+  const defaultGraphroot = join(dataHome, 'carrier', 'storage');
+  const graphroot = root !== undefined ? resolve(root) : file.graphroot ?? defaultGraphroot;
   const explicitRunroot = nonEmpty(opts.runroot);
   const runroot =
     explicitRunroot !== undefined
       ? resolve(explicitRunroot)
       : file.runroot ?? (await defaultRunroot(env, uid, warnings, rootlessUid(env, uid)));
 
+  const named = nonEmpty(opts.blobCache) ?? nonEmpty(env.CARRIER_BLOB_CACHE);
+  if (named !== undefined && !isAbsolute(named) && opts.blobCache === undefined) {
+    throw new CarrierError('CARRIER_INVALID_CONFIG', `CARRIER_BLOB_CACHE must be an absolute path, got "${named}"`);
+  }
   const config: StoreConfig = {
     graphroot,
     runroot,
     driver,
-    blobCache: join(dataHome, 'carrier', 'cache', 'blobs'),
+    blobCache: named !== undefined ? resolve(named) : graphroot === defaultGraphroot ? join(dataHome, 'carrier', 'cache', 'blobs') : join(graphroot, 'carrier-blob-cache'),
     additionalImageStores: file.additionalImageStores ?? [],
     warnings,
   };
@@ -151,6 +165,9 @@ export async function resolveStoreConfig(opts: StoreLocationOptions = {}): Promi
   if (file.mountOpt !== undefined) config.mountOpt = file.mountOpt;
   if (file.forceMask !== undefined) config.forceMask = file.forceMask;
   if (configFile !== undefined) config.configFile = configFile;
+  // A store records itself in a cache it names (cache-users.ts); its own default cache needs no record. Best effort: a
+  // cache this user cannot write to is one its pulls cannot fill either, and reading it needs no record.
+  if (named !== undefined) await registerCacheUser(config.blobCache, graphroot).catch(() => {});
   return config;
 }
 

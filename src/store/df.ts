@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContainerInfo, ImageInfo, LayerInfo, Store } from './store.js';
 import { diskUsage, referencedBlobs, scanBlobCache } from './gc.js';
+import { otherCacheUsers } from './cache-users.js';
 
 export interface DfSummary {
   total: number;
@@ -59,8 +60,13 @@ export interface SystemDf {
     active: number;
     /** The whole cache directory, temp files included. */
     size: number;
-    /** Blobs no image refers to, and temp files no writer holds. */
+    /**
+     * What `pruneBlobCache` would free: blobs no image refers to (none while other stores use the cache: it keeps
+     * them for those) and temp files no writer holds.
+     */
     reclaimable: number;
+    /** Other stores recorded as users of this cache. */
+    sharedWith: string[];
   };
   /** Everything measured: images + containers + layers of neither + blob cache. */
   totalSize: number;
@@ -158,9 +164,10 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
   const cacheDir = options.cacheDir ?? store.config.blobCache;
   const scan = await scanBlobCache(cacheDir, { probeTemps: true });
   const referenced = await referencedBlobs(store);
+  const sharedWith = await otherCacheUsers(cacheDir, store.graphroot, false);
   const unreferenced = scan.blobs.filter((b) => !referenced.has(b.digest));
   const cacheReclaimable =
-    unreferenced.reduce((n, b) => n + b.size, 0) +
+    (sharedWith.length > 0 ? 0 : unreferenced.reduce((n, b) => n + b.size, 0)) +
     scan.temps.filter((t) => t.abandoned).reduce((n, t) => n + t.size, 0);
 
   return {
@@ -172,7 +179,7 @@ export async function systemDf(store: Store, options: SystemDfOptions = {}): Pro
       reclaimable: containerDetails.filter((c) => !c.active).reduce((n, c) => n + c.size, 0),
     },
     layers: { total: allLayers.length, active: allLayers.length - loose.length, size: layersSize, reclaimable: looseSize },
-    blobCache: { count: scan.blobs.length, active: scan.blobs.length - unreferenced.length, size: scan.diskUsage, reclaimable: cacheReclaimable },
+    blobCache: { count: scan.blobs.length, active: scan.blobs.length - unreferenced.length, size: scan.diskUsage, reclaimable: cacheReclaimable, sharedWith },
     totalSize: imagesSize + containersSize + looseSize + scan.diskUsage,
     imageDetails,
     containerDetails,

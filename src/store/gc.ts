@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { native } from '../native.js';
 import { parseByteSize } from '../quota.js';
 import { TEMP_PREFIX } from './blobs.js';
+import { otherCacheUsers } from './cache-users.js';
 import type { Store } from './store.js';
 
 /** Default for {@link PruneBlobCacheOptions.minAge}: one minute. */
@@ -82,6 +83,11 @@ export interface PruneBlobCacheResult {
   inFlight: number;
   /** The cap applied, if any. */
   maxSize?: number;
+  /**
+   * Other stores recorded as users of this cache (cache-users.ts). When any is, no blob was removed as unreferenced:
+   * this store cannot see which of them the others need; only the size cap and dead writers' temp files applied.
+   */
+  sharedWith: string[];
 }
 
 /** CARRIER_CACHE_MAX_SIZE as bytes ("10G", "512M", "1073741824"); undefined when unset or empty. */
@@ -213,11 +219,13 @@ export async function referencedBlobs(store: Store): Promise<Set<string>> {
 /**
  * Collects the store's blob cache: removes temp files of dead writers, blobs no stored image refers to, and then
  * the least recently used blobs until what stays fits `maxSize`. Blobs used within `minAge` and temp files a live
- * writer holds are never touched.
+ * writer holds are never touched. A cache other stores also use (cache-users.ts) loses no blob as unreferenced.
  */
 export async function pruneBlobCache(store: Store, options: PruneBlobCacheOptions = {}): Promise<PruneBlobCacheResult> {
-  const referenced = options.keepUnreferenced ? undefined : await referencedBlobs(store);
-  return collect(options.cacheDir ?? store.config.blobCache, referenced, options);
+  const cacheDir = options.cacheDir ?? store.config.blobCache;
+  const sharedWith = await otherCacheUsers(cacheDir, store.graphroot, options.dryRun !== true);
+  const referenced = options.keepUnreferenced || sharedWith.length > 0 ? undefined : await referencedBlobs(store);
+  return { ...(await collect(cacheDir, referenced, options)), sharedWith };
 }
 
 /** The size cap alone, without a store: evicts least recently used blobs of `cacheDir` until they fit `maxSize`. */
@@ -226,10 +234,14 @@ export async function trimBlobCache(
   maxSize: number,
   options: Omit<PruneBlobCacheOptions, 'maxSize' | 'cacheDir' | 'keepUnreferenced'> = {},
 ): Promise<PruneBlobCacheResult> {
-  return collect(cacheDir, undefined, { ...options, maxSize });
+  return { ...(await collect(cacheDir, undefined, { ...options, maxSize })), sharedWith: [] };
 }
 
-async function collect(root: string, referenced: Set<string> | undefined, options: PruneBlobCacheOptions): Promise<PruneBlobCacheResult> {
+async function collect(
+  root: string,
+  referenced: Set<string> | undefined,
+  options: PruneBlobCacheOptions,
+): Promise<Omit<PruneBlobCacheResult, 'sharedWith'>> {
   const maxSize = options.maxSize ?? cacheMaxSizeFromEnv(options.env ?? process.env);
   const minAge = options.minAge ?? DEFAULT_BLOB_MIN_AGE_MS;
   const now = options.now ?? Date.now();
@@ -268,7 +280,7 @@ async function collect(root: string, referenced: Set<string> | undefined, option
     }
     kept = kept.filter((b) => !evicted.has(b));
   }
-  const result: PruneBlobCacheResult = {
+  const result: Omit<PruneBlobCacheResult, 'sharedWith'> = {
     removed,
     freed: removed.reduce((n, r) => n + r.size, 0),
     kept: { count: kept.length, size: kept.reduce((n, b) => n + b.size, 0) },

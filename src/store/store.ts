@@ -157,8 +157,9 @@ export class Store {
    * Mounted layers are unmounted first; when something stays mounted under the store, it refuses (CARRIER_IN_USE)
    * having removed nothing. Refuses a graphroot or runroot such as `/`, `/tmp` or the home directory.
    *
-   * The Store stays open and usable: it holds an empty store afterwards. The blob cache (`config.blobCache`) is not
-   * the store's: empty it after a reset with `pruneBlobCache(store, { minAge: 0 })`, which keeps what live writers hold.
+   * The Store stays open and usable: it holds an empty store afterwards. A blob cache outside the graphroot (the
+   * default store's, or a named one) is left alone: empty it after a reset with `pruneBlobCache(store, { minAge: 0 })`,
+   * which keeps what live writers hold and what other stores sharing it may need.
    */
   async reset(): Promise<void> {
     await this.locked({ storage: 'write', layers: 'write', images: 'write', containers: 'write', mounts: 'write' }, () =>

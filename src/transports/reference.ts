@@ -3,7 +3,7 @@
 // source or a destination.
 import type { Writable } from 'node:stream';
 import { CarrierError } from '../errors.js';
-import { normalizeLocalName, normalizePullName } from '../reference.js';
+import { normalizeLocalName, normalizePullName, parseReference } from '../reference.js';
 import type { PlatformWant } from '../oci/manifest.js';
 import type { Store } from '../store/store.js';
 import { openImageArchive } from './archive.js';
@@ -13,6 +13,8 @@ import { StoreDestination, type StoreDestinationOptions } from './store-destinat
 import { OciLayoutDestination } from './oci-layout-destination.js';
 import { DockerArchiveDestination } from './docker-archive-destination.js';
 import type { ImageDestination, ImageSource, TransportName } from './types.js';
+import { RegistryDestination, type RegistryDestinationOptions } from './registry-destination.js';
+import { RegistryClient } from '../registry/client.js';
 
 export interface TransportReference {
   transport: TransportName;
@@ -64,6 +66,10 @@ export interface OpenTransportOptions {
   storeDestination?: StoreDestinationOptions;
   /** oci, oci-archive destinations: compression of rebuilt layers. */
   compression?: 'gzip' | 'none';
+  /** docker destination: the client to push with (default: `registry`, when that is a RegistryClient). */
+  pushClient?: RegistryClient;
+  /** docker destination: its options (compression of rebuilt layers, chunk size). */
+  registryDestination?: RegistryDestinationOptions;
 }
 
 /** A source and what must be closed once it has been copied (an archive's file, a decompressed temp copy). */
@@ -136,7 +142,14 @@ export async function openImageDestination(reference: string, options: OpenTrans
     }
     case 'docker-archive':
       return { destination: new DockerArchiveDestination(r.path, common), names: r.name !== undefined ? [r.name] : [] };
-    case 'docker':
-      throw new CarrierError('CARRIER_UNSUPPORTED', `${reference}: pushing to a registry is not supported yet`);
+    case 'docker': {
+      const client = options.pushClient ?? (options.registry instanceof RegistryClient ? options.registry : undefined);
+      const ref = parseReference(r.path);
+      const destination = new RegistryDestination(need(client, 'a registry client', reference), ref, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...options.registryDestination,
+      });
+      return { destination, names: ref.digest ? [] : [`${ref.domain}/${ref.path}:${ref.tag ?? 'latest'}`] };
+    }
   }
 }

@@ -44,6 +44,8 @@ export type Fault =
     }
   /** Never answer: the status line and headers never come (the connection stays open until stop()). */
   | { kind: 'hang' }
+  /** Forward the request, then reset the client's connection instead of answering (the registry acted on it). */
+  | { kind: 'drop' }
   /** Fetch the response from the registry (with the client's headers), then answer 307 to the second listener. */
   | { kind: 'redirect'; status?: 301 | 302 | 303 | 307 | 308 };
 
@@ -81,8 +83,16 @@ function listen(server: http.Server): Promise<number> {
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te', 'trailer']);
 
+export interface FaultProxyOptions {
+  /**
+   * Forward the client's Host header (default: the upstream's): the registry then writes upload Locations naming the
+   * proxy, so a push's PATCH and PUT requests pass through it too.
+   */
+  keepHost?: boolean;
+}
+
 /** Starts the proxy in front of `upstream` (`http://127.0.0.1:PORT` of a plain-http registry). */
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+export async function startFaultProxy(upstream: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const up = new URL(upstream);
   const rules: (FaultRule & { left: number })[] = [];
   const requests: LoggedRequest[] = [];
@@ -92,7 +102,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
 
   function forward(req: http.IncomingMessage, body: Buffer, path = req.url ?? '/'): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const headers = { ...req.headers, host: up.host };
+      const headers = { ...req.headers, host: options.keepHost ? (req.headers.host ?? up.host) : up.host };
       const r = http.request({ hostname: up.hostname, port: up.port, method: req.method, path, headers }, resolve);
       r.on('error', reject);
       r.end(body);
@@ -148,6 +158,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         }
         case 'hang':
           return;
+        case 'drop': {
+          const upRes = await forward(req, body);
+          upRes.resume();
+          res.socket?.resetAndDestroy();
+          return;
+        }
         case 'redirect': {
           const upRes = await forward(req, body);
           const chunks: Buffer[] = [];

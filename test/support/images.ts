@@ -206,6 +206,8 @@ export interface PodmanImage {
 export class Podman {
   readonly root: string;
   readonly runroot: string;
+  /** podman's own --tmpdir (libpod's state, /run/libpod by default): this store's alone, not the machine's. */
+  readonly tmpdir: string;
   readonly conf: string;
 
   constructor(
@@ -214,9 +216,18 @@ export class Podman {
   ) {
     this.root = path.join(dir, 'root');
     this.runroot = path.join(dir, 'run');
+    this.tmpdir = path.join(dir, 'tmp');
     this.conf = path.join(dir, 'storage.conf');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(this.conf, `[storage]\ndriver = "${driver}"\ngraphroot = "${this.root}"\nrunroot = "${this.runroot}"\n`);
+  }
+
+  /**
+   * The global options every podman call on this store takes: its root, run root, driver and a tmpdir of its own, so
+   * no two tests (nor a test and another podman on the machine) share libpod's state directory.
+   */
+  get globalArgs(): string[] {
+    return ['--root', this.root, '--runroot', this.runroot, '--storage-driver', this.driver, '--tmpdir', this.tmpdir];
   }
 
   /** The environment podman runs with (its storage.conf). */
@@ -226,7 +237,7 @@ export class Podman {
 
   run(args: string[]): string {
     try {
-      return execFileSync('podman', ['--root', this.root, '--runroot', this.runroot, '--storage-driver', this.driver, ...args], {
+      return execFileSync('podman', [...this.globalArgs, ...args], {
         env: this.env,
         stdio: ['ignore', 'pipe', 'pipe'],
         maxBuffer: 1 << 28,

@@ -84,7 +84,7 @@ export async function exportChain(store: Store, imageQuery: string): Promise<{ i
 
 /** podman on the Podman helper's store, keeping exit status and stderr (the helper throws them away). */
 export function podmanRaw(p: Podman, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('podman', ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay', ...args], {
+  const r = spawnSync('podman', [...p.globalArgs, ...args], {
     env: { ...process.env, CONTAINERS_STORAGE_CONF: p.conf, LC_ALL: 'C.UTF-8' },
     encoding: 'utf8',
     maxBuffer: 1 << 26,
@@ -95,7 +95,7 @@ export function podmanRaw(p: Podman, args: string[]): { status: number | null; s
 
 /** The same, asynchronously (podman running next to other writers). */
 export function podmanAsync(p: Podman, args: string[]): Promise<CliResult> {
-  const child = spawn('podman', ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay', ...args], {
+  const child = spawn('podman', [...p.globalArgs, ...args], {
     env: { ...process.env, CONTAINERS_STORAGE_CONF: p.conf, LC_ALL: 'C.UTF-8' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -6,6 +6,7 @@ const force = (help: string): FlagDef => ({ name: 'force', short: 'f', type: 'bo
 
 const runFlags: FlagDef[] = [
   { name: 'env', short: 'e', type: 'list', value: 'K=V', help: "set an environment variable (K alone: take the value from Carrier's environment)" },
+  { name: 'env-file', type: 'list', value: 'FILE', help: 'read environment variables from FILE (K=V or K a line; # comments)' },
   { name: 'entrypoint', type: 'string', value: 'CMD', help: "replace the image's ENTRYPOINT (a JSON array or a single command)" },
   { name: 'interactive', short: 'i', type: 'bool', help: 'keep stdin attached' },
   { name: 'name', type: 'string', value: 'NAME', help: "the container's name (default: a random one)" },
@@ -16,6 +17,16 @@ const runFlags: FlagDef[] = [
   { name: 'volume', short: 'v', type: 'list', value: 'SRC:DST[:ro]', help: 'bind mount SRC (an absolute path) or the named volume SRC (made if missing) at DST' },
   { name: 'workdir', short: 'w', type: 'string', value: 'DIR', help: 'working directory inside the container' },
   { name: 'detach', short: 'd', type: 'bool', help: 'not supported: Carrier runs containers in the foreground' },
+  // Pulling the image first, as podman run and create do.
+  { name: 'pull', type: 'string', value: 'POLICY', default: 'missing', help: 'pull the image: missing (when not in the store), always, never, or newer (when the registry has another; else the stored one)' },
+  { name: 'quiet', short: 'q', type: 'bool', help: 'do not print pull progress' },
+  { name: 'platform', type: 'string', value: 'OS/ARCH[/VARIANT]', help: 'the platform to pull from a multi-platform image (default: this machine)' },
+  { name: 'arch', type: 'string', value: 'ARCH', help: 'the platform to pull, one part at a time: the architecture' },
+  { name: 'os', type: 'string', value: 'OS', help: 'the operating system to pull' },
+  { name: 'variant', type: 'string', value: 'VARIANT', help: 'the variant to pull' },
+  { name: 'creds', type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
+  { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
+  { name: 'tls-verify', type: 'bool', default: true, help: 'require https and a trusted certificate when pulling (--tls-verify=false allows plain http)' },
 ];
 
 const run: CommandDef = {

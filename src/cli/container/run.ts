@@ -2,13 +2,38 @@
 // code; 125 when Carrier itself fails (unknown image, bad flags, no runtime), 126 when the command cannot be invoked
 // (not executable, or the OCI runtime failed to start it), 127 when the command is not found.
 import { CarrierError, SignalRelay, createContainer, needsUserNamespace, runContainer, startContainer, type CreateContainerOptions } from '../../index.js';
+import { readFile } from 'node:fs/promises';
 import { UsageError, type Context } from '../command.js';
 import { ExitError } from '../errors.js';
 import { withStore } from '../open-store.js';
 import { reexecInNamespace } from '../namespace.js';
+import { pullWithFlags } from '../image/pull.js';
+
+/**
+ * `--env-file FILE`: one variable a line, `K=V`, or `K` alone for the value in Carrier's environment; blank lines and
+ * lines starting with `#` are skipped (podman's format). Files come first, `--env` after them, so `--env` wins.
+ */
+async function envFiles(files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ExitError(`--env-file ${file}: ${(err as Error).message}`, 125);
+    }
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/\r$/, '').trimStart();
+      if (line === '' || line.startsWith('#')) continue;
+      if (line.startsWith('=')) throw new ExitError(`--env-file ${file}: variable name is empty in "${line}"`, 125);
+      out.push(line);
+    }
+  }
+  return out;
+}
 
 /** The container options run and create take from their flags; the first argument is the image, the rest its command. */
-function containerOptions(ctx: Context): CreateContainerOptions {
+async function containerOptions(ctx: Context): Promise<CreateContainerOptions> {
   const { flags } = ctx;
   if (flags.bool('detach')) throw new UsageError('detached containers are not supported yet: Carrier runs containers in the foreground');
   const o: CreateContainerOptions = {};
@@ -25,7 +50,8 @@ function containerOptions(ctx: Context): CreateContainerOptions {
   if (flags.bool('tty')) o.tty = true;
   const cmd = ctx.args.slice(1);
   if (cmd.length > 0) o.cmd = cmd;
-  if (flags.list('env').length > 0) o.env = flags.list('env');
+  const env = [...(await envFiles(flags.list('env-file'))), ...flags.list('env')];
+  if (env.length > 0) o.env = env;
   if (flags.list('volume').length > 0) o.volumes = flags.list('volume');
   if (flags.list('tmpfs').length > 0) o.tmpfs = flags.list('tmpfs');
   return o;
@@ -54,10 +80,52 @@ function failRun(err: unknown): never {
   throw err;
 }
 
+type PullPolicy = 'missing' | 'always' | 'never' | 'newer';
+const POLICIES: readonly PullPolicy[] = ['missing', 'always', 'never', 'newer'];
+
+function pullPolicy(ctx: Context): PullPolicy {
+  const v = ctx.flags.string('pull') ?? 'missing';
+  if (!(POLICIES as readonly string[]).includes(v)) throw new UsageError(`invalid pull policy "${v}": use ${POLICIES.join(', ')}`);
+  return v as PullPolicy;
+}
+
+/**
+ * The image of run/create, pulled as `--pull` says (podman's policies). Done before a rootless command re-runs
+ * itself in Carrier's user namespace, so the pull sees the user's own uid (auth files) and the re-run needs none.
+ */
+async function ensureImage(ctx: Context, policy: PullPolicy): Promise<void> {
+  if (policy === 'never') return;
+  const reference = ctx.args[0]!;
+  await withStore(ctx.globals, async (store) => {
+    const local = await store.image(reference);
+    if (local !== undefined && policy === 'missing') return;
+    const quiet = ctx.flags.bool('quiet');
+    if (!quiet) process.stderr.write(`Trying to pull ${reference}...\n`);
+    try {
+      await pullWithFlags(store, reference, ctx.flags, { quiet });
+    } catch (err) {
+      // newer: a registry that cannot be asked leaves the stored image in use, as podman does.
+      if (policy === 'newer' && local !== undefined && err instanceof CarrierError && err.code !== 'ABORT_ERR') {
+        warn(`cannot check ${reference} for a newer image (${err.message}); using the stored one`);
+        return;
+      }
+      failRun(err);
+    }
+  });
+}
+
+/** The same command with `--pull=never` as its last flag (before the image): for the re-run in the namespace. */
+function withoutPull(ctx: Context): Context {
+  const at = ctx.argv.length - ctx.args.length;
+  const before = ctx.argv[at - 1] === '--' ? at - 1 : at;
+  return { ...ctx, argv: [...ctx.argv.slice(0, before), '--pull=never', ...ctx.argv.slice(before)] };
+}
+
 export async function run(ctx: Context): Promise<number> {
-  const options = containerOptions(ctx);
+  const options = await containerOptions(ctx);
   if (ctx.flags.bool('rm')) options.autoRemove = true;
-  if (needsUserNamespace()) return reexecInNamespace(ctx);
+  await ensureImage(ctx, pullPolicy(ctx));
+  if (needsUserNamespace()) return reexecInNamespace(withoutPull(ctx));
   if (options.tty && !process.stdin.isTTY) {
     warn('the input device is not a TTY: running without a terminal (-t ignored)');
     delete options.tty;
@@ -87,7 +155,8 @@ export async function run(ctx: Context): Promise<number> {
 }
 
 export async function create(ctx: Context): Promise<number> {
-  const options = containerOptions(ctx);
+  const options = await containerOptions(ctx);
+  await ensureImage(ctx, pullPolicy(ctx));
   return withStore(ctx.globals, async (store) => {
     try {
       const c = await createContainer(store, ctx.args[0]!, options);

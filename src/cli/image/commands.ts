@@ -132,6 +132,57 @@ export const pull: CommandDef = {
   run: async (ctx) => (await import('./pull.js')).pullImage(ctx),
 };
 
+const registryFlags = (prefix = ''): FlagDef[] => [
+  { name: `${prefix}creds`, type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
+  { name: `${prefix}authfile`, type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
+  { name: `${prefix}tls-verify`, type: 'bool', default: true, help: 'require https and a trusted certificate (=false allows plain http)' },
+];
+
+export const push: CommandDef = {
+  name: 'push',
+  usage: '[options] IMAGE [DESTINATION]',
+  summary: 'Push an image from the store to a registry or another transport',
+  description:
+    'DESTINATION is a registry name (host/repo:tag) or a transport reference: docker://NAME, oci:DIR[:TAG],\n' +
+    "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]. Without it the image goes to the registry its name\n" +
+    'names. Blobs in the blob cache go up as they are (digests kept); other layers are rebuilt from their tar-split\n' +
+    'and compressed (gzip unless --compression-format says zstd) as they stream. The manifest is written last: a\n' +
+    'failed push leaves no tag.',
+  flags: [
+    ...registryFlags(),
+    { name: 'compression-format', type: 'string', value: 'FORMAT', help: 'gzip or zstd: compress layers so, and recompress blobs compressed otherwise' },
+    { name: 'force-compression', type: 'bool', help: 'recompress blobs compressed otherwise (default: on when --compression-format is given)' },
+    { name: 'all', type: 'bool', help: 'every image of a manifest list (an image that is not one is pushed as it is)' },
+    { name: 'digestfile', type: 'string', value: 'FILE', help: "write the pushed manifest's digest to FILE" },
+    signaturePolicy,
+    quiet('do not print progress'),
+  ],
+  args: { min: 1, max: 2 },
+  run: async (ctx) => (await import('./push.js')).pushImage(ctx),
+};
+
+export const copy: CommandDef = {
+  name: 'copy',
+  usage: '[options] SOURCE DESTINATION',
+  summary: 'Copy an image between transports, as skopeo copy does',
+  description:
+    'SOURCE and DESTINATION are transport references: docker://NAME, oci:DIR[:TAG], oci-archive:FILE[:TAG],\n' +
+    'docker-archive:FILE[:NAME:TAG], containers-storage:NAME. Registry to registry streams the blobs through\n' +
+    'without unpacking them, and mounts them when both are in one registry.',
+  flags: [
+    { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json for both registries' },
+    ...registryFlags('src-'),
+    ...registryFlags('dest-'),
+    { name: 'dest-compress-format', type: 'string', value: 'FORMAT', help: 'gzip or zstd: recompress layers so' },
+    { name: 'all', short: 'a', type: 'bool', help: 'every image of the source index, then the index itself (registry to registry)' },
+    { name: 'digestfile', type: 'string', value: 'FILE', help: "write the copied manifest's digest to FILE" },
+    { ...signaturePolicy, name: 'policy' },
+    quiet('do not print progress'),
+  ],
+  args: { min: 2, max: 2 },
+  run: async (ctx) => (await import('./push.js')).copyImage(ctx),
+};
+
 export const save: CommandDef = {
   name: 'save',
   usage: '[options] IMAGE [IMAGE...]',
@@ -188,7 +239,7 @@ export const image: CommandDef = {
   name: 'image',
   usage: 'COMMAND',
   summary: 'Manage images',
-  subcommands: [list, remove, tag, untag, load, exists, inspect, prune, pull, save, trust],
+  subcommands: [list, remove, tag, untag, load, exists, inspect, prune, pull, push, save, trust],
 };
 
 /** The image commands at the top level, under podman's names. */
@@ -200,6 +251,8 @@ export const imageShortcuts: CommandDef[] = [
   untag,
   shortcut(remove, 'rmi'),
   pull,
+  push,
+  copy,
   save,
   checkout,
 ];

@@ -1,23 +1,34 @@
 // `carrier pull`: the CLI face of pull(). Progress goes to stderr (bars on a terminal, lines otherwise), the image
-// id to stdout; Ctrl-C cancels and leaves no half layer.
-import { CarrierError, pull, type PullOptions } from '../../index.js';
+// id to stdout; Ctrl-C cancels and leaves no half layer. `carrier run` and `create` pull through the same function.
+import { CarrierError, pull, type PullOptions, type PullResult, type Store } from '../../index.js';
 import { UsageError, type Context, type Flags } from '../command.js';
-import { openStore } from '../open-store.js';
+import { ExitError } from '../errors.js';
+import { withStore } from '../open-store.js';
 import { interruptSignal } from '../signals.js';
 import { PullProgress } from './progress.js';
 
 export async function pullImage(ctx: Context): Promise<number> {
-  const { flags } = ctx;
-  const reference = ctx.args[0]!;
+  return withStore(ctx.globals, async (store) => {
+    const result = await pullWithFlags(store, ctx.args[0]!, ctx.flags, { quiet: ctx.flags.bool('quiet') });
+    process.stdout.write(`${result.id}\n`);
+    return 0;
+  });
+}
+
+/**
+ * Pulls `reference` with the registry flags pull, run and create share (--platform/--os/--arch/--variant, --creds,
+ * --authfile, --tls-verify; --no-sync, --timeout and --signature-policy where the command defines them), progress on
+ * stderr unless `quiet`. Ctrl-C: exit 130.
+ */
+export async function pullWithFlags(store: Store, reference: string, flags: Flags, { quiet }: { quiet: boolean }): Promise<PullResult> {
   const platform = platformFlag(flags);
   const int = interruptSignal();
-  const progress = flags.bool('quiet') ? undefined : new PullProgress(process.stderr);
-  const store = await openStore(ctx.globals);
+  const progress = quiet ? undefined : new PullProgress(process.stderr);
   try {
     const creds = flags.string('creds');
     const authfile = flags.string('authfile');
-    const timeout = flags.string('timeout');
-    const signaturePolicy = flags.string('signature-policy');
+    const timeout = flags.defines('timeout') ? flags.string('timeout') : undefined;
+    const signaturePolicy = flags.defines('signature-policy') ? flags.string('signature-policy') : undefined;
     const options: PullOptions = {
       signal: int.signal,
       onWarning: (w) => process.stderr.write(`WARN[0000] ${w}\n`),
@@ -26,25 +37,22 @@ export async function pullImage(ctx: Context): Promise<number> {
       ...(flags.given('tls-verify') ? { tlsVerify: flags.bool('tls-verify') } : {}),
       ...(creds !== undefined ? { creds } : {}),
       ...(authfile !== undefined ? { authfile } : {}),
-      ...(flags.bool('no-sync') ? { sync: false } : {}),
+      ...(flags.defines('no-sync') && flags.bool('no-sync') ? { sync: false } : {}),
       ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
       ...(progress ? { onProgress: progress.handle } : {}),
       ...(signaturePolicy !== undefined ? { signaturePolicy } : {}),
     };
     const result = await pull(store, reference, options);
     progress?.flush();
-    process.stdout.write(`${result.id}\n`);
-    return 0;
+    return result;
   } catch (err) {
     progress?.flush();
     if (err instanceof CarrierError && err.code === 'ABORT_ERR' && int.signal.aborted) {
-      process.stderr.write('Error: pull cancelled; nothing was stored\n');
-      return 130;
+      throw new ExitError('pull cancelled; nothing was stored', 130);
     }
     throw err;
   } finally {
     int.dispose();
-    await store.close();
   }
 }
 

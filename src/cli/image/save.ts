@@ -1,9 +1,10 @@
 // `carrier save` (images as docker-archive / oci-archive / oci-dir, as podman save writes them) and `carrier
 // checkout` (an image flattened into a directory).
-import { checkoutImage, saveImages, type SaveFormat } from '../../index.js';
+import { resolve } from 'node:path';
+import { CarrierError, checkoutImage, saveImages, type SaveFormat } from '../../index.js';
 import { UsageError, type Context } from '../command.js';
 import { ExitError } from '../errors.js';
-import { humanSize } from '../format.js';
+import { humanSize, plural } from '../format.js';
 import { notKnown } from '../not-known.js';
 import { withStore } from '../open-store.js';
 import { interruptSignal } from '../signals.js';
@@ -16,11 +17,16 @@ export async function checkout(ctx: Context): Promise<number> {
   return withStore(ctx.globals, async (store) => {
     const int = interruptSignal();
     try {
-      const r = await checkoutImage(store, image, dir, { mode, signal: int.signal }).catch((err: unknown) => notKnown(err, 'image', image));
+      const r = await checkoutImage(store, image, dir, { mode, signal: int.signal }).catch((err: unknown) => {
+        if (err instanceof CarrierError && err.code === 'ENOTEMPTY' && err.path !== undefined && resolve(err.path) === resolve(dir)) {
+          throw new ExitError(`${dir} exists and is not empty: check out into a new or empty directory`, 125);
+        }
+        return notKnown(err, 'image', image);
+      });
       if (!quiet) {
         const how = r.bytesCopied === 0 && r.bytesCloned > 0 ? 'reflinked' : r.bytesCloned === 0 ? 'copied' : 'reflinked and copied';
         process.stdout.write(
-          `Checked out ${r.image.slice(0, 12)} (${r.layers} layers) into ${dir}: ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks; ` +
+          `Checked out ${r.image.slice(0, 12)} (${plural(r.layers, 'layer')}) into ${dir}: ${plural(r.files, 'file')}, ${plural(r.dirs, 'directory', 'directories')}, ${plural(r.symlinks, 'symlink')}; ` +
             `${how} (${humanSize(r.bytesCloned)} cloned, ${humanSize(r.bytesCopied)} copied, method ${r.method})\n`,
         );
       }

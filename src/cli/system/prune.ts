@@ -37,6 +37,9 @@ export async function pruneSystem(ctx: Context): Promise<number> {
     if (blobs.removed.length > 0) {
       process.stdout.write(`Deleted Blobs\n${blobs.removed.map((b) => `${b.digest ?? b.path} (${b.reason})\n`).join('')}`);
     }
+    if (blobs.sharedWith.length > 0) {
+      process.stderr.write(`WARN[0000] the blob cache ${store.config.blobCache} is shared with ${blobs.sharedWith.join(', ')}: only the size cap removed blobs from it\n`);
+    }
     process.stdout.write(`Total reclaimed space: ${dfSize(Math.max(0, before.totalSize - after.totalSize))}\n`);
     return 0;
   });

@@ -1,0 +1,121 @@
+// `carrier push IMAGE [DESTINATION]` (podman's options) and `carrier copy SRC DEST` (skopeo's syntax). Progress goes
+// to stderr as pull renders it (bars on a terminal, lines otherwise); a layer already at the destination or mounted
+// there reads "skipped: already exists", as podman prints it. Ctrl-C cancels: no tag names a partial image.
+import { writeFile } from 'node:fs/promises';
+import { CarrierError, copy, parseTransportReference, push, type CopyEvent, type PullEvent, type PushCompression, type PushResult, type Store } from '../../index.js';
+import { UsageError, type Context, type Flags } from '../command.js';
+import { openStore } from '../open-store.js';
+import { interruptSignal } from '../signals.js';
+import { PullProgress } from './progress.js';
+
+/** A copy event as the pull progress renders it. */
+function asPullEvent(e: CopyEvent): PullEvent {
+  switch (e.type) {
+    case 'resolved': {
+      const { source, ...rest } = e;
+      return { ...rest, reference: source };
+    }
+    case 'layer':
+      return { ...e, state: e.state === 'reused' ? 'exists' : e.state === 'copying' ? 'downloading' : e.state };
+    case 'progress':
+      return e;
+    case 'committed':
+      return { type: 'committed', id: e.id, names: e.names };
+  }
+}
+
+function compressionFlag(flags: Flags, name: string): PushCompression | undefined {
+  const v = flags.string(name);
+  if (v === undefined) return undefined;
+  if (v !== 'gzip' && v !== 'zstd') throw new UsageError(`--${name} must be gzip or zstd`);
+  return v;
+}
+
+/** Runs a push or copy with progress, --digestfile and Ctrl-C handled alike. */
+async function transfer(ctx: Context, what: string, run: (signal: AbortSignal, onProgress?: (e: CopyEvent) => void) => Promise<PushResult>): Promise<number> {
+  const int = interruptSignal();
+  const progress = ctx.flags.bool('quiet') ? undefined : new PullProgress(process.stderr);
+  try {
+    const result = await run(int.signal, progress ? (e) => progress.handle(asPullEvent(e)) : undefined);
+    progress?.flush();
+    const digestfile = ctx.flags.string('digestfile');
+    if (digestfile !== undefined) await writeFile(digestfile, result.digest);
+    return 0;
+  } catch (err) {
+    progress?.flush();
+    if (err instanceof CarrierError && err.code === 'ABORT_ERR' && int.signal.aborted) {
+      process.stderr.write(`Error: ${what} cancelled; no manifest was written\n`);
+      return 130;
+    }
+    throw err;
+  } finally {
+    int.dispose();
+  }
+}
+
+const warn = (w: string): void => void process.stderr.write(`WARN[0000] ${w}\n`);
+
+export async function pushImage(ctx: Context): Promise<number> {
+  const { flags } = ctx;
+  const [image, destination] = ctx.args as [string, string | undefined];
+  const compressionFormat = compressionFlag(flags, 'compression-format');
+  const creds = flags.string('creds');
+  const authfile = flags.string('authfile');
+  const policy = flags.string('signature-policy');
+  const store = await openStore(ctx.globals);
+  try {
+    return await transfer(ctx, 'push', (signal, onProgress) =>
+      push(store, image, destination, {
+        signal,
+        onWarning: warn,
+        ...(onProgress ? { onProgress } : {}),
+        ...(flags.given('tls-verify') ? { tlsVerify: flags.bool('tls-verify') } : {}),
+        ...(creds !== undefined ? { creds } : {}),
+        ...(authfile !== undefined ? { authfile } : {}),
+        ...(compressionFormat ? { compressionFormat } : {}),
+        ...(flags.given('force-compression') ? { forceCompression: flags.bool('force-compression') } : {}),
+        ...(policy !== undefined ? { signaturePolicy: policy } : {}),
+        all: flags.bool('all'),
+      }),
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+export async function copyImage(ctx: Context): Promise<number> {
+  const { flags } = ctx;
+  const [source, destination] = ctx.args as [string, string];
+  const src = parseTransportReference(source);
+  const dest = parseTransportReference(destination);
+  const side = (prefix: 'src' | 'dest') => {
+    const creds = flags.string(`${prefix}-creds`);
+    const authfile = flags.string(`${prefix}-authfile`) ?? flags.string('authfile');
+    return {
+      ...(flags.given(`${prefix}-tls-verify`) ? { tlsVerify: flags.bool(`${prefix}-tls-verify`) } : {}),
+      ...(creds !== undefined ? { creds } : {}),
+      ...(authfile !== undefined ? { authfile } : {}),
+    };
+  };
+  const compressionFormat = compressionFlag(flags, 'dest-compress-format');
+  const policy = flags.string('policy');
+  const needsStore = src.transport === 'containers-storage' || dest.transport === 'containers-storage';
+  const store: Store | undefined = needsStore ? await openStore(ctx.globals) : undefined;
+  try {
+    return await transfer(ctx, 'copy', (signal, onProgress) =>
+      copy(source, destination, {
+        signal,
+        onWarning: warn,
+        ...(store ? { store } : {}),
+        ...(onProgress ? { onProgress } : {}),
+        source: side('src'),
+        destination: side('dest'),
+        ...(compressionFormat ? { compressionFormat } : {}),
+        ...(policy !== undefined ? { signaturePolicy: policy } : {}),
+        all: flags.bool('all'),
+      }),
+    );
+  } finally {
+    await store?.close();
+  }
+}

@@ -1,0 +1,296 @@
+// docker:// as a destination: push. Every blob goes first (HEAD skips what the registry has; a blob another
+// repository of the same registry holds is mounted; the rest is uploaded), the manifest last, so a failed or
+// cancelled push leaves no tag naming a partial image. A distributed blob is sent as it is (a pulled image pushed
+// unchanged keeps every digest, its manifest's included); a tar the source rebuilt (the store's tar-split) is
+// compressed on native threads (gzip, or zstd) while it streams to the registry, hashed on the way, and the manifest
+// is rewritten with the new digests, sizes and media types; the config is never changed, so the image id stays.
+import { createHash } from 'node:crypto';
+import { Transform, type Duplex, type Readable } from 'node:stream';
+import { CarrierError, abortError } from '../errors.js';
+import { parseReference, type ImageReference } from '../reference.js';
+import { sha256Digest } from '../oci/digest.js';
+import {
+  DOCKER_LAYER_GZIP,
+  DOCKER_LAYER_TAR,
+  DOCKER_MANIFEST,
+  OCI_CONFIG,
+  OCI_MANIFEST,
+  layerCompression,
+} from '../oci/mediatypes.js';
+import { decompressor, compressionError } from '../load/compression.js';
+import type { RegistryClient } from '../registry/client.js';
+import { BlobPusher, type BlobBytes } from '../registry/upload.js';
+import { compressLayer } from '../layer/compress.js';
+import { ociLayerType } from './store-source.js';
+import type { Document, ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
+
+export type PushCompression = 'gzip' | 'zstd';
+
+export interface RegistryDestinationOptions {
+  /** How a layer that must be compressed (a rebuilt tar) is compressed. Default gzip. */
+  compression?: PushCompression;
+  /**
+   * Recompress every layer not already in `compression` (podman's --force-compression, on when
+   * --compression-format is given). Default false: compressed blobs are sent as they are.
+   */
+  forceCompression?: boolean;
+  /** Bytes per PATCH of a chunked upload (default 8 MiB). */
+  chunkSize?: number;
+  signal?: AbortSignal;
+}
+
+interface LayerOut {
+  digest: string;
+  size: number;
+  mediaType: 'gzip' | 'zstd' | 'none';
+  state: PutLayerResult['state'];
+}
+
+/** The tag part of a full name of `repo`: `host/repo:tag` → `tag`; a digest reference gives its digest. */
+function tagOf(name: string, ref: ImageReference): string {
+  const r = parseReference(name);
+  if (r.domain !== ref.domain || r.path !== ref.path) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `${name} is not in ${ref.domain}/${ref.path}, where this destination pushes`);
+  }
+  return r.digest ?? r.tag ?? 'latest';
+}
+
+export class RegistryDestination implements ImageDestination {
+  readonly transport = 'docker' as const;
+  readonly reference: string;
+  private readonly pusher: BlobPusher;
+  /** Layers already pushed in this destination's life, by source digest and wanted compression. */
+  private readonly memo = new Map<string, Promise<LayerOut>>();
+
+  constructor(
+    client: RegistryClient,
+    readonly ref: ImageReference,
+    private readonly options: RegistryDestinationOptions = {},
+  ) {
+    this.reference = `docker://${ref.domain}/${ref.path}${ref.digest ? '@' + ref.digest : ':' + (ref.tag ?? 'latest')}`;
+    this.pusher = new BlobPusher(client, ref, {
+      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /** The repository of this registry a source image is in, when it is here too (a mount can then skip the upload). */
+  private mountSource(image: ImageSource): string | undefined {
+    const names = image.transport === 'docker' ? [image.reference.replace(/^docker:\/\//, '')] : image.names;
+    for (const n of names) {
+      try {
+        const r = parseReference(n);
+        if (r.domain === this.ref.domain && r.path !== this.ref.path) return r.path;
+      } catch {
+        /* a name that is not a registry name */
+      }
+    }
+    return undefined;
+  }
+
+  private wants(layer: LayerBlob): PushCompression | undefined {
+    const has = layerCompression(layer.mediaType) ?? 'none';
+    const want = this.options.compression ?? 'gzip';
+    if (has === want) return undefined;
+    if (has === 'none' ? layer.rebuilt === true || this.options.forceCompression === true : this.options.forceCompression === true) return want;
+    return undefined;
+  }
+
+  private async putLayer(layer: LayerBlob, from: string | undefined, options: PutImageOptions, signal?: AbortSignal): Promise<LayerOut> {
+    const want = this.wants(layer);
+    const onBytes = options.onBytes ? (n: number) => options.onBytes!(layer, n) : undefined;
+    if (want === undefined) {
+      const kind = layerCompression(layer.mediaType) ?? 'none';
+      if (await this.pusher.has(layer.digest, signal)) {
+        options.onLayer?.(layer, 'exists');
+        return { digest: layer.digest, size: layer.size, mediaType: kind, state: 'exists' };
+      }
+      let location: URL | undefined;
+      if (from !== undefined) {
+        const m = await this.pusher.mount(layer.digest, from, signal);
+        if (m === true) {
+          options.onLayer?.(layer, 'reused');
+          return { digest: layer.digest, size: layer.size, mediaType: kind, state: 'reused' };
+        }
+        location = m;
+      }
+      options.onLayer?.(layer, 'copying');
+      const blob: BlobBytes = {
+        what: `layer blob ${layer.digest}`,
+        digest: layer.digest,
+        size: layer.size,
+        open: async () => (await layer.open(signal ? { signal } : {})) as AsyncIterable<Buffer>,
+      };
+      await this.pusher.upload(blob, { ...(signal ? { signal } : {}), ...(onBytes ? { onBytes } : {}), ...(location ? { location } : {}) });
+      options.onLayer?.(layer, 'done');
+      return { digest: layer.digest, size: layer.size, mediaType: kind, state: 'copied' };
+    }
+    options.onLayer?.(layer, 'copying');
+    let check: (() => Promise<void>) | undefined;
+    const blob: BlobBytes = {
+      what: `layer ${layer.diffID} (${want}-compressed)`,
+      open: async () => {
+        const c = await openCompressed(layer, want, (n) => onBytes?.(Math.min(n, layer.size)), signal);
+        check = c.check;
+        return c.stream as AsyncIterable<Buffer>;
+      },
+      verify: () => check?.(),
+    };
+    const up = await this.pusher.upload(blob, signal ? { signal } : {});
+    options.onLayer?.(layer, 'done');
+    return { digest: up.digest, size: up.size, mediaType: want, state: 'recompressed' };
+  }
+
+  async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
+    const signal = options.signal ?? this.options.signal;
+    if (signal?.aborted) throw abortError(signal);
+    const from = this.mountSource(image);
+    const outs: LayerOut[] = new Array(image.layers.length);
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (next < image.layers.length && !failed) {
+        const i = next++;
+        const layer = image.layers[i]!;
+        const key = `${layer.digest}|${this.wants(layer) ?? ''}`;
+        let p = this.memo.get(key);
+        if (!p) {
+          p = this.putLayer(layer, from, options, signal);
+          this.memo.set(key, p);
+          p.catch(() => this.memo.delete(key));
+        } else {
+          options.onLayer?.(layer, 'exists');
+        }
+        outs[i] = await p.catch((err: unknown) => {
+          failed = true;
+          throw err;
+        });
+      }
+    };
+    const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency, image.layers.length)) }, worker);
+    const settled = await Promise.allSettled(workers);
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    await this.pusher.putBytes(image.config, `config ${image.configDigest}`, signal, from);
+
+    const changed = outs.some((o, i) => {
+      const was = image.parsedManifest.layers[i];
+      return !was || was.digest !== o.digest || (layerCompression(was.mediaType) ?? 'none') !== o.mediaType;
+    });
+    const manifest = changed ? this.rewrite(image, outs) : { bytes: image.manifest, mediaType: image.manifestMediaType };
+    const manifestDigest = sha256Digest(manifest.bytes);
+    const names = [...new Set(options.names)];
+    const refs = names.length > 0 ? names.map((n) => tagOf(n, this.ref)) : [this.ref.digest ?? manifestDigest];
+    for (const r of refs) {
+      if (r.includes(':') && r !== manifestDigest) {
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `${this.ref.domain}/${this.ref.path}@${r} was asked for, but the manifest pushed is ${manifestDigest}`);
+      }
+      await this.pusher.putManifest(r, manifest.bytes, manifest.mediaType, signal);
+    }
+    return {
+      id: image.configDigest.replace(/^sha256:/, ''),
+      names,
+      manifestDigest,
+      manifestReused: !changed,
+      layers: outs.map((o, i) => ({ digest: o.digest, size: o.size, diffID: image.layers[i]!.diffID, state: o.state })),
+    };
+  }
+
+  /** A manifest naming the layers as they were pushed: Docker schema 2 when the source was and can stay so, else OCI. */
+  private rewrite(image: ImageSource, outs: LayerOut[]): { bytes: Buffer; mediaType: string } {
+    const docker = image.manifestMediaType === DOCKER_MANIFEST && outs.every((o) => o.mediaType !== 'zstd');
+    const configType = docker ? image.parsedManifest.config.mediaType : OCI_CONFIG;
+    const layers = outs.map((o) => ({
+      mediaType: docker ? (o.mediaType === 'gzip' ? DOCKER_LAYER_GZIP : DOCKER_LAYER_TAR) : ociLayerType(o.mediaType),
+      digest: o.digest,
+      size: o.size,
+    }));
+    const mediaType = docker ? DOCKER_MANIFEST : OCI_MANIFEST;
+    const annotations = !docker && image.parsedManifest.annotations ? { annotations: image.parsedManifest.annotations } : {};
+    const doc = { schemaVersion: 2, mediaType, config: { mediaType: configType, digest: image.configDigest, size: image.config.length }, layers, ...annotations };
+    return { bytes: Buffer.from(JSON.stringify(doc)), mediaType };
+  }
+
+  /**
+   * PUTs an index or manifest list under the names given (after every manifest it lists was pushed by digest with
+   * putImage and no names). Its bytes are kept, so its digest is the source's.
+   */
+  async putIndex(index: Document, names: readonly string[], signal?: AbortSignal): Promise<string> {
+    const refs = names.length > 0 ? [...new Set(names)].map((n) => tagOf(n, this.ref)) : [this.ref.digest ?? index.digest];
+    for (const r of refs) await this.pusher.putManifest(r, index.bytes, index.mediaType, signal ?? this.options.signal);
+    return sha256Digest(index.bytes);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Nothing to undo: blobs uploaded are unreferenced until a manifest names them, and no manifest was put. */
+  async abort(): Promise<void> {}
+}
+
+/** A pass-through that counts (and hashes, when given a hash) what goes by. */
+function tap(hash: ReturnType<typeof createHash> | undefined, onChunk: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash?.update(chunk);
+      onChunk(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+/** Pipes the streams one into the next; an error anywhere ends the last one with it, and its end stops the first. */
+function chain(first: Readable, ...rest: Duplex[]): Readable {
+  const last = rest[rest.length - 1]!;
+  let prev: Readable = first;
+  for (const s of rest) {
+    prev.on('error', (err) => last.destroy(err));
+    prev = prev.pipe(s);
+  }
+  last.on('close', () => first.destroy());
+  return last;
+}
+
+/**
+ * The layer compressed on native threads (compressLayer: gzip in parallel blocks or zstd with worker threads), with
+ * a check of its diff_id (and of the blob's digest, when it is decompressed here first); `onTar` counts the tar's bytes.
+ */
+async function openCompressed(layer: LayerBlob, want: PushCompression, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
+  const o = signal ? { signal } : {};
+  let tarBytes = 0;
+  const counter = (): Transform => tap(undefined, (n) => onTar((tarBytes += n)));
+  let tar: Readable;
+  let checkBlob = (): void => {};
+  if (layer.openTar) {
+    tar = chain(await layer.openTar(o), counter());
+  } else {
+    const blob = await layer.open(o);
+    const kind = layerCompression(layer.mediaType) ?? 'none';
+    if (kind === 'none') {
+      tar = chain(blob, counter());
+    } else {
+      const blobHash = createHash('sha256');
+      let blobBytes = 0;
+      const inflate = decompressor(kind);
+      const count = counter();
+      inflate.on('error', (err) => count.destroy(compressionError(kind, err) as Error));
+      tar = chain(blob, tap(blobHash, (n) => void (blobBytes += n)), inflate, count);
+      checkBlob = () => {
+        const got = `sha256:${blobHash.digest('hex')}`;
+        if (got !== layer.digest || blobBytes !== layer.size) {
+          throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer blob ${layer.digest} read as ${blobBytes} bytes with ${got}`);
+        }
+      };
+    }
+  }
+  const job = compressLayer(tar, { compression: want, ...o });
+  return {
+    stream: job.stream,
+    check: async () => {
+      const r = await job.result;
+      checkBlob();
+      if (r.diffID !== layer.diffID || (layer.diffSize !== undefined && r.uncompressedSize !== layer.diffSize)) {
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer ${layer.diffID} read as ${r.uncompressedSize} bytes with ${r.diffID}`);
+      }
+    },
+  };
+}
