@@ -14,13 +14,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Store, commit, createContainer, diff, mountContainer, parseChanges, unmountContainer } from '../src/index.js';
 import { readAll } from './support/layer.js';
 import { tempDir } from './support/fixtures.js';
 import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, skopeoRaw, toOciArchive } from './support/images.js';
 import { compareTrees, walkTree } from './support/tree.js';
+import { buildRunnableImage, requireBusybox } from './support/runnable.js';
+import { commitOf } from './support/store.js';
 
 const T = 180_000;
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
@@ -318,5 +320,45 @@ describe('commit on a vfs store', () => {
     } finally {
       vfs.reset();
     }
+  }, T);
+});
+
+describe('commit of a running container, and a cancelled commit', () => {
+  it('pauses a running container with --pause, commits what it wrote, and leaves it running', async () => {
+    requireBusybox();
+    const dir = path.join(work, 'running');
+    const own = new Podman(dir); // a store of its own (podman is not used)
+    await withStore(own, (store) => store.commitImage(commitOf(buildRunnableImage(path.join(dir, 'oci')), ['localhost/runnable:1'])));
+    const child = spawn(process.execPath, [CLI, '--root', own.root, '--runroot', own.runroot, 'run', '--name', 'busy', 'localhost/runnable:1', 'sh', '-c', 'echo data > /written; echo ready; sleep 60'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()));
+      const r = carrier(['commit', '--pause', 'busy', 'localhost/from-running:1'], own);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain('Writing manifest to image destination');
+      const changes = await withStore(own, (store) => diff(store, 'localhost/from-running:1'));
+      expect(changes.changes).toContainEqual({ kind: 'A', path: '/written' });
+      const ps = carrier(['ps'], own);
+      expect(ps.stdout).toMatch(/Up .+busy\n$/);
+    } finally {
+      carrier(['rm', '-f', 'busy'], own);
+      await exited;
+    }
+  }, T);
+
+  it('leaves no image, no layer and no blob behind when cancelled', async () => {
+    const cache = path.join(work, 'cancel-cache');
+    await withStore(pm, async (store) => {
+      const images = (await store.images()).map((i) => i.id).sort();
+      const layers = (await store.layers()).map((l) => l.id).sort();
+      const abort = new AbortController();
+      abort.abort();
+      await expect(commit(store, 'changed', 'localhost/cancelled:1', { blobCacheDir: cache, signal: abort.signal })).rejects.toMatchObject({ code: 'ABORT_ERR' });
+      expect((await store.images()).map((i) => i.id).sort()).toEqual(images);
+      expect((await store.layers()).map((l) => l.id).sort()).toEqual(layers);
+      expect(fs.readdirSync(path.join(cache, 'sha256'))).toEqual([]);
+    });
   }, T);
 });
