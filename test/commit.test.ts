@@ -16,7 +16,7 @@ import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Store, commit, createContainer, diff, mountContainer, parseChanges, unmountContainer } from '../src/index.js';
+import { Store, commit, createContainer, diff, mountContainer, parseChanges, push, unmountContainer } from '../src/index.js';
 import { readAll } from './support/layer.js';
 import { tempDir } from './support/fixtures.js';
 import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, skopeoRaw, toOciArchive } from './support/images.js';
@@ -174,6 +174,19 @@ describe('commit on an overlay store', () => {
       expect(sha256(fs.readFileSync(cached))).toBe(last.digest);
       expect(zlib.gunzipSync(fs.readFileSync(cached)).equals(exported)).toBe(true);
       expect(fs.statSync(cached).size).toBe(last.size);
+    });
+  }, T);
+
+  it('pushes the committed layer as the blob it was committed as (from the blob cache, not compressed again)', async () => {
+    const dir = path.join(work, 'pushed');
+    await withStore(pm, async (store) => {
+      const manifest = JSON.parse((await store.imageBigData((await store.image('localhost/committed:1'))!.id, 'manifest')).toString()) as { layers: { digest: string }[] };
+      await push(store, 'localhost/committed:1', `oci:${dir}:committed`);
+      const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+      const pushed = JSON.parse(fs.readFileSync(path.join(dir, 'blobs/sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+      const committed = manifest.layers.at(-1)!.digest;
+      expect(pushed.layers.at(-1)!.digest).toBe(committed);
+      expect(fs.readFileSync(path.join(dir, 'blobs/sha256', committed.slice(7))).equals(fs.readFileSync(path.join(store.config.blobCache, 'sha256', committed.slice(7))))).toBe(true);
     });
   }, T);
 
