@@ -277,8 +277,11 @@ describe('commit on an overlay store', () => {
   }, T);
 
   it('commits without a name as a dangling image, and reads --change as podman 4.3 does', async () => {
-    const newId = ok(carrier(['commit', 'changed'])).trim();
+    const iidfile = path.join(work, 'iid');
+    const newId = ok(carrier(['commit', '--iidfile', iidfile, 'changed'])).trim();
+    expect(fs.readFileSync(iidfile, 'utf8')).toBe(newId);
     expect(pm.run(['images', '--filter', 'dangling=true', '--format', '{{.ID}}', '--no-trunc'])).toContain(newId);
+    expect(pm.run(['image', 'inspect', '--format', '{{.Created}}', newId])).not.toContain('0001-01-01');
     expect(parseChanges(['CMD echo hi', 'ENTRYPOINT ', 'ENV K', 'ENV K V', 'cmd=["a"]'])).toMatchObject({ cmd: ['a'], env: ['K=', 'K V='] });
     expect(parseChanges(['ENTRYPOINT []']).entrypoint).toEqual([]);
     expect(parseChanges(['CMD echo hi']).cmd).toEqual(['/bin/sh', '-c', 'echo hi']);

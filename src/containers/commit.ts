@@ -196,6 +196,7 @@ export async function commit(store: Store, container: string, name?: string, opt
     } finally {
       if (paused) await runtimeCommand(file, store, info.id, 'resume');
     }
+    const created = new Date().toISOString();
     const docs = commitDocuments(
       {
         format,
@@ -208,7 +209,7 @@ export async function commit(store: Store, container: string, name?: string, opt
         changes,
         ...(options.author !== undefined ? { author: options.author } : {}),
         ...(options.message !== undefined ? { message: options.message } : {}),
-        created: new Date().toISOString(),
+        created,
         layer: { diffID: written.diffID, digest: written.digest, size: written.size, compression },
       },
       chain.map((l) => ({ diffID: l.diffID!, diffSize: l.diffSize ?? 0 })),
@@ -237,7 +238,7 @@ export async function commit(store: Store, container: string, name?: string, opt
     }));
     layers.push({ diffID: written.diffID, digest: written.digest, size: written.size, open: async () => blobPath });
     const result = await store.commitImage(
-      { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names },
+      { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
       { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
     );
     return {
