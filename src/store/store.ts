@@ -21,6 +21,7 @@
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isRootless } from '../host.js';
+import type { Change } from '../drivers/changes.js';
 import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
@@ -222,6 +223,11 @@ export class Store {
    */
   layerDir(id: string): string {
     return this.parts.layers.driver.layerDir(id);
+  }
+
+  /** The layer's changes against `parent` as `podman diff` lists them, as the store's driver finds them. */
+  async layerChanges(id: string, parent: string | undefined): Promise<Change[]> {
+    return this.parts.layers.driver.changes(id, parent);
   }
 
   /** The layer as the tar it was made from, rebuilt from its tar-split and diff/: hashes to its `diff-digest`. */
