@@ -10,8 +10,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +22,7 @@
 #include "fs_safe.h"
 #include "napi_util.h"
 #include "sha256.h"
+#include "stream_job.h"
 #include "tar_reader.h"
 #include "tar_split.h"
 
@@ -33,7 +32,6 @@ namespace {
 
 constexpr size_t kBlockSize = 1 << 20;
 constexpr size_t kBlockCount = 4;
-constexpr size_t kInputHighWater = 4 << 20;  // queued compressed bytes before JS is asked to wait
 constexpr size_t kReadSize = 1 << 20;
 
 struct ApplyConfig {
@@ -63,23 +61,16 @@ struct Event {
   ApplyResult result;
 };
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event);
-using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver>;
+void fill(Napi::Env env, Event& event, Napi::Object& js);
+using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver_event<Event, fill>>;
 
-struct ApplyState {
+// The input queue carries compressed bytes from JS to the decode thread (no credits: nothing streams back); stop is
+// atomic as the decode and extract threads check it between blocks without the lock.
+struct ApplyState : StreamState<std::atomic<bool>> {
   ApplyConfig cfg;
   EventFn tsfn;
   BlockQueue blocks{kBlockCount, kBlockSize};
 
-  // JS -> decode thread
-  std::mutex in_mu;
-  std::condition_variable in_cv;
-  std::deque<std::vector<uint8_t>> input;
-  size_t input_bytes = 0;
-  bool input_ended = false;
-  bool want_drain = false;
-
-  std::atomic<bool> stop{false};
   std::atomic<bool> aborted{false};
   std::mutex fail_mu;
   std::optional<Failure> failure;
@@ -99,11 +90,10 @@ struct ApplyState {
   void halt() {
     stop = true;
     blocks.cancel();
-    std::lock_guard<std::mutex> lock(in_mu);
-    in_cv.notify_all();
+    StreamState::halt();
   }
   void check_abort() {
-    if (aborted) fail("ABORT_ERR", "the operation was aborted");
+    if (aborted) fail_aborted();
     if (stop) throw Fail(Failure{"CARRIER_STOPPED", "stopped", "", "", 0});
   }
 };
@@ -176,28 +166,10 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
         take(buf.get(), static_cast<size_t>(n));
       }
     } else {
-      for (;;) {
-        std::vector<uint8_t> chunk;
-        bool notify_drain = false;
-        {
-          std::unique_lock<std::mutex> lock(s->in_mu);
-          s->in_cv.wait(lock, [&] { return s->stop || !s->input.empty() || s->input_ended; });
-          if (s->stop) {
-            lock.unlock();
-            s->check_abort();
-          }
-          if (s->input.empty()) break;  // ended
-          chunk = std::move(s->input.front());
-          s->input.pop_front();
-          s->input_bytes -= chunk.size();
-          if (s->want_drain && s->input_bytes <= kInputHighWater / 2) {
-            s->want_drain = false;
-            notify_drain = true;
-          }
-        }
-        if (notify_drain) s->tsfn.NonBlockingCall(new Event{Event::Drain, std::nullopt, {}});
-        take(chunk.data(), chunk.size());
-      }
+      auto stopped = [&] { s->check_abort(); };
+      auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, std::nullopt, {}}); };
+      std::vector<uint8_t> chunk;
+      while (s->next_input(chunk, stopped, drain)) take(chunk.data(), chunk.size());
     }
     decoder.finish(sink);
     sink.flush();
@@ -307,8 +279,7 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     }
     done->failure = std::move(f);
   }
-  s->tsfn.BlockingCall(done);
-  s->tsfn.Release();
+  post_last(s->tsfn, done);
 }
 
 Napi::Value result_to_js(Napi::Env env, const ApplyResult& r) {
@@ -339,23 +310,14 @@ Napi::Value result_to_js(Napi::Env env, const ApplyResult& r) {
   return o;
 }
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event) {
-  std::unique_ptr<Event> owned(event);
-  if (env == nullptr || callback.IsEmpty()) return;  // the environment is shutting down
-  Napi::Object js = Napi::Object::New(env);
-  if (event->kind == Event::Drain) {
+void fill(Napi::Env env, Event& event, Napi::Object& js) {
+  if (event.kind == Event::Drain) {
     js.Set("type", "drain");
-  } else if (event->failure) {
-    js.Set("type", "error");
-    js.Set("error", failure_to_js(env, *event->failure));
+  } else if (event.failure) {
+    set_error_event(env, js, *event.failure);
   } else {
     js.Set("type", "done");
-    js.Set("result", result_to_js(env, event->result));
-  }
-  try {
-    callback.Call({js});
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();  // surfaces as an uncaught exception, as a throwing listener would
+    js.Set("result", result_to_js(env, event.result));
   }
 }
 
@@ -392,27 +354,8 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
   }
 
  private:
-  Napi::Value Push(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "push(Uint8Array)");
-    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-    ApplyState& s = *state_;
-    std::lock_guard<std::mutex> lock(s.in_mu);
-    if (s.stop || s.input_ended) return Napi::Boolean::New(info.Env(), true);
-    if (bytes.ByteLength()) {
-      s.input.emplace_back(bytes.Data(), bytes.Data() + bytes.ByteLength());
-      s.input_bytes += bytes.ByteLength();
-      s.in_cv.notify_all();
-    }
-    bool room = s.input_bytes < kInputHighWater;
-    if (!room) s.want_drain = true;
-    return Napi::Boolean::New(info.Env(), room);
-  }
-
-  void End(const Napi::CallbackInfo&) {
-    std::lock_guard<std::mutex> lock(state_->in_mu);
-    state_->input_ended = true;
-    state_->in_cv.notify_all();
-  }
+  Napi::Value Push(const Napi::CallbackInfo& info) { return state_->push(info); }
+  void End(const Napi::CallbackInfo&) { state_->end(); }
 
   void Abort(const Napi::CallbackInfo&) {
     state_->aborted = true;

@@ -6,9 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -17,6 +15,7 @@
 #include "extractor.h"
 #include "fs_safe.h"
 #include "napi_util.h"
+#include "stream_job.h"
 #include "tar_split.h"
 
 namespace carrier {
@@ -24,7 +23,6 @@ namespace carrier {
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
-constexpr int kCredits = 4;
 
 struct Chunk {
   std::vector<uint8_t> data;
@@ -32,16 +30,13 @@ struct Chunk {
   std::optional<Failure> failure;
 };
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Chunk* chunk);
-using ChunkFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Chunk, deliver>;
+void fill(Napi::Env env, Chunk& chunk, Napi::Object& js);
+using ChunkFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Chunk, deliver_event<Chunk, fill>>;
 
-struct AssembleState {
+// Only the credits are used: nothing is pushed from JS.
+struct AssembleState : StreamState<> {
   std::string tar_split, dir;
   ChunkFn tsfn;
-  std::mutex mu;
-  std::condition_variable cv;
-  int credits = kCredits;
-  bool stop = false;
 };
 
 class Producer {
@@ -92,9 +87,6 @@ class Producer {
     if (!ended) fail("CARRIER_BAD_TAR_SPLIT", "the tar-split file is truncated");
     if (!line.empty()) entry(line, root.get());
     send();
-    Chunk* end = new Chunk;
-    end->end = true;
-    s_.tsfn.BlockingCall(end);
   }
 
  private:
@@ -181,12 +173,7 @@ class Producer {
 
   void send() {
     if (out_.empty()) return;
-    {
-      std::unique_lock<std::mutex> lock(s_.mu);
-      s_.cv.wait(lock, [&] { return s_.stop || s_.credits > 0; });
-      if (s_.stop) fail("ABORT_ERR", "the operation was aborted");
-      --s_.credits;
-    }
+    s_.take_credit(fail_aborted);
     Chunk* c = new Chunk;
     c->data = std::move(out_);
     s_.tsfn.BlockingCall(c);
@@ -199,35 +186,26 @@ class Producer {
 };
 
 void produce(std::shared_ptr<AssembleState> s) {
+  Chunk* last = new Chunk;
   try {
     Producer(*s).run();
+    last->end = true;
   } catch (...) {
-    Chunk* c = new Chunk;
-    c->failure = current_failure();
-    s->tsfn.BlockingCall(c);
+    last->failure = current_failure();
   }
-  s->tsfn.Release();
+  post_last(s->tsfn, last);
 }
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Chunk* chunk) {
-  std::unique_ptr<Chunk> owned(chunk);
-  if (env == nullptr || callback.IsEmpty()) return;
-  Napi::Object js = Napi::Object::New(env);
-  if (chunk->failure) {
-    js.Set("type", "error");
-    js.Set("error", failure_to_js(env, *chunk->failure));
-  } else if (chunk->end) {
+void fill(Napi::Env env, Chunk& chunk, Napi::Object& js) {
+  if (chunk.failure) {
+    set_error_event(env, js, *chunk.failure);
+  } else if (chunk.end) {
     js.Set("type", "end");
   } else {
-    auto* vec = new std::vector<uint8_t>(std::move(chunk->data));
+    auto* vec = new std::vector<uint8_t>(std::move(chunk.data));
     js.Set("type", "data");
     js.Set("chunk", Napi::Buffer<uint8_t>::New(env, vec->data(), vec->size(),
                                                 [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, vec));
-  }
-  try {
-    callback.Call({js});
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
   }
 }
 
@@ -251,18 +229,8 @@ class AssembleJob : public Napi::ObjectWrap<AssembleJob> {
   }
 
  private:
-  void Ack(const Napi::CallbackInfo& info) {
-    int n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->credits = std::min(state_->credits + n, kCredits);
-    state_->cv.notify_all();
-  }
-
-  void Abort(const Napi::CallbackInfo&) {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stop = true;
-    state_->cv.notify_all();
-  }
+  void Ack(const Napi::CallbackInfo& info) { state_->ack(info); }
+  void Abort(const Napi::CallbackInfo&) { state_->halt(); }
 
   std::shared_ptr<AssembleState> state_;
 };

@@ -7,8 +7,6 @@
 // Memory stays flat whatever the layer's size: every queue between the threads is bounded.
 #include <pthread.h>
 
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,15 +18,13 @@
 #include "napi_util.h"
 #include "parallel_compressor.h"
 #include "sha256.h"
+#include "stream_job.h"
 #include "tar_reader.h"
 #include "tar_split.h"
 
 namespace carrier {
 
 namespace {
-
-constexpr int kCredits = 4;
-constexpr size_t kInputHighWater = 4 << 20;  // queued tar bytes before JS is asked to wait
 
 struct CompressConfig {
   Compression compression = Compression::Gzip;
@@ -50,32 +46,19 @@ struct Event {
   CompressResult result;
 };
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event);
-using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver>;
+void fill(Napi::Env env, Event& event, Napi::Object& js);
+using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver_event<Event, fill>>;
 
-struct CompressState {
+// The input queue carries the tar from JS to the layerout thread, the credits bound the compressed chunks in flight
+// from the compressor's output thread to JS.
+struct CompressState : StreamState<> {
   CompressConfig cfg;
   EventFn tsfn;
-  std::mutex mu;
-  std::condition_variable cv;
-  // JS -> layerout thread
-  std::deque<std::vector<uint8_t>> input;
-  size_t input_bytes = 0;
-  bool input_ended = false;
-  bool want_drain = false;
-  // output thread -> JS
-  int credits = kCredits;
-  bool stop = false;
   bool aborted = false;
 
-  void halt() {
-    std::lock_guard<std::mutex> lock(mu);
-    stop = true;
-    cv.notify_all();
-  }
   [[noreturn]] void stopped() {
     std::lock_guard<std::mutex> lock(mu);
-    if (aborted) fail("ABORT_ERR", "the operation was aborted");
+    if (aborted) fail_aborted();
     fail("CARRIER_STOPPED", "stopped");
   }
 };
@@ -137,42 +120,18 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
     TarReader reader(recorder, s->cfg.max_entries);
     Sha256 tar_sha;
     uint64_t tar_size = 0;
+    auto stopped = [&] { s->stopped(); };
     // Runs on the compressor's output thread: hash, count, and hand the bytes to JS once it has credit.
     auto emit = [&](const uint8_t* p, size_t n) {
       out_sha.update(p, n);
       out_size += n;
-      {
-        std::unique_lock<std::mutex> lock(s->mu);
-        s->cv.wait(lock, [&] { return s->stop || s->credits > 0; });
-        if (s->stop) {
-          lock.unlock();
-          s->stopped();
-        }
-        --s->credits;
-      }
+      s->take_credit(stopped);
       s->tsfn.BlockingCall(new Event{Event::Data, std::vector<uint8_t>(p, p + n), std::nullopt, {}});
     };
     compressor.reset(new ParallelCompressor(s->cfg.compression, s->cfg.level, s->cfg.threads, emit));
-    for (;;) {
-      std::vector<uint8_t> chunk;
-      bool notify_drain = false;
-      {
-        std::unique_lock<std::mutex> lock(s->mu);
-        s->cv.wait(lock, [&] { return s->stop || !s->input.empty() || s->input_ended; });
-        if (s->stop) {
-          lock.unlock();
-          s->stopped();
-        }
-        if (s->input.empty()) break;  // ended
-        chunk = std::move(s->input.front());
-        s->input.pop_front();
-        s->input_bytes -= chunk.size();
-        if (s->want_drain && s->input_bytes <= kInputHighWater / 2) {
-          s->want_drain = false;
-          notify_drain = true;
-        }
-      }
-      if (notify_drain) s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}});
+    auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
+    std::vector<uint8_t> chunk;
+    while (s->next_input(chunk, stopped, drain)) {
       tar_sha.update(chunk.data(), chunk.size());
       tar_size += chunk.size();
       reader.feed(chunk.data(), chunk.size());  // before compressing: a corrupt tar stops here
@@ -202,24 +161,20 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
     done->kind = Event::Error;
     done->failure = std::move(f);
   }
-  s->tsfn.BlockingCall(done);
-  s->tsfn.Release();
+  post_last(s->tsfn, done);
 }
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* event) {
-  std::unique_ptr<Event> owned(event);
-  if (env == nullptr || callback.IsEmpty()) return;  // the environment is shutting down
-  Napi::Object js = Napi::Object::New(env);
-  switch (event->kind) {
+void fill(Napi::Env env, Event& event, Napi::Object& js) {
+  switch (event.kind) {
     case Event::Drain:
       js.Set("type", "drain");
       break;
     case Event::Data:
       js.Set("type", "data");
-      js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, event->data.data(), event->data.size()));
+      js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, event.data.data(), event.data.size()));
       break;
     case Event::Done: {
-      const CompressResult& r = event->result;
+      const CompressResult& r = event.result;
       Napi::Object o = Napi::Object::New(env);
       o.Set("diffID", r.diff_id);
       o.Set("digest", r.digest);
@@ -231,14 +186,8 @@ void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Event* eve
       break;
     }
     case Event::Error:
-      js.Set("type", "error");
-      js.Set("error", failure_to_js(env, *event->failure));
+      set_error_event(env, js, *event.failure);
       break;
-  }
-  try {
-    callback.Call({js});
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
   }
 }
 
@@ -271,34 +220,9 @@ class CompressJob : public Napi::ObjectWrap<CompressJob> {
   }
 
  private:
-  Napi::Value Push(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "push(Uint8Array)");
-    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-    CompressState& s = *state_;
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.stop || s.input_ended) return Napi::Boolean::New(info.Env(), true);
-    if (bytes.ByteLength()) {
-      s.input.emplace_back(bytes.Data(), bytes.Data() + bytes.ByteLength());
-      s.input_bytes += bytes.ByteLength();
-      s.cv.notify_all();
-    }
-    bool room = s.input_bytes < kInputHighWater;
-    if (!room) s.want_drain = true;
-    return Napi::Boolean::New(info.Env(), room);
-  }
-
-  void End(const Napi::CallbackInfo&) {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->input_ended = true;
-    state_->cv.notify_all();
-  }
-
-  void Ack(const Napi::CallbackInfo& info) {
-    int n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->credits = std::min(state_->credits + n, kCredits);
-    state_->cv.notify_all();
-  }
+  Napi::Value Push(const Napi::CallbackInfo& info) { return state_->push(info); }
+  void End(const Napi::CallbackInfo&) { state_->end(); }
+  void Ack(const Napi::CallbackInfo& info) { state_->ack(info); }
 
   void Abort(const Napi::CallbackInfo&) {
     std::lock_guard<std::mutex> lock(state_->mu);

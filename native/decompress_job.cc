@@ -2,10 +2,7 @@
 // archive reader's Transform. JS pushes compressed chunks into a bounded queue (push() answers false past the
 // high-water mark, and a 'drain' event says when to push again); the thread decodes them into ~1 MiB chunks handed
 // back as 'data' events, at most kCredits of them unacknowledged. Memory stays flat whatever the stream's size.
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -13,14 +10,13 @@
 #include "apply_job.h"
 #include "decoder.h"
 #include "napi_util.h"
+#include "stream_job.h"
 
 namespace carrier {
 
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
-constexpr int kCredits = 4;
-constexpr size_t kInputHighWater = 4 << 20;  // queued compressed bytes before JS is asked to wait
 
 struct Out {
   enum Kind { Drain, Data, End, Error } kind;
@@ -28,22 +24,12 @@ struct Out {
   std::optional<Failure> failure;
 };
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Out* out);
-using OutFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Out, deliver>;
+void fill(Napi::Env env, Out& out, Napi::Object& js);
+using OutFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Out, deliver_event<Out, fill>>;
 
-struct DecompressState {
+struct DecompressState : StreamState<> {
   Compression kind = Compression::Auto;
   OutFn tsfn;
-  std::mutex mu;
-  std::condition_variable cv;
-  // JS -> decode thread
-  std::deque<std::vector<uint8_t>> input;
-  size_t input_bytes = 0;
-  bool ended = false;
-  bool want_drain = false;
-  // decode thread -> JS
-  int credits = kCredits;
-  bool stop = false;
 };
 
 // Collects decoded bytes into chunk-sized buffers and sends each one when full, waiting for credit first.
@@ -63,12 +49,7 @@ class ChunkSink : public DecodeSink {
 
  private:
   void send() {
-    {
-      std::unique_lock<std::mutex> lock(s_.mu);
-      s_.cv.wait(lock, [&] { return s_.stop || s_.credits > 0; });
-      if (s_.stop) fail("ABORT_ERR", "the operation was aborted");
-      --s_.credits;
-    }
+    s_.take_credit(fail_aborted);
     Out* o = new Out{Out::Data, {}, std::nullopt};
     o->data.assign(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(len_));
     len_ = 0;
@@ -85,23 +66,9 @@ void decode(std::shared_ptr<DecompressState> s) {
   try {
     Decoder decoder(s->kind);
     ChunkSink sink(*s);
-    for (;;) {
-      std::vector<uint8_t> chunk;
-      bool notify_drain = false;
-      {
-        std::unique_lock<std::mutex> lock(s->mu);
-        s->cv.wait(lock, [&] { return s->stop || !s->input.empty() || s->ended; });
-        if (s->stop) fail("ABORT_ERR", "the operation was aborted");
-        if (s->input.empty()) break;  // ended
-        chunk = std::move(s->input.front());
-        s->input.pop_front();
-        s->input_bytes -= chunk.size();
-        if (s->want_drain && s->input_bytes <= kInputHighWater / 2) {
-          s->want_drain = false;
-          notify_drain = true;
-        }
-      }
-      if (notify_drain) s->tsfn.NonBlockingCall(new Out{Out::Drain, {}, std::nullopt});
+    auto drain = [&] { s->tsfn.NonBlockingCall(new Out{Out::Drain, {}, std::nullopt}); };
+    std::vector<uint8_t> chunk;
+    while (s->next_input(chunk, fail_aborted, drain)) {
       decoder.feed(chunk.data(), chunk.size(), sink);
     }
     decoder.finish(sink);
@@ -110,35 +77,25 @@ void decode(std::shared_ptr<DecompressState> s) {
   } catch (...) {
     last = new Out{Out::Error, {}, current_failure()};
   }
-  s->tsfn.BlockingCall(last);
-  s->tsfn.Release();
+  post_last(s->tsfn, last);
 }
 
-void deliver(Napi::Env env, Napi::Function callback, std::nullptr_t*, Out* out) {
-  std::unique_ptr<Out> owned(out);
-  if (env == nullptr || callback.IsEmpty()) return;  // the environment is shutting down
-  Napi::Object js = Napi::Object::New(env);
-  switch (out->kind) {
+void fill(Napi::Env env, Out& out, Napi::Object& js) {
+  switch (out.kind) {
     case Out::Drain:
       js.Set("type", "drain");
       break;
     case Out::Data:
       js.Set("type", "data");
       // A copy into a JS-owned buffer: V8 sees the memory, and the native buffer is freed at once.
-      js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, out->data.data(), out->data.size()));
+      js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, out.data.data(), out.data.size()));
       break;
     case Out::End:
       js.Set("type", "end");
       break;
     case Out::Error:
-      js.Set("type", "error");
-      js.Set("error", failure_to_js(env, *out->failure));
+      set_error_event(env, js, *out.failure);
       break;
-  }
-  try {
-    callback.Call({js});
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
   }
 }
 
@@ -162,40 +119,10 @@ class DecompressJob : public Napi::ObjectWrap<DecompressJob> {
   }
 
  private:
-  Napi::Value Push(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "push(Uint8Array)");
-    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-    DecompressState& s = *state_;
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.stop || s.ended) return Napi::Boolean::New(info.Env(), true);
-    if (bytes.ByteLength()) {
-      s.input.emplace_back(bytes.Data(), bytes.Data() + bytes.ByteLength());
-      s.input_bytes += bytes.ByteLength();
-      s.cv.notify_all();
-    }
-    bool room = s.input_bytes < kInputHighWater;
-    if (!room) s.want_drain = true;
-    return Napi::Boolean::New(info.Env(), room);
-  }
-
-  void End(const Napi::CallbackInfo&) {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->ended = true;
-    state_->cv.notify_all();
-  }
-
-  void Ack(const Napi::CallbackInfo& info) {
-    int n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->credits = std::min(state_->credits + n, kCredits);
-    state_->cv.notify_all();
-  }
-
-  void Abort(const Napi::CallbackInfo&) {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stop = true;
-    state_->cv.notify_all();
-  }
+  Napi::Value Push(const Napi::CallbackInfo& info) { return state_->push(info); }
+  void End(const Napi::CallbackInfo&) { state_->end(); }
+  void Ack(const Napi::CallbackInfo& info) { state_->ack(info); }
+  void Abort(const Napi::CallbackInfo&) { state_->halt(); }
 
   std::shared_ptr<DecompressState> state_;
 };

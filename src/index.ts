@@ -129,6 +129,9 @@ export { createVolume, listVolumes, inspectVolume } from './containers/volumes.j
 export type { VolumeInfo, CreateVolumeOptions } from './containers/volumes.js';
 export { diff } from './containers/diff.js';
 export type { Change, ChangeKind, DiffOptions, DiffResult } from './containers/diff.js';
+/** Commits a container's changes as a new image, as `podman commit`: one new layer, `--change` instructions, OCI or Docker. */
+export { commit, parseChanges, CHANGE_INSTRUCTIONS } from './containers/commit.js';
+export type { CommitContainerOptions, CommitContainerResult, CommittedLayer, CommitFormat, ImageChanges } from './containers/commit.js';
 export { findRuntime, SignalRelay } from './runtime/runtime.js';
 export type { OciRuntime, RuntimeName } from './runtime/runtime.js';
 export { checkoutImage } from './checkout/checkout.js';

@@ -22,7 +22,7 @@ import {
   type CopyEvent,
 } from '../src/index.js';
 import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
+import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy, resetProxy } from './support/fault-proxy.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
 import { tempDir } from './support/fixtures.js';
 
@@ -50,10 +50,7 @@ afterAll(async () => {
   removeWorkDir(work);
 });
 
-afterEach(() => {
-  proxy.clearRules();
-  proxy.requests.length = 0;
-});
+afterEach(() => resetProxy(proxy));
 
 function skopeoInspect(ref: string, config = false): Record<string, unknown> {
   return JSON.parse(execFileSync('skopeo', ['inspect', ...(config ? ['--config'] : []), ref]).toString()) as Record<string, unknown>;

@@ -10,7 +10,7 @@ import { pull, type PullEvent } from '../src/pull.js';
 import { RegistryClient } from '../src/registry/index.js';
 import { CarrierError } from '../src/errors.js';
 import { startRegistry, pushImage, buildMultiArchLayout, type TestRegistry, type MultiArchImage } from './support/registry.js';
-import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
+import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy, resetProxy } from './support/fault-proxy.js';
 import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
 import { checkoutImage } from '../src/checkout/checkout.js';
 import { findOnPath } from '../src/fs/paths.js';
@@ -66,11 +66,7 @@ afterAll(async () => {
   removeWorkDir(work);
 });
 
-afterEach(() => {
-  proxy.clearRules();
-  proxy.requests.length = 0;
-  proxy.other.requests.length = 0;
-});
+afterEach(() => resetProxy(proxy));
 
 let n = 0;
 /** A store on a short path (podman refuses runroots longer than 50 characters) with a podman view of it. */

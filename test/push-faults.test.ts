@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Store, RegistryClient, pull, push, CarrierError } from '../src/index.js';
 import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
 import { startRestartableRegistry, type RestartableRegistry } from './support/restartable-registry.js';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { startFaultProxy, type FaultProxy, resetProxy } from './support/fault-proxy.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
 import * as H from './support/hostile.js';
@@ -46,10 +46,7 @@ afterAll(async () => {
   removeWorkDir(work);
 });
 
-afterEach(() => {
-  proxy.clearRules();
-  proxy.requests.length = 0;
-});
+afterEach(() => resetProxy(proxy));
 
 let n = 0;
 /** podman pull, run asynchronously: a token issuer in this process must answer it. */

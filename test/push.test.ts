@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Store, pull, push, copy, CarrierError, type CopyEvent } from '../src/index.js';
 import { startRegistry, pushImage, storedImage, buildMultiArchLayout, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { startFaultProxy, type FaultProxy, resetProxy } from './support/fault-proxy.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
 import * as H from './support/hostile.js';
 import { tempDir, prng } from './support/fixtures.js';
@@ -42,10 +42,7 @@ afterAll(async () => {
   removeWorkDir(work);
 });
 
-afterEach(() => {
-  proxy.clearRules();
-  proxy.requests.length = 0;
-});
+afterEach(() => resetProxy(proxy));
 
 let n = 0;
 async function newStore(): Promise<Store> {

@@ -8,11 +8,11 @@ import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { RegistryClient, loadCredentials, staticCredentials } from '../src/registry/index.js';
 import { parseRegistriesConf } from '../src/registries-conf.js';
-import { CarrierError } from '../src/errors.js';
 import { startRegistry, pushImage, storedImage, freePort, type TestRegistry, type StoredImage } from './support/registry.js';
 import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
 import { buildTestImage, sha256 } from './support/images.js';
 import { tempDir } from './support/fixtures.js';
+import { expectCarrierError as carrierError } from './support/layer.js';
 
 let work: string;
 let plain: TestRegistry;
@@ -21,16 +21,6 @@ let token: TestRegistry;
 let tls: TestRegistry;
 let tokenProxy: FaultProxy;
 let truth: StoredImage;
-
-async function carrierError(p: Promise<unknown>): Promise<CarrierError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CarrierError);
-    return err as CarrierError;
-  }
-  throw new Error('expected a CarrierError, got success');
-}
 
 async function blobBytes(c: RegistryClient, ref: string, digest: string, size: number): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -15,13 +15,14 @@ import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { RegistryClient, staticCredentials, type RegistryClientOptions } from '../src/registry/index.js';
 import { CarrierError } from '../src/errors.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry, type StoredImage } from './support/registry.js';
-import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
+import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy, resetProxy } from './support/fault-proxy.js';
 import { buildTestImage, Podman } from './support/images.js';
 import { snapshot } from './support/store.js';
 import { Store } from '../src/store/store.js';
 import { pull } from '../src/pull.js';
 import { tempDir, prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
+import { expectCarrierError as carrierError, readAll } from './support/layer.js';
 
 let reg: TestRegistry;
 let basic: TestRegistry;
@@ -58,33 +59,13 @@ afterEach(async () => {
   // give destroyed bodies their deferred error events (undici defers some by a setImmediate)
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
   await new Promise((r) => setTimeout(r, 50));
-  for (const p of [proxy, basicProxy]) {
-    p.clearRules();
-    p.requests.length = 0;
-    p.other.requests.length = 0;
-  }
+  for (const p of [proxy, basicProxy]) resetProxy(p);
   expect(uncaught.splice(0).map((e) => String((e as Error)?.stack ?? e))).toEqual([]);
   behaviours++;
 });
 
 function client(extra: RegistryClientOptions = {}): RegistryClient {
   return new RegistryClient({ tlsVerify: false, retryBaseMs: 5, ...extra });
-}
-
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function carrierError(p: Promise<unknown>): Promise<CarrierError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CarrierError);
-    return err as CarrierError;
-  }
-  throw new Error('expected a CarrierError, got success');
 }
 
 const layer = (): { digest: string; size: number; blob: Buffer } => img.layers[0]!;

@@ -11,10 +11,11 @@ import { RegistryClient } from '../src/registry/index.js';
 import { CarrierError } from '../src/errors.js';
 import { parseManifest } from '../src/oci/manifest.js';
 import { startRegistry, pushImage, buildMultiArchLayout, storedImage, type TestRegistry, type MultiArchImage, type StoredImage } from './support/registry.js';
-import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
+import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy, resetProxy } from './support/fault-proxy.js';
 import { buildTestImage, sha256 } from './support/images.js';
 import { tempDir, prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
+import { expectCarrierError as carrierError, readAll } from './support/layer.js';
 
 let reg: TestRegistry;
 let proxy: FaultProxy;
@@ -23,22 +24,6 @@ let img: StoredImage;
 let big: StoredImage;
 let multi: MultiArchImage;
 const BIG = 3 * 1024 * 1024 + 123;
-
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function carrierError(p: Promise<unknown>): Promise<CarrierError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CarrierError);
-    return err as CarrierError;
-  }
-  throw new Error('expected a CarrierError, got success');
-}
 
 function client(extra: ConstructorParameters<typeof RegistryClient>[0] = {}): RegistryClient {
   return new RegistryClient({ tlsVerify: false, retryBaseMs: 5, ...extra });
@@ -72,11 +57,7 @@ afterAll(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-afterEach(() => {
-  proxy.clearRules();
-  proxy.requests.length = 0;
-  proxy.other.requests.length = 0;
-});
+afterEach(() => resetProxy(proxy));
 
 describe('manifests', () => {
   it('fetches an OCI manifest by tag and by digest, exactly as pushed', async () => {

@@ -1,11 +1,12 @@
 // `carrier export`: a container's merged tree (its image's layers and its own read-write layer) as one tar.
-import { constants, createWriteStream } from 'node:fs';
-import { lstat, open, readdir, readlink, unlink } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { lstat, readdir, unlink } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CarrierError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { END_OF_ARCHIVE, padding, tarHeader, type TarEntryType } from '../save/tar.js';
+import { END_OF_ARCHIVE } from '../save/tar.js';
+import { DiffTarWriter, joinRel } from '../drivers/diff-tar.js';
 import { checkoutLayers, containerChain, flattenSources, scratchDir } from './checkout.js';
 import type { MergeMode, MergeResult } from '../fs/merge.js';
 
@@ -28,101 +29,35 @@ export interface ExportResult {
   merge: MergeResult;
 }
 
-const CHUNK = 1 << 20;
-
-function major(rdev: bigint): number {
-  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-}
-
-function minor(rdev: bigint): number {
-  return Number((rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n));
-}
-
 /**
  * The tree under `root` as tar blocks: entries in sorted order, parents before children, names relative to the
- * root (directories with a trailing slash), types, modes, owners, mtimes (seconds), symlink targets, device numbers,
- * hard links within the tree as link entries. Sockets are left out. Names are kept as bytes (PAX `path` when they
- * are not ASCII or too long). Xattrs are not carried.
+ * root (directories with a trailing slash), types, permission bits, owners, mtimes (seconds), symlink targets, device
+ * numbers, hard links within the tree as link entries. Sockets are left out. Names are kept as bytes (PAX `path` when
+ * they are not ASCII or too long). Xattrs are not carried. Each entry is written as the drivers write a layer's.
  */
 export async function* treeTarChunks(root: string, counters: { entries: number; bytes: number } = { entries: 0, bytes: 0 }, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  const links = new Map<string, Buffer>();
+  const writer = new DiffTarWriter({ permissionsOnly: true, doing: 'it was exported' });
   const rootBuf = Buffer.from(root);
-  const emit = (b: Buffer): Buffer => {
-    counters.bytes += b.length;
-    return b;
-  };
   async function* walk(rel: Buffer | undefined): AsyncGenerator<Buffer> {
-    const dirPath = rel ? Buffer.concat([rootBuf, Buffer.from('/'), rel]) : rootBuf;
+    const dirPath = rel ? joinRel(rootBuf, rel) : rootBuf;
     const names = (await readdir(dirPath, { encoding: 'buffer' })).sort(Buffer.compare);
     for (const name of names) {
       if (signal?.aborted) throw new CarrierError('ABORT_ERR', 'The operation was aborted', { cause: signal.reason });
-      const childRel = rel ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
-      const full = Buffer.concat([rootBuf, Buffer.from('/'), childRel]);
+      const childRel = joinRel(rel, name);
+      const full = joinRel(rootBuf, childRel);
       const st = await lstat(full, { bigint: true });
-      const base = {
-        name: childRel,
-        mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        mtime: Number(st.mtimeMs / 1000n),
-      };
-      let type: TarEntryType;
-      if (st.isDirectory()) type = 'dir';
-      else if (st.isFile()) type = 'file';
-      else if (st.isSymbolicLink()) type = 'symlink';
-      else if (st.isFIFO()) type = 'fifo';
-      else if (st.isCharacterDevice()) type = 'char';
-      else if (st.isBlockDevice()) type = 'block';
-      else continue; // sockets
-      counters.entries++;
-      if (type !== 'dir' && st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = links.get(key);
-        if (first) {
-          yield emit(tarHeader({ ...base, type: 'hardlink', linkname: first }));
-          continue;
-        }
-        links.set(key, childRel);
+      for await (const b of writer.entry(full, childRel, st, undefined)) {
+        counters.entries = writer.entries;
+        counters.bytes += b.length;
+        yield b;
       }
-      switch (type) {
-        case 'dir':
-          yield emit(tarHeader({ ...base, type }));
-          yield* walk(childRel);
-          break;
-        case 'symlink':
-          yield emit(tarHeader({ ...base, type, linkname: await readlink(full, { encoding: 'buffer' }) }));
-          break;
-        case 'char':
-        case 'block':
-          yield emit(tarHeader({ ...base, type, devmajor: major(st.rdev), devminor: minor(st.rdev) }));
-          break;
-        case 'fifo':
-          yield emit(tarHeader({ ...base, type }));
-          break;
-        case 'file': {
-          const size = Number(st.size);
-          yield emit(tarHeader({ ...base, type, size }));
-          const fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW);
-          try {
-            let done = 0;
-            while (done < size) {
-              const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - done));
-              const { bytesRead } = await fh.read(buf, 0, buf.length, done);
-              if (bytesRead === 0) throw new CarrierError('CARRIER_CHANGED', `file shrank while it was exported`, { path: childRel.toString() });
-              done += bytesRead;
-              yield emit(buf.subarray(0, bytesRead));
-            }
-          } finally {
-            await fh.close();
-          }
-          yield emit(padding(size));
-          break;
-        }
-      }
+      if (st.isDirectory()) yield* walk(childRel);
     }
   }
   yield* walk(undefined);
-  yield emit(END_OF_ARCHIVE);
+  counters.entries = writer.entries;
+  counters.bytes += END_OF_ARCHIVE.length;
+  yield END_OF_ARCHIVE;
 }
 
 /**

@@ -36,10 +36,27 @@ function typeOf(st: BigIntStats): TarEntryType | undefined {
   return undefined; // sockets are not archived
 }
 
+export interface DiffTarWriterOptions {
+  /**
+   * Only the permission bits of st_mode in headers, as `carrier export` writes a tree; by default the whole st_mode,
+   * file-type bits included, as Go's archive/tar header from a FileInfo has it (so containers/storage's layers).
+   */
+  permissionsOnly?: boolean;
+  /** What is being done with the files, for the error when one shrinks while it is read. */
+  doing?: string;
+}
+
 /** Writes entries of one archive; remembers inodes already written so further names of one become hard links. */
 export class DiffTarWriter {
   private readonly links = new Map<string, Buffer>();
+  private readonly modeMask: bigint;
+  private readonly doing: string;
   entries = 0;
+
+  constructor(options: DiffTarWriterOptions = {}) {
+    this.modeMask = options.permissionsOnly ? 0o7777n : 0o177777n;
+    this.doing = options.doing ?? 'its layer was archived';
+  }
 
   /** The header of a whiteout: `dir/.wh.NAME`, an empty regular file. */
   whiteout(dir: Buffer | undefined, name: Buffer, meta: Partial<TarHeaderFields> = {}): Buffer {
@@ -69,8 +86,7 @@ export class DiffTarWriter {
     const base: TarHeaderFields = {
       name,
       type,
-      // the whole st_mode, file-type bits included, as Go's archive/tar header from a FileInfo has it
-      mode: Number(st.mode & 0o177777n),
+      mode: Number(st.mode & this.modeMask),
       uid: Number(st.uid),
       gid: Number(st.gid),
       mtime: Number(st.mtimeMs / 1000n),
@@ -109,7 +125,7 @@ export class DiffTarWriter {
       while (done < size) {
         const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - done));
         const { bytesRead } = await fh.read(buf, 0, buf.length, done);
-        if (bytesRead === 0) throw new CarrierError('CARRIER_CHANGED', `file shrank while its layer was archived`, { path: name.toString() });
+        if (bytesRead === 0) throw new CarrierError('CARRIER_CHANGED', `file shrank while ${this.doing}`, { path: name.toString() });
         done += bytesRead;
         yield buf.subarray(0, bytesRead);
       }

@@ -3,6 +3,7 @@
 // *which* layer and *when*; a driver decides *where* and *how*. Nothing outside src/drivers/ asks which driver it has.
 import type { Readable } from 'node:stream';
 import type { AppliedLayer, ApplyLayerOptions } from '../layer/apply.js';
+import type { Change } from './changes.js';
 
 /** Where a layer's tar comes from: a stream of the (possibly compressed) blob, or a file holding it. */
 export type DiffSource = Readable | string;
@@ -66,6 +67,12 @@ export interface Driver {
    * deletions become `.wh.NAME` entries, an opaque directory a `.wh..wh..opq` entry.
    */
   diff(id: string, parent: string | undefined): Promise<Readable>;
+
+  /**
+   * The layer's changes against `parent` as `podman diff` lists them (containers/storage's Changes): each added,
+   * changed or deleted path, the directories above an addition or a deletion listed as changed before it.
+   */
+  changes(id: string, parent: string | undefined): Promise<Change[]>;
 
   /**
    * The directory holding the layer's own content as it is stored (overlay: its diff/; vfs: its whole tree), in

@@ -3,16 +3,13 @@
 // below it); one only in the parent is deleted (a `.wh.NAME` entry); one in both is changed when its type, mode,
 // owner, device number or file capability differ, or — not for directories — its size or mtime. A directory that
 // did not change itself is still archived before changes inside it, so they keep their parent's metadata.
-import { readdir } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { END_OF_ARCHIVE } from '../save/tar.js';
+import { CAPABILITY, metadataDiffers, namesIn } from './changes.js';
 import { DiffTarWriter, joinRel, lstatOrUndefined } from './diff-tar.js';
 import { readTreeXattrs, xattrKey, type TreeXattrs } from './xattrs.js';
 
 type Change = { rel: Buffer; kind: 'add' | 'modify' } | { rel: Buffer; kind: 'delete'; dir: Buffer | undefined; name: Buffer };
-
-const CAPABILITY = 'security.capability';
 
 /** The changes of tree `layer` against tree `parent` (none: everything is added) as an uncompressed layer tar. */
 export function naiveDiffStream(layer: string, parent: string | undefined): Readable {
@@ -49,17 +46,10 @@ interface Trees {
   parentXattrs: TreeXattrs;
 }
 
-async function names(dir: Buffer): Promise<Buffer[]> {
-  return readdir(dir, { encoding: 'buffer' }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [] as Buffer[];
-    throw err;
-  });
-}
-
 /** Appends the changes below directory `rel` (present in the layer; maybe in the parent) in archive order. */
 async function compareDir(t: Trees, rel: Buffer | undefined, out: Change[]): Promise<void> {
-  const layerNames = await names(rel ? joinRel(t.layer, rel) : t.layer);
-  const parentNames = t.parent === undefined ? [] : await names(rel ? joinRel(t.parent, rel) : t.parent);
+  const layerNames = await namesIn(rel ? joinRel(t.layer, rel) : t.layer);
+  const parentNames = t.parent === undefined ? [] : await namesIn(rel ? joinRel(t.parent, rel) : t.parent);
   const inLayer = new Set(layerNames.map((n) => n.toString('latin1')));
   const inParent = new Set(parentNames.map((n) => n.toString('latin1')));
   const all = [...new Set([...inLayer, ...inParent])].sort().map((n) => Buffer.from(n, 'latin1'));
@@ -78,7 +68,7 @@ async function compareDir(t: Trees, rel: Buffer | undefined, out: Change[]): Pro
       if (now.isDirectory()) await addAll(t, childRel, out);
       continue;
     }
-    const changed = differs(now, before, t.layerXattrs.get(xattrKey(childRel)), t.parentXattrs.get(xattrKey(childRel)));
+    const changed = metadataDiffers(now, before, t.layerXattrs.get(xattrKey(childRel))?.get(CAPABILITY), t.parentXattrs.get(xattrKey(childRel))?.get(CAPABILITY));
     if (now.isDirectory() && before.isDirectory()) {
       const mark = out.length;
       if (changed) out.push({ rel: childRel, kind: 'modify' });
@@ -93,28 +83,10 @@ async function compareDir(t: Trees, rel: Buffer | undefined, out: Change[]): Pro
 
 /** Everything below directory `rel` of the layer, as added. */
 async function addAll(t: Trees, rel: Buffer, out: Change[]): Promise<void> {
-  for (const name of (await names(joinRel(t.layer, rel))).sort(Buffer.compare)) {
+  for (const name of (await namesIn(joinRel(t.layer, rel))).sort(Buffer.compare)) {
     const childRel = joinRel(rel, name);
     out.push({ rel: childRel, kind: 'add' });
     const st = await lstatOrUndefined(joinRel(t.layer, childRel));
     if (st?.isDirectory()) await addAll(t, childRel, out);
   }
-}
-
-/** containers/storage's test: a directory's size and mtime say nothing (they change with its entries). */
-function differs(now: BigIntStats, before: BigIntStats, nowX: Map<string, Buffer> | undefined, beforeX: Map<string, Buffer> | undefined): boolean {
-  if (now.mode !== before.mode || now.uid !== before.uid || now.gid !== before.gid || now.rdev !== before.rdev) return true;
-  if (!now.isDirectory() && (now.size !== before.size || !sameTime(now, before))) return true;
-  const a = nowX?.get(CAPABILITY);
-  const b = beforeX?.get(CAPABILITY);
-  return a === undefined || b === undefined ? a !== b : !a.equals(b);
-}
-
-/** Same mtime; a side without nanoseconds (a filesystem or tar that keeps seconds only) compares by seconds. */
-function sameTime(a: BigIntStats, b: BigIntStats): boolean {
-  const sa = a.mtimeNs / 1_000_000_000n;
-  const sb = b.mtimeNs / 1_000_000_000n;
-  const na = a.mtimeNs % 1_000_000_000n;
-  const nb = b.mtimeNs % 1_000_000_000n;
-  return sa === sb && (na === nb || na === 0n || nb === 0n);
 }

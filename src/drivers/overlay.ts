@@ -15,6 +15,8 @@ import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId, linkId } from '../store/ids.js';
 import type { ApplyDiffOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
 import { findMount, mountOverlay, unmountOverlay } from './mount.js';
+import type { Change } from './changes.js';
+import { overlayChanges } from './overlay-changes.js';
 import { overlayDiffStream } from './overlay-diff.js';
 import { LayerModes } from './layer-modes.js';
 import { treeUsage } from './usage.js';
@@ -147,6 +149,13 @@ export class OverlayDriver implements Driver {
     return overlayDiffStream(diff);
   }
 
+  /** The layer's diff/ (here or in an additional image store) against the lower layers its `lower` file names. */
+  async changes(id: string, _parent: string | undefined): Promise<Change[]> {
+    const diff = await this.locate(id);
+    const lowers = await this.resolveLowers(await readOptional(join(dirname(diff), 'lower')));
+    return overlayChanges(Buffer.from(diff), lowers.map((l) => Buffer.from(l)));
+  }
+
   /** The mode c/storage gives a base layer's diff/: force_mask, else 0555. A child layer's diff/ takes its parent's mode. */
   get defaultDiffMode(): number {
     return this.options.forceMask ?? DEFAULT_DIFF_MODE;
@@ -172,7 +181,11 @@ export class OverlayDriver implements Driver {
    * as containers/storage resolves them, in the first additional image store that has it.
    */
   async lowerDirs(id: string): Promise<string[]> {
-    const lower = await readOptional(join(this.paths(id).dir, 'lower'));
+    return this.resolveLowers(await readOptional(join(this.paths(id).dir, 'lower')));
+  }
+
+  /** A `lower` file's links as absolute paths, nearest first (see {@link lowerDirs}). */
+  private async resolveLowers(lower: string): Promise<string[]> {
     if (!lower) return [];
     const homes = this.additionalHomes();
     return Promise.all(

@@ -18,6 +18,8 @@ import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId } from '../store/ids.js';
 import type { ApplyDiffOptions, DiffSource, Driver, DriverUsage } from './driver.js';
 import { LayerModes } from './layer-modes.js';
+import type { Change } from './changes.js';
+import { treeChanges } from './naive-changes.js';
 import { naiveDiffStream } from './naive-diff.js';
 import { treeUsage } from './usage.js';
 
@@ -140,6 +142,10 @@ export class VfsDriver implements Driver {
 
   async diff(id: string, parent: string | undefined): Promise<Readable> {
     return naiveDiffStream(await this.locate(id), parent === undefined ? undefined : await this.locate(parent));
+  }
+
+  async changes(id: string, parent: string | undefined): Promise<Change[]> {
+    return treeChanges(Buffer.from(await this.locate(id)), parent === undefined ? undefined : Buffer.from(await this.locate(parent)));
   }
 
   get defaultDiffMode(): number {

@@ -10,7 +10,7 @@
 // or unlinked by a collector starts over with another name.
 import { mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseDigest } from '../oci/digest.js';
 import { native } from '../native.js';
 import { fromNative, type NativeFailure } from '../errors.js';
@@ -43,7 +43,19 @@ export class BlobCache {
   /** Starts writing a blob; nothing is visible under its digest until {@link BlobWriter.commit}. */
   async begin(digest: string): Promise<BlobWriter> {
     const d = parseDigest(digest);
-    const dir = join(this.root, d.algorithm);
+    return this.start(d.algorithm, d.hex);
+  }
+
+  /**
+   * Starts writing a sha256 blob whose digest is known only once it is written (a layer compressed as it is
+   * written); {@link BlobWriter.commit} names it.
+   */
+  async beginUnnamed(): Promise<BlobWriter> {
+    return this.start('sha256', undefined);
+  }
+
+  private async start(algorithm: string, hex: string | undefined): Promise<BlobWriter> {
+    const dir = join(this.root, algorithm);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     for (let attempt = 0; ; attempt++) {
       const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
@@ -53,7 +65,7 @@ export class BlobCache {
           throw fromNative(f as NativeFailure);
         });
         // Not locked: a collector got it between open and lock. Unlinked: a collector already removed it.
-        if (locked && (await fh.stat()).nlink > 0) return new BlobWriter(fh, tmp, join(dir, d.hex));
+        if (locked && (await fh.stat()).nlink > 0) return new BlobWriter(fh, tmp, hex === undefined ? undefined : join(dir, hex));
       } catch (err) {
         await fh.close().catch(() => {});
         await unlink(tmp).catch(() => {});
@@ -76,7 +88,8 @@ export class BlobWriter {
   constructor(
     private readonly fh: FileHandle,
     readonly tmpPath: string,
-    readonly finalPath: string,
+    /** Where the blob goes; undefined for a blob begun unnamed, which {@link commit} names by its digest. */
+    readonly finalPath: string | undefined,
   ) {}
 
   /**
@@ -87,10 +100,15 @@ export class BlobWriter {
     return this.fh.fd;
   }
 
-  /** The blob was verified (by the layer it fed): make it the cached copy (renamed while still locked). */
-  async commit(): Promise<void> {
+  /**
+   * The blob was verified (by the layer it fed): make it the cached copy (renamed while still locked). `digest` names
+   * a blob begun unnamed (it must be the digest of the bytes written).
+   */
+  async commit(digest?: string): Promise<void> {
     try {
-      await rename(this.tmpPath, this.finalPath);
+      const target = digest === undefined ? this.finalPath : join(dirname(this.tmpPath), parseDigest(digest).hex);
+      if (target === undefined) throw new Error('blob cache: a blob begun unnamed is committed with its digest');
+      await rename(this.tmpPath, target);
     } finally {
       await this.close();
     }

@@ -146,6 +146,16 @@ export class LayerStore {
   }
 
   /**
+   * The layer's own changes against its parent as the driver archives them (what a commit makes a layer of): an
+   * uncompressed tar stream. Hold the layers lock (shared) until the stream has been read.
+   */
+  async diff(id: string): Promise<Readable> {
+    const layer = this.file.get(id);
+    if (!layer) throw notFound('layer', id);
+    return this.driver.diff(id, layer.parent);
+  }
+
+  /**
    * The incomplete-flag protocol, step 1: records are written flagged incomplete and the directories made, before
    * any content. Hold the write lock. Layers are begun in parent-first order.
    */

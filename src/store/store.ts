@@ -21,6 +21,7 @@
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isRootless } from '../host.js';
+import type { Change } from '../drivers/changes.js';
 import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
@@ -224,9 +225,32 @@ export class Store {
     return this.parts.layers.driver.layerDir(id);
   }
 
+  /** The layer's changes against `parent` as `podman diff` lists them, as the store's driver finds them. */
+  async layerChanges(id: string, parent: string | undefined): Promise<Change[]> {
+    return this.parts.layers.driver.changes(id, parent);
+  }
+
   /** The layer as the tar it was made from, rebuilt from its tar-split and diff/: hashes to its `diff-digest`. */
   async exportLayer(id: string): Promise<Readable> {
     return this.parts.layers.export(id);
+  }
+
+  /**
+   * Runs `fn` with the layer's own changes against its parent as an uncompressed tar (the driver's diff: overlay
+   * whiteouts and opaque directories become `.wh.` entries, as containers/storage writes them), holding the layers
+   * lock shared until `fn` settles, so the layer is not removed while it is read. The stream is destroyed if `fn`
+   * leaves it unread.
+   */
+  async withLayerDiff<T>(id: string, fn: (tar: Readable) => Promise<T>): Promise<T> {
+    const { layers } = this.parts;
+    return this.locked({ layers: 'read' }, async () => {
+      const tar = await layers.diff(id);
+      try {
+        return await fn(tar);
+      } finally {
+        if (!tar.readableEnded) tar.destroy();
+      }
+    });
   }
 
   /** Deletes a layer nothing uses (no child layer, image or container). */

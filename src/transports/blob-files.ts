@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform, type Duplex, type Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { CarrierError, abortError } from '../errors.js';
@@ -14,6 +14,7 @@ import { decompressor, compressionError } from '../load/compression.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { END_OF_ARCHIVE, padding, tarHeader, type TarHeaderFields } from '../save/tar.js';
 import type { LayerBlob, OpenBlobOptions } from './types.js';
+import { chain, tap } from './stream-taps.js';
 
 /** A blob to write: small bytes, or a stream that must hash to `digest` and be `size` bytes long. */
 export type PendingBlob =
@@ -84,34 +85,12 @@ function spooled(file: string, digest: string, size: number): StreamBlob {
   };
 }
 
-function counting(hash: ReturnType<typeof createHash>, onChunk: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      onChunk(chunk.length);
-      cb(null, chunk);
-    },
-  });
-}
-
-/** Pipes the streams one into the next; an error anywhere ends the last one with it. */
-function chain(first: Readable, ...rest: Duplex[]): Readable {
-  const last = rest[rest.length - 1]!;
-  let prev: Readable = first;
-  for (const s of rest) {
-    prev.on('error', (err) => last.destroy(err));
-    prev = prev.pipe(s);
-  }
-  last.on('close', () => first.destroy());
-  return last;
-}
-
 /** The layer's uncompressed tar, checked against its diff_id, and how to read it. */
 async function tarStream(layer: LayerBlob, signal?: AbortSignal): Promise<{ stream: Readable; check: () => void }> {
   const kind = layerCompression(layer.mediaType);
   const tarHash = createHash('sha256');
   let tarBytes = 0;
-  const tarCount = counting(tarHash, (n) => void (tarBytes += n));
+  const tarCount = tap(tarHash, (n) => void (tarBytes += n));
   const checkTar = (): void => {
     const got = `sha256:${tarHash.digest('hex')}`;
     if (got !== layer.diffID || (layer.diffSize !== undefined && tarBytes !== layer.diffSize)) {
@@ -123,7 +102,7 @@ async function tarStream(layer: LayerBlob, signal?: AbortSignal): Promise<{ stre
   if (kind === 'none' || kind === undefined) return { stream: chain(blob, tarCount), check: checkTar };
   const blobHash = createHash('sha256');
   let blobBytes = 0;
-  const blobCount = counting(blobHash, (n) => void (blobBytes += n));
+  const blobCount = tap(blobHash, (n) => void (blobBytes += n));
   const inflate = decompressor(kind);
   inflate.on('error', (err) => tarCount.destroy(compressionError(kind, err) as Error));
   return {
@@ -153,7 +132,7 @@ export async function spoolGzip(layer: LayerBlob, spool: Spool, signal?: AbortSi
   const { stream, check } = await tarStream(layer, signal);
   const hash = createHash('sha256');
   let size = 0;
-  await pipeline(stream, createGzip(), counting(hash, (n) => void (size += n)), createWriteStream(file, { mode: 0o600 }), signal ? { signal } : {});
+  await pipeline(stream, createGzip(), tap(hash, (n) => void (size += n)), createWriteStream(file, { mode: 0o600 }), signal ? { signal } : {});
   check();
   return spooled(file, `sha256:${hash.digest('hex')}`, size);
 }

@@ -5,7 +5,7 @@
 // compressed on native threads (gzip, or zstd) while it streams to the registry, hashed on the way, and the manifest
 // is rewritten with the new digests, sizes and media types; the config is never changed, so the image id stays.
 import { createHash } from 'node:crypto';
-import { Transform, type Duplex, type Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
 import { parseReference, type ImageReference } from '../reference.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -23,6 +23,7 @@ import { BlobPusher, type BlobBytes } from '../registry/upload.js';
 import { compressLayer } from '../layer/compress.js';
 import { ociLayerType } from './store-source.js';
 import { prepareRegistrySignatures } from './registry-signatures.js';
+import { chain, tap } from './stream-taps.js';
 import type { Document, ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export type PushCompression = 'gzip' | 'zstd';
@@ -262,29 +263,6 @@ export class RegistryDestination implements ImageDestination {
 /** As containers/image refuses it: a signed image whose manifest would change loses its signatures' meaning. */
 function invalidates(image: ImageSource): CarrierError {
   return new CarrierError('CARRIER_UNSUPPORTED', `${image.reference} is signed, and pushing it would change its manifest, which would invalidate its signatures: push with --remove-signatures`);
-}
-
-/** A pass-through that counts (and hashes, when given a hash) what goes by. */
-function tap(hash: ReturnType<typeof createHash> | undefined, onChunk: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash?.update(chunk);
-      onChunk(chunk.length);
-      cb(null, chunk);
-    },
-  });
-}
-
-/** Pipes the streams one into the next; an error anywhere ends the last one with it, and its end stops the first. */
-function chain(first: Readable, ...rest: Duplex[]): Readable {
-  const last = rest[rest.length - 1]!;
-  let prev: Readable = first;
-  for (const s of rest) {
-    prev.on('error', (err) => last.destroy(err));
-    prev = prev.pipe(s);
-  }
-  last.on('close', () => first.destroy());
-  return last;
 }
 
 /**

@@ -289,3 +289,10 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
     },
   };
 }
+
+/** Between tests: the proxy forgets its rules and the requests it logged (its other origin's too). */
+export function resetProxy(proxy: FaultProxy): void {
+  proxy.clearRules();
+  proxy.requests.length = 0;
+  proxy.other.requests.length = 0;
+}

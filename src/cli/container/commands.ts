@@ -163,6 +163,27 @@ const diffContainer: CommandDef = {
   run: async (ctx) => (await import('./diff.js')).diffCli(ctx, 'container'),
 };
 
+const commit: CommandDef = {
+  name: 'commit',
+  usage: '[options] CONTAINER [IMAGE]',
+  summary: "Create a new image from a container's changes; prints its id",
+  description:
+    "The container's changes become one new layer (gzip) on top of its image's; the config gets the layer's diff_id\n" +
+    "and a history entry. IMAGE is named as 'carrier tag' names it; without it the image has no name. The layer's\n" +
+    'blob stays in the blob cache, so a push uploads it unchanged.',
+  flags: [
+    { name: 'author', short: 'a', type: 'string', value: 'AUTHOR', help: 'the image\'s author' },
+    { name: 'change', short: 'c', type: 'list', value: 'INSTRUCTION', help: 'apply CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR (Dockerfile syntax)' },
+    { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: "'oci' (default) or 'docker' (Docker schema 2 manifest and config)" },
+    { name: 'iidfile', type: 'string', value: 'FILE', help: "write the new image's id to FILE" },
+    { name: 'message', short: 'm', type: 'string', value: 'MESSAGE', help: "the config's comment (docker format only)" },
+    { name: 'pause', short: 'p', type: 'bool', help: 'pause a running container while its changes are read' },
+    { name: 'quiet', short: 'q', type: 'bool', help: 'print only the image id' },
+  ],
+  args: { min: 1, max: 2 },
+  run: async (ctx) => (await import('./commit.js')).commitCli(ctx),
+};
+
 export const unshare: CommandDef = {
   name: 'unshare',
   usage: '[COMMAND [ARG...]]',
@@ -182,7 +203,7 @@ export const container: CommandDef = {
   name: 'container',
   usage: 'COMMAND',
   summary: 'Manage containers',
-  subcommands: [create, diffContainer, exportFs, inspect, list, mount, prune, remove, run, start, umount],
+  subcommands: [commit, create, diffContainer, exportFs, inspect, list, mount, prune, remove, run, start, umount],
 };
 
 /** The container commands at the top level, under podman's names. */
@@ -195,6 +216,7 @@ export const containerShortcuts: CommandDef[] = [
   umount,
   shortcut(remove, 'rm'),
   diffAny,
+  commit,
   exportFs,
   unshare,
 ];

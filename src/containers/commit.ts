@@ -1,0 +1,257 @@
+// `commit`: a container's changes become a new image, one layer on top of its image's, as `podman commit` makes it.
+//
+//   1. Under the layers lock (shared), the driver archives the container's read-write layer (its diff against its
+//      parent: whiteouts and opaque directories as `.wh.` entries) and compressLayer turns that tar, in one native
+//      pass, into the compressed blob (written into the store's blob cache, named by its digest once known), its
+//      digest and its diff_id.
+//   2. The config (the image's, with the container's settings, the `--change` ones, the new diff_id and a history
+//      entry) and the manifest are written; the store commits the image: its layers are present but the new one,
+//      which the store extracts from the cached blob like any pulled layer, recording its tar-split, so it exports
+//      byte for byte. A failure leaves no image and no name; the blob stays in the cache, where a later push of the
+//      image finds it and uploads it unchanged.
+import { spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { CarrierError } from '../errors.js';
+import { compressLayer, type CompressedLayer } from '../layer/compress.js';
+import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { normalizeLocalName } from '../reference.js';
+import { findRuntime } from '../runtime/runtime.js';
+import { mergeEnv } from '../runtime/spec.js';
+import { BlobCache, type BlobWriter } from '../store/blobs.js';
+import { layerIdFor } from '../store/ids.js';
+import type { CommitLayer, ImageInfo, Store } from '../store/store.js';
+import { layerChain } from '../checkout/checkout.js';
+import { parseChanges } from './commit-changes.js';
+import { commitDocuments, type CommitFormat, type ContainerSettings } from './commit-config.js';
+import { readCarrierFile, runtimeStateRoot } from './state.js';
+import type { CarrierFile } from './types.js';
+
+export type { CommitFormat } from './commit-config.js';
+export { CHANGE_INSTRUCTIONS, parseChanges, type ImageChanges } from './commit-changes.js';
+
+export interface CommitContainerOptions {
+  /** Dockerfile instructions applied to the image's settings, as podman's `--change` (CMD, ENV, LABEL, …). */
+  changes?: string[];
+  /** The image's author (config `author` and the new history entry's). */
+  author?: string;
+  /** The config's `comment`: Docker format only, as in podman (an OCI commit with a message is refused). */
+  message?: string;
+  /** `oci` (default): OCI manifest and config; `docker`: Docker schema 2. */
+  format?: CommitFormat;
+  /** The new layer's compression (default gzip; zstd only in the OCI format). */
+  compression?: 'gzip' | 'zstd';
+  /** gzip 0–9 (default 6), zstd 1–19 (default 3). */
+  level?: number;
+  /** Threads that compress (default: the cores available, at most 8). */
+  threads?: number;
+  /** Pause a running container while its changes are read (`runc pause`), resuming it after. Default false. */
+  pause?: boolean;
+  /**
+   * false: the compressed layer is not kept in the blob cache once the image is committed (a later push then
+   * compresses it again). Default true.
+   */
+  blobCache?: boolean;
+  /** Another blob cache directory than the store's (`store.config.blobCache`). */
+  blobCacheDir?: string;
+  /** false: the new layer is recorded without a syncfs first (see CommitOptions.sync). */
+  sync?: boolean;
+  signal?: AbortSignal;
+  /** Called once the new layer has been written (before the image is recorded). */
+  onLayer?: (layer: CommittedLayer) => void;
+}
+
+export interface CommittedLayer {
+  /** The storage id of the new layer. */
+  id: string;
+  diffID: string;
+  /** Digest and size of the compressed blob. */
+  digest: string;
+  size: number;
+  /** Length of the layer's tar. */
+  diffSize: number;
+  mediaType: string;
+}
+
+export interface CommitContainerResult {
+  /** The new image's id (the hex of its config digest). */
+  id: string;
+  /** Its name (none: a dangling image, as podman's when no name is given). */
+  names: string[];
+  configDigest: string;
+  manifestDigest: string;
+  manifestMediaType: string;
+  /** The parent image's id. */
+  parent: string;
+  layer: CommittedLayer;
+  /** Every layer's blob digest in the manifest, base first (the new one last). */
+  layers: string[];
+}
+
+/** The container's settings podman bakes into the image: Carrier's own for a container Carrier made. */
+function containerSettings(file: CarrierFile | undefined, imageConfig: Record<string, unknown>): ContainerSettings {
+  if (!file) return {};
+  const c = file.config;
+  const imageEnv = Array.isArray(imageConfig.Env) ? (imageConfig.Env as string[]) : [];
+  const out: ContainerSettings = { env: mergeEnv(imageEnv, c.env) };
+  if (c.entrypoint !== undefined) {
+    out.entrypoint = c.entrypoint;
+    out.cmd = c.cmd ?? [];
+  } else if (c.cmd !== undefined) out.cmd = c.cmd;
+  if (c.user !== undefined) out.user = c.user;
+  if (c.workdir !== undefined) out.workingDir = c.workdir;
+  return out;
+}
+
+async function runtimeCommand(file: CarrierFile, store: Store, id: string, verb: 'pause' | 'resume'): Promise<void> {
+  const runtime = await findRuntime(file.state.runtime ?? file.config.runtime);
+  const stderr: Buffer[] = [];
+  const code = await new Promise<number>((resolve, reject) => {
+    const p = spawn(runtime.path, ['--root', runtimeStateRoot(store, runtime.name), verb, id], { stdio: ['ignore', 'ignore', 'pipe'] });
+    p.stderr.on('data', (c: Buffer) => stderr.push(c));
+    p.once('error', reject);
+    p.once('close', (c) => resolve(c ?? 1));
+  });
+  if (code !== 0) {
+    throw new CarrierError('CARRIER_RUNTIME_ERROR', `${verb} of container ${id.slice(0, 12)} failed: ${Buffer.concat(stderr).toString().trim() || `${runtime.name} exited ${code}`}`);
+  }
+}
+
+/** The parent image's stored manifest when it describes its layers (a pulled or committed image's). */
+async function storedManifest(store: Store, image: ImageInfo): Promise<{ mediaType: string; layers: Descriptor[]; annotations?: Record<string, string> } | undefined> {
+  try {
+    const m = parseManifest(await store.imageBigData(image.id, 'manifest'));
+    if (m.kind !== 'manifest' || m.config.digest !== `sha256:${image.id}`) return undefined;
+    return { mediaType: m.mediaType, layers: m.layers, ...(m.annotations ? { annotations: m.annotations } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the container layer's compressed blob into `writer`; settles with what compressing found. */
+async function writeLayer(store: Store, layer: string, writer: BlobWriter, options: CommitContainerOptions): Promise<CompressedLayer> {
+  return store.withLayerDiff(layer, async (tar) => {
+    const job = compressLayer(tar, {
+      compression: options.compression ?? 'gzip',
+      ...(options.level !== undefined ? { level: options.level } : {}),
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const fh = await open(writer.tmpPath, 'r+');
+    try {
+      for await (const chunk of job.stream) await fh.write(chunk as Buffer);
+      await fh.sync();
+    } finally {
+      job.stream.destroy();
+      await fh.close();
+    }
+    return job.result;
+  });
+}
+
+/**
+ * Commits a container's changes as a new image on top of the container's image, as `podman commit` does: one new
+ * layer (the container's read-write layer, as the driver archives it, compressed), the image's settings with the
+ * container's own and then `changes` applied, the new diff_id and a history entry (created, created_by as podman
+ * writes it, author, `FROM <image>`). `name` is normalised as podman tag does (`foo` → `localhost/foo:latest`);
+ * without one the image has no name. A container podman made is committed with its image's settings (podman keeps
+ * its own in its database). Fails with CARRIER_NOT_FOUND for an unknown container and leaves no image, no name and
+ * no layer behind on any failure.
+ */
+export async function commit(store: Store, container: string, name?: string, options: CommitContainerOptions = {}): Promise<CommitContainerResult> {
+  const format = options.format ?? 'oci';
+  if (format !== 'oci' && format !== 'docker') throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unrecognized image format "${String(format)}": use oci or docker`);
+  if (format === 'oci' && options.message !== undefined && options.message !== '') {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'messages are only compatible with the docker image format (format: docker)');
+  }
+  const compression = options.compression ?? 'gzip';
+  if (format === 'docker' && compression !== 'gzip') throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'the docker image format has no zstd layers: use gzip, or the oci format');
+  const changes = parseChanges(options.changes ?? []);
+  const names = name === undefined || name === '' ? [] : [normalizeLocalName(name)];
+
+  const info = await store.container(container);
+  if (!info) throw new CarrierError('CARRIER_NOT_FOUND', `no such container ${container}`);
+  const image = await store.requireImage(info.image);
+  const parentConfig = JSON.parse((await store.imageBigData(image.id, `sha256:${image.id}`)).toString('utf8')) as Record<string, unknown>;
+  const chain = await layerChain(store, image.topLayer);
+  let chainId: string | undefined;
+  for (const l of chain) {
+    if (l.diffID === undefined) throw new CarrierError('CARRIER_CORRUPT_STORE', `layer ${l.id} of image ${image.id.slice(0, 12)} has no diff digest`);
+    chainId = layerIdFor(chainId, l.diffID);
+    if (chainId !== l.id) {
+      throw new CarrierError('CARRIER_UNSUPPORTED', `image ${image.id.slice(0, 12)}: layer ${l.id} is not stored under the id its content gives (${chainId}), so no image can be committed on top of it`);
+    }
+  }
+  const file = await readCarrierFile(store, info.id);
+  const runConfig = typeof parentConfig.config === 'object' && parentConfig.config !== null ? (parentConfig.config as Record<string, unknown>) : {};
+
+  const cache = new BlobCache(options.blobCacheDir ?? store.config.blobCache);
+  const writer = await cache.beginUnnamed();
+  let kept = false;
+  try {
+    const paused = options.pause === true && file?.state.status === 'running';
+    if (paused) await runtimeCommand(file, store, info.id, 'pause');
+    let written: CompressedLayer;
+    try {
+      written = await writeLayer(store, info.layer, writer, options);
+    } finally {
+      if (paused) await runtimeCommand(file, store, info.id, 'resume');
+    }
+    const created = new Date().toISOString();
+    const docs = commitDocuments(
+      {
+        format,
+        parent: parentConfig,
+        parentId: image.id,
+        parentName: image.names[0] ?? '',
+        ...(await storedManifest(store, image).then((m) => (m ? { parentManifest: m } : {}))),
+        containerId: info.id,
+        container: containerSettings(file, runConfig),
+        changes,
+        ...(options.author !== undefined ? { author: options.author } : {}),
+        ...(options.message !== undefined ? { message: options.message } : {}),
+        created,
+        layer: { diffID: written.diffID, digest: written.digest, size: written.size, compression },
+      },
+      chain.map((l) => ({ diffID: l.diffID!, diffSize: l.diffSize ?? 0 })),
+    );
+    const manifest = parseManifest(docs.manifest, docs.manifestMediaType);
+    if (manifest.kind !== 'manifest') throw new CarrierError('CARRIER_INVALID_MANIFEST', 'the committed manifest is not an image manifest');
+    const newLayer: CommittedLayer = {
+      id: layerIdFor(chainId, written.diffID),
+      diffID: written.diffID,
+      digest: written.digest,
+      size: written.size,
+      diffSize: written.uncompressedSize,
+      mediaType: manifest.layers[manifest.layers.length - 1]!.mediaType,
+    };
+    // The blob is complete and verified by its own hashing: the cache may name it now (the store verifies it again).
+    let blobPath = writer.tmpPath;
+    if (options.blobCache !== false) {
+      await writer.commit(written.digest);
+      kept = true;
+      blobPath = cache.path(written.digest);
+    }
+    options.onLayer?.(newLayer);
+    const layers: CommitLayer[] = chain.map((l) => ({
+      diffID: l.diffID!,
+      open: () => Promise.reject(new CarrierError('CARRIER_NOT_FOUND', `layer ${l.id} of image ${image.id.slice(0, 12)} is not in the store (a read-only image store's layers cannot be committed on)`)),
+    }));
+    layers.push({ diffID: written.diffID, digest: written.digest, size: written.size, open: async () => blobPath });
+    const result = await store.commitImage(
+      { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
+      { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
+    );
+    return {
+      id: result.id,
+      names: result.names,
+      configDigest: docs.configDigest,
+      manifestDigest: docs.manifestDigest,
+      manifestMediaType: docs.manifestMediaType,
+      parent: image.id,
+      layer: newLayer,
+      layers: manifest.layers.map((l) => l.digest),
+    };
+  } finally {
+    if (!kept) await writer.abort();
+  }
+}
