@@ -4,7 +4,7 @@
  * the scope.
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import { openpgpModule } from './gpg.js';
 import type { Policy, PolicyRequirement } from './policy.js';
 import type { RegistriesD, RegistryNamespace } from './registries-d.js';
 
@@ -42,8 +42,8 @@ async function keyIdentities(data: Buffer): Promise<string[]> {
   try {
     const text = data.toString('latin1');
     const keys = text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')
-      ? await openpgp.readKeys({ armoredKeys: data.toString('utf8') })
-      : await openpgp.readKeys({ binaryKeys: new Uint8Array(data) });
+      ? await (await openpgpModule()).readKeys({ armoredKeys: data.toString('utf8') })
+      : await (await openpgpModule()).readKeys({ binaryKeys: new Uint8Array(data) });
     return keys.flatMap((k) => k.getUserIDs().map((uid) => /<([^>]*)>/.exec(uid)?.[1] ?? uid));
   } catch {
     return [];

@@ -3,27 +3,29 @@
  * left to the `openpgp` package; this file only decides which keys are trusted and what the verified data says.
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+// openpgp is loaded when a GPG key or signature is first read: most pulls never need it (≈ 100 ms, 20 MiB).
+import type * as OpenPGP from 'openpgp';
+export const openpgpModule = (): Promise<typeof OpenPGP> => import('openpgp');
 import { InvalidPayloadError, SIMPLE_SIGNING_TYPE, SignatureRejected, parseSignedClaims, type SignedClaims } from './payload.js';
 
 export interface TrustedGpgKeys {
-  keys: openpgp.Key[];
+  keys: OpenPGP.Key[];
   /** Where they came from, for messages: the key files, or "keyData". */
   source: string;
 }
 
-async function readKeyBytes(data: Buffer, where: string): Promise<openpgp.Key[]> {
+async function readKeyBytes(data: Buffer, where: string): Promise<OpenPGP.Key[]> {
   try {
     const text = data.toString('latin1');
-    if (text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) return await openpgp.readKeys({ armoredKeys: data.toString('utf8') });
-    return await openpgp.readKeys({ binaryKeys: new Uint8Array(data) });
+    if (text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) return await (await openpgpModule()).readKeys({ armoredKeys: data.toString('utf8') });
+    return await (await openpgpModule()).readKeys({ binaryKeys: new Uint8Array(data) });
   } catch (err) {
     throw new SignatureRejected(`cannot read the GPG public keys in ${where}: ${(err as Error).message}`);
   }
 }
 
 export async function loadGpgKeys(req: { keyPath?: string; keyPaths?: string[]; keyData?: Buffer }): Promise<TrustedGpgKeys> {
-  const keys: openpgp.Key[] = [];
+  const keys: OpenPGP.Key[] = [];
   const files = req.keyPath !== undefined ? [req.keyPath] : (req.keyPaths ?? []);
   for (const f of files) {
     let data: Buffer;
@@ -45,9 +47,9 @@ export async function loadGpgKeys(req: { keyPath?: string; keyPaths?: string[]; 
  * fingerprint, or throws SignatureRejected saying why.
  */
 export async function verifySimpleSigning(blob: Buffer, trusted: TrustedGpgKeys, from: string): Promise<SignedClaims & { signer: string }> {
-  let message: openpgp.Message<Uint8Array>;
+  let message: OpenPGP.Message<Uint8Array>;
   try {
-    message = await openpgp.readMessage({ binaryMessage: new Uint8Array(blob) });
+    message = await (await openpgpModule()).readMessage({ binaryMessage: new Uint8Array(blob) });
   } catch (err) {
     throw new SignatureRejected(`the signature at ${from} is not an OpenPGP message: ${(err as Error).message}`);
   }
@@ -67,7 +69,7 @@ export async function verifySimpleSigning(blob: Buffer, trusted: TrustedGpgKeys,
   }
   let data: Uint8Array;
   try {
-    const result = await openpgp.verify({ message, verificationKeys: trusted.keys, expectSigned: true, format: 'binary' });
+    const result = await (await openpgpModule()).verify({ message, verificationKeys: trusted.keys, expectSigned: true, format: 'binary' });
     data = result.data;
   } catch (err) {
     throw new SignatureRejected(`the signature at ${from} does not verify with key ${signingKey.getFingerprint().toUpperCase()}: ${(err as Error).message}`);
