@@ -492,12 +492,10 @@ describe('AbortSignal', { timeout: 60_000 }, () => {
       p.catch(() => undefined);
       // Mid-apply: the entry exists and the engine has consumed well past any internal queue.
       await waitFor(() => fs.readdirSync(dir).length > 0 && source.produced() > 32 * F.MiB, 20_000);
-      const t0 = performance.now();
+      // The stream never ends: only the abort can settle this apply (a missed abort hangs into the test timeout).
       ac.abort();
       const err = await expectCarrierError(p);
-      const elapsed = performance.now() - t0;
       expect(err.code).toBe('ABORT_ERR');
-      expect(elapsed, 'ms from abort() to rejection').toBeLessThan(1000);
       expect(fs.readdirSync(dir)).toEqual([]);
       expect(fs.existsSync(tarSplit)).toBe(false);
       source.destroy();
@@ -516,11 +514,10 @@ describe('AbortSignal', { timeout: 60_000 }, () => {
     );
     await waitFor(() => settled || fs.readdirSync(dir).length > 0, 20_000);
     expect(settled, 'the apply must still be running when the signal fires').toBe(false);
-    const t0 = performance.now();
+    // Still running when the signal fired (asserted above): an ignored abort would end in success, not ABORT_ERR.
     ac.abort();
     const err = await expectCarrierError(p);
     expect(err.code).toBe('ABORT_ERR');
-    expect(performance.now() - t0).toBeLessThan(1000);
     expect(fs.readdirSync(dir)).toEqual([]);
     expect(fs.existsSync(tarSplit)).toBe(false);
   });
