@@ -113,7 +113,6 @@ export class ImageStore {
    */
   addNames(record: ImageRecord, names: string[], order: 'append' | 'prepend' = 'append'): void {
     // Every name written must be one podman can read back, or `podman images` fails for the whole store.
-    validateStoredNames(names);
     validateStoredNames(dedupe([...(record.names ?? []), ...names]));
     for (const other of this.file.records) {
       if (other === record || !other.names) continue;
