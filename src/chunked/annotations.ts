@@ -72,3 +72,8 @@ export function chunkedLocation(annotations: Record<string, string> | undefined,
   }
   return out;
 }
+
+/** True when a layer descriptor's annotations say it is zstd:chunked with a tar-split (the form pullers can verify). */
+export function isChunked(annotations: Record<string, string> | undefined): boolean {
+  return annotations?.[TOC_CHECKSUM] !== undefined && annotations[TAR_SPLIT_POSITION] !== undefined;
+}

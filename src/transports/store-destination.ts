@@ -9,6 +9,9 @@ import type { CommitLayer, CommitOptions, ImageCommit, Store } from '../store/st
 import { layerIdFor } from '../store/ids.js';
 import { CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
+import { isChunked } from '../chunked/annotations.js';
+import { storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
+import { planPartial, type PartialLayer } from '../chunked/partial.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export interface StoreDestinationOptions {
@@ -18,6 +21,11 @@ export interface StoreDestinationOptions {
   sync?: boolean;
   /** The store's own per-layer events (diffID and layer id). */
   onCommitLayer?: CommitOptions['onLayer'];
+  /**
+   * zstd:chunked layers: 'auto' (default) fetches only the files the store lacks when that is cheaper than the whole
+   * blob (src/chunked/partial.ts); 'never' always fetches whole blobs.
+   */
+  partial?: 'auto' | 'never';
 }
 
 /** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
@@ -44,8 +52,11 @@ export class StoreDestination implements ImageDestination {
     const layers = image.layers;
     const states = new Map<number, 'reused' | 'copied'>();
     const fromCache = new Set<string>();
+    const ids: string[] = [];
+    let local: Map<string, LocalFile> | undefined;
     const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
       let writer: BlobWriter | undefined;
+      let partial: PartialLayer | undefined;
       return {
         diffID: layer.diffID,
         digest: layer.digest,
@@ -58,10 +69,19 @@ export class StoreDestination implements ImageDestination {
             options.onLayer?.(layer, 'reused');
             return cached;
           }
+          const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
+          if (local) {
+            partial = await planPartial(layer, local, { ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+            if (partial) {
+              states.set(index, 'copied');
+              options.onLayer?.(layer, 'copying');
+              options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
+              return { stream: partial.stream, rebuiltTar: true };
+            }
+          }
           states.set(index, 'copied');
           options.onLayer?.(layer, 'copying');
           const stream = await layer.open(signal ? { signal } : {});
-          const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
           // The cache copy is written by applyLayer's decode thread (teeFd), not here: no per-chunk round trip
           // through the thread pool on the way to the decompressor.
           if (cache) {
@@ -78,6 +98,8 @@ export class StoreDestination implements ImageDestination {
             else await writer.abort();
             writer = undefined;
           }
+          // A partial pull's TOC digests are now verified (each file hashed, the diff_id matched): its index is free.
+          if (applied && partial) await writeFileIndex(this.store, ids[index]!, partial.files);
           if (applied) options.onLayer?.(layer, 'done');
         },
       };
@@ -89,12 +111,17 @@ export class StoreDestination implements ImageDestination {
     let parentId: string | undefined;
     layers.forEach((l, i) => {
       parentId = layerIdFor(parentId, l.diffID);
+      ids.push(parentId);
       if (present.has(parentId)) {
         announced.add(i);
         options.onLayer?.(l, 'exists');
       }
     });
 
+    // The files the store has, by digest, for the zstd:chunked layers it lacks (read before the commit takes the lock).
+    if (this.options.partial !== 'never' && layers.some((l, i) => !present.has(ids[i]!) && l.fetchRanges && isChunked(l.annotations))) {
+      local = await storeFiles(this.store, signal);
+    }
     const commit: ImageCommit = {
       config: image.config,
       configDigest: image.configDigest,

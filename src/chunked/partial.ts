@@ -1,0 +1,198 @@
+// A partial pull of one zstd:chunked layer: the TOC and tar-split are fetched and checked (toc.ts), each file's content
+// is taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise,
+// and the layer's tar is rebuilt from the tar-split with those contents. That tar goes to the store's ordinary apply,
+// which hashes it and requires the config's diff_id: the result is the layer a full pull makes (same id, same
+// tar-split, same export), and a TOC or tar-split that lies cannot change it, only make the pull fail.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable, type Duplex } from 'node:stream';
+import { CarrierError } from '../errors.js';
+import { decompressor } from '../load/compression.js';
+import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
+import { chunkedLocation } from './annotations.js';
+import type { IndexedFile, LocalFile } from './file-index.js';
+import { readChunkedIndex, type ContentEntry } from './toc.js';
+
+/** What a partial pull needs of a layer: its descriptor and ranged reads of its blob. */
+export interface RangedLayer {
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  fetchRanges?(ranges: readonly ByteRange[], options?: { signal?: AbortSignal }): Promise<FetchedRanges>;
+}
+
+export interface PartialLayer {
+  /** The layer's tar, rebuilt; reading it drives the fetches. */
+  stream: Readable;
+  /** Compressed bytes of file content still to fetch (ranges merged), and of content found in the store. */
+  toFetch: number;
+  skipped: number;
+  /** Every file with content, for the layer's index once the layer is verified. */
+  files: IndexedFile[];
+}
+
+export interface PartialOptions {
+  signal?: AbortSignal;
+  /** Running count of bytes received from the registry for this layer (the TOC and tar-split included). */
+  onFetched?: (bytes: number) => void;
+  /** A partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
+  maxShare?: number;
+}
+
+/** Ranges closer than this are fetched as one (what lies between is a few tar headers). */
+const MERGE_GAP = 16 << 10;
+/** Compressed bytes fetched (and held) at once. */
+const BATCH_BYTES = 32 << 20;
+
+/** Sorted, merged ranges covering `entries`. */
+function mergeRanges(entries: readonly ContentEntry[]): ByteRange[] {
+  const sorted = [...entries].sort((a, b) => a.offset - b.offset);
+  const out: ByteRange[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && e.offset <= last.offset + last.length + MERGE_GAP) last.length = Math.max(last.length, e.endOffset - last.offset);
+    else out.push({ offset: e.offset, length: e.endOffset - e.offset });
+  }
+  return out;
+}
+
+/** Remote contents in tar order, cut into batches of about BATCH_BYTES of merged ranges. */
+function batches(remote: readonly ContentEntry[]): ContentEntry[][] {
+  const out: ContentEntry[][] = [];
+  let cur: ContentEntry[] = [];
+  let bytes = 0;
+  for (const e of remote) {
+    if (cur.length > 0 && bytes + (e.endOffset - e.offset) > BATCH_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += e.endOffset - e.offset;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/**
+ * Plans a partial pull of `layer` against the files the store has; undefined when the layer is not zstd:chunked with
+ * a tar-split (the older form cannot be verified from parts), cannot be fetched by range, or when fetching whole is
+ * about as cheap. Throws CARRIER_BAD_TOC for a TOC or tar-split that is malformed or disagrees with itself.
+ */
+export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
+  const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
+  if (!where?.tarSplit || !layer.fetchRanges) return undefined;
+  const { signal } = options;
+  const sig = signal ? { signal } : {};
+  let fetched = 0;
+  const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
+  const meta = await layer.fetchRanges(parts, sig);
+  fetched += meta.received;
+  options.onFetched?.(fetched);
+  const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
+  const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
+  const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
+
+  const isLocal = (c: ContentEntry): LocalFile | undefined => {
+    const f = local.get(c.digest);
+    return f && f.size === c.size ? f : undefined;
+  };
+  const remote = index.contents.filter((c) => !isLocal(c));
+  const toFetch = mergeRanges(remote).reduce((n, r) => n + r.length, 0);
+  const skipped = mergeRanges(index.contents.filter((c) => isLocal(c))).reduce((n, r) => n + r.length, 0);
+  if (toFetch > (options.maxShare ?? 0.8) * layer.size) return undefined;
+
+  const files = index.contents.map((c) => ({ name: c.name, size: c.size, digest: c.digest }));
+  const inflate = decompressor('zstd');
+  // Feeds the frames of the remote contents, in tar order, to one decoder: concatenated frames decode to the
+  // concatenated contents, which the tar below takes file by file.
+  const produce = async (): Promise<void> => {
+    for (const batch of batches(remote)) {
+      const ranges = mergeRanges(batch);
+      const got = await layer.fetchRanges!(ranges, sig);
+      fetched += got.received;
+      options.onFetched?.(fetched);
+      for (const c of batch) {
+        const i = ranges.findIndex((r) => r.offset <= c.offset && c.endOffset <= r.offset + r.length);
+        const at = c.offset - ranges[i]!.offset;
+        if (!inflate.write(got.parts[i]!.subarray(at, at + (c.endOffset - c.offset)))) {
+          await new Promise<void>((resolve, reject) => {
+            const done = (err?: unknown): void => {
+              inflate.off('drain', done);
+              inflate.off('close', done);
+              if (err || inflate.destroyed) reject(err ?? new CarrierError('ABORT_ERR', 'the layer stream was closed'));
+              else resolve();
+            };
+            inflate.once('drain', done);
+            inflate.once('close', done);
+          });
+        }
+      }
+    }
+    inflate.end();
+  };
+  const tar = Readable.from(rebuild(index.split, index.contents, isLocal, inflate, produce, layer.digest));
+  return { stream: tar, toFetch, skipped, files };
+}
+
+/** Reads exactly `n` bytes from `source`, chunk by chunk. */
+async function* take(source: AsyncIterator<Buffer>, rest: { buf: Buffer }, n: number): AsyncGenerator<Buffer> {
+  while (n > 0) {
+    if (rest.buf.length === 0) {
+      const r = await source.next();
+      if (r.done) return;
+      rest.buf = r.value;
+    }
+    const k = Math.min(n, rest.buf.length);
+    yield rest.buf.subarray(0, k);
+    rest.buf = rest.buf.subarray(k);
+    n -= k;
+  }
+}
+
+async function* rebuild(
+  split: readonly import('./toc.js').SplitEntry[],
+  contents: readonly ContentEntry[],
+  isLocal: (c: ContentEntry) => LocalFile | undefined,
+  inflate: Duplex,
+  produce: () => Promise<void>,
+  digest: string,
+): AsyncGenerator<Buffer> {
+  const byName = new Map(contents.map((c) => [c.name, c]));
+  const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const rest = { buf: Buffer.alloc(0) };
+  let producing: Promise<void> | undefined;
+  try {
+    for (const e of split) {
+      if (e.type === 'segment') {
+        if (e.payload.length > 0) yield e.payload;
+        continue;
+      }
+      const c = e.size > 0 ? byName.get(e.name) : undefined;
+      if (!c) continue;
+      const h = createHash('sha256');
+      let n = 0;
+      const from = isLocal(c);
+      if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
+      const chunks = from ? (createReadStream(from.path) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
+      for await (const chunk of chunks) {
+        n += chunk.length;
+        if (n > c.size) break;
+        h.update(chunk);
+        yield chunk;
+      }
+      const got = `sha256:${h.digest('hex')}`;
+      if (n !== c.size || got !== c.digest) {
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got}); the layer is refused`);
+      }
+    }
+    if (producing) {
+      await producing;
+      if (rest.buf.length > 0 || !(await decoded.next()).done) {
+        throw new CarrierError('CARRIER_BAD_TOC', `zstd:chunked layer ${digest}: the TOC's ranges decode to more bytes than its files hold; the layer is refused`);
+      }
+    }
+  } finally {
+    inflate.destroy();
+  }
+}
