@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Store, pull, push, type PullEvent } from '../src/index.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
@@ -248,6 +249,39 @@ describe('zstd:chunked partial pull', () => {
       relay.bytes.clear();
       await pull(store, `${relay.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false, partial: 'never' });
       expect(fetchedOf(relay, v2c.layer.digest)).toBe(v2c.layer.size);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('fetches whole a layer podman 4.3 wrote as zstd:chunked (a TOC but no tar-split), with the same image id', async () => {
+    // podman 4.3 compresses as zstd:chunked only what it compresses itself: an image it built. The files are v2's,
+    // plus one of its own (podman's machine-wide blob-info cache would otherwise offer a blob it pushed before).
+    const ctx = path.join(work, 'podman43-ctx');
+    fs.mkdirSync(path.join(ctx, 'app'), { recursive: true });
+    for (let i = 0; i < 40; i++) {
+      const name = `app/f${String(i).padStart(2, '0')}`;
+      fs.writeFileSync(path.join(ctx, name), i === 7 ? Buffer.concat([prng(48 << 10, 'f07'), Buffer.from('two')]) : prng(48 << 10, name));
+    }
+    fs.writeFileSync(path.join(ctx, 'app', 'own'), randomBytes(64));
+    fs.writeFileSync(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY app /app\n');
+    const podman = new Podman(path.join(work, 'podman43'), 'vfs');
+    podman.run(['build', '-q', '-t', `${reg.host}/podman43/app:v2`, ctx]);
+    podman.run(['push', '-q', '--tls-verify=false', '--compression-format', 'zstd:chunked', `${reg.host}/podman43/app:v2`]);
+    const id = podman.inspect(`${reg.host}/podman43/app:v2`).Id;
+    const pushed = await storedImage(reg, 'podman43/app', 'v2');
+    const layer = (JSON.parse(pushed.manifest.toString()) as { layers: { digest: string; size: number; annotations?: Record<string, string> }[] }).layers[0]!;
+    expect(Object.keys(layer.annotations ?? {}).some((k) => k.includes('zstd-chunked.manifest-checksum'))).toBe(true);
+    expect(layer.annotations?.[TAR_SPLIT_POSITION]).toBeUndefined();
+    const store = await newStore();
+    try {
+      await pull(store, `${relay.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
+      relay.bytes.clear();
+      const events: PullEvent[] = [];
+      const r = await pull(store, `${relay.host}/podman43/app:v2`, { tlsVerify: false, blobCache: false, onProgress: (e) => events.push(e) });
+      expect(r.id).toBe(id);
+      expect(fetchedOf(relay, layer.digest)).toBe(layer.size);
+      expect(events.some((e) => e.type === 'partial')).toBe(false);
     } finally {
       await store.close();
     }
