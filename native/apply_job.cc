@@ -349,6 +349,13 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
     c.max_uncompressed = static_cast<uint64_t>(number_option(o, "maxUncompressedBytes", 64.0 * (1ull << 30)));
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 4e6));
     c.tee_fd = static_cast<int>(number_option(o, "teeFd", -1));
+    Napi::Value clones = o.Get("clones");
+    if (clones.IsArray()) {
+      Napi::Array list = clones.As<Napi::Array>();
+      for (uint32_t i = 0; i + 1 < list.Length(); i += 2) {
+        c.extract.clones[list.Get(i).ToString().Utf8Value()] = list.Get(i + 1).ToString().Utf8Value();
+      }
+    }
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();
   }

@@ -83,6 +83,8 @@ export interface NativeApplyOptions {
   maxUncompressedBytes: number;
   maxEntries: number;
   teeFd?: number;
+  /** Tar name, store file, tar name, store file, …: files made as reflinks (ApplyLayerOptions.cloneFrom). */
+  clones?: string[];
 }
 
 /** The native job reports exactly the public result shape. */

@@ -13,6 +13,7 @@ import { Store, pull, push, type PullEvent } from '../src/index.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
+import { withLoopFs, usage } from './support/loopfs.js';
 import * as H from './support/hostile.js';
 import { tempDir, prng } from './support/fixtures.js';
 import { TAR_SPLIT_POSITION, TOC_CHECKSUM, TOC_POSITION, chunkedLocation } from '../src/chunked/annotations.js';
@@ -68,12 +69,12 @@ async function newStore(): Promise<Store> {
   return Store.open({ root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), driver: 'vfs' });
 }
 
-/** Forty 48 KiB files of noise, and `changed` as the content of app/f07. */
+/** Forty 96 KiB files of noise, and `changed` as the content of app/f07. */
 function appLayer(changed: string): Buffer[] {
   const entries = [H.dir('app')];
   for (let i = 0; i < 40; i++) {
     const name = `app/f${String(i).padStart(2, '0')}`;
-    entries.push(H.file(name, i === 7 ? Buffer.concat([prng(48 << 10, 'f07'), Buffer.from(changed)]) : prng(48 << 10, name)));
+    entries.push(H.file(name, i === 7 ? Buffer.concat([prng(96 << 10, 'f07'), Buffer.from(changed)]) : prng(96 << 10, name)));
   }
   return entries;
 }
@@ -242,6 +243,23 @@ describe('zstd:chunked partial pull', () => {
     }
   });
 
+  it('on a filesystem that clones, makes the files it takes from the store reflinks of them (no new data blocks)', async () => {
+    await withLoopFs('xfs', 512, async (mnt) => {
+      const store = await Store.open({ root: path.join(mnt, 'root'), runroot: path.join(work, `xfs-run-${n++}`), driver: 'vfs' });
+      try {
+        await pull(store, `${reg.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
+        const before = usage(mnt).used;
+        const r = await pull(store, `${reg.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false });
+        const grown = usage(mnt).used - before;
+        expect(grown).toBeLessThan(0.25 * v2.layers[0]!.tar.length);
+        const [tar] = await exportedLayers(store, r.id);
+        expect(sha256(tar!)).toBe(v2.diffIDs[0]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it('fetches the whole blob with partial: never', async () => {
     const store = await newStore();
     try {
@@ -261,7 +279,7 @@ describe('zstd:chunked partial pull', () => {
     fs.mkdirSync(path.join(ctx, 'app'), { recursive: true });
     for (let i = 0; i < 40; i++) {
       const name = `app/f${String(i).padStart(2, '0')}`;
-      fs.writeFileSync(path.join(ctx, name), i === 7 ? Buffer.concat([prng(48 << 10, 'f07'), Buffer.from('two')]) : prng(48 << 10, name));
+      fs.writeFileSync(path.join(ctx, name), i === 7 ? Buffer.concat([prng(96 << 10, 'f07'), Buffer.from('two')]) : prng(96 << 10, name));
     }
     fs.writeFileSync(path.join(ctx, 'app', 'own'), randomBytes(64));
     fs.writeFileSync(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY app /app\n');

@@ -29,6 +29,8 @@ export interface PartialLayer {
   skipped: number;
   /** Every file with content, for the layer's index once the layer is verified. */
   files: IndexedFile[];
+  /** Files taken from the store, by tar name: reflinked where the filesystem can (ApplyLayerOptions.cloneFrom). */
+  clones: Map<string, string>;
 }
 
 export interface PartialOptions {
@@ -41,6 +43,8 @@ export interface PartialOptions {
 
 /** Ranges closer than this are fetched as one (what lies between is a few tar headers). */
 const MERGE_GAP = 16 << 10;
+/** Files smaller than this are written rather than reflinked (a clone costs two opens and an ioctl). */
+const CLONE_MIN = 64 << 10;
 /** Compressed bytes fetched (and held) at once. */
 const BATCH_BYTES = 32 << 20;
 
@@ -132,7 +136,12 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
     inflate.end();
   };
   const tar = Readable.from(rebuild(index.split, index.contents, isLocal, inflate, produce, layer.digest));
-  return { stream: tar, toFetch, skipped, files };
+  const clones = new Map<string, string>();
+  for (const c of index.contents) {
+    const f = isLocal(c);
+    if (f && c.size >= CLONE_MIN) clones.set(c.name, f.path);
+  }
+  return { stream: tar, toFetch, skipped, files, clones };
 }
 
 /** Reads exactly `n` bytes from `source`, chunk by chunk. */

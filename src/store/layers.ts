@@ -54,6 +54,8 @@ export interface LayerStream {
    * can be checked, and is.
    */
   rebuiltTar?: boolean;
+  /** Files the store already holds, by tar name, to reflink instead of writing (ApplyLayerOptions.cloneFrom). */
+  cloneFrom?: ReadonlyMap<string, string>;
 }
 
 /** What a layer's content must hash to. */
@@ -214,6 +216,7 @@ export class LayerStore {
               ...(from.teeFd !== undefined ? { teeFd: from.teeFd } : {}),
               ...(from.onBytes ? { onBytes: from.onBytes } : {}),
               ...(from.rebuiltTar ? { compression: 'none' as const } : {}),
+              ...(from.cloneFrom ? { cloneFrom: from.cloneFrom } : {}),
             },
           }
         : { source: from, extra: {} };

@@ -76,7 +76,7 @@ export class StoreDestination implements ImageDestination {
               states.set(index, 'copied');
               options.onLayer?.(layer, 'copying');
               options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
-              return { stream: partial.stream, rebuiltTar: true };
+              return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones };
             }
           }
           states.set(index, 'copied');
