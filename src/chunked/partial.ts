@@ -39,6 +39,8 @@ export interface PartialOptions {
   onFetched?: (bytes: number) => void;
   /** A partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
   maxShare?: number;
+  /** Compressed bytes fetched (and held) at once (default 32 MiB); a larger file comes in pieces of this size. */
+  batchBytes?: number;
 }
 
 /** Ranges closer than this are fetched as one (what lies between is a few tar headers). */
@@ -60,13 +62,13 @@ function mergeRanges(entries: readonly ContentEntry[]): ByteRange[] {
   return out;
 }
 
-/** Remote contents in tar order, cut into batches of about BATCH_BYTES of merged ranges. */
-function batches(remote: readonly ContentEntry[]): ContentEntry[][] {
+/** Remote contents in tar order, cut into batches of about `limit` bytes of ranges; a larger file alone. */
+function batches(remote: readonly ContentEntry[], limit: number): ContentEntry[][] {
   const out: ContentEntry[][] = [];
   let cur: ContentEntry[] = [];
   let bytes = 0;
   for (const e of remote) {
-    if (cur.length > 0 && bytes + (e.endOffset - e.offset) > BATCH_BYTES) {
+    if (cur.length > 0 && bytes + (e.endOffset - e.offset) > limit) {
       out.push(cur);
       cur = [];
       bytes = 0;
@@ -110,27 +112,43 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
   const inflate = decompressor('zstd');
   // Feeds the frames of the remote contents, in tar order, to one decoder: concatenated frames decode to the
   // concatenated contents, which the tar below takes file by file.
+  const write = async (bytes: Buffer): Promise<void> => {
+    if (inflate.write(bytes)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        inflate.off('drain', done);
+        inflate.off('close', done);
+        if (inflate.destroyed) reject(new CarrierError('ABORT_ERR', 'the layer stream was closed'));
+        else resolve();
+      };
+      inflate.once('drain', done);
+      inflate.once('close', done);
+    });
+  };
+  const fetchRanges = async (ranges: ByteRange[]): Promise<Buffer[]> => {
+    const got = await layer.fetchRanges!(ranges, sig);
+    fetched += got.received;
+    options.onFetched?.(fetched);
+    return got.parts;
+  };
+  const limit = options.batchBytes ?? BATCH_BYTES;
   const produce = async (): Promise<void> => {
-    for (const batch of batches(remote)) {
+    for (const batch of batches(remote, limit)) {
+      const first = batch[0]!;
+      if (batch.length === 1 && first.endOffset - first.offset > limit) {
+        // A file larger than a batch comes in pieces, so memory stays bounded whatever its size.
+        for (let at = first.offset; at < first.endOffset; at += limit) {
+          const [piece] = await fetchRanges([{ offset: at, length: Math.min(limit, first.endOffset - at) }]);
+          await write(piece!);
+        }
+        continue;
+      }
       const ranges = mergeRanges(batch);
-      const got = await layer.fetchRanges!(ranges, sig);
-      fetched += got.received;
-      options.onFetched?.(fetched);
+      const parts = await fetchRanges(ranges);
       for (const c of batch) {
         const i = ranges.findIndex((r) => r.offset <= c.offset && c.endOffset <= r.offset + r.length);
         const at = c.offset - ranges[i]!.offset;
-        if (!inflate.write(got.parts[i]!.subarray(at, at + (c.endOffset - c.offset)))) {
-          await new Promise<void>((resolve, reject) => {
-            const done = (err?: unknown): void => {
-              inflate.off('drain', done);
-              inflate.off('close', done);
-              if (err || inflate.destroyed) reject(err ?? new CarrierError('ABORT_ERR', 'the layer stream was closed'));
-              else resolve();
-            };
-            inflate.once('drain', done);
-            inflate.once('close', done);
-          });
-        }
+        await write(parts[i]!.subarray(at, at + (c.endOffset - c.offset)));
       }
     }
     inflate.end();
