@@ -13,6 +13,7 @@ import { Store, pull, push, type PullEvent } from '../src/index.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
+import { requireCli, runCli } from './support/reliability.js';
 import { withLoopFs, usage } from './support/loopfs.js';
 import * as H from './support/hostile.js';
 import { tempDir, prng } from './support/fixtures.js';
@@ -258,6 +259,21 @@ describe('zstd:chunked partial pull', () => {
         await store.close();
       }
     });
+  });
+
+  it('carrier pull --partial: auto says what it fetches and skips; a value other than auto or never is a usage error', async () => {
+    requireCli();
+    const dir = path.join(work, `cli-${n++}`);
+    const g = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'vfs'];
+    const first = await runCli([...g, 'pull', '--tls-verify=false', `${reg.host}/chunked/app:v1`]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await runCli([...g, 'pull', '--tls-verify=false', '--partial=auto', `${reg.host}/chunked/app:v2`]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout.trim()).toBe(v2.configDigest.slice(7));
+    expect(second.stderr).toMatch(new RegExp(`Copying blob ${v2c.layer.digest} partially: fetching [0-9.]+[KM]?i?B, skipping [0-9.]+MiB the store has`));
+    const bad = await runCli([...g, 'pull', '--tls-verify=false', '--partial=sometimes', `${reg.host}/chunked/app:v2`]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain('--partial must be auto or never');
   });
 
   it('fetches the whole blob with partial: never', async () => {
