@@ -1,5 +1,6 @@
 // fetchBlobRanges against registries that answer a multi-range request in each way HTTP allows: multipart/byteranges,
-// one range only (then each range is asked for alone), or the whole blob; framing that does not add up is refused.
+// or one range only (then each range is asked for alone); the whole blob is not read (the caller fetches it its own
+// way); framing that does not add up is refused.
 import { Readable } from 'node:stream';
 import { describe, it, expect } from 'vitest';
 import { fetchBlobRanges, type RangeClient } from '../src/registry/ranges.js';
@@ -52,11 +53,9 @@ describe('fetchBlobRanges', () => {
     expect(got.requests).toBe(4);
   });
 
-  it('cuts the ranges out of a whole blob when the registry ignores Range', async () => {
+  it('fails with CARRIER_UNSUPPORTED, without reading it, when the registry ignores Range and answers the whole blob', async () => {
     const c = client(() => ({ status: 200, headers: {}, body: blob }));
-    const got = await fetchBlobRanges(c, 'h/r', digest, blob.length, want);
-    expect(got.parts).toEqual(expected);
-    expect(got.received).toBe(blob.length);
+    await expect(fetchBlobRanges(c, 'h/r', digest, blob.length, want)).rejects.toMatchObject({ code: 'CARRIER_UNSUPPORTED' });
   });
 
   it('refuses a multipart part longer than its Content-Range, and ranges outside the blob', async () => {

@@ -1,6 +1,7 @@
 // Which file contents the store already has, by sha256: one small index per layer (`<id>.files.json` beside its
-// tar-split) listing each regular file with content, its size and digest. A layer pulled partially gets its index from
-// its verified TOC; any other layer's is rebuilt when missing, from its tar-split's names and its files' bytes. The
+// tar-split) listing each regular file with content, its size and, once known, its digest. A layer pulled partially
+// gets every digest from its verified TOC; any other layer's index is made from its tar-split's names and sizes, and a
+// file is hashed only when a pull wants content of its size, so a big store is not read through for one pull. The
 // index is a hint: every byte taken from it is hashed again as it is used, and the layer's diff_id checked at the end.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -17,7 +18,8 @@ import { parseTarSplit } from './toc.js';
 export interface IndexedFile {
   name: string;
   size: number;
-  digest: string;
+  /** `sha256:<hex>`; null: not hashed yet; '': not usable (missing or not a regular file of that size). */
+  digest: string | null;
 }
 
 /** Where a content digest can be read in the store. */
@@ -62,43 +64,50 @@ export async function writeFileIndex(store: Store, layerId: string, files: reado
   await writeFileAtomic(fileIndexPath(store.layerTarSplitPath(layerId)), body, 0o600);
 }
 
-async function layerIndex(store: Store, id: string, signal?: AbortSignal): Promise<IndexedFile[]> {
-  const path = fileIndexPath(store.layerTarSplitPath(id));
+async function readIndex(store: Store, id: string): Promise<IndexedFile[] | undefined> {
   try {
-    const doc = JSON.parse(await readFile(path, 'utf8')) as { version?: number; files?: [string, number, string][] };
+    const doc = JSON.parse(await readFile(fileIndexPath(store.layerTarSplitPath(id)), 'utf8')) as { version?: number; files?: [string, number, string | null][] };
     if (doc.version === 1 && Array.isArray(doc.files)) return doc.files.map(([name, size, digest]) => ({ name, size, digest }));
   } catch {
-    /* missing or unreadable: rebuilt below */
+    /* missing or unreadable: made again */
   }
-  let names: { name: string; size: number }[];
-  try {
-    names = await readSplitNames(store.layerTarSplitPath(id));
-  } catch {
-    return []; // a layer without a tar-split (committed by another tool) offers nothing
+  return undefined;
+}
+
+/** The layer's index, with every file of a size in `sizes` hashed (and the index saved when that changed it). */
+async function layerIndex(store: Store, id: string, sizes: ReadonlySet<number>, signal?: AbortSignal): Promise<IndexedFile[]> {
+  let files = await readIndex(store, id);
+  let changed = false;
+  if (!files) {
+    try {
+      files = (await readSplitNames(store.layerTarSplitPath(id))).map((n) => ({ ...n, digest: null }));
+    } catch {
+      return []; // a layer without a tar-split (made by another tool) offers nothing
+    }
+    changed = true;
   }
   const dir = store.layerDiffPath(id);
-  const files: IndexedFile[] = [];
-  for (const n of names) {
+  for (const f of files) {
+    if (f.digest !== null || !sizes.has(f.size)) continue;
     signal?.throwIfAborted();
-    const p = layerPath(dir, n.name);
-    if (!p) continue;
-    const st = await lstat(p).catch(() => undefined);
-    if (!st?.isFile() || st.size !== n.size) continue;
-    files.push({ name: n.name, size: n.size, digest: await sha256File(p) });
+    const p = layerPath(dir, f.name);
+    const st = p ? await lstat(p).catch(() => undefined) : undefined;
+    f.digest = p && st?.isFile() && st.size === f.size ? await sha256File(p) : '';
+    changed = true;
   }
-  await writeFileIndex(store, id, files).catch(() => {}); // a read-only graphroot: the index is rebuilt next time
+  if (changed) await writeFileIndex(store, id, files).catch(() => {}); // a read-only graphroot: made again next time
   return files;
 }
 
-/** Every file content the store's complete layers hold, by digest. */
-export async function storeFiles(store: Store, signal?: AbortSignal): Promise<Map<string, LocalFile>> {
+/** The store's file contents of the sizes wanted, by digest, from its complete layers. */
+export async function storeFiles(store: Store, sizes: ReadonlySet<number>, signal?: AbortSignal): Promise<Map<string, LocalFile>> {
   const out = new Map<string, LocalFile>();
   const layers = (await store.layers()).filter((l) => !l.incomplete && !l.readOnly);
   for (const l of layers) {
     const dir = store.layerDiffPath(l.id);
-    for (const f of await layerIndex(store, l.id, signal)) {
-      const p = layerPath(dir, f.name);
-      if (p && !out.has(f.digest)) out.set(f.digest, { path: p, size: f.size });
+    for (const f of await layerIndex(store, l.id, sizes, signal)) {
+      const p = f.digest ? layerPath(dir, f.name) : undefined;
+      if (p && !out.has(f.digest!)) out.set(f.digest!, { path: p, size: f.size });
     }
   }
   return out;

@@ -11,7 +11,7 @@ import { decompressor } from '../load/compression.js';
 import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
-import { readChunkedIndex, type ContentEntry } from './toc.js';
+import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry } from './toc.js';
 
 /** What a partial pull needs of a layer: its descriptor and ranged reads of its blob. */
 export interface RangedLayer {
@@ -41,6 +41,8 @@ export interface PartialOptions {
   maxShare?: number;
   /** Compressed bytes fetched (and held) at once (default 32 MiB); a larger file comes in pieces of this size. */
   batchBytes?: number;
+  /** The layer's TOC and tar-split, already fetched and checked (fetchChunkedIndex). */
+  index?: ChunkedLayerIndex;
 }
 
 /** Ranges closer than this are fetched as one (what lies between is a few tar headers). */
@@ -81,23 +83,38 @@ function batches(remote: readonly ContentEntry[], limit: number): ContentEntry[]
 }
 
 /**
- * Plans a partial pull of `layer` against the files the store has; undefined when the layer is not zstd:chunked with
- * a tar-split (the older form cannot be verified from parts), cannot be fetched by range, or when fetching whole is
- * about as cheap. Throws CARRIER_BAD_TOC for a TOC or tar-split that is malformed or disagrees with itself.
+ * Fetches (one request) and checks a layer's TOC and tar-split; undefined when the layer is not zstd:chunked with a
+ * tar-split (the older form cannot be verified from parts), cannot be fetched by range, or the registry ignores
+ * ranges. Throws CARRIER_BAD_TOC for a TOC or tar-split that is malformed or disagrees with itself.
  */
-export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
+export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal): Promise<ChunkedLayerIndex | undefined> {
   const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
   if (!where?.tarSplit || !layer.fetchRanges) return undefined;
-  const { signal } = options;
-  const sig = signal ? { signal } : {};
-  let fetched = 0;
   const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
-  const meta = await layer.fetchRanges(parts, sig);
-  fetched += meta.received;
-  options.onFetched?.(fetched);
+  let meta: FetchedRanges;
+  try {
+    meta = await layer.fetchRanges(parts, signal ? { signal } : {});
+  } catch (err) {
+    if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined; // no ranges here: fetch whole
+    throw err;
+  }
   const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
   const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
   const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
+  return { ...index, received: meta.received };
+}
+
+/**
+ * Plans a partial pull of `layer` against the files the store has (its TOC and tar-split fetched here unless given);
+ * undefined when the layer cannot be pulled partially (see fetchChunkedIndex) or fetching whole is about as cheap.
+ */
+export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
+  const { signal } = options;
+  const sig = signal ? { signal } : {};
+  const index = options.index ?? (await fetchChunkedIndex(layer, signal));
+  if (!index) return undefined;
+  let fetched = index.received;
+  options.onFetched?.(fetched);
 
   const isLocal = (c: ContentEntry): LocalFile | undefined => {
     const f = local.get(c.digest);

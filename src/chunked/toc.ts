@@ -26,6 +26,8 @@ export interface ChunkedLayerIndex {
   split: SplitEntry[];
   /** Content of the tar-split's file entries with content, in the tar's order. */
   contents: ContentEntry[];
+  /** Bytes received fetching the TOC and tar-split. */
+  received: number;
 }
 
 const TOC_TYPES = new Set(['reg', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo', 'chunk']);
@@ -110,7 +112,7 @@ export async function readChunkedIndex(
   csplit: Buffer,
   where: { tocDigest: string; toc: BlobPart; tarSplit: BlobPart; dataEnd: number },
   digest: string,
-): Promise<ChunkedLayerIndex> {
+): Promise<Omit<ChunkedLayerIndex, 'received'>> {
   if (sha256Digest(ctoc) !== where.tocDigest) throw bad(digest, `the TOC does not match its manifest-checksum ${where.tocDigest}`);
   const tocText = (await unzstdExact(ctoc, where.toc.uncompressedLength, 'TOC', digest)).toString('utf8');
   let toc: { version?: unknown; entries?: unknown; tarSplitDigest?: unknown };

@@ -1,10 +1,11 @@
 // Parts of a blob by HTTP Range: several ranges in one request (`Range: bytes=a-b,c-d`), answered as
-// multipart/byteranges (the CNCF registry's filesystem storage does, through Go's http.ServeContent), a single range,
-// or the whole blob (a registry or proxy that ignores ranges). Whatever the answer, each range asked for is cut out
-// of it, and an answer that does not cover a range is refused: nothing here trusts the registry's framing.
+// multipart/byteranges (the CNCF registry's filesystem storage does, through Go's http.ServeContent) or as a single
+// range (then each range is asked for alone). Each range asked for is cut out of the answer, and an answer that does
+// not cover a range is refused: nothing here trusts the registry's framing. A registry that ignores Range (answers
+// the whole blob) fails with CARRIER_UNSUPPORTED, so the caller fetches the blob whole its usual way.
 import { CarrierError } from '../errors.js';
 import type { ImageReference } from '../reference.js';
-import { header, readCapped, type Response } from './http.js';
+import { discard, header, readCapped, type Response } from './http.js';
 
 export interface ByteRange {
   offset: number;
@@ -60,9 +61,9 @@ async function fetchGroup(client: RangeClient, ref: ImageReference | string, dig
   const res = await client.requestBlob(ref, digest, { range: `bytes=${spec}` }, signal);
   const wanted = group.reduce((n, r) => n + r.length, 0);
   if (res.statusCode === 200) {
-    const body = await readCapped(res, size, `blob ${digest}`);
-    if (body.length !== size) throw rangeError(digest, `a whole blob of ${body.length} bytes, not ${size}`);
-    return { parts: group.map((r) => body.subarray(r.offset, r.offset + r.length)), received: body.length, requests: 1 };
+    // The whole blob: reading it to cut parts out would be a full pull held in memory.
+    discard(res.body);
+    throw new CarrierError('CARRIER_UNSUPPORTED', `blob ${digest}: the registry ignores Range requests (answered the whole blob)`);
   }
   const type = header(res, 'content-type') ?? '';
   const boundary = /^multipart\/byteranges;\s*boundary="?([^";]+)"?/i.exec(type)?.[1];

@@ -11,7 +11,8 @@ import { CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
 import { isChunked } from '../chunked/annotations.js';
 import { storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
-import { planPartial, type PartialLayer } from '../chunked/partial.js';
+import { fetchChunkedIndex, planPartial, type PartialLayer } from '../chunked/partial.js';
+import type { ChunkedLayerIndex } from '../chunked/toc.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export interface StoreDestinationOptions {
@@ -54,6 +55,7 @@ export class StoreDestination implements ImageDestination {
     const fromCache = new Set<string>();
     const ids: string[] = [];
     let local: Map<string, LocalFile> | undefined;
+    const indexes = new Map<number, ChunkedLayerIndex>();
     const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
       let writer: BlobWriter | undefined;
       let partial: PartialLayer | undefined;
@@ -70,8 +72,9 @@ export class StoreDestination implements ImageDestination {
             return cached;
           }
           const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
-          if (local) {
-            partial = await planPartial(layer, local, { ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          const toc = indexes.get(index);
+          if (local && toc) {
+            partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
             if (partial) {
               states.set(index, 'copied');
               options.onLayer?.(layer, 'copying');
@@ -118,9 +121,17 @@ export class StoreDestination implements ImageDestination {
       }
     });
 
-    // The files the store has, by digest, for the zstd:chunked layers it lacks (read before the commit takes the lock).
-    if (this.options.partial !== 'never' && layers.some((l, i) => !present.has(ids[i]!) && l.fetchRanges && isChunked(l.annotations))) {
-      local = await storeFiles(this.store, signal);
+    // zstd:chunked layers the store lacks: their TOCs and tar-splits are fetched and checked before the store is
+    // touched (one that lies refuses the image here), then the store's files of the sizes they hold are looked up.
+    if (this.options.partial !== 'never') {
+      await Promise.all(
+        layers.map(async (l, i) => {
+          if (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations)) return;
+          const index = await fetchChunkedIndex(l, signal);
+          if (index) indexes.set(i, index);
+        }),
+      );
+      if (indexes.size > 0) local = await storeFiles(this.store, new Set([...indexes.values()].flatMap((x) => x.contents.map((c) => c.size))), signal);
     }
     const commit: ImageCommit = {
       config: image.config,
