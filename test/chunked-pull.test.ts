@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { Store, pull, push, type PullEvent } from '../src/index.js';
+import { Store, commit, createContainer, mountContainer, pull, push, unmountContainer, type PullEvent } from '../src/index.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
 import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
@@ -207,6 +207,29 @@ describe('zstd:chunked push', () => {
     const podman = new Podman(path.join(work, 'podman'), 'vfs');
     podman.run(['pull', '-q', '--tls-verify=false', `${reg.host}/chunked/app:v2`]);
     expect(podman.inspect(`${reg.host}/chunked/app:v2`).Id).toBe(v2.configDigest.slice(7));
+  });
+});
+
+describe('zstd:chunked commit', () => {
+  it('commits a container layer as zstd:chunked, which push keeps as it is and podman pulls to the same image id', async () => {
+    const store = await newStore();
+    try {
+      await pull(store, `${reg.host}/chunked/app:v1`, { tlsVerify: false });
+      const c = await createContainer(store, `${reg.host}/chunked/app:v1`);
+      fs.writeFileSync(path.join(await mountContainer(store, c.id), 'added'), prng(200_000, 'added'));
+      await unmountContainer(store, c.id);
+      const r = await commit(store, c.id, 'localhost/committed:1', { compression: 'zstd:chunked' });
+      const stored = JSON.parse((await store.imageBigData(r.id, 'manifest')).toString()) as { layers: { mediaType: string; annotations?: Record<string, string> }[] };
+      expect(stored.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+zstd', 'application/vnd.oci.image.layer.v1.tar+zstd']);
+      for (const l of stored.layers) expect(Object.keys(l.annotations ?? {})).toContain(TAR_SPLIT_POSITION);
+      const pushed = await push(store, 'localhost/committed:1', `${reg.host}/chunked/committed:1`, { tlsVerify: false });
+      expect(pushed.manifestReused).toBe(true);
+      const podman = new Podman(path.join(work, `pc${n++}`), 'vfs');
+      podman.run(['pull', '-q', '--tls-verify=false', `${reg.host}/chunked/committed:1`]);
+      expect(podman.inspect(`${reg.host}/chunked/committed:1`).Id).toBe(r.id);
+    } finally {
+      await store.close();
+    }
   });
 });
 
