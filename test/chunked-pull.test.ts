@@ -32,14 +32,28 @@ interface Relay {
   host: string;
   bytes: Map<string, number>;
   ranges: string[];
+  /** Answer 400 to every request for a single range (a proxy that refuses ranges it does not cache). */
+  refuseSingleRanges: boolean;
   stop(): Promise<void>;
 }
 
 async function startRelay(upstream: URL): Promise<Relay> {
   const bytes = new Map<string, number>();
   const ranges: string[] = [];
+  const relay: Relay = {
+    host: '',
+    bytes,
+    ranges,
+    refuseSingleRanges: false,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
   const server = http.createServer((req, res) => {
     if (req.headers.range) ranges.push(req.headers.range);
+    if (relay.refuseSingleRanges && req.headers.range && !req.headers.range.includes(',')) {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNSUPPORTED","message":"ranges refused"}]}');
+      return;
+    }
     const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.on('data', (c: Buffer) => bytes.set(req.url ?? '', (bytes.get(req.url ?? '') ?? 0) + c.length));
@@ -50,12 +64,8 @@ async function startRelay(upstream: URL): Promise<Relay> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
-  return {
-    host: `127.0.0.1:${port}`,
-    bytes,
-    ranges,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  relay.host = `127.0.0.1:${port}`;
+  return relay;
 }
 
 function fetchedOf(r: Relay, digest: string): number {
@@ -297,6 +307,23 @@ describe('zstd:chunked partial pull', () => {
     const bad = await runCli([...g, 'pull', '--tls-verify=false', '--partial=sometimes', `${reg.host}/chunked/app:v2`]);
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('--partial must be auto or never');
+  });
+
+  it('fetches the layer whole when the registry refuses the ranges a partial pull asks for', async () => {
+    const store = await newStore();
+    try {
+      await pull(store, `${relay.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
+      relay.bytes.clear();
+      relay.refuseSingleRanges = true;
+      const r = await pull(store, `${relay.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false });
+      expect(r.id).toBe(v2.configDigest.slice(7));
+      expect(fetchedOf(relay, v2c.layer.digest)).toBeGreaterThanOrEqual(v2c.layer.size);
+      const [tar] = await exportedLayers(store, r.id);
+      expect(sha256(tar!)).toBe(v2.diffIDs[0]);
+    } finally {
+      relay.refuseSingleRanges = false;
+      await store.close();
+    }
   });
 
   it('fetches the whole blob with partial: never', async () => {

@@ -32,6 +32,14 @@ export interface StoreDestinationOptions {
 /** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
 const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
 
+/**
+ * Failures of a partial pull's ranged fetches or store reads that say nothing against the image (a registry or proxy
+ * that refuses ranges, a dropped connection, a store file removed meanwhile): the layers are then fetched whole. A TOC,
+ * tar-split or content that does not verify is never among them: that refuses the image.
+ */
+const PARTIAL_TRANSPORT_ERRORS = new Set(['CARRIER_REGISTRY_ERROR', 'CARRIER_UNSUPPORTED', 'CARRIER_STREAM_ERROR', 'ECONNRESET', 'EPIPE', 'ENOENT']);
+const partialTransportFailure = (err: unknown): boolean => PARTIAL_TRANSPORT_ERRORS.has((err as { code?: string }).code ?? '');
+
 export class StoreDestination implements ImageDestination {
   readonly transport = 'containers-storage' as const;
   readonly reference: string;
@@ -55,6 +63,7 @@ export class StoreDestination implements ImageDestination {
     const fromCache = new Set<string>();
     const ids: string[] = [];
     let local: Map<string, LocalFile> | undefined;
+    let partialUsed = false;
     const indexes = new Map<number, ChunkedLayerIndex>();
     const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
       let writer: BlobWriter | undefined;
@@ -76,6 +85,7 @@ export class StoreDestination implements ImageDestination {
           if (local && toc) {
             partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
             if (partial) {
+              partialUsed = true;
               states.set(index, 'copied');
               options.onLayer?.(layer, 'copying');
               options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
@@ -127,7 +137,10 @@ export class StoreDestination implements ImageDestination {
       await Promise.all(
         layers.map(async (l, i) => {
           if (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations)) return;
-          const index = await fetchChunkedIndex(l, signal);
+          const index = await fetchChunkedIndex(l, signal).catch((err: unknown) => {
+            if (partialTransportFailure(err)) return undefined;
+            throw err;
+          });
           if (index) indexes.set(i, index);
         }),
       );
@@ -155,14 +168,21 @@ export class StoreDestination implements ImageDestination {
     try {
       result = await this.store.commitImage(commit, commitOptions);
     } catch (err) {
-      // A cached blob that no longer verifies (a crash before it reached the disk, a bad disk) is dropped and the
-      // copy retried once from the source.
       const code = (err as { code?: string }).code;
-      if (!cache || fromCache.size === 0 || !code || !CONTENT_ERRORS.has(code)) throw err;
-      for (const d of fromCache) await cache.evict(d);
-      fromCache.clear();
-      states.clear();
-      result = await this.store.commitImage(commit, commitOptions);
+      if (partialUsed && partialTransportFailure(err)) {
+        // Ranges could not be fetched (or a store file read): the layers are fetched whole instead.
+        local = undefined;
+        states.clear();
+        result = await this.store.commitImage(commit, commitOptions);
+      } else {
+        // A cached blob that no longer verifies (a crash before it reached the disk, a bad disk) is dropped and the
+        // copy retried once from the source.
+        if (!cache || fromCache.size === 0 || !code || !CONTENT_ERRORS.has(code)) throw err;
+        for (const d of fromCache) await cache.evict(d);
+        fromCache.clear();
+        states.clear();
+        result = await this.store.commitImage(commit, commitOptions);
+      }
     }
     const byDiff = new Map(result.layers.map((l) => [l.diffID, l]));
     const out: PutLayerResult[] = layers.map((l, i) => {
