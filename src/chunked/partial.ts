@@ -11,7 +11,7 @@ import { decompressor } from '../load/compression.js';
 import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
-import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry } from './toc.js';
+import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
 
 /** What a partial pull needs of a layer: its descriptor and ranged reads of its blob. */
 export interface RangedLayer {
@@ -88,20 +88,20 @@ function batches(remote: readonly ContentEntry[], limit: number): ContentEntry[]
  * ranges. Throws CARRIER_BAD_TOC for a TOC or tar-split that is malformed or disagrees with itself.
  */
 export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal): Promise<ChunkedLayerIndex | undefined> {
-  const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
-  if (!where?.tarSplit || !layer.fetchRanges) return undefined;
-  const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
-  let meta: FetchedRanges;
   try {
-    meta = await layer.fetchRanges(parts, signal ? { signal } : {});
+    const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
+    if (!where?.tarSplit || !layer.fetchRanges) return undefined;
+    const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
+    const meta = await layer.fetchRanges(parts, signal ? { signal } : {});
+    const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
+    const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
+    const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
+    return { ...index, received: meta.received };
   } catch (err) {
-    if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined; // no ranges here: fetch whole
+    // A TOC type not known, no ranges here, or names that cannot be matched: fetched whole.
+    if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined;
     throw err;
   }
-  const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
-  const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
-  const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
-  return { ...index, received: meta.received };
 }
 
 /**
@@ -195,7 +195,7 @@ async function* take(source: AsyncIterator<Buffer>, rest: { buf: Buffer }, n: nu
 }
 
 async function* rebuild(
-  split: readonly import('./toc.js').SplitEntry[],
+  split: readonly SplitEntry[],
   contents: readonly ContentEntry[],
   isLocal: (c: ContentEntry) => LocalFile | undefined,
   inflate: Duplex,

@@ -10,7 +10,7 @@ import { decompressor } from '../load/compression.js';
 import type { BlobPart } from './annotations.js';
 
 /** One tar-split line: raw bytes of the tar (headers, padding), or a file entry whose content comes from elsewhere. */
-export type SplitEntry = { type: 'segment'; payload: Buffer } | { type: 'file'; name: string; size: number };
+export type SplitEntry = { type: 'segment'; payload: Buffer } | { type: 'file'; name: string; size: number; rawName?: boolean };
 
 /** A TOC entry for a file with content: the compressed range of its frames and the digest of its content. */
 export interface ContentEntry {
@@ -86,7 +86,7 @@ export function parseTarSplit(text: string, digest: string): SplitEntry[] {
       const name = typeof j.name === 'string' ? j.name : typeof j.name_raw === 'string' ? Buffer.from(j.name_raw, 'base64').toString('latin1') : undefined;
       const size = j.size === undefined ? 0 : j.size;
       if (name === undefined || !isCount(size)) throw bad(digest, `tar-split file entry ${position - 1} has no name or a bad size`);
-      out.push({ type: 'file', name, size });
+      out.push({ type: 'file', name, size, ...(typeof j.name !== 'string' ? { rawName: true } : {}) });
     } else {
       throw bad(digest, `tar-split line ${position - 1} has unknown type ${String(j.type)}`);
     }
@@ -152,6 +152,10 @@ export async function readChunkedIndex(
     last = e;
   }
 
+  // A name that is not UTF-8 is spelled differently in the TOC (JSON), so names cannot be matched: fetched whole.
+  if (split.some((s) => s.type === 'file' && s.rawName)) {
+    throw new CarrierError('CARRIER_UNSUPPORTED', `zstd:chunked layer ${digest} has file names that are not UTF-8`);
+  }
   const seen = new Set<string>();
   const contents: ContentEntry[] = [];
   for (const s of split) {
