@@ -1,6 +1,6 @@
 // planPartial against an in-memory blob: the layer's tar rebuilt from its tar-split, with files taken from local
 // copies and the rest fetched by range (merged, in batches, a large file in pieces), is the original tar byte for byte;
-// fetching whole is chosen when little of the layer is local.
+// fetching whole is chosen when little of the layer is local. storeFiles hashes only the store files a pull could use.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -9,6 +9,10 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { compressChunked } from '../src/chunked/compress.js';
 import { planPartial, type RangedLayer } from '../src/chunked/partial.js';
 import type { ByteRange } from '../src/registry/ranges.js';
+import { Store } from '../src/index.js';
+import { storeFiles } from '../src/chunked/file-index.js';
+import { buildTestImage } from './support/images.js';
+import { commitOf } from './support/store.js';
 import * as H from './support/hostile.js';
 import { tempDir, prng } from './support/fixtures.js';
 
@@ -78,5 +82,29 @@ describe('planPartial', () => {
     fs.writeFileSync(p, Buffer.alloc(big.content.length));
     const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length }]]));
     await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH' });
+  });
+});
+
+describe('storeFiles', () => {
+  it('hashes only the store files of the sizes wanted, and keeps the rest of its per-layer index for later', async () => {
+    const a = prng(5000, 'sf-a');
+    const b = prng(7000, 'sf-b');
+    const img = buildTestImage(path.join(work, 'sf-img'), { layers: [{ compression: 'gzip', entries: [H.dir('x'), H.file('x/a', a), H.file('x/b', b)] }] });
+    const store = await Store.open({ root: path.join(work, 'sf', 'root'), runroot: path.join(work, 'sf', 'run'), driver: 'vfs' });
+    try {
+      await store.commitImage(commitOf(img));
+      const [layer] = await store.layers();
+      const indexFile = store.layerTarSplitPath(layer!.id).replace(/\.tar-split\.gz$/, '.files.json');
+      const first = await storeFiles(store, new Set([5000]));
+      expect([...first.keys()]).toEqual([sha(a)]);
+      expect(JSON.parse(fs.readFileSync(indexFile, 'utf8')).files).toEqual([
+        ['x/a', 5000, sha(a)],
+        ['x/b', 7000, null],
+      ]);
+      const second = await storeFiles(store, new Set([7000]));
+      expect([...second.keys()].sort()).toEqual([sha(a), sha(b)].sort());
+    } finally {
+      await store.close();
+    }
   });
 });
