@@ -245,7 +245,10 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     }
     if (!s->cfg.expected_diff_id.empty() && diff_digest != s->cfg.expected_diff_id) {
       fail("CARRIER_DIGEST_MISMATCH",
-           "the uncompressed layer's digest is " + diff_digest + ", expected diff_id " + s->cfg.expected_diff_id);
+           "the image's diff_id does not match its layer: the layer's tar hashes to " + diff_digest +
+               ", the config's diff_id is " + s->cfg.expected_diff_id +
+               " (a tool rewrote the layer without updating the config, as skopeo 1.9 and podman 4.3 do writing "
+               "zstd:chunked from a tar with record padding); the layer is refused");
     }
     if (split) split->close();
     ApplyResult& r = done->result;

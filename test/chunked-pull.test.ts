@@ -371,7 +371,7 @@ describe('zstd:chunked partial pull', () => {
     }
   });
 
-  const hostile: [string, Parameters<typeof rebuiltBlob>[0], string | string[]][] = [
+  const hostile: [string, Parameters<typeof rebuiltBlob>[0], string | string[], string?][] = [
     [
       'a TOC whose file offsets lie past the blob’s data',
       (toc, split) => {
@@ -434,9 +434,10 @@ describe('zstd:chunked partial pull', () => {
         return { toc, split: [JSON.stringify({ ...JSON.parse(split[0]!), payload: raw.toString('base64') }), ...split.slice(1)] };
       },
       'CARRIER_DIGEST_MISMATCH',
+      "the image's diff_id does not match its layer",
     ],
   ];
-  for (const [what, edit, code] of hostile) {
+  for (const [what, edit, code, message] of hostile) {
     it(`refuses ${what}, leaving the store as it was`, async () => {
       const repo = `hostile/${n++}`;
       const bad = rebuiltBlob(edit);
@@ -451,6 +452,7 @@ describe('zstd:chunked partial pull', () => {
           (e: unknown) => e as { code?: string; message: string },
         );
         expect([code].flat(), err?.message).toContain(err?.code);
+        if (message) expect(err?.message).toContain(message);
         // Only v1's index of file digests (built for the attempt) may be new.
         expect(state()).toEqual(before);
       } finally {
