@@ -15,8 +15,7 @@ import { openStoreSource } from './transports/store-source.js';
 import { RegistryDestination, type PushCompression } from './transports/registry-destination.js';
 import type { ImageDestination, ImageSource, PendingImageSource, PutLayerResult } from './transports/types.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
-import { gpgSigner, sigstoreSigner, type ManifestSigner } from './trust/index.js';
-import { readFile } from 'node:fs/promises';
+import { gpgSigner, readPassphraseFile, sigstoreSigner, type ManifestSigner } from './trust/index.js';
 
 export type { PushCompression, RegistryDestinationOptions } from './transports/registry-destination.js';
 
@@ -62,8 +61,10 @@ export interface PushOptions extends RegistryAccess {
   signBy?: string;
   /** Sign with this sigstore private key file (podman --sign-by-sigstore-private-key): a `.sig` attachment. */
   signBySigstorePrivateKey?: string;
-  /** The signing key's passphrase, in a file (podman --sign-passphrase-file). */
+  /** The signing key's passphrase, in a file (podman --sign-passphrase-file): its first line. */
   signPassphraseFile?: string;
+  /** The sigstore key's passphrase itself, when no file is given (podman's CLI asks for it on the terminal). */
+  signPassphrase?: string;
 }
 
 export interface PushResult {
@@ -220,7 +221,7 @@ async function signersOf(options: PushOptions): Promise<ManifestSigner[]> {
   const passFile = options.signPassphraseFile;
   if (options.signBy !== undefined) signers.push(gpgSigner({ keyId: options.signBy, ...(passFile !== undefined ? { passphraseFile: passFile } : {}) }));
   if (options.signBySigstorePrivateKey !== undefined) {
-    const passphrase = passFile !== undefined ? Buffer.from((await readFile(passFile, 'utf8')).replace(/\r?\n$/, '')) : undefined;
+    const passphrase = passFile !== undefined ? await readPassphraseFile(passFile) : options.signPassphrase !== undefined ? Buffer.from(options.signPassphrase) : undefined;
     signers.push(sigstoreSigner({ privateKeyFile: options.signBySigstorePrivateKey, ...(passphrase ? { passphrase } : {}) }));
   }
   return signers;
