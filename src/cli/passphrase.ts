@@ -23,9 +23,10 @@ export function askPassphrase(prompt: string): Promise<string> {
         else typed.push(ch);
       }
     };
-    process.stderr.write(prompt);
+    // Echo goes off before the prompt shows: nothing typed after it is echoed.
     input.setRawMode(true);
     input.on('data', onData);
     input.resume();
+    process.stderr.write(prompt);
   });
 }
