@@ -192,3 +192,19 @@ describe('a load the signature policy refuses', () => {
     expect(snapshot(path.join(store, 'root'))).toEqual(before);
   });
 });
+
+describe('a copy the signature policy refuses', () => {
+  it('carrier copy --signature-policy (or --policy, as skopeo) exits 125, fetches no blob and writes no layout', async () => {
+    for (const flag of ['--signature-policy', '--policy']) {
+      const layout = path.join(work, `copied${flag}`);
+      proxy.requests.length = 0;
+      const r = await carrier(['copy', '-q', '--src-tls-verify=false', flag, rejectAll, `docker://${proxy.host}/trust/unsigned:1`, `oci:${layout}:1`], path.join(work, 'store-copy'));
+      expect(r.code, flag).toBe(125);
+      expect(r.stderr).toContain(`docker://${proxy.host}/trust/unsigned:1 is refused by ${rejectAll} (default): the policy rejects it`);
+      expect(proxy.requests.filter(isBlobGet)).toEqual([]);
+      expect(fs.existsSync(path.join(layout, 'index.json'))).toBe(false);
+    }
+    const allowed = await carrier(['copy', '-q', '--src-tls-verify=false', '--signature-policy', byAlice, `docker://${proxy.host}/trust/signed:1`, `oci:${path.join(work, 'copied-signed')}:1`], path.join(work, 'store-copy'));
+    expect(allowed.code, allowed.stderr).toBe(0);
+  });
+});

@@ -128,7 +128,8 @@ export async function copyImage(ctx: Context): Promise<number> {
     };
   };
   const compressionFormat = compressionFlag(flags, 'dest-compress-format');
-  const policy = flags.string('policy');
+  const policy = flags.string('policy') ?? flags.string('signature-policy');
+  if (flags.given('policy') && flags.given('signature-policy')) throw new UsageError('give --policy or --signature-policy, not both');
   const signing = await signingOptions(flags);
   const needsStore = src.transport === 'containers-storage' || dest.transport === 'containers-storage';
   const store: Store | undefined = needsStore ? await openStore(ctx.globals) : undefined;
