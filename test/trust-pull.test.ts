@@ -145,8 +145,8 @@ describe('a pull the signature policy refuses', () => {
     const imageBlobs = [sigstored.configDigest, ...sigstored.layers.map((l) => l.digest)];
     expect(proxy.requests.filter((q) => isBlobGet(q) && imageBlobs.some((d) => q.path.endsWith(d)))).toEqual([]);
     expect(proxy.requests.filter(isBlobGet)).toHaveLength(1);
-    // The same pull under the right key goes on to the config and the layers.
-    const bySigner = policy('sigstore-signer', { default: [{ type: 'sigstoreSigned', keyPath: sigstoreKey }] });
+    // The same pull under the right key (one of keyPaths) goes on to the config and the layers.
+    const bySigner = policy('sigstore-signer', { default: [{ type: 'sigstoreSigned', keyPaths: [otherSigstoreKey, sigstoreKey] }] });
     const ok = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', bySigner, `${proxy.host}/trust/sigstored:1`], store);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout.trim()).toBe(sigstored.configDigest.slice('sha256:'.length));

@@ -9,7 +9,7 @@ import { formatReference, parseReference, type ImageReference } from '../referen
 import { parseImageConfig, type ImageManifest, type PlatformWant } from '../oci/manifest.js';
 import { sha256Digest } from '../oci/digest.js';
 import { isLayerMediaType, isNondistributable } from '../oci/mediatypes.js';
-import type { Document, ImageSource, LayerBlob, PendingImageSource } from './types.js';
+import type { Document, ImageManifestSource, ImageSource, LayerBlob, PendingImageSource } from './types.js';
 
 /** What the registry transport needs from a client; src/registry's RegistryClient is the real one. */
 export interface RegistrySource {
@@ -68,7 +68,7 @@ export async function openRegistrySource(client: RegistrySource, name: string | 
 async function resolveConfig(
   client: RegistrySource,
   ref: ImageReference,
-  seen: Omit<ImageSource, 'config' | 'configDigest' | 'created' | 'layers'>,
+  seen: ImageManifestSource,
   maxConfigBytes: number,
   signal?: AbortSignal,
 ): Promise<ImageSource> {
