@@ -375,3 +375,38 @@ describe('signing on push', () => {
     expect(pulled.code, pulled.stderr).toBe(0);
   });
 });
+
+describe('the policy on a push from the store', () => {
+  it('judges the image by containers-storage scopes ([driver@graphroot], [graphroot]) as podman push does', async () => {
+    const store = path.join(work, 'push-scopes');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
+    const graphroot = path.join(store, 'root');
+    const accept = { type: 'insecureAcceptAnything' };
+    const reject = { type: 'reject' };
+    const cases: { name: string; policy: unknown; allowed: boolean }[] = [
+      { name: 'the store accepted under default reject', policy: { default: [reject], transports: { 'containers-storage': { [`[overlay@${graphroot}]`]: [accept] } } }, allowed: true },
+      { name: 'the store rejected under default accept', policy: { default: [accept], transports: { 'containers-storage': { [`[overlay@${graphroot}]`]: [reject] } } }, allowed: false },
+      { name: 'the graph root rejected under default accept', policy: { default: [accept], transports: { 'containers-storage': { [`[${graphroot}]`]: [reject] } } }, allowed: false },
+      { name: 'another store rejected', policy: { default: [accept], transports: { 'containers-storage': { '[overlay@/elsewhere]': [reject] } } }, allowed: true },
+      { name: 'the transport accepted under default reject', policy: { default: [reject], transports: { 'containers-storage': { '': [accept] } } }, allowed: true },
+    ];
+    // podman 4.3's push takes no --signature-policy (it reads the policy in force): it gets the file in its HOME.
+    const podmanHome = path.join(work, 'push-scopes-home');
+    fs.mkdirSync(path.join(podmanHome, '.config/containers'), { recursive: true });
+    for (const [i, c] of cases.entries()) {
+      const file = policy(`push-scope-${i}`, c.policy);
+      fs.copyFileSync(file, path.join(podmanHome, '.config/containers/policy.json'));
+      const mine = await carrier(store, ['push', '-q', '--tls-verify=false', '--signature-policy', file, `${reg.host}/plain/gz:1`, `${reg.host}/scoped/carrier-${i}:1`]);
+      const theirs = await exec(
+        'podman',
+        ['--root', graphroot, '--runroot', runroot(store), '--tmpdir', path.join(store, 'tmp'), 'push', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`, `${reg.host}/scoped/podman-${i}:1`],
+        { HOME: podmanHome },
+      );
+      expect({ case: c.name, carrier: mine.code === 0, podman: theirs.code === 0 }, `${mine.stderr}\n${theirs.stderr}`).toEqual({ case: c.name, carrier: c.allowed, podman: c.allowed });
+      if (!c.allowed) {
+        expect(mine.code).toBe(125);
+        expect(theirs.stderr).toContain('is rejected by policy');
+      }
+    }
+  });
+});
