@@ -405,6 +405,7 @@ describe('the policy on a push from the store', () => {
       expect({ case: c.name, carrier: mine.code === 0, podman: theirs.code === 0 }, `${mine.stderr}\n${theirs.stderr}`).toEqual({ case: c.name, carrier: c.allowed, podman: c.allowed });
       if (!c.allowed) {
         expect(mine.code).toBe(125);
+        expect(mine.stderr).toContain(`containers-storage:[overlay@${graphroot}]${reg.host}/plain/gz:1 is refused by ${file}`);
         expect(theirs.stderr).toContain('is rejected by policy');
       }
     }
