@@ -9,6 +9,7 @@ export function askPassphrase(prompt: string): Promise<string> {
     let typed: string[] = [];
     const finish = (err?: Error): void => {
       input.off('data', onData);
+      input.off('end', onEnd);
       input.setRawMode(false);
       input.pause();
       process.stderr.write('\n');
@@ -23,9 +24,11 @@ export function askPassphrase(prompt: string): Promise<string> {
         else typed.push(ch);
       }
     };
+    const onEnd = (): void => finish();
     // Echo goes off before the prompt shows: nothing typed after it is echoed.
     input.setRawMode(true);
     input.on('data', onData);
+    input.once('end', onEnd);
     input.resume();
     process.stderr.write(prompt);
   });
