@@ -69,4 +69,32 @@ describe('layer completion order', () => {
       await store.close();
     }
   });
+
+  it('fails (does not wait forever) when the parent fails while its child waits to be completed, and leaves no layer', async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'carrier-plorder-'));
+    const img = buildTestImage(path.join(work, 'img'), {
+      layers: [
+        { compression: 'gzip', entries: [H.dir('base/', o), H.file('base/blob', prng(64 * 1024, 'plorder-fail'), o)] },
+        { compression: 'gzip', entries: [H.dir('top/', o), H.file('top/note', 'top\n', o)] },
+      ],
+    });
+    const commit = commitOf(img, ['localhost/plorder:2']);
+    const held = new PassThrough();
+    commit.layers[0]!.open = async () => held;
+    const events: string[] = [];
+    const store = await Store.open(storeDirs(work));
+    try {
+      const committing = store.commitImage(commit, { onLayer: (e) => events.push(`${e.state} ${e.diffID === img.diffIDs[0] ? 'parent' : 'child'}`) });
+      committing.catch(() => {});
+      for (let i = 0; i < 100 && !events.includes('applying child'); i++) await sleep(20);
+      await sleep(300); // the child's content is in place and waiting for its parent
+      held.destroy(Object.assign(new Error('the registry went away'), { code: 'ECONNRESET' }));
+      await expect(committing).rejects.toThrow(/registry went away|ECONNRESET/);
+      const layers = JSON.parse(fs.readFileSync(path.join(work, 'root', 'overlay-layers', 'layers.json'), 'utf8')) as RawLayer[];
+      expect(layers).toEqual([]);
+      expect(events.filter((e) => e.startsWith('applied'))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
 });

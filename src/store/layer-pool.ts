@@ -71,12 +71,9 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
   // vfs merges each layer over its parent's finished tree: a layer's merge waits for its parent (one begun by this
   // commit; others exist already). Layers are taken parent first, so a waited-for parent is in flight.
   const ready = new Map(missing.map((p) => [p.id, gate()]));
-  // A layer is recorded complete only once its parent is: a power cut between the two would otherwise leave a complete
-  // layer on a parent the next open removes as incomplete (found by test/power-loss.test.ts).
-  const recorded = new Map(missing.map((p) => [p.id, gate()]));
   // Content that is in place is made durable and recorded complete in rounds (one syncfs and one layers.json write
   // for every layer that finished meanwhile), while the workers go on with the next layers.
-  const completer = new LayerCompleter(() => layers.file.save(), options.sync ?? true);
+  const completer = new LayerCompleter(() => layers.file.save(), options.sync ?? true, (id) => layers.get(id));
   const completions: Promise<void>[] = [];
   // The first failure stops the layers still in flight.
   const stop = new AbortController();
@@ -105,26 +102,20 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
           p.parent !== undefined ? ready.get(p.parent)?.promise : undefined,
         );
         ready.get(p.id)!.resolve();
-        const parentRecorded = p.parent !== undefined ? recorded.get(p.parent)?.promise : undefined;
-        const completion = (parentRecorded ?? Promise.resolve())
-          .then(() => completer.complete(p.record, filled.applied, filled.syncDir))
-          .then(
-            () => {
-              recorded.get(p.id)!.resolve();
-              applied.add(p.id);
-              options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
-            },
-            (err: unknown) => {
-              recorded.get(p.id)!.reject(err);
-              stop.abort(); // the layers still in flight would be removed anyway
-              throw err;
-            },
-          );
+        const completion = completer.complete(p.record, filled.applied, filled.syncDir).then(
+          () => {
+            applied.add(p.id);
+            options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applied' });
+          },
+          (err: unknown) => {
+            stop.abort(); // the layers still in flight would be removed anyway
+            throw err;
+          },
+        );
         completion.catch(() => {}); // read below, after the workers: not an unhandled rejection meanwhile
         completions.push(completion);
       } catch (err) {
         ready.get(p.id)!.reject(err);
-        recorded.get(p.id)!.reject(err);
         if (!settled) await p.layer.settle?.(undefined).catch(() => {});
         failure ??= err;
         stop.abort();
