@@ -19,6 +19,7 @@
         "native/tar_reader.cc",
         "native/store_ops.cc",
         "native/tar_split.cc",
+        "native/tty.cc",
         "native/write_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -20,5 +20,7 @@ void init_clone(Napi::Env env, Napi::Object exports);
 void init_mount(Napi::Env env, Napi::Object exports);
 // Registers setDirQuota/getDirQuota: XFS/ext4 project quotas on a directory.
 void init_quota(Napi::Env env, Napi::Object exports);
+// Registers discardTerminalEof: drops end-of-file markers pending on a canonical-mode terminal.
+void init_tty(Napi::Env env, Napi::Object exports);
 
 }  // namespace carrier

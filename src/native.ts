@@ -230,6 +230,11 @@ export interface NativeBinding {
   setDirQuota(dir: string, bytes: number, minProjectId: number): Promise<NativeDirQuota>;
   /** The directory's project id and that project's limit and usage (projectId 0: none). Rejects with a NativeFailure. */
   getDirQuota(dir: string): Promise<NativeDirQuota>;
+  /**
+   * Drops the end-of-file markers pending on a terminal in canonical mode (they read as NUL bytes once a runtime
+   * makes it raw); text waiting stays. Returns how many were dropped. Never blocks.
+   */
+  discardTerminalEof(fd: number): number;
 }
 
 export interface NativeDirQuota {
