@@ -312,7 +312,7 @@ void TarReader::on_header() {
   if (e.name.size() >= kMaxPathBytes) {
     // Linux opens no path of PATH_MAX bytes or more: the layer would extract (one component at a time) and then
     // never rebuild from its tar-split, neither for Carrier nor for podman. Refused while nothing depends on it.
-    fail("CARRIER_BAD_TAR",
+    fail("CARRIER_LIMIT_EXCEEDED",
          "the path of an entry is " + std::to_string(e.name.size()) + " bytes, over Linux's limit of " +
              std::to_string(kMaxPathBytes - 1) + ": no tool could open it to export the layer ('" +
              e.name.substr(0, 200) + "...')",

@@ -151,8 +151,8 @@ describe('names no tool could open again are refused at apply', () => {
   it('refuses a PAX path of 4,200 bytes, naming it, before anything is written', async () => {
     const name = longPath(4200);
     expect(name.length).toBe(4200);
-    await refused(H.tar(H.file('ok', 'x'), H.pax([['path', name]]), H.entry({ name: 'placeholder' }, payload)), 'CARRIER_BAD_TAR', /path of an entry is 4200 bytes.*000x/);
-    await refused(H.tar(H.gnuLong('L', longPath(4096)), H.entry({ name: 'placeholder', typeflag: '5' })), 'CARRIER_BAD_TAR', /4096 bytes/);
+    await refused(H.tar(H.file('ok', 'x'), H.pax([['path', name]]), H.entry({ name: 'placeholder' }, payload)), 'CARRIER_LIMIT_EXCEEDED', /path of an entry is 4200 bytes.*000x/);
+    await refused(H.tar(H.gnuLong('L', longPath(4096)), H.entry({ name: 'placeholder', typeflag: '5' })), 'CARRIER_LIMIT_EXCEEDED', /4096 bytes/);
   });
 
   it('accepts a path of 4,095 bytes (PATH_MAX less its NUL) and rebuilds it byte for byte', async () => {
