@@ -9,6 +9,7 @@
         "native/common.cc",
         "native/compress_job.cc",
         "native/assemble_job.cc",
+        "native/budget.cc",
         "native/decoder.cc",
         "native/decompress_job.cc",
         "native/extractor.cc",

@@ -83,6 +83,14 @@ export interface NativeApplyOptions {
   maxUncompressedBytes: number;
   maxEntries: number;
   teeFd?: number;
+  budget?: NativeImageBudget;
+}
+
+/** Bytes of file content the layers applied under it may write to disk, shared across their threads. */
+export interface NativeImageBudget {
+  readonly limit: number;
+  /** Bytes charged so far (holes for runs of zeros are free). */
+  readonly used: number;
 }
 
 /** The native job reports exactly the public result shape. */
@@ -235,6 +243,7 @@ export interface NativeBinding {
    * makes it raw); text waiting stays. Returns how many were dropped. Never blocks.
    */
   discardTerminalEof(fd: number): number;
+  ImageBudget: new (limitBytes: number) => NativeImageBudget;
 }
 
 export interface NativeDirQuota {
