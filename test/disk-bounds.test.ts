@@ -82,6 +82,38 @@ describe('runs of zeros are written as holes', { timeout: 300_000 }, () => {
   });
 });
 
+describe('holes in the stores of both drivers', { timeout: 300_000 }, () => {
+  /** Every regular file named `name` under `dir`. */
+  const findAll = (dir: string, name: string): string[] =>
+    fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((p) => path.basename(p) === name).map((p) => path.join(dir, p)).filter((p) => fs.lstatSync(p).isFile());
+
+  for (const driver of ['overlay', 'vfs'] as const) {
+    it(`keeps runs of zeros as holes in the ${driver} driver's store, through a child layer and a container's copy`, async () => {
+      const zeros = Buffer.alloc(64 * MiB);
+      const img = buildTestImage(fresh(`${driver}-image`), {
+        layers: [
+          { entries: [H.file('sparse-file', Buffer.concat([Buffer.from('start'), zeros, Buffer.from('end')]))], compression: 'gzip' },
+          { entries: [H.file('other', 'x')], compression: 'gzip' },
+        ],
+      });
+      const dirs = storeDirs(fresh(`${driver}-store`));
+      const store = await Store.open({ ...dirs, driver });
+      try {
+        const { id } = await store.commitImage(commitOf(img, ['localhost/sparse:1']));
+        await store.createContainer(id);
+        const copies = findAll(dirs.root, 'sparse-file');
+        expect(copies.length).toBeGreaterThanOrEqual(driver === 'vfs' ? 3 : 1); // vfs: the base, the child, the container
+        for (const f of copies) {
+          expect(fs.statSync(f).size).toBe(64 * MiB + 8);
+          expect(onDisk(f), f).toBeLessThan(1 * MiB);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
 describe('a byte budget per image', { timeout: 120_000 }, () => {
   const image = (dir: string) =>
     buildTestImage(dir, {
