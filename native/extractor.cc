@@ -426,8 +426,8 @@ void Extractor::stream_content(const uint8_t* data, size_t n) {
 }
 
 // Writes `n` bytes at content_off_ (whole blocks, but for a file's last one): each run of blocks holding data in one
-// pwrite, each block of zeros skipped, which leaves a hole that reads back as zeros (runs of zeros take no disk, as
-// GNU tar --sparse and containers/storage's own copy leave them). Reading the file gives the same bytes either way.
+// pwrite, each block of zeros skipped, which leaves a hole that reads back as zeros: runs of zeros take no disk, and
+// reading the file (an export, a checksum) gives the same bytes either way.
 void Extractor::write_blocks(const uint8_t* data, size_t n) {
   size_t i = 0;
   while (i < n) {
