@@ -389,18 +389,11 @@ void Extractor::entry_data(const uint8_t* data, size_t n) {
   if (split_) crc_.update(data, n);
   if (!file_.valid()) return;
   if (pooled_) {
-    charge(n);
     content_.insert(content_.end(), data, data + n);
   } else {
     stream_content(data, n);
   }
 }
-
-namespace {
-
-bool zero_block(const uint8_t* p, size_t n) { return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0); }
-
-}  // namespace
 
 // Gathers a streamed file's content into whole blocks at block-aligned offsets, so that a run of zeros is recognised
 // wherever the parser's pieces happen to end.
@@ -425,40 +418,11 @@ void Extractor::stream_content(const uint8_t* data, size_t n) {
   }
 }
 
-// Writes `n` bytes at content_off_ (whole blocks, but for a file's last one): each run of blocks holding data in one
-// pwrite, each block of zeros skipped, which leaves a hole that reads back as zeros: runs of zeros take no disk, and
-// reading the file (an export, a checksum) gives the same bytes either way.
+// Writes whole blocks (but for a file's last one) at content_off_, leaving holes for blocks of zeros (write_runs).
 void Extractor::write_blocks(const uint8_t* data, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t len = std::min(kHoleBlock, n - i);
-    if (zero_block(data + i, len)) {
-      i += len;
-      content_off_ += static_cast<int64_t>(len);
-      continue;
-    }
-    size_t j = i + len;
-    while (j < n) {
-      size_t next = std::min(kHoleBlock, n - j);
-      if (zero_block(data + j, next)) break;
-      j += next;
-    }
-    charge(j - i);
-    const uint8_t* p = data + i;
-    size_t left = j - i;
-    while (left > 0) {
-      ssize_t w = pwrite(file_.get(), p, left, content_off_);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail_errno(errno, "pwrite", cur_path_, "writing file content");
-      }
-      p += w;
-      left -= static_cast<size_t>(w);
-      content_off_ += w;
-    }
-    data_end_ = content_off_;
-    i = j;
-  }
+  WrittenRuns w = write_runs(file_.get(), data, n, content_off_, cur_path_, [this](size_t bytes) { charge(bytes); });
+  if (w.bytes) data_end_ = w.end;
+  content_off_ += static_cast<int64_t>(n);
 }
 
 // The last partial block, then the file's length, when it ends in a hole.
@@ -473,6 +437,7 @@ void Extractor::finish_streamed(int64_t size) {
 void Extractor::entry_end() {
   TarEntry& e = *cur_;
   if (file_.valid() && pooled_) {
+    charge(data_bytes(content_.data(), content_.size()));
     WriteTask task;
     task.fd = std::move(file_);
     task.content = std::move(content_);

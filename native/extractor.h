@@ -35,8 +35,6 @@ class Extractor : public TarHandler {
   static constexpr size_t kMaxDepth = 1024;
   // Files up to this size are buffered and finished by the write pool; larger ones stream from the parser.
   static constexpr int64_t kPooledFileMax = 1 << 20;
-  // A streamed file's content is written in blocks of this size; a block of zeros is skipped, leaving a hole.
-  static constexpr size_t kHoleBlock = 4096;
 
   Extractor(int rootfd, ExtractOptions options, TarSplitWriter* tar_split)
       : root_(rootfd), opts_(options), split_(tar_split) {}
