@@ -349,6 +349,7 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
     c.max_uncompressed = static_cast<uint64_t>(number_option(o, "maxUncompressedBytes", 64.0 * (1ull << 30)));
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 4e6));
     c.tee_fd = static_cast<int>(number_option(o, "teeFd", -1));
+    c.extract.budget = budget_of(env, o.Get("budget"));
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();
   }

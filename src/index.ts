@@ -142,8 +142,8 @@ export { exportContainer, exportContainerStream } from './checkout/export.js';
 export type { ExportOptions, ExportResult } from './checkout/export.js';
 
 // ---- layers and trees: the native engine's TypeScript face -------------------------------------------------------
-export { applyLayer } from './layer/apply.js';
-export type { ApplyLayerOptions, ApplyLayerLimits, AppliedLayer, Compression, SkippedEntry } from './layer/apply.js';
+export { applyLayer, imageBudget } from './layer/apply.js';
+export type { ApplyLayerOptions, ApplyLayerLimits, AppliedLayer, Compression, ImageBudget, SkippedEntry } from './layer/apply.js';
 export { assembleLayer } from './layer/assemble.js';
 export { compressLayer } from './layer/compress.js';
 export type { CompressLayerOptions, CompressedLayer, CompressingLayer, LayerCompression } from './layer/compress.js';

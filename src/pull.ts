@@ -57,6 +57,8 @@ export interface PullOptions {
   signaturePolicy?: string;
   /** The largest config blob accepted (default 8 MiB). */
   maxConfigBytes?: number;
+  /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
+  maxImageBytes?: number;
   /** Overall deadline for the registry's part of the pull (ms): past it, everything stops with CARRIER_TIMEOUT. Default: none. */
   timeout?: number;
 }
@@ -133,7 +135,11 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     ...(options.maxConfigBytes !== undefined ? { maxConfigBytes: options.maxConfigBytes } : {}),
   });
   const cache = options.blobCache === false ? undefined : new BlobCache(options.blobCacheDir ?? store.config.blobCache);
-  const destination = new StoreDestination(store, { ...(cache ? { blobCache: cache } : {}), ...(options.sync === false ? { sync: false } : {}) });
+  const destination = new StoreDestination(store, {
+    ...(cache ? { blobCache: cache } : {}),
+    ...(options.sync === false ? { sync: false } : {}),
+    ...(options.maxImageBytes !== undefined ? { maxImageBytes: options.maxImageBytes } : {}),
+  });
   const emit = options.onProgress;
   const names = [...source.names];
   const result = await copyImage(source, destination, {

@@ -73,6 +73,12 @@ beforeAll(async () => {
   fs.copyFileSync(path.join(work, 'medium.tar.zst'), skippable);
   F.appendSkippableFrame(skippable, Buffer.from('{"zstd:chunked":"metadata lives in skippable frames"}'));
   b('zstd-skippable', 'zstd followed by a skippable frame (as in zstd:chunked)', skippable, 'zstd');
+  const leading = path.join(work, 'leading-skippable.tar.zst');
+  const skipHead = Buffer.alloc(8);
+  skipHead.writeUInt32LE(0x184d2a5e, 0); // any of the 16 skippable magics
+  skipHead.writeUInt32LE(5, 4);
+  fs.writeFileSync(leading, Buffer.concat([skipHead, Buffer.from('hello'), fs.readFileSync(path.join(work, 'medium.tar.zst'))]));
+  b('zstd-leading-skippable', 'zstd that starts with a skippable frame', leading, 'zstd');
 
   const small = path.join(work, 'small-src');
   fs.mkdirSync(small);
@@ -138,6 +144,7 @@ describe('compressed and uncompressed blobs', { timeout: 60_000 }, () => {
     ['zstd-nocheck', 'a zstd -19 --no-check blob'],
     ['zstd-multi', 'a multi-frame zstd blob (two frames, tar split at byte 2345679)'],
     ['zstd-skippable', 'a zstd blob followed by a skippable frame (as zstd:chunked has)'],
+    ['zstd-leading-skippable', 'a zstd blob that starts with a skippable frame (a legal zstd stream, not a tar)'],
   ];
 
   for (const [key, label] of KEYS) {

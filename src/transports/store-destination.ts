@@ -18,6 +18,8 @@ export interface StoreDestinationOptions {
   sync?: boolean;
   /** The store's own per-layer events (diffID and layer id). */
   onCommitLayer?: CommitOptions['onLayer'];
+  /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
+  maxImageBytes?: number;
 }
 
 /** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
@@ -112,6 +114,7 @@ export class StoreDestination implements ImageDestination {
       ...(signal ? { signal } : {}),
       ...(this.options.sync === false ? { sync: false } : {}),
       ...(this.options.onCommitLayer ? { onLayer: this.options.onCommitLayer } : {}),
+      ...(this.options.maxImageBytes !== undefined ? { maxImageBytes: this.options.maxImageBytes } : {}),
     };
     let result;
     try {
