@@ -10,6 +10,7 @@
         "native/compress_job.cc",
         "native/chunked_job.cc",
         "native/assemble_job.cc",
+        "native/budget.cc",
         "native/decoder.cc",
         "native/decompress_job.cc",
         "native/extractor.cc",
@@ -20,6 +21,7 @@
         "native/tar_reader.cc",
         "native/store_ops.cc",
         "native/tar_split.cc",
+        "native/tty.cc",
         "native/write_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -20,6 +20,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   carrier::init_clone(env, exports);
   carrier::init_mount(env, exports);
   carrier::init_quota(env, exports);
+  carrier::init_tty(env, exports);
+  carrier::init_budget(env, exports);
   std::string version = std::string("carrier-native/1 zlib/") + zlibVersion() + " zstd/" + ZSTD_versionString() +
                         " openssl/" + OPENSSL_VERSION_TEXT;
   exports.Set("version", version);

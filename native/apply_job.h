@@ -2,7 +2,11 @@
 
 #include <napi.h>
 
+#include <memory>
+
 namespace carrier {
+
+struct ByteBudget;
 
 // Registers the ApplyJob class: one layer, compressed bytes in, extracted tree + digests out.
 void init_apply_job(Napi::Env env, Napi::Object exports);
@@ -21,5 +25,11 @@ void init_clone(Napi::Env env, Napi::Object exports);
 void init_mount(Napi::Env env, Napi::Object exports);
 // Registers setDirQuota/getDirQuota: XFS/ext4 project quotas on a directory.
 void init_quota(Napi::Env env, Napi::Object exports);
+// Registers the ImageBudget class: a byte budget several ApplyJobs share.
+void init_budget(Napi::Env env, Napi::Object exports);
+// The budget an ImageBudget object holds; null for undefined/null; throws a TypeError for anything else.
+std::shared_ptr<ByteBudget> budget_of(Napi::Env env, Napi::Value value);
+// Registers discardTerminalEof: drops end-of-file markers pending on a canonical-mode terminal.
+void init_tty(Napi::Env env, Napi::Object exports);
 
 }  // namespace carrier

@@ -57,9 +57,12 @@ void Decoder::feed(const uint8_t* in, size_t n, DecodeSink& sink) {
   if (magic_len_ < sizeof(magic_)) return;
   static const uint8_t kGzip[2] = {0x1f, 0x8b};
   static const uint8_t kZstd[4] = {0x28, 0xb5, 0x2f, 0xfd};
+  // A zstd stream may begin with a skippable frame (magic 0x184D2A50..5F, little-endian): zstd:chunked layers put
+  // their metadata in such frames. The decoder skips them like any other frame.
+  bool skippable = (magic_[0] & 0xf0) == 0x50 && magic_[1] == 0x2a && magic_[2] == 0x4d && magic_[3] == 0x18;
   if (memcmp(magic_, kGzip, 2) == 0) {
     start(Compression::Gzip);
-  } else if (memcmp(magic_, kZstd, 4) == 0) {
+  } else if (memcmp(magic_, kZstd, 4) == 0 || skippable) {
     start(Compression::Zstd);
   } else {
     start(Compression::None);

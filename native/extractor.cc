@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "fs_safe.h"
 
@@ -225,6 +226,8 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
         content_.clear();
         content_.reserve(static_cast<size_t>(e.size));
       }
+      stage_len_ = 0;
+      content_off_ = data_end_ = 0;
       return;  // content, then metadata in entry_end
     }
     case '5': {
@@ -421,13 +424,53 @@ void Extractor::entry_data(const uint8_t* data, size_t n) {
   } else if (pooled_) {
     content_.insert(content_.end(), data, data + n);
   } else {
-    write_all(file_.get(), data, n, cur_path_, "writing file content");
+    stream_content(data, n);
   }
+}
+
+// Gathers a streamed file's content into whole blocks at block-aligned offsets, so that a run of zeros is recognised
+// wherever the parser's pieces happen to end.
+void Extractor::stream_content(const uint8_t* data, size_t n) {
+  while (n > 0) {
+    if (stage_len_ == 0 && n >= kHoleBlock) {
+      size_t whole = n - n % kHoleBlock;
+      write_blocks(data, whole);
+      data += whole;
+      n -= whole;
+      continue;
+    }
+    size_t k = std::min(kHoleBlock - stage_len_, n);
+    memcpy(stage_ + stage_len_, data, k);
+    stage_len_ += k;
+    data += k;
+    n -= k;
+    if (stage_len_ == kHoleBlock) {
+      write_blocks(stage_, kHoleBlock);
+      stage_len_ = 0;
+    }
+  }
+}
+
+// Writes whole blocks (but for a file's last one) at content_off_, leaving holes for blocks of zeros (write_runs).
+void Extractor::write_blocks(const uint8_t* data, size_t n) {
+  WrittenRuns w = write_runs(file_.get(), data, n, content_off_, cur_path_, [this](size_t bytes) { charge(bytes); });
+  if (w.bytes) data_end_ = w.end;
+  content_off_ += static_cast<int64_t>(n);
+}
+
+// The last partial block, then the file's length, when it ends in a hole.
+void Extractor::finish_streamed(int64_t size) {
+  if (stage_len_ > 0) {
+    write_blocks(stage_, stage_len_);
+    stage_len_ = 0;
+  }
+  if (data_end_ < size && ftruncate(file_.get(), size) != 0) fail_errno(errno, "ftruncate", cur_path_);
 }
 
 void Extractor::entry_end() {
   TarEntry& e = *cur_;
   if (file_.valid() && pooled_) {
+    charge(data_bytes(content_.data(), content_.size()));
     WriteTask task;
     task.fd = std::move(file_);
     task.content = std::move(content_);
@@ -441,6 +484,7 @@ void Extractor::entry_end() {
     pool_.submit(std::move(task));
     content_ = std::vector<uint8_t>();
   } else if (file_.valid()) {
+    if (!cloned_) finish_streamed(e.size);  // a clone holds its content already, sharing the store file's blocks
     int fd = file_.get();
     if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
     apply_xattrs(fd, nullptr, e, cur_path_);

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "budget.h"
 #include "common.h"
 #include "crc64.h"
 #include "tar_reader.h"
@@ -24,6 +26,7 @@ struct ExtractOptions {
   // Regular files (by tar name) whose content a file already in the store holds (a partial pull): the new file is
   // a reflink of it, and the content the tar carries is compared with the clone instead of written.
   std::unordered_map<std::string, std::string> clones;
+  std::shared_ptr<ByteBudget> budget;  // charged with every content byte written (none: no budget)
 };
 
 struct SkippedEntry {
@@ -75,6 +78,12 @@ class Extractor : public TarHandler {
   };
   void hardlink_metadata(const LinkMeta& link);
   void skip(const std::string& path, std::string reason) { skipped_.push_back({path, std::move(reason)}); }
+  void stream_content(const uint8_t* data, size_t n);
+  void write_blocks(const uint8_t* data, size_t n);
+  void finish_streamed(int64_t size);
+  void charge(size_t n) {
+    if (opts_.budget) opts_.budget->charge(n, cur_path_);
+  }
 
   int root_;
   ExtractOptions opts_;
@@ -90,6 +99,12 @@ class Extractor : public TarHandler {
   int64_t clone_at_ = 0;     // bytes of a cloned file compared so far
   bool content_in_split_ = false;  // the entry's content is recorded as raw tar-split bytes, not kept in a file
   std::vector<uint8_t> content_;  // a pooled file's content
+  // A streamed file: the block being gathered (content arrives in pieces of any size), the offset it starts at,
+  // and the end of the last bytes written (past it, only holes).
+  uint8_t stage_[kHoleBlock];
+  size_t stage_len_ = 0;
+  int64_t content_off_ = 0;
+  int64_t data_end_ = 0;
 
   std::unordered_set<std::string> seen_;
   std::vector<DirMeta> dirs_;

@@ -309,6 +309,15 @@ void TarReader::on_header() {
              "not extracted)",
          e.name);
   }
+  if (e.name.size() >= kMaxPathBytes) {
+    // Linux opens no path of PATH_MAX bytes or more: the layer would extract (one component at a time) and then
+    // never rebuild from its tar-split, neither for Carrier nor for podman. Refused while nothing depends on it.
+    fail("CARRIER_LIMIT_EXCEEDED",
+         "the path of an entry is " + std::to_string(e.name.size()) + " bytes, over Linux's limit of " +
+             std::to_string(kMaxPathBytes - 1) + ": no tool could open it to export the layer ('" +
+             e.name.substr(0, 200) + "...')",
+         e.name.substr(0, 1024));
+  }
   e.type = type;
   e.mode = static_cast<uint32_t>(raw.mode & 07777);
   e.uid = has_uid_ ? pax_uid_ : raw.uid;

@@ -42,6 +42,7 @@ class TarHandler {
 class TarReader {
  public:
   static constexpr size_t kMaxMetaBytes = 1 << 20;  // PAX and GNU long-name records
+  static constexpr size_t kMaxPathBytes = 4096;      // PATH_MAX, its NUL included: longer names cannot be opened
 
   explicit TarReader(TarHandler& handler, uint64_t max_entries) : h_(handler), max_entries_(max_entries) {}
   void feed(const uint8_t* data, size_t n);

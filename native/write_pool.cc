@@ -7,6 +7,15 @@
 
 namespace carrier {
 
+uint64_t data_bytes(const uint8_t* p, size_t n) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i += kHoleBlock) {
+    size_t len = std::min(kHoleBlock, n - i);
+    if (!zero_block(p + i, len)) total += len;
+  }
+  return total;
+}
+
 void set_owner(int fd, const std::string& path, uint32_t uid, uint32_t gid) {
   if (fchown(fd, uid, gid) != 0) fail_errno(errno, "fchown", path);
 }
@@ -72,7 +81,10 @@ void WritePool::run() {
     }
     std::optional<Failure> failed;
     try {
-      write_all(task.fd.get(), task.content.data(), task.content.size(), task.path, "writing file content");
+      // Blocks of zeros become holes, as in a streamed file; the length comes from ftruncate when it ends in one.
+      int64_t size = static_cast<int64_t>(task.content.size());
+      WrittenRuns w = write_runs(task.fd.get(), task.content.data(), task.content.size(), 0, task.path, [](size_t) {});
+      if (w.end < size && ftruncate(task.fd.get(), size) != 0) fail_errno(errno, "ftruncate", task.path);
       if (task.chown) set_owner(task.fd.get(), task.path, task.uid, task.gid);
       set_mode_and_times(task.fd.get(), task.path, task.mode, task.mtime_sec, task.mtime_nsec);
     } catch (...) {

@@ -44,6 +44,10 @@ export interface LoadImageOptions {
   signal?: AbortSignal;
   /** Where a compressed archive is decompressed to (default the OS temp dir). */
   tmpDir?: string;
+  /** Most bytes a compressed archive may decompress to in `tmpDir` (see OpenImageArchiveOptions). */
+  maxDecompressedBytes?: number;
+  /** Bytes each image's new layers may write to disk (see CommitOptions.maxImageBytes). */
+  maxImageBytes?: number;
   onLayer?: CommitOptions['onLayer'];
   /** The policy.json to enforce (podman --signature-policy); default: the one in force. */
   signaturePolicy?: string;
@@ -92,12 +96,16 @@ export async function loadImage(store: Store, file: string, options: LoadImageOp
   const archive = await openImageArchive(file, {
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.tmpDir !== undefined ? { tmpDir: options.tmpDir } : {}),
+    ...(options.maxDecompressedBytes !== undefined ? { maxDecompressedBytes: options.maxDecompressedBytes } : {}),
   });
   try {
     const planned = archive.images.map((image) => ({ image, names: [...new Set(loadedNames(archive.format, image.names))] }));
     for (const { names } of planned) validateStoredNames(names);
     const images: LoadedImage[] = [];
-    const destination = new StoreDestination(store, options.onLayer ? { onCommitLayer: options.onLayer } : {});
+    const destination = new StoreDestination(store, {
+      ...(options.onLayer ? { onCommitLayer: options.onLayer } : {}),
+      ...(options.maxImageBytes !== undefined ? { maxImageBytes: options.maxImageBytes } : {}),
+    });
     for (const { image, names } of planned) {
       // Reversed: see the module comment (podman's name order after a load).
       const result = await copyImage(image, destination, {

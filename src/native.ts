@@ -85,6 +85,14 @@ export interface NativeApplyOptions {
   teeFd?: number;
   /** Tar name, store file, tar name, store file, …: files made as reflinks (ApplyLayerOptions.cloneFrom). */
   clones?: string[];
+  budget?: NativeImageBudget;
+}
+
+/** Bytes of file content the layers applied under it may write to disk, shared across their threads. */
+export interface NativeImageBudget {
+  readonly limit: number;
+  /** Bytes charged so far (holes for runs of zeros are free). */
+  readonly used: number;
 }
 
 /** The native job reports exactly the public result shape. */
@@ -249,6 +257,12 @@ export interface NativeBinding {
   setDirQuota(dir: string, bytes: number, minProjectId: number): Promise<NativeDirQuota>;
   /** The directory's project id and that project's limit and usage (projectId 0: none). Rejects with a NativeFailure. */
   getDirQuota(dir: string): Promise<NativeDirQuota>;
+  /**
+   * Drops the end-of-file markers pending on a terminal in canonical mode (they read as NUL bytes once a runtime
+   * makes it raw); text waiting stays. Returns how many were dropped. Never blocks.
+   */
+  discardTerminalEof(fd: number): number;
+  ImageBudget: new (limitBytes: number) => NativeImageBudget;
 }
 
 export interface NativeDirQuota {

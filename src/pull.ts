@@ -12,7 +12,7 @@ import { hostPlatform, type PlatformWant } from './oci/manifest.js';
 import { BlobCache } from './store/blobs.js';
 import { cacheMaxSizeFromEnv, trimBlobCache } from './store/gc.js';
 import type { Store } from './store/store.js';
-import { openRegistrySource, type RegistrySource } from './transports/registry.js';
+import { openRegistryManifest, type RegistrySource } from './transports/registry.js';
 import { StoreDestination } from './transports/store-destination.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
 
@@ -59,6 +59,8 @@ export interface PullOptions {
   signaturePolicy?: string;
   /** The largest config blob accepted (default 8 MiB). */
   maxConfigBytes?: number;
+  /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
+  maxImageBytes?: number;
   /** Overall deadline for the registry's part of the pull (ms): past it, everything stops with CARRIER_TIMEOUT. Default: none. */
   timeout?: number;
   /**
@@ -134,7 +136,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
 
 async function pullOne(store: Store, name: string, registry: RegistrySource, options: PullOptions): Promise<PullResult> {
   const signal = options.signal;
-  const source = await openRegistrySource(registry, parseReference(name), {
+  const source = await openRegistryManifest(registry, parseReference(name), {
     platform: parsePlatform(options.platform),
     ...(signal ? { signal } : {}),
     ...(options.maxConfigBytes !== undefined ? { maxConfigBytes: options.maxConfigBytes } : {}),
@@ -147,6 +149,7 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     ...(cache ? { blobCache: cache } : {}),
     ...(options.sync === false ? { sync: false } : {}),
     ...(options.partial ? { partial: options.partial } : {}),
+    ...(options.maxImageBytes !== undefined ? { maxImageBytes: options.maxImageBytes } : {}),
   });
   const emit = options.onProgress;
   const names = [...source.names];

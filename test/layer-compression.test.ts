@@ -73,6 +73,12 @@ beforeAll(async () => {
   fs.copyFileSync(path.join(work, 'medium.tar.zst'), skippable);
   F.appendSkippableFrame(skippable, Buffer.from('{"zstd:chunked":"metadata lives in skippable frames"}'));
   b('zstd-skippable', 'zstd followed by a skippable frame (as in zstd:chunked)', skippable, 'zstd');
+  const leading = path.join(work, 'leading-skippable.tar.zst');
+  const skipHead = Buffer.alloc(8);
+  skipHead.writeUInt32LE(0x184d2a5e, 0); // any of the 16 skippable magics
+  skipHead.writeUInt32LE(5, 4);
+  fs.writeFileSync(leading, Buffer.concat([skipHead, Buffer.from('hello'), fs.readFileSync(path.join(work, 'medium.tar.zst'))]));
+  b('zstd-leading-skippable', 'zstd that starts with a skippable frame', leading, 'zstd');
 
   const small = path.join(work, 'small-src');
   fs.mkdirSync(small);
@@ -138,6 +144,7 @@ describe('compressed and uncompressed blobs', { timeout: 60_000 }, () => {
     ['zstd-nocheck', 'a zstd -19 --no-check blob'],
     ['zstd-multi', 'a multi-frame zstd blob (two frames, tar split at byte 2345679)'],
     ['zstd-skippable', 'a zstd blob followed by a skippable frame (as zstd:chunked has)'],
+    ['zstd-leading-skippable', 'a zstd blob that starts with a skippable frame (a legal zstd stream, not a tar)'],
   ];
 
   for (const [key, label] of KEYS) {
@@ -606,18 +613,22 @@ describe('event loop', { timeout: 120_000 }, () => {
     return { maxGap, maxBlocked, ticks };
   };
 
-  it('keeps a 5 ms timer firing (gaps < 50 ms) while a 100 MiB gzip layer is applied from a file', async () => {
+  // No absolute limit on a gap (the machine may be loaded): an apply on the event loop would show as one gap about as
+  // long as the whole apply, so the largest gap not explained by run-queue waits must be a small part of it.
+  it('keeps a 5 ms timer firing through a 100 MiB gzip layer applied from a file', async () => {
     const dir = freshDir('loop-file');
     let result: AppliedLayer | undefined;
+    const t0 = performance.now();
     const { maxGap, maxBlocked, ticks } = await timerGaps(async () => {
       result = await applyLayer(bigGz, dir, { tarSplit: tarSplitPath('loop-file') });
     });
+    const took = performance.now() - t0;
     expect(result!.diffSize).toBe(F.fileSize(bigTar));
     expect(ticks, 'the apply lasted long enough to measure').toBeGreaterThan(10);
-    expect(maxBlocked, `largest gap not explained by run-queue waits (raw largest gap ${maxGap.toFixed(1)} ms, ${ticks} ticks)`).toBeLessThan(50);
+    expect(maxBlocked, `largest gap not explained by run-queue waits (raw largest gap ${maxGap.toFixed(1)} ms, ${ticks} ticks, apply ${took.toFixed(0)} ms)`).toBeLessThan(took / 4);
   });
 
-  it('keeps a 5 ms timer firing (gaps < 150 ms) while a 100 MiB gzip layer is streamed in', async () => {
+  it('keeps a 5 ms timer firing through a 100 MiB gzip layer streamed in', async () => {
     const dir = freshDir('loop-stream');
     let result: AppliedLayer | undefined;
     const t0 = performance.now();
@@ -629,6 +640,6 @@ describe('event loop', { timeout: 120_000 }, () => {
     expect(ticks).toBeGreaterThan(10);
     // A stream moves 100 MiB of Buffers through the JS heap: a major GC on a loaded CI machine has paused the loop
     // ~90 ms (seen once). A loop blocked by the apply itself would show one gap as long as the whole apply.
-    expect(maxBlocked, `largest gap not explained by run-queue waits (raw largest gap ${maxGap.toFixed(1)} ms, ${ticks} ticks, apply ${took.toFixed(0)} ms)`).toBeLessThan(Math.min(150, took / 3));
+    expect(maxBlocked, `largest gap not explained by run-queue waits (raw largest gap ${maxGap.toFixed(1)} ms, ${ticks} ticks, apply ${took.toFixed(0)} ms)`).toBeLessThan(took / 3);
   });
 });

@@ -257,6 +257,17 @@ describe('carrier run (root)', { timeout: 120_000 }, () => {
     expect(readJson<unknown[]>(path.join(runroot, 'overlay-layers/mountpoints.json'))).toEqual([]);
   });
 
+  it('-it on a terminal whose input has already ended prints the command\'s output and nothing before it (no NUL)', () => {
+    // script(1) gives Carrier a terminal; its own stdin is empty, so it sends the terminal an end-of-file at once,
+    // which raw mode would turn into a NUL byte for the container (echoed as ^@). Debian package: bsdutils.
+    const cmd = [process.execPath, CLI, '--root', root, '--runroot', runroot, 'run', '--rm', '-it', IMG, 'echo', 'hi'].join(' ');
+    for (let i = 0; i < 3; i++) {
+      const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'latin1', input: '', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe('hi\r\n');
+    }
+  });
+
   it('makes an anonymous volume for -v /dst, removed by rm -v', () => {
     const c = carrier(['run', '--name', 'anon', '-v', '/anon', IMG, 'sh', '-c', 'echo a > /anon/f']);
     expect(c.status, c.stderr).toBe(0);

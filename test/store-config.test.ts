@@ -11,12 +11,15 @@ const isRoot = UID === 0;
 let dir: string;
 let tmp: string; // stands in for TMPDIR
 let runtime: string; // stands in for XDG_RUNTIME_DIR
+let sysrun: string; // stands in for /run, where root's run directory goes
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'carrier-config-'));
   tmp = join(dir, 'tmp');
   runtime = join(dir, 'run-user');
+  sysrun = join(dir, 'run');
   mkdirSync(tmp);
+  mkdirSync(sysrun, { mode: 0o755 });
   mkdirSync(runtime, { mode: 0o700 });
 });
 afterEach(() => {
@@ -41,7 +44,7 @@ function conf(text: string, name = 'storage.conf'): string {
 
 /** Options with a fully fake environment: nothing from the real process leaks in. */
 function opts(env: NodeJS.ProcessEnv, extra: StoreLocationOptions = {}): StoreLocationOptions {
-  return { env: { HOME: join(dir, 'home'), TMPDIR: tmp, ...env }, ...extra };
+  return { env: { HOME: join(dir, 'home'), TMPDIR: tmp, ...env }, systemRunDir: sysrun, ...extra };
 }
 
 describe('defaults', () => {
@@ -83,9 +86,10 @@ describe('defaults', () => {
 });
 
 describe('runroot fallback', () => {
-  const fallback = () => join(tmp, `carrier-run-${UID}`);
+  // Root's is <systemRunDir>/carrier (/run/carrier); everyone else's ${TMPDIR}/carrier-run-<uid>.
+  const fallback = () => (isRoot ? join(sysrun, 'carrier') : join(tmp, `carrier-run-${UID}`));
 
-  it('no XDG_RUNTIME_DIR: creates ${TMPDIR}/carrier-run-<uid> with mode 0700', async () => {
+  it('no XDG_RUNTIME_DIR: creates the private directory with mode 0700', async () => {
     const old = process.umask(0o000); // even a permissive umask must not widen it
     try {
       const c = await resolveStoreConfig(opts({}));
@@ -186,8 +190,35 @@ describe('runroot fallback', () => {
     expect(e.code).toBe('CARRIER_UNSAFE_PATH');
   });
 
+  it.skipIf(!isRoot)('root with no XDG_RUNTIME_DIR uses /run/carrier: a directory another user made at /tmp/carrier-run-0 does not matter', async () => {
+    const squatted = join(tmp, 'carrier-run-0');
+    mkdirSync(squatted, { mode: 0o700 });
+    chownSync(squatted, 4242, 4242); // what any local user could do to a shared /tmp before root's first command
+    const c = await resolveStoreConfig(opts({}, { uid: 0 }));
+    expect(c.runroot).toBe(join(sysrun, 'carrier'));
+    expect(c.warnings).toEqual([]);
+    // and by default that is /run/carrier itself: root-owned, 0700
+    const real = await resolveStoreConfig({ env: { HOME: join(dir, 'home'), TMPDIR: tmp }, uid: 0 });
+    expect(real.runroot).toBe('/run/carrier');
+    const st = lstatSync('/run/carrier');
+    expect([st.uid, st.mode & 0o7777, st.isDirectory()]).toEqual([0, 0o700, true]);
+    expect(lstatSync(squatted).uid).toBe(4242); // left alone
+  });
+
+  it('an unprivileged user keeps ${TMPDIR}/carrier-run-<uid>, made 0700 and checked', async () => {
+    const other = UID + 4242;
+    const mine = join(tmp, `carrier-run-${other}`);
+    if (isRoot) {
+      mkdirSync(mine, { mode: 0o700 });
+      chownSync(mine, other, other);
+    }
+    const p = resolveStoreConfig(opts({}, { uid: other }));
+    if (isRoot) expect((await p).runroot).toBe(mine);
+    else expect((await rejection(p)).message).toMatch(/owned by uid/);
+  });
+
   it('TMPDIR missing: the OS error comes through', async () => {
-    const e = await rejection(resolveStoreConfig({ env: { HOME: dir, TMPDIR: join(dir, 'no-tmp') } }));
+    const e = await rejection(resolveStoreConfig({ env: { HOME: dir, TMPDIR: join(dir, 'no-tmp') }, uid: UID + 4242 }));
     expect(e.code).toBe('ENOENT');
     expect(e.syscall).toBe('mkdir');
   });

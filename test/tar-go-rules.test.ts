@@ -138,6 +138,39 @@ describe('names: the ustar prefix goes by the magic, as in Go', () => {
   });
 });
 
+describe('names no tool could open again are refused at apply', () => {
+  // 17 components of 246 bytes: every parent path fits in PATH_MAX, so the entry could be created one component at
+  // a time, but its whole path (4,198 bytes) cannot be opened to rebuild the layer (ENAMETOOLONG).
+  const component = (i: number, len: number): string => String(i).padStart(3, '0') + 'x'.repeat(len - 3);
+  const longPath = (total: number): string => {
+    const parts = Array.from({ length: 16 }, (_, i) => component(i, 246));
+    const used = parts.join('/').length + 1;
+    return [...parts, component(16, total - used)].join('/');
+  };
+
+  it('refuses a PAX path of 4,200 bytes, naming it, before anything is written', async () => {
+    const name = longPath(4200);
+    expect(name.length).toBe(4200);
+    await refused(H.tar(H.file('ok', 'x'), H.pax([['path', name]]), H.entry({ name: 'placeholder' }, payload)), 'CARRIER_LIMIT_EXCEEDED', /path of an entry is 4200 bytes.*000x/);
+    await refused(H.tar(H.gnuLong('L', longPath(4096)), H.entry({ name: 'placeholder', typeflag: '5' })), 'CARRIER_LIMIT_EXCEEDED', /4096 bytes/);
+  });
+
+  it('accepts a path of 4,095 bytes (PATH_MAX less its NUL) and rebuilds it byte for byte', async () => {
+    const name = longPath(4095);
+    // (the round trip opens it from the layer root; the test's absolute path to it would be too long itself)
+    const a = await applied(H.tar(H.pax([['path', name]]), H.entry({ name: 'placeholder' }, payload)));
+    expect(a.result.entries).toBe(1);
+    execFileSync('rm', ['-rf', a.dir]); // GNU rm walks it with *at() calls; Node's recursive rm would hit ENAMETOOLONG
+  });
+
+  it('keeps the ustar name when a PAX path is empty, and refuses D and Z entries that carry data, by name', async () => {
+    const a = await applied(H.tar(H.pax([['path', '']]), H.entry({ name: 'ustar-name' }, payload)));
+    expect(read(a, 'ustar-name')).toBe('payload\n');
+    await refused(H.tar(H.entry({ name: 'dumpdir', typeflag: 'D' }, Buffer.from('Yfile\0\0'))), 'CARRIER_BAD_TAR', /'D' on 'dumpdir'/);
+    await refused(H.tar(H.entry({ name: 'zentry', typeflag: 'Z' }, payload)), 'CARRIER_BAD_TAR', /'Z' on 'zentry'/);
+  });
+});
+
 describe('numbers: as Go parses them', () => {
   it('accepts PAX numbers with leading zeros and a sign (Go\'s pax-pos-size-file.tar)', async () => {
     const a = await applied(

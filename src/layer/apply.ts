@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream';
-import { native, type NativeApplyOptions, type NativeAppliedLayer, type ApplyEvent, type AppliedLayer } from '../native.js';
+import {
+  native,
+  type NativeApplyOptions,
+  type NativeAppliedLayer,
+  type NativeImageBudget,
+  type ApplyEvent,
+  type AppliedLayer,
+} from '../native.js';
 export type { AppliedLayer, SkippedEntry } from '../native.js';
 import { CarrierError, abortError, fromNative } from '../errors.js';
 import { isRootless } from '../host.js';
@@ -11,6 +18,23 @@ export interface ApplyLayerLimits {
   maxUncompressedBytes?: number;
   /** Most tar entries accepted (default 4,000,000). */
   maxEntries?: number;
+  /**
+   * A budget this layer shares with others (the layers of one image): every byte of file content written to disk is
+   * charged to it (runs of zeros are left as holes and cost nothing), and the layer that passes its limit is refused
+   * with CARRIER_LIMIT_EXCEEDED. Default: none.
+   */
+  budget?: ImageBudget;
+}
+
+/** A byte budget shared by the layers applied under it; see {@link imageBudget}. */
+export type ImageBudget = NativeImageBudget;
+
+/** A budget of `limitBytes` bytes of file content for the layers of one image (see ApplyLayerLimits.budget). */
+export function imageBudget(limitBytes: number): ImageBudget {
+  if (!Number.isSafeInteger(limitBytes) || limitBytes < 0) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `an image budget must be a non-negative integer of bytes, got ${limitBytes}`);
+  }
+  return new native.ImageBudget(limitBytes);
 }
 
 export interface ApplyLayerOptions {
@@ -81,6 +105,7 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
   }
   if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
   if (options.cloneFrom && options.cloneFrom.size > 0) out.clones = [...options.cloneFrom].flat();
+  if (options.limits?.budget !== undefined) out.budget = options.limits.budget;
   if (options.teeFd !== undefined) {
     if (!Number.isSafeInteger(options.teeFd) || options.teeFd < 0) {
       throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'teeFd must be an open file descriptor');

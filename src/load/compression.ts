@@ -8,7 +8,8 @@ export type ArchiveCompression = 'gzip' | 'zstd' | 'none';
 /** Compression named by a blob's first bytes; 'xz'/'bzip2' are recognised to be refused clearly. */
 export function sniffCompression(head: Buffer): ArchiveCompression | 'xz' | 'bzip2' {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  // A zstd stream may open with a skippable frame (magic 0x184d2a50..5f), as zstd:chunked blobs do.
+  if (head.length >= 4 && (head.readUInt32LE(0) === 0xfd2fb528 || (head.readUInt32LE(0) & 0xfffffff0) === 0x184d2a50)) return 'zstd';
   if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
   if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
   return 'none';

@@ -6,6 +6,7 @@ import { readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { CarrierError } from '../errors.js';
+import { native } from '../native.js';
 
 export type RuntimeName = 'runc' | 'crun';
 
@@ -178,6 +179,9 @@ export async function runBundle(options: RunBundleOptions): Promise<RunBundleRes
   const global = ['--root', stateRoot, '--log', logFile, '--log-format', 'json'];
   const stdinTty = process.stdin.isTTY === true;
   const sameGroup = options.tty === true || (options.interactive === true && stdinTty);
+  // The runtime makes a terminal stdin raw: an end-of-file already waiting in it (Ctrl-D typed early, or `script`
+  // whose own input ended) would then reach the container as a NUL byte, echoed before the command's output.
+  if (options.tty === true && stdinTty) native.discardTerminalEof(0);
   const child = spawn(runtime.path, [...global, 'run', '--bundle', bundle, id], {
     stdio: [options.interactive || options.tty ? 'inherit' : 'ignore', options.stdout ? 'pipe' : 'inherit', 'pipe'],
     detached: !sameGroup,

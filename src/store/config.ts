@@ -10,8 +10,10 @@
  *   blobCache  the store's own: <graphroot>/carrier-blob-cache, and for the default graphroot (above) the data dir's
  *              $XDG_DATA_HOME/carrier/cache/blobs, where it has always been. `blobCache` (the CLI's --blob-cache) or
  *              CARRIER_BLOB_CACHE names another one, which may be shared between stores (cache-users.ts).
- *   runroot    $XDG_RUNTIME_DIR/carrier when that is an existing directory owned by the user, else a private
- *              ${TMPDIR:-/tmp}/carrier-run-<uid> created 0700 and verified (not a symlink, ours, no group/other bits).
+ *   runroot    $XDG_RUNTIME_DIR/carrier when that is an existing directory owned by the user, else for root
+ *              /run/carrier (as podman keeps root's run state under /run, where no other user can create it first),
+ *              and for anyone else a private ${TMPDIR:-/tmp}/carrier-run-<uid>; either is created 0700 and verified
+ *              (not a symlink, ours, no group/other bits).
  *
  * All disk access goes through fs/promises.
  */
@@ -21,6 +23,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { CarrierError } from '../errors.js';
 import { parseToml } from '../config-toml.js';
 import { registerCacheUser } from './cache-users.js';
+import { inUserNamespace } from '../host.js';
 
 export interface StoreLocationOptions {
   root?: string;
@@ -35,6 +38,8 @@ export interface StoreLocationOptions {
   blobCache?: string;
   env?: NodeJS.ProcessEnv;
   uid?: number;
+  /** Where root's run directory is made when XDG_RUNTIME_DIR is not usable: `<systemRunDir>/carrier`. Default /run. */
+  systemRunDir?: string;
 }
 
 export interface StoreConfig {
@@ -147,7 +152,7 @@ export async function resolveStoreConfig(opts: StoreLocationOptions = {}): Promi
   const runroot =
     explicitRunroot !== undefined
       ? resolve(explicitRunroot)
-      : file.runroot ?? (await defaultRunroot(env, uid, warnings, rootlessUid(env, uid)));
+      : file.runroot ?? (await defaultRunroot(env, uid, warnings, rootlessUid(env, uid), opts.systemRunDir ?? '/run'));
 
   const named = nonEmpty(opts.blobCache) ?? nonEmpty(env.CARRIER_BLOB_CACHE);
   if (named !== undefined && !isAbsolute(named) && opts.blobCache === undefined) {
@@ -201,17 +206,21 @@ function rootlessUid(env: NodeJS.ProcessEnv, uid: number): number {
   return uid === 0 && v !== undefined && /^[1-9][0-9]*$/.test(v) ? Number(v) : uid;
 }
 
-async function defaultRunroot(env: NodeJS.ProcessEnv, uid: number, warnings: string[], nameUid = uid): Promise<string> {
+async function defaultRunroot(env: NodeJS.ProcessEnv, uid: number, warnings: string[], nameUid: number, systemRunDir: string): Promise<string> {
+  const system = nameUid === 0 && !inUserNamespace();
   const xdg = env.XDG_RUNTIME_DIR;
   if (xdg && isAbsolute(xdg)) {
     try {
       const st = await stat(xdg);
       if (st.isDirectory() && st.uid === uid) return join(resolve(xdg), 'carrier');
-      warnings.push(`XDG_RUNTIME_DIR ${xdg} is not a directory owned by uid ${uid}; using a private directory under TMPDIR`);
+      warnings.push(`XDG_RUNTIME_DIR ${xdg} is not a directory owned by uid ${uid}; using a private directory under ${system ? systemRunDir : 'TMPDIR'}`);
     } catch {
-      warnings.push(`XDG_RUNTIME_DIR ${xdg} does not exist; using a private directory under TMPDIR`);
+      warnings.push(`XDG_RUNTIME_DIR ${xdg} does not exist; using a private directory under ${system ? systemRunDir : 'TMPDIR'}`);
     }
   }
+  // The host's root never uses a shared /tmp: any local user could make /tmp/carrier-run-0 first and lock root out.
+  // (Root of a user namespace, e.g. under `podman unshare`, cannot write the host's /run and keeps the TMPDIR rule.)
+  if (system) return privateRunDir(join(systemRunDir, 'carrier'), uid);
   const tmp = env.TMPDIR && isAbsolute(env.TMPDIR) ? resolve(env.TMPDIR) : '/tmp';
   return privateRunDir(join(tmp, `carrier-run-${nameUid}`), uid);
 }

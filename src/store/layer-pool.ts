@@ -3,7 +3,7 @@
 // and removes every layer the pool began, so a failed commit leaves the store as it was.
 import type { Readable } from 'node:stream';
 import { abortError } from '../errors.js';
-import type { AppliedLayer } from '../layer/apply.js';
+import { imageBudget, type AppliedLayer } from '../layer/apply.js';
 import { LayerCompleter } from './layer-completion.js';
 import type { LayerStore, LayerStream } from './layers.js';
 
@@ -32,6 +32,24 @@ export interface CommitOptions {
    * Metadata files are still written atomically either way. Default true.
    */
   sync?: boolean;
+  /**
+   * Bytes of file content the image's new layers may write to disk in all (runs of zeros are left as holes and not
+   * counted); past it the commit fails with CARRIER_LIMIT_EXCEEDED and the store is left as it was. Default:
+   * {@link defaultImageBudget} of the layers' declared sizes. Infinity: no budget.
+   */
+  maxImageBytes?: number;
+}
+
+const GiB = 1024 ** 3;
+
+/**
+ * The default image budget: 50 times the compressed size the layers declare, and at least 8 GiB. Real layers
+ * expand 2-10 times (runs of zeros, which compress best, cost nothing); a few MB of gzip that would expand into
+ * many GB of data is refused instead of filling the disk.
+ */
+export function defaultImageBudget(declaredSizes: readonly (number | undefined)[]): number {
+  const declared = declaredSizes.reduce<number>((sum, n) => sum + (n ?? 0), 0);
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(8 * GiB, 50 * declared));
 }
 
 /** A layer to make: its storage id, its parent's, and where its content comes from. */
@@ -65,6 +83,8 @@ function gate(): Gate {
 export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], options: CommitOptions): Promise<Set<string>> {
   const applied = new Set<string>();
   let failure: unknown;
+  const limit = options.maxImageBytes ?? defaultImageBudget(missing.map((p) => p.layer.size));
+  const budget = limit === Infinity ? undefined : imageBudget(limit);
   // Parents must exist before children are recorded, but content can be extracted for all at once.
   const begun = await layers.begin(missing.map((p) => ({ id: p.id, parent: p.parent })));
   const queue = missing.map((p, i) => ({ ...p, record: begun[i]! }));
@@ -73,7 +93,7 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
   const ready = new Map(missing.map((p) => [p.id, gate()]));
   // Content that is in place is made durable and recorded complete in rounds (one syncfs and one layers.json write
   // for every layer that finished meanwhile), while the workers go on with the next layers.
-  const completer = new LayerCompleter(() => layers.file.save(), options.sync ?? true);
+  const completer = new LayerCompleter(() => layers.file.save(), options.sync ?? true, (id) => layers.get(id));
   const completions: Promise<void>[] = [];
   // The first failure stops the layers still in flight.
   const stop = new AbortController();
@@ -100,6 +120,7 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
             await p.layer.settle?.(result);
           },
           p.parent !== undefined ? ready.get(p.parent)?.promise : undefined,
+          budget,
         );
         ready.get(p.id)!.resolve();
         const completion = completer.complete(p.record, filled.applied, filled.syncDir).then(

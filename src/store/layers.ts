@@ -12,7 +12,7 @@ import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathExists } from '../fs/paths.js';
 import { CarrierError } from '../errors.js';
-import type { AppliedLayer } from '../layer/apply.js';
+import type { AppliedLayer, ImageBudget } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
 import type { Driver } from '../drivers/index.js';
 import { notFound } from './failures.js';
@@ -196,8 +196,8 @@ export class LayerStore {
 
   /**
    * Step 2: the driver extracts the content, verified against `expect`, and gives the directory its final mode
-   * (`parentReady` settles once the parent's content is final). Step 3 (a LayerCompleter) syncs the filesystem and
-   * only then clears the flag. On failure the caller removes the layer. Returns the result and a directory on the
+   * (`parentReady` settles once the parent's content is final; what it writes is charged to `budget`). Step 3 (a
+   * LayerCompleter) syncs the filesystem and only then clears the flag. On failure the caller removes the layer. Returns the result and a directory on the
    * filesystem that must be synced. Hold the write lock.
    */
   async fill(
@@ -207,6 +207,7 @@ export class LayerStore {
     signal: AbortSignal | undefined,
     afterApply?: (applied: AppliedLayer) => Promise<void>,
     parentReady?: Promise<void>,
+    budget?: ImageBudget,
   ): Promise<{ applied: AppliedLayer; syncDir: string }> {
     const { source, extra } =
       typeof from === 'object' && 'stream' in from
@@ -229,6 +230,7 @@ export class LayerStore {
       ...(blob.size !== undefined ? { expectedSize: blob.size } : {}),
       ...(signal ? { signal } : {}),
       ...(parentReady ? { parentReady } : {}),
+      ...(budget ? { limits: { budget } } : {}),
     });
     await afterApply?.(applied);
     return { applied, syncDir: this.driver.contentDir(record.id) };

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CarrierError, abortError } from '../errors.js';
 import type { PlatformWant } from '../oci/manifest.js';
@@ -28,17 +29,68 @@ export interface OpenImageArchiveOptions {
   signal?: AbortSignal;
   /** Where a compressed archive is decompressed to (default os.tmpdir()). */
   tmpDir?: string;
+  /**
+   * Most bytes a compressed archive may decompress to in `tmpDir` before it is refused (CARRIER_LIMIT_EXCEEDED).
+   * Default: 64 times the compressed size (at least 4 GiB), and never more than the free space in `tmpDir` less a
+   * tenth: a small hostile archive cannot fill the disk.
+   */
+  maxDecompressedBytes?: number;
   /** Platform picked from a multi-platform index inside an OCI layout (default: this host's). */
   platform?: PlatformWant;
 }
 
+const GiB = 1024 ** 3;
+/** Default decompression cap: this many times the compressed size... */
+const DEFAULT_RATIO = 64;
+/** ...but at least this much (a small archive of a large image is fine)... */
+const DEFAULT_FLOOR = 4 * GiB;
+
+/** The cap on a compressed archive's decompressed bytes in `dir` (see maxDecompressedBytes), and what it is. */
+async function decompressionCap(compressed: number, dir: string, opts: OpenImageArchiveOptions): Promise<{ cap: number; why: string }> {
+  const asked = opts.maxDecompressedBytes;
+  if (asked !== undefined) {
+    if (!Number.isSafeInteger(asked) || asked <= 0) {
+      throw new CarrierError('CARRIER_INVALID_ARGUMENT', `maxDecompressedBytes must be a positive integer, got ${asked}`);
+    }
+    return { cap: asked, why: 'maxDecompressedBytes' };
+  }
+  const byRatio = Math.max(DEFAULT_FLOOR, DEFAULT_RATIO * compressed);
+  const st = await fsp.statfs(dir);
+  const free = Math.floor(Number(st.bavail) * Number(st.bsize) * 0.9);
+  return free < byRatio
+    ? { cap: free, why: `nine tenths of the free space in ${dir}` }
+    : { cap: byRatio, why: `${DEFAULT_RATIO} times the archive's ${compressed} bytes, at least ${DEFAULT_FLOOR / GiB} GiB` };
+}
+
+/** Passes bytes through, failing once more than `cap` have gone by. */
+function capped(cap: number, tooMuch: () => Error): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      seen += chunk.length;
+      if (seen > cap) callback(tooMuch());
+      else callback(null, chunk);
+    },
+  });
+}
+
 async function decompressToTemp(file: string, kind: 'gzip' | 'zstd', opts: OpenImageArchiveOptions): Promise<{ tmp: string; tarFile: string }> {
-  const tmp = await fsp.mkdtemp(path.join(opts.tmpDir ?? os.tmpdir(), 'carrier-load-'));
+  const dir = opts.tmpDir ?? os.tmpdir();
+  const { cap, why } = await decompressionCap((await fsp.stat(file)).size, dir, opts);
+  const tmp = await fsp.mkdtemp(path.join(dir, 'carrier-load-'));
   const tarFile = path.join(tmp, 'archive.tar');
+  const tooMuch = (): Error =>
+    new CarrierError(
+      'CARRIER_LIMIT_EXCEEDED',
+      `'${file}' decompresses to more than ${cap} bytes (${why}); refused before it fills ${dir} — if the archive is genuine, ` +
+        'decompress it yourself or raise maxDecompressedBytes',
+      { path: file },
+    );
   try {
     await pipeline(
       fs.createReadStream(file, { highWaterMark: 1 << 20 }),
       decompressor(kind),
+      capped(cap, tooMuch),
       fs.createWriteStream(tarFile, { mode: 0o600 }),
       opts.signal ? { signal: opts.signal } : {},
     );
@@ -56,7 +108,8 @@ async function decompressToTemp(file: string, kind: 'gzip' | 'zstd', opts: OpenI
  * - a tar with `manifest.json` (docker-archive, as `docker save` and `podman save` write; checked first, so a
  *   Docker ≥ 25 archive that carries both is read as docker-archive) → 'docker-archive';
  * - a tar with `oci-layout` and `index.json` (`podman save --format oci-archive`) → 'oci-archive';
- * - either tar gzip- or zstd-compressed: decompressed to a temp file under `opts.tmpDir` first.
+ * - either tar gzip- or zstd-compressed: decompressed to a temp file under `opts.tmpDir` first, within a cap
+ *   (`opts.maxDecompressedBytes`).
  *
  * The tar is read in place: only headers are indexed, and layer streams are byte ranges of the file.
  *

@@ -27,6 +27,8 @@ export interface StoreDestinationOptions {
    * blob (src/chunked/partial.ts); 'never' always fetches whole blobs.
    */
   partial?: 'auto' | 'never';
+  /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
+  maxImageBytes?: number;
 }
 
 /** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
@@ -163,6 +165,7 @@ export class StoreDestination implements ImageDestination {
       ...(signal ? { signal } : {}),
       ...(this.options.sync === false ? { sync: false } : {}),
       ...(this.options.onCommitLayer ? { onLayer: this.options.onCommitLayer } : {}),
+      ...(this.options.maxImageBytes !== undefined ? { maxImageBytes: this.options.maxImageBytes } : {}),
     };
     let result;
     try {
