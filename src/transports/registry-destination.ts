@@ -20,6 +20,7 @@ import {
 import { decompressor, compressionError } from '../load/compression.js';
 import type { RegistryClient } from '../registry/client.js';
 import { BlobPusher, type BlobBytes } from '../registry/upload.js';
+import type { BlobInfoCache } from '../registry/blob-info-cache.js';
 import { compressLayer } from '../layer/compress.js';
 import { ociLayerType } from './store-source.js';
 import { prepareRegistrySignatures } from './registry-signatures.js';
@@ -41,6 +42,12 @@ export interface RegistryDestinationOptions {
   signal?: AbortSignal;
   /** Where registries.d is read from to write signatures (default: the user's, else /etc/containers/registries.d). */
   registriesDir?: string;
+  /**
+   * Where compressed forms of layers were seen: a layer that would be compressed is first looked up here, and skipped
+   * (the repository has it) or mounted (another repository of the registry has it) without compressing. Every blob
+   * this destination pushes, finds or mounts is recorded in it.
+   */
+  blobInfoCache?: BlobInfoCache;
 }
 
 interface LayerOut {
@@ -105,6 +112,41 @@ export class RegistryDestination implements ImageDestination {
   }
 
   private async putLayer(layer: LayerBlob, from: string | undefined, options: PutImageOptions, signal?: AbortSignal): Promise<LayerOut> {
+    const out = await this.sendLayer(layer, from, options, signal);
+    await this.options.blobInfoCache?.record(layer.diffID, { digest: out.digest, size: out.size, compression: out.mediaType }, this.ref.domain, this.ref.path);
+    return out;
+  }
+
+  /**
+   * A blob the blob-info cache knows as `layer` compressed with `want`, found in this repository (HEAD) or mounted
+   * from another of this registry; undefined when none is (then the layer is compressed after all).
+   */
+  private async reuseKnown(layer: LayerBlob, want: PushCompression, options: PutImageOptions, signal?: AbortSignal): Promise<LayerOut | undefined> {
+    const cache = this.options.blobInfoCache;
+    if (!cache) return undefined;
+    for (const known of (await cache.candidates(layer.diffID, want, this.ref.domain)).slice(0, 3)) {
+      try {
+        if (await this.pusher.has(known.digest, signal)) {
+          options.onLayer?.(layer, 'exists');
+          return { digest: known.digest, size: known.size, mediaType: want, state: 'exists' };
+        }
+        for (const repo of known.repositories.filter((r) => r !== this.ref.path).slice(0, 2)) {
+          const m = await this.pusher.mount(known.digest, repo, signal);
+          if (m === true) {
+            options.onLayer?.(layer, 'reused');
+            return { digest: known.digest, size: known.size, mediaType: want, state: 'reused' };
+          }
+          await this.pusher.cancel(m);
+        }
+      } catch (err) {
+        // only a hint: a registry that refuses the HEAD or the mount gets the layer compressed and uploaded
+        if (signal?.aborted) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  private async sendLayer(layer: LayerBlob, from: string | undefined, options: PutImageOptions, signal?: AbortSignal): Promise<LayerOut> {
     const want = this.wants(layer);
     const onBytes = options.onBytes ? (n: number) => options.onBytes!(layer, n) : undefined;
     if (want === undefined) {
@@ -133,6 +175,8 @@ export class RegistryDestination implements ImageDestination {
       options.onLayer?.(layer, 'done');
       return { digest: layer.digest, size: layer.size, mediaType: kind, state: 'copied' };
     }
+    const known = await this.reuseKnown(layer, want, options, signal);
+    if (known) return known;
     options.onLayer?.(layer, 'copying');
     let check: (() => Promise<void>) | undefined;
     const blob: BlobBytes = {

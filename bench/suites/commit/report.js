@@ -1,0 +1,60 @@
+// The commit suite's report: its targets (issue 19: commit ≥ 2× podman, peak RSS < 200 MiB), chart and section of
+// bench/RESULTS.md.
+import { MiB } from '../../lib/util.js';
+import { ok, bar, subtitle, mdTable, runLines, judge, targetsTable, fmtVal, timedRuns, problems } from '../../lib/render.js';
+
+const RSS_LIMIT_MIB = 200;
+const rowOf = (report, id) => report.rows.find((r) => r.contender === id);
+
+function evaluateCommit(report) {
+  const podman = rowOf(report, 'podman');
+  const targets = [];
+  for (const id of ['carrier', 'carrier-zstd']) {
+    const c = rowOf(report, id);
+    if (!c) continue;
+    targets.push({ name: `${id} vs podman commit`, what: 'podman time / carrier time', value: ok(c) && ok(podman) ? podman.median / c.median : undefined, target: '≥ 2.0×', test: (v) => v >= 2, unit: '×' });
+    targets.push({
+      name: `${id} peak RSS`,
+      what: 'largest RSS of the carrier process over all runs (/usr/bin/time), and the whole tree sampled in the warm-up',
+      value: ok(c) ? Math.max(c.peakRssKiB ?? 0, c.treePeakKiB ?? 0) / 1024 || undefined : undefined,
+      target: `< ${RSS_LIMIT_MIB} MiB`,
+      test: (v) => v < RSS_LIMIT_MIB,
+      unit: ' MiB',
+    });
+  }
+  return judge(targets);
+}
+
+export function barModel(report) {
+  const carrier = rowOf(report, 'carrier');
+  const labels = { carrier: 'carrier commit (gzip)', 'carrier-zstd': 'carrier commit (zstd)', podman: 'podman commit (uncompressed)' };
+  const bars = report.rows.map((r) => bar(r.contender, labels[r.contender] ?? r.label, r, carrier));
+  return { title: 'Commit a container’s changes', subtitle: subtitle(report), unit: 's', panels: [{ title: `${report.changes.entries} entries, ${(report.changes.tarSize / MiB).toFixed(0)} MiB of changes`, bars }] };
+}
+
+export function markdown(report) {
+  const evaluation = evaluateCommit(report);
+  const L = ['## Commit: carrier commit vs podman commit', '', ...runLines(report), '', '### Method', ''];
+  L.push(
+    `Every run makes a fresh scratch file system with a Carrier store and a podman store holding the same one-layer busybox-static image (committed to Carrier’s store through its API, saved with \`carrier save\` and loaded with \`podman load\`), creates a container of it with the CLI, mounts it, extracts the changes into the mount (the distro fixture: ${report.changes.entries} entries of real /usr files, ${(report.changes.tarSize / MiB).toFixed(1)} MiB of tar) and deletes /bin/true (a whiteout), and unmounts it; none of that is timed. Then \`commit\` is timed from spawn to exit. podman 4.3 commits through buildah without compressing: its new layer is an uncompressed tar (\`application/vnd.oci.image.layer.v1.tar\`), stored once as a temporary file and then applied to the store. Carrier compresses the layer (gzip by default, or zstd) in the same native pass that archives it, keeps the blob in its blob cache (so a push uploads it unchanged) and records the layer with its tar-split; it also flushes the new layer to disk (syncfs) before recording it, podman does not. ` +
+      report.method,
+  );
+  L.push('', 'Contenders:', '');
+  for (const r of report.rows) L.push(`- **${r.contender}**: \`${r.command}\``);
+  L.push('');
+  const carrier = rowOf(report, 'carrier');
+  L.push(mdTable(['contender', 'median s', 'min–max s', 'MiB/s (changes)', 'time ÷ carrier', 'peak RSS MiB', 'new layer'], report.rows.map((r) => [
+    r.label + (r.problems.length ? ' ⚠' : ''),
+    ok(r) ? r.median.toFixed(2) : 'failed',
+    ok(r) ? `${r.min.toFixed(2)}–${r.max.toFixed(2)}` : '',
+    ok(r) ? (report.changes.tarSize / MiB / r.median).toFixed(0) : '',
+    ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
+    r.peakRssKiB ? (r.peakRssKiB / 1024).toFixed(0) + (r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)})` : '') : '',
+    r.check?.layer ? `${r.check.layer.mediaType.replace(/^application\/vnd\.(oci\.image|docker\.image\.rootfs)\./, '')}, ${(r.check.layer.size / MiB).toFixed(1)} MiB` : '',
+  ])));
+  L.push(...timedRuns(report.rows, (r) => r.contender), ...problems(report.rows, (r) => r.contender));
+  L.push('', '### Commit targets (issue 19)', '', targetsTable(evaluation), '');
+  const miss = evaluation.filter((t) => t.met === false);
+  L.push(miss.length ? `Missed: ${miss.map((t) => `${t.name} ${fmtVal(t)}`).join('; ')}.` : 'Every target measured was met.', '');
+  return L.join('\n');
+}
