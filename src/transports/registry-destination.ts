@@ -5,6 +5,7 @@
 // compressed on native threads (gzip, or zstd) while it streams to the registry, hashed on the way, and the manifest
 // is rewritten with the new digests, sizes and media types; the config is never changed, so the image id stays.
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { Readable, Transform } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
 import { parseReference, type ImageReference } from '../reference.js';
@@ -75,6 +76,8 @@ export class RegistryDestination implements ImageDestination {
   private readonly memo = new Map<string, Promise<LayerOut>>();
   /** Set while an image whose signatures are kept is pushed: its layers go as they are, so its manifest stays. */
   private keepManifest = false;
+  /** Layers compressed at once, sharing the cores (blobs sent as they are do not wait for it). */
+  private readonly compressing = new CompressionSlots();
 
   constructor(
     private readonly client: RegistryClient,
@@ -182,13 +185,13 @@ export class RegistryDestination implements ImageDestination {
     const blob: BlobBytes = {
       what: `layer ${layer.diffID} (${want}-compressed)`,
       open: async () => {
-        const c = await openCompressed(layer, want, (n) => onBytes?.(Math.min(n, layer.size)), signal);
+        const c = await openCompressed(layer, want, this.compressing.threads, (n) => onBytes?.(Math.min(n, layer.size)), signal);
         check = c.check;
         return c.stream as AsyncIterable<Buffer>;
       },
       verify: () => check?.(),
     };
-    const up = await this.pusher.upload(blob, signal ? { signal } : {});
+    const up = await this.compressing.run(() => this.pusher.upload(blob, signal ? { signal } : {}));
     options.onLayer?.(layer, 'done');
     return { digest: up.digest, size: up.size, mediaType: want, state: 'recompressed' };
   }
@@ -304,6 +307,31 @@ export class RegistryDestination implements ImageDestination {
   async abort(): Promise<void> {}
 }
 
+/**
+ * At most two layers compress at once, on the cores between them: compressing one layer already uses every core
+ * (compressLayer's threads), so more layers at once only add memory — each compressor holds its threads + 2 blocks
+ * (gzip ~2 MiB, zstd ~16 MiB each, input and output) — and two keep the cores busy while one waits on its tar or
+ * the registry.
+ */
+class CompressionSlots {
+  private readonly waiting: (() => void)[] = [];
+  private busy = 0;
+  private readonly slots = 2;
+  readonly threads = Math.max(1, Math.ceil(Math.min(availableParallelism(), 8) / this.slots));
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.busy >= this.slots) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.busy++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.busy--;
+    }
+  }
+}
+
 /** As containers/image refuses it: a signed image whose manifest would change loses its signatures' meaning. */
 function invalidates(image: ImageSource): CarrierError {
   return new CarrierError('CARRIER_UNSUPPORTED', `${image.reference} is signed, and pushing it would change its manifest, which would invalidate its signatures: push with --remove-signatures`);
@@ -313,7 +341,7 @@ function invalidates(image: ImageSource): CarrierError {
  * The layer compressed on native threads (compressLayer: gzip in parallel blocks or zstd with worker threads), with
  * a check of its diff_id (and of the blob's digest, when it is decompressed here first); `onTar` counts the tar's bytes.
  */
-async function openCompressed(layer: LayerBlob, want: PushCompression, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
+async function openCompressed(layer: LayerBlob, want: PushCompression, threads: number, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
   const o = signal ? { signal } : {};
   let tarBytes = 0;
   const counter = (): Transform => tap(undefined, (n) => onTar((tarBytes += n)));
@@ -341,7 +369,7 @@ async function openCompressed(layer: LayerBlob, want: PushCompression, onTar: (n
       };
     }
   }
-  const job = compressLayer(tar, { compression: want, ...o });
+  const job = compressLayer(tar, { compression: want, threads, ...o });
   return {
     stream: job.stream,
     check: async () => {

@@ -89,16 +89,24 @@ export async function runPushSuite(ctx) {
   try {
     return await ctx.scratch(storeBytes, async (mnt) => {
       // ---- the source stores: both pull every variant ----------------------------------------------------------
-      const c = { root: path.join(mnt, 'carrier'), runroot: path.join(base, 'c') };
-      const p = { root: path.join(mnt, 'podman'), runroot: path.join(base, 'p'), conf: path.join(base, 'storage.conf') };
-      fs.writeFileSync(p.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${p.root}"\nrunroot = "${p.runroot}"\n`);
-      const penv = { ...process.env, CONTAINERS_STORAGE_CONF: p.conf };
+      // One pair of stores per compression: an image's gzip and zstd variants have the same config, so in one store
+      // they would be one image, with the manifest (and the blobs it names) of whichever was pulled last.
       const cenv = { ...process.env };
       delete cenv.CONTAINERS_STORAGE_CONF;
-      const car = [cli, '--root', c.root, '--runroot', c.runroot];
-      const pod = ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay'];
+      const stores = {};
+      for (const comp of ['gzip', 'zstd']) {
+        const p = { root: path.join(mnt, `podman-${comp}`), runroot: path.join(base, `p-${comp}`), conf: path.join(base, `storage-${comp}.conf`) };
+        fs.writeFileSync(p.conf, `[storage]\ndriver = "overlay"\ngraphroot = "${p.root}"\nrunroot = "${p.runroot}"\n`);
+        stores[comp] = {
+          car: [cli, '--root', path.join(mnt, `carrier-${comp}`), '--runroot', path.join(base, `c-${comp}`)],
+          pod: ['--root', p.root, '--runroot', p.runroot, '--storage-driver', 'overlay'],
+          penv: { ...process.env, CONTAINERS_STORAGE_CONF: p.conf },
+          p,
+        };
+      }
       const t0 = Date.now();
       for (const v of variants) {
+        const { car, pod, penv } = stores[v.compression];
         await run(process.execPath, [...car, 'pull', '-q', '--tls-verify=false', v.ref.name], { env: cenv });
         await run('podman', [...pod, 'pull', '-q', '--tls-verify=false', v.ref.name], { env: penv });
       }
@@ -111,7 +119,7 @@ export async function runPushSuite(ctx) {
           id: 'carrier',
           label: 'carrier push (blob cache as the pull left it)',
           command: 'carrier --root R --runroot RR push --tls-verify=false -q --compression-format C IMG HOST/REPO:TAG',
-          run: (v, dest, opts) => timedOk('carrier push', process.execPath, [...car, 'push', '--tls-verify=false', '-q', '--compression-format', v.compression, v.ref.name, dest], { env: cenv, ...opts }),
+          run: (v, dest, opts) => timedOk('carrier push', process.execPath, [...stores[v.compression].car, 'push', '--tls-verify=false', '-q', '--compression-format', v.compression, v.ref.name, dest], { env: cenv, ...opts }),
         },
         {
           id: 'carrier-recompress',
@@ -120,6 +128,7 @@ export async function runPushSuite(ctx) {
           run: (v, dest, opts) => {
             fs.rmSync(emptyCache, { recursive: true, force: true });
             fs.mkdirSync(emptyCache, { recursive: true });
+            const car = stores[v.compression].car;
             return timedOk('carrier push', process.execPath, [...car.slice(0, 1), '--blob-cache', emptyCache, ...car.slice(1), 'push', '--tls-verify=false', '-q', '--compression-format', v.compression, v.ref.name, dest], { env: cenv, ...opts });
           },
         },
@@ -127,16 +136,19 @@ export async function runPushSuite(ctx) {
           id: 'podman',
           label: 'podman push',
           command: 'podman --root R --runroot RR --storage-driver overlay push -q --tls-verify=false --compression-format C IMG docker://HOST/REPO:TAG',
-          run: (v, dest, opts) => timedOk('podman push', 'podman', [...pod, 'push', '-q', '--tls-verify=false', '--compression-format', v.compression, v.ref.name, `docker://${dest}`], { env: penv, ...opts }),
+          run: (v, dest, opts) => timedOk('podman push', 'podman', [...stores[v.compression].pod, 'push', '-q', '--tls-verify=false', '--compression-format', v.compression, v.ref.name, `docker://${dest}`], { env: stores[v.compression].penv, ...opts }),
         },
         {
           id: 'skopeo',
           label: 'skopeo copy containers-storage: docker://',
           command: 'skopeo copy -q --dest-tls-verify=false --dest-compress-format C containers-storage:[overlay@R+RR]IMG docker://HOST/REPO:TAG',
-          run: (v, dest, opts) => timedOk('skopeo copy', 'skopeo', [
-            'copy', '-q', '--retry-times', '0', '--dest-tls-verify=false', '--dest-compress-format', v.compression,
-            `containers-storage:[overlay@${p.root}+${p.runroot}]${v.ref.name}`, `docker://${dest}`,
-          ], { env: penv, ...opts }),
+          run: (v, dest, opts) => {
+            const { p, penv } = stores[v.compression];
+            return timedOk('skopeo copy', 'skopeo', [
+              'copy', '-q', '--retry-times', '0', '--dest-tls-verify=false', '--dest-compress-format', v.compression,
+              `containers-storage:[overlay@${p.root}+${p.runroot}]${v.ref.name}`, `docker://${dest}`,
+            ], { env: penv, ...opts });
+          },
         },
       ];
       const checks = new Map();
