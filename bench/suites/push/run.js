@@ -82,6 +82,9 @@ export async function runPushSuite(ctx) {
   log(`tools: ${Object.values(tools).join('; ')}`);
 
   const { reg: source, variants } = await serveImages(workDir, cfg, { log, mode: ctx.quick ? 'quick' : 'full' });
+  // (once: a registry stopped by its signal has no exit code, and a second stop() would wait for an exit that came)
+  let stopping;
+  const stopSource = () => (stopping ??= source.stop());
   const base = `/tmp/cbpu${process.pid}`;
   fs.rmSync(base, { recursive: true, force: true });
   fs.mkdirSync(base, { recursive: true });
@@ -111,7 +114,7 @@ export async function runPushSuite(ctx) {
         await run('podman', [...pod, 'pull', '-q', '--tls-verify=false', v.ref.name], { env: penv });
       }
       log(`source stores: carrier and podman pulled ${variants.map((v) => v.id).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      await source.stop();
+      await stopSource();
 
       const emptyCache = path.join(base, 'empty-cache');
       const contenders = [
@@ -223,7 +226,7 @@ export async function runPushSuite(ctx) {
       };
     });
   } finally {
-    await source.stop();
+    await stopSource();
     fs.rmSync(base, { recursive: true, force: true });
   }
 }
