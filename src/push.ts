@@ -37,6 +37,8 @@ export interface PushOptions extends RegistryAccess {
   onProgress?: (event: CopyEvent) => void;
   /** Compression of layers the store rebuilds from their tar-split (default gzip). */
   compressionFormat?: PushCompression;
+  /** Level of layers compressed on the way (podman's --compression-level): gzip 0–9 (default 4), zstd 1–19 (default 3). */
+  compressionLevel?: number;
   /**
    * Recompress blobs already compressed otherwise too (podman's --force-compression). Default: true when
    * `compressionFormat` is given, as podman does.
@@ -207,6 +209,7 @@ async function copyTo(opened: OpenedSource, destination: string, access: Registr
         ...(compression ? { compression } : {}),
         forceCompression: options.forceCompression ?? compression !== undefined,
         ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+        ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
         ...(options.store && options.blobInfoCache !== false
           ? { blobInfoCache: new BlobInfoCache(join(options.blobCacheDir ?? options.store.config.blobCache, 'blob-info-v1.json')) }
           : {}),

@@ -22,7 +22,7 @@ import { decompressor, compressionError } from '../load/compression.js';
 import type { RegistryClient } from '../registry/client.js';
 import { BlobPusher, type BlobBytes } from '../registry/upload.js';
 import type { BlobInfoCache } from '../registry/blob-info-cache.js';
-import { compressLayer } from '../layer/compress.js';
+import { compressLayer, type CompressLayerOptions } from '../layer/compress.js';
 import { ociLayerType } from './store-source.js';
 import { prepareRegistrySignatures } from './registry-signatures.js';
 import { chain, tap } from './stream-taps.js';
@@ -38,6 +38,8 @@ export interface RegistryDestinationOptions {
    * --compression-format is given). Default false: compressed blobs are sent as they are.
    */
   forceCompression?: boolean;
+  /** The level of layers compressed on the way (compressLayer's default: gzip 4, zstd 3). */
+  compressionLevel?: number;
   /** Bytes per PATCH of a chunked upload (default 8 MiB). */
   chunkSize?: number;
   signal?: AbortSignal;
@@ -185,7 +187,8 @@ export class RegistryDestination implements ImageDestination {
     const blob: BlobBytes = {
       what: `layer ${layer.diffID} (${want}-compressed)`,
       open: async () => {
-        const c = await openCompressed(layer, want, this.compressing.threads, (n) => onBytes?.(Math.min(n, layer.size)), signal);
+        const level = this.options.compressionLevel;
+        const c = await openCompressed(layer, { compression: want, threads: this.compressing.threads, ...(level !== undefined ? { level } : {}) }, (n) => onBytes?.(Math.min(n, layer.size)), signal);
         check = c.check;
         return c.stream as AsyncIterable<Buffer>;
       },
@@ -341,7 +344,7 @@ function invalidates(image: ImageSource): CarrierError {
  * The layer compressed on native threads (compressLayer: gzip in parallel blocks or zstd with worker threads), with
  * a check of its diff_id (and of the blob's digest, when it is decompressed here first); `onTar` counts the tar's bytes.
  */
-async function openCompressed(layer: LayerBlob, want: PushCompression, threads: number, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
+async function openCompressed(layer: LayerBlob, how: CompressLayerOptions, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
   const o = signal ? { signal } : {};
   let tarBytes = 0;
   const counter = (): Transform => tap(undefined, (n) => onTar((tarBytes += n)));
@@ -369,7 +372,7 @@ async function openCompressed(layer: LayerBlob, want: PushCompression, threads: 
       };
     }
   }
-  const job = compressLayer(tar, { compression: want, threads, ...o });
+  const job = compressLayer(tar, { ...how, ...o });
   return {
     stream: job.stream,
     check: async () => {
