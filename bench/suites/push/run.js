@@ -68,7 +68,7 @@ async function inspectPushed(reg, repo, tag, v) {
     const h = await fetch(`${reg.url}/v2/${repo}/blobs/${l.digest}`, { method: 'HEAD' });
     if (!h.ok) problems.push(`layer blob ${l.digest} missing (${h.status})`);
   }
-  return { digest, layers: layers.map((l) => l.digest), problems };
+  return { digest, layers: layers.map((l) => l.digest), bytes: layers.reduce((a, l) => a + l.size, 0), problems };
 }
 
 /** ctx: bench/run.js's suite context */
@@ -171,7 +171,7 @@ export async function runPushSuite(ctx) {
                 cell.problems.push(...got.problems);
                 const kept = got.digest === v.manifestDigest;
                 if (k.id === 'carrier' && !kept) cell.problems.push(`manifest ${got.digest} is not the source's ${v.manifestDigest}`);
-                checks.set(`${v.id} ${k.id}`, { manifestDigest: got.digest, kept, layers: got.layers });
+                checks.set(`${v.id} ${k.id}`, { manifestDigest: got.digest, kept, layers: got.layers, bytes: got.bytes });
               }
               return r;
             } finally {
