@@ -20,6 +20,7 @@ function evaluateCommit(report) {
     const c = rowOf(report, id);
     if (!c) continue;
     targets.push({ name: `${id} vs podman commit`, what: 'podman time / carrier time', value: ok(c) && ok(podman) ? podman.median / c.median : undefined, target: '≥ 2.0×', test: (v) => v >= 2, unit: '×' });
+    targets.push({ name: `${id} vs podman commit, CPU time`, what: 'podman CPU-seconds / carrier CPU-seconds (user + system of the process tree, median; robust to other load)', value: c.cpuSeconds && podman?.cpuSeconds ? podman.cpuSeconds / c.cpuSeconds : undefined, target: '≥ 2.0×', test: (v) => v >= 2, unit: '×' });
     targets.push({
       name: `${id} peak RSS`,
       what: 'largest RSS of the carrier process over all runs (/usr/bin/time), and the whole tree sampled in the warm-up',
@@ -50,9 +51,10 @@ export function markdown(report) {
   for (const r of report.rows) L.push(`- **${r.contender}**: \`${r.command}\``);
   L.push('');
   const carrier = rowOf(report, 'carrier');
-  L.push(mdTable(['contender', 'median s', 'min–max s', 'MiB/s (changes)', 'time ÷ carrier', 'peak RSS MiB', 'new layer'], report.rows.map((r) => [
+  L.push(mdTable(['contender', 'median s', 'min–max s', 'CPU s (median)', 'MiB/s (changes)', 'time ÷ carrier', 'peak RSS MiB', 'new layer'], report.rows.map((r) => [
     r.label + (r.problems.length ? ' ⚠' : ''),
     ok(r) ? r.median.toFixed(2) : 'failed',
+    r.cpuSeconds !== undefined ? r.cpuSeconds.toFixed(2) : '',
     ok(r) ? `${r.min.toFixed(2)}–${r.max.toFixed(2)}` : '',
     ok(r) ? (report.changes.tarSize / MiB / r.median).toFixed(0) : '',
     ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',

@@ -13,7 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildFixture } from '../../lib/fixture.js';
 import { timedCommand, TIME_BIN } from '../../lib/pullers.js';
-import { run, sha256, MiB } from '../../lib/util.js';
+import { run, sha256, median, MiB } from '../../lib/util.js';
+
+const medianOf = (xs) => (xs.every((x) => Number.isFinite(x)) && xs.length ? median(xs) : undefined);
 import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 import { mountsBelow } from '../../lib/scratch.js';
 import { tarImage, withStore } from '../../lib/store.js';
@@ -110,7 +112,7 @@ export async function runCommitSuite(ctx) {
             const r = await timed(ctx, async () => {
               const t = await timedCommand(s.cmd, [...s.pre, 'commit', '-q', ...k.flags, ctr, OUT], { env: s.env, sample: round === 0 });
               if (t.code !== 0) throw fail(`${k.side} commit`, t);
-              return { seconds: t.seconds, peakKiB: t.peakKiB, treePeakKiB: t.treePeakKiB, id: t.stdout.trim().split('\n').pop() };
+              return { seconds: t.seconds, peakKiB: t.peakKiB, cpuSeconds: t.cpuSeconds, treePeakKiB: t.treePeakKiB, id: t.stdout.trim().split('\n').pop() };
             });
             if (round === 0 && !ctx.willRedo(r, attempt)) {
               cell.treePeakKiB = r.treePeakKiB;
@@ -140,6 +142,7 @@ export async function runCommitSuite(ctx) {
       const cell = cells.get(k.id);
       return {
         contender: k.id, label: k.label, command: k.command, ...timings(cell),
+        cpuSeconds: medianOf(cell.results.map((x) => x.cpuSeconds)),
         peakRssKiB: cell.peakKiB, treePeakKiB: cell.treePeakKiB, check: checks.get(k.id),
         problems: cell.problems, notes: cell.notes, disturbed: cell.disturbed,
       };

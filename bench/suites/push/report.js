@@ -29,6 +29,14 @@ function evaluatePush(report) {
         unit: '×',
       });
       targets.push({
+        name: `${img.id}: ${id} vs podman push, CPU time`,
+        what: `podman CPU-seconds / carrier CPU-seconds (user + system of the command's process tree, median; robust to other load; the registry's share is in neither)`,
+        value: c.cpuSeconds && podman?.cpuSeconds ? podman.cpuSeconds / c.cpuSeconds : undefined,
+        target: '≥ 2.0×',
+        test: (v) => v >= 2,
+        unit: '×',
+      });
+      targets.push({
         name: `${img.id}: ${id} peak RSS`,
         what: 'largest RSS of the carrier process over all runs (/usr/bin/time), and the whole tree sampled in the warm-up',
         value: ok(c) ? Math.max(c.peakRssKiB ?? 0, c.treePeakKiB ?? 0) / 1024 || undefined : undefined,
@@ -73,9 +81,10 @@ export function markdown(report) {
     L.push('', `### Push ${img.id}`, '');
     L.push(`${img.title}, ${img.compression}: ${img.layers.length} layer(s), ${img.entries} entries; tar ${(img.tarSize / MiB).toFixed(1)} MiB, ${img.compression} ${(img.compressedSize / MiB).toFixed(1)} MiB. Image id ${img.configDigest.slice(7, 19)}.`, '');
     const carrier = rowOf(report, img.id, 'carrier-recompress');
-    L.push(mdTable(['contender', 'median s', 'min–max s', 'MiB/s (tar)', 'time ÷ carrier-recompress', 'peak RSS MiB', 'manifest at the registry'], report.rows.filter((r) => r.variant === img.id).map((r) => [
+    L.push(mdTable(['contender', 'median s', 'min–max s', 'CPU s (median)', 'MiB/s (tar)', 'time ÷ carrier-recompress', 'peak RSS MiB', 'manifest at the registry'], report.rows.filter((r) => r.variant === img.id).map((r) => [
       r.label + (r.problems.length ? ' ⚠' : ''),
       ok(r) ? r.median.toFixed(2) : 'failed',
+      r.cpuSeconds !== undefined ? r.cpuSeconds.toFixed(2) : '',
       ok(r) ? `${r.min.toFixed(2)}–${r.max.toFixed(2)}` : '',
       ok(r) ? (img.tarSize / MiB / r.median).toFixed(0) : '',
       ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',

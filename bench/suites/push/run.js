@@ -22,7 +22,9 @@ import path from 'node:path';
 import { serveImages } from '../../lib/served-images.js';
 import { startRegistry } from '../../lib/registry.js';
 import { timedCommand, TIME_BIN } from '../../lib/pullers.js';
-import { run, MiB } from '../../lib/util.js';
+import { run, median, MiB } from '../../lib/util.js';
+
+const medianOf = (xs) => (xs.every((x) => Number.isFinite(x)) && xs.length ? median(xs) : undefined);
 import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 
 export const PUSH_CONFIG = {
@@ -48,7 +50,7 @@ function fail(what, r) {
 async function timedOk(what, cmd, args, opts) {
   const r = await timedCommand(cmd, args, opts);
   if (r.code !== 0) throw fail(what, r);
-  return { seconds: r.seconds, peakKiB: r.peakKiB, treePeakKiB: r.treePeakKiB };
+  return { seconds: r.seconds, peakKiB: r.peakKiB, cpuSeconds: r.cpuSeconds, treePeakKiB: r.treePeakKiB };
 }
 
 /** What the registry holds under repo:tag: the manifest's digest, config, layers; problems found. */
@@ -206,6 +208,7 @@ export async function runPushSuite(ctx) {
             label: k.label,
             command: k.command,
             ...timings(cell),
+            cpuSeconds: medianOf(cell.results.map((x) => x.cpuSeconds)),
             peakRssKiB: cell.peakKiB,
             treePeakKiB: cell.treePeakKiB,
             check: checks.get(`${v.id} ${k.id}`),
