@@ -54,8 +54,8 @@ export function markdown(report) {
   L.push(mdTable(['contender', 'median s', 'min–max s', 'CPU s (median)', 'MiB/s (changes)', 'time ÷ carrier', 'peak RSS MiB', 'new layer'], report.rows.map((r) => [
     r.label + (r.problems.length ? ' ⚠' : ''),
     ok(r) ? r.median.toFixed(2) : 'failed',
-    r.cpuSeconds !== undefined ? r.cpuSeconds.toFixed(2) : '',
     ok(r) ? `${r.min.toFixed(2)}–${r.max.toFixed(2)}` : '',
+    r.cpuSeconds !== undefined ? r.cpuSeconds.toFixed(2) : '',
     ok(r) ? (report.changes.tarSize / MiB / r.median).toFixed(0) : '',
     ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
     r.peakRssKiB ? (r.peakRssKiB / 1024).toFixed(0) + (r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)})` : '') : '',

@@ -84,8 +84,8 @@ export function markdown(report) {
     L.push(mdTable(['contender', 'median s', 'min–max s', 'CPU s (median)', 'MiB/s (tar)', 'time ÷ carrier-recompress', 'peak RSS MiB', 'manifest at the registry'], report.rows.filter((r) => r.variant === img.id).map((r) => [
       r.label + (r.problems.length ? ' ⚠' : ''),
       ok(r) ? r.median.toFixed(2) : 'failed',
-      r.cpuSeconds !== undefined ? r.cpuSeconds.toFixed(2) : '',
       ok(r) ? `${r.min.toFixed(2)}–${r.max.toFixed(2)}` : '',
+      r.cpuSeconds !== undefined ? r.cpuSeconds.toFixed(2) : '',
       ok(r) ? (img.tarSize / MiB / r.median).toFixed(0) : '',
       ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
       r.peakRssKiB ? (r.peakRssKiB / 1024).toFixed(0) + (r.treePeakKiB ? ` (tree ${(r.treePeakKiB / 1024).toFixed(0)})` : '') : '',
