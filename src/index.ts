@@ -35,7 +35,7 @@ export type { PushOptions, PushResult, CopyImagesOptions, RegistryAccess, PushCo
 // ---- transports: where an image can be, each an ImageSource and/or an ImageDestination ----------------------------
 export { parseTransportReference, openImageSource, openImageDestination } from './transports/reference.js';
 export type { TransportReference, OpenTransportOptions, OpenedSource } from './transports/reference.js';
-export { openRegistrySource, registryImageName } from './transports/registry.js';
+export { openRegistrySource, openRegistryManifest, registryImageName } from './transports/registry.js';
 export type { RegistryImageSourceOptions } from './transports/registry.js';
 export { RegistryDestination } from './transports/registry-destination.js';
 export { openStoreSource } from './transports/store-source.js';
@@ -51,6 +51,8 @@ export type { DockerArchiveDestinationOptions } from './transports/docker-archiv
 export type {
   TransportName,
   ImageSource,
+  ImageManifestSource,
+  PendingImageSource,
   ImageDestination,
   LayerBlob,
   Document,

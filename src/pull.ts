@@ -12,7 +12,7 @@ import { hostPlatform, type PlatformWant } from './oci/manifest.js';
 import { BlobCache } from './store/blobs.js';
 import { cacheMaxSizeFromEnv, trimBlobCache } from './store/gc.js';
 import type { Store } from './store/store.js';
-import { openRegistrySource, type RegistrySource } from './transports/registry.js';
+import { openRegistryManifest, type RegistrySource } from './transports/registry.js';
 import { StoreDestination } from './transports/store-destination.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
 
@@ -127,7 +127,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
 
 async function pullOne(store: Store, name: string, registry: RegistrySource, options: PullOptions): Promise<PullResult> {
   const signal = options.signal;
-  const source = await openRegistrySource(registry, parseReference(name), {
+  const source = await openRegistryManifest(registry, parseReference(name), {
     platform: parsePlatform(options.platform),
     ...(signal ? { signal } : {}),
     ...(options.maxConfigBytes !== undefined ? { maxConfigBytes: options.maxConfigBytes } : {}),

@@ -11,13 +11,12 @@ import { BlobCache } from './store/blobs.js';
 import { BlobInfoCache } from './registry/blob-info-cache.js';
 import type { Store } from './store/store.js';
 import { openImageDestination, openImageSource, parseTransportReference, type OpenedSource } from './transports/reference.js';
-import { openRegistrySource } from './transports/registry.js';
+import { openRegistryManifest } from './transports/registry.js';
 import { openStoreSource } from './transports/store-source.js';
 import { RegistryDestination, type PushCompression } from './transports/registry-destination.js';
-import type { ImageDestination, ImageSource, PutLayerResult } from './transports/types.js';
+import type { ImageDestination, ImageSource, PendingImageSource, PutLayerResult } from './transports/types.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
-import { gpgSigner, sigstoreSigner, type ManifestSigner } from './trust/index.js';
-import { readFile } from 'node:fs/promises';
+import { gpgSigner, readPassphraseFile, sigstoreSigner, type ManifestSigner } from './trust/index.js';
 import { join } from 'node:path';
 
 export type { PushCompression, RegistryDestinationOptions } from './transports/registry-destination.js';
@@ -72,8 +71,10 @@ export interface PushOptions extends RegistryAccess {
   signBy?: string;
   /** Sign with this sigstore private key file (podman --sign-by-sigstore-private-key): a `.sig` attachment. */
   signBySigstorePrivateKey?: string;
-  /** The signing key's passphrase, in a file (podman --sign-passphrase-file). */
+  /** The signing key's passphrase, in a file (podman --sign-passphrase-file): its first line. */
   signPassphraseFile?: string;
+  /** The sigstore key's passphrase itself, when no file is given (podman's CLI asks for it on the terminal). */
+  signPassphrase?: string;
 }
 
 export interface PushResult {
@@ -234,13 +235,13 @@ async function signersOf(options: PushOptions): Promise<ManifestSigner[]> {
   const passFile = options.signPassphraseFile;
   if (options.signBy !== undefined) signers.push(gpgSigner({ keyId: options.signBy, ...(passFile !== undefined ? { passphraseFile: passFile } : {}) }));
   if (options.signBySigstorePrivateKey !== undefined) {
-    const passphrase = passFile !== undefined ? Buffer.from((await readFile(passFile, 'utf8')).replace(/\r?\n$/, '')) : undefined;
+    const passphrase = passFile !== undefined ? await readPassphraseFile(passFile) : options.signPassphrase !== undefined ? Buffer.from(options.signPassphrase) : undefined;
     signers.push(sigstoreSigner({ privateKeyFile: options.signBySigstorePrivateKey, ...(passphrase ? { passphrase } : {}) }));
   }
   return signers;
 }
 
-async function copyAll(image: ImageSource, out: ImageDestination, names: string[], options: CopyImagesOptions, sourceClient?: RegistryClient): Promise<PushResult> {
+async function copyAll(image: ImageSource | PendingImageSource, out: ImageDestination, names: string[], options: CopyImagesOptions, sourceClient?: RegistryClient): Promise<PushResult> {
   const signers = await signersOf(options);
   if (signers.length > 0 && !(out instanceof RegistryDestination)) {
     throw new CarrierError('CARRIER_UNSUPPORTED', `signing is supported when pushing to a registry, not to ${out.reference}`);
@@ -272,7 +273,7 @@ async function copyAll(image: ImageSource, out: ImageDestination, names: string[
     const source =
       entry.digest === image.manifestDigest
         ? image
-        : await openRegistrySource(sourceClient, `${base.domain}/${base.path}@${entry.digest}`, options.signal ? { signal: options.signal } : {});
+        : await openRegistryManifest(sourceClient, `${base.domain}/${base.path}@${entry.digest}`, options.signal ? { signal: options.signal } : {});
     const r = await copyImage(source, out, { ...copyOptions, names: [] });
     if (r.manifestDigest !== entry.digest) {
       throw new CarrierError('CARRIER_UNSUPPORTED', `${entry.digest} would change to ${r.manifestDigest} (its layers were recompressed), so the index could not be kept; copy without --all`);

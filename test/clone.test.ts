@@ -343,11 +343,11 @@ describe('cloneTree on ext4 (no reflinks)', () => {
     const max = gaps[gaps.length - 1]!;
     console.log(`ext4: 512 MiB copied in ${took.toFixed(0)} ms; ${gaps.length} timer ticks, p95 gap ${p95.toFixed(1)} ms, longest ${max.toFixed(1)} ms`);
     expect(r).toMatchObject({ bytesCopied: 512 * MiB, files: 1 });
-    // A copy on the event loop would show as one gap as long as the copy and almost no ticks. The machine may be
-    // busy with other work, so one late tick is tolerated; the typical gap must stay small.
+    // A copy on the event loop would show as one gap as long as the copy and almost no ticks. No absolute limit (the
+    // machine may be busy with other work): the typical and the longest gap are small parts of the copy.
     expect(gaps.length).toBeGreaterThan(10);
-    expect(p95).toBeLessThan(50);
-    expect(max).toBeLessThan(Math.max(50, took / 2));
+    expect(p95).toBeLessThan(took / 10);
+    expect(max).toBeLessThan(took / 2);
   });
 
   it('stops on abort in the middle of a copy with ABORT_ERR and removes the partial tree', async () => {

@@ -212,6 +212,32 @@ describe('scopes', () => {
     const p = parsePolicy(JSON.stringify({ default: [{ type: 'reject' }], transports: { oci: { [fs.realpathSync(work)]: [{ type: 'insecureAcceptAnything' }] } } }));
     expect(requirementsFor(p, image).section).toBe(`transports.oci["${fs.realpathSync(work)}"]`);
   });
+
+  it('places a store image as containers/image does: [driver@graphroot] and the name, its repositories, the store, the graph root', async () => {
+    const spec = '[overlay@/var/lib/containers/storage]';
+    const named = await policyImageOf('containers-storage:[overlay@/var/lib/containers/storage+/run/containers/storage]docker.io/library/busybox:latest');
+    expect(policyScopes(named)).toEqual([
+      `${spec}docker.io/library/busybox:latest`,
+      `${spec}docker.io/library/busybox`,
+      `${spec}docker.io/library`,
+      `${spec}docker.io`,
+      spec,
+      '[/var/lib/containers/storage]',
+    ]);
+    const id = 'c'.repeat(64);
+    for (const ref of [`containers-storage:[overlay@/var/lib/containers/storage+/run/containers/storage]${id}`, `containers-storage:[overlay@/var/lib/containers/storage]@${id}`]) {
+      expect(policyScopes(await policyImageOf(ref)), ref).toEqual([`${spec}@${id}`, spec, '[/var/lib/containers/storage]']);
+    }
+    const both = await policyImageOf(`containers-storage:[vfs@/s+/r]localhost/x:1@${id}`);
+    expect(policyScopes(both)).toEqual([`[vfs@/s]localhost/x:1@${id}`, '[vfs@/s]localhost/x:1', '[vfs@/s]localhost/x', '[vfs@/s]localhost', '[vfs@/s]', '[/s]']);
+    const p = parsePolicy(
+      JSON.stringify({
+        default: [{ type: 'reject' }],
+        transports: { 'containers-storage': { [`${spec}docker.io/library`]: [{ type: 'insecureAcceptAnything' }], '[/var/lib/containers/storage]': [{ type: 'reject' }] } },
+      }),
+    );
+    expect(requirementsFor(p, named).section).toBe(`transports.containers-storage["${spec}docker.io/library"]`);
+  });
 });
 
 describe('registries.d', () => {

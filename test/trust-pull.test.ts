@@ -1,12 +1,16 @@
 // The signature policy where it is enforced: copyImage, for pull and load. A refused pull exits 125 with the reason,
-// fetches no layer (every request counted through a proxy), and leaves the store byte for byte as it was; an image
-// signed as the policy requires is pulled. Signatures are made by `skopeo copy --sign-by` with a key made here.
+// fetches no blob of the image, not even its config (every request counted through a proxy in front of the real
+// registry), and leaves the store byte for byte as it was; an image signed as the policy requires is pulled. GPG
+// signatures are made by `skopeo copy --sign-by` with a key made here; sigstore ones are attached in the registry
+// (Debian's skopeo cannot make them).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, isBlobGet, type FaultProxy } from './support/fault-proxy.js';
+import crypto from 'node:crypto';
+import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
+import { attachSigstoreSignatures, sigstorePayload, signPayload } from './support/sigstore-attach.js';
 import { buildTestImage, defaultLayers, removeWorkDir, requireTools, toOciArchive, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
 import { tempDir } from './support/fixtures.js';
@@ -25,6 +29,10 @@ let alice: GpgKey;
 let bob: GpgKey;
 let unsigned: TestImage;
 let signed: TestImage;
+let sigstored: TestImage;
+let sigstoredDigest: string;
+let sigstoreKey: string;
+let otherSigstoreKey: string;
 let rejectAll: string;
 let byAlice: string;
 let byBob: string;
@@ -54,7 +62,12 @@ beforeAll(async () => {
   fs.mkdirSync(registriesD, { recursive: true });
   // The lookaside is keyed by the registry name pulled: the proxy's, which is the name Carrier pulls by here.
   const lookaside = `file://${path.join(work, 'lookaside')}`;
-  fs.writeFileSync(path.join(registriesD, 'test.yaml'), `docker:\n  ${reg.host}:\n    lookaside: ${lookaside}\n  ${proxy.host}:\n    lookaside: ${lookaside}\n`);
+  const entry = `    lookaside: ${lookaside}\n    use-sigstore-attachments: true\n`;
+  fs.writeFileSync(path.join(registriesD, 'test.yaml'), `docker:\n  ${reg.host}:\n${entry}  ${proxy.host}:\n${entry}`);
+  // skopeo signs into the same lookaside; Debian's skopeo is built without sigstore, so it is not told of attachments.
+  const skopeoD = path.join(work, 'skopeo-registries.d');
+  fs.mkdirSync(skopeoD);
+  fs.writeFileSync(path.join(skopeoD, 'test.yaml'), `docker:\n  ${reg.host}:\n    lookaside: ${lookaside}\n`);
   gpg = new GpgHome(path.join(work, 'gnupg'));
   alice = gpg.newKey('alice');
   bob = gpg.newKey('bob');
@@ -64,11 +77,24 @@ beforeAll(async () => {
   await new Promise<void>((resolve, reject) =>
     execFile(
       'skopeo',
-      ['copy', '-q', '--dest-tls-verify=false', '--registries.d', registriesD, '--sign-by', alice.fingerprint, '--sign-identity', `${proxy.host}/trust/signed:1`, `oci:${signed.ociDir}`, `docker://${reg.host}/trust/signed:1`],
+      ['copy', '-q', '--dest-tls-verify=false', '--registries.d', skopeoD, '--sign-by', alice.fingerprint, '--sign-identity', `${proxy.host}/trust/signed:1`, `oci:${signed.ociDir}`, `docker://${reg.host}/trust/signed:1`],
       { env: gpg.env },
       (err, _o, stderr) => (err ? reject(new Error(stderr)) : resolve()),
     ),
   );
+  // A sigstore signature of trust/sigstored, attached in the registry, by a key made here.
+  sigstored = buildTestImage(path.join(work, 'sigstored'), { label: 'sigstored', layers: defaultLayers('c') });
+  await pushImage(reg.host, sigstored.ociDir, 'trust/sigstored:1');
+  sigstoredDigest = (await fetch(`${reg.url}/v2/trust/sigstored/manifests/1`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).headers.get(
+    'docker-content-digest',
+  )!;
+  const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  sigstoreKey = path.join(work, 'sigstore.pub');
+  fs.writeFileSync(sigstoreKey, pair.publicKey.export({ format: 'pem', type: 'spki' }));
+  otherSigstoreKey = path.join(work, 'other-sigstore.pub');
+  fs.writeFileSync(otherSigstoreKey, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));
+  const payload = sigstorePayload(sigstoredDigest, `${proxy.host}/trust/sigstored:1`);
+  await attachSigstoreSignatures(reg.url, 'trust/sigstored', sigstoredDigest, [{ payload, signature: signPayload(pair.privateKey, payload) }]);
   rejectAll = policy('reject', { default: [{ type: 'reject' }] });
   byAlice = policy('alice', { default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.publicKeyFile }] });
   byBob = policy('bob', { default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: bob.publicKeyFile }] });
@@ -82,7 +108,7 @@ afterAll(async () => {
 });
 
 describe('a pull the signature policy refuses', () => {
-  it('exits 125 with the reason, fetches no layer and leaves the store as it was', async () => {
+  it('exits 125 with the reason, fetches no blob (not even the config) and leaves the store as it was', async () => {
     const store = path.join(work, 'store-refused');
     const first = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', byAlice, `${proxy.host}/trust/signed:1`], store);
     expect(first.code, first.stderr).toBe(0);
@@ -91,17 +117,39 @@ describe('a pull the signature policy refuses', () => {
     const r = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', rejectAll, `${proxy.host}/trust/unsigned:1`], store);
     expect(r.code).toBe(125);
     expect(r.stderr).toContain(`docker://${proxy.host}/trust/unsigned:1 is refused by ${rejectAll} (default): the policy rejects it`);
-    const layerDigests = new Set(unsigned.layers.map((l) => l.digest));
-    const layerGets = proxy.requests.filter((q) => isBlobGet(q) && [...layerDigests].some((d) => q.path.endsWith(d)));
-    expect(layerGets).toEqual([]);
+    // A refused image costs one manifest fetch (the policy judges it) and nothing else: no config, no layer.
+    expect(proxy.requests.filter(isManifestGet).map((q) => `${q.method} ${q.path}`)).toEqual([`GET /v2/trust/unsigned/manifests/1`]);
+    expect(proxy.requests.filter(isBlobGet)).toEqual([]);
     expect(snapshot(path.join(store, 'root'))).toEqual(before);
   });
 
-  it('names the signature and the key when it is signed by a key the policy does not trust', async () => {
+  it('names the signature and the key when it is signed by a key the policy does not trust, having fetched no blob', async () => {
     const store = path.join(work, 'store-wrong-key');
+    proxy.requests.length = 0;
     const r = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', byBob, `${proxy.host}/trust/signed:1`], store);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(new RegExp(`signature-1 is signed by key ${alice.fingerprint.slice(-16)}, which is not in ${bob.publicKeyFile}`));
+    // The signature came from the lookaside (a directory here); the registry served the manifest and no blob.
+    expect(proxy.requests.filter(isBlobGet)).toEqual([]);
+  });
+
+  it('refuses a sigstore signature by another key having fetched the signature and no blob of the image', async () => {
+    const store = path.join(work, 'store-sigstore-wrong-key');
+    const byOther = policy('sigstore-other', { default: [{ type: 'sigstoreSigned', keyPath: otherSigstoreKey }] });
+    proxy.requests.length = 0;
+    const r = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', byOther, `${proxy.host}/trust/sigstored:1`], store);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`does not verify with any key in ${otherSigstoreKey}`);
+    // The .sig attachment's manifest and its one payload blob were read; the image's config and layers were not.
+    expect(proxy.requests.some((q) => isManifestGet(q) && q.path.endsWith(`${sigstoredDigest.replace(':', '-')}.sig`))).toBe(true);
+    const imageBlobs = [sigstored.configDigest, ...sigstored.layers.map((l) => l.digest)];
+    expect(proxy.requests.filter((q) => isBlobGet(q) && imageBlobs.some((d) => q.path.endsWith(d)))).toEqual([]);
+    expect(proxy.requests.filter(isBlobGet)).toHaveLength(1);
+    // The same pull under the right key (one of keyPaths) goes on to the config and the layers.
+    const bySigner = policy('sigstore-signer', { default: [{ type: 'sigstoreSigned', keyPaths: [otherSigstoreKey, sigstoreKey] }] });
+    const ok = await carrier(['pull', '-q', '--tls-verify=false', '--signature-policy', bySigner, `${proxy.host}/trust/sigstored:1`], store);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout.trim()).toBe(sigstored.configDigest.slice('sha256:'.length));
   });
 
   it('says where it looked when an image has no signature', async () => {
@@ -142,5 +190,21 @@ describe('a load the signature policy refuses', () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toContain(`oci-archive:${fs.realpathSync(archive)} is refused by ${rejectAll}`);
     expect(snapshot(path.join(store, 'root'))).toEqual(before);
+  });
+});
+
+describe('a copy the signature policy refuses', () => {
+  it('carrier copy --signature-policy (or --policy, as skopeo) exits 125, fetches no blob and writes no layout', async () => {
+    for (const flag of ['--signature-policy', '--policy']) {
+      const layout = path.join(work, `copied${flag}`);
+      proxy.requests.length = 0;
+      const r = await carrier(['copy', '-q', '--src-tls-verify=false', flag, rejectAll, `docker://${proxy.host}/trust/unsigned:1`, `oci:${layout}:1`], path.join(work, 'store-copy'));
+      expect(r.code, flag).toBe(125);
+      expect(r.stderr).toContain(`docker://${proxy.host}/trust/unsigned:1 is refused by ${rejectAll} (default): the policy rejects it`);
+      expect(proxy.requests.filter(isBlobGet)).toEqual([]);
+      expect(fs.existsSync(path.join(layout, 'index.json'))).toBe(false);
+    }
+    const allowed = await carrier(['copy', '-q', '--src-tls-verify=false', '--signature-policy', byAlice, `docker://${proxy.host}/trust/signed:1`, `oci:${path.join(work, 'copied-signed')}:1`], path.join(work, 'store-copy'));
+    expect(allowed.code, allowed.stderr).toBe(0);
   });
 });

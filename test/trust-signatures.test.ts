@@ -2,15 +2,17 @@
 // a signed image Carrier pulls is recorded byte for byte as podman records it, podman push from that store carries
 // the signature on, Carrier's push carries podman's, and podman — under a policy that requires signatures — pulls
 // what Carrier pushed and signed (GPG with a key made here; sigstore with a PKCS#8 key made by openssl).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startRegistry, pushImage, buildMultiArchLayout, type MultiArchImage, type TestRegistry } from './support/registry.js';
 import { buildTestImage, defaultLayers, removeWorkDir, requireTools, type TestImage } from './support/images.js';
 import { tempDir } from './support/fixtures.js';
 import { GpgHome, type GpgKey } from './support/signing.js';
 import { putManifest, uploadBlob } from './support/sigstore-attach.js';
+import { writeCosignKey } from './support/cosign-key.js';
 import { bigDataFileName } from '../src/store/ids.js';
 import { sigstoreSigner } from '../src/trust/index.js';
 
@@ -43,6 +45,27 @@ function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise
     execFile(cmd, args, { env: { ...process.env, HOME: home, CONTAINERS_REGISTRIES_CONF: '/dev/null', ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
+  });
+}
+
+/**
+ * Runs node with `args` on a terminal (util-linux script(1) gives it a pty): once `prompt` appears, `answer` is typed.
+ * The output is the terminal's (stdout and stderr together).
+ */
+function onTerminal(args: string[], prompt: string, answer: string): Promise<{ code: number; output: string }> {
+  const command = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, HOME: home, CONTAINERS_REGISTRIES_CONF: '/dev/null' } });
+    let output = '';
+    let answered = false;
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (!answered && output.includes(prompt)) {
+        answered = true;
+        child.stdin.write(answer);
+      }
+    });
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
   });
 }
 
@@ -303,10 +326,39 @@ describe('signing on push', () => {
     expect((await fetch(`${reg.url}/v2/nosig/x/manifests/1`, { method: 'HEAD' })).status).toBe(404);
   });
 
-  it("refuses cosign's own encrypted key format with the way out, and a reference without tag or digest", async () => {
+  it("--sign-by-sigstore-private-key takes cosign's encrypted key, the passphrase from --sign-passphrase-file or typed at the prompt", async () => {
+    const store = path.join(work, 'sign-cosign-key');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
     const cosignKey = path.join(work, 'cosign.key');
-    fs.writeFileSync(cosignKey, '-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\neyJrZGYiOnt9fQ==\n-----END ENCRYPTED COSIGN PRIVATE KEY-----\n');
-    await expect(sigstoreSigner({ privateKeyFile: cosignKey })(gz.manifest, `${reg.host}/x/y:1`)).rejects.toThrow(/cosign-encrypted key .* convert it to a PKCS#8 PEM/);
+    const ec = crypto.createPrivateKey({ key: fs.readFileSync(ecKey), passphrase: 'correct horse' });
+    await writeCosignKey(cosignKey, ec, 'correct horse');
+    const sigstorePolicy = policy('sigstore-cosign', { default: [{ type: 'sigstoreSigned', keyPath: ecPub }] });
+    const fromFile = `${reg.host}/sigstore/cosign-file:1`;
+    const r = await carrier(store, ['push', '-q', '--tls-verify=false', '--sign-by-sigstore-private-key', cosignKey, '--sign-passphrase-file', passFile, `${reg.host}/plain/gz:1`, fromFile]);
+    expect(r.code, r.stderr).toBe(0);
+    const pulled = await carrier(path.join(work, 'carrier-pulls-cosign-file'), ['pull', '-q', '--tls-verify=false', '--signature-policy', sigstorePolicy, fromFile]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    // On a terminal, without a passphrase file, it asks as podman asks; what is typed is not echoed.
+    const typed = `${reg.host}/sigstore/cosign-typed:1`;
+    const prompted = await onTerminal(
+      [CLI, '--root', path.join(store, 'root'), '--runroot', runroot(store), 'push', '-q', '--tls-verify=false', '--sign-by-sigstore-private-key', cosignKey, `${reg.host}/plain/gz:1`, typed],
+      'Key Passphrase: ',
+      'correct horse\r',
+    );
+    expect(prompted.code, prompted.output).toBe(0);
+    expect(prompted.output).not.toContain('correct horse');
+    const pulledTyped = await carrier(path.join(work, 'carrier-pulls-cosign-typed'), ['pull', '-q', '--tls-verify=false', '--signature-policy', sigstorePolicy, typed]);
+    expect(pulledTyped.code, pulledTyped.stderr).toBe(0);
+    // A wrong passphrase signs nothing and writes no manifest.
+    const wrongPass = path.join(work, 'wrong-pass');
+    fs.writeFileSync(wrongPass, 'battery staple\n');
+    const wrong = await carrier(store, ['push', '-q', '--tls-verify=false', '--sign-by-sigstore-private-key', cosignKey, '--sign-passphrase-file', wrongPass, `${reg.host}/plain/gz:1`, `${reg.host}/sigstore/cosign-wrong:1`]);
+    expect(wrong.code).toBe(125);
+    expect(wrong.stderr).toContain(`cannot decrypt the private key in ${cosignKey}: wrong passphrase, or the file was altered`);
+    expect((await fetch(`${reg.url}/v2/sigstore/cosign-wrong/manifests/1`, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('refuses a PKCS#8 key with the wrong passphrase, and a reference without tag or digest', async () => {
     const signer = sigstoreSigner({ privateKeyFile: ecKey, passphrase: Buffer.from('correct horse') });
     await expect(signer(gz.manifest, `${reg.host}/x/y`)).rejects.toThrow(/neither a tag nor a digest/);
     await expect(sigstoreSigner({ privateKeyFile: ecKey, passphrase: Buffer.from('wrong') })(gz.manifest, `${reg.host}/x/y:1`)).rejects.toThrow(/cannot read the private key/);
@@ -321,5 +373,41 @@ describe('signing on push', () => {
     }
     const pulled = await podman(path.join(work, 'podman-pulls-7'), ['pull', '-q', '--tls-verify=false', '--signature-policy', aliceFor('signed/multi', 'signed/multi'), dest]);
     expect(pulled.code, pulled.stderr).toBe(0);
+  });
+});
+
+describe('the policy on a push from the store', () => {
+  it('judges the image by containers-storage scopes ([driver@graphroot], [graphroot]) as podman push does', async () => {
+    const store = path.join(work, 'push-scopes');
+    expect((await carrier(store, ['pull', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`])).code).toBe(0);
+    const graphroot = path.join(store, 'root');
+    const accept = { type: 'insecureAcceptAnything' };
+    const reject = { type: 'reject' };
+    const cases: { name: string; policy: unknown; allowed: boolean }[] = [
+      { name: 'the store accepted under default reject', policy: { default: [reject], transports: { 'containers-storage': { [`[overlay@${graphroot}]`]: [accept] } } }, allowed: true },
+      { name: 'the store rejected under default accept', policy: { default: [accept], transports: { 'containers-storage': { [`[overlay@${graphroot}]`]: [reject] } } }, allowed: false },
+      { name: 'the graph root rejected under default accept', policy: { default: [accept], transports: { 'containers-storage': { [`[${graphroot}]`]: [reject] } } }, allowed: false },
+      { name: 'another store rejected', policy: { default: [accept], transports: { 'containers-storage': { '[overlay@/elsewhere]': [reject] } } }, allowed: true },
+      { name: 'the transport accepted under default reject', policy: { default: [reject], transports: { 'containers-storage': { '': [accept] } } }, allowed: true },
+    ];
+    // podman 4.3's push takes no --signature-policy (it reads the policy in force): it gets the file in its HOME.
+    const podmanHome = path.join(work, 'push-scopes-home');
+    fs.mkdirSync(path.join(podmanHome, '.config/containers'), { recursive: true });
+    for (const [i, c] of cases.entries()) {
+      const file = policy(`push-scope-${i}`, c.policy);
+      fs.copyFileSync(file, path.join(podmanHome, '.config/containers/policy.json'));
+      const mine = await carrier(store, ['push', '-q', '--tls-verify=false', '--signature-policy', file, `${reg.host}/plain/gz:1`, `${reg.host}/scoped/carrier-${i}:1`]);
+      const theirs = await exec(
+        'podman',
+        ['--root', graphroot, '--runroot', runroot(store), '--tmpdir', path.join(store, 'tmp'), 'push', '-q', '--tls-verify=false', `${reg.host}/plain/gz:1`, `${reg.host}/scoped/podman-${i}:1`],
+        { HOME: podmanHome },
+      );
+      expect({ case: c.name, carrier: mine.code === 0, podman: theirs.code === 0 }, `${mine.stderr}\n${theirs.stderr}`).toEqual({ case: c.name, carrier: c.allowed, podman: c.allowed });
+      if (!c.allowed) {
+        expect(mine.code).toBe(125);
+        expect(mine.stderr).toContain(`containers-storage:[overlay@${graphroot}]${reg.host}/plain/gz:1 is refused by ${file}`);
+        expect(theirs.stderr).toContain('is rejected by policy');
+      }
+    }
   });
 });

@@ -2,10 +2,12 @@
 // between any two transports. copyImage composes a source and a destination and owns nothing of the bytes: the
 // destination streams each layer from the source (the store applies it on native threads as it arrives) and checks
 // what it is given at the boundary it owns. The signature policy (src/trust) is checked here, once per image, after the
-// source's manifest is read and before the destination is touched: a refused image leaves the destination as it was.
+// source's manifest is read and before anything else is: a source source (a registry's) is resolved, its config
+// fetched, only once the policy allows it, so a refused image costs its manifest (and signatures) and no blob, and
+// leaves the destination as it was.
 import { abortError } from '../errors.js';
 import { checkSignaturePolicy, readSourceSignatures, type FetchedSignatures, type ManifestSigner, type SignatureRegistry } from '../trust/index.js';
-import type { ImageDestination, ImageSource, LayerBlob, LayerCopyState, PutImageResult } from '../transports/types.js';
+import type { ImageDestination, ImageManifestSource, ImageSource, LayerBlob, LayerCopyState, PendingImageSource, PutImageResult } from '../transports/types.js';
 
 export type CopyEvent =
   | {
@@ -22,9 +24,10 @@ export type CopyEvent =
 
 /**
  * Decides whether `source` may be copied (the signature policy's place): resolve to allow, reject (a CarrierError)
- * to refuse. It runs after the source is resolved and before the destination is touched.
+ * to refuse. It sees the source's manifest (no blob is fetched before it allows the image) and runs before the
+ * destination is touched.
  */
-export type CopyPolicy = (source: ImageSource) => Promise<void> | void;
+export type CopyPolicy = (source: ImageManifestSource) => Promise<void> | void;
 
 export interface CopyOptions {
   /** Names to give the image at the destination (default: none; a destination may add its own tag). */
@@ -51,9 +54,10 @@ export type CopyResult = PutImageResult;
 
 /**
  * Copies one image from `source` to `destination`. The destination is not closed: an archive can take more images
- * before its opener closes it. On failure the destination is left for the caller to abort.
+ * before its opener closes it. On failure the destination is left for the caller to abort. A pending source (a
+ * registry's, whose config is not fetched yet) is resolved once the signature policy allows it.
  */
-export async function copyImage(source: ImageSource, destination: ImageDestination, options: CopyOptions = {}): Promise<CopyResult> {
+export async function copyImage(source: ImageSource | PendingImageSource, destination: ImageDestination, options: CopyOptions = {}): Promise<CopyResult> {
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
   const emit = options.onProgress ?? (() => {});
@@ -73,19 +77,21 @@ export async function copyImage(source: ImageSource, destination: ImageDestinati
       signatures,
     });
   }
+  if (signal?.aborted) throw abortError(signal);
+  const image = 'resolve' in source ? await source.resolve(signal ? { signal } : {}) : source;
   const kept = options.removeSignatures === true || destination.keepsSignatures !== true ? [] : (await signatures()).signatures;
   if (signal?.aborted) throw abortError(signal);
   emit({
     type: 'resolved',
     source: source.reference,
-    manifestDigest: source.manifestDigest,
-    ...(source.list ? { listDigest: source.list.digest } : {}),
-    configDigest: source.configDigest,
-    layers: source.layers.map((l) => ({ digest: l.digest, size: l.size })),
+    manifestDigest: image.manifestDigest,
+    ...(image.list ? { listDigest: image.list.digest } : {}),
+    configDigest: image.configDigest,
+    layers: image.layers.map((l) => ({ digest: l.digest, size: l.size })),
   });
   const interval = options.progressIntervalMs ?? 100;
   const lastReport = new Map<LayerBlob, number>();
-  const result = await destination.putImage(source, {
+  const result = await destination.putImage(image, {
     names: options.names ?? [],
     concurrency: options.concurrency ?? 3,
     signatures: kept,

@@ -73,7 +73,7 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
   const ready = new Map(missing.map((p) => [p.id, gate()]));
   // Content that is in place is made durable and recorded complete in rounds (one syncfs and one layers.json write
   // for every layer that finished meanwhile), while the workers go on with the next layers.
-  const completer = new LayerCompleter(() => layers.file.save(), options.sync ?? true);
+  const completer = new LayerCompleter(() => layers.file.save(), options.sync ?? true, (id) => layers.get(id));
   const completions: Promise<void>[] = [];
   // The first failure stops the layers still in flight.
   const stop = new AbortController();

@@ -7,12 +7,12 @@ import { normalizeLocalName, normalizePullName, parseReference } from '../refere
 import type { PlatformWant } from '../oci/manifest.js';
 import type { Store } from '../store/store.js';
 import { openImageArchive } from './archive.js';
-import { openRegistrySource, type RegistrySource } from './registry.js';
+import { openRegistryManifest, type RegistrySource } from './registry.js';
 import { openStoreSource } from './store-source.js';
 import { StoreDestination, type StoreDestinationOptions } from './store-destination.js';
 import { OciLayoutDestination } from './oci-layout-destination.js';
 import { DockerArchiveDestination } from './docker-archive-destination.js';
-import type { ImageDestination, ImageSource, TransportName } from './types.js';
+import type { ImageDestination, ImageSource, PendingImageSource, TransportName } from './types.js';
 import { RegistryDestination, type RegistryDestinationOptions } from './registry-destination.js';
 import { RegistryClient } from '../registry/client.js';
 
@@ -74,7 +74,8 @@ export interface OpenTransportOptions {
 
 /** A source and what must be closed once it has been copied (an archive's file, a decompressed temp copy). */
 export interface OpenedSource {
-  image: ImageSource;
+  /** A registry image is pending: its config is fetched when copyImage resolves it, after the signature policy. */
+  image: ImageSource | PendingImageSource;
   close(): Promise<void>;
 }
 
@@ -88,7 +89,7 @@ export async function openImageSource(reference: string, options: OpenTransportO
   const r = parseTransportReference(reference);
   const signal = options.signal ? { signal: options.signal } : {};
   if (r.transport === 'docker') {
-    const image = await openRegistrySource(need(options.registry, 'a registry client', reference), r.path, {
+    const image = await openRegistryManifest(need(options.registry, 'a registry client', reference), r.path, {
       ...signal,
       ...(options.platform ? { platform: options.platform } : {}),
     });

@@ -1,13 +1,15 @@
 // docker://: an image in a registry, read through src/registry's client. The manifest is fetched and parsed once
-// (the client checks a by-digest manifest against its digest and resolves an index to this platform's entry); the
-// config is read and checked here; layer blobs stream straight from the registry, resuming dropped connections.
+// (the client checks a by-digest manifest against its digest and resolves an index to this platform's entry). Opening
+// stops there: the config is read and checked when the source is resolved, which copyImage does only once the
+// signature policy allows the image (a refused pull fetches no blob at all). Layer blobs stream straight from the
+// registry, resuming dropped connections.
 import type { Readable } from 'node:stream';
 import { CarrierError } from '../errors.js';
 import { formatReference, parseReference, type ImageReference } from '../reference.js';
 import { parseImageConfig, type ImageManifest, type PlatformWant } from '../oci/manifest.js';
 import { sha256Digest } from '../oci/digest.js';
 import { isLayerMediaType, isNondistributable } from '../oci/mediatypes.js';
-import type { Document, ImageSource, LayerBlob } from './types.js';
+import type { Document, ImageManifestSource, ImageSource, LayerBlob, PendingImageSource } from './types.js';
 
 /** What the registry transport needs from a client; src/registry's RegistryClient is the real one. */
 export interface RegistrySource {
@@ -31,24 +33,53 @@ export function registryImageName(ref: ImageReference): string {
   return ref.digest ? `${ref.domain}/${ref.path}@${ref.digest}` : formatReference(ref);
 }
 
-/** Opens `docker://name` (a full name: `host/repo:tag` or `…@sha256:…`) as an image source. */
-export async function openRegistrySource(client: RegistrySource, name: string | ImageReference, options: RegistryImageSourceOptions = {}): Promise<ImageSource> {
+/**
+ * Opens `docker://name` (a full name: `host/repo:tag` or `…@sha256:…`) as far as its manifest: no blob is fetched
+ * until `resolve()`. Layer descriptors are checked here (they are in the manifest); the config when resolved.
+ */
+export async function openRegistryManifest(client: RegistrySource, name: string | ImageReference, options: RegistryImageSourceOptions = {}): Promise<PendingImageSource> {
   const ref = typeof name === 'string' ? parseReference(name) : name;
-  const { signal } = options;
   const full = registryImageName(ref);
-  const got = await client.getManifest(ref, { ...(options.platform ? { platform: options.platform } : {}), ...(signal ? { signal } : {}) });
+  const got = await client.getManifest(ref, { ...(options.platform ? { platform: options.platform } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   const manifest = got.manifest;
-  const config = await readConfig(client, ref, manifest, options.maxConfigBytes ?? 8 << 20, signal);
-  const parsedConfig = parseImageConfig(config);
   const descs = manifest.layers;
   const odd = descs.find((l) => !isLayerMediaType(l.mediaType));
   if (odd) throw new CarrierError('CARRIER_INVALID_MANIFEST', `layer ${odd.digest} has media type ${odd.mediaType}, which is not a layer`);
+  const foreign = descs.find((l) => isNondistributable(l.mediaType) && (l.urls?.length ?? 0) > 0);
+  if (foreign) throw new CarrierError('CARRIER_UNSUPPORTED', `layer ${foreign.digest} is non-distributable (foreign URLs are not fetched)`);
+  const seen = {
+    transport: 'docker' as const,
+    reference: `docker://${full}`,
+    names: [full],
+    manifest: got.bytes,
+    manifestDigest: got.digest,
+    manifestMediaType: got.mediaType,
+    parsedManifest: manifest,
+    ...(got.list ? { list: { bytes: got.list.bytes, digest: got.list.digest, mediaType: got.list.mediaType } } : {}),
+  };
+  return { ...seen, resolve: (o = {}) => resolveConfig(client, ref, seen, options.maxConfigBytes ?? 8 << 20, o.signal ?? options.signal) };
+}
+
+/** Opens `docker://name` and reads its config: the whole source at once, for callers that apply no policy. */
+export async function openRegistrySource(client: RegistrySource, name: string | ImageReference, options: RegistryImageSourceOptions = {}): Promise<ImageSource> {
+  return (await openRegistryManifest(client, name, options)).resolve(options.signal ? { signal: options.signal } : {});
+}
+
+async function resolveConfig(
+  client: RegistrySource,
+  ref: ImageReference,
+  seen: ImageManifestSource,
+  maxConfigBytes: number,
+  signal?: AbortSignal,
+): Promise<ImageSource> {
+  const manifest = seen.parsedManifest;
+  const config = await readConfig(client, ref, manifest, maxConfigBytes, signal);
+  const parsedConfig = parseImageConfig(config);
+  const descs = manifest.layers;
   const diffIDs = parsedConfig.rootfs.diff_ids;
   if (descs.length !== diffIDs.length) {
     throw new CarrierError('CARRIER_INVALID_MANIFEST', `the manifest lists ${descs.length} layers but the config has ${diffIDs.length} diff_ids`);
   }
-  const foreign = descs.find((l) => isNondistributable(l.mediaType) && (l.urls?.length ?? 0) > 0);
-  if (foreign) throw new CarrierError('CARRIER_UNSUPPORTED', `layer ${foreign.digest} is non-distributable (foreign URLs are not fetched)`);
   const layers: LayerBlob[] = descs.map((d, i) => ({
     digest: d.digest,
     size: d.size,
@@ -60,14 +91,7 @@ export async function openRegistrySource(client: RegistrySource, name: string | 
     },
   }));
   return {
-    transport: 'docker',
-    reference: `docker://${full}`,
-    names: [full],
-    manifest: got.bytes,
-    manifestDigest: got.digest,
-    manifestMediaType: got.mediaType,
-    parsedManifest: manifest,
-    ...(got.list ? { list: { bytes: got.list.bytes, digest: got.list.digest, mediaType: got.list.mediaType } } : {}),
+    ...seen,
     config,
     configDigest: manifest.config.digest,
     ...(parsedConfig.created ? { created: parsedConfig.created } : {}),

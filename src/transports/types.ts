@@ -47,8 +47,11 @@ export interface Document {
   mediaType: string;
 }
 
-/** One image, resolved to a single platform's manifest, ready to be copied. */
-export interface ImageSource {
+/**
+ * What a source knows of an image once its manifest is read, before any blob is: all the signature policy looks at
+ * (signatures cover the manifest digest).
+ */
+export interface ImageManifestSource {
   readonly transport: TransportName;
   /** The source written as a transport reference (`docker://host/repo:tag`, `oci:/dir:tag`, …). */
   readonly reference: string;
@@ -61,6 +64,15 @@ export interface ImageSource {
   readonly parsedManifest: ImageManifest;
   /** The index or manifest list the manifest was chosen from, when there was one. */
   readonly list?: Document;
+  /**
+   * The signatures the source keeps with the image (the store's). A registry image's are read by the copy from where
+   * registries.d says; an OCI layout or archive has none.
+   */
+  signatures?(): Promise<UntrustedSignature[]>;
+}
+
+/** One image, resolved to a single platform's manifest, ready to be copied. */
+export interface ImageSource extends ImageManifestSource {
   /** The config bytes, already checked against `configDigest`. The image id is its hex. */
   readonly config: Buffer;
   readonly configDigest: string;
@@ -68,11 +80,14 @@ export interface ImageSource {
   readonly created?: string;
   /** Base layer first, as the manifest lists them; layers[i].diffID is the config's diff_ids[i]. */
   readonly layers: readonly LayerBlob[];
-  /**
-   * The signatures the source keeps with the image (the store's). A registry image's are read by the copy from where
-   * registries.d says; an OCI layout or archive has none.
-   */
-  signatures?(): Promise<UntrustedSignature[]>;
+}
+
+/**
+ * An image whose manifest is read and nothing more (a registry's): `resolve()` fetches and checks its config.
+ * copyImage resolves it only after the signature policy allows the image, so a refused image costs no blob.
+ */
+export interface PendingImageSource extends ImageManifestSource {
+  resolve(options?: { signal?: AbortSignal }): Promise<ImageSource>;
 }
 
 /** How a layer went to the destination. */

@@ -53,6 +53,31 @@ async function resolvedPath(p: string): Promise<string> {
   }
 }
 
+/**
+ * A store image as containers/image names it: `[driver@graphroot+runroot…]` then a name, `@id`, or a bare id (as the
+ * store source writes an image found by id). podman push names the image by id alone; Carrier's source carries the
+ * name it was found by, as skopeo copy containers-storage:NAME does.
+ */
+function storageImage(rest: string): PolicyImage {
+  const spec = /^\[([^\]]*)\]/.exec(rest);
+  if (!spec) return { transport: 'containers-storage' };
+  const inside = spec[1]!;
+  const at = inside.indexOf('@');
+  const root = at === -1 ? inside : inside.slice(at + 1);
+  const store = { driver: at === -1 ? '' : inside.slice(0, at), graphroot: root.split(/[+:]/)[0]! };
+  let named = rest.slice(spec[0].length);
+  let id: string | undefined;
+  const idAt = /@([0-9a-f]{64})$/.exec(named);
+  if (idAt) {
+    id = idAt[1]!;
+    named = named.slice(0, idAt.index);
+  } else if (/^[0-9a-f]{64}$/.test(named)) {
+    id = named;
+    named = '';
+  }
+  return { transport: 'containers-storage', store, ...(named !== '' ? { name: named } : {}), ...(id !== undefined ? { id } : {}) };
+}
+
 /** The image as policy scopes see it, from a transport reference. */
 export async function policyImageOf(reference: string): Promise<PolicyImage> {
   const colon = reference.indexOf(':');
@@ -66,8 +91,9 @@ export async function policyImageOf(reference: string): Promise<PolicyImage> {
       const sep = rest.indexOf(':');
       return { transport, path: await resolvedPath(sep < 0 ? rest : rest.slice(0, sep)) };
     }
-    case 'docker-archive':
     case 'containers-storage':
+      return storageImage(rest);
+    case 'docker-archive':
       return { transport };
     default:
       throw new CarrierError('CARRIER_INVALID_REFERENCE', `the signature policy cannot place "${reference}": unknown transport`);

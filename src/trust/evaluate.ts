@@ -11,7 +11,7 @@ import { loadGpgKeys, verifySimpleSigning, type TrustedGpgKeys } from './gpg.js'
 import { describeIdentity, identityMatches, type IdentityMatch } from './identity.js';
 import { SignatureRejected, type SignedClaims } from './payload.js';
 import type { Policy, PolicyRequirement, PolicySource } from './policy.js';
-import { requirementsFor, type PolicyImage } from './scopes.js';
+import { policyScopes, requirementsFor, type PolicyImage } from './scopes.js';
 import { SIGSTORE_SIGNATURE_MEDIA_TYPE, type FetchedSignatures, type UntrustedSignature } from './signatures.js';
 import { loadPublicKeys, verifySigstore, type TrustedPublicKeys } from './sigstore.js';
 
@@ -40,6 +40,8 @@ export function policyImageName(image: PolicyImage): string {
     case 'oci':
     case 'oci-archive':
       return `${image.transport}:${image.path}`;
+    case 'containers-storage':
+      return `containers-storage:${policyScopes(image)[0] ?? ''}`;
     default:
       return `${image.transport}:`;
   }

@@ -6,7 +6,8 @@ export type { PolicyImage, PolicyTransport, AppliedRequirements } from './scopes
 export { loadRegistriesD, findRegistriesDir, lookasideBase, lookasideUrl, usesSigstoreAttachments, SYSTEM_REGISTRIES_D } from './registries-d.js';
 export type { RegistriesD, RegistryNamespace, LoadRegistriesDOptions } from './registries-d.js';
 export { fetchDockerSignatures, signatureFromBlob, signatureToBlob } from './signatures.js';
-export { gpgSigner, sigstoreSigner, signaturePayload } from './sign.js';
+export { gpgSigner, sigstoreSigner, signaturePayload, readPassphraseFile } from './sign.js';
+export { decryptSigstoreKey, ENCRYPTED_SIGSTORE_KEY_PEM, ENCRYPTED_COSIGN_KEY_PEM } from './cosign-key.js';
 export type { ManifestSigner, GpgSignerOptions, SigstoreSignerOptions } from './sign.js';
 export type { UntrustedSignature, SignatureRegistry, FetchedSignatures, FetchDockerSignaturesOptions } from './signatures.js';
 export { evaluatePolicy, policyImageName } from './evaluate.js';

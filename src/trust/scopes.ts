@@ -3,7 +3,7 @@
  * the transport's `""` scope, then `default` — the lookup containers/image does (policy_eval.go with each transport's
  * PolicyConfigurationIdentity and PolicyConfigurationNamespaces).
  */
-import { formatReference, repositoryName, type ImageReference } from '../reference.js';
+import { formatReference, parseReference, repositoryName, type ImageReference } from '../reference.js';
 import type { Policy, PolicyRequirement } from './policy.js';
 
 /** The transports Carrier reads images from, by containers/image's names. */
@@ -14,7 +14,12 @@ export type PolicyImage =
   | { transport: 'docker'; reference: ImageReference }
   /** `path`: absolute, symbolic links resolved (the caller resolves it). */
   | { transport: 'oci' | 'oci-archive'; path: string }
-  | { transport: 'docker-archive' | 'containers-storage' };
+  /**
+   * `store`: the store's driver and graph root, when known; `name`: the full name the image was named by (with its
+   * tag); `id`: the image id, when it was named by id.
+   */
+  | { transport: 'containers-storage'; store?: { driver: string; graphroot: string }; name?: string; id?: string }
+  | { transport: 'docker-archive' };
 
 /** The scopes to try for an image, most specific first (without the transport's `""`). */
 export function policyScopes(image: PolicyImage): string[] {
@@ -27,9 +32,30 @@ export function policyScopes(image: PolicyImage): string[] {
       for (let p = image.path; p !== '/' && p.includes('/'); p = p.slice(0, p.lastIndexOf('/')) || '/') out.push(p);
       return out;
     }
+    case 'containers-storage':
+      return storageScopes(image);
     default:
       return [];
   }
+}
+
+/**
+ * containers/image's storage identity and namespaces: `[driver@graphroot]name:tag` (or `…@id`, `[…]@id`), then
+ * `[driver@graphroot]` before each repository component from the full name to the host, then the store
+ * (`[driver@graphroot]`), then the graph root alone (`[graphroot]`).
+ */
+function storageScopes(image: { store?: { driver: string; graphroot: string }; name?: string; id?: string }): string[] {
+  if (image.store === undefined) return [];
+  const spec = `[${image.store.driver}@${image.store.graphroot}]`;
+  const out = [`${spec}${image.name ?? ''}${image.id !== undefined ? `@${image.id}` : ''}`];
+  if (image.name !== undefined) {
+    if (image.id !== undefined) out.push(spec + image.name);
+    const ref = parseReference(image.name);
+    const components = repositoryName(ref).split('/');
+    for (let n = components.length; n > 0; n--) out.push(spec + components.slice(0, n).join('/'));
+  }
+  out.push(spec, `[${image.store.graphroot}]`);
+  return out;
 }
 
 /** `domain/path:tag` or `domain/path@digest` (a digest wins over a tag, as podman drops the tag then). */

@@ -7,9 +7,9 @@
  * it is (no export of secret material into this process) and makes the very bytes podman makes.
  *
  * sigstore: the payload is signed with SHA-256 by a private key file (ECDSA, RSA PKCS#1 v1.5 or Ed25519), by
- * node:crypto. The key is a PKCS#8 PEM (`PRIVATE KEY`, or `ENCRYPTED PRIVATE KEY` with the passphrase). cosign's own
- * `ENCRYPTED COSIGN PRIVATE KEY` / `ENCRYPTED SIGSTORE PRIVATE KEY` (scrypt + NaCl secretbox) is refused with a way
- * out: node:crypto has no XSalsa20-Poly1305.
+ * node:crypto. The key is cosign's own `ENCRYPTED SIGSTORE PRIVATE KEY` / `ENCRYPTED COSIGN PRIVATE KEY` (scrypt and
+ * NaCl secretbox, opened by cosign-key.ts) as podman takes it, or a PEM node:crypto reads (`PRIVATE KEY`,
+ * `ENCRYPTED PRIVATE KEY` with the passphrase, `EC PRIVATE KEY`, `RSA PRIVATE KEY`).
  */
 import { execFile } from 'node:child_process';
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
+import { ENCRYPTED_COSIGN_KEY_PEM, ENCRYPTED_SIGSTORE_KEY_PEM, decryptSigstoreKey, readPemBlock } from './cosign-key.js';
 import { SIGSTORE_PAYLOAD_TYPE, SIMPLE_SIGNING_TYPE } from './payload.js';
 import { SIGSTORE_SIGNATURE_ANNOTATION, SIGSTORE_SIGNATURE_MEDIA_TYPE, type UntrustedSignature } from './signatures.js';
 
@@ -73,9 +74,27 @@ export function gpgSigner(opts: GpgSignerOptions): ManifestSigner {
   };
 }
 
+/**
+ * A passphrase file as podman and skopeo read `--sign-passphrase-file`: its first line, without the newline (as gpg
+ * reads its own --passphrase-file).
+ */
+export async function readPassphraseFile(file: string): Promise<Buffer> {
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (err) {
+    throw new CarrierError('CARRIER_SIGNING_FAILED', `reading the passphrase file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const nl = text.indexOf(0x0a);
+  return nl === -1 ? text : text.subarray(0, nl);
+}
+
 export interface SigstoreSignerOptions {
   privateKeyFile: string;
-  /** The private key's passphrase (podman reads it from --sign-passphrase-file). */
+  /**
+   * The private key's passphrase (podman reads it from --sign-passphrase-file, else asks on the terminal). A cosign
+   * key without one is tried with the empty passphrase, as podman does when nothing was typed.
+   */
   passphrase?: Buffer;
 }
 
@@ -86,13 +105,14 @@ async function loadPrivateKey(opts: SigstoreSignerOptions): Promise<KeyObject> {
   } catch (err) {
     throw new CarrierError('CARRIER_SIGNING_FAILED', `reading private key from ${opts.privateKeyFile}: ${(err as Error).message}`, { cause: err });
   }
-  const kind = /-----BEGIN ([A-Z ]+)-----/.exec(pem.toString('latin1'))?.[1];
-  if (kind === 'ENCRYPTED COSIGN PRIVATE KEY' || kind === 'ENCRYPTED SIGSTORE PRIVATE KEY') {
-    throw new CarrierError(
-      'CARRIER_UNSUPPORTED',
-      `${opts.privateKeyFile} is a cosign-encrypted key (${kind}), which Carrier cannot decrypt; convert it to a PKCS#8 PEM ` +
-        '(openssl pkcs8 -topk8) and pass that, with --sign-passphrase-file if it is encrypted',
-    );
+  const block = readPemBlock(pem.toString('latin1'));
+  if (block && (block.type === ENCRYPTED_SIGSTORE_KEY_PEM || block.type === ENCRYPTED_COSIGN_KEY_PEM)) {
+    const der = await decryptSigstoreKey(block.bytes, opts.passphrase ?? Buffer.alloc(0), opts.privateKeyFile);
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } catch (err) {
+      throw new CarrierError('CARRIER_SIGNING_FAILED', `the key decrypted from ${opts.privateKeyFile} is not a PKCS#8 private key: ${(err as Error).message}`, { cause: err });
+    }
   }
   try {
     return createPrivateKey({ key: pem, ...(opts.passphrase !== undefined ? { passphrase: opts.passphrase } : {}) });

@@ -7,8 +7,8 @@ const quiet = (help: string): FlagDef => ({ name: 'quiet', short: 'q', type: 'bo
 /** podman's signing flags, on push and copy. */
 const signingFlags: FlagDef[] = [
   { name: 'sign-by', type: 'string', value: 'FINGERPRINT', help: 'sign the manifest with this GPG key of the keyring (GNUPGHOME); written to the lookaside' },
-  { name: 'sign-by-sigstore-private-key', type: 'string', value: 'FILE', help: 'sign with this sigstore private key (PKCS#8 PEM); written as a .sig attachment' },
-  { name: 'sign-passphrase-file', type: 'string', value: 'FILE', help: "the signing key's passphrase" },
+  { name: 'sign-by-sigstore-private-key', type: 'string', value: 'FILE', help: "sign with this sigstore private key (cosign's encrypted key, or a PKCS#8 PEM); written as a .sig attachment" },
+  { name: 'sign-passphrase-file', type: 'string', value: 'FILE', help: "the signing key's passphrase: the file's first line (a sigstore key's is otherwise asked for on a terminal)" },
   { name: 'remove-signatures', type: 'bool', help: "do not carry the image's signatures to the destination" },
 ];
 const signaturePolicy: FlagDef = {
@@ -186,6 +186,7 @@ export const copy: CommandDef = {
     { name: 'digestfile', type: 'string', value: 'FILE', help: "write the copied manifest's digest to FILE" },
     ...signingFlags,
     { ...signaturePolicy, name: 'policy' },
+    { ...signaturePolicy, help: 'the same as --policy (the name pull and load take)' },
     quiet('do not print progress'),
   ],
   args: { min: 2, max: 2 },

@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { CarrierError, copy, parseTransportReference, push, type CopyEvent, type PullEvent, type PushCompression, type PushResult, type Store } from '../../index.js';
 import { UsageError, type Context, type Flags } from '../command.js';
 import { openStore } from '../open-store.js';
+import { askPassphrase } from '../passphrase.js';
 import { interruptSignal } from '../signals.js';
 import { PullProgress } from './progress.js';
 
@@ -55,18 +56,29 @@ async function transfer(ctx: Context, what: string, run: (signal: AbortSignal, o
 
 const warn = (w: string): void => void process.stderr.write(`WARN[0000] ${w}\n`);
 
-/** podman's --sign-by, --sign-by-sigstore-private-key, --sign-passphrase-file and --remove-signatures. */
-function signingOptions(flags: Flags): { signBy?: string; signBySigstorePrivateKey?: string; signPassphraseFile?: string; removeSignatures?: boolean } {
+/**
+ * podman's --sign-by, --sign-by-sigstore-private-key, --sign-passphrase-file and --remove-signatures. As podman, a
+ * sigstore key's passphrase not given in a file is asked for on the terminal ("Key Passphrase: "); with no terminal
+ * it is empty.
+ */
+async function signingOptions(
+  flags: Flags,
+): Promise<{ signBy?: string; signBySigstorePrivateKey?: string; signPassphraseFile?: string; signPassphrase?: string; removeSignatures?: boolean }> {
   const signBy = flags.string('sign-by');
   const sigstore = flags.string('sign-by-sigstore-private-key');
   const passphrase = flags.string('sign-passphrase-file');
   if (passphrase !== undefined && signBy === undefined && sigstore === undefined) {
     throw new UsageError('--sign-passphrase-file needs --sign-by or --sign-by-sigstore-private-key');
   }
+  if (passphrase !== undefined && signBy !== undefined && sigstore !== undefined) {
+    throw new UsageError('only one of --sign-by and --sign-by-sigstore-private-key can be used with --sign-passphrase-file');
+  }
+  const asked = sigstore !== undefined && passphrase === undefined && process.stdin.isTTY ? await askPassphrase('Key Passphrase: ') : undefined;
   return {
     ...(signBy !== undefined ? { signBy } : {}),
     ...(sigstore !== undefined ? { signBySigstorePrivateKey: sigstore } : {}),
     ...(passphrase !== undefined ? { signPassphraseFile: passphrase } : {}),
+    ...(asked !== undefined ? { signPassphrase: asked } : {}),
     ...(flags.bool('remove-signatures') ? { removeSignatures: true } : {}),
   };
 }
@@ -78,7 +90,7 @@ export async function pushImage(ctx: Context): Promise<number> {
   const creds = flags.string('creds');
   const authfile = flags.string('authfile');
   const policy = flags.string('signature-policy');
-  const signing = signingOptions(flags);
+  const signing = await signingOptions(flags);
   const store = await openStore(ctx.globals);
   try {
     return await transfer(ctx, 'push', (signal, onProgress) =>
@@ -116,8 +128,9 @@ export async function copyImage(ctx: Context): Promise<number> {
     };
   };
   const compressionFormat = compressionFlag(flags, 'dest-compress-format');
-  const policy = flags.string('policy');
-  const signing = signingOptions(flags);
+  const policy = flags.string('policy') ?? flags.string('signature-policy');
+  if (flags.given('policy') && flags.given('signature-policy')) throw new UsageError('give --policy or --signature-policy, not both');
+  const signing = await signingOptions(flags);
   const needsStore = src.transport === 'containers-storage' || dest.transport === 'containers-storage';
   const store: Store | undefined = needsStore ? await openStore(ctx.globals) : undefined;
   try {
