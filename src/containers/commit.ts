@@ -40,7 +40,7 @@ export interface CommitContainerOptions {
   format?: CommitFormat;
   /** The new layer's compression (default gzip; zstd only in the OCI format). */
   compression?: 'gzip' | 'zstd';
-  /** gzip 0–9 (default 6), zstd 1–19 (default 3). */
+  /** gzip 0–9 (default 4), zstd 1–19 (default 3): see CompressLayerOptions.level. */
   level?: number;
   /** Threads that compress (default: the cores available, at most 8). */
   threads?: number;
