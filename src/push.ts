@@ -8,6 +8,7 @@ import { RegistryClient, loadCredentials } from './registry/index.js';
 import { loadRegistriesConf } from './registries-conf.js';
 import { parseManifest } from './oci/manifest.js';
 import { BlobCache } from './store/blobs.js';
+import { BlobInfoCache } from './registry/blob-info-cache.js';
 import type { Store } from './store/store.js';
 import { openImageDestination, openImageSource, parseTransportReference, type OpenedSource } from './transports/reference.js';
 import { openRegistryManifest } from './transports/registry.js';
@@ -16,6 +17,7 @@ import { RegistryDestination, type PushCompression } from './transports/registry
 import type { ImageDestination, ImageSource, PendingImageSource, PutLayerResult } from './transports/types.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
 import { gpgSigner, readPassphraseFile, sigstoreSigner, type ManifestSigner } from './trust/index.js';
+import { join } from 'node:path';
 
 export type { PushCompression, RegistryDestinationOptions } from './transports/registry-destination.js';
 
@@ -34,6 +36,8 @@ export interface PushOptions extends RegistryAccess {
   onProgress?: (event: CopyEvent) => void;
   /** Compression of layers the store rebuilds from their tar-split (default gzip). */
   compressionFormat?: PushCompression;
+  /** Level of layers compressed on the way (podman's --compression-level): gzip 0–9 (default 4), zstd 1–19 (default 3). */
+  compressionLevel?: number;
   /**
    * Recompress blobs already compressed otherwise too (podman's --force-compression). Default: true when
    * `compressionFormat` is given, as podman does.
@@ -51,6 +55,12 @@ export interface PushOptions extends RegistryAccess {
   /** Upload cached compressed blobs as they are (default true): a pulled image keeps its digests. */
   blobCache?: boolean;
   blobCacheDir?: string;
+  /**
+   * Remember which compressed blob each layer became in which registry repository, and look it up before compressing
+   * a layer: one the destination repository has is skipped, one another repository of the registry has is mounted,
+   * neither compressed again (default true; kept in `blob-info-v1.json` in the blob cache directory).
+   */
+  blobInfoCache?: boolean;
   /** Bytes per PATCH of a chunked upload (default 8 MiB). */
   chunkSize?: number;
   /** The policy.json to enforce on the source (default: the one in force, as containers/image finds it). */
@@ -200,6 +210,10 @@ async function copyTo(opened: OpenedSource, destination: string, access: Registr
         ...(compression ? { compression } : {}),
         forceCompression: options.forceCompression ?? compression !== undefined,
         ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+        ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
+        ...(options.store && options.blobInfoCache !== false
+          ? { blobInfoCache: new BlobInfoCache(join(options.blobCacheDir ?? options.store.config.blobCache, 'blob-info-v1.json')) }
+          : {}),
       },
     });
     try {

@@ -289,6 +289,15 @@ describe('commit on an overlay store', () => {
     expect(parseChanges(['STOPSIGNAL 9', 'STOPSIGNAL term']).stopSignal).toBe('15');
   }, T);
 
+  it('compresses the new layer with zstd under --compression-format zstd, and refuses a format it does not know', () => {
+    const bad = carrier(['commit', '--compression-format', 'lz4', 'changed', 'localhost/never:1']);
+    expect(bad.status).toBe(125);
+    expect(bad.stderr).toContain('--compression-format must be gzip or zstd');
+    ok(carrier(['commit', '-q', '--compression-format', 'zstd', 'changed', 'localhost/zstd-layer:1']));
+    const manifest = JSON.parse(skopeoRaw(storageRef(pm, 'localhost/zstd-layer:1')).toString()) as Record<string, any>;
+    expect(manifest.layers.at(-1).mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+  }, T);
+
   it("bakes a Carrier container's own command, environment and working directory into the image", async () => {
     const result = await withStore(pm, async (store) => {
       const c = await createContainer(store, imageId, { name: 'configured', cmd: ['/bin/run', 'x'], env: ['MODE=prod'], workdir: '/work', user: '7' });

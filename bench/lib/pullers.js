@@ -14,8 +14,9 @@ const pureNodePull = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pu
 export const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
 /**
- * Runs one command; resolves { seconds, code, stdout, stderr, peakKiB (from /usr/bin/time), treePeakKiB (when
- * `sample`) }. Never rejects on a non-zero exit (the caller decides).
+ * Runs one command; resolves { seconds, code, stdout, stderr, peakKiB (from /usr/bin/time), cpuSeconds (user +
+ * system time of the command and the children it waited for, from /usr/bin/time), treePeakKiB (when `sample`) }.
+ * Never rejects on a non-zero exit (the caller decides).
  */
 export function timedCommand(cmd, args, { env, cwd, sample = false } = {}) {
   return new Promise((resolve, reject) => {
@@ -23,7 +24,7 @@ export function timedCommand(cmd, args, { env, cwd, sample = false } = {}) {
     let argv = [cmd, ...args];
     if (TIME_BIN) {
       rssFile = path.join(fs.mkdtempSync('/tmp/cbt-'), 'rss');
-      argv = [TIME_BIN, '-f', '%M', '-o', rssFile, ...argv];
+      argv = [TIME_BIN, '-f', '%U %S %M', '-o', rssFile, ...argv];
     }
     const t0 = process.hrtime.bigint();
     const child = spawn(argv[0], argv.slice(1), { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -37,10 +38,13 @@ export function timedCommand(cmd, args, { env, cwd, sample = false } = {}) {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const treePeakKiB = sampler?.stop();
       let peakKiB;
+      let cpuSeconds;
       if (rssFile) {
         try {
           const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
-          peakKiB = Number(lines[lines.length - 1]);
+          const [user, sys, rss] = lines[lines.length - 1].split(' ').map(Number);
+          peakKiB = rss;
+          cpuSeconds = user + sys;
         } catch {}
         fs.rmSync(path.dirname(rssFile), { recursive: true, force: true });
       }
@@ -50,6 +54,7 @@ export function timedCommand(cmd, args, { env, cwd, sample = false } = {}) {
         stdout: Buffer.concat(out).toString(),
         stderr: Buffer.concat(err).toString(),
         peakKiB: Number.isFinite(peakKiB) ? peakKiB : undefined,
+        cpuSeconds: Number.isFinite(cpuSeconds) ? cpuSeconds : undefined,
         treePeakKiB,
       });
     });

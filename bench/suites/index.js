@@ -5,6 +5,8 @@ import * as pull from './pull/report.js';
 import * as checkout from './checkout/report.js';
 import * as containers from './containers/report.js';
 import * as scaling from './scaling/report.js';
+import * as push from './push/report.js';
+import * as commit from './commit/report.js';
 
 export const suites = [
   { name: 'apply', ...apply, run: () => import('./apply/run.js').then((m) => m.runApplySuite) },
@@ -12,6 +14,8 @@ export const suites = [
   { name: 'checkout', ...checkout, run: () => import('./checkout/run.js').then((m) => m.runCheckoutSuite) },
   { name: 'containers', ...containers, run: () => import('./containers/run.js').then((m) => m.runContainersSuite) },
   { name: 'scaling', ...scaling, run: () => import('./scaling/run.js').then((m) => m.runScalingSuite) },
+  { name: 'push', ...push, run: () => import('./push/run.js').then((m) => m.runPushSuite) },
+  { name: 'commit', ...commit, run: () => import('./commit/run.js').then((m) => m.runCommitSuite) },
 ];
 
 export const SUITES = suites.map((s) => s.name);

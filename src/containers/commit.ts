@@ -45,7 +45,7 @@ export interface CommitContainerOptions {
    * puller that has most files fetches only the rest.
    */
   compression?: 'gzip' | 'zstd' | 'zstd:chunked';
-  /** gzip 0–9 (default 6), zstd 1–19 (default 3). */
+  /** gzip 0–9 (default 4), zstd 1–19 (default 3): see CompressLayerOptions.level. */
   level?: number;
   /** Threads that compress (default: the cores available, at most 8). */
   threads?: number;

@@ -11,7 +11,11 @@ export type LayerCompression = 'gzip' | 'zstd' | 'none';
 export interface CompressLayerOptions {
   /** Default gzip. */
   compression?: LayerCompression;
-  /** gzip 0–9 (default 6), zstd 1–19 (default 3); ignored for none. */
+  /**
+   * gzip 0–9 (default 4), zstd 1–19 (default 3); ignored for none. gzip's default is 4, not zlib's 6: its output is
+   * within a few percent of what podman's push makes (Go's compressor; measured on the bench's /usr layers: podman's
+   * gzip layers 4–5.5% larger than `gzip -6`, zlib level 4 2.8% larger) for about 0.6 of level 6's CPU time.
+   */
   level?: number;
   /**
    * Threads that compress (default: the cores this process may use, at most 8). The bytes produced do not depend on
@@ -38,7 +42,7 @@ export interface CompressingLayer {
 }
 
 const LEVELS: Record<LayerCompression, [number, number, number]> = {
-  gzip: [0, 9, 6],
+  gzip: [0, 9, 4],
   zstd: [1, 19, 3],
   none: [0, 0, 0],
 };

@@ -156,7 +156,7 @@ export class BlobPusher {
   }
 
   /** Drops an upload session (best effort: an unfinished upload is garbage to the registry anyway). */
-  private async cancel(location: URL): Promise<void> {
+  async cancel(location: URL): Promise<void> {
     try {
       const { res } = await this.send('DELETE', location.href, { retries: 0 });
       discard(res.body);

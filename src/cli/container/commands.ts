@@ -168,12 +168,13 @@ const commit: CommandDef = {
   usage: '[options] CONTAINER [IMAGE]',
   summary: "Create a new image from a container's changes; prints its id",
   description:
-    "The container's changes become one new layer (gzip) on top of its image's; the config gets the layer's diff_id\n" +
+    "The container's changes become one new layer (gzip, or zstd) on top of its image's; the config gets the layer's diff_id\n" +
     "and a history entry. IMAGE is named as 'carrier tag' names it; without it the image has no name. The layer's\n" +
     'blob stays in the blob cache, so a push uploads it unchanged.',
   flags: [
     { name: 'author', short: 'a', type: 'string', value: 'AUTHOR', help: 'the image\'s author' },
     { name: 'change', short: 'c', type: 'list', value: 'INSTRUCTION', help: 'apply CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR (Dockerfile syntax)' },
+    { name: 'compression-format', type: 'string', value: 'FORMAT', help: "the new layer's compression: 'gzip' (default) or 'zstd' (oci format only)" },
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: "'oci' (default) or 'docker' (Docker schema 2 manifest and config)" },
     { name: 'iidfile', type: 'string', value: 'FILE', help: "write the new image's id to FILE" },
     { name: 'message', short: 'm', type: 'string', value: 'MESSAGE', help: "the config's comment (docker format only)" },

@@ -18,6 +18,8 @@ export async function commitCli(ctx: Context): Promise<number> {
   const iidfile = ctx.flags.string('iidfile');
   const message = ctx.flags.string('message');
   const author = ctx.flags.string('author');
+  const compression = ctx.flags.string('compression-format');
+  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd') throw new ExitError('--compression-format must be gzip or zstd', 125);
   if (format === 'oci' && message !== undefined && message !== '') throw new ExitError('messages are only compatible with the docker image format (-f docker)', 125);
   return withStore(ctx.globals, async (store) => {
     const int = interruptSignal();
@@ -31,6 +33,7 @@ export async function commitCli(ctx: Context): Promise<number> {
         pause: ctx.flags.bool('pause'),
         ...(message !== undefined ? { message } : {}),
         ...(author !== undefined ? { author } : {}),
+        ...(compression !== undefined ? { compression } : {}),
         signal: int.signal,
         onLayer: (layer) => say(`Copying blob ${layer.digest} done`),
       }).catch((err: unknown) => {
