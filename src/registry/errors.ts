@@ -50,7 +50,7 @@ export function describeNetError(err: unknown, { advice = true } = {}): string {
   if (code === 'ECONNRESET') return 'the connection was reset';
   if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting timed out';
   if (code === 'UND_ERR_SOCKET') return `the connection closed before an answer (${raw})`;
-  if (code.startsWith('HPE_')) return `the answer is not HTTP (${code})`;
+  if (code.startsWith('HPE_') || (err as Error)?.name === 'HTTPParserError') return `the answer is not HTTP (${code || raw})`;
   if (NOT_TLS.test(code)) return `the server does not speak TLS (${code})`;
   if (/^(?:CERT_|ERR_TLS_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(?:VERIFY|GET))/.test(code)) {
     return say(`its TLS certificate is not trusted (${code}: ${raw})`, TRUST_HINT);
