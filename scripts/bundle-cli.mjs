@@ -1,5 +1,5 @@
-// `npm run build`'s second step: the CLI in one CommonJS file, dist/cli/carrier.cjs, which the installed `carrier`
-// command (dist/cli/bin.cjs) runs. A short command then resolves and reads one file instead of a tree of ~200 ES
+// The build's second step, after tsc (npm ci, npm test and npm run build run it): the CLI in one CommonJS file,
+// dist/cli/carrier.cjs, which the installed `carrier` command (dist/cli/bin.cjs) runs. A short command then resolves and reads one file instead of a tree of ~200 ES
 // modules, and loads only what it uses: esbuild turns every module into a function run when it is first imported,
 // and Node's own modules (crypto, child_process, ...) are required there, not up front as ES imports would be.
 //

@@ -1,5 +1,5 @@
 // The installed `carrier` command: package.json's bin is dist/cli/bin.cjs, which runs the CLI bundled by
-// `npm run build` (dist/cli/carrier.cjs, scripts/bundle-cli.mjs). The short commands a harness calls thousands of
+// scripts/bundle-cli.mjs after tsc (dist/cli/carrier.cjs). The short commands a harness calls thousands of
 // times run through it on a real store, and a short command loads none of the large packages only pulls, pushes
 // and signatures need (issue 21: start-up). Run `npm run build` (not `tsc` alone) before this file.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -56,10 +56,10 @@ afterAll(() => {
 });
 
 describe('the carrier bin', () => {
-  it('runs the bundle that `npm run build` made from the current dist/', () => {
+  it('runs the bundle made from the current dist/', () => {
     expect(fs.readFileSync(bin, 'utf8')).toContain("require('./carrier.cjs')");
     // tsc alone rewrites dist/cli/dispatch.js and leaves the bundle as it was: that bundle would run old code
-    expect(fs.statSync(bundle).mtimeMs, 'dist/cli/carrier.cjs is older than tsc output: run npm run build').toBeGreaterThanOrEqual(
+    expect(fs.statSync(bundle).mtimeMs, 'dist/cli/carrier.cjs is older than tsc output: run node scripts/bundle-cli.mjs').toBeGreaterThanOrEqual(
       fs.statSync(path.join(repo, 'dist/cli/dispatch.js')).mtimeMs,
     );
   });

@@ -1,8 +1,7 @@
 #!/usr/bin/env -S node --
-// The `carrier` command. Before anything else loads, V8's compile cache is turned on where Node has one (22.1 and
-// later; NODE_DISABLE_COMPILE_CACHE turns it off): a short command then starts from cached code instead of compiling
-// the CLI again on every run. `npm run build` bundles this file and what it imports (scripts/bundle-cli.mjs), so a
-// command also resolves no tree of modules.
+// The `carrier` CLI as ES modules, unbundled: what tsc alone builds and most tests run. The installed command is
+// dist/cli/bin.cjs (bin.cts), which runs the same CLI bundled. Before the CLI loads, V8's compile cache is turned on
+// where Node has one (22.1 and later; NODE_DISABLE_COMPILE_CACHE turns it off).
 import module from 'node:module';
 
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();

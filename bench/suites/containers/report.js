@@ -27,10 +27,12 @@ export function markdown(report) {
         ok(r) ? r.median.toFixed(3) : `failed: ${r.problems?.[0] ?? '?'}`,
         ok(r) ? range(r) : '',
         ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
+        r.cpuMedian !== undefined ? r.cpuMedian.toFixed(2) : '',
+        r.cpuMedian !== undefined && carrier?.cpuMedian ? `${(r.cpuMedian / carrier.cpuMedian).toFixed(2)}×` : '',
       ]);
     }
   }
-  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier'], rows));
+  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier', 'CPU s (user + sys, median)', 'CPU ÷ carrier'], rows));
   const pr = report.podmanRun;
   if (pr?.failedAttempts?.length) {
     L.push('', pr.used ? `podman run worked with ${pr.used}; before that it failed with:` : 'podman run does not work on this machine; every way tried failed:', '');

@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { run, timeCommand, sha256 } from '../../lib/util.js';
+import { run, timeCommand, sha256, median } from '../../lib/util.js';
 import { timings, roundRobin } from '../../lib/roundrobin.js';
 import { mountsBelow } from '../../lib/scratch.js';
 import { tarImage, withStore } from '../../lib/store.js';
@@ -155,17 +155,27 @@ export async function runContainersSuite(ctx) {
         img: IMG,
         where: c,
         api: await import(pathToFileURL(ctx.carrier.entry).href),
-        run: async (what, cmd, args, env) => check(what, await timedRun(cmd, args, env)),
+        check,
+        tmp,
       }));
-      const rows = [];
+      // scenarios of one group (the short commands) share one round-robin: a round runs each of them once
+      const groups = [];
       for (const s of scenarios) {
-        const cells = await roundRobin(ctx, s.items, runs, {
-          name: `${s.id} `,
-          onWarm: (it, r) => log(`  ${s.title.padEnd(18)} ${it.id.padEnd(8)} ${r.seconds.toFixed(3)} s`),
+        const g = s.group && groups.find((x) => x.id === s.group);
+        if (g) g.scenarios.push(s);
+        else groups.push({ id: s.group ?? s.id, scenarios: [s] });
+      }
+      const rows = [];
+      for (const g of groups) {
+        const items = g.scenarios.flatMap((s) => s.items.map((it) => ({ ...it, id: `${s.id} ${it.id}`, contender: it.id, title: s.title })));
+        const cells = await roundRobin(ctx, items, runs, {
+          name: '',
+          onWarm: (it, r) => log(`  ${it.title.padEnd(18)} ${it.contender.padEnd(8)} ${r.seconds.toFixed(3)} s`),
         });
-        for (const it of s.items) {
-          const cell = cells.get(it.id);
+        for (const s of g.scenarios) for (const it of s.items) {
+          const cell = cells.get(`${s.id} ${it.id}`);
           if (!cell) continue; // left out by --only
+          const cpu = cell.results.map((r) => r.cpu).filter((x) => x !== undefined);
           rows.push({
             scenario: s.id,
             title: s.title,
@@ -173,6 +183,7 @@ export async function runContainersSuite(ctx) {
             label: it.label,
             command: s.id === 'run' && it.id === 'podman' && podmanRun.variant ? `podman run --rm --network none ${podmanRun.variant.flags.join(' ')} IMG true`.replace(/ +/g, ' ') : it.command,
             ...timings(cell),
+            ...(cpu.length ? { cpuMedian: median(cpu) } : {}),
             problems: cell.problems,
             disturbed: cell.disturbed,
           });
@@ -183,7 +194,7 @@ export async function runContainersSuite(ctx) {
       return {
         ...ctx.reportHead('containers', started, { runs, tools: { podman: (await run('podman', ['--version'], { allowFail: true })).stdout.trim() } }),
         method:
-          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier: \`node -e 0\` is timed beside them), Carrier as installed (package.json's bin, the bundled CLI); create + mount is the sum of the two commands. The short-command rows run once per round each, in a harness's order (images, inspect, ps, create, mount, umount, rm of that container, version); the in-process row times createContainer + mountContainer in the benchmark process on a store opened before. Containers and mounts stay until the end of the suite.`,
+          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier: \`node -e 0\` is timed beside them), Carrier as installed (package.json's bin, the bundled CLI); create + mount is the sum of the two commands. The short-command rows share one round-robin, so a round runs each once, in a harness's order (images, inspect, ps, create, mount, umount, rm of that container, version), and are also timed in CPU-seconds (user + system of the command and its children, GNU time: on a machine other work shares, CPU time swings much less than wall time); the in-process row times createContainer + mountContainer in the benchmark process on a store opened before. Containers and mounts stay until the end of the suite.`,
         podmanRun: { used: podmanRun.variant?.note, failedAttempts: podmanRun.attempts },
         rows,
         disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),

@@ -3,9 +3,25 @@
 // start-up, which no Node CLI can beat); and create + mount in-process through the library (what a harness should
 // do instead).
 //
-// One round runs every command once per CLI, in the order a harness would: images, inspect, ps, create, mount,
-// umount, rm, version. create makes the container the following mount, umount and rm act on (a redone create
-// leaves one more container behind; ps then lists one more).
+// The rows form one group (run.js): one round-robin over all of them, so that a round runs every command once per
+// CLI, in the order a harness would: images, inspect, ps, create, mount, umount, rm, version. create makes the
+// container the same round's mount, umount and rm act on (a redone create leaves one more container behind; ps then
+// lists one more). Each command is also timed in CPU-seconds (user + system, /usr/bin/time): on a machine other work
+// shares, wall time swings with the queue for the CPUs, CPU time much less.
+import fs from 'node:fs';
+import path from 'node:path';
+import { timeCommand } from '../../lib/util.js';
+
+const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+/** Runs a command: { seconds (wall), cpu (user + system seconds, when /usr/bin/time is there), code, stdout, stderr }. */
+async function timedWithCpu(cmd, args, env, tmp) {
+  if (!TIME_BIN) return timeCommand(cmd, args, { env: { ...process.env, ...env }, allowFail: true, stdout: 'pipe' });
+  const out = path.join(tmp, 'cpu');
+  const r = await timeCommand(TIME_BIN, ['-f', '%U %S', '-o', out, cmd, ...args], { env: { ...process.env, ...env }, allowFail: true, stdout: 'pipe' });
+  const [user, sys] = fs.readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { ...r, cpu: user + sys };
+}
 
 /** A container record and its mount, per CLI, handed from create to mount, umount and rm within a round. */
 function pipeline() {
@@ -23,11 +39,12 @@ function pipeline() {
 }
 
 /**
- * The scenarios: `clis` is { carrier: [cmd, globalArgs, env], podman: [...] }, `run(cmd, args, env)` times one
- * command and resolves { seconds, stdout } (throwing on failure), `api` the loaded public API, `where` Carrier's
- * { root, runroot }, `img` the image.
+ * The scenarios (group 'short'): `clis` is { carrier: [cmd, globalArgs, env], podman: [...] }, `check(what, r)`
+ * throws when a command failed, `api` the loaded public API, `where` Carrier's { root, runroot }, `img` the image,
+ * `tmp` a directory for /usr/bin/time's output.
  */
-export function shortCommandScenarios({ clis, run, api, where, img }) {
+export function shortCommandScenarios({ clis, check, api, where, img, tmp }) {
+  const run = async (what, cmd, args, env) => check(what, await timedWithCpu(cmd, args, env, tmp));
   const p = pipeline();
   // mount, umount and rm act on this round's container; a redone run may find none left, and makes one (untimed)
   const needs = async (who) => {
@@ -37,6 +54,7 @@ export function shortCommandScenarios({ clis, run, api, where, img }) {
   };
   const row = (id, title, args, after, needsContainer = false) => ({
     id: `short-${id}`,
+    group: 'short',
     title,
     items: Object.entries(clis).map(([who, [cmd, pre, env]]) => ({
       id: who,
@@ -47,13 +65,14 @@ export function shortCommandScenarios({ clis, run, api, where, img }) {
         return timed(async () => {
           const r = await run(`${who} ${id}`, cmd, [...pre, ...args(who)], env);
           after?.(who, r.stdout.trim());
-          return { seconds: r.seconds };
+          return { seconds: r.seconds, cpu: r.cpu };
         });
       },
     })),
   });
   const inProcess = {
     id: 'in-process',
+    group: 'short',
     title: 'createContainer + mountContainer, in-process',
     items: [
       {
@@ -82,12 +101,16 @@ export function shortCommandScenarios({ clis, run, api, where, img }) {
   };
   const node = {
     id: 'short-node',
+    group: 'short',
     title: 'node -e 0 (Node’s own start-up)',
     items: [{
       id: 'node',
       label: 'node -e 0',
       command: 'node -e 0 (the floor of any Node CLI: the targets are this + 25 ms)',
-      run: ({ timed }) => timed(async () => ({ seconds: (await run('node -e 0', process.execPath, ['-e', '0'], {})).seconds })),
+      run: ({ timed }) => timed(async () => {
+        const r = await run('node -e 0', process.execPath, ['-e', '0'], {});
+        return { seconds: r.seconds, cpu: r.cpu };
+      }),
     }],
   };
   return [

@@ -55,6 +55,7 @@ async function pullOnce(c, { cli, ref, home, runDir, shm }) {
  */
 export async function runDefaultLayout(ctx, { variant, cli, runs, runBase }) {
   const { log, workDir } = ctx;
+  const started = new Date();
   const base = path.join(workDir, 'default-layout');
   fs.rmSync(base, { recursive: true, force: true });
   let seq = 0;
@@ -84,6 +85,8 @@ export async function runDefaultLayout(ctx, { variant, cli, runs, runBase }) {
   });
   fs.rmSync(base, { recursive: true, force: true });
   return {
+    started: started.toISOString(),
+    quietWait: ctx.opts.quietWait !== false,
     variant: variant.id,
     rows: CONTENDERS.filter((c) => cells.has(c.id)).map((c) => {
       const cell = cells.get(c.id);
@@ -98,15 +101,16 @@ export function defaultLayoutMarkdown(report, { mdTable, ok }) {
   if (!d) return [];
   const carrier = d.rows.find((r) => r.contender === 'carrier');
   const podman = d.rows.find((r) => r.contender === 'podman');
-  const iso = (c) => report.rows.find((r) => r.variant === d.variant && r.contender === c);
+  const iso = (c) => d.isolated?.[c];
   const L = ['', `### Pull ${d.variant}, default layout`, ''];
   L.push(
+    `Measured ${d.started.slice(0, 10)}${d.quietWait ? '' : ' without waiting for a quiet machine (other agents shared the 2 CPUs: noisy; compare ratios, not seconds)'}, in the same run as the isolated rows quoted beside it. ` +
     'The same image pulled the way a user’s first pull runs: store and blob cache under one fresh HOME (`~/.local/share/carrier/{storage,cache/blobs}`) on the host file system (bench/work: the one every other process here writes to, with the previous run’s tree just deleted), an empty cache, no --root for carrier. “blob cache on tmpfs” moves only the cache (CARRIER_BLOB_CACHE under /dev/shm): the difference to the first row is what writing the cache beside the store costs.',
     '',
   );
   L.push(
     mdTable(
-      ['contender', 'median s', 'min–max s', 'time ÷ carrier', 'isolated row (fresh loop fs) median s'],
+      ['contender', 'median s', 'min–max s', 'time ÷ carrier', 'isolated (fresh loop fs), same run: median s'],
       d.rows.map((r) => [
         r.label + (r.problems.length ? ' ⚠' : ''),
         ok(r) ? r.median.toFixed(2) : 'failed',

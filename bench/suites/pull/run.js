@@ -338,6 +338,12 @@ export async function runPullSuite(ctx) {
         });
       }
     }
+    // the isolated rows of the same image from this run, beside the default layout's (ratios within one run)
+    if (defaultLayout) {
+      defaultLayout.isolated = Object.fromEntries(
+        rows.filter((r) => r.variant === defaultLayout.variant).map((r) => [r.contender, { median: r.median, min: r.min, max: r.max }]),
+      );
+    }
     const report = {
       ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),
       registry: { version: reg.version, url: reg.url },
