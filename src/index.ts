@@ -3,10 +3,12 @@
 // registry client; host facts. Each export's documentation is on its declaration. Helpers that only serve these
 // (size parsing, spec generation, runtime error classification, ...) are internal.
 //
-// Importing this module loads the store and the container records, and nothing else a short command does not use:
-// every async function whose module pulls in more (the registry client, the transports, the trust stack, YAML,
-// tar writers, the runtime) is a {@link lazy} stand-in that imports its module on its first call. `carrier images`
-// starts in a fraction of the time it would take to load them all (issue 21).
+// Start-up (issue 21): every CLI command imports this module, and most need only the store and the containers. So
+// the async functions of the other modules (pull, push, load, save, copy, run, commit, checkout, the trust checks,
+// ...) are {@link lazy} stand-ins that import their module on the first call. Classes and synchronous functions
+// cannot wait for an import and are exported as they are, so some of those modules load anyway (pull.ts for
+// parsePlatform, the transports for their destination classes); the large packages behind them (YAML, openpgp,
+// undici) are imported where they are used.
 
 /**
  * `fn` of the module `load` imports, called through a stand-in of the same type that loads the module on its first

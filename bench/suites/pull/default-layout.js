@@ -104,7 +104,7 @@ export function defaultLayoutMarkdown(report, { mdTable, ok }) {
   const iso = (c) => d.isolated?.[c];
   const L = ['', `### Pull ${d.variant}, default layout`, ''];
   L.push(
-    `Measured ${d.started.slice(0, 10)}${d.quietWait ? '' : ' without waiting for a quiet machine (other agents shared the 2 CPUs: noisy; compare ratios, not seconds)'}, in the same run as the isolated rows quoted beside it. ` +
+    `Measured ${d.started.slice(0, 10)}${d.command ? ` by \`${d.command}\`` : ''}${d.quietWait ? '' : ' without waiting for a quiet machine (other agents shared the 2 CPUs: noisy; compare ratios, not seconds)'}, in the same run as the isolated rows quoted beside it. ` +
     'The same image pulled the way a user’s first pull runs: store and blob cache under one fresh HOME (`~/.local/share/carrier/{storage,cache/blobs}`) on the host file system (bench/work: the one every other process here writes to, with the previous run’s tree just deleted), an empty cache, no --root for carrier. “blob cache on tmpfs” moves only the cache (CARRIER_BLOB_CACHE under /dev/shm): the difference to the first row is what writing the cache beside the store costs.',
     '',
   );
