@@ -19,7 +19,7 @@ if (!['/usr/include/zstd.h', '/usr/local/include/zstd.h'].some((h) => fs.existsS
 if (missing.length > 0) {
   process.stderr.write(
     `carrier-oci: no prebuilt addon loads here (${process.platform}-${process.arch}, Node ${process.version}; the ` +
-      'prebuild needs Linux x64 with glibc 2.34 or newer), and building it from source needs what is missing: ' +
+      'prebuilds need Linux x64 or arm64 with glibc 2.34 or newer), and building it from source needs what is missing: ' +
       `${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install g++ make python3 libzstd-dev) and run ` +
       'npm install again.\n',
   );

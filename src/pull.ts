@@ -97,7 +97,8 @@ export function parsePlatform(p: string | PlatformWant | undefined): PlatformWan
  */
 export async function pull(store: Store, reference: string, options: PullOptions = {}): Promise<PullResult> {
   const conf = await loadRegistriesConf(options.registriesConf !== undefined ? { file: options.registriesConf } : {});
-  for (const w of conf.warnings) options.onWarning?.(w);
+  // An own client reports registries.conf's warnings itself, with its retries.
+  if (options.registry) for (const w of conf.warnings) options.onWarning?.(w);
   const own = options.registry
     ? undefined
     : new RegistryClient({
@@ -109,6 +110,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
           ...(options.authfile !== undefined ? { authfile: options.authfile } : {}),
           ...(options.onWarning ? { onWarning: options.onWarning } : {}),
         }),
+        ...(options.onWarning ? { onWarning: options.onWarning } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
   const registry = options.registry ?? own!;
@@ -160,6 +162,8 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     ...(emit ? { onProgress: (event: CopyEvent) => emit(pullEvent(event, name)) } : {}),
     ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
     signatureRegistry: registry,
+  }).catch((err: unknown) => {
+    throw namingImage(err, name);
   });
   // Keep the blob cache under its cap (CARRIER_CACHE_MAX_SIZE) between prunes: least recently used blobs go first.
   const cap = options.blobCacheMaxSize ?? cacheMaxSizeFromEnv();
@@ -171,6 +175,20 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     manifestDigest: source.manifestDigest,
     layers: result.layers.map((l) => ({ digest: l.digest, size: l.size, state: l.state === 'reused' ? 'cached' : l.state === 'exists' ? 'exists' : 'downloaded' })),
   };
+}
+
+/**
+ * A layer whose bytes were wrong is reported with the image it belongs to, and what to do: bytes that did not match
+ * their digest, or ended early, may be a bad transfer; the same failure twice is the registry's copy.
+ */
+function namingImage(err: unknown, name: string): unknown {
+  if (!(err instanceof CarrierError) || err.message.includes(name)) return err;
+  if (['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED'].includes(err.code)) {
+    err.message = `${name}: ${err.message}; nothing was stored: pull again, and if it fails the same way the registry holds a damaged blob`;
+  } else if (err.code === 'CARRIER_BAD_TAR') {
+    err.message = `${name}: ${err.message}`;
+  }
+  return err;
 }
 
 /** A copy event as pull has always reported it. */

@@ -55,12 +55,12 @@ describe('the package tarball (npm pack)', () => {
     const [packed] = JSON.parse(r.stdout) as { name: string; files: { path: string }[] }[];
     expect(packed!.name).toBe('carrier-oci');
     const files = packed!.files.map((f) => f.path);
-    for (const f of ['LICENSE', 'README.md', 'package.json', 'binding.gyp', 'dist/cli/main.js', 'dist/index.js', 'native/addon.cc', 'native/exports.map', 'scripts/need-compiler.cjs']) {
+    for (const f of ['LICENSE', 'README.md', 'package.json', 'binding.gyp', 'dist/cli/bin.cjs', 'dist/cli/carrier.cjs', 'dist/cli/main.js', 'dist/index.js', 'native/addon.cc', 'native/exports.map', 'scripts/need-compiler.cjs']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /^(test|bench)\/|^native\/fuzz\/|corpus/.test(f))).toEqual([]);
     const manifest = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { bin: Record<string, string>; license: string };
-    expect(manifest.bin).toEqual({ carrier: 'dist/cli/main.js' });
+    expect(manifest.bin).toEqual({ carrier: 'dist/cli/bin.cjs' });
     expect(fs.readFileSync(path.join(repo, 'LICENSE'), 'utf8')).toContain('Apache License');
     expect(manifest.license).toBe('Apache-2.0');
   });

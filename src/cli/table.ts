@@ -1,4 +1,4 @@
-// The table of every command: the root (podman's global options) and, under it, each command and group. main.ts
+// The table of every command: the root (podman's global options) and, under it, each command and group. dispatch.ts
 // dispatches from it, --help is rendered from it, and every flag not in it is refused.
 import type { CommandDef } from './command.js';
 import { container, containerShortcuts } from './container/commands.js';

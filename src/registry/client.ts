@@ -23,7 +23,7 @@ import {
 import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { resolveRegistry, type RegistriesConf, type RegistryEndpoint } from '../registries-conf.js';
 import { parseChallenges, type Challenge } from './challenge.js';
-import { RegistryError, unreachable } from './errors.js';
+import { RegistryError, describeNetError, unreachable } from './errors.js';
 import { pingRegistry, redirectTarget } from './ping.js';
 import { describePlatforms, hasSchemaVersion1 } from './documents.js';
 import { requestToken } from './token.js';
@@ -31,7 +31,7 @@ import type { ApiRequest, ApiResponse, CachedToken, FetchedDocument, GetBlobOpti
   RegistryClientOptions, Target } from './types.js';
 export type { RegistryClientOptions, ManifestSource, FetchedDocument, GetManifestOptions, GetManifestResult, GetBlobOptions } from './types.js';
 import { BlobStream } from './blob-stream.js';
-import { newAgent, type Agent, RETRYABLE_STATUS, discard, drain, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
+import { newAgent, type Agent, RETRYABLE_STATUS, discard, drain, errCode, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
   readCapped, sleep, stopError, type LowSpeed, type Response } from './http.js';
 import { Deadline, RetryBudget } from './limits.js';
 
@@ -58,6 +58,7 @@ export class RegistryClient {
   private readonly budget: RetryBudget;
   private readonly deadline: Deadline | undefined;
   private readonly signal: AbortSignal | undefined;
+  private readonly onWarning: ((message: string) => void) | undefined;
   private readonly secureAgent: Agent;
   private readonly insecureAgent: Agent;
   private readonly hosts = new Map<string, Promise<HostState>>();
@@ -79,6 +80,7 @@ export class RegistryClient {
     this.budget = new RetryBudget(opts.maxTotalRetries ?? 200, opts.maxRetryWaitMs ?? 300_000);
     this.deadline = opts.timeoutMs !== undefined ? new Deadline(opts.timeoutMs) : undefined;
     this.signal = opts.signal;
+    this.onWarning = opts.onWarning;
     const common = { keepAliveTimeout: 30_000, connections: 32 };
     this.secureAgent = newAgent(common);
     this.insecureAgent = newAgent({ ...common, connect: { rejectUnauthorized: false } });
@@ -181,8 +183,13 @@ export class RegistryClient {
         out = await this.dispatch(url, method, headers, insecure, signal, body);
       } catch (err) {
         if (signal.aborted) throw stopError(signal);
-        if (attempt >= retries || !isRetryableNetworkError(err)) throw unreachable(url, err, this.timeoutMs);
-        await sleep(this.budget.spend(`${method} ${url.origin}${url.pathname}: ${(err as Error)?.message ?? String(err)}`, this.backoff(attempt)), signal);
+        // Nothing listening is worth one brief retry (a registry restarting), not the full backoff series.
+        const refused = errCode(err) === 'ECONNREFUSED';
+        const limit = refused ? Math.min(retries, 1) : retries;
+        if (attempt >= limit || !isRetryableNetworkError(err)) throw unreachable(url, err, this.timeoutMs);
+        const wait = this.budget.spend(`${method} ${url.origin}${url.pathname}: ${(err as Error)?.message ?? String(err)}`, refused ? Math.max(this.backoff(attempt), this.retryBaseMs * 5) : this.backoff(attempt));
+        this.onWarning?.(`${method} ${url.origin}${printable(url.pathname, 200)}: ${describeNetError(err, { advice: false })}; retrying in ${(wait / 1000).toFixed(1)} s (${attempt + 1} of ${limit})`);
+        await sleep(wait, signal);
         continue;
       }
       const status = out.res.statusCode;

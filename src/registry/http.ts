@@ -223,7 +223,10 @@ export async function errorSummary(res: Response): Promise<{ codes: string[]; te
   } catch {
     /* not JSON */
   }
-  return { codes: [], text: printable(body.toString('utf8')) };
+  const text = body.toString('utf8');
+  // A web server's error page says nothing a user needs, and its markup fills the terminal.
+  if (/^\s*<(?:!doctype|html|\?xml|head|body)\b/i.test(text) || /^text\/html\b/i.test(header(res, 'content-type') ?? '')) return { codes: [], text: 'an HTML page' };
+  return { codes: [], text: printable(text) };
 }
 
 export function printable(s: string, max = 300): string {

@@ -1,14 +1,16 @@
 // `GET /v2/`: which scheme a registry answers on, and the authentication challenge it sends; and where a redirect
 // may lead.
-import { RegistryError } from './errors.js';
+import { NOT_TLS, RegistryError, describeNetError, plainHttpError } from './errors.js';
 import { parseChallenges } from './challenge.js';
-import { drain, header, stopError, type Response } from './http.js';
+import { drain, errCode, header, stopError, type Response } from './http.js';
 import type { HostState, Target } from './types.js';
 
 /**
  * Pings `t` over https, or (insecure registries only) over plain http when https fails. A challenge counts only when
- * it comes from the registry's own origin: one from a host `/v2/` was redirected to is not followed. When both
- * schemes fail, both failures are reported, so a plain-http registry's own failure is not hidden behind the TLS one.
+ * it comes from the registry's own origin: one from a host `/v2/` was redirected to is not followed. A server that
+ * answers `/v2/` as no registry does (404, or an HTML page) is reported as not a registry. When both schemes fail to
+ * connect, the plain-http failure is the one reported (that is what was used), with the https one when it differs; a
+ * secure registry whose https port speaks plain HTTP is reported as that, with the option that allows it.
  */
 export async function pingRegistry(
   t: Target,
@@ -19,25 +21,59 @@ export async function pingRegistry(
   const tryOrigin = async (origin: string, retries: number): Promise<HostState> => {
     const { res, url } = await get(new URL('/v2/', origin), retries);
     const challenges = res.statusCode === 401 && url.origin === origin ? parseChallenges(res.headers['www-authenticate']) : [];
+    const html = /^text\/html\b/i.test(header(res, 'content-type') ?? '');
     await drain(res);
     if (res.statusCode !== 200 && res.statusCode !== 401 && res.statusCode >= 500) {
       throw new RegistryError('CARRIER_REGISTRY_ERROR', `pinging ${origin}/v2/: status ${res.statusCode}`, { status: res.statusCode });
+    }
+    if (res.statusCode === 404 || (res.statusCode === 200 && html)) {
+      const answer = `${res.statusCode}${html ? ' with an HTML page' : ''}`;
+      throw new RegistryError(
+        'CARRIER_REGISTRY_ERROR',
+        `${origin} is not a container registry: GET /v2/ answered ${answer}, where a registry answers 200 or 401; check the registry's address`,
+        { status: res.statusCode },
+      );
     }
     const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic') ?? null;
     return { origin, challenge };
   };
   const https = `https://${t.apiHost}`;
-  if (!t.insecure) return tryOrigin(https, maxRetries);
+  const plain = `http://${t.apiHost}`;
+  if (!t.insecure) {
+    try {
+      return await tryOrigin(https, maxRetries);
+    } catch (err) {
+      if (signal.aborted || !NOT_TLS.test(errCode((err as Error)?.cause))) throw err;
+      // Does the port speak plain HTTP? One bare GET /v2/ (no credentials) tells.
+      let answered = false;
+      try {
+        await drain((await get(new URL('/v2/', plain), 0)).res);
+        answered = true;
+      } catch {
+        // not HTTP either: the TLS failure stands
+      }
+      if (signal.aborted) throw stopError(signal);
+      throw answered ? plainHttpError(t.apiHost, err) : err;
+    }
+  }
   try {
     return await tryOrigin(https, 0);
   } catch (err) {
     if (signal.aborted) throw stopError(signal);
     try {
-      return await tryOrigin(`http://${t.apiHost}`, maxRetries);
-    } catch (plain) {
+      return await tryOrigin(plain, maxRetries);
+    } catch (plainErr) {
       if (signal.aborted) throw stopError(signal);
+      // The server answered over plain http: what it answered is the news.
+      if (plainErr instanceof RegistryError && plainErr.status !== undefined) throw plainErr;
+      const a = errCode((err as Error)?.cause);
+      const b = errCode((plainErr as Error)?.cause);
+      if (a !== '' && a === b) {
+        const message = `cannot reach ${plain} (https failed the same way): ${describeNetError((plainErr as Error).cause)}`;
+        throw new RegistryError('CARRIER_REGISTRY_ERROR', message, { cause: plainErr });
+      }
       const why = (e: unknown): string => String((e as Error)?.message ?? e).replace(/^cannot reach \S+: /, '');
-      throw new RegistryError('CARRIER_REGISTRY_ERROR', `cannot reach ${t.apiHost}: over https: ${why(err)}; over plain http: ${why(plain)}`, { cause: plain });
+      throw new RegistryError('CARRIER_REGISTRY_ERROR', `cannot reach ${t.apiHost}: over https: ${why(err)}; over plain http: ${why(plainErr)}`, { cause: plainErr });
     }
   }
 }

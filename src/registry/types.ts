@@ -45,7 +45,7 @@ export interface RegistryClientOptions {
   timeoutMs?: number;
   /** Cancels everything this client does. */
   signal?: AbortSignal;
-  /** Warnings (ignored settings); never given credentials. */
+  /** Warnings (ignored settings, a retry after a failed connection); never given credentials. */
   onWarning?: (message: string) => void;
 }
 

@@ -2,7 +2,7 @@
 // (overlay layers do not depend on each other's content), and completed in rounds; the first failure stops the rest
 // and removes every layer the pool began, so a failed commit leaves the store as it was.
 import type { Readable } from 'node:stream';
-import { abortError } from '../errors.js';
+import { CarrierError, abortError } from '../errors.js';
 import { imageBudget, type AppliedLayer } from '../layer/apply.js';
 import { LayerCompleter } from './layer-completion.js';
 import type { LayerStore, LayerStream } from './layers.js';
@@ -138,7 +138,7 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
       } catch (err) {
         ready.get(p.id)!.reject(err);
         if (!settled) await p.layer.settle?.(undefined).catch(() => {});
-        failure ??= err;
+        failure ??= namingBlob(err, p.layer.digest);
         stop.abort();
       }
     }
@@ -155,4 +155,15 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
     throw failure;
   }
   return applied;
+}
+
+/** Errors that say a layer's bytes are wrong. */
+const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
+
+/** A content error names the blob whose bytes were wrong (once): the decoder that found it knows no digest. */
+function namingBlob(err: unknown, digest: string | undefined): unknown {
+  if (digest !== undefined && err instanceof CarrierError && CONTENT_ERRORS.has(err.code) && !err.message.includes(digest)) {
+    err.message = `layer blob ${digest}: ${err.message}`;
+  }
+  return err;
 }

@@ -6,7 +6,6 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { CarrierError } from '../errors.js';
 import type { ImageReference } from '../reference.js';
 import { dockerIdentity, dockerNamespaces } from './scopes.js';
@@ -87,6 +86,8 @@ export async function loadRegistriesD(opts: LoadRegistriesDOptions = {}): Promis
   }
   const out: RegistriesD = { dir, docker: Object.create(null) as RegistriesD['docker'] };
   const from = new Map<string, string>();
+  // Imported here, not with the module: YAML is most of what loading the trust code would cost a short command.
+  const { parse: parseYaml } = await import('yaml');
   for (const n of names) {
     const file = path.join(dir, n);
     let doc: unknown;

@@ -7,13 +7,13 @@ export function barModel(report) {
   const panels = scen.map((s) => {
     const rows = report.rows.filter((r) => r.scenario === s);
     const carrier = rows.find((r) => r.contender === 'carrier');
-    return { title: rows[0].title, bars: rows.map((r) => bar(r.contender, r.contender === 'carrier' ? 'carrier' : 'podman', r, carrier)) };
+    return { title: rows[0].title, bars: rows.map((r) => bar(r.contender, r.contender === 'node' ? 'node -e 0' : r.contender, r, carrier)) };
   });
-  return { title: 'Containers: create + mount, run --rm IMG true', subtitle: subtitle(report), unit: 's', panels };
+  return { title: 'Containers: create + mount, run --rm IMG true, short commands', subtitle: subtitle(report), unit: 's', panels };
 }
 
 export function markdown(report) {
-  const L = ['## Containers: create + mount, and `run --rm IMG true`, against podman', '', ...runLines(report)];
+  const L = ['## Containers: create + mount, `run --rm IMG true` and the short commands, against podman', '', ...runLines(report)];
   if (report.imported) L.push(`- ⚠ ${report.imported}`);
   L.push('', '### Method', '', report.method, '');
   const scen = [...new Set(report.rows.map((r) => r.scenario))];
@@ -27,10 +27,12 @@ export function markdown(report) {
         ok(r) ? r.median.toFixed(3) : `failed: ${r.problems?.[0] ?? '?'}`,
         ok(r) ? range(r) : '',
         ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
+        r.cpuMedian !== undefined ? r.cpuMedian.toFixed(2) : '',
+        r.cpuMedian !== undefined && carrier?.cpuMedian ? `${(r.cpuMedian / carrier.cpuMedian).toFixed(2)}×` : '',
       ]);
     }
   }
-  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier'], rows));
+  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier', 'CPU s (user + sys, median)', 'CPU ÷ carrier'], rows));
   const pr = report.podmanRun;
   if (pr?.failedAttempts?.length) {
     L.push('', pr.used ? `podman run worked with ${pr.used}; before that it failed with:` : 'podman run does not work on this machine; every way tried failed:', '');

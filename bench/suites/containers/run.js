@@ -1,6 +1,9 @@
 // The containers suite (`npm run bench -- --suite containers`): `carrier create` + `carrier mount` against
-// `podman create` + `podman mount` (of a one-layer image and of a 130-layer one, past podman's ~127-layer limit), and `carrier run --rm IMG true` against `podman run --rm IMG true`, on the same
-// one-layer busybox-static image (Debian `busybox-static`), round-robin, median of N; every CLI timed spawn to exit.
+// `podman create` + `podman mount` (of a one-layer image and of a 130-layer one, past podman's ~127-layer limit),
+// `carrier run --rm IMG true` against `podman run --rm IMG true`, and each short command on its own (images, inspect,
+// ps, create, mount, umount, rm, version: short.js) with create + mount in-process, on the same one-layer
+// busybox-static image (Debian `busybox-static`), round-robin, median of N; every CLI timed spawn to exit. Carrier
+// runs as installed: package.json's bin (dist/cli/bin.cjs, the bundled CLI).
 //
 // Both stores live on one fresh loop-mounted ext4 (bench/lib/scratch.js) with short run roots under /tmp (podman refuses
 // run roots longer than 50 characters); the image is committed to Carrier's store through the store API, saved with
@@ -10,10 +13,12 @@
 // keeps the first that does (the report names it and every failure before it), and when none does the row says why.
 import fs from 'node:fs';
 import path from 'node:path';
-import { run, timeCommand, sha256 } from '../../lib/util.js';
+import { pathToFileURL } from 'node:url';
+import { run, timeCommand, sha256, median } from '../../lib/util.js';
 import { timings, roundRobin } from '../../lib/roundrobin.js';
 import { mountsBelow } from '../../lib/scratch.js';
 import { tarImage, withStore } from '../../lib/store.js';
+import { shortCommandScenarios } from './short.js';
 
 export const CONTAINERS_CONFIG = { quick: { runs: 0 }, full: { runs: 5 } };
 const IMG = 'localhost/bench-busybox:1';
@@ -49,7 +54,8 @@ export async function runContainersSuite(ctx) {
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
   if (!busybox) throw new Error('busybox not found: apt-get install -y busybox-static');
-  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
+  // the installed command: package.json's bin, the bundled CLI
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs');
   const tmp = fs.mkdtempSync('/tmp/cbc-');
   try {
     return await ctx.scratch(2 * 1024 ** 3, async (mnt) => {
@@ -144,15 +150,32 @@ export async function runContainersSuite(ctx) {
           ],
         },
       ];
-      const rows = [];
+      scenarios.push(...shortCommandScenarios({
+        clis,
+        img: IMG,
+        where: c,
+        api: await import(pathToFileURL(ctx.carrier.entry).href),
+        check,
+        tmp,
+      }));
+      // scenarios of one group (the short commands) share one round-robin: a round runs each of them once
+      const groups = [];
       for (const s of scenarios) {
-        const cells = await roundRobin(ctx, s.items, runs, {
-          name: `${s.id} `,
-          onWarm: (it, r) => log(`  ${s.title.padEnd(18)} ${it.id.padEnd(8)} ${r.seconds.toFixed(3)} s`),
+        const g = s.group && groups.find((x) => x.id === s.group);
+        if (g) g.scenarios.push(s);
+        else groups.push({ id: s.group ?? s.id, scenarios: [s] });
+      }
+      const rows = [];
+      for (const g of groups) {
+        const items = g.scenarios.flatMap((s) => s.items.map((it) => ({ ...it, id: `${s.id} ${it.id}`, contender: it.id, title: s.title })));
+        const cells = await roundRobin(ctx, items, runs, {
+          name: '',
+          onWarm: (it, r) => log(`  ${it.title.padEnd(18)} ${it.contender.padEnd(8)} ${r.seconds.toFixed(3)} s`),
         });
-        for (const it of s.items) {
-          const cell = cells.get(it.id);
+        for (const s of g.scenarios) for (const it of s.items) {
+          const cell = cells.get(`${s.id} ${it.id}`);
           if (!cell) continue; // left out by --only
+          const cpu = cell.results.map((r) => r.cpu).filter((x) => x !== undefined);
           rows.push({
             scenario: s.id,
             title: s.title,
@@ -160,6 +183,7 @@ export async function runContainersSuite(ctx) {
             label: it.label,
             command: s.id === 'run' && it.id === 'podman' && podmanRun.variant ? `podman run --rm --network none ${podmanRun.variant.flags.join(' ')} IMG true`.replace(/ +/g, ' ') : it.command,
             ...timings(cell),
+            ...(cpu.length ? { cpuMedian: median(cpu) } : {}),
             problems: cell.problems,
             disturbed: cell.disturbed,
           });
@@ -170,7 +194,7 @@ export async function runContainersSuite(ctx) {
       return {
         ...ctx.reportHead('containers', started, { runs, tools: { podman: (await run('podman', ['--version'], { allowFail: true })).stdout.trim() } }),
         method:
-          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier); create + mount is the sum of the two commands. Containers and mounts stay until the end of the suite.`,
+          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier: \`node -e 0\` is timed beside them), Carrier as installed (package.json's bin, the bundled CLI); create + mount is the sum of the two commands. The short-command rows share one round-robin, so a round runs each once, in a harness's order (images, inspect, ps, create, mount, umount, rm of that container, version), and are also timed in CPU-seconds (user + system of the command and its children, GNU time: on a machine other work shares, CPU time swings much less than wall time); the in-process row times createContainer + mountContainer in the benchmark process on a store opened before. Containers and mounts stay until the end of the suite.`,
         podmanRun: { used: podmanRun.variant?.note, failedAttempts: podmanRun.attempts },
         rows,
         disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),

@@ -1,6 +1,7 @@
 // The pull suite's report: which targets were met, its chart and its section of bench/RESULTS.md.
 import { MiB } from '../../lib/util.js';
 import { ok, bar, subtitle, mdTable, runLines, fmtVal, judge, targetsTable } from '../../lib/render.js';
+import { defaultLayoutMarkdown } from './default-layout.js';
 
 const RSS_LIMIT_MIB = 200;
 
@@ -170,6 +171,7 @@ function renderPullMarkdown(report) {
     L.push('');
     L.push(mdTable(HEAD, imageRows(report, img)));
   }
+  L.push(...defaultLayoutMarkdown(report, { mdTable, ok }));
   L.push('');
   L.push('All timed runs (seconds):');
   L.push('');

@@ -24,6 +24,7 @@ import { median, fmtDuration, run, MiB } from '../../lib/util.js';
 import { treeManifest, tarManifest, classifyDiff, some } from '../../lib/tree.js';
 import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 import { buildSmallFilesLayers } from './fixture.js';
+import { runDefaultLayout } from './default-layout.js';
 
 export const PULL_CONFIG = {
   quick: {
@@ -288,6 +289,17 @@ export async function runPullSuite(ctx) {
       },
     });
 
+    // the pull users actually get (issue 21): the distro gzip image into the default layout on the host file system
+    const distroGzip = variants.find((v) => v.id === 'distro/gzip');
+    const defaultLayout = distroGzip
+      ? await runDefaultLayout(ctx, {
+          variant: distroGzip,
+          cli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null,
+          runs,
+          runBase,
+        })
+      : undefined;
+
     fs.rmSync(runBase, { recursive: true, force: true });
 
     const rows = [];
@@ -326,6 +338,12 @@ export async function runPullSuite(ctx) {
         });
       }
     }
+    // the isolated rows of the same image from this run, beside the default layout's (ratios within one run)
+    if (defaultLayout) {
+      defaultLayout.isolated = Object.fromEntries(
+        rows.filter((r) => r.variant === defaultLayout.variant).map((r) => [r.contender, { median: r.median, min: r.min, max: r.max }]),
+      );
+    }
     const report = {
       ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),
       registry: { version: reg.version, url: reg.url },
@@ -342,6 +360,7 @@ export async function runPullSuite(ctx) {
         crossCheck: v.crossCheck,
       })),
       rows,
+      defaultLayout,
       disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),
     };
     return report;

@@ -1,0 +1,131 @@
+// The installed `carrier` command: package.json's bin is dist/cli/bin.cjs, which runs the CLI bundled by
+// scripts/bundle-cli.mjs after tsc (dist/cli/carrier.cjs). The short commands a harness calls thousands of
+// times run through it on a real store, and a short command loads none of the large packages only pulls, pushes
+// and signatures need (issue 21: start-up). Run `npm run build` (not `tsc` alone) before this file.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Store } from '../src/store/store.js';
+import { buildRunnableImage } from './support/runnable.js';
+import { commitOf, storeDirs } from './support/store.js';
+
+const repo = path.resolve(import.meta.dirname, '..');
+const bin = path.join(repo, 'dist/cli/bin.cjs');
+const bundle = path.join(repo, 'dist/cli/carrier.cjs');
+const unbundled = path.join(repo, 'dist/cli/main.js');
+const NAME = 'localhost/startup:1';
+
+let work: string;
+let globals: string[];
+
+function carrier(entry: string, args: string[], node: string[] = []): { stdout: string; stderr: string; status: number | null } {
+  const r = spawnSync(process.execPath, [...node, entry, ...globals, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+}
+
+function ok(entry: string, args: string[]): string {
+  const r = carrier(entry, args);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return r.stdout.trim();
+}
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'carrier-startup-'));
+  const dirs = storeDirs(work);
+  globals = ['--root', dirs.root, '--runroot', dirs.runroot];
+  const store = await Store.open(dirs);
+  try {
+    await store.commitImage(commitOf(buildRunnableImage(path.join(work, 'oci')), [NAME]));
+  } finally {
+    await store.close();
+  }
+});
+
+afterAll(() => {
+  if (work) {
+    // a test that failed between mount and umount leaves the overlay mounted
+    for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+      const at = line.split(' ')[1];
+      if (at?.startsWith(work)) spawnSync('umount', ['-l', at]);
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
+describe('the carrier bin', () => {
+  it('runs the bundle made from the current dist/', () => {
+    expect(fs.readFileSync(bin, 'utf8')).toContain("require('./carrier.cjs')");
+    // tsc alone rewrites dist/cli/dispatch.js and leaves the bundle as it was: that bundle would run old code
+    expect(fs.statSync(bundle).mtimeMs, 'dist/cli/carrier.cjs is older than tsc output: run node scripts/bundle-cli.mjs').toBeGreaterThanOrEqual(
+      fs.statSync(path.join(repo, 'dist/cli/dispatch.js')).mtimeMs,
+    );
+  });
+
+  it('runs version, images, inspect, create, mount, ps, umount and rm on a store as the unbundled CLI does', () => {
+    expect(ok(bin, ['version'])).toBe(ok(unbundled, ['version']));
+    expect(ok(bin, ['version'])).toMatch(/^carrier \d+\.\d+\.\d+\ncarrier-native\//);
+    const images = ok(bin, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
+    expect(images).toBe(NAME);
+    expect(images).toBe(ok(unbundled, ['images', '--format', '{{.Repository}}:{{.Tag}}']));
+
+    const id = ok(bin, ['create', '--name', 'short', NAME]);
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    const merged = ok(bin, ['mount', id]);
+    expect(fs.readFileSync(path.join(merged, 'etc/os-release'), 'utf8')).toContain('ID=');
+    expect(ok(bin, ['ps', '-a', '--format', '{{.ID}} {{.Names}}'])).toBe(`${id.slice(0, 12)} short`);
+    const container = JSON.parse(ok(bin, ['container', 'inspect', 'short'])) as { Id: string }[];
+    expect(container.map((c) => c.Id)).toEqual([id]);
+    const image = JSON.parse(ok(bin, ['inspect', NAME])) as { RepoTags: string[] }[];
+    expect(image.map((i) => i.RepoTags)).toEqual([[NAME]]);
+    expect(ok(bin, ['umount', id])).toBe(id);
+    expect(fs.readFileSync('/proc/self/mounts', 'utf8')).not.toContain(merged);
+    expect(ok(bin, ['rm', id])).toBe(id);
+    expect(ok(bin, ['ps', '-a', '--format', '{{.ID}}'])).toBe('');
+  });
+
+  it('fails as the unbundled CLI does: an unknown command and a missing image', () => {
+    for (const args of [['nosuch'], ['inspect', 'localhost/missing:1']]) {
+      const a = carrier(bin, args);
+      const b = carrier(unbundled, args);
+      expect(a.status).toBe(125);
+      expect([a.status, a.stdout, a.stderr]).toEqual([b.status, b.stdout, b.stderr]);
+    }
+  });
+});
+
+describe('what a short command loads', () => {
+  // Every file Node loads, CommonJS or ES module, written to a list as the process exits.
+  const probe = (list: string): string[] => [
+    '--require',
+    path.join(work, 'probe.cjs'),
+    '--import',
+    `data:text/javascript,${encodeURIComponent(
+      `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(
+        `import { appendFileSync } from 'node:fs'; export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(list)}, r.url + '\\n'); return r; }`,
+      )}`)});`,
+    )}`,
+  ];
+
+  it.each([
+    ['the bin', () => bin],
+    ['the unbundled CLI', () => unbundled],
+  ])('`images` and `ps` through %s load no YAML, openpgp, undici or tar parser of a registry pull', (_what, entry) => {
+    const list = path.join(work, 'loaded.txt');
+    fs.writeFileSync(
+      path.join(work, 'probe.cjs'),
+      `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(list)}, Object.keys(require.cache).join('\\n') + '\\n'));`,
+    );
+    for (const args of [['images'], ['ps', '-a']]) {
+      fs.rmSync(list, { force: true });
+      const r = carrier(entry(), args, probe(list));
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const loaded = fs.readFileSync(list, 'utf8').split('\n').filter(Boolean);
+      expect(loaded.some((f) => f.includes('/dist/'))).toBe(true);
+      expect(loaded.filter((f) => /node_modules\/(yaml|openpgp|undici|tar-stream)\//.test(f))).toEqual([]);
+    }
+  });
+});
