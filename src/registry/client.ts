@@ -455,9 +455,7 @@ export class RegistryClient {
 
   /** A GET of a blob with extra headers (a Range), through mirrors and auth as getBlob; 200 or 206, body unread (ranges.ts). */
   async requestBlob(ref: ImageReference | string, digest: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
-    parseDigest(digest);
     const s = this.combinedSignal(signal);
-    if (s.aborted) throw stopError(s);
     return this.firstWorking(this.blobTargets(this.toRef(ref)), s, async (t) => {
       const { res } = await this.apiRequest(t, `/v2/${t.repository}/blobs/${digest}`, { accept: '*/*', ...headers }, s);
       if (res.statusCode !== 200 && res.statusCode !== 206) throw await this.statusError(t, res, `blob ${digest}`);

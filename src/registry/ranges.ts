@@ -5,6 +5,7 @@
 // the whole blob) fails with CARRIER_UNSUPPORTED, so the caller fetches the blob whole its usual way.
 import { CarrierError } from '../errors.js';
 import type { ImageReference } from '../reference.js';
+import { parseDigest } from '../oci/digest.js';
 import { discard, header, readCapped, type Response } from './http.js';
 
 export interface ByteRange {
@@ -38,6 +39,8 @@ function rangeError(digest: string, what: string): CarrierError {
  * The bytes are not verified here: the caller checks what they decode to.
  */
 export async function fetchBlobRanges(client: RangeClient, ref: ImageReference | string, digest: string, size: number, ranges: readonly ByteRange[], signal?: AbortSignal): Promise<FetchedRanges> {
+  parseDigest(digest);
+  signal?.throwIfAborted();
   let prev = 0;
   for (const r of ranges) {
     if (!Number.isSafeInteger(r.offset) || !Number.isSafeInteger(r.length) || r.length <= 0 || r.offset < prev || r.offset + r.length > size) {
