@@ -221,7 +221,9 @@ export class RegistryClient {
   }
 
   private ping(t: Target, signal: AbortSignal): Promise<HostState> {
-    return pingRegistry(t, this.maxRetries, signal, (url, retries) => this.dispatchRetrying(url, 'GET', {}, t.insecure, signal, retries));
+    // A mirror that does not answer is passed over at once for the next endpoint (the upstream is always there
+    // after it), as podman does: retrying a mirror that is down cost every pull seconds of backoff.
+    return pingRegistry(t, t.mirror ? 0 : this.maxRetries, signal, (url, retries) => this.dispatchRetrying(url, 'GET', {}, t.insecure, signal, retries));
   }
 
   private creds(t: Target): Credentials | undefined {
