@@ -31,9 +31,10 @@ import type { ApiRequest, ApiResponse, CachedToken, FetchedDocument, GetBlobOpti
   RegistryClientOptions, Target } from './types.js';
 export type { RegistryClientOptions, ManifestSource, FetchedDocument, GetManifestOptions, GetManifestResult, GetBlobOptions } from './types.js';
 import { BlobStream } from './blob-stream.js';
-import { newAgent, type Agent, RETRYABLE_STATUS, discard, drain, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
+import { RETRYABLE_STATUS, discard, drain, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
   readCapped, sleep, stopError, type LowSpeed, type Response } from './http.js';
 import { Deadline, RetryBudget } from './limits.js';
+import { RegistryAgents } from './agents.js';
 
 import type { CredentialStore, Credentials } from './auth.js';
 
@@ -58,8 +59,7 @@ export class RegistryClient {
   private readonly budget: RetryBudget;
   private readonly deadline: Deadline | undefined;
   private readonly signal: AbortSignal | undefined;
-  private readonly secureAgent: Agent;
-  private readonly insecureAgent: Agent;
+  private readonly agents: RegistryAgents;
   private readonly hosts = new Map<string, Promise<HostState>>();
   private readonly tokens = new Map<string, Promise<CachedToken>>();
   /** Where the last manifest of a repository came from: blobs are fetched there first. */
@@ -79,16 +79,14 @@ export class RegistryClient {
     this.budget = new RetryBudget(opts.maxTotalRetries ?? 200, opts.maxRetryWaitMs ?? 300_000);
     this.deadline = opts.timeoutMs !== undefined ? new Deadline(opts.timeoutMs) : undefined;
     this.signal = opts.signal;
-    const common = { keepAliveTimeout: 30_000, connections: 32 };
-    this.secureAgent = newAgent(common);
-    this.insecureAgent = newAgent({ ...common, connect: { rejectUnauthorized: false } });
+    this.agents = new RegistryAgents(opts.certDir);
     for (const w of opts.registriesConf?.warnings ?? []) opts.onWarning?.(w);
   }
 
   /** Closes the connection pools. */
   async close(): Promise<void> {
     this.deadline?.stop();
-    await Promise.all([this.secureAgent.close(), this.insecureAgent.close()]);
+    await this.agents.close();
   }
 
   // --- endpoints ------------------------------------------------------------------------------------------------
@@ -117,10 +115,6 @@ export class RegistryClient {
     }));
   }
 
-  private agentFor(insecure: boolean): Agent {
-    return insecure ? this.insecureAgent : this.secureAgent;
-  }
-
   // --- HTTP -----------------------------------------------------------------------------------------------------
 
   /** One request, following redirects itself; Authorization goes only to the origin it was meant for. */
@@ -138,7 +132,7 @@ export class RegistryClient {
     for (let hop = 0; ; hop++) {
       const h: Record<string, string> = { 'user-agent': this.userAgent, ...headers };
       if (current.origin !== authOrigin) delete h.authorization;
-      const res = await this.agentFor(insecure).request({
+      const res = await (await this.agents.for(insecure, current.host)).request({
         origin: current.origin,
         path: current.pathname + current.search,
         method: m,
