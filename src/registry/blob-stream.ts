@@ -3,6 +3,9 @@ import { CarrierError } from '../errors.js';
 import { RegistryError } from './errors.js';
 import { SpeedGuard, discard, sleep, stopError, tooSlow, type LowSpeed, type Response } from './http.js';
 
+/** Chunks are passed on once this many bytes are held (and at the end of each event-loop turn). */
+const COALESCE_BYTES = 256 * 1024;
+
 /**
  * A blob body that survives dropped connections: each response body is read in flowing mode (its chunks are pushed
  * on as they come, the body paused while the consumer is full), and a reset or a short body is resumed from the
@@ -14,9 +17,6 @@ import { SpeedGuard, discard, sleep, stopError, tooSlow, type LowSpeed, type Res
  * after `maxResumes`, every retry is charged to the client's budget (`spendRetry`), and a body slower than `speed`
  * ends the download.
  */
-/** Chunks are passed on once this many bytes are held (and at the end of each event-loop turn). */
-const COALESCE_BYTES = 256 * 1024;
-
 export class BlobStream extends Readable {
   private body: Readable | undefined;
   private guard: SpeedGuard | undefined;
