@@ -1,6 +1,7 @@
 // The pull suite's report: which targets were met, its chart and its section of bench/RESULTS.md.
 import { MiB } from '../../lib/util.js';
 import { ok, bar, subtitle, mdTable, runLines, fmtVal, judge, targetsTable } from '../../lib/render.js';
+import { renderNetworkMarkdown } from './network-report.js';
 
 const RSS_LIMIT_MIB = 200;
 
@@ -201,6 +202,7 @@ function renderPullMarkdown(report) {
     }
     if (r.missing) L.push(`- \`${r.variant} ${r.contender}\`: ${r.missing}`);
   }
+  L.push(...renderNetworkMarkdown(report.network));
   L.push('');
   L.push('### Pull targets (issue 4, Speed)');
   L.push('');

@@ -24,6 +24,7 @@ import { median, fmtDuration, run, MiB } from '../../lib/util.js';
 import { treeManifest, tarManifest, classifyDiff, some } from '../../lib/tree.js';
 import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 import { buildSmallFilesLayers } from './fixture.js';
+import { runNetworkScenarios } from './network.js';
 
 export const PULL_CONFIG = {
   quick: {
@@ -326,8 +327,14 @@ export async function runPullSuite(ctx) {
         });
       }
     }
+    // TLS, shaped links and concurrent pulls of one image (network.js), a scenario block of its own
+    const distroGzip = variants.find((x) => x.id === 'distro/gzip');
+    const network = distroGzip
+      ? await runNetworkScenarios(ctx, { v: distroGzip, dataDir: path.join(registryRoot, 'data'), carrierCli: contenders.find((c) => c.id === 'carrier') ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null, runs })
+      : undefined;
     const report = {
       ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),
+      network,
       registry: { version: reg.version, url: reg.url },
       images: variants.map((v) => ({
         id: v.id,
