@@ -2,15 +2,14 @@
 // `certs.d/host[:port]/` holds extra certificate authorities (`*.crt`) and a client certificate (`*.cert` with its
 // `*.key`). Looked for in $XDG_CONFIG_HOME/containers/certs.d (rootless), /etc/containers/certs.d and
 // /etc/docker/certs.d, first directory found wins; `--cert-dir DIR` names the one directory to use for every registry
-// instead. The authorities are added to Node's own, as podman adds them to the system pool.
+// instead. The authorities are added to Node's own (registry/agents.ts), as podman adds them to the system pool.
 import { readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { rootCertificates } from 'node:tls';
 import { CarrierError } from '../errors.js';
 
 export interface HostTls {
-  /** Node's authorities plus the directory's. */
+  /** The directory's authorities (PEM), trusted besides Node's own. */
   ca: string[];
   cert?: string;
   key?: string;
@@ -52,7 +51,7 @@ export async function readCertDir(dir: string): Promise<HostTls | undefined> {
     [cert, key] = await Promise.all([read(name), read(keyName)]);
   }
   if (extra.length === 0 && cert === undefined) return undefined;
-  return { ca: [...rootCertificates, ...extra], ...(cert !== undefined ? { cert, key: key! } : {}), dir };
+  return { ca: extra, ...(cert !== undefined ? { cert, key: key! } : {}), dir };
 }
 
 /** The TLS settings for `host` (`name[:port]`): `certDir` when given, else the first certs.d/host directory found. */
