@@ -41,9 +41,10 @@ export async function makeCa(dir, ips = ['127.0.0.1']) {
 
 /**
  * docker-registry serving `dataDir` (the suite's registry storage, read here only) on `addr` (`ip:port`), over TLS
- * when `tls` ({ cert, key }) is given; in network namespace `netns` when given. Resolves { host, url, stop() }.
+ * when `tls` ({ cert, key }) is given; in network namespace `netns` when given; a pull-through cache of the registry
+ * at URL `proxy` when given (`dataDir` is then its own, written). Resolves { host, url, stop() }.
  */
-export async function startRegistryOn(dataDir, confDir, { addr, tls, netns, name = 'registry' }) {
+export async function startRegistryOn(dataDir, confDir, { addr, tls, netns, name = 'registry', proxy, env }) {
   fs.mkdirSync(confDir, { recursive: true });
   const config = path.join(confDir, `${name}.yml`);
   fs.writeFileSync(config, [
@@ -59,16 +60,17 @@ export async function startRegistryOn(dataDir, confDir, { addr, tls, netns, name
     '    uploadpurging:',
     '      enabled: false',
     '    readonly:',
-    '      enabled: true',
+    `      enabled: ${proxy ? 'false' : 'true'}`,
     'http:',
     `  addr: ${addr}`,
     ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
+    ...(proxy ? ['proxy:', `  remoteurl: ${proxy}`] : []),
     '',
   ].join('\n'));
   const logFile = path.join(confDir, `${name}.log`);
   const fd = fs.openSync(logFile, 'w');
   const argv = netns ? ['ip', 'netns', 'exec', netns, 'docker-registry', 'serve', config] : ['docker-registry', 'serve', config];
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', fd, fd] });
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
   fs.closeSync(fd);
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);

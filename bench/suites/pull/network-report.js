@@ -36,6 +36,16 @@ export function renderNetworkMarkdown(network) {
     }
   }
   L.push(mdTable(head, rows));
+  if (network.cacheRows?.length) {
+    L.push('');
+    L.push('A pull-through cache on this side of the slowest link (Debian’s docker-registry in proxy mode, warmed by the first pull, named as a `registries.conf` mirror of the shaped registry), against the link direct; carrier, fresh store and empty blob cache per run.');
+    L.push('');
+    const direct = network.cacheRows[0];
+    L.push(mdTable(
+      ['scenario', 'median s', 'min–max s', 'CPU-s (median)', 'time ÷ direct'],
+      network.cacheRows.map((r) => [r.scenario + (r.problems.length ? ' ⚠' : ''), good(r) ? s(r.median) : 'failed', good(r) ? `${s(r.min)}–${s(r.max)}` : '', s(r.cpuMedian), good(r) && good(direct) ? (r.median / direct.median).toFixed(2) + '×' : '']),
+    ));
+  }
   if (network.concurrentRows.length) {
     L.push('');
     L.push('Several pulls of one image at once (carrier, 4 stores, plain http on loopback through a relay that counts blob GETs): with one shared blob cache each blob is downloaded once, the other pulls wait for it (a per-digest lock in the cache) and apply the cached copy.');
@@ -55,7 +65,7 @@ export function renderNetworkMarkdown(network) {
       }),
     ));
   }
-  const problems = [...network.linkRows, ...network.concurrentRows].filter((r) => r.problems.length);
+  const problems = [...network.linkRows, ...(network.cacheRows ?? []), ...network.concurrentRows].filter((r) => r.problems.length);
   for (const r of problems) for (const p of r.problems) L.push(`- ⚠ \`${r.link ?? r.scenario} ${r.contender}\`: ${p}`);
   for (const n of network.notes) L.push(`- ${n}`);
   return L;

@@ -4,6 +4,8 @@
 //   podman, wall time and CPU-seconds (user + sys of the process tree, GNU time) per pull;
 // - over shaped links when the machine allows (bench/lib/shaped-link.js: the registry in its own network namespace
 //   behind a veth pair, tc rate limit, a delaying relay for the round trip), plain http;
+// - through a pull-through cache (docker-registry in proxy mode, warm, a registries.conf mirror on this side of the
+//   slowest link) against that link direct;
 // - by 4 carrier processes at once into 4 stores that share one blob cache, against one pull alone, through a relay
 //   that counts blob GETs: each blob is downloaded once (the cache's per-digest lock).
 // Every run: a fresh store on a fresh scratch file system, an empty blob cache; contenders round-robin.
@@ -19,12 +21,14 @@ function failed(what, r) {
 }
 
 /** `carrier pull -q` into a fresh store under `dir` with an empty blob cache; `cacheDir` shares one instead. */
-function carrierPull(cli, ref, dir, runDir, { certDir, cacheDir } = {}) {
+function carrierPull(cli, ref, dir, runDir, { certDir, cacheDir, registriesConf } = {}) {
   const xdg = path.join(dir, 'xdg');
   fs.mkdirSync(xdg, { recursive: true });
   const env = { ...process.env, XDG_DATA_HOME: xdg, XDG_CONFIG_HOME: path.join(dir, 'config') };
   delete env.CONTAINERS_STORAGE_CONF;
   delete env.CARRIER_BLOB_CACHE;
+  if (registriesConf) env.CONTAINERS_REGISTRIES_CONF = registriesConf;
+  else delete env.CONTAINERS_REGISTRIES_CONF;
   const access = certDir ? ['--cert-dir', certDir] : ['--tls-verify=false'];
   return timedCpu(process.execPath, [cli, ...(cacheDir ? ['--blob-cache', cacheDir] : []), '--root', path.join(dir, 'root'), '--runroot', runDir, 'pull', '-q', ...access, ref], { env });
 }
@@ -112,6 +116,37 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs })
     });
     const linkRows = rowsOf(linkCells, linkItems, (it) => ({ link: it.link.id, linkTitle: it.link.title, floorSeconds: it.link.floorSeconds }));
 
+    // ---- a pull-through cache on this side of the slowest link, against the link itself ----------------------------
+    const cacheRows = [];
+    const slow = [...links].reverse().find((l) => l.spec);
+    if (carrierCli && slow) {
+      const proxy = await startRegistryOn(path.join(dir, 'proxy-data'), dir, {
+        addr: `127.0.0.1:${await freePort()}`, name: 'proxy', proxy: `https://${slow.host}`, env: { SSL_CERT_FILE: ca.ca },
+      });
+      stops.push(() => proxy.stop());
+      const conf = path.join(dir, 'registries-mirror.conf');
+      fs.writeFileSync(conf, `[[registry]]\nlocation = "${slow.host}"\n[[registry.mirror]]\nlocation = "${proxy.host}"\ninsecure = true\n`);
+      const items = [
+        { id: `direct over ${slow.title}`, contender: 'carrier', mirror: false },
+        { id: 'through a pull-through cache (warm) on this side', contender: 'carrier', mirror: true },
+      ].map((it) => ({
+        ...it,
+        run: ({ timed }) => onScratch(ctx, v, runBase, (d, runDir) => timed(async () => {
+          const conf_ = it.mirror ? conf : undefined;
+          return checkId(it.id, await carrierPull(carrierCli, ref(slow), d, runDir, { certDir: slow.certDir, registriesConf: conf_ }), v);
+        })),
+      }));
+      // warmed once, untimed: the cache then holds the image, as it would after the first machine of a fleet pulled it
+      await onScratch(ctx, v, runBase, async (d, runDir) => checkId('warming the pull-through cache', await carrierPull(carrierCli, ref(slow), d, runDir, { certDir: slow.certDir, registriesConf: conf }), v));
+      log(`\npull: ${v.id} through a pull-through cache (docker-registry proxy mode, a registries.conf mirror) against ${slow.title} direct`);
+      const cells = await roundRobin(ctx, items, runs, {
+        name: 'mirror ',
+        failPrefix: 'run failed: ',
+        onWarm: (it, r) => log(`  ${it.id.padEnd(50)} ${r.seconds.toFixed(2).padStart(7)} s, ${r.cpu?.toFixed(2)} CPU-s`),
+      });
+      cacheRows.push(...rowsOf(cells, items, (it) => ({ scenario: it.id, link: slow.id })));
+    }
+
     // ---- one download per blob: 4 pulls at once sharing one blob cache, against one ---------------------------------
     const concurrentRows = [];
     if (carrierCli) {
@@ -153,7 +188,7 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs })
         layers: v.blobDigests.length,
       })));
     }
-    return { image: v.id, compressedSize: v.compressedSize, links: links.map(({ id, title, floorSeconds, spec }) => ({ id, title, floorSeconds, spec })), linkRows, concurrentRows, notes };
+    return { image: v.id, compressedSize: v.compressedSize, links: links.map(({ id, title, floorSeconds, spec }) => ({ id, title, floorSeconds, spec })), linkRows, cacheRows, concurrentRows, notes };
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     fs.rmSync(runBase, { recursive: true, force: true });
