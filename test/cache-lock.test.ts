@@ -148,6 +148,23 @@ describe('one download per blob across processes', () => {
   }, 120_000);
 });
 
+describe('an image that has one blob twice', () => {
+  it('pulls into vfs and overlay stores: a layer never waits for a blob its own pull holds', async () => {
+    const o = { mtime: 1_700_000_000 };
+    const same = { compression: 'gzip' as const, entries: [H.dir('same/', o), H.file('same/f', crypto.randomBytes(256 * 1024), o)] };
+    const img = buildTestImage(path.join(work, 'twice'), {
+      label: 'twice',
+      layers: [same, same, { compression: 'gzip' as const, entries: [H.file('top', 'top\n', o)] }, same],
+    });
+    await pushImage(reg.host, img.ociDir, 'lock/twice:1');
+    relay.rate = 0;
+    for (const driver of ['vfs', 'overlay']) {
+      const r = await carrier([...newStore(), '--storage-driver', driver, 'pull', '--tls-verify=false', `${relay.host}/lock/twice:1`]).done;
+      expect(r.code, `${driver}: ${r.stderr}`).toBe(0);
+    }
+  }, 120_000);
+});
+
 describe('lockBlob', () => {
   it('waits for the holder, gives up its wait on abort, and leaves no lock file behind', async () => {
     const cache = path.join(work, 'unit');
