@@ -129,6 +129,33 @@ describe('one download per blob across processes', () => {
     expect(lockFiles(cache)).toEqual([]);
   }, 120_000);
 
+  it('a pull waiting for a blob another pull is downloading can be cancelled (Ctrl-C) without waiting for that download', async () => {
+    relay.blobGets.clear();
+    relay.rate = 128 * 1024; // ~6 s per layer
+    const layersDone = (): number => layers.reduce((a, d) => a + (relay.blobsDone.get(d) ?? 0), 0);
+    const done = layersDone();
+    const cache = path.join(work, 'shared-cancel');
+    const first = pull(newStore(), cache);
+    await relay.waitForBlobGets(layers.length);
+    const second = pull(newStore(), cache);
+    let said = '';
+    await new Promise<void>((resolve) => {
+      // It says so once it has the manifest (before any layer): its Ctrl-C handling is in place by then.
+      second.child.stderr!.on('data', (b: Buffer) => {
+        said += b.toString();
+        if (said.includes('Getting image source signatures')) resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    second.child.kill('SIGINT');
+    const r2 = await second.done;
+    expect(r2.code, r2.stderr).toBe(130);
+    expect(layersDone()).toBe(done); // the layer downloads it waited for are still going
+    relay.rate = 0;
+    await expectPulled(first.done);
+    expect(lockFiles(cache)).toEqual([]);
+  }, 120_000);
+
   it('a pull whose download fails lets go of the lock: the waiting pull downloads the blob itself', async () => {
     relay.blobGets.clear();
     relay.rate = 512 * 1024;
@@ -186,7 +213,6 @@ describe('lockBlob', () => {
     expect(bHeld).toBe(true);
     expect(fs.existsSync(blobLockPath(cache, digest))).toBe(true);
     await lb.release();
-    await new Promise((r) => setTimeout(r, 50)); // the aborted wait closes its descriptor once it gets the lock
     expect(lockFiles(cache)).toEqual([]);
     const again = await lockBlob(cache, digest);
     await again.release();

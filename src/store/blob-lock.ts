@@ -31,7 +31,7 @@ export function blobLockPath(root: string, digest: string): string {
 
 /**
  * Takes the download lock of `digest` in the cache at `root`, waiting while another pull holds it. The wait ends
- * early with ABORT_ERR when `signal` fires (the lock, if it comes later, is let go at once).
+ * early with ABORT_ERR when `signal` fires.
  */
 export async function lockBlob(root: string, digest: string, signal?: AbortSignal): Promise<BlobLock> {
   const path = blobLockPath(root, digest);
@@ -55,33 +55,39 @@ export async function lockBlob(root: string, digest: string, signal?: AbortSigna
   }
 }
 
-/** Waits for the lock on `fh`. On failure or abort `fh` is closed (after an abort, once the wait is over). */
+/**
+ * Waits for the lock on `fh`, trying again every few tens of milliseconds: a blocking wait would sit on a thread that
+ * keeps the process alive until the holder lets go, so a cancelled pull (Ctrl-C) could not exit before the other
+ * pull's download ends. A waiter waits for a whole download; the polling costs nothing next to that. On failure or
+ * abort `fh` is closed.
+ */
 async function waitForLock(fh: FileHandle, signal: AbortSignal | undefined): Promise<void> {
-  const locking = native.lockFile(fh.fd, true, true).then(
-    () => {},
-    async (f: unknown) => {
-      await fh.close().catch(() => {});
-      throw fromNative(f as NativeFailure);
-    },
-  );
-  if (!signal) return locking;
-  return new Promise<void>((resolve, reject) => {
+  try {
+    for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+      const held = await native.lockFile(fh.fd, true, false).catch((f: unknown) => {
+        throw fromNative(f as NativeFailure);
+      });
+      if (held) return;
+      await sleep(delay, signal);
+    }
+  } catch (err) {
+    await fh.close().catch(() => {});
+    throw err;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
     const onAbort = (): void => {
-      // The waiting thread still uses the descriptor: it is closed (dropping the lock) only once the wait is over.
-      locking.then(() => fh.close(), () => {}).catch(() => {});
+      clearTimeout(timer);
       reject(abortError(signal));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
-    locking.then(
-      () => {
-        signal.removeEventListener('abort', onAbort);
-        if (!signal.aborted) resolve();
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

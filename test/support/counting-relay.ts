@@ -11,6 +11,8 @@ export interface CountingRelay {
   host: string;
   /** Blob GETs seen, by digest (`sha256:…`). */
   blobGets: Map<string, number>;
+  /** Blob bodies relayed to their end, by digest. */
+  blobsDone: Map<string, number>;
   /** Bytes per second each blob body is relayed at (0: as fast as it comes). */
   rate: number;
   /** Flip one byte in the body of the next blob GET of this digest. */
@@ -51,6 +53,7 @@ export async function startCountingRelay(upstream: string): Promise<CountingRela
   const relay: CountingRelay = {
     host: '',
     blobGets: new Map(),
+    blobsDone: new Map(),
     rate: 0,
     waitForBlobGets(n) {
       if (total() >= n) return Promise.resolve();
@@ -79,7 +82,11 @@ export async function startCountingRelay(upstream: string): Promise<CountingRela
     }
     const fwd = http.request({ hostname: up.hostname, port: up.port, method: req.method, path: req.url, headers: { ...req.headers, host: up.host } }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
-      if (m && (r.statusCode === 200 || r.statusCode === 206)) r.pipe(throttle(() => relay.rate, flip)).pipe(res);
+      if (m && (r.statusCode === 200 || r.statusCode === 206)) {
+        const digest = m[1]!;
+        res.on('finish', () => relay.blobsDone.set(digest, (relay.blobsDone.get(digest) ?? 0) + 1));
+        r.pipe(throttle(() => relay.rate, flip)).pipe(res);
+      }
       else r.pipe(res);
     });
     fwd.on('error', () => res.destroy());
