@@ -49,6 +49,8 @@ export interface PullOptions {
   tlsVerify?: boolean;
   /** `user:pass` for every registry (podman --creds). */
   creds?: string;
+  /** Certificates (`*.crt`, `*.cert` + `*.key`) for every registry (podman --cert-dir); default: the registry's certs.d. */
+  certDir?: string;
   /** An auth.json to read instead of the default locations (podman --authfile). */
   authfile?: string;
   /** A registries.conf (default: $CONTAINERS_REGISTRIES_CONF, else docker.io as the only search registry). */
@@ -103,6 +105,7 @@ export async function pull(store: Store, reference: string, options: PullOptions
     ? undefined
     : new RegistryClient({
         ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
+        ...(options.certDir !== undefined ? { certDir: options.certDir } : {}),
         ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
         registriesConf: conf,
         credentials: await loadCredentials({

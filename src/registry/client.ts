@@ -31,9 +31,10 @@ import type { ApiRequest, ApiResponse, CachedToken, FetchedDocument, GetBlobOpti
   RegistryClientOptions, Target } from './types.js';
 export type { RegistryClientOptions, ManifestSource, FetchedDocument, GetManifestOptions, GetManifestResult, GetBlobOptions } from './types.js';
 import { BlobStream } from './blob-stream.js';
-import { newAgent, type Agent, RETRYABLE_STATUS, discard, drain, errCode, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
+import { RETRYABLE_STATUS, discard, drain, errCode, errorSummary, header, isRetryableNetworkError, parseRetryAfter, printable,
   readCapped, sleep, stopError, type LowSpeed, type Response } from './http.js';
 import { Deadline, RetryBudget } from './limits.js';
+import { RegistryAgents } from './agents.js';
 
 import type { CredentialStore, Credentials } from './auth.js';
 
@@ -59,8 +60,7 @@ export class RegistryClient {
   private readonly deadline: Deadline | undefined;
   private readonly signal: AbortSignal | undefined;
   private readonly onWarning: ((message: string) => void) | undefined;
-  private readonly secureAgent: Agent;
-  private readonly insecureAgent: Agent;
+  private readonly agents: RegistryAgents;
   private readonly hosts = new Map<string, Promise<HostState>>();
   private readonly tokens = new Map<string, Promise<CachedToken>>();
   /** Where the last manifest of a repository came from: blobs are fetched there first. */
@@ -81,16 +81,14 @@ export class RegistryClient {
     this.deadline = opts.timeoutMs !== undefined ? new Deadline(opts.timeoutMs) : undefined;
     this.signal = opts.signal;
     this.onWarning = opts.onWarning;
-    const common = { keepAliveTimeout: 30_000, connections: 32 };
-    this.secureAgent = newAgent(common);
-    this.insecureAgent = newAgent({ ...common, connect: { rejectUnauthorized: false } });
+    this.agents = new RegistryAgents(opts.certDir);
     for (const w of opts.registriesConf?.warnings ?? []) opts.onWarning?.(w);
   }
 
   /** Closes the connection pools. */
   async close(): Promise<void> {
     this.deadline?.stop();
-    await Promise.all([this.secureAgent.close(), this.insecureAgent.close()]);
+    await this.agents.close();
   }
 
   // --- endpoints ------------------------------------------------------------------------------------------------
@@ -119,10 +117,6 @@ export class RegistryClient {
     }));
   }
 
-  private agentFor(insecure: boolean): Agent {
-    return insecure ? this.insecureAgent : this.secureAgent;
-  }
-
   // --- HTTP -----------------------------------------------------------------------------------------------------
 
   /** One request, following redirects itself; Authorization goes only to the origin it was meant for. */
@@ -140,7 +134,7 @@ export class RegistryClient {
     for (let hop = 0; ; hop++) {
       const h: Record<string, string> = { 'user-agent': this.userAgent, ...headers };
       if (current.origin !== authOrigin) delete h.authorization;
-      const res = await this.agentFor(insecure).request({
+      const res = await (await this.agents.for(insecure, current.host)).request({
         origin: current.origin,
         path: current.pathname + current.search,
         method: m,
@@ -228,7 +222,9 @@ export class RegistryClient {
   }
 
   private ping(t: Target, signal: AbortSignal): Promise<HostState> {
-    return pingRegistry(t, this.maxRetries, signal, (url, retries) => this.dispatchRetrying(url, 'GET', {}, t.insecure, signal, retries));
+    // A mirror that does not answer is passed over at once for the next endpoint (the upstream is always there
+    // after it), as podman does: retrying a mirror that is down cost every pull seconds of backoff.
+    return pingRegistry(t, t.mirror ? 0 : this.maxRetries, signal, (url, retries) => this.dispatchRetrying(url, 'GET', {}, t.insecure, signal, retries));
   }
 
   private creds(t: Target): Credentials | undefined {

@@ -7,6 +7,11 @@ import type { ImageManifest, PlatformWant } from '../oci/manifest.js';
 export interface RegistryClientOptions {
   /** false: plain http and untrusted TLS certificates are allowed for every registry (podman --tls-verify=false). */
   tlsVerify?: boolean;
+  /**
+   * A directory of certificates (`*.crt` authorities, `*.cert` + `*.key` client certificate) for every registry
+   * (podman --cert-dir). Default: the registry's certs.d directory (src/registry/certs.ts), if any.
+   */
+  certDir?: string;
   /** Mirrors, blocked and insecure registries, location rewrites. */
   registriesConf?: RegistriesConf;
   credentials?: CredentialStore;

@@ -3,9 +3,12 @@
 // store owns those checks, nothing before it repeats them. With a blob cache, a cached blob is applied from disk
 // instead of the source (containers/image's TryReusingBlob), and a streamed blob is teed into the cache by
 // applyLayer's decode thread, so it is written without a second pass.
+import type { Readable } from 'node:stream';
 import { BlobCache, type BlobWriter } from '../store/blobs.js';
+import { lockBlob, type BlobLock } from '../store/blob-lock.js';
 import type { AppliedLayer } from '../layer/apply.js';
 import type { CommitLayer, CommitOptions, ImageCommit, Store } from '../store/store.js';
+import type { LayerStream } from '../store/layers.js';
 import { layerIdFor } from '../store/ids.js';
 import { CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
@@ -70,48 +73,72 @@ export class StoreDestination implements ImageDestination {
     const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
       let writer: BlobWriter | undefined;
       let partial: PartialLayer | undefined;
+      let lock: BlobLock | undefined;
+      const unlock = async (): Promise<void> => {
+        const held = lock;
+        lock = undefined;
+        await held?.release();
+      };
+      const openLayer = async (): Promise<Readable | string | LayerStream> => {
+        const cached = cache ? await cache.lookup(layer.digest, layer.size) : undefined;
+        if (cached) {
+          await unlock(); // a committed blob never changes: reading it needs no lock
+          fromCache.add(layer.digest);
+          states.set(index, 'reused');
+          options.onLayer?.(layer, 'reused');
+          return cached;
+        }
+        const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
+        const toc = indexes.get(index);
+        if (local && toc) {
+          partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          if (partial) {
+            partialUsed = true;
+            states.set(index, 'copied');
+            options.onLayer?.(layer, 'copying');
+            options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
+            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones };
+          }
+        }
+        states.set(index, 'copied');
+        options.onLayer?.(layer, 'copying');
+        const stream = await layer.open(signal ? { signal } : {});
+        // The cache copy is written by applyLayer's decode thread (teeFd), not here: no per-chunk round trip
+        // through the thread pool on the way to the decompressor.
+        if (cache) {
+          writer = await cache.begin(layer.digest).catch((err: unknown) => {
+            stream.destroy();
+            throw err;
+          });
+        }
+        return { stream, ...(onBytes ? { onBytes } : {}), ...(writer ? { teeFd: writer.fd } : {}) };
+      };
       return {
         diffID: layer.diffID,
         digest: layer.digest,
         size: layer.size,
         open: async () => {
-          const cached = cache ? await cache.lookup(layer.digest, layer.size) : undefined;
-          if (cached) {
-            fromCache.add(layer.digest);
-            states.set(index, 'reused');
-            options.onLayer?.(layer, 'reused');
-            return cached;
+          // One download per blob: a pull that needs a blob another pull is fetching into this cache waits for it,
+          // then applies the cached copy. The lock is held until settle (or a failure here) lets it go. Not with vfs:
+          // there a layer settles only after its parent's merge, so a holder could wait for a layer that waits for
+          // its lock (one blob twice in an image, or two images with shared blobs in another order).
+          if (cache && this.store.driverName === 'overlay') lock = await lockBlob(cache.root, layer.digest, signal);
+          try {
+            return await openLayer();
+          } catch (err) {
+            await unlock();
+            throw err;
           }
-          const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
-          const toc = indexes.get(index);
-          if (local && toc) {
-            partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
-            if (partial) {
-              partialUsed = true;
-              states.set(index, 'copied');
-              options.onLayer?.(layer, 'copying');
-              options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
-              return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones };
-            }
-          }
-          states.set(index, 'copied');
-          options.onLayer?.(layer, 'copying');
-          const stream = await layer.open(signal ? { signal } : {});
-          // The cache copy is written by applyLayer's decode thread (teeFd), not here: no per-chunk round trip
-          // through the thread pool on the way to the decompressor.
-          if (cache) {
-            writer = await cache.begin(layer.digest).catch((err: unknown) => {
-              stream.destroy();
-              throw err;
-            });
-          }
-          return { stream, ...(onBytes ? { onBytes } : {}), ...(writer ? { teeFd: writer.fd } : {}) };
         },
         settle: async (applied: AppliedLayer | undefined) => {
-          if (writer) {
-            if (applied) await writer.commit();
-            else await writer.abort();
-            writer = undefined;
+          try {
+            if (writer) {
+              if (applied) await writer.commit();
+              else await writer.abort();
+              writer = undefined;
+            }
+          } finally {
+            await unlock();
           }
           // A partial pull's TOC digests are now verified (each file hashed, the diff_id matched): its index is free.
           if (applied && partial) await writeFileIndex(this.store, ids[index]!, partial.files);

@@ -2,6 +2,7 @@
 import { MiB } from '../../lib/util.js';
 import { ok, bar, subtitle, mdTable, runLines, fmtVal, judge, targetsTable } from '../../lib/render.js';
 import { defaultLayoutMarkdown } from './default-layout.js';
+import { renderNetworkMarkdown } from './network-report.js';
 
 const RSS_LIMIT_MIB = 200;
 
@@ -203,6 +204,7 @@ function renderPullMarkdown(report) {
     }
     if (r.missing) L.push(`- \`${r.variant} ${r.contender}\`: ${r.missing}`);
   }
+  L.push(...renderNetworkMarkdown(report.network));
   L.push('');
   L.push('### Pull targets (issue 4, Speed)');
   L.push('');

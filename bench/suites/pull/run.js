@@ -25,6 +25,7 @@ import { treeManifest, tarManifest, classifyDiff, some } from '../../lib/tree.js
 import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
 import { buildSmallFilesLayers } from './fixture.js';
 import { runDefaultLayout } from './default-layout.js';
+import { runNetworkScenarios } from './network.js';
 
 export const PULL_CONFIG = {
   quick: {
@@ -344,8 +345,13 @@ export async function runPullSuite(ctx) {
         rows.filter((r) => r.variant === defaultLayout.variant).map((r) => [r.contender, { median: r.median, min: r.min, max: r.max }]),
       );
     }
+    // TLS, shaped links and concurrent pulls of one image (network.js), a scenario block of its own
+    const network = distroGzip
+      ? await runNetworkScenarios(ctx, { v: distroGzip, dataDir: path.join(registryRoot, 'data'), carrierCli: contenders.find((c) => c.id === 'carrier') ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null, runs })
+      : undefined;
     const report = {
       ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),
+      network,
       registry: { version: reg.version, url: reg.url },
       images: variants.map((v) => ({
         id: v.id,

@@ -126,6 +126,7 @@ export const pull: CommandDef = {
     { name: 'creds', type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
     { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
     { name: 'tls-verify', type: 'bool', default: true, help: 'require https and a trusted certificate (--tls-verify=false allows plain http)' },
+    { name: 'cert-dir', type: 'string', value: 'DIR', help: "certificates for the registry (*.crt, *.cert, *.key; default: the registry's certs.d directory)" },
     { name: 'timeout', type: 'string', value: 'DURATION', help: 'give up on the registry after this long (e.g. 90s, 5m; default: no deadline)' },
     {
       name: 'no-sync',

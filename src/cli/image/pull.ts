@@ -27,6 +27,7 @@ export async function pullWithFlags(store: Store, reference: string, flags: Flag
   try {
     const creds = flags.string('creds');
     const authfile = flags.string('authfile');
+    const certDir = flags.defines('cert-dir') ? flags.string('cert-dir') : undefined;
     const timeout = flags.defines('timeout') ? flags.string('timeout') : undefined;
     const signaturePolicy = flags.defines('signature-policy') ? flags.string('signature-policy') : undefined;
     const partial = flags.defines('partial') ? flags.string('partial') : undefined;
@@ -40,6 +41,7 @@ export async function pullWithFlags(store: Store, reference: string, flags: Flag
       ...(flags.given('tls-verify') ? { tlsVerify: flags.bool('tls-verify') } : {}),
       ...(creds !== undefined ? { creds } : {}),
       ...(authfile !== undefined ? { authfile } : {}),
+      ...(certDir !== undefined ? { certDir } : {}),
       ...(flags.defines('no-sync') && flags.bool('no-sync') ? { sync: false } : {}),
       ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
       ...(progress ? { onProgress: progress.handle } : {}),
