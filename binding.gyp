@@ -8,6 +8,7 @@
         "native/clone.cc",
         "native/common.cc",
         "native/compress_job.cc",
+        "native/chunked_job.cc",
         "native/assemble_job.cc",
         "native/budget.cc",
         "native/decoder.cc",

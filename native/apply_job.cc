@@ -245,7 +245,10 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     }
     if (!s->cfg.expected_diff_id.empty() && diff_digest != s->cfg.expected_diff_id) {
       fail("CARRIER_DIGEST_MISMATCH",
-           "the uncompressed layer's digest is " + diff_digest + ", expected diff_id " + s->cfg.expected_diff_id);
+           "the image's diff_id does not match its layer: the layer's tar hashes to " + diff_digest +
+               ", the config's diff_id is " + s->cfg.expected_diff_id +
+               " (a tool rewrote the layer without updating the config, as skopeo 1.9 and podman 4.3 do writing "
+               "zstd:chunked from a tar with record padding); the layer is refused");
     }
     if (split) split->close();
     ApplyResult& r = done->result;
@@ -349,6 +352,13 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
     c.max_uncompressed = static_cast<uint64_t>(number_option(o, "maxUncompressedBytes", 64.0 * (1ull << 30)));
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 4e6));
     c.tee_fd = static_cast<int>(number_option(o, "teeFd", -1));
+    Napi::Value clones = o.Get("clones");
+    if (clones.IsArray()) {
+      Napi::Array list = clones.As<Napi::Array>();
+      for (uint32_t i = 0; i + 1 < list.Length(); i += 2) {
+        c.extract.clones[list.Get(i).ToString().Utf8Value()] = list.Get(i + 1).ToString().Utf8Value();
+      }
+    }
     c.extract.budget = budget_of(env, o.Get("budget"));
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();

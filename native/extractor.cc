@@ -1,6 +1,9 @@
 #include "extractor.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <cstring>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -210,12 +213,15 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
 
   switch (e.type) {
     case '0': {
-      file_ = Fd(openat(parent.get(), base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      const bool may_clone = e.size > 0 && !opts_.clones.empty() && opts_.clones.count(e.name) > 0;
+      file_ = Fd(openat(parent.get(), base, (may_clone ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!file_.valid()) {
         if (errno == EEXIST) exists(path);
         fail_errno(errno, "openat", path, "creating a file");
       }
-      pooled_ = e.size <= kPooledFileMax && e.xattrs.empty();
+      cloned_ = may_clone && clone_into(e);
+      clone_at_ = 0;
+      pooled_ = !cloned_ && e.size <= kPooledFileMax && e.xattrs.empty();
       if (pooled_) {
         content_.clear();
         content_.reserve(static_cast<size_t>(e.size));
@@ -381,6 +387,31 @@ void Extractor::apply_xattrs(int fd, const char* base, const TarEntry& e, const 
   }
 }
 
+// A reflink of the store file named for this entry, when it is a regular file of the entry's size and the
+// filesystem can clone; false (the content is then written as usual) otherwise.
+bool Extractor::clone_into(const TarEntry& e) {
+  Fd src(open(opts_.clones.at(e.name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (!src.valid() || fstat(src.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != e.size) return false;
+  return ioctl(file_.get(), FICLONE, src.get()) == 0;
+}
+
+// The tar's bytes must be the clone's: a store file that changed since it was indexed fails the layer.
+void Extractor::compare_clone(const uint8_t* data, size_t n) {
+  uint8_t buf[64 << 10];
+  while (n > 0) {
+    size_t k = std::min(n, sizeof buf);
+    ssize_t got = pread(file_.get(), buf, k, clone_at_);
+    if (got < 0) fail_errno(errno, "pread", cur_path_, "reading a cloned file back");
+    if (static_cast<size_t>(got) != k || memcmp(buf, data, k) != 0) {
+      fail("CARRIER_DIGEST_MISMATCH", "the store file cloned for '" + cur_path_ + "' does not hold the content the layer's tar carries", cur_path_);
+    }
+    clone_at_ += got;
+    data += k;
+    n -= k;
+  }
+}
+
 void Extractor::entry_data(const uint8_t* data, size_t n) {
   if (content_in_split_) {
     split_->raw(data, n);
@@ -388,7 +419,9 @@ void Extractor::entry_data(const uint8_t* data, size_t n) {
   }
   if (split_) crc_.update(data, n);
   if (!file_.valid()) return;
-  if (pooled_) {
+  if (cloned_) {
+    compare_clone(data, n);
+  } else if (pooled_) {
     content_.insert(content_.end(), data, data + n);
   } else {
     stream_content(data, n);
@@ -451,13 +484,15 @@ void Extractor::entry_end() {
     pool_.submit(std::move(task));
     content_ = std::vector<uint8_t>();
   } else if (file_.valid()) {
-    finish_streamed(e.size);
+    if (!cloned_) finish_streamed(e.size);  // a clone holds its content already, sharing the store file's blocks
     int fd = file_.get();
     if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
     apply_xattrs(fd, nullptr, e, cur_path_);
     set_mode_and_times(fd, cur_path_, e.mode, e.mtime_sec, e.mtime_nsec);
+    if (cloned_ && clone_at_ != e.size) fail("CARRIER_DIGEST_MISMATCH", "the store file cloned for '" + cur_path_ + "' is not the size the layer's tar gives", cur_path_);
     file_.reset();
   }
+  cloned_ = false;
   if (content_in_split_) {
     split_->file(e.name, 0, nullptr);
   } else if (split_) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -22,6 +23,9 @@ namespace carrier {
 struct ExtractOptions {
   bool rootless = true;
   bool overlay_whiteouts = true;  // false: aufs, keep .wh. entries as plain files
+  // Regular files (by tar name) whose content a file already in the store holds (a partial pull): the new file is
+  // a reflink of it, and the content the tar carries is compared with the clone instead of written.
+  std::unordered_map<std::string, std::string> clones;
   std::shared_ptr<ByteBudget> budget;  // charged with every content byte written (none: no budget)
 };
 
@@ -65,6 +69,8 @@ class Extractor : public TarHandler {
   void whiteout(TarEntry& e, const std::vector<std::string>& parts, const std::string& path);
   Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
   void claim(const std::string& path);
+  bool clone_into(const TarEntry& e);
+  void compare_clone(const uint8_t* data, size_t n);
   void apply_xattrs(int fd, const char* base, const TarEntry& e, const std::string& path);
   struct LinkMeta {
     std::string path;
@@ -89,6 +95,8 @@ class Extractor : public TarHandler {
   std::string cur_path_;
   Fd file_;  // open regular file receiving content
   bool pooled_ = false;
+  bool cloned_ = false;      // file_ is a reflink of a store file: content is compared, not written
+  int64_t clone_at_ = 0;     // bytes of a cloned file compared so far
   bool content_in_split_ = false;  // the entry's content is recorded as raw tar-split bytes, not kept in a file
   std::vector<uint8_t> content_;  // a pooled file's content
   // A streamed file: the block being gathered (content arrives in pieces of any size), the offset it starts at,

@@ -47,6 +47,8 @@ bool valid_utf8(const std::string& s) {
   return true;
 }
 
+}  // namespace
+
 // JSON string escaping the way Go's encoding/json writes it (HTML-safe), so files read the same in podman.
 void json_string(std::string& out, const std::string& s) {
   static const char digits[] = "0123456789abcdef";
@@ -86,7 +88,6 @@ void json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
-}  // namespace
 
 std::string base64_encode(const uint8_t* d, size_t n) {
   // Sized once and filled by index: every header of every layer passes through here (appending a char at a time
@@ -124,16 +125,14 @@ TarSplitWriter::~TarSplitWriter() {
   if (zs_init_) deflateEnd(&zs_);
 }
 
-void TarSplitWriter::flush_segment() {
-  if (pending_.empty()) return;
+std::string tar_split_segment_line(const std::string& raw, uint64_t position) {
   std::string json = "{\"type\":2,\"payload\":\"";
-  json += base64_encode(reinterpret_cast<const uint8_t*>(pending_.data()), pending_.size());
-  json += "\",\"position\":" + std::to_string(position_++) + "}\n";
-  pending_.clear();
-  line(json);
+  json += base64_encode(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+  json += "\",\"position\":" + std::to_string(position) + "}\n";
+  return json;
 }
 
-void TarSplitWriter::file(const std::string& name, int64_t size, const uint8_t* crc_be) {
+std::string tar_split_file_line(const std::string& name, int64_t size, const uint8_t* crc_be, uint64_t position) {
   std::string json = "{\"type\":1,";
   if (valid_utf8(name)) {
     json += "\"name\":";
@@ -144,8 +143,18 @@ void TarSplitWriter::file(const std::string& name, int64_t size, const uint8_t* 
   if (size) json += ",\"size\":" + std::to_string(size);
   json += ",\"payload\":";
   json += crc_be ? "\"" + base64_encode(crc_be, 8) + "\"" : std::string("null");
-  json += ",\"position\":" + std::to_string(position_++) + "}\n";
-  line(json);
+  json += ",\"position\":" + std::to_string(position) + "}\n";
+  return json;
+}
+
+void TarSplitWriter::flush_segment() {
+  if (pending_.empty()) return;
+  line(tar_split_segment_line(pending_, position_++));
+  pending_.clear();
+}
+
+void TarSplitWriter::file(const std::string& name, int64_t size, const uint8_t* crc_be) {
+  line(tar_split_file_line(name, size, crc_be, position_++));
 }
 
 void TarSplitWriter::line(const std::string& json) {

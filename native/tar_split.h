@@ -56,4 +56,11 @@ TarSplitEntry parse_tar_split_line(const std::string& line);
 
 std::string base64_encode(const uint8_t* data, size_t n);
 
+// Appends s as a JSON string, escaped as Go's encoding/json writes it.
+void json_string(std::string& out, const std::string& s);
+
+// One tar-split line each (newline included): a segment of raw bytes, and a file entry (crc_be: 8 bytes or null).
+std::string tar_split_segment_line(const std::string& raw, uint64_t position);
+std::string tar_split_file_line(const std::string& name, int64_t size, const uint8_t* crc_be, uint64_t position);
+
 }  // namespace carrier

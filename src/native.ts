@@ -83,6 +83,8 @@ export interface NativeApplyOptions {
   maxUncompressedBytes: number;
   maxEntries: number;
   teeFd?: number;
+  /** Tar name, store file, tar name, store file, …: files made as reflinks (ApplyLayerOptions.cloneFrom). */
+  clones?: string[];
   budget?: NativeImageBudget;
 }
 
@@ -167,6 +169,21 @@ export type CompressEvent =
   | { type: 'done'; result: NativeCompressedLayer }
   | { type: 'error'; error: NativeFailure };
 
+export interface NativeChunkedLayer extends NativeCompressedLayer {
+  /** `sha256:<hex>` of the compressed TOC: the manifest-checksum annotation. */
+  tocDigest: string;
+  /** `offset:length:uncompressedLength:1` of the TOC: the manifest-position annotation. */
+  manifestPosition: string;
+  /** `offset:length:uncompressedLength` of the tar-split: the tarsplit-position annotation. */
+  tarSplitPosition: string;
+}
+
+export type ChunkedCompressEvent =
+  | { type: 'drain' }
+  | { type: 'data'; chunk: Buffer }
+  | { type: 'done'; result: NativeChunkedLayer }
+  | { type: 'error'; error: NativeFailure };
+
 export interface NativeCompressJob {
   /** Queue a chunk of the tar; false means wait for a 'drain' event before pushing more. */
   push(chunk: Uint8Array): boolean;
@@ -218,6 +235,8 @@ export interface NativeBinding {
   DecompressJob: new (compression: 'auto' | 'gzip' | 'zstd' | 'none', onEvent: (event: DecompressEvent) => void) => NativeDecompressJob;
   /** A layer's tar in; its compressed stream, digests and tar-split out, on native threads. */
   CompressJob: new (options: NativeCompressOptions, onEvent: (event: CompressEvent) => void) => NativeCompressJob;
+  /** A layer's tar in; the same tar as a zstd:chunked blob out (src/chunked/compress.ts), on a native thread. */
+  ChunkedCompressJob: new (options: { level: number }, onEvent: (event: ChunkedCompressEvent) => void) => NativeCompressJob;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

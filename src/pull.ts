@@ -24,6 +24,8 @@ export type PullEvent =
   | { type: 'resolved'; reference: string; manifestDigest: string; listDigest?: string; configDigest: string; layers: { digest: string; size: number }[] }
   | { type: 'layer'; digest: string; size: number; state: LayerState }
   | { type: 'progress'; digest: string; bytes: number; size: number }
+  /** A zstd:chunked layer pulled partially: compressed bytes to fetch, and skipped because the store has the files. */
+  | { type: 'partial'; digest: string; size: number; toFetch: number; skipped: number }
   | { type: 'committed'; id: string; names: string[] };
 
 export interface PullOptions {
@@ -63,6 +65,11 @@ export interface PullOptions {
   maxImageBytes?: number;
   /** Overall deadline for the registry's part of the pull (ms): past it, everything stops with CARRIER_TIMEOUT. Default: none. */
   timeout?: number;
+  /**
+   * zstd:chunked layers: 'auto' (default) fetches only the files the store lacks, by HTTP range, when that is cheaper
+   * than the whole blob, verifying every file and the layer's diff_id; 'never' always fetches whole blobs.
+   */
+  partial?: 'auto' | 'never';
 }
 
 export interface PullResult {
@@ -140,9 +147,13 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     ...(options.maxConfigBytes !== undefined ? { maxConfigBytes: options.maxConfigBytes } : {}),
   });
   const cache = options.blobCache === false ? undefined : new BlobCache(options.blobCacheDir ?? store.config.blobCache);
+  if (options.partial !== undefined && options.partial !== 'auto' && options.partial !== 'never') {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `partial must be 'auto' or 'never', got '${String(options.partial)}'`);
+  }
   const destination = new StoreDestination(store, {
     ...(cache ? { blobCache: cache } : {}),
     ...(options.sync === false ? { sync: false } : {}),
+    ...(options.partial ? { partial: options.partial } : {}),
     ...(options.maxImageBytes !== undefined ? { maxImageBytes: options.maxImageBytes } : {}),
   });
   const emit = options.onProgress;
@@ -193,6 +204,7 @@ function pullEvent(event: CopyEvent, reference: string): PullEvent {
     case 'layer':
       return { ...event, state: event.state === 'reused' ? 'cached' : event.state === 'copying' ? 'downloading' : event.state };
     case 'progress':
+    case 'partial':
       return event;
     case 'committed':
       return { type: 'committed', id: event.id, names: event.names };

@@ -47,7 +47,8 @@ export interface CommitConfigInput {
   /** Docker format only: the config's `comment`. */
   message?: string;
   created: string;
-  layer: { diffID: string; digest: string; size: number; compression: 'gzip' | 'zstd' | 'none' };
+  /** annotations: the new layer descriptor's (zstd:chunked's TOC and tar-split positions). */
+  layer: { diffID: string; digest: string; size: number; compression: 'gzip' | 'zstd' | 'none'; annotations?: Record<string, string> };
 }
 
 export interface CommitDocuments {
@@ -199,7 +200,7 @@ const DOCKER_LAYER: Record<'gzip' | 'none', string> = { gzip: DOCKER_LAYER_GZIP,
 function parentLayer(format: CommitFormat, diffID: string, diffSize: number, d: Descriptor | undefined): Descriptor {
   const compression = d ? layerCompression(d.mediaType) : undefined;
   if (d && compression !== undefined && compression !== 'none') {
-    if (format === 'oci') return { mediaType: OCI_LAYER[compression], digest: d.digest, size: d.size };
+    if (format === 'oci') return { mediaType: OCI_LAYER[compression], digest: d.digest, size: d.size, ...(d.annotations ? { annotations: d.annotations } : {}) };
     if (compression === 'gzip') return { mediaType: DOCKER_LAYER.gzip, digest: d.digest, size: d.size };
   }
   return { mediaType: format === 'oci' ? OCI_LAYER_TAR : DOCKER_LAYER_TAR, digest: diffID, size: diffSize };
@@ -247,8 +248,8 @@ export function commitDocuments(input: CommitConfigInput, parentLayers: { diffID
 
   const stored = input.parentManifest && input.parentManifest.layers.length === parentLayers.length ? input.parentManifest : undefined;
   const layers = parentLayers.map((l, i) => parentLayer(format, l.diffID, l.diffSize, stored?.layers[i]));
-  const { compression, digest, size } = input.layer;
-  layers.push({ mediaType: format === 'oci' || compression === 'zstd' ? OCI_LAYER[compression] : DOCKER_LAYER[compression], digest, size });
+  const { compression, digest, size, annotations: layerAnnotations } = input.layer;
+  layers.push({ mediaType: format === 'oci' || compression === 'zstd' ? OCI_LAYER[compression] : DOCKER_LAYER[compression], digest, size, ...(layerAnnotations ? { annotations: layerAnnotations } : {}) });
 
   let manifest: Json;
   if (format === 'oci') {
@@ -257,7 +258,7 @@ export function commitDocuments(input: CommitConfigInput, parentLayers: { diffID
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: { mediaType: OCI_CONFIG, digest: configDigest, size: configBytes.length },
-      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })),
       annotations,
     };
   } else {

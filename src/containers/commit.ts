@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { compressLayer, type CompressedLayer } from '../layer/compress.js';
+import { compressChunked } from '../chunked/compress.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { normalizeLocalName } from '../reference.js';
 import { findRuntime } from '../runtime/runtime.js';
@@ -38,8 +39,12 @@ export interface CommitContainerOptions {
   message?: string;
   /** `oci` (default): OCI manifest and config; `docker`: Docker schema 2. */
   format?: CommitFormat;
-  /** The new layer's compression (default gzip; zstd only in the OCI format). */
-  compression?: 'gzip' | 'zstd';
+  /**
+   * The new layer's compression (default gzip; zstd and zstd:chunked only in the OCI format). zstd:chunked: each
+   * file's content in a frame of its own, the TOC and tar-split located by the layer descriptor's annotations, so a
+   * puller that has most files fetches only the rest.
+   */
+  compression?: 'gzip' | 'zstd' | 'zstd:chunked';
   /** gzip 0–9 (default 4), zstd 1–19 (default 3): see CompressLayerOptions.level. */
   level?: number;
   /** Threads that compress (default: the cores available, at most 8). */
@@ -128,14 +133,13 @@ async function storedManifest(store: Store, image: ImageInfo): Promise<{ mediaTy
 }
 
 /** Writes the container layer's compressed blob into `writer`; settles with what compressing found. */
-async function writeLayer(store: Store, layer: string, writer: BlobWriter, options: CommitContainerOptions): Promise<CompressedLayer> {
+async function writeLayer(store: Store, layer: string, writer: BlobWriter, options: CommitContainerOptions): Promise<CompressedLayer & { annotations?: Record<string, string> }> {
   return store.withLayerDiff(layer, async (tar) => {
-    const job = compressLayer(tar, {
-      compression: options.compression ?? 'gzip',
-      ...(options.level !== undefined ? { level: options.level } : {}),
-      ...(options.threads !== undefined ? { threads: options.threads } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const o = { ...(options.level !== undefined ? { level: options.level } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+    const job =
+      options.compression === 'zstd:chunked'
+        ? compressChunked(tar, o)
+        : compressLayer(tar, { compression: options.compression ?? 'gzip', ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
     const fh = await open(writer.tmpPath, 'r+');
     try {
       for await (const chunk of job.stream) await fh.write(chunk as Buffer);
@@ -190,7 +194,7 @@ export async function commit(store: Store, container: string, name?: string, opt
   try {
     const paused = options.pause === true && file?.state.status === 'running';
     if (paused) await runtimeCommand(file, store, info.id, 'pause');
-    let written: CompressedLayer;
+    let written: CompressedLayer & { annotations?: Record<string, string> };
     try {
       written = await writeLayer(store, info.layer, writer, options);
     } finally {
@@ -210,7 +214,13 @@ export async function commit(store: Store, container: string, name?: string, opt
         ...(options.author !== undefined ? { author: options.author } : {}),
         ...(options.message !== undefined ? { message: options.message } : {}),
         created,
-        layer: { diffID: written.diffID, digest: written.digest, size: written.size, compression },
+        layer: {
+          diffID: written.diffID,
+          digest: written.digest,
+          size: written.size,
+          compression: compression === 'zstd:chunked' ? 'zstd' : compression,
+          ...(written.annotations ? { annotations: written.annotations } : {}),
+        },
       },
       chain.map((l) => ({ diffID: l.diffID!, diffSize: l.diffSize ?? 0 })),
     );

@@ -20,6 +20,7 @@ export type CopyEvent =
     }
   | { type: 'layer'; digest: string; size: number; state: LayerCopyState }
   | { type: 'progress'; digest: string; bytes: number; size: number }
+  | { type: 'partial'; digest: string; size: number; toFetch: number; skipped: number }
   | { type: 'committed'; id: string; names: string[]; destination: string };
 
 /**
@@ -98,6 +99,7 @@ export async function copyImage(source: ImageSource | PendingImageSource, destin
     ...(options.signers && options.signers.length > 0 ? { signers: options.signers } : {}),
     ...(signal ? { signal } : {}),
     onLayer: (layer, state) => emit({ type: 'layer', digest: layer.digest, size: layer.size, state }),
+    onPartial: (layer, b) => emit({ type: 'partial', digest: layer.digest, size: layer.size, ...b }),
     ...(options.onProgress
       ? {
           onBytes: (layer: LayerBlob, bytes: number) => {

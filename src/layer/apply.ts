@@ -61,6 +61,12 @@ export interface ApplyLayerOptions {
   teeFd?: number;
   /** For a stream source: called with the running count of compressed bytes taken from it. */
   onBytes?: (total: number) => void;
+  /**
+   * Regular files (by tar name) whose content a file already on this filesystem holds (a partial pull's store
+   * files): each is made a reflink of that file where the filesystem can clone, and the content the tar carries is
+   * compared with the clone instead of written (a difference fails the layer). Elsewhere the content is written.
+   */
+  cloneFrom?: ReadonlyMap<string, string>;
 }
 
 
@@ -98,6 +104,7 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
     out.expectedSize = options.expectedSize;
   }
   if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
+  if (options.cloneFrom && options.cloneFrom.size > 0) out.clones = [...options.cloneFrom].flat();
   if (options.limits?.budget !== undefined) out.budget = options.limits.budget;
   if (options.teeFd !== undefined) {
     if (!Number.isSafeInteger(options.teeFd) || options.teeFd < 0) {

@@ -449,6 +449,16 @@ export class RegistryClient {
     return res;
   }
 
+  /** A GET of a blob with extra headers (a Range), through mirrors and auth as getBlob; 200 or 206, body unread (ranges.ts). */
+  async requestBlob(ref: ImageReference | string, digest: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    const s = this.combinedSignal(signal);
+    return this.firstWorking(this.blobTargets(this.toRef(ref)), s, async (t) => {
+      const { res } = await this.apiRequest(t, `/v2/${t.repository}/blobs/${digest}`, { accept: '*/*', ...headers }, s);
+      if (res.statusCode !== 200 && res.statusCode !== 206) throw await this.statusError(t, res, `blob ${digest}`);
+      return res;
+    });
+  }
+
   /**
    * The whole blob as a Readable. Connection resets and truncated bodies are resumed with `Range: bytes=N-`;
    * bytes beyond `size` are refused (CARRIER_LIMIT_EXCEEDED). The digest is not verified here: hash what you read.

@@ -49,6 +49,13 @@ export interface LayerStream {
   /** A file that receives a copy of the bytes (see ApplyLayerOptions.teeFd). */
   teeFd?: number;
   onBytes?: (total: number) => void;
+  /**
+   * The stream is the layer's uncompressed tar rebuilt from parts (a partial pull), not its blob: only the diff_id
+   * can be checked, and is.
+   */
+  rebuiltTar?: boolean;
+  /** Files the store already holds, by tar name, to reflink instead of writing (ApplyLayerOptions.cloneFrom). */
+  cloneFrom?: ReadonlyMap<string, string>;
 }
 
 /** What a layer's content must hash to. */
@@ -209,15 +216,18 @@ export class LayerStore {
             extra: {
               ...(from.teeFd !== undefined ? { teeFd: from.teeFd } : {}),
               ...(from.onBytes ? { onBytes: from.onBytes } : {}),
+              ...(from.rebuiltTar ? { compression: 'none' as const } : {}),
+              ...(from.cloneFrom ? { cloneFrom: from.cloneFrom } : {}),
             },
           }
         : { source: from, extra: {} };
+    const blob = typeof from === 'object' && 'stream' in from && from.rebuiltTar === true ? {} : expect;
     const applied = await this.driver.applyDiff(record.id, record.parent, source, {
       ...extra,
       tarSplit: this.tarSplitPath(record.id),
       ...(expect.diffID !== undefined ? { expectedDiffID: expect.diffID } : {}),
-      ...(expect.digest !== undefined ? { expectedDigest: expect.digest } : {}),
-      ...(expect.size !== undefined ? { expectedSize: expect.size } : {}),
+      ...(blob.digest !== undefined ? { expectedDigest: blob.digest } : {}),
+      ...(blob.size !== undefined ? { expectedSize: blob.size } : {}),
       ...(signal ? { signal } : {}),
       ...(parentReady ? { parentReady } : {}),
       ...(budget ? { limits: { budget } } : {}),
@@ -241,7 +251,13 @@ export class LayerStore {
   private async removeFiles(id: string): Promise<void> {
     await this.driver.remove(id);
     await rm(this.tarSplitPath(id), { force: true });
+    await rm(fileIndexPath(this.tarSplitPath(id)), { force: true });
   }
+}
+
+/** The layer's index of file digests (src/chunked/file-index.ts), kept beside its tar-split. */
+export function fileIndexPath(tarSplitPath: string): string {
+  return tarSplitPath.replace(/\.tar-split\.gz$/, '.files.json');
 }
 
 /**

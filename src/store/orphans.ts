@@ -48,7 +48,7 @@ export async function sweepOrphansLocked(
   // Layer directories and whatever else the driver keeps per layer (overlay's l/ links, vfs's staging trees).
   removed.push(...(await layers.driver.cleanup(layerIds)));
   for (const name of await list(layers.dir)) {
-    const id = name.match(/^([0-9a-f]{64})\.tar-split\.gz$/)?.[1];
+    const id = name.match(/^([0-9a-f]{64})\.(?:tar-split\.gz|files\.json)$/)?.[1]; // files.json: src/chunked/file-index.ts
     if (id !== undefined && !layerIds.has(id)) await drop(join(layers.dir, name));
   }
   for (const name of await list(images.dir)) {

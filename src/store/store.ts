@@ -209,6 +209,11 @@ export class Store {
     return this.parts.layers.contentDir(id, root);
   }
 
+  /** The layer's tar-split file (`<driver>-layers/<id>.tar-split.gz`); per-layer side files live beside it. */
+  layerTarSplitPath(id: string): string {
+    return this.parts.layers.tarSplitPath(id);
+  }
+
   /**
    * True when each layer directory holds the layer's whole tree (vfs), so a flattened view of a chain is its top
    * layer's directory alone; false when each holds only its own changes (overlay) and the chain must be merged.

@@ -23,12 +23,14 @@ import type { RegistryClient } from '../registry/client.js';
 import { BlobPusher, type BlobBytes } from '../registry/upload.js';
 import type { BlobInfoCache } from '../registry/blob-info-cache.js';
 import { compressLayer, type CompressLayerOptions } from '../layer/compress.js';
+import { compressChunked } from '../chunked/compress.js';
+import { isChunked } from '../chunked/annotations.js';
 import { ociLayerType } from './store-source.js';
 import { prepareRegistrySignatures } from './registry-signatures.js';
 import { chain, tap } from './stream-taps.js';
 import type { Document, ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
-export type PushCompression = 'gzip' | 'zstd';
+export type PushCompression = 'gzip' | 'zstd' | 'zstd:chunked';
 
 export interface RegistryDestinationOptions {
   /** How a layer that must be compressed (a rebuilt tar) is compressed. Default gzip. */
@@ -58,6 +60,8 @@ interface LayerOut {
   size: number;
   mediaType: 'gzip' | 'zstd' | 'none';
   state: PutLayerResult['state'];
+  /** zstd:chunked: where the TOC and tar-split are (the layer descriptor's annotations). */
+  annotations?: Record<string, string>;
 }
 
 /** The tag part of a full name of `repo`: `host/repo:tag` → `tag`; a digest reference gives its digest. */
@@ -109,9 +113,10 @@ export class RegistryDestination implements ImageDestination {
 
   private wants(layer: LayerBlob): PushCompression | undefined {
     if (this.keepManifest) return undefined;
-    const has = layerCompression(layer.mediaType) ?? 'none';
+    const kind = layerCompression(layer.mediaType) ?? 'none';
+    const has = kind === 'zstd' && isChunked(layer.annotations) ? 'zstd:chunked' : kind;
     const want = this.options.compression ?? 'gzip';
-    if (has === want) return undefined;
+    if (has === want || (want === 'zstd' && kind === 'zstd')) return undefined;
     if (has === 'none' ? layer.rebuilt === true || this.options.forceCompression === true : this.options.forceCompression === true) return want;
     return undefined;
   }
@@ -126,7 +131,7 @@ export class RegistryDestination implements ImageDestination {
    * A blob the blob-info cache knows as `layer` compressed with `want`, found in this repository (HEAD) or mounted
    * from another of this registry; undefined when none is (then the layer is compressed after all).
    */
-  private async reuseKnown(layer: LayerBlob, want: PushCompression, options: PutImageOptions, signal?: AbortSignal): Promise<LayerOut | undefined> {
+  private async reuseKnown(layer: LayerBlob, want: Exclude<PushCompression, 'zstd:chunked'>, options: PutImageOptions, signal?: AbortSignal): Promise<LayerOut | undefined> {
     const cache = this.options.blobInfoCache;
     if (!cache) return undefined;
     for (const known of (await cache.candidates(layer.diffID, want, this.ref.domain)).slice(0, 3)) {
@@ -180,10 +185,12 @@ export class RegistryDestination implements ImageDestination {
       options.onLayer?.(layer, 'done');
       return { digest: layer.digest, size: layer.size, mediaType: kind, state: 'copied' };
     }
-    const known = await this.reuseKnown(layer, want, options, signal);
+    // A blob the cache knows carries no zstd:chunked annotations: a chunked layer is always compressed here.
+    const known = want === 'zstd:chunked' ? undefined : await this.reuseKnown(layer, want, options, signal);
     if (known) return known;
     options.onLayer?.(layer, 'copying');
-    let check: (() => Promise<void>) | undefined;
+    let check: (() => Promise<Record<string, string> | undefined>) | undefined;
+    let annotations: Record<string, string> | undefined;
     const blob: BlobBytes = {
       what: `layer ${layer.diffID} (${want}-compressed)`,
       open: async () => {
@@ -192,11 +199,13 @@ export class RegistryDestination implements ImageDestination {
         check = c.check;
         return c.stream as AsyncIterable<Buffer>;
       },
-      verify: () => check?.(),
+      verify: async () => {
+        annotations = await check?.();
+      },
     };
     const up = await this.compressing.run(() => this.pusher.upload(blob, signal ? { signal } : {}));
     options.onLayer?.(layer, 'done');
-    return { digest: up.digest, size: up.size, mediaType: want, state: 'recompressed' };
+    return { digest: up.digest, size: up.size, mediaType: want === 'zstd:chunked' ? 'zstd' : want, state: 'recompressed', ...(annotations ? { annotations } : {}) };
   }
 
   async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
@@ -283,6 +292,7 @@ export class RegistryDestination implements ImageDestination {
       mediaType: docker ? (o.mediaType === 'gzip' ? DOCKER_LAYER_GZIP : DOCKER_LAYER_TAR) : ociLayerType(o.mediaType),
       digest: o.digest,
       size: o.size,
+      ...(o.annotations ? { annotations: o.annotations } : {}),
     }));
     const mediaType = docker ? DOCKER_MANIFEST : OCI_MANIFEST;
     const annotations = !docker && image.parsedManifest.annotations ? { annotations: image.parsedManifest.annotations } : {};
@@ -345,7 +355,12 @@ function invalidates(image: ImageSource): CarrierError {
  * The layer compressed on native threads (compressLayer: gzip in parallel blocks or zstd with worker threads), with
  * a check of its diff_id (and of the blob's digest, when it is decompressed here first); `onTar` counts the tar's bytes.
  */
-async function openCompressed(layer: LayerBlob, how: CompressLayerOptions, onTar: (n: number) => void, signal?: AbortSignal): Promise<{ stream: Readable; check: () => Promise<void> }> {
+async function openCompressed(
+  layer: LayerBlob,
+  how: Omit<CompressLayerOptions, 'compression'> & { compression: PushCompression },
+  onTar: (n: number) => void,
+  signal?: AbortSignal,
+): Promise<{ stream: Readable; check: () => Promise<Record<string, string> | undefined> }> {
   const o = signal ? { signal } : {};
   let tarBytes = 0;
   const counter = (): Transform => tap(undefined, (n) => onTar((tarBytes += n)));
@@ -373,15 +388,20 @@ async function openCompressed(layer: LayerBlob, how: CompressLayerOptions, onTar
       };
     }
   }
-  const job = compressLayer(tar, { ...how, ...o });
+  const { compression, ...rest } = how;
+  const job =
+    compression === 'zstd:chunked'
+      ? compressChunked(tar, { ...(how.level !== undefined ? { level: how.level } : {}), ...o })
+      : compressLayer(tar, { ...rest, compression, ...o });
   return {
     stream: job.stream,
     check: async () => {
-      const r = await job.result;
+      const r: { diffID: string; uncompressedSize: number; annotations?: Record<string, string> } = await job.result;
       checkBlob();
       if (r.diffID !== layer.diffID || (layer.diffSize !== undefined && r.uncompressedSize !== layer.diffSize)) {
         throw new CarrierError('CARRIER_DIGEST_MISMATCH', `layer ${layer.diffID} read as ${r.uncompressedSize} bytes with ${r.diffID}`);
       }
+      return r.annotations;
     },
   };
 }

@@ -9,6 +9,7 @@ import { formatReference, parseReference, type ImageReference } from '../referen
 import { parseImageConfig, type ImageManifest, type PlatformWant } from '../oci/manifest.js';
 import { sha256Digest } from '../oci/digest.js';
 import { isLayerMediaType, isNondistributable } from '../oci/mediatypes.js';
+import { fetchBlobRanges, type RangeClient } from '../registry/ranges.js';
 import type { Document, ImageManifestSource, ImageSource, LayerBlob, PendingImageSource } from './types.js';
 
 /** What the registry transport needs from a client; src/registry's RegistryClient is the real one. */
@@ -18,6 +19,8 @@ export interface RegistrySource {
     options: { platform?: PlatformWant; signal?: AbortSignal },
   ): Promise<Document & { manifest: ImageManifest; list?: Document }>;
   getBlob(ref: ImageReference, digest: string, options: { size?: number; signal?: AbortSignal }): Promise<Readable>;
+  /** Ranged GETs of a blob (src/registry/ranges.ts); without it, layers are only fetched whole. */
+  requestBlob?: RangeClient['requestBlob'];
 }
 
 export interface RegistryImageSourceOptions {
@@ -85,6 +88,10 @@ async function resolveConfig(
     size: d.size,
     mediaType: d.mediaType,
     diffID: diffIDs[i]!,
+    ...(d.annotations ? { annotations: d.annotations } : {}),
+    ...(client.requestBlob
+      ? { fetchRanges: (ranges, o = {}) => fetchBlobRanges(client as RangeClient, ref, d.digest, d.size, ranges, o.signal ?? signal) }
+      : {}),
     open: (o = {}) => {
       const sig = o.signal ?? signal;
       return client.getBlob(ref, d.digest, { size: d.size, ...(sig ? { signal: sig } : {}) });

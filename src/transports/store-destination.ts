@@ -12,6 +12,10 @@ import type { LayerStream } from '../store/layers.js';
 import { layerIdFor } from '../store/ids.js';
 import { CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
+import { isChunked } from '../chunked/annotations.js';
+import { storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
+import { fetchChunkedIndex, planPartial, type PartialLayer } from '../chunked/partial.js';
+import type { ChunkedLayerIndex } from '../chunked/toc.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export interface StoreDestinationOptions {
@@ -21,12 +25,25 @@ export interface StoreDestinationOptions {
   sync?: boolean;
   /** The store's own per-layer events (diffID and layer id). */
   onCommitLayer?: CommitOptions['onLayer'];
+  /**
+   * zstd:chunked layers: 'auto' (default) fetches only the files the store lacks when that is cheaper than the whole
+   * blob (src/chunked/partial.ts); 'never' always fetches whole blobs.
+   */
+  partial?: 'auto' | 'never';
   /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
   maxImageBytes?: number;
 }
 
 /** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
 const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
+
+/**
+ * Failures of a partial pull's ranged fetches or store reads that say nothing against the image (a registry or proxy
+ * that refuses ranges, a dropped connection, a store file removed meanwhile): the layers are then fetched whole. A TOC,
+ * tar-split or content that does not verify is never among them: that refuses the image.
+ */
+const PARTIAL_TRANSPORT_ERRORS = new Set(['CARRIER_REGISTRY_ERROR', 'CARRIER_UNSUPPORTED', 'CARRIER_STREAM_ERROR', 'ECONNRESET', 'EPIPE', 'ENOENT']);
+const partialTransportFailure = (err: unknown): boolean => PARTIAL_TRANSPORT_ERRORS.has((err as { code?: string }).code ?? '');
 
 export class StoreDestination implements ImageDestination {
   readonly transport = 'containers-storage' as const;
@@ -49,8 +66,13 @@ export class StoreDestination implements ImageDestination {
     const layers = image.layers;
     const states = new Map<number, 'reused' | 'copied'>();
     const fromCache = new Set<string>();
+    const ids: string[] = [];
+    let local: Map<string, LocalFile> | undefined;
+    let partialUsed = false;
+    const indexes = new Map<number, ChunkedLayerIndex>();
     const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
       let writer: BlobWriter | undefined;
+      let partial: PartialLayer | undefined;
       let lock: BlobLock | undefined;
       const unlock = async (): Promise<void> => {
         const held = lock;
@@ -66,10 +88,21 @@ export class StoreDestination implements ImageDestination {
           options.onLayer?.(layer, 'reused');
           return cached;
         }
+        const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
+        const toc = indexes.get(index);
+        if (local && toc) {
+          partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          if (partial) {
+            partialUsed = true;
+            states.set(index, 'copied');
+            options.onLayer?.(layer, 'copying');
+            options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
+            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones };
+          }
+        }
         states.set(index, 'copied');
         options.onLayer?.(layer, 'copying');
         const stream = await layer.open(signal ? { signal } : {});
-        const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
         // The cache copy is written by applyLayer's decode thread (teeFd), not here: no per-chunk round trip
         // through the thread pool on the way to the decompressor.
         if (cache) {
@@ -107,6 +140,8 @@ export class StoreDestination implements ImageDestination {
           } finally {
             await unlock();
           }
+          // A partial pull's TOC digests are now verified (each file hashed, the diff_id matched): its index is free.
+          if (applied && partial) await writeFileIndex(this.store, ids[index]!, partial.files);
           if (applied) options.onLayer?.(layer, 'done');
         },
       };
@@ -118,12 +153,28 @@ export class StoreDestination implements ImageDestination {
     let parentId: string | undefined;
     layers.forEach((l, i) => {
       parentId = layerIdFor(parentId, l.diffID);
+      ids.push(parentId);
       if (present.has(parentId)) {
         announced.add(i);
         options.onLayer?.(l, 'exists');
       }
     });
 
+    // zstd:chunked layers the store lacks: their TOCs and tar-splits are fetched and checked before the store is
+    // touched (one that lies refuses the image here), then the store's files of the sizes they hold are looked up.
+    if (this.options.partial !== 'never') {
+      await Promise.all(
+        layers.map(async (l, i) => {
+          if (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations)) return;
+          const index = await fetchChunkedIndex(l, signal).catch((err: unknown) => {
+            if (partialTransportFailure(err)) return undefined;
+            throw err;
+          });
+          if (index) indexes.set(i, index);
+        }),
+      );
+      if (indexes.size > 0) local = await storeFiles(this.store, new Set([...indexes.values()].flatMap((x) => x.contents.map((c) => c.size))), signal);
+    }
     const commit: ImageCommit = {
       config: image.config,
       configDigest: image.configDigest,
@@ -147,14 +198,21 @@ export class StoreDestination implements ImageDestination {
     try {
       result = await this.store.commitImage(commit, commitOptions);
     } catch (err) {
-      // A cached blob that no longer verifies (a crash before it reached the disk, a bad disk) is dropped and the
-      // copy retried once from the source.
       const code = (err as { code?: string }).code;
-      if (!cache || fromCache.size === 0 || !code || !CONTENT_ERRORS.has(code)) throw err;
-      for (const d of fromCache) await cache.evict(d);
-      fromCache.clear();
-      states.clear();
-      result = await this.store.commitImage(commit, commitOptions);
+      if (partialUsed && partialTransportFailure(err)) {
+        // Ranges could not be fetched (or a store file read): the layers are fetched whole instead.
+        local = undefined;
+        states.clear();
+        result = await this.store.commitImage(commit, commitOptions);
+      } else {
+        // A cached blob that no longer verifies (a crash before it reached the disk, a bad disk) is dropped and the
+        // copy retried once from the source.
+        if (!cache || fromCache.size === 0 || !code || !CONTENT_ERRORS.has(code)) throw err;
+        for (const d of fromCache) await cache.evict(d);
+        fromCache.clear();
+        states.clear();
+        result = await this.store.commitImage(commit, commitOptions);
+      }
     }
     const byDiff = new Map(result.layers.map((l) => [l.diffID, l]));
     const out: PutLayerResult[] = layers.map((l, i) => {

@@ -85,7 +85,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     const diffSize = l.diffSize ?? (await tarLength(store, l));
     const openTar = (): Promise<Readable> => store.exportLayer(l.id);
     if (d && cached !== undefined) {
-      layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, open: () => openFile(cached), openTar });
+      layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, ...(d.annotations ? { annotations: d.annotations } : {}), open: () => openFile(cached), openTar });
     } else if (d && layerCompression(d.mediaType) === 'none' && d.digest === l.diffID && d.size === diffSize) {
       // An uncompressed layer is its rebuilt tar: the stored manifest still describes it (and its signatures hold).
       layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, rebuilt: true, open: openTar, openTar });

@@ -3,6 +3,7 @@
 // copies: one image manifest (a list it was chosen from rides along), its config, and its layers as blobs.
 import type { Readable } from 'node:stream';
 import type { ImageManifest } from '../oci/manifest.js';
+import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import type { ManifestSigner, UntrustedSignature } from '../trust/index.js';
 
 /** Where an image can be: a registry, the store, an OCI layout directory, or an archive file. */
@@ -36,6 +37,10 @@ export interface LayerBlob {
    * likes. A distributed blob is copied as it is.
    */
   rebuilt?: boolean;
+  /** The layer descriptor's annotations (zstd:chunked locates its TOC and tar-split by them). */
+  annotations?: Record<string, string>;
+  /** Parts of the blob by HTTP range, where the source can (a registry): a zstd:chunked layer can be pulled partially. */
+  fetchRanges?(ranges: readonly ByteRange[], options?: OpenBlobOptions): Promise<FetchedRanges>;
   /** The uncompressed tar, when the source has it without decompressing the blob (the store rebuilds it). */
   openTar?(options?: OpenBlobOptions): Promise<Readable>;
 }
@@ -101,8 +106,10 @@ export interface PutImageOptions {
   concurrency: number;
   /** A layer found at the destination (`exists`), taken from a local copy (`reused`), being copied, done. */
   onLayer?: (layer: LayerBlob, state: LayerCopyState) => void;
-  /** Bytes of a layer consumed so far. */
+  /** Bytes of a layer consumed so far (a partial pull: bytes fetched). */
   onBytes?: (layer: LayerBlob, bytes: number) => void;
+  /** A layer pulled partially: compressed bytes to fetch, and skipped because the store has their files. */
+  onPartial?: (layer: LayerBlob, bytes: { toFetch: number; skipped: number }) => void;
   /**
    * The source's signatures, to keep with the image where the destination can (the store; a registry's lookaside
    * and sigstore attachments). They cover the source's manifest, so a destination keeping them must not change it.

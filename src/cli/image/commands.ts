@@ -133,6 +133,12 @@ export const pull: CommandDef = {
       type: 'bool',
       help: "do not flush layers to disk before recording them (podman's durability: faster, but a power loss soon after can leave a layer with files missing)",
     },
+    {
+      name: 'partial',
+      type: 'string',
+      value: 'auto|never',
+      help: 'zstd:chunked layers: fetch only the files the store lacks when cheaper (auto, the default), or always whole (never)',
+    },
     quiet('print only the image id'),
     signaturePolicy,
   ],
@@ -158,7 +164,7 @@ export const push: CommandDef = {
     'failed push leaves no tag.',
   flags: [
     ...registryFlags(),
-    { name: 'compression-format', type: 'string', value: 'FORMAT', help: 'gzip or zstd: compress layers so, and recompress blobs compressed otherwise' },
+    { name: 'compression-format', type: 'string', value: 'FORMAT', help: 'gzip, zstd or zstd:chunked: compress layers so, and recompress blobs compressed otherwise' },
     { name: 'force-compression', type: 'bool', help: 'recompress blobs compressed otherwise (default: on when --compression-format is given)' },
     { name: 'all', type: 'bool', help: 'every image of a manifest list (an image that is not one is pushed as it is)' },
     { name: 'digestfile', type: 'string', value: 'FILE', help: "write the pushed manifest's digest to FILE" },

@@ -28,6 +28,8 @@ export class PullProgress {
   private rows: Row[] = [];
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Layers pulled partially: what is to be fetched, and what the store already had. */
+  private partial = new Map<string, { toFetch: number; skipped: number }>();
 
   constructor(
     private readonly out: NodeJS.WriteStream,
@@ -53,9 +55,18 @@ export class PullProgress {
         else this.line(`Copying blob ${e.digest}`);
         break;
       }
-      case 'progress':
-        if (this.tty) this.set(e.digest, `Copying blob ${short(e.digest)} ${binarySize(e.bytes)} / ${binarySize(e.size)}`);
+      case 'partial':
+        this.partial.set(e.digest, { toFetch: e.toFetch, skipped: e.skipped });
+        if (!this.tty) this.line(`Copying blob ${e.digest} partially: fetching ${binarySize(e.toFetch)}, skipping ${binarySize(e.skipped)} the store has`);
         break;
+      case 'progress': {
+        const p = this.partial.get(e.digest);
+        const text = p
+          ? `Copying blob ${short(e.digest)} fetched ${binarySize(e.bytes)} / ${binarySize(p.toFetch)}, skipped ${binarySize(p.skipped)}`
+          : `Copying blob ${short(e.digest)} ${binarySize(e.bytes)} / ${binarySize(e.size)}`;
+        if (this.tty) this.set(e.digest, text);
+        break;
+      }
       case 'committed':
         this.flush();
         this.line('Writing manifest to image destination');

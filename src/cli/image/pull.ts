@@ -30,7 +30,10 @@ export async function pullWithFlags(store: Store, reference: string, flags: Flag
     const certDir = flags.defines('cert-dir') ? flags.string('cert-dir') : undefined;
     const timeout = flags.defines('timeout') ? flags.string('timeout') : undefined;
     const signaturePolicy = flags.defines('signature-policy') ? flags.string('signature-policy') : undefined;
+    const partial = flags.defines('partial') ? flags.string('partial') : undefined;
+    if (partial !== undefined && partial !== 'auto' && partial !== 'never') throw new UsageError('--partial must be auto or never');
     const options: PullOptions = {
+      ...(partial !== undefined ? { partial } : {}),
       signal: int.signal,
       onWarning: (w) => process.stderr.write(`WARN[0000] ${w}\n`),
       ...(platform ? { platform } : {}),

@@ -19,6 +19,7 @@ function asPullEvent(e: CopyEvent): PullEvent {
     case 'layer':
       return { ...e, state: e.state === 'reused' ? 'exists' : e.state === 'copying' ? 'downloading' : e.state };
     case 'progress':
+    case 'partial':
       return e;
     case 'committed':
       return { type: 'committed', id: e.id, names: e.names };
@@ -28,7 +29,7 @@ function asPullEvent(e: CopyEvent): PullEvent {
 function compressionFlag(flags: Flags, name: string): PushCompression | undefined {
   const v = flags.string(name);
   if (v === undefined) return undefined;
-  if (v !== 'gzip' && v !== 'zstd') throw new UsageError(`--${name} must be gzip or zstd`);
+  if (v !== 'gzip' && v !== 'zstd' && v !== 'zstd:chunked') throw new UsageError(`--${name} must be gzip, zstd or zstd:chunked`);
   return v;
 }
 

@@ -1,0 +1,242 @@
+// A partial pull of one zstd:chunked layer: the TOC and tar-split are fetched and checked (toc.ts), each file's content
+// is taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise,
+// and the layer's tar is rebuilt from the tar-split with those contents. That tar goes to the store's ordinary apply,
+// which hashes it and requires the config's diff_id: the result is the layer a full pull makes (same id, same
+// tar-split, same export), and a TOC or tar-split that lies cannot change it, only make the pull fail.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable, type Duplex } from 'node:stream';
+import { CarrierError } from '../errors.js';
+import { decompressor } from '../load/compression.js';
+import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
+import { chunkedLocation } from './annotations.js';
+import type { IndexedFile, LocalFile } from './file-index.js';
+import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
+
+/** What a partial pull needs of a layer: its descriptor and ranged reads of its blob. */
+export interface RangedLayer {
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  fetchRanges?(ranges: readonly ByteRange[], options?: { signal?: AbortSignal }): Promise<FetchedRanges>;
+}
+
+export interface PartialLayer {
+  /** The layer's tar, rebuilt; reading it drives the fetches. */
+  stream: Readable;
+  /** Compressed bytes of file content still to fetch (ranges merged), and of content found in the store. */
+  toFetch: number;
+  skipped: number;
+  /** Every file with content, for the layer's index once the layer is verified. */
+  files: IndexedFile[];
+  /** Files taken from the store, by tar name: reflinked where the filesystem can (ApplyLayerOptions.cloneFrom). */
+  clones: Map<string, string>;
+}
+
+export interface PartialOptions {
+  signal?: AbortSignal;
+  /** Running count of bytes received from the registry for this layer (the TOC and tar-split included). */
+  onFetched?: (bytes: number) => void;
+  /** A partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
+  maxShare?: number;
+  /** Compressed bytes fetched (and held) at once (default 32 MiB); a larger file comes in pieces of this size. */
+  batchBytes?: number;
+  /** The layer's TOC and tar-split, already fetched and checked (fetchChunkedIndex). */
+  index?: ChunkedLayerIndex;
+}
+
+/** Ranges closer than this are fetched as one (what lies between is a few tar headers). */
+const MERGE_GAP = 16 << 10;
+/** Files smaller than this are written rather than reflinked (a clone costs two opens and an ioctl). */
+const CLONE_MIN = 64 << 10;
+/** Compressed bytes fetched (and held) at once. */
+const BATCH_BYTES = 32 << 20;
+
+/** Sorted, merged ranges covering `entries`. */
+function mergeRanges(entries: readonly ContentEntry[]): ByteRange[] {
+  const sorted = [...entries].sort((a, b) => a.offset - b.offset);
+  const out: ByteRange[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && e.offset <= last.offset + last.length + MERGE_GAP) last.length = Math.max(last.length, e.endOffset - last.offset);
+    else out.push({ offset: e.offset, length: e.endOffset - e.offset });
+  }
+  return out;
+}
+
+/** Remote contents in tar order, cut into batches of about `limit` bytes of ranges; a larger file alone. */
+function batches(remote: readonly ContentEntry[], limit: number): ContentEntry[][] {
+  const out: ContentEntry[][] = [];
+  let cur: ContentEntry[] = [];
+  let bytes = 0;
+  for (const e of remote) {
+    if (cur.length > 0 && bytes + (e.endOffset - e.offset) > limit) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += e.endOffset - e.offset;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/**
+ * Fetches (one request) and checks a layer's TOC and tar-split; undefined when the layer is not zstd:chunked with a
+ * tar-split (the older form cannot be verified from parts), cannot be fetched by range, or the registry ignores
+ * ranges. Throws CARRIER_BAD_TOC for a TOC or tar-split that is malformed or disagrees with itself.
+ */
+export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal): Promise<ChunkedLayerIndex | undefined> {
+  try {
+    const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
+    if (!where?.tarSplit || !layer.fetchRanges) return undefined;
+    const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
+    const meta = await layer.fetchRanges(parts, signal ? { signal } : {});
+    const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
+    const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
+    const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
+    return { ...index, received: meta.received };
+  } catch (err) {
+    // A TOC type not known, no ranges here, or names that cannot be matched: fetched whole.
+    if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Plans a partial pull of `layer` against the files the store has (its TOC and tar-split fetched here unless given);
+ * undefined when the layer cannot be pulled partially (see fetchChunkedIndex) or fetching whole is about as cheap.
+ */
+export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
+  const { signal } = options;
+  const sig = signal ? { signal } : {};
+  const index = options.index ?? (await fetchChunkedIndex(layer, signal));
+  if (!index) return undefined;
+  let fetched = index.received;
+  options.onFetched?.(fetched);
+
+  const isLocal = (c: ContentEntry): LocalFile | undefined => {
+    const f = local.get(c.digest);
+    return f && f.size === c.size ? f : undefined;
+  };
+  const remote = index.contents.filter((c) => !isLocal(c));
+  const toFetch = mergeRanges(remote).reduce((n, r) => n + r.length, 0);
+  const skipped = mergeRanges(index.contents.filter((c) => isLocal(c))).reduce((n, r) => n + r.length, 0);
+  if (toFetch > (options.maxShare ?? 0.8) * layer.size) return undefined;
+
+  const files = index.contents.map((c) => ({ name: c.name, size: c.size, digest: c.digest }));
+  const inflate = decompressor('zstd');
+  // Feeds the frames of the remote contents, in tar order, to one decoder: concatenated frames decode to the
+  // concatenated contents, which the tar below takes file by file.
+  const write = async (bytes: Buffer): Promise<void> => {
+    if (inflate.write(bytes)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        inflate.off('drain', done);
+        inflate.off('close', done);
+        if (inflate.destroyed) reject(new CarrierError('ABORT_ERR', 'the layer stream was closed'));
+        else resolve();
+      };
+      inflate.once('drain', done);
+      inflate.once('close', done);
+    });
+  };
+  const fetchRanges = async (ranges: ByteRange[]): Promise<Buffer[]> => {
+    const got = await layer.fetchRanges!(ranges, sig);
+    fetched += got.received;
+    options.onFetched?.(fetched);
+    return got.parts;
+  };
+  const limit = options.batchBytes ?? BATCH_BYTES;
+  const produce = async (): Promise<void> => {
+    for (const batch of batches(remote, limit)) {
+      const first = batch[0]!;
+      if (batch.length === 1 && first.endOffset - first.offset > limit) {
+        // A file larger than a batch comes in pieces, so memory stays bounded whatever its size.
+        for (let at = first.offset; at < first.endOffset; at += limit) {
+          const [piece] = await fetchRanges([{ offset: at, length: Math.min(limit, first.endOffset - at) }]);
+          await write(piece!);
+        }
+        continue;
+      }
+      const ranges = mergeRanges(batch);
+      const parts = await fetchRanges(ranges);
+      for (const c of batch) {
+        const i = ranges.findIndex((r) => r.offset <= c.offset && c.endOffset <= r.offset + r.length);
+        const at = c.offset - ranges[i]!.offset;
+        await write(parts[i]!.subarray(at, at + (c.endOffset - c.offset)));
+      }
+    }
+    inflate.end();
+  };
+  const tar = Readable.from(rebuild(index.split, index.contents, isLocal, inflate, produce, layer.digest));
+  const clones = new Map<string, string>();
+  for (const c of index.contents) {
+    const f = isLocal(c);
+    if (f && c.size >= CLONE_MIN) clones.set(c.name, f.path);
+  }
+  return { stream: tar, toFetch, skipped, files, clones };
+}
+
+/** Reads exactly `n` bytes from `source`, chunk by chunk. */
+async function* take(source: AsyncIterator<Buffer>, rest: { buf: Buffer }, n: number): AsyncGenerator<Buffer> {
+  while (n > 0) {
+    if (rest.buf.length === 0) {
+      const r = await source.next();
+      if (r.done) return;
+      rest.buf = r.value;
+    }
+    const k = Math.min(n, rest.buf.length);
+    yield rest.buf.subarray(0, k);
+    rest.buf = rest.buf.subarray(k);
+    n -= k;
+  }
+}
+
+async function* rebuild(
+  split: readonly SplitEntry[],
+  contents: readonly ContentEntry[],
+  isLocal: (c: ContentEntry) => LocalFile | undefined,
+  inflate: Duplex,
+  produce: () => Promise<void>,
+  digest: string,
+): AsyncGenerator<Buffer> {
+  const byName = new Map(contents.map((c) => [c.name, c]));
+  const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const rest = { buf: Buffer.alloc(0) };
+  let producing: Promise<void> | undefined;
+  try {
+    for (const e of split) {
+      if (e.type === 'segment') {
+        if (e.payload.length > 0) yield e.payload;
+        continue;
+      }
+      const c = e.size > 0 ? byName.get(e.name) : undefined;
+      if (!c) continue;
+      const h = createHash('sha256');
+      let n = 0;
+      const from = isLocal(c);
+      if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
+      const chunks = from ? (createReadStream(from.path) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
+      for await (const chunk of chunks) {
+        n += chunk.length;
+        if (n > c.size) break;
+        h.update(chunk);
+        yield chunk;
+      }
+      const got = `sha256:${h.digest('hex')}`;
+      if (n !== c.size || got !== c.digest) {
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got}); the layer is refused`);
+      }
+    }
+    if (producing) {
+      await producing;
+      if (rest.buf.length > 0 || !(await decoded.next()).done) {
+        throw new CarrierError('CARRIER_BAD_TOC', `zstd:chunked layer ${digest}: the TOC's ranges decode to more bytes than its files hold; the layer is refused`);
+      }
+    }
+  } finally {
+    inflate.destroy();
+  }
+}

@@ -1,0 +1,110 @@
+// planPartial against an in-memory blob: the layer's tar rebuilt from its tar-split, with files taken from local
+// copies and the rest fetched by range (merged, in batches, a large file in pieces), is the original tar byte for byte;
+// fetching whole is chosen when little of the layer is local. storeFiles hashes only the store files a pull could use.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, it, expect, afterAll } from 'vitest';
+import { compressChunked } from '../src/chunked/compress.js';
+import { planPartial, type RangedLayer } from '../src/chunked/partial.js';
+import type { ByteRange } from '../src/registry/ranges.js';
+import { Store } from '../src/index.js';
+import { storeFiles } from '../src/chunked/file-index.js';
+import { buildTestImage } from './support/images.js';
+import { commitOf } from './support/store.js';
+import * as H from './support/hostile.js';
+import { tempDir, prng } from './support/fixtures.js';
+
+const work = tempDir('chunked-partial');
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function chunkedLayer(tar: Buffer): Promise<{ layer: RangedLayer; requests: ByteRange[][] }> {
+  const { stream, result } = compressChunked(Readable.from([tar]));
+  const blob = await readAll(stream);
+  const r = await result;
+  const requests: ByteRange[][] = [];
+  const layer: RangedLayer = {
+    digest: r.digest,
+    size: blob.length,
+    annotations: r.annotations,
+    fetchRanges: async (ranges) => {
+      requests.push([...ranges]);
+      const parts = ranges.map((x) => blob.subarray(x.offset, x.offset + x.length));
+      return { parts, received: parts.reduce((n, p) => n + p.length, 0), requests: 1 };
+    },
+  };
+  return { layer, requests };
+}
+
+describe('planPartial', () => {
+  const files = Array.from({ length: 12 }, (_, i) => ({ name: `d/f${i}`, content: prng(20_000 + i, `pp${i}`) }));
+  const big = { name: 'd/big', content: prng(300_000, 'pp-big') };
+  const tar = H.tar(H.dir('d'), ...files.map((f) => H.file(f.name, f.content)), H.file(big.name, big.content), H.symlink('d/l', 'f0'));
+
+  it('rebuilds the tar byte for byte from local files and ranged fetches, a large file in pieces', async () => {
+    const { layer, requests } = await chunkedLayer(tar);
+    const local = new Map<string, { path: string; size: number }>();
+    for (const f of files.slice(0, 10)) {
+      const p = path.join(work, f.name.replace('/', '_'));
+      fs.writeFileSync(p, f.content);
+      local.set(sha(f.content), { path: p, size: f.content.length });
+    }
+    const plan = await planPartial(layer, local, { batchBytes: 64 << 10 });
+    expect(plan).toBeDefined();
+    expect(plan!.files.map((f) => f.name).sort()).toEqual([...files.map((f) => f.name), big.name].sort());
+    const rebuilt = await readAll(plan!.stream);
+    expect(rebuilt.equals(tar)).toBe(true);
+    // TOC and tar-split in one request; then f10 and f11 merged; then the big file in pieces of at most 64 KiB.
+    expect(requests[0]!.length).toBe(2);
+    const content = requests.slice(1).flat();
+    expect(content.every((r) => r.length <= 64 << 10)).toBe(true);
+    expect(content.reduce((n, r) => n + r.length, 0)).toBeLessThanOrEqual(plan!.toFetch);
+    expect(plan!.clones.size).toBe(0); // all local files are under the reflink threshold
+  });
+
+  it('chooses a whole fetch when the store has too little of the layer', async () => {
+    const { layer } = await chunkedLayer(tar);
+    expect(await planPartial(layer, new Map())).toBeUndefined();
+  });
+
+  it('refuses a local file that does not hold what the index claims', async () => {
+    const { layer } = await chunkedLayer(tar);
+    const p = path.join(work, 'liar');
+    fs.writeFileSync(p, Buffer.alloc(big.content.length));
+    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length }]]));
+    await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH' });
+  });
+});
+
+describe('storeFiles', () => {
+  it('hashes only the store files of the sizes wanted, and keeps the rest of its per-layer index for later', async () => {
+    const a = prng(5000, 'sf-a');
+    const b = prng(7000, 'sf-b');
+    const img = buildTestImage(path.join(work, 'sf-img'), { layers: [{ compression: 'gzip', entries: [H.dir('x'), H.file('x/a', a), H.file('x/b', b)] }] });
+    const store = await Store.open({ root: path.join(work, 'sf', 'root'), runroot: path.join(work, 'sf', 'run'), driver: 'vfs' });
+    try {
+      await store.commitImage(commitOf(img));
+      const [layer] = await store.layers();
+      const indexFile = store.layerTarSplitPath(layer!.id).replace(/\.tar-split\.gz$/, '.files.json');
+      const first = await storeFiles(store, new Set([5000]));
+      expect([...first.keys()]).toEqual([sha(a)]);
+      expect(JSON.parse(fs.readFileSync(indexFile, 'utf8')).files).toEqual([
+        ['x/a', 5000, sha(a)],
+        ['x/b', 7000, null],
+      ]);
+      const second = await storeFiles(store, new Set([7000]));
+      expect([...second.keys()].sort()).toEqual([sha(a), sha(b)].sort());
+    } finally {
+      await store.close();
+    }
+  });
+});
