@@ -250,15 +250,19 @@ describe('commit on an overlay store', () => {
     });
   }, T);
 
-  it('saves with podman and loads back into another store under the same id', () => {
+  it('saves with podman and with carrier save, and both load back into another store under the same id', () => {
     const saved = path.join(work, 'committed.tar');
     pm.save(saved, ['localhost/committed:1']);
-    const other = new Podman(path.join(work, 'other'));
-    try {
-      other.load(saved);
-      expect(other.inspect('localhost/committed:1').Id).toBe(pm.inspect('localhost/committed:1').Id);
-    } finally {
-      other.reset();
+    const ours = path.join(work, 'committed-carrier.tar');
+    ok(carrier(['save', '-o', ours, 'localhost/committed:1']));
+    for (const [name, archive] of [['other', saved], ['other-carrier', ours]] as const) {
+      const other = new Podman(path.join(work, name));
+      try {
+        other.load(archive);
+        expect(other.inspect('localhost/committed:1').Id, name).toBe(pm.inspect('localhost/committed:1').Id);
+      } finally {
+        other.reset();
+      }
     }
   }, T);
 
