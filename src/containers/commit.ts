@@ -251,7 +251,15 @@ export async function commit(store: Store, container: string, name?: string, opt
       diffID: l.diffID!,
       open: () => Promise.reject(new CarrierError('CARRIER_NOT_FOUND', `layer ${l.id} of image ${image.id.slice(0, 12)} is not in the store (a read-only image store's layers cannot be committed on)`)),
     }));
-    layers.push({ diffID: written.diffID, digest: written.digest, size: written.size, open: async () => blobPath });
+    layers.push({
+      diffID: written.diffID,
+      digest: written.digest,
+      size: written.size,
+      open: async () => blobPath,
+      // A blob the cache does not keep goes as soon as the layer is made from it, before the store's syncfs, so its
+      // dirty pages are dropped instead of written out with the layer's.
+      ...(keep ? {} : { settle: () => writer.abort() }),
+    });
     const result = await store.commitImage(
       { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
       { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
