@@ -4,7 +4,9 @@
  * xattr) and committed; podman sees the image, its tree (podman image mount) is the container's, `podman diff` of the
  * image lists what `carrier diff` listed for the container, the new layer exports byte for byte (the driver's diff
  * tar), and podman save/load keeps its id. `--change`, `-a` and `-m` give what podman commit gives for the same
- * container (OCI and Docker formats). Also on a vfs store.
+ * container (OCI and Docker formats). The layer is stored uncompressed by default, as podman's (the manifest names the
+ * tar, the same tar as podman's commit of the same change), and a push compresses it (gzip) as podman push does; with
+ * --compression-format the compressed blob is cached and pushed as it is. Also on a vfs store.
  *
  * Needs: podman, skopeo, setfattr (Debian packages), root (podman's overlay store), and `npx tsc -p tsconfig.json`
  * first (the CLI runs from dist/).
@@ -23,6 +25,7 @@ import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, sko
 import { compareTrees, walkTree } from './support/tree.js';
 import { buildRunnableImage, requireBusybox } from './support/runnable.js';
 import { commitOf } from './support/store.js';
+import { startRegistry, storedImage } from './support/registry.js';
 
 const T = 180_000;
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
@@ -165,23 +168,80 @@ describe('commit on an overlay store', () => {
       const top = (await store.layers()).find((l) => l.id === img.topLayer)!;
       expect(top.diffDigest).toBe(sha256(tar));
       expect(top.parent).toBe((await store.image(imageId))!.topLayer);
-      // The compressed blob the manifest names is in the blob cache, so a push uploads it as it is.
+      // By default the manifest names the uncompressed tar, as podman commit's does, and the tar is not kept in the
+      // blob cache (a push compresses the layer from its tar-split rather than upload a cached tar as it is).
       const manifest = JSON.parse((await store.imageBigData(img.id, 'manifest')).toString()) as { layers: { digest: string; mediaType: string; size: number }[] };
       const last = manifest.layers.at(-1)!;
-      expect(last.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+      expect(last).toEqual({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(tar), size: tar.length });
       expect(top.compressedDigest).toBe(last.digest);
-      const cached = path.join(store.config.blobCache, 'sha256', last.digest.slice(7));
-      expect(sha256(fs.readFileSync(cached))).toBe(last.digest);
-      expect(zlib.gunzipSync(fs.readFileSync(cached)).equals(exported)).toBe(true);
-      expect(fs.statSync(cached).size).toBe(last.size);
+      expect(fs.existsSync(path.join(store.config.blobCache, 'sha256', last.digest.slice(7)))).toBe(false);
     });
   }, T);
 
-  it('pushes the committed layer as the blob it was committed as (from the blob cache, not compressed again)', async () => {
+  it("names the uncompressed tar in the manifest by default, as podman commit does (OCI and Docker formats)", async () => {
+    const cid = pm.run(['create', imageId]).trim();
+    fs.writeFileSync(path.join(pm.run(['mount', cid]).trim(), 'etc/podman-made.conf'), 'by podman\n');
+    pm.run(['unmount', cid]);
+    for (const format of ['oci', 'docker']) {
+      const theirsId = pm.run(['commit', '-q', '-f', format, cid, `localhost/shape-podman-${format}:1`]).trim();
+      const oursId = ok(carrier(['commit', '-q', '-f', format, cid, `localhost/shape-carrier-${format}:1`])).trim();
+      await withStore(pm, async (store) => {
+        const manifestOf = async (id: string): Promise<{ mediaType: string; layers: { mediaType: string; digest: string; size: number }[] }> =>
+          JSON.parse((await store.imageBigData(id, 'manifest')).toString());
+        const theirs = await manifestOf(theirsId);
+        const ours = await manifestOf(oursId);
+        expect(ours.mediaType).toBe(theirs.mediaType);
+        const top = (id: string): Promise<{ compressedDigest?: string; diffDigest?: string; compressedSize?: number; diffSize?: number }> =>
+          store.image(id).then(async (img) => (await store.layers()).find((l) => l.id === img!.topLayer)!);
+        for (const [m, id] of [[theirs, theirsId], [ours, oursId]] as const) {
+          const last = m.layers.at(-1)!;
+          expect(last.mediaType, format).toBe(format === 'oci' ? 'application/vnd.oci.image.layer.v1.tar' : 'application/vnd.docker.image.rootfs.diff.tar');
+          const layer = await top(id);
+          expect(last.digest).toBe(layer.diffDigest);
+          expect(layer.compressedDigest).toBe(layer.diffDigest);
+          expect(last.size).toBe(layer.diffSize);
+        }
+        // The same change gives the same tar, so the same diff_id and storage layer as podman's commit.
+        expect(ours.layers.at(-1)!.digest).toBe(theirs.layers.at(-1)!.digest);
+        expect((await store.image(oursId))!.topLayer).toBe((await store.image(theirsId))!.topLayer);
+      });
+    }
+  }, T);
+
+  it('pushes a committed layer gzip-compressed by default, as podman push does, and podman pulls the same image id', async () => {
+    const reg = await startRegistry();
+    try {
+      await withStore(pm, async (store) => {
+        const img = (await store.image('localhost/committed:1'))!;
+        const tar = await readAll(await store.exportLayer(img.topLayer!));
+        const r = await push(store, 'localhost/committed:1', `${reg.host}/committed:1`, { tlsVerify: false });
+        expect(r.layers.at(-1)!.state).toBe('recompressed');
+        const got = await storedImage(reg, 'committed', '1');
+        const doc = JSON.parse(got.manifest.toString()) as { layers: { mediaType: string; digest: string }[] };
+        expect(doc.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+        const blob = got.layers.at(-1)!.blob;
+        expect(sha256(blob)).toBe(doc.layers.at(-1)!.digest);
+        expect(zlib.gunzipSync(blob).equals(tar)).toBe(true);
+      });
+      const puller = new Podman(path.join(work, 'puller'));
+      try {
+        puller.run(['pull', '-q', '--tls-verify=false', `${reg.host}/committed:1`]);
+        expect(puller.inspect(`${reg.host}/committed:1`).Id).toBe(pm.inspect('localhost/committed:1').Id);
+      } finally {
+        puller.reset();
+      }
+    } finally {
+      await reg.stop();
+    }
+  }, T);
+
+  it('pushes a layer committed with --compression-format gzip as the blob it was committed as (from the blob cache)', async () => {
     const dir = path.join(work, 'pushed');
+    ok(carrier(['commit', '-q', '--compression-format', 'gzip', 'changed', 'localhost/committed-gzip:1']));
     await withStore(pm, async (store) => {
-      const manifest = JSON.parse((await store.imageBigData((await store.image('localhost/committed:1'))!.id, 'manifest')).toString()) as { layers: { digest: string }[] };
-      await push(store, 'localhost/committed:1', `oci:${dir}:committed`);
+      const manifest = JSON.parse((await store.imageBigData((await store.image('localhost/committed-gzip:1'))!.id, 'manifest')).toString()) as { layers: { digest: string; mediaType: string }[] };
+      expect(manifest.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+      await push(store, 'localhost/committed-gzip:1', `oci:${dir}:committed`);
       const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
       const pushed = JSON.parse(fs.readFileSync(path.join(dir, 'blobs/sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
       const committed = manifest.layers.at(-1)!.digest;
@@ -190,15 +250,19 @@ describe('commit on an overlay store', () => {
     });
   }, T);
 
-  it('saves with podman and loads back into another store under the same id', () => {
+  it('saves with podman and with carrier save, and both load back into another store under the same id', () => {
     const saved = path.join(work, 'committed.tar');
     pm.save(saved, ['localhost/committed:1']);
-    const other = new Podman(path.join(work, 'other'));
-    try {
-      other.load(saved);
-      expect(other.inspect('localhost/committed:1').Id).toBe(pm.inspect('localhost/committed:1').Id);
-    } finally {
-      other.reset();
+    const ours = path.join(work, 'committed-carrier.tar');
+    ok(carrier(['save', '-o', ours, 'localhost/committed:1']));
+    for (const [name, archive] of [['other', saved], ['other-carrier', ours]] as const) {
+      const other = new Podman(path.join(work, name));
+      try {
+        other.load(archive);
+        expect(other.inspect('localhost/committed:1').Id, name).toBe(pm.inspect('localhost/committed:1').Id);
+      } finally {
+        other.reset();
+      }
     }
   }, T);
 
@@ -247,7 +311,7 @@ describe('commit on an overlay store', () => {
     const manifest = JSON.parse(skopeoRaw(storageRef(pm, 'localhost/docker-carrier:1')).toString()) as Record<string, any>;
     expect(manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     expect(manifest.config.mediaType).toBe('application/vnd.docker.container.image.v1+json');
-    expect(manifest.layers.at(-1).mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip');
+    expect(manifest.layers.at(-1).mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar');
     const theirs = configOf(pm, 'localhost/docker-podman:1');
     const ours = configOf(pm, 'localhost/docker-carrier:1');
     const runtimeVars = (c: Record<string, any>): Record<string, any> => ({ ...c, Env: (c.Env as string[]).filter((e) => e !== 'TERM=xterm' && e !== 'container=podman') });
@@ -329,8 +393,7 @@ describe('commit on a vfs store', () => {
         const img = (await store.image(newId))!;
         const exported = await readAll(await store.exportLayer(img.topLayer!));
         const manifest = JSON.parse((await store.imageBigData(img.id, 'manifest')).toString()) as { layers: { digest: string }[] };
-        const blob = fs.readFileSync(path.join(store.config.blobCache, 'sha256', manifest.layers.at(-1)!.digest.slice(7)));
-        expect(exported.equals(zlib.gunzipSync(blob))).toBe(true);
+        expect(manifest.layers.at(-1)!.digest).toBe(sha256(exported));
         const config = JSON.parse((await store.imageBigData(img.id, `sha256:${img.id}`)).toString()) as { rootfs: { diff_ids: string[] } };
         expect(sha256(exported)).toBe(config.rootfs.diff_ids.at(-1));
       });

@@ -1,18 +1,21 @@
 // `commit`: a container's changes become a new image, one layer on top of its image's, as `podman commit` makes it.
 //
 //   1. Under the layers lock (shared), the driver archives the container's read-write layer (its diff against its
-//      parent: whiteouts and opaque directories as `.wh.` entries) and compressLayer turns that tar, in one native
-//      pass, into the compressed blob (written into the store's blob cache, named by its digest once known), its
-//      digest and its diff_id.
+//      parent: whiteouts and opaque directories as `.wh.` entries) and compressLayer, in one native pass, writes that
+//      tar into a temporary blob file of the store's blob cache while hashing it (diff_id). By default the tar is
+//      written as it is, uncompressed, as podman/buildah commit into containers-storage (the manifest names the tar,
+//      digest = diff_id): compressing 200 MiB of changes cost more than all the rest of a commit, and a push
+//      compresses the layer anyway (from the store's tar-split). With `compression: gzip|zstd` the blob is compressed
+//      and kept in the cache, named by its digest, where a later push finds it and uploads it unchanged.
 //   2. The config (the image's, with the container's settings, the `--change` ones, the new diff_id and a history
 //      entry) and the manifest are written; the store commits the image: its layers are present but the new one,
-//      which the store extracts from the cached blob like any pulled layer, recording its tar-split, so it exports
-//      byte for byte. A failure leaves no image and no name; the blob stays in the cache, where a later push of the
-//      image finds it and uploads it unchanged.
+//      which the store extracts from the blob like any pulled layer, recording its tar-split, so it exports byte for
+//      byte. A failure leaves no image and no name. An uncompressed blob is not kept in the cache: the store rebuilds
+//      the tar from its tar-split, and a push must compress it rather than upload the cached tar as it is.
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
-import { compressLayer, type CompressedLayer } from '../layer/compress.js';
+import { compressLayer, type CompressedLayer, type LayerCompression } from '../layer/compress.js';
 import { compressChunked } from '../chunked/compress.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { normalizeLocalName } from '../reference.js';
@@ -40,20 +43,22 @@ export interface CommitContainerOptions {
   /** `oci` (default): OCI manifest and config; `docker`: Docker schema 2. */
   format?: CommitFormat;
   /**
-   * The new layer's compression (default gzip; zstd and zstd:chunked only in the OCI format). zstd:chunked: each
-   * file's content in a frame of its own, the TOC and tar-split located by the layer descriptor's annotations, so a
-   * puller that has most files fetches only the rest.
+   * The new layer's compression. Default none: the manifest names the uncompressed tar, as podman commit's does (a
+   * push compresses it, gzip by default). gzip, zstd or zstd:chunked (the zstd ones only in the OCI format): the
+   * compressed blob is named and kept in the blob cache, so a push uploads it as it is. zstd:chunked: each file's
+   * content in a frame of its own, the TOC and tar-split located by the layer descriptor's annotations, so a puller
+   * that has most files fetches only the rest.
    */
-  compression?: 'gzip' | 'zstd' | 'zstd:chunked';
-  /** gzip 0–9 (default 4), zstd 1–19 (default 3): see CompressLayerOptions.level. */
+  compression?: 'none' | 'gzip' | 'zstd' | 'zstd:chunked';
+  /** gzip 0–9 (default 4), zstd 1–19 (default 3), ignored for none: see CompressLayerOptions.level. */
   level?: number;
   /** Threads that compress (default: the cores available, at most 8). */
   threads?: number;
   /** Pause a running container while its changes are read (`runc pause`), resuming it after. Default false. */
   pause?: boolean;
   /**
-   * false: the compressed layer is not kept in the blob cache once the image is committed (a later push then
-   * compresses it again). Default true.
+   * false: a compressed layer is not kept in the blob cache once the image is committed (a later push then
+   * compresses it again). Default true. An uncompressed layer is never kept.
    */
   blobCache?: boolean;
   /** Another blob cache directory than the store's (`store.config.blobCache`). */
@@ -69,7 +74,7 @@ export interface CommittedLayer {
   /** The storage id of the new layer. */
   id: string;
   diffID: string;
-  /** Digest and size of the compressed blob. */
+  /** Digest and size of the blob the manifest names (the tar itself when uncompressed: digest = diffID). */
   digest: string;
   size: number;
   /** Length of the layer's tar. */
@@ -132,18 +137,28 @@ async function storedManifest(store: Store, image: ImageInfo): Promise<{ mediaTy
   }
 }
 
-/** Writes the container layer's compressed blob into `writer`; settles with what compressing found. */
-async function writeLayer(store: Store, layer: string, writer: BlobWriter, options: CommitContainerOptions): Promise<CompressedLayer & { annotations?: Record<string, string> }> {
+/**
+ * Writes the container layer's blob (its tar, compressed as asked) into `writer`, hashing it on the way; settles with
+ * what the pass found. `durable`: flushed to disk before it settles (a blob the cache keeps).
+ */
+async function writeLayer(
+  store: Store,
+  layer: string,
+  writer: BlobWriter,
+  compression: LayerCompression | 'zstd:chunked',
+  durable: boolean,
+  options: CommitContainerOptions,
+): Promise<CompressedLayer & { annotations?: Record<string, string> }> {
   return store.withLayerDiff(layer, async (tar) => {
     const o = { ...(options.level !== undefined ? { level: options.level } : {}), ...(options.signal ? { signal: options.signal } : {}) };
     const job =
-      options.compression === 'zstd:chunked'
+      compression === 'zstd:chunked'
         ? compressChunked(tar, o)
-        : compressLayer(tar, { compression: options.compression ?? 'gzip', ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+        : compressLayer(tar, { compression, ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
     const fh = await open(writer.tmpPath, 'r+');
     try {
       for await (const chunk of job.stream) await fh.write(chunk as Buffer);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       job.stream.destroy();
       await fh.close();
@@ -153,13 +168,13 @@ async function writeLayer(store: Store, layer: string, writer: BlobWriter, optio
 }
 
 /**
- * Commits a container's changes as a new image on top of the container's image, as `podman commit` does: one new
- * layer (the container's read-write layer, as the driver archives it, compressed), the image's settings with the
- * container's own and then `changes` applied, the new diff_id and a history entry (created, created_by as podman
- * writes it, author, `FROM <image>`). `name` is normalised as podman tag does (`foo` → `localhost/foo:latest`);
- * without one the image has no name. A container podman made is committed with its image's settings (podman keeps
- * its own in its database). Fails with CARRIER_NOT_FOUND for an unknown container and leaves no image, no name and
- * no layer behind on any failure.
+ * Commits a container's changes as a new image on top of the container's image, as `podman commit` does: one new layer
+ * (the container's read-write layer, as the driver archives it: its uncompressed tar by default, as podman writes it;
+ * gzip or zstd when asked), the image's settings with the container's own and then `changes` applied, the new diff_id
+ * and a history entry (created, created_by as podman writes it, author, `FROM <image>`). `name` is normalised as podman
+ * tag does (`foo` → `localhost/foo:latest`); without one the image has no name. A container podman made is committed
+ * with its image's settings (podman keeps its own in its database). Fails with CARRIER_NOT_FOUND for an unknown
+ * container and leaves no image, no name and no layer behind on any failure.
  */
 export async function commit(store: Store, container: string, name?: string, options: CommitContainerOptions = {}): Promise<CommitContainerResult> {
   const format = options.format ?? 'oci';
@@ -167,8 +182,15 @@ export async function commit(store: Store, container: string, name?: string, opt
   if (format === 'oci' && options.message !== undefined && options.message !== '') {
     throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'messages are only compatible with the docker image format (format: docker)');
   }
-  const compression = options.compression ?? 'gzip';
-  if (format === 'docker' && compression !== 'gzip') throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'the docker image format has no zstd layers: use gzip, or the oci format');
+  const compression = options.compression ?? 'none';
+  if (compression !== 'none' && compression !== 'gzip' && compression !== 'zstd' && compression !== 'zstd:chunked') {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown compression '${String(compression)}': use none, gzip, zstd or zstd:chunked`);
+  }
+  if (format === 'docker' && (compression === 'zstd' || compression === 'zstd:chunked')) {
+    throw new CarrierError('CARRIER_INVALID_ARGUMENT', 'the docker image format has no zstd layers: use gzip, none, or the oci format');
+  }
+  // An uncompressed tar in the cache would be uploaded as it is by a push that should compress it.
+  const keep = options.blobCache !== false && compression !== 'none';
   const changes = parseChanges(options.changes ?? []);
   const names = name === undefined || name === '' ? [] : [normalizeLocalName(name)];
 
@@ -196,7 +218,7 @@ export async function commit(store: Store, container: string, name?: string, opt
     if (paused) await runtimeCommand(file, store, info.id, 'pause');
     let written: CompressedLayer & { annotations?: Record<string, string> };
     try {
-      written = await writeLayer(store, info.layer, writer, options);
+      written = await writeLayer(store, info.layer, writer, compression, keep, options);
     } finally {
       if (paused) await runtimeCommand(file, store, info.id, 'resume');
     }
@@ -236,7 +258,7 @@ export async function commit(store: Store, container: string, name?: string, opt
     };
     // The blob is complete and verified by its own hashing: the cache may name it now (the store verifies it again).
     let blobPath = writer.tmpPath;
-    if (options.blobCache !== false) {
+    if (keep) {
       await writer.commit(written.digest);
       kept = true;
       blobPath = cache.path(written.digest);
@@ -246,7 +268,15 @@ export async function commit(store: Store, container: string, name?: string, opt
       diffID: l.diffID!,
       open: () => Promise.reject(new CarrierError('CARRIER_NOT_FOUND', `layer ${l.id} of image ${image.id.slice(0, 12)} is not in the store (a read-only image store's layers cannot be committed on)`)),
     }));
-    layers.push({ diffID: written.diffID, digest: written.digest, size: written.size, open: async () => blobPath });
+    layers.push({
+      diffID: written.diffID,
+      digest: written.digest,
+      size: written.size,
+      open: async () => blobPath,
+      // A blob the cache does not keep goes as soon as the layer is made from it, before the store's syncfs, so its
+      // dirty pages are dropped instead of written out with the layer's.
+      ...(keep ? {} : { settle: () => writer.abort() }),
+    });
     const result = await store.commitImage(
       { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
       { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },

@@ -174,7 +174,7 @@ const commit: CommandDef = {
   flags: [
     { name: 'author', short: 'a', type: 'string', value: 'AUTHOR', help: 'the image\'s author' },
     { name: 'change', short: 'c', type: 'list', value: 'INSTRUCTION', help: 'apply CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR (Dockerfile syntax)' },
-    { name: 'compression-format', type: 'string', value: 'FORMAT', help: "the new layer's compression: 'gzip' (default) or 'zstd' (oci format only)" },
+    { name: 'compression-format', type: 'string', value: 'FORMAT', help: "compress the new layer: 'gzip', 'zstd' or 'zstd:chunked' (zstd ones oci format only); default none, as podman (a push compresses it)" },
     { name: 'format', short: 'f', type: 'string', value: 'FORMAT', help: "'oci' (default) or 'docker' (Docker schema 2 manifest and config)" },
     { name: 'iidfile', type: 'string', value: 'FILE', help: "write the new image's id to FILE" },
     { name: 'message', short: 'm', type: 'string', value: 'MESSAGE', help: "the config's comment (docker format only)" },

@@ -19,7 +19,9 @@ export async function commitCli(ctx: Context): Promise<number> {
   const message = ctx.flags.string('message');
   const author = ctx.flags.string('author');
   const compression = ctx.flags.string('compression-format');
-  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd') throw new ExitError('--compression-format must be gzip or zstd', 125);
+  if (compression !== undefined && !['none', 'gzip', 'zstd', 'zstd:chunked'].includes(compression)) {
+    throw new ExitError('--compression-format must be none, gzip, zstd or zstd:chunked', 125);
+  }
   if (format === 'oci' && message !== undefined && message !== '') throw new ExitError('messages are only compatible with the docker image format (-f docker)', 125);
   return withStore(ctx.globals, async (store) => {
     const int = interruptSignal();
@@ -33,7 +35,7 @@ export async function commitCli(ctx: Context): Promise<number> {
         pause: ctx.flags.bool('pause'),
         ...(message !== undefined ? { message } : {}),
         ...(author !== undefined ? { author } : {}),
-        ...(compression !== undefined ? { compression } : {}),
+        ...(compression !== undefined ? { compression: compression as 'none' | 'gzip' | 'zstd' | 'zstd:chunked' } : {}),
         signal: int.signal,
         onLayer: (layer) => say(`Copying blob ${layer.digest} done`),
       }).catch((err: unknown) => {
