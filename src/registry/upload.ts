@@ -50,7 +50,7 @@ export interface BlobPusherOptions {
 }
 
 /** Resumes of one upload without progress before it is given up (and restarted). */
-const MAX_CHUNK_RESENDS = 5;
+const MAX_RESUMES = 5;
 
 /** Source errors end the upload as they are; only the registry's failures restart it. */
 class SourceError extends Error {
@@ -212,7 +212,7 @@ export class BlobPusher {
           await this.complete(sent.location, digest, undefined, signal);
           return { digest, size: sent.size };
         }
-        if (tries >= MAX_CHUNK_RESENDS) throw sent.failure;
+        if (tries >= MAX_RESUMES) throw sent.failure;
         await this.client.retryWait(tries, `PATCH to ${this.name}: ${(sent.failure as Error).message}`, signal);
         const status = await this.status(location, signal);
         if (status.received > sent.reached) {
