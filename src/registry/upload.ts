@@ -308,8 +308,9 @@ export class BlobPusher {
     const range: Record<string, string> = size !== undefined && size > offset ? { 'content-range': `${offset}-${size - 1}`, 'content-length': String(size - offset) } : {};
     try {
       if (size !== undefined && size === offset) {
-        for await (const c of body()) if (c.length > 0) throw new SourceError(new CarrierError('CARRIER_DIGEST_MISMATCH', `${cur.held} bytes past the size given`));
-        return { location, size };
+        // The registry has every byte: read the rest (none, or finish() refuses the size) and complete.
+        for await (const _ of body());
+        return { location, size: reached };
       }
       const { res, url } = await this.send('PATCH', location.href, {
         headers: { 'content-type': 'application/octet-stream', ...range },
