@@ -61,7 +61,7 @@ export interface PushOptions extends RegistryAccess {
    * neither compressed again (default true; kept in `blob-info-v1.json` in the blob cache directory).
    */
   blobInfoCache?: boolean;
-  /** Bytes per PATCH of a chunked upload (default 8 MiB). */
+  /** A blob up to this size goes in one PUT; a longer one is streamed in one PATCH (default 8 MiB). */
   chunkSize?: number;
   /** The policy.json to enforce on the source (default: the one in force, as containers/image finds it). */
   signaturePolicy?: string;

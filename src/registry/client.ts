@@ -126,7 +126,7 @@ export class RegistryClient {
     headers: Record<string, string>,
     insecure: boolean,
     signal: AbortSignal,
-    body?: Buffer,
+    body?: Buffer | Readable,
   ): Promise<{ res: Response; url: URL }> {
     const authOrigin = url.origin;
     let current = url;
@@ -144,7 +144,7 @@ export class RegistryClient {
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
       });
-      if (![301, 302, 303, 307, 308].includes(res.statusCode)) return { res, url: current };
+      if (![301, 302, 303, 307, 308].includes(res.statusCode) || (body !== undefined && !Buffer.isBuffer(body))) return { res, url: current };
       await drain(res);
       if (hop >= MAX_REDIRECTS) throw new RegistryError('CARRIER_REGISTRY_ERROR', `too many redirects fetching ${url.pathname}`);
       if (res.statusCode === 303) m = 'GET';
@@ -168,8 +168,9 @@ export class RegistryClient {
     insecure: boolean,
     signal: AbortSignal,
     retries = this.maxRetries,
-    body?: Buffer,
+    body?: Buffer | Readable,
   ): Promise<{ res: Response; url: URL }> {
+    if (body !== undefined && !Buffer.isBuffer(body)) retries = 0;
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) throw stopError(signal);
       let out: { res: Response; url: URL };
@@ -271,7 +272,7 @@ export class RegistryClient {
       const h = { ...headers };
       if (auth && url.origin === host.origin) h.authorization = auth;
       const out = await this.dispatchRetrying(url, req.method ?? 'GET', h, t.insecure, signal, req.retries, req.body);
-      if (out.res.statusCode !== 401) return { ...out, origin: host.origin };
+      if (out.res.statusCode !== 401 || (req.body !== undefined && !Buffer.isBuffer(req.body))) return { ...out, origin: host.origin };
       if (out.url.origin !== host.origin) {
         // Redirected elsewhere, and that host wants credentials: they go only to the registry (and the token realm its
         // own challenge names), never to a host the user did not name.

@@ -1,4 +1,5 @@
 // The registry client's options and results, and the internal shapes its parts share.
+import type { Readable } from 'node:stream';
 import type { Challenge } from './challenge.js';
 import type { CredentialStore } from './auth.js';
 import type { RegistriesConf } from '../registries-conf.js';
@@ -120,8 +121,11 @@ export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface ApiRequest {
   method?: HttpMethod;
   headers?: Record<string, string>;
-  /** Sent again on a retry, so always whole bytes. */
-  body?: Buffer;
+  /**
+   * Whole bytes are sent again on a retry; a stream is sent once (no retry, no redirect, no second try after a 401:
+   * the caller asks the registry what arrived and resumes).
+   */
+  body?: Buffer | Readable;
   /** The actions asked for on the repository (`pull`, default; `pull,push`). */
   actions?: string;
   /** More token scopes (`repository:OTHER:pull` for a cross-repository mount). */

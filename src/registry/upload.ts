@@ -1,10 +1,13 @@
 // The push side of the distribution spec, over RegistryClient.request (its authentication, retries and limits):
-// HEAD before upload, cross-repository mount, monolithic upload of a blob that fits one chunk and chunked PATCH with
-// Content-Range for a longer one, each chunk held in memory until the registry has it, so a dropped connection
-// resumes from the offset the registry's upload status reports, or, when the registry lost the upload (the CNCF
-// registry cancels an upload whose data does not match its state), restarts the blob from a fresh source stream.
+// HEAD before upload, cross-repository mount, monolithic upload of a blob that fits one chunk, and for a longer one a
+// single PATCH streaming the whole blob with Content-Range for the whole range (a chunked upload of one chunk, as
+// podman streams a blob: no round trip per chunk). After a dropped connection the upload status (GET, Range) says how
+// much the registry has and a new PATCH streams the rest from a reopened source, hashing the bytes it skips; when the
+// registry lost the upload (the CNCF registry cancels an upload whose data does not match its state) the blob
+// restarts in a fresh session.
 // A manifest is PUT only by the caller, after every blob it names is in place.
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
 import type { ImageReference } from '../reference.js';
 import { parseDigest, sha256Digest } from '../oci/digest.js';
@@ -39,15 +42,15 @@ export interface UploadedBlob {
 }
 
 export interface BlobPusherOptions {
-  /** Bytes per PATCH; a blob no longer than this goes in one PUT. Default 8 MiB. */
+  /** A blob no longer than this goes in one PUT; a longer one is streamed in one PATCH. Default 8 MiB. */
   chunkSize?: number;
   /** Fresh starts of one blob's upload after the registry lost it. Default 3. */
   maxRestarts?: number;
   signal?: AbortSignal;
 }
 
-/** Times one chunk is sent again after a failure before its upload is given up (and restarted). */
-const MAX_CHUNK_RESENDS = 5;
+/** Resumes of one upload without progress before it is given up (and restarted). */
+const MAX_RESUMES = 5;
 
 /** Source errors end the upload as they are; only the registry's failures restart it. */
 class SourceError extends Error {
@@ -56,26 +59,13 @@ class SourceError extends Error {
   }
 }
 
-/** Reads a stream in chunks of `size` bytes (the last shorter). */
-async function* chunks(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (const c of source) {
-    let chunk = c;
-    while (have + chunk.length >= size) {
-      const take = size - have;
-      parts.push(chunk.subarray(0, take));
-      yield Buffer.concat(parts, size);
-      chunk = chunk.subarray(take);
-      parts = [];
-      have = 0;
-    }
-    if (chunk.length > 0) {
-      parts.push(chunk);
-      have += chunk.length;
-    }
-  }
-  if (have > 0) yield Buffer.concat(parts, have);
+/** A blob's source being read: the hash of every byte read, and bytes read but not yet sent. */
+interface OpenBlob {
+  hash: ReturnType<typeof createHash>;
+  head: Buffer[];
+  held: number;
+  next(): Promise<IteratorResult<Buffer>>;
+  close(): Promise<void>;
 }
 
 /** The uploads of one repository: `ref` names it (its tag or digest is not used here). */
@@ -197,45 +187,155 @@ export class BlobPusher {
   }
 
   private async attempt(blob: BlobBytes, session: URL, signal: AbortSignal | undefined, onBytes?: (n: number) => void): Promise<UploadedBlob> {
+    let cur = await this.openAt(blob, 0);
+    try {
+      // Up to one chunk's worth and one byte more: a blob that fits goes in one PUT.
+      while (cur.held <= this.chunkSize) {
+        const r = await cur.next();
+        if (r.done) {
+          const body = Buffer.concat(cur.head, cur.held);
+          onBytes?.(body.length);
+          const digest = await this.finish(blob, cur.hash, body.length);
+          await this.complete(session, digest, body, signal);
+          return { digest, size: body.length };
+        }
+        cur.hash.update(r.value);
+        cur.head.push(r.value);
+        cur.held += r.value.length;
+      }
+      let location = session;
+      let offset = 0;
+      for (let tries = 0; ; tries++) {
+        const sent = await this.stream(location, cur, offset, blob.size, signal, onBytes);
+        if ('location' in sent) {
+          const digest = await this.finish(blob, cur.hash, sent.size);
+          await this.complete(sent.location, digest, undefined, signal);
+          return { digest, size: sent.size };
+        }
+        if (tries >= MAX_RESUMES) throw sent.failure;
+        await this.client.retryWait(tries, `PATCH to ${this.name}: ${(sent.failure as Error).message}`, signal);
+        const status = await this.status(location, signal);
+        if (status.received > sent.reached) {
+          throw new RegistryError('CARRIER_REGISTRY_ERROR', `${this.name} has ${status.received} bytes of an upload that had sent ${sent.reached}: starting again`);
+        }
+        if (status.received > offset) tries = -1;
+        location = status.location;
+        offset = status.received;
+        await cur.close();
+        cur = await this.openAt(blob, offset);
+      }
+    } finally {
+      await cur.close();
+    }
+  }
+
+  /**
+   * The blob's bytes from `offset`, from a fresh source: the bytes before it are read and hashed but not held, so the
+   * hash covers the whole blob when the stream ends.
+   */
+  private async openAt(blob: BlobBytes, offset: number): Promise<OpenBlob> {
     let source: AsyncIterable<Buffer>;
     try {
       source = await blob.open();
     } catch (err) {
       throw new SourceError(err);
     }
-    const it = chunks(source, this.chunkSize)[Symbol.asyncIterator]();
-    const next = (): Promise<IteratorResult<Buffer>> => it.next().catch((err: unknown) => Promise.reject(new SourceError(err)));
-    const hash = createHash('sha256');
-    let offset = 0;
-    let location = session;
+    const it = source[Symbol.asyncIterator]();
+    const cur: OpenBlob = {
+      hash: createHash('sha256'),
+      head: [],
+      held: 0,
+      next: () => it.next().catch((err: unknown) => Promise.reject(new SourceError(err))),
+      close: async () => {
+        await it.return?.(undefined).catch(() => {});
+      },
+    };
+    let skipped = 0;
+    while (skipped < offset) {
+      const r = await cur.next();
+      if (r.done) throw new SourceError(new CarrierError('CARRIER_DIGEST_MISMATCH', `${blob.what} ended at ${skipped} bytes, before the ${offset} the registry has`));
+      cur.hash.update(r.value);
+      const take = Math.min(r.value.length, offset - skipped);
+      skipped += take;
+      if (take < r.value.length) {
+        cur.head.push(r.value.subarray(take));
+        cur.held = r.value.length - take;
+      }
+    }
+    return cur;
+  }
+
+  /**
+   * One PATCH streaming everything from `offset` to the end of the blob: Content-Range and Content-Length for the
+   * whole remaining range when the size is known (a chunked upload of one chunk), else a chunked-encoded stream. The
+   * registry's Range must then say it has every byte sent.
+   */
+  private async stream(
+    location: URL,
+    cur: OpenBlob,
+    offset: number,
+    size: number | undefined,
+    signal: AbortSignal | undefined,
+    onBytes?: (n: number) => void,
+  ): Promise<{ location: URL; size: number } | { failure: unknown; reached: number }> {
+    let reached = offset;
+    let ended = false;
+    let sourceFailure: unknown;
+    const body = async function* (): AsyncGenerator<Buffer> {
+      for (const c of cur.head) {
+        reached += c.length;
+        onBytes?.(reached);
+        yield c;
+      }
+      cur.head = [];
+      cur.held = 0;
+      for (;;) {
+        let r: IteratorResult<Buffer>;
+        try {
+          r = await cur.next();
+        } catch (err) {
+          sourceFailure = err;
+          throw err;
+        }
+        if (r.done) break;
+        cur.hash.update(r.value);
+        reached += r.value.length;
+        onBytes?.(reached);
+        yield r.value;
+      }
+      ended = true;
+    };
+    const range: Record<string, string> = size !== undefined && size > offset ? { 'content-range': `${offset}-${size - 1}`, 'content-length': String(size - offset) } : {};
     try {
-      let cur = await next();
-      let ahead = cur.done ? undefined : next();
-      ahead?.catch(() => {});
-      if (!cur.done && (await ahead!).done) {
-        // One chunk: the whole blob in one PUT.
-        const body = cur.value;
-        hash.update(body);
-        onBytes?.(body.length);
-        const digest = await this.finish(blob, hash, body.length);
-        await this.complete(location, digest, body, signal);
-        return { digest, size: body.length };
+      if (size !== undefined && size === offset) {
+        // The registry has every byte: read the rest (none, or finish() refuses the size) and complete.
+        for await (const _ of body());
+        return { location, size: reached };
       }
-      while (!cur.done) {
-        const body = cur.value;
-        hash.update(body);
-        location = await this.patch(location, body, offset, signal);
-        offset += body.length;
-        onBytes?.(offset);
-        cur = await ahead!;
-        ahead = cur.done ? undefined : next();
-        ahead?.catch(() => {});
+      const { res, url } = await this.send('PATCH', location.href, {
+        headers: { 'content-type': 'application/octet-stream', ...range },
+        body: Readable.from(body(), { objectMode: false }),
+        retries: 0,
+        ...(signal ? { signal } : {}),
+      });
+      if (sourceFailure !== undefined) {
+        discard(res.body);
+        throw sourceFailure;
       }
-      const digest = await this.finish(blob, hash, offset);
-      await this.complete(location, digest, undefined, signal);
-      return { digest, size: offset };
-    } finally {
-      await it.return?.(undefined).catch(() => {});
+      if (res.statusCode === 202) {
+        await drain(res);
+        const has = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
+        const next = this.location(res, url, 'a chunk');
+        // With Content-Length the registry may answer before the source has said it ended: the size it was given is enough.
+        if ((ended || reached === size) && has && Number(has[1]) + 1 === reached) return { location: next, size: reached };
+        return { failure: new RegistryError('CARRIER_REGISTRY_ERROR', `${this.name} answered a PATCH of bytes ${offset}-${reached - 1} with Range ${printable(header(res, 'range') ?? 'none', 64)}`), reached };
+      }
+      return { failure: await this.failure(res, `PATCH of bytes from ${offset} of an upload`), reached };
+    } catch (err) {
+      if (sourceFailure !== undefined) throw sourceFailure;
+      if (err instanceof SourceError) throw err;
+      if (signal?.aborted) throw abortError(signal);
+      return { failure: err, reached };
     }
   }
 
@@ -253,53 +353,16 @@ export class BlobPusher {
     return digest;
   }
 
-  /**
-   * Sends one chunk at `offset`. After a failure, asks the registry how much it has: the rest of the chunk goes from
-   * there when that is inside this chunk; otherwise the upload is lost (the caller restarts it).
-   */
-  private async patch(location: URL, chunk: Buffer, offset: number, signal: AbortSignal | undefined): Promise<URL> {
-    let loc = location;
-    let from = 0;
-    for (let tries = 0; ; tries++) {
-      const part = chunk.subarray(from);
-      let failure: unknown;
-      try {
-        const end = offset + chunk.length - 1;
-        const { res, url } = await this.send('PATCH', loc.href, {
-          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset + from}-${end}` },
-          body: part,
-          retries: 0,
-          ...(signal ? { signal } : {}),
-        });
-        if (res.statusCode === 202) {
-          await drain(res);
-          return this.location(res, url, 'a chunk');
-        }
-        failure = await this.failure(res, `chunk ${offset + from}-${end} of an upload`);
-      } catch (err) {
-        if (signal?.aborted) throw abortError(signal);
-        failure = err;
-      }
-      if (tries >= MAX_CHUNK_RESENDS) throw failure;
-      await this.client.retryWait(tries, `PATCH to ${this.name}: ${(failure as Error).message}`, signal);
-      const status = await this.status(loc, signal);
-      const have = status.received - offset;
-      if (have < 0 || have > chunk.length) {
-        throw new RegistryError('CARRIER_REGISTRY_ERROR', `${this.name} has ${status.received} bytes of an upload that had reached ${offset}: starting again`);
-      }
-      loc = status.location;
-      from = have;
-      if (from === chunk.length) return loc;
-    }
-  }
-
   /** GET on an upload: how many bytes the registry has, and where to continue. */
   private async status(location: URL, signal: AbortSignal | undefined): Promise<{ received: number; location: URL }> {
     const { res, url } = await this.send('GET', location.href, signal ? { signal } : {});
     if (res.statusCode !== 204 && res.statusCode !== 202) throw await this.failure(res, 'upload status');
     await drain(res);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
-    return { received: range ? Number(range[1]) + 1 : 0, location: header(res, 'location') ? this.location(res, url, 'an upload status') : location };
+    // The CNCF registry says `0-0` for an empty upload too: read as nothing received (a registry that had one byte
+    // refuses the PATCH from 0, or stores a blob whose digest the closing PUT refuses, and the upload restarts).
+    const received = range && range[1] !== '0' ? Number(range[1]) + 1 : 0;
+    return { received, location: header(res, 'location') ? this.location(res, url, 'an upload status') : location };
   }
 
   /** The closing PUT (`?digest=`), with the last bytes when given; the registry must agree on the digest. */

@@ -42,7 +42,7 @@ export interface RegistryDestinationOptions {
   forceCompression?: boolean;
   /** The level of layers compressed on the way (compressLayer's default: gzip 4, zstd 3). */
   compressionLevel?: number;
-  /** Bytes per PATCH of a chunked upload (default 8 MiB). */
+  /** A blob up to this size goes in one PUT; a longer one is streamed in one PATCH (default 8 MiB). */
   chunkSize?: number;
   signal?: AbortSignal;
   /** Where registries.d is read from to write signatures (default: the user's, else /etc/containers/registries.d). */
