@@ -163,11 +163,14 @@ export interface NativeCompressedLayer {
   entries: number;
 }
 
-export type CompressEvent =
+/** What a native compress job reports: credit to push more, a compressed chunk, its result, or its failure. */
+export type CompressJobEvent<R> =
   | { type: 'drain' }
   | { type: 'data'; chunk: Buffer }
-  | { type: 'done'; result: NativeCompressedLayer }
+  | { type: 'done'; result: R }
   | { type: 'error'; error: NativeFailure };
+
+export type CompressEvent = CompressJobEvent<NativeCompressedLayer>;
 
 export interface NativeChunkedLayer extends NativeCompressedLayer {
   /** `sha256:<hex>` of the compressed TOC: the manifest-checksum annotation. */
@@ -178,11 +181,7 @@ export interface NativeChunkedLayer extends NativeCompressedLayer {
   tarSplitPosition: string;
 }
 
-export type ChunkedCompressEvent =
-  | { type: 'drain' }
-  | { type: 'data'; chunk: Buffer }
-  | { type: 'done'; result: NativeChunkedLayer }
-  | { type: 'error'; error: NativeFailure };
+export type ChunkedCompressEvent = CompressJobEvent<NativeChunkedLayer>;
 
 export interface NativeCompressJob {
   /** Queue a chunk of the tar; false means wait for a 'drain' event before pushing more. */

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { CarrierError, abortError, fromNative } from '../errors.js';
-import { native, type CompressEvent, type NativeCompressOptions, type NativeCompressedLayer } from '../native.js';
+import { native, type CompressJobEvent, type NativeCompressJob, type NativeCompressOptions, type NativeCompressedLayer } from '../native.js';
 import { feed } from './apply.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
@@ -74,9 +74,26 @@ function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
  */
 export function compressLayer(tar: Readable, options: CompressLayerOptions = {}): CompressingLayer {
   const opts = nativeOptions(options);
+  return runCompressJob<NativeCompressedLayer, NativeCompressedLayer>(tar, (onEvent) => new native.CompressJob(opts, onEvent), {
+    what: 'the compressed layer stream',
+    result: (r) => r,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+/**
+ * Drives a native compress job (plain or zstd:chunked) from a tar stream: the tar is fed with backpressure, the
+ * compressed chunks come out as a Readable that acknowledges them as it is read, and `result` settles after its last
+ * byte (mapped by `result`). An abort, a failed tar stream or a destroyed output stops the job and rejects `result`.
+ */
+export function runCompressJob<R, Out>(
+  tar: Readable,
+  start: (onEvent: (event: CompressJobEvent<R>) => void) => NativeCompressJob,
+  options: { what: string; result: (r: R) => Out; signal?: AbortSignal },
+): { stream: Readable; result: Promise<Out> } {
   const { signal } = options;
-  let settle!: { resolve: (r: CompressedLayer) => void; reject: (e: Error) => void };
-  const result = new Promise<CompressedLayer>((resolve, reject) => {
+  let settle!: { resolve: (r: Out) => void; reject: (e: Error) => void };
+  const result = new Promise<Out>((resolve, reject) => {
     settle = { resolve, reject };
   });
   result.catch(() => {}); // the stream carries the same failure; a caller reading only the stream is not left with an unhandled rejection
@@ -96,11 +113,7 @@ export function compressLayer(tar: Readable, options: CompressLayerOptions = {})
       if (!done) {
         done = true;
         job.abort();
-        settle.reject(
-          err instanceof CarrierError
-            ? err
-            : new CarrierError('ABORT_ERR', 'the compressed layer stream was destroyed before its end', { cause: err ?? signal?.reason }),
-        );
+        settle.reject(err instanceof CarrierError ? err : new CarrierError('ABORT_ERR', `${options.what} was destroyed before its end`, { cause: err ?? signal?.reason }));
       }
       if (!tar.destroyed) tar.destroy();
       signal?.removeEventListener('abort', onAbort);
@@ -115,7 +128,7 @@ export function compressLayer(tar: Readable, options: CompressLayerOptions = {})
     stream.destroy(err);
   };
 
-  const onEvent = (event: CompressEvent): void => {
+  const onEvent = (event: CompressJobEvent<R>): void => {
     if (event.type === 'drain') {
       drained?.();
       return;
@@ -127,7 +140,7 @@ export function compressLayer(tar: Readable, options: CompressLayerOptions = {})
     } else if (event.type === 'done') {
       done = true;
       signal?.removeEventListener('abort', onAbort);
-      settle.resolve(event.result);
+      settle.resolve(options.result(event.result));
       stream.push(null);
     } else if (event.error.code === 'ABORT_ERR' && streamError !== undefined && !signal?.aborted) {
       const cause = streamError as NodeJS.ErrnoException;
@@ -137,7 +150,7 @@ export function compressLayer(tar: Readable, options: CompressLayerOptions = {})
     }
   };
 
-  const job = new native.CompressJob(opts, onEvent);
+  const job = start(onEvent);
   const onAbort = (): void => job.abort();
   if (signal?.aborted) job.abort();
   else signal?.addEventListener('abort', onAbort, { once: true });
