@@ -350,6 +350,37 @@ describe('a container of a committed image (Store)', () => {
   });
 });
 
+describe('mount counting in the run root', () => {
+  // mountpoints.json lives in the run root, which a reboot clears: it is replaced atomically but never flushed (as
+  // podman's), so a mount or umount costs no fsync. Flushes are counted on the FileHandle prototype every write uses.
+  it('records mounts in mountpoints.json with no fsync or fdatasync', async () => {
+    const base = path.join(work, 'store-nosync');
+    const img = buildTestImage(path.join(base, 'oci'));
+    const store = await Store.open(storeDirs(base));
+    const probe = await fs.promises.open(__filename, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void>; datasync: () => Promise<void> };
+    await probe.close();
+    const { sync, datasync } = proto;
+    let flushes = 0;
+    try {
+      const committed = await store.commitImage(commitOf(img, ['localhost/mount-nosync:latest']));
+      const c = await store.createContainer(committed.id);
+      proto.sync = function (this: unknown) { flushes++; return sync.call(this); };
+      proto.datasync = function (this: unknown) { flushes++; return datasync.call(this); };
+      const target = await store.mountContainer(c.id);
+      expect(fs.readdirSync(path.join(target, 'data')).sort()).toEqual(['kept.txt', 'link', 'opaque']);
+      expect((await store.mounts()).map((m) => ({ id: m.id, count: m.count }))).toEqual([{ id: c.layer, count: 1 }]);
+      expect(await store.unmountContainer(c.id)).toBe(false); // false: no longer mounted
+      expect(await store.mounts()).toEqual([]);
+      expect(flushes).toBe(0);
+    } finally {
+      proto.sync = sync;
+      proto.datasync = datasync;
+      await store.close();
+    }
+  });
+});
+
 describe('rootless: a real unprivileged user', () => {
   const USER = 'carrier-rootless';
   let ids: { uid: number; gid: number };

@@ -1,16 +1,18 @@
 // Crash-safe file replacement: a temp file in the same directory, fdatasync, rename over the target, fsync the
 // directory (podman skips that last step; a crash right after a rename could otherwise lose the new name).
+// `durable: false` keeps the rename (readers never see half a file) and skips both flushes: for the run root's files,
+// which a reboot clears anyway (podman does not sync them either).
 import { open, rename, unlink, chmod } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable = true): Promise<void> {
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.datasync();
+    if (durable) await fh.datasync();
   } catch (err) {
     await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
@@ -24,7 +26,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await syncDir(dir);
+  if (durable) await syncDir(dir);
 }
 
 export async function syncDir(dir: string): Promise<void> {

@@ -16,7 +16,8 @@ export class MountStore {
     dir: string,
     private readonly driver: Driver,
   ) {
-    this.file = new RecordFile<MountRecord>(join(dir, 'mountpoints.json'), lock, 'mount');
+    // in the run root, which a reboot clears: not flushed (as podman's), so a mount or umount costs no fsync
+    this.file = new RecordFile<MountRecord>(join(dir, 'mountpoints.json'), lock, 'mount', false);
   }
 
   /** Runs `fn` holding the mounts lock, the records reloaded when another process changed them. */

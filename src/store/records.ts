@@ -101,6 +101,8 @@ export class RecordFile<R extends { id: string }> {
     readonly file: string,
     readonly lock: StoreLock | undefined,
     readonly what: string,
+    /** Flushed to disk on save: false for the run root's records, which do not outlive a reboot. */
+    readonly durable = true,
   ) {}
 
   /** Reloads when another writer touched the lock since this process looked. Hold the lock. */
@@ -142,7 +144,7 @@ export class RecordFile<R extends { id: string }> {
   save(): Promise<void> {
     const run = async (): Promise<void> => {
       if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
-      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600);
+      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable);
       await this.lock.touch();
     };
     const next = this.saving.then(run, run);
