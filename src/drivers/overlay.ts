@@ -12,7 +12,7 @@ import { pathExists } from '../fs/paths.js';
 import { removeTree } from '../fs/remove.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
-import { isFullId, linkId } from '../store/ids.js';
+import { isFullId, isLinkId, linkId } from '../store/ids.js';
 import type { ApplyDiffOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
 import { findMount, mountOverlay, unmountOverlay } from './mount.js';
 import type { Change } from './changes.js';
@@ -152,7 +152,8 @@ export class OverlayDriver implements Driver {
   /** The layer's diff/ (here or in an additional image store) against the lower layers its `lower` file names. */
   async changes(id: string, _parent: string | undefined): Promise<Change[]> {
     const diff = await this.locate(id);
-    const lowers = await this.resolveLowers(await readOptional(join(dirname(diff), 'lower')));
+    const lowerFile = join(dirname(diff), 'lower');
+    const lowers = await this.resolveLowers(lowerFile, await readOptional(lowerFile));
     return overlayChanges(Buffer.from(diff), lowers.map((l) => Buffer.from(l)));
   }
 
@@ -169,10 +170,12 @@ export class OverlayDriver implements Driver {
   /** `lower` content for a child of `parent` (which may live in an additional image store). */
   async lowerFor(parent: string): Promise<string> {
     const pdir = await this.locateLayerDir(parent);
-    const parentLink = (await readFile(join(pdir, 'link'), 'utf8')).trim();
+    const linkFile = join(pdir, 'link');
+    const parentLink = (await readFile(linkFile, 'utf8')).trim();
+    if (!isLinkId(parentLink)) throw badLink(linkFile, parentLink);
     const lowers = [`${LINK_DIR}/${parentLink}`];
-    const parentLower = await readOptional(join(pdir, 'lower'));
-    if (parentLower) lowers.push(...parentLower.split(':'));
+    const lowerFile = join(pdir, 'lower');
+    lowers.push(...checkedLowers(lowerFile, await readOptional(lowerFile)));
     return lowers.join(':');
   }
 
@@ -181,15 +184,17 @@ export class OverlayDriver implements Driver {
    * as containers/storage resolves them, in the first additional image store that has it.
    */
   async lowerDirs(id: string): Promise<string[]> {
-    return this.resolveLowers(await readOptional(join(this.paths(id).dir, 'lower')));
+    const lowerFile = join(this.paths(id).dir, 'lower');
+    return this.resolveLowers(lowerFile, await readOptional(lowerFile));
   }
 
   /** A `lower` file's links as absolute paths, nearest first (see {@link lowerDirs}). */
-  private async resolveLowers(lower: string): Promise<string[]> {
-    if (!lower) return [];
+  private async resolveLowers(lowerFile: string, lower: string): Promise<string[]> {
+    const links = checkedLowers(lowerFile, lower);
+    if (links.length === 0) return [];
     const homes = this.additionalHomes();
     return Promise.all(
-      lower.split(':').map(async (l) => {
+      links.map(async (l) => {
         const own = join(this.home, l);
         if (homes.length === 0 || (await pathExists(own))) return own;
         for (const home of homes) if (await pathExists(join(home, l))) return join(home, l);
@@ -247,7 +252,7 @@ export class OverlayDriver implements Driver {
     const p = this.paths(id);
     await this.put(id);
     const link = await readFile(join(p.dir, 'link'), 'utf8').catch(() => undefined);
-    if (link && /^[A-Z2-7]{26}$/.test(link.trim())) await unlink(join(this.home, LINK_DIR, link.trim())).catch(ignoreEnoent);
+    if (link && isLinkId(link.trim())) await unlink(join(this.home, LINK_DIR, link.trim())).catch(ignoreEnoent);
     await removeTree(p.dir);
   }
 
@@ -287,6 +292,27 @@ export class OverlayDriver implements Driver {
       }
     }
   }
+}
+
+/**
+ * The `l/<link>` entries of a `lower` file, each checked to be a short link (a damaged or planted file must not name
+ * a path outside the store's l/ directory); an empty file is no lowers.
+ */
+function checkedLowers(lowerFile: string, lower: string): string[] {
+  const text = lower.trim();
+  if (text === '') return [];
+  return text.split(':').map((entry) => {
+    if (!entry.startsWith(`${LINK_DIR}/`) || !isLinkId(entry.slice(LINK_DIR.length + 1))) throw badLink(lowerFile, entry);
+    return entry;
+  });
+}
+
+function badLink(file: string, link: string): CarrierError {
+  return new CarrierError(
+    'CARRIER_CORRUPT_STORE',
+    `${file} names an invalid layer link ${JSON.stringify(link)} (a link is l/ and 26 characters of A-Z2-7); it is not followed`,
+    { path: file },
+  );
 }
 
 async function readOptional(p: string): Promise<string> {

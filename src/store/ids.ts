@@ -25,6 +25,12 @@ export function randomId(): string {
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+const LINK_ID = /^[A-Z2-7]{26}$/;
+
+/** Whether `s` is a short link name as {@link linkId} makes them (and c/storage does): 26 characters of base32. */
+export function isLinkId(s: string): boolean {
+  return LINK_ID.test(s);
+}
 
 /** The short name of a layer in overlay/l/: 17 random bytes in base32, first 26 characters. */
 export function linkId(): string {

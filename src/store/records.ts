@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { isFullId } from './ids.js';
 import type { StoreLock } from './lock.js';
 
 export interface IdMap {
@@ -137,6 +138,7 @@ export class RecordFile<R extends { id: string }> {
     if (!Array.isArray(parsed) || !parsed.every((r) => typeof r === 'object' && r !== null && typeof r.id === 'string')) {
       throw new CarrierError('CARRIER_CORRUPT_STORE', `${this.file} is not an array of ${this.what} records`, { path: this.file });
     }
+    for (const r of parsed as Record<string, unknown>[]) checkRecordIds(this.file, this.what, r);
     this.records = parsed as R[];
   }
 
@@ -154,6 +156,39 @@ export class RecordFile<R extends { id: string }> {
 
   get(id: string): R | undefined {
     return this.records.find((r) => r.id === id);
+  }
+}
+
+/**
+ * The fields of each record kind that name another record by id, and so become paths (`overlay/<id>`,
+ * `<id>.tar-split.gz`, `<d>-images/<id>/`). `id` itself is checked for every kind.
+ */
+const ID_FIELDS: Record<string, readonly string[]> = {
+  layer: ['parent'],
+  image: ['layer', 'mapped-layers'],
+  container: ['layer', 'image'],
+  mount: [],
+};
+
+/**
+ * Refuses a record whose id, or an id it links to, is not 64 lowercase hex: a damaged or planted record (a store on
+ * shared storage, an additional image store) must never turn into a path outside the store. Empty optional links
+ * (c/storage writes none, but an image-less container has `image: ""`) are no link.
+ */
+function checkRecordIds(file: string, what: string, record: Record<string, unknown>): void {
+  const bad = (field: string, value: unknown): never => {
+    throw new CarrierError(
+      'CARRIER_CORRUPT_STORE',
+      `${file}: ${what} record ${JSON.stringify(record.id)} has an invalid ${field} ${JSON.stringify(value)} (an id is 64 lowercase hex digits); the record is not followed`,
+      { path: file },
+    );
+  };
+  if (!isFullId(record.id as string)) bad('id', record.id);
+  for (const field of ID_FIELDS[what] ?? []) {
+    const v = record[field];
+    if (v === undefined || v === null || v === '') continue;
+    const values = Array.isArray(v) ? v : [v];
+    for (const x of values) if (typeof x !== 'string' || !isFullId(x)) bad(field, x);
   }
 }
 
