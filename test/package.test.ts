@@ -20,7 +20,7 @@ function tool(cmd: string, args: string[]): string {
 
 describe('the committed linux-x64 prebuild', () => {
   it('exists', () => {
-    expect(existsSync(prebuild), 'run `npm run prebuild` and commit prebuilds/').toBe(true);
+    expect(existsSync(prebuild), 'run `npm run prebuild:x64` and commit prebuilds/').toBe(true);
   });
 
   it('loads in a fresh Node process and exposes the layer jobs', () => {
