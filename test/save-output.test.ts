@@ -8,7 +8,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Store } from '../src/store/store.js';
 import { exportContainer, saveImages } from '../src/index.js';
@@ -17,6 +18,7 @@ import { buildTestImage, requireTools, Podman, type TestImage, removeWorkDir } f
 import { commitOf } from './support/store.js';
 
 const o = { mtime: 1_700_000_000 };
+const cli = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), 'dist/cli/main.js');
 let work: string;
 let img: TestImage;
 let p: Podman;
@@ -208,5 +210,23 @@ describe('save -o / export -o: a regular file', () => {
       watcher.close();
     }
     expect(fs.readdirSync(d)).toEqual([]);
+  });
+});
+
+describe('carrier save -o (CLI)', () => {
+  it('refuses an existing non-empty file with exit 125, and `-o /dev/stdout | head -c10` leaves /dev/stdout in place', () => {
+    const d = dir();
+    const file = path.join(d, 'existing.tar');
+    fs.writeFileSync(file, 'precious\n');
+    const r = spawnSync('node', [cli, '--root', p.root, '--runroot', p.runroot, 'save', '-o', file, 'out:1']);
+    expect(r.status).toBe(125);
+    expect(r.stderr.toString()).toContain("docker-archive doesn't support modifying existing images");
+    expect(fs.readFileSync(file, 'utf8')).toBe('precious\n');
+
+    const before = fs.lstatSync('/dev/stdout');
+    const sh = spawnSync('sh', ['-c', 'node "$1" --root "$2" --runroot "$3" save -o /dev/stdout out:1 | head -c10 | wc -c', 'sh', cli, p.root, p.runroot]);
+    expect(sh.stdout.toString().trim()).toBe('10');
+    const after = fs.lstatSync('/dev/stdout');
+    expect([after.ino, after.mode]).toEqual([before.ino, before.mode]);
   });
 });

@@ -25,7 +25,7 @@ export interface OutputFileOptions {
  */
 export async function refuseNonEmptyFile(path: string, message: string): Promise<void> {
   const st = await stat(path).catch(() => undefined);
-  if (st?.isFile() && st.size > 0) throw new CarrierError('CARRIER_EXISTS', `${path}: ${message}`, { path });
+  if (st?.isFile() && st.size > 0) throw new CarrierError('CARRIER_EXISTS', message, { path });
 }
 
 /**
