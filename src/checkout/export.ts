@@ -1,12 +1,11 @@
 // `carrier export`: a container's merged tree (its image's layers and its own read-write layer) as one tar.
-import { createWriteStream } from 'node:fs';
-import { lstat, readdir, unlink } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { CarrierError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { END_OF_ARCHIVE } from '../save/tar.js';
 import { DiffTarWriter, joinRel } from '../drivers/diff-tar.js';
+import { writeOutput } from '../transports/archive-output.js';
 import { checkoutLayers, containerChain, flattenSources, scratchDir } from './checkout.js';
 import type { MergeMode, MergeResult } from '../fs/merge.js';
 
@@ -103,7 +102,9 @@ export async function exportContainerStream(store: Store, query: string, options
 
 /**
  * `carrier export`: writes a container's merged tree (its image's layers and its own writes, overlay semantics) as a
- * tar to `out` (a file path, created or truncated, removed again on failure; or a writable stream).
+ * tar to `out`: a writable stream, or a file path. A regular file is written beside and renamed into place when
+ * complete (an existing one is replaced, as podman does; a failure leaves it as it was); a FIFO or device is written
+ * as it is. Nothing Carrier did not create is removed.
  */
 export async function exportContainer(store: Store, query: string, out: string | Writable, options: ExportOptions = {}): Promise<ExportResult> {
   return store.withLayersHeld(() => exportContainerTo(store, query, out, options));
@@ -111,13 +112,10 @@ export async function exportContainer(store: Store, query: string, out: string |
 
 async function exportContainerTo(store: Store, query: string, out: string | Writable, options: ExportOptions): Promise<ExportResult> {
   const { stream, done } = await exportContainerStream(store, query, options);
-  const sink = typeof out === 'string' ? createWriteStream(out, { mode: 0o644 }) : out;
   try {
-    if (options.signal) await pipeline(stream, sink, { signal: options.signal });
-    else await pipeline(stream, sink);
+    await writeOutput(out, stream, {}, options.signal);
   } catch (err) {
     stream.destroy();
-    if (typeof out === 'string') await unlink(out).catch(() => {});
     throw err;
   }
   return done;

@@ -34,7 +34,11 @@ export type SaveFormat = 'docker-archive' | 'oci-archive' | 'oci-dir';
 export interface SaveOptions {
   /** Default `docker-archive`. */
   format?: SaveFormat;
-  /** A file (archives; created or truncated, removed again on failure), a writable stream (archives), or a new or empty directory (oci-dir). */
+  /**
+   * A file (archives: written beside and renamed into place when complete, so a failure leaves no partial file and
+   * removes nothing Carrier did not create; a FIFO or device is written as it is; docker-archive refuses an existing
+   * non-empty file with CARRIER_EXISTS, as podman does), a writable stream (archives), or a new or empty directory (oci-dir).
+   */
   output: string | Writable;
   /** OCI formats: how layers not found in the blob cache are written. Default `gzip`, as podman does. */
   compression?: 'gzip' | 'none';

@@ -3,7 +3,7 @@
 // directory for blobs whose size is only known once they are made (a recompressed layer), and the tar stream.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, stat, unlink } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -15,6 +15,7 @@ import { layerCompression } from '../oci/mediatypes.js';
 import { END_OF_ARCHIVE, padding, tarHeader, type TarHeaderFields } from '../save/tar.js';
 import type { LayerBlob, OpenBlobOptions } from './types.js';
 import { chain, tap } from './stream-taps.js';
+import { writeOutput, type OutputFileOptions } from './archive-output.js';
 
 /** A blob to write: small bytes, or a stream that must hash to `digest` and be `size` bytes long. */
 export type PendingBlob =
@@ -162,22 +163,12 @@ async function* archiveChunks(entries: readonly ArchiveEntry[], counter: { bytes
   yield END_OF_ARCHIVE;
 }
 
-/** Writes the entries as a tar to a file (created or truncated; removed again on failure) or a stream. Returns its size. */
-export async function writeTar(entries: readonly ArchiveEntry[], output: string | Writable, signal?: AbortSignal): Promise<number> {
+/**
+ * Writes the entries as a tar to a file (see archive-output.ts: a regular file is replaced only once complete, a FIFO
+ * or device is written as it is, nothing Carrier did not create is removed) or a stream. Returns its size.
+ */
+export async function writeTar(entries: readonly ArchiveEntry[], output: string | Writable, signal?: AbortSignal, options: OutputFileOptions = {}): Promise<number> {
   const counter = { bytes: 0 };
-  const source = Readable.from(archiveChunks(entries, counter, signal));
-  if (typeof output === 'string') {
-    const fh = await open(output, 'w', 0o644);
-    try {
-      await pipeline(source, fh.createWriteStream());
-    } catch (err) {
-      await unlink(output).catch(() => {});
-      throw err;
-    } finally {
-      await fh.close().catch(() => {});
-    }
-  } else {
-    await pipeline(source, output);
-  }
+  await writeOutput(output, Readable.from(archiveChunks(entries, counter, signal)), options);
   return counter.bytes;
 }

@@ -10,6 +10,7 @@ import { abortError } from '../errors.js';
 import { layerCompression } from '../oci/mediatypes.js';
 import { Spool, blobSize, hexOf, spoolTar, writeTar, type ArchiveEntry, type PendingBlob } from './blob-files.js';
 import type { TarHeaderFields } from '../save/tar.js';
+import { refuseNonEmptyFile } from './archive-output.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export interface DockerArchiveDestinationOptions {
@@ -19,6 +20,8 @@ export interface DockerArchiveDestinationOptions {
 }
 
 const ARCHIVE_MODE = 0o444;
+/** podman 4.3.1's refusal of an existing non-empty file as a docker-archive output. */
+const NOT_EMPTY = "docker-archive doesn't support modifying existing images";
 
 function sha256Hex(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
@@ -57,7 +60,10 @@ export class DockerArchiveDestination implements ImageDestination {
   /** Bytes written by close(). */
   bytes = 0;
 
-  /** `output`: a file (created or truncated, removed again on failure) or a writable stream. */
+  /**
+   * `output`: a file or a writable stream. A file must not be an existing non-empty regular file (CARRIER_EXISTS,
+   * as podman); it is written beside and renamed into place when complete. A FIFO or device is written as it is.
+   */
   constructor(
     private readonly output: string | Writable,
     private readonly options: DockerArchiveDestinationOptions = {},
@@ -80,6 +86,7 @@ export class DockerArchiveDestination implements ImageDestination {
   async putImage(image: ImageSource, options: PutImageOptions): Promise<PutImageResult> {
     const signal = options.signal ?? this.options.signal;
     if (signal?.aborted) throw abortError(signal);
+    if (typeof this.output === 'string' && this.items.size === 0) await refuseNonEmptyFile(this.output, NOT_EMPTY);
     const id = hexOf(image.configDigest);
     const known = this.items.get(id);
     const results: PutLayerResult[] = [];
@@ -158,13 +165,14 @@ export class DockerArchiveDestination implements ImageDestination {
         ],
         this.output,
         this.options.signal,
+        { refuseNonEmpty: NOT_EMPTY },
       );
     } finally {
       await this.spool.remove();
     }
   }
 
-  /** Removes the spool (a failed close() has already removed its file). */
+  /** Removes the spool (a failed close() has already removed its temporary file). */
   async abort(): Promise<void> {
     await this.spool.remove();
   }

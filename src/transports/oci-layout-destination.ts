@@ -44,8 +44,8 @@ export class OciLayoutDestination implements ImageDestination {
   bytes = 0;
 
   /**
-   * `output`: for `oci`, a new or empty directory (CARRIER_EXISTS otherwise); for `oci-archive`, a file (created
-   * or truncated, removed again on failure) or a writable stream.
+   * `output`: for `oci`, a new or empty directory (CARRIER_EXISTS otherwise); for `oci-archive`, a file (replaced
+   * once complete, as podman does; a FIFO or device written as it is; see archive-output.ts) or a writable stream.
    */
   private constructor(
     readonly transport: 'oci' | 'oci-archive',
@@ -157,7 +157,7 @@ export class OciLayoutDestination implements ImageDestination {
     }
   }
 
-  /** Removes the spool, and what a failed copy left of a layout directory (an archive file removes itself). */
+  /** Removes the spool, and what a failed copy left of a layout directory (an archive removes its temporary file). */
   async abort(): Promise<void> {
     await this.spool.remove();
     if (this.transport !== 'oci' || !this.writing) return;
