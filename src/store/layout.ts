@@ -58,5 +58,6 @@ export async function prepareLayout(layout: StoreLayout): Promise<void> {
   }
   if (!(await pathExists(layout.usernsLock))) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
   const mounts = join(layout.runLayersDir, 'mountpoints.json');
-  if (!(await pathExists(mounts))) await writeFileAtomic(mounts, '[]', 0o600);
+  // in the run root, which a reboot clears: written as the mount records are, not flushed
+  if (!(await pathExists(mounts))) await writeFileAtomic(mounts, '[]', 0o600, false);
 }

@@ -4,7 +4,7 @@
 // that exists (a FIFO, a character device such as /dev/null or /dev/stdout, a socket) is opened for writing as it is
 // and never unlinked, as podman does.
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -24,7 +24,10 @@ export interface OutputFileOptions {
  * docker-archive says "docker-archive doesn't support modifying existing images" and exits 125.
  */
 export async function refuseNonEmptyFile(path: string, message: string): Promise<void> {
-  const st = await stat(path).catch(() => undefined);
+  refuseIfNonEmpty(path, await stat(path).catch(() => undefined), message);
+}
+
+function refuseIfNonEmpty(path: string, st: Stats | undefined, message: string): void {
   if (st?.isFile() && st.size > 0) throw new CarrierError('CARRIER_EXISTS', message, { path });
 }
 
@@ -33,11 +36,11 @@ export async function refuseNonEmptyFile(path: string, message: string): Promise
  * On failure the path is left as it was (a regular file) or simply closed (a FIFO or device).
  */
 export async function writeOutputFile(path: string, source: Readable, options: OutputFileOptions = {}, signal?: AbortSignal): Promise<void> {
-  if (options.refuseNonEmpty !== undefined) await refuseNonEmptyFile(path, options.refuseNonEmpty);
   const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
     throw err;
   });
+  if (options.refuseNonEmpty !== undefined) refuseIfNonEmpty(path, st, options.refuseNonEmpty);
   const sinkOpts = signal ? { signal } : {};
   if (st && !st.isFile()) {
     // Opened as it is: no O_CREAT (a path that vanished meanwhile is an error, not a new file), no O_TRUNC.
