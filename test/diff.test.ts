@@ -63,8 +63,9 @@ function carrier(args: string[], driver = pm): Run {
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** podman on this test's store with the store's own global options (its --tmpdir too), reporting rather than throwing. */
 function podman(args: string[], driver = pm): Run {
-  const r = spawnSync('podman', ['--root', driver.root, '--runroot', driver.runroot, '--storage-driver', driver.driver, ...args], {
+  const r = spawnSync('podman', [...driver.globalArgs, ...args], {
     env: driver.env,
     encoding: 'utf8',
   });
