@@ -169,8 +169,9 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
       } else {
         proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 2048, intervalMs: 8 }, times: Infinity });
       }
-      // a fresh blob cache per attempt: blobs cached by an earlier attempt would skip the download
-      const env = { XDG_DATA_HOME: path.join(work, 'xdg', String(i)) };
+      // a fresh blob cache per attempt: blobs cached by an earlier attempt would skip the download. The cache belongs
+      // to the store (or CARRIER_BLOB_CACHE), not to XDG_DATA_HOME, so the variable names one per attempt.
+      const env = { CARRIER_BLOB_CACHE: path.join(work, 'blob-cache', String(i)) };
       const run = startCli([...globals(), 'pull', '--tls-verify=false', `${proxy.host}/${repo}`], env);
       let killed = false;
       const kill = (): void => {
