@@ -262,6 +262,11 @@ export interface NativeBinding {
    */
   discardTerminalEof(fd: number): number;
   ImageBudget: new (limitBytes: number) => NativeImageBudget;
+  /**
+   * How this process resolves paths inside a layer, decided once at load: `openat2`, or `walk` (a userspace
+   * component walk with the same results) where openat2 is denied or missing, or CARRIER_NO_OPENAT2=1 is set.
+   */
+  pathResolver(): 'openat2' | 'walk';
 }
 
 export interface NativeDirQuota {
