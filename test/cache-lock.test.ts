@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as H from './support/hostile.js';
-import { buildTestImage, requireTools, removeWorkDir } from './support/images.js';
+import { buildTestImage, requireTools, removeWorkDir, type LayerSpec } from './support/images.js';
 import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
 import { startCountingRelay, type CountingRelay } from './support/counting-relay.js';
 import { tempDir } from './support/fixtures.js';
@@ -20,6 +20,9 @@ let reg: TestRegistry;
 let relay: CountingRelay;
 let work: string;
 let layers: string[];
+/** The image's layer digests in manifest order (base first). */
+let ordered: string[];
+let specs: LayerSpec[];
 let ref: string;
 
 interface Result {
@@ -41,9 +44,14 @@ function carrier(args: string[]): { child: ChildProcess; done: Promise<Result> }
 }
 
 let n = 0;
-function newStore(): string[] {
+function newStore(driver?: 'overlay' | 'vfs'): string[] {
   const dir = path.join(work, `s${n++}`);
-  return ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run')];
+  return ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), ...(driver ? ['--storage-driver', driver] : [])];
+}
+
+/** Resolves once `cond()` holds (polled); the test's own timeout ends a wait that never would. */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 50));
 }
 
 function pull(store: string[], cache?: string): { child: ChildProcess; done: Promise<Result> } {
@@ -74,12 +82,11 @@ beforeAll(async () => {
   work = tempDir('cache-lock');
   reg = await startRegistry();
   const o = { mtime: 1_700_000_000 };
-  const img = buildTestImage(path.join(work, 'img'), {
-    label: 'cache-lock',
-    layers: [0, 1, 2].map((i) => ({ compression: 'gzip' as const, entries: [H.dir('d/', o), H.file(`d/random-${i}`, crypto.randomBytes(768 * 1024), o)] })),
-  });
+  specs = [0, 1, 2].map((i) => ({ compression: 'gzip' as const, entries: [H.dir('d/', o), H.file(`d/random-${i}`, crypto.randomBytes(768 * 1024), o)] }));
+  const img = buildTestImage(path.join(work, 'img'), { label: 'cache-lock', layers: specs });
   await pushImage(reg.host, img.ociDir, 'lock/a:1');
-  layers = (await storedImage(reg, 'lock/a', '1')).layers.map((l) => l.digest).sort();
+  ordered = (await storedImage(reg, 'lock/a', '1')).layers.map((l) => l.digest);
+  layers = [...ordered].sort();
   relay = await startCountingRelay(reg.url);
   ref = `${relay.host}/lock/a:1`;
 }, 180_000);
@@ -91,24 +98,61 @@ afterAll(async () => {
 });
 
 describe('one download per blob across processes', () => {
-  it('four pulls into four stores sharing one blob cache download each blob once', async () => {
+  for (const driver of ['overlay', 'vfs'] as const) {
+    it(`four pulls into four stores sharing one blob cache download each blob once (${driver})`, async () => {
+      relay.blobGets.clear();
+      relay.rate = 1024 * 1024; // ~0.75 s per layer: the four pulls overlap
+      const cache = path.join(work, `shared-4-${driver}`);
+      const pulls = [0, 1, 2, 3].map(() => pull(newStore(driver), cache));
+      for (const p of pulls) await expectPulled(p.done);
+      expect(gets()).toEqual(once());
+      expect(cachedBlobs(cache)).toEqual(layers);
+      expect(lockFiles(cache)).toEqual([]);
+    }, 120_000);
+
+    it(`four pulls into one store download each blob once (${driver})`, async () => {
+      relay.blobGets.clear();
+      relay.rate = 1024 * 1024;
+      const store = newStore(driver);
+      const pulls = [0, 1, 2, 3].map(() => pull(store));
+      for (const p of pulls) await expectPulled(p.done);
+      expect(gets()).toEqual(once());
+    }, 120_000);
+  }
+
+  it('two pulls of images with the same blobs in opposite orders, into vfs stores sharing a cache, download each blob once', async () => {
+    const img = buildTestImage(path.join(work, 'reversed'), { label: 'cache-lock-reversed', layers: [...specs].reverse() });
+    await pushImage(reg.host, img.ociDir, 'lock/reversed:1');
+    expect((await storedImage(reg, 'lock/reversed', '1')).layers.map((l) => l.digest)).toEqual([...ordered].reverse());
     relay.blobGets.clear();
-    relay.rate = 1024 * 1024; // ~0.75 s per layer: the four pulls overlap
-    const cache = path.join(work, 'shared-4');
-    const pulls = [0, 1, 2, 3].map(() => pull(newStore(), cache));
-    for (const p of pulls) await expectPulled(p.done);
+    relay.rate = 1024 * 1024;
+    const cache = path.join(work, 'shared-reversed');
+    const a = pull(newStore('vfs'), cache);
+    const b = carrier(['--blob-cache', cache, ...newStore('vfs'), 'pull', '--tls-verify=false', `${relay.host}/lock/reversed:1`]);
+    await expectPulled(a.done);
+    await expectPulled(b.done);
     expect(gets()).toEqual(once());
-    expect(cachedBlobs(cache)).toEqual(layers);
     expect(lockFiles(cache)).toEqual([]);
   }, 120_000);
 
-  it('four pulls into one store download each blob once', async () => {
+  it('a vfs layer lets go of its blob once it is cached, before it waits for its parent: a pull never holds a blob while it waits for another', async () => {
     relay.blobGets.clear();
-    relay.rate = 1024 * 1024;
-    const store = newStore();
-    const pulls = [0, 1, 2, 3].map(() => pull(store));
-    for (const p of pulls) await expectPulled(p.done);
+    relay.rate = 0;
+    const cache = path.join(work, 'shared-parent');
+    // Another process holds the base layer's blob: every other layer's merge waits for the base.
+    const base = await lockBlob(cache, ordered[0]!);
+    const p = pull(newStore('vfs'), cache);
+    try {
+      // The upper layers are downloaded, cached and unlocked meanwhile (before, each held its lock until its parent
+      // was merged: a process holding the base and wanting one of them waited forever).
+      await until(() => ordered.slice(1).every((d) => cachedBlobs(cache).includes(d)) && lockFiles(cache).length === 1);
+      for (const d of ordered.slice(1)) await (await lockBlob(cache, d)).release();
+    } finally {
+      await base.release();
+    }
+    await expectPulled(p.done);
     expect(gets()).toEqual(once());
+    expect(lockFiles(cache)).toEqual([]);
   }, 120_000);
 
   it('a pull killed while it downloads lets the waiting pull take the blob over', async () => {
@@ -185,9 +229,12 @@ describe('an image that has one blob twice', () => {
     });
     await pushImage(reg.host, img.ociDir, 'lock/twice:1');
     relay.rate = 0;
-    for (const driver of ['vfs', 'overlay']) {
-      const r = await carrier([...newStore(), '--storage-driver', driver, 'pull', '--tls-verify=false', `${relay.host}/lock/twice:1`]).done;
+    const twice = (await storedImage(reg, 'lock/twice', '1')).layers[0]!.digest;
+    for (const driver of ['vfs', 'overlay'] as const) {
+      relay.blobGets.clear();
+      const r = await carrier([...newStore(driver), 'pull', '--tls-verify=false', `${relay.host}/lock/twice:1`]).done;
       expect(r.code, `${driver}: ${r.stderr}`).toBe(0);
+      expect(relay.blobGets.get(twice), driver).toBe(1);
     }
   }, 120_000);
 });
