@@ -131,6 +131,17 @@ class DecompressJob : public Napi::ObjectWrap<DecompressJob> {
 
 void init_decompress_job(Napi::Env env, Napi::Object exports) {
   exports.Set("DecompressJob", DecompressJob::Define(env));
+  prime_inflater_choice();
+  // Which inflater gzip streams go through in this process ('isal' or 'zlib'); loads libisal.so.2 if it has to.
+  exports.Set("inflater", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                try {
+                  return Napi::String::New(info.Env(), inflater_name(resolve_inflater(Inflater::Default)));
+                } catch (const Fail& f) {
+                  Napi::Error err = Napi::Error::New(info.Env(), f.failure().message);
+                  err.Set("code", f.failure().code);
+                  throw err;
+                }
+              }));
 }
 
 }  // namespace carrier
