@@ -2,6 +2,8 @@
 // archive reader's Transform. JS pushes compressed chunks into a bounded queue (push() answers false past the
 // high-water mark, and a 'drain' event says when to push again); the thread decodes them into ~1 MiB chunks handed
 // back as 'data' events, at most kCredits of them unacknowledged. Memory stays flat whatever the stream's size.
+#include <pthread.h>
+
 #include <memory>
 #include <optional>
 #include <thread>
@@ -62,6 +64,7 @@ class ChunkSink : public DecodeSink {
 };
 
 void decode(std::shared_ptr<DecompressState> s) {
+  pthread_setname_np(pthread_self(), "carrier-decomp");
   Out* last = nullptr;
   try {
     Decoder decoder(s->kind);

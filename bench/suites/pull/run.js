@@ -239,7 +239,7 @@ export async function runPullSuite(ctx) {
 
     // one fresh file system per run (bench/lib/scratch.js): the tree, the blob cache or OCI layout, the store records;
     // per round every image variant, its contenders round-robin
-    const items = variants.flatMap((v) => contenders.map((c) => ({
+    const items = variants.flatMap((v) => contenders.filter((c) => !c.gzipOnly || v.compression === 'gzip').map((c) => ({
       id: key(v, c),
       contender: c.id,
       run: async ({ round, attempt, cell }) => {
