@@ -1,6 +1,7 @@
 // The pull suite (`npm run bench -- --suite pull`): carrier pull against podman pull, skopeo copy + umoci unpack and a
 // pure-Node pipeline, from a docker-registry this suite starts on 127.0.0.1 (plain http), for two images in a gzip and
-// a zstd variant each (distro: bench/lib/fixture.js, smallfiles: fixture.js).
+// a zstd variant each (distro: bench/lib/fixture.js, smallfiles: fixture.js). For the gzip variants carrier also runs
+// with CARRIER_INFLATE=zlib, so the rows show what ISA-L's igzip (the default where libisal.so.2 loads) earns.
 //
 // Method (bench/run.js): every run pulls into a fresh store or directory on a fresh file system of its own
 // (bench/lib/scratch.js), with a fresh short run root under /tmp; carrier also gets a fresh empty blob cache
