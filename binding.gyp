@@ -15,6 +15,7 @@
         "native/decompress_job.cc",
         "native/extractor.cc",
         "native/fs_safe.cc",
+        "native/gzip_isal.cc",
         "native/mount.cc",
         "native/parallel_compressor.cc",
         "native/quota.cc",
