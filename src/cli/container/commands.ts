@@ -1,7 +1,7 @@
 // The container commands' definitions: `carrier container …`, the top-level names podman also gives them (run, ps,
 // rm, …) and `carrier unshare`.
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
-import { pullFlags } from '../image/pull-flags.js';
+import { pullFlags } from '../image/registry-flags.js';
 
 const force = (help: string): FlagDef => ({ name: 'force', short: 'f', type: 'bool', help });
 

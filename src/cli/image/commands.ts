@@ -2,7 +2,7 @@
 // pull, …). Exit codes, as podman 4.3.1 gives them: `image exists` 0 found, 1 not; `rmi` 1 not known, 2 in use;
 // `tag`, `untag`, `inspect` 125 not known; anything else failing 125.
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
-import { pullFlags, signaturePolicyFlag as signaturePolicy } from './pull-flags.js';
+import { pullFlags, registryFlags, signaturePolicyFlag as signaturePolicy } from './registry-flags.js';
 
 const quiet = (help: string): FlagDef => ({ name: 'quiet', short: 'q', type: 'bool', help });
 /** podman's signing flags, on push and copy. */
@@ -117,12 +117,6 @@ export const pull: CommandDef = {
   args: { min: 1, max: 1 },
   run: async (ctx) => (await import('./pull.js')).pullImage(ctx),
 };
-
-const registryFlags = (prefix = ''): FlagDef[] => [
-  { name: `${prefix}creds`, type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
-  { name: `${prefix}authfile`, type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
-  { name: `${prefix}tls-verify`, type: 'bool', default: true, help: 'require https and a trusted certificate (=false allows plain http)' },
-];
 
 export const push: CommandDef = {
   name: 'push',

@@ -5,7 +5,7 @@ import type { Context, Flags } from '../command.js';
 import { ExitError } from '../errors.js';
 import { withStore } from '../open-store.js';
 import { interruptSignal } from '../signals.js';
-import { pullOptionsOf } from './pull-flags.js';
+import { pullOptionsOf } from './registry-flags.js';
 import { PullProgress } from './progress.js';
 
 export async function pullImage(ctx: Context): Promise<number> {
@@ -17,7 +17,7 @@ export async function pullImage(ctx: Context): Promise<number> {
 }
 
 /**
- * Pulls `reference` as the pull flags (pull-flags.ts) say, which pull, run and create all define; progress on stderr
+ * Pulls `reference` as the pull flags (registry-flags.ts) say, which pull, run and create all define; progress on stderr
  * unless `quiet`. Ctrl-C: exit 130.
  */
 export async function pullWithFlags(store: Store, reference: string, flags: Flags, { quiet }: { quiet: boolean }): Promise<PullResult> {

@@ -1,6 +1,7 @@
-// The flags of a pull, defined once: `carrier pull` takes them, and so do `run` and `create`, which pull a missing
-// image the same way. One list gives the parser and the help its flags; one function maps them to PullOptions.
-// Loads none of the library (a command's definition must not): PullOptions is a type only.
+// The flags of the commands that talk to a registry, each defined once with the function that reads it: the registry
+// access flags (pull, push, copy's per-side ones, run and create), and pull's whole set, which `run` and `create`
+// take as they are because they pull a missing image the same way. Loads none of the library (a command's
+// definition must not): the option types are types only.
 import type { PullOptions } from '../../index.js';
 import { UsageError, type FlagDef, type Flags } from '../command.js';
 
@@ -12,15 +13,34 @@ export const signaturePolicyFlag: FlagDef = {
   help: 'the policy.json to enforce (default: ~/.config/containers/policy.json, else /etc/containers/policy.json, else accept)',
 };
 
+/** `--creds`, `--authfile` and `--tls-verify`, or with a prefix (copy's `--src-creds`, …). */
+export function registryFlags(prefix = ''): FlagDef[] {
+  return [
+    { name: `${prefix}creds`, type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
+    { name: `${prefix}authfile`, type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
+    { name: `${prefix}tls-verify`, type: 'bool', default: true, help: `require https and a trusted certificate (--${prefix}tls-verify=false allows plain http)` },
+  ];
+}
+
+/** The registry access the registryFlags(prefix) ask for; left out, a setting is the registry configuration's. */
+export function registryAccessOf(flags: Flags, prefix = ''): Pick<PullOptions, 'creds' | 'authfile' | 'tlsVerify'> {
+  const creds = flags.string(`${prefix}creds`);
+  const authfile = flags.string(`${prefix}authfile`);
+  return {
+    // podman spells it --tls-verify=false; only a given flag overrides registries.conf's insecure setting.
+    ...(flags.given(`${prefix}tls-verify`) ? { tlsVerify: flags.bool(`${prefix}tls-verify`) } : {}),
+    ...(creds !== undefined ? { creds } : {}),
+    ...(authfile !== undefined ? { authfile } : {}),
+  };
+}
+
 /** Every flag that says how to pull, in the order the help lists them (`--quiet` is each command's own). */
 export const pullFlags: readonly FlagDef[] = [
   { name: 'platform', type: 'string', value: 'OS/ARCH[/VARIANT]', help: 'the platform to choose from a multi-platform image (default: this machine)' },
   { name: 'arch', type: 'string', value: 'ARCH', help: 'the platform, one part at a time: the architecture' },
   { name: 'os', type: 'string', value: 'OS', help: 'the operating system' },
   { name: 'variant', type: 'string', value: 'VARIANT', help: 'the variant' },
-  { name: 'creds', type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
-  { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
-  { name: 'tls-verify', type: 'bool', default: true, help: 'require https and a trusted certificate (--tls-verify=false allows plain http)' },
+  ...registryFlags(),
   { name: 'cert-dir', type: 'string', value: 'DIR', help: "certificates for the registry (*.crt, *.cert, *.key; default: the registry's certs.d directory)" },
   { name: 'timeout', type: 'string', value: 'DURATION', help: 'give up on the registry after this long (e.g. 90s, 5m; default: no deadline)' },
   {
@@ -43,8 +63,6 @@ export const pullFlags: readonly FlagDef[] = [
  */
 export function pullOptionsOf(flags: Flags): PullOptions {
   const platform = platformFlag(flags);
-  const creds = flags.string('creds');
-  const authfile = flags.string('authfile');
   const certDir = flags.string('cert-dir');
   const timeout = flags.string('timeout');
   const signaturePolicy = flags.string('signature-policy');
@@ -52,10 +70,7 @@ export function pullOptionsOf(flags: Flags): PullOptions {
   if (partial !== undefined && partial !== 'auto' && partial !== 'never') throw new UsageError('--partial must be auto or never');
   return {
     ...(platform !== undefined ? { platform } : {}),
-    // podman spells it --tls-verify=false; left out, the registry's configuration decides.
-    ...(flags.given('tls-verify') ? { tlsVerify: flags.bool('tls-verify') } : {}),
-    ...(creds !== undefined ? { creds } : {}),
-    ...(authfile !== undefined ? { authfile } : {}),
+    ...registryAccessOf(flags),
     ...(certDir !== undefined ? { certDir } : {}),
     ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
     ...(flags.bool('no-sync') ? { sync: false } : {}),
