@@ -137,15 +137,17 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
     const s = newStore();
     const store = await s.open();
     const layer = small.layers[0]!;
-    rig.proxy.addRule({ match: (r) => isBlobGet(r) && r.path.endsWith(layer.digest), fault: { kind: 'drip', chunk: 8192, intervalMs: 1000 }, times: Infinity });
+    rig.proxy.addRule({ match: (r) => isBlobGet(r) && r.path.endsWith(layer.digest), fault: { kind: 'drip', chunk: 8192, intervalMs: 1500 }, times: Infinity });
     const client = new RegistryClient({ tlsVerify: false, requestTimeoutMs: 250, retryBaseMs: 10, maxRetries: 1 });
     const r = await pull(store, `${rig.proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache });
     await client.close();
     expect(r.id).toBe(small.configDigest.slice(7));
     const ranges = rig.proxy.requests.filter((q) => isBlobGet(q) && q.path.endsWith(layer.digest)).map((q) => q.range ?? 'none');
-    // each request yields one 8 KiB chunk, then stalls; every resume starts where the last left off
-    // (the proxy drips each chunk it gets from the registry, so a request yields up to 8 KiB before it stalls)
-    expect(ranges.length).toBeGreaterThanOrEqual(Math.ceil(layer.size / 8192));
+    // each request yields one 8 KiB chunk, then stalls; every resume starts where the last left off (the proxy
+    // drips each chunk it gets from the registry, so a request yields up to 8 KiB before it stalls). On a loaded
+    // machine the client can be descheduled past a stall and take a second chunk on one request, so the count of
+    // requests is not fixed: what is asserted is that it resumed, each time further on, until whole.
+    expect(ranges.length).toBeGreaterThanOrEqual(2);
     expect(ranges[0]).toBe('none');
     const starts = ranges.slice(1).map((x) => Number(/^bytes=(\d+)-$/.exec(x)?.[1]));
     for (let i = 0; i < starts.length; i++) expect(starts[i]).toBeGreaterThan(i === 0 ? 0 : starts[i - 1]!);
