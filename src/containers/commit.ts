@@ -16,6 +16,8 @@ import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { compressLayer, type CompressedLayer, type LayerCompression } from '../layer/compress.js';
+import { diffLayerToFile } from '../layer/diff-layer.js';
+import { overlayUpperOf } from '../drivers/overlay-diff.js';
 import { compressChunked } from '../chunked/compress.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { normalizeLocalName } from '../reference.js';
@@ -151,6 +153,11 @@ async function writeLayer(
 ): Promise<CompressedLayer & { annotations?: Record<string, string> }> {
   return store.withLayerDiff(layer, async (tar) => {
     const o = { ...(options.level !== undefined ? { level: options.level } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+    const upper = overlayUpperOf(tar);
+    if (upper !== undefined && compression !== 'zstd:chunked') {
+      // An overlay layer: walked, archived, compressed and written in one native pass; its stream stays unread.
+      return diffLayerToFile(upper, { out: writer.tmpPath, compression, sync: durable, ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+    }
     const job =
       compression === 'zstd:chunked'
         ? compressChunked(tar, o)
