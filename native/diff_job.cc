@@ -24,6 +24,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -240,11 +243,80 @@ bool overlay_xattr(const std::string& name) {
 }
 
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
+using Buffer = std::unique_ptr<uint8_t[]>;
+
+// Staged tar buffers passed from the walking thread to the one that hashes and writes (or compresses) them, and
+// back once empty: reading files and hashing/writing overlap, with at most kBuffers of kStage bytes in all.
+class Handoff {
+ public:
+  static constexpr int kBuffers = 4;
+  Handoff() {
+    for (int i = 0; i < kBuffers; ++i) empty_.emplace_back(new uint8_t[kStage]);
+  }
+
+  // Walker: the next empty buffer; throws the consumer's failure, or ABORT_ERR once stopped.
+  Buffer take_empty() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stopped_ || !empty_.empty(); });
+    if (failure_) throw Fail(*failure_);
+    if (stopped_) fail("ABORT_ERR", "the operation was aborted");
+    Buffer b = std::move(empty_.back());
+    empty_.pop_back();
+    return b;
+  }
+  void put_full(Buffer b, size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    full_.emplace_back(std::move(b), n);
+    cv_.notify_all();
+  }
+  // Walker: no more buffers (the consumer finishes what is queued).
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  // Either side: stop now; `f` is what the walker then throws (none: it was the walker that failed).
+  void stop(std::optional<Failure> f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (f && !failure_) failure_ = std::move(f);
+    stopped_ = true;
+    cv_.notify_all();
+  }
+
+  // Consumer: the next full buffer; false at the end or once stopped.
+  bool take_full(Buffer& b, size_t& n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stopped_ || closed_ || !full_.empty(); });
+    if (stopped_ || full_.empty()) return false;
+    b = std::move(full_.front().first);
+    n = full_.front().second;
+    full_.pop_front();
+    return true;
+  }
+  void put_empty(Buffer b) {
+    std::lock_guard<std::mutex> lock(mu_);
+    empty_.push_back(std::move(b));
+    cv_.notify_all();
+  }
+  bool stopped() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopped_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Buffer> empty_;
+  std::deque<std::pair<Buffer, size_t>> full_;
+  bool closed_ = false, stopped_ = false;
+  std::optional<Failure> failure_;
+};
 
 class DiffWalker {
  public:
-  using Sink = std::function<void(const uint8_t*, size_t)>;
-  DiffWalker(DiffState& s, Sink sink) : s_(s), sink_(std::move(sink)), buf_(new uint8_t[kStage]) {}
+  // Takes a staged buffer of n bytes and gives back an empty one of kStage bytes.
+  using Sink = std::function<Buffer(Buffer, size_t)>;
+  DiffWalker(DiffState& s, Sink sink, Buffer first) : s_(s), sink_(std::move(sink)), buf_(std::move(first)) {}
 
   void run() {
     Fd root(open(s_.cfg.upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -263,7 +335,7 @@ class DiffWalker {
   }
 
   void flush() {
-    if (staged_) sink_(buf_.get(), staged_);
+    if (staged_) buf_ = sink_(std::move(buf_), staged_);
     staged_ = 0;
   }
 
@@ -511,7 +583,7 @@ class DiffWalker {
 
   DiffState& s_;
   Sink sink_;
-  std::unique_ptr<uint8_t[]> buf_;
+  Buffer buf_;
   size_t staged_ = 0;
   uint64_t entries_ = 0;
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
@@ -532,22 +604,43 @@ void run_diff(DiffState& s) {
   if (cfg.compression != Compression::None) {
     compressor.reset(new ParallelCompressor(cfg.compression, cfg.level, cfg.threads, write_out));
   }
-  DiffWalker walker(s, [&](const uint8_t* p, size_t n) {
-    tar_sha.update(p, n);
-    tar_size += n;
-    if (compressor) compressor->write(p, n);
-    else write_all(out.get(), p, n, cfg.out, "writing the layer blob");
+  // The consumer: hashes the tar and writes it (none) or hands it to the compressor, then returns the buffer.
+  Handoff handoff;
+  DiffWalker walker(s, [&](Buffer b, size_t n) {
+    handoff.put_full(std::move(b), n);
+    return handoff.take_empty();
+  }, handoff.take_empty());
+  std::optional<Failure> consumer_failure;
+  std::thread consumer([&] {
+    pthread_setname_np(pthread_self(), "carrier-diffout");
+    try {
+      Buffer b;
+      size_t n = 0;
+      while (handoff.take_full(b, n)) {
+        tar_sha.update(b.get(), n);
+        tar_size += n;
+        if (compressor) compressor->write(b.get(), n);
+        else write_all(out.get(), b.get(), n, cfg.out, "writing the layer blob");
+        handoff.put_empty(std::move(b));
+      }
+      if (!handoff.stopped() && compressor) compressor->finish();
+    } catch (...) {
+      consumer_failure = current_failure();
+      handoff.stop(consumer_failure);
+    }
   });
   try {
     walker.run();
-    if (compressor) {
-      compressor->finish();
-      compressor.reset();
-    }
+    handoff.close();
   } catch (...) {
+    handoff.stop(std::nullopt);
     if (compressor) compressor->cancel();
+    consumer.join();
     throw;
   }
+  consumer.join();
+  if (consumer_failure) throw Fail(*consumer_failure);
+  compressor.reset();
   if (cfg.sync && fsync(out.get()) != 0) fail_errno(errno, "fsync", cfg.out, "flushing the layer blob");
   DiffResult& r = s.result;
   r.diff_id = tar_sha.digest();

@@ -168,8 +168,11 @@ describe('native overlay diff', () => {
     expect(r.entries).toBe(0);
   });
 
-  it('fails with the errno for a missing directory, and with ABORT_ERR when aborted', async () => {
+  it('fails with the errno for a missing directory or a blob it cannot write, and with ABORT_ERR when aborted', async () => {
     await expect(diffLayerToFile(path.join(work, 'missing'), { out: out() })).rejects.toMatchObject({ code: 'ENOENT' });
+    for (const compression of ['none', 'gzip'] as const) {
+      await expect(diffLayerToFile(upper, { out: '/dev/full', compression })).rejects.toMatchObject({ code: 'ENOSPC', syscall: 'write' });
+    }
     const abort = new AbortController();
     abort.abort();
     await expect(diffLayerToFile(upper, { out: out(), signal: abort.signal })).rejects.toMatchObject({ code: 'ABORT_ERR' });

@@ -1,8 +1,10 @@
 // `commit`: a container's changes become a new image, one layer on top of its image's, as `podman commit` makes it.
 //
-//   1. Under the layers lock (shared), the driver archives the container's read-write layer (its diff against its
-//      parent: whiteouts and opaque directories as `.wh.` entries) and compressLayer, in one native pass, writes that
-//      tar into a temporary blob file of the store's blob cache while hashing it (diff_id). By default the tar is
+//   1. Under the layers lock (shared), the container's read-write layer is archived (its diff against its parent:
+//      whiteouts and opaque directories as `.wh.` entries) into a temporary blob file of the store's blob cache and
+//      hashed (diff_id). On overlay the upper directory is walked, archived, hashed, compressed and written in one
+//      native pass (diffLayerToFile; zstd:chunked reads the driver's diff stream); on vfs the driver's diff stream
+//      goes through compressLayer, also one native pass from the tar on. By default the tar is
 //      written as it is, uncompressed, as podman/buildah commit into containers-storage (the manifest names the tar,
 //      digest = diff_id): compressing 200 MiB of changes cost more than all the rest of a commit, and a push
 //      compresses the layer anyway (from the store's tar-split). With `compression: gzip|zstd` the blob is compressed
