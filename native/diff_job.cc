@@ -211,6 +211,8 @@ struct DiffConfig {
   int level = 0;
   int threads = 1;
   bool sync = false;
+  // out is made a FIFO (it must not exist) that a reader opens: the tar streams through it, nothing is stored.
+  bool fifo = false;
 };
 
 struct DiffResult {
@@ -223,6 +225,7 @@ struct DiffState {
   std::atomic<bool> abort{false};
   Napi::ThreadSafeFunction tsfn;
   std::optional<Napi::Promise::Deferred> deferred;
+  std::optional<Napi::Promise::Deferred> ready;  // settles once the FIFO exists (fifo only)
   DiffResult result;
   std::optional<Failure> failure;
 };
@@ -589,10 +592,53 @@ class DiffWalker {
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
 };
 
+// Settles the job's `ready` promise on the JS thread: resolved, or rejected with `f`.
+void post_ready(DiffState& s, std::optional<Failure> f) {
+  s.tsfn.BlockingCall([&s, f](Napi::Env env, Napi::Function) {
+    if (!s.ready) return;
+    if (f) s.ready->Reject(failure_to_js(env, *f));
+    else s.ready->Resolve(env.Undefined());
+    s.ready.reset();
+  });
+}
+
+// The FIFO's write end, once a reader has opened it (polled, so an abort is seen while nobody reads).
+Fd open_fifo_writer(DiffState& s) {
+  const std::string& path = s.cfg.out;
+  for (;;) {
+    int fd = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      int flags = fcntl(fd, F_GETFL);
+      if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(fd);
+        fail_errno(err, "fcntl", path, "opening the layer FIFO");
+      }
+      // Bigger than the default 64 KiB: fewer wake-ups between this thread and the reader (best effort).
+      fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+      return Fd(fd);
+    }
+    if (errno != ENXIO && errno != EINTR) fail_errno(errno, "open", path, "opening the layer FIFO");
+    if (s.abort.load()) fail("ABORT_ERR", "the operation was aborted");
+    usleep(1000);
+  }
+}
+
 void run_diff(DiffState& s) {
   const DiffConfig& cfg = s.cfg;
-  Fd out(open(cfg.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out.valid()) fail_errno(errno, "open", cfg.out, "opening the layer blob");
+  Fd out;
+  if (cfg.fifo) {
+    if (mkfifo(cfg.out.c_str(), 0600) != 0) {
+      Failure f{errno_name(errno), std::string("mkfifo failed for '") + cfg.out + "': " + strerror(errno), cfg.out, "mkfifo", errno};
+      post_ready(s, f);
+      throw Fail(f);
+    }
+    post_ready(s, std::nullopt);
+    out = open_fifo_writer(s);
+  } else {
+    out = Fd(open(cfg.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out.valid()) fail_errno(errno, "open", cfg.out, "opening the layer blob");
+  }
   Sha256 tar_sha, blob_sha;
   uint64_t tar_size = 0, blob_size = 0;
   auto write_out = [&](const uint8_t* p, size_t n) {
@@ -617,7 +663,7 @@ void run_diff(DiffState& s) {
       Buffer b;
       size_t n = 0;
       while (handoff.take_full(b, n)) {
-        tar_sha.update(b.get(), n);
+        if (!cfg.fifo) tar_sha.update(b.get(), n);  // the FIFO's reader hashes what it reads
         tar_size += n;
         if (compressor) compressor->write(b.get(), n);
         else write_all(out.get(), b.get(), n, cfg.out, "writing the layer blob");
@@ -643,7 +689,7 @@ void run_diff(DiffState& s) {
   compressor.reset();
   if (cfg.sync && fsync(out.get()) != 0) fail_errno(errno, "fsync", cfg.out, "flushing the layer blob");
   DiffResult& r = s.result;
-  r.diff_id = tar_sha.digest();
+  r.diff_id = cfg.fifo ? std::string() : tar_sha.digest();
   r.uncompressed_size = tar_size;
   r.entries = walker.entries();
   if (cfg.compression == Compression::None) {
@@ -665,8 +711,9 @@ Napi::Object result_to_js(Napi::Env env, const DiffResult& r) {
   return o;
 }
 
-// diffLayer(upper, { out, compression, level, threads, sync }) -> { promise, abort() }: the promise resolves with
-// { diffID, digest, size, uncompressedSize, entries } or rejects with a failure object (ABORT_ERR after abort()).
+// diffLayer(upper, { out, compression, level, threads, sync, fifo }) -> { promise, abort(), ready? }: the promise resolves
+// with { diffID, digest, size, uncompressedSize, entries } or rejects with a failure object (ABORT_ERR after abort());
+// with fifo, `ready` resolves once the FIFO exists, so a reader may open it.
 Napi::Value DiffLayer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject()) {
@@ -684,12 +731,18 @@ Napi::Value DiffLayer(const Napi::CallbackInfo& info) {
   c.threads = static_cast<int>(number_option(o, "threads", 1));
   if (c.threads < 1 || c.threads > 256) throw Napi::RangeError::New(env, "threads must be between 1 and 256");
   c.sync = o.Get("sync").ToBoolean().Value();
+  c.fifo = o.Get("fifo").ToBoolean().Value();
+  if (c.fifo && c.compression != Compression::None) throw Napi::TypeError::New(env, "diffLayer: a FIFO carries the tar uncompressed");
 
   state->deferred.emplace(Napi::Promise::Deferred::New(env));
   state->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                               "carrier-diff-layer", 0, 1);
   Napi::Object job = Napi::Object::New(env);
   job.Set("promise", state->deferred->Promise());
+  if (c.fifo) {
+    state->ready.emplace(Napi::Promise::Deferred::New(env));
+    job.Set("ready", state->ready->Promise());
+  }
   std::weak_ptr<DiffState> weak = state;
   job.Set("abort", Napi::Function::New(env, [weak](const Napi::CallbackInfo&) {
             if (auto s = weak.lock()) s->abort.store(true);
@@ -703,6 +756,10 @@ Napi::Value DiffLayer(const Napi::CallbackInfo& info) {
       if (state->abort.load()) state->failure = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
     }
     state->tsfn.BlockingCall([state](Napi::Env env, Napi::Function) {
+      if (state->ready && state->failure) {  // failed before the FIFO was made
+        state->ready->Reject(failure_to_js(env, *state->failure));
+        state->ready.reset();
+      }
       if (state->failure)
         state->deferred->Reject(failure_to_js(env, *state->failure));
       else

@@ -203,6 +203,11 @@ export interface NativeDiffOptions {
   threads: number;
   /** fsync the blob before the job settles. */
   sync: boolean;
+  /**
+   * Make `out` a FIFO (it must not exist) and stream the uncompressed tar to whoever opens it; nothing is stored, and
+   * nothing hashed (the result's diffID and digest are empty: the reader hashes what it reads).
+   */
+  fifo?: boolean;
 }
 
 export interface NativeDiffJob {
@@ -210,6 +215,8 @@ export interface NativeDiffJob {
   promise: Promise<NativeCompressedLayer>;
   /** Stop between entries or read chunks. */
   abort(): void;
+  /** With `fifo`: resolves once the FIFO exists (a reader may open it); rejects if it could not be made. */
+  ready?: Promise<void>;
 }
 
 /** Options as the native tree copier reads them; filled in with defaults by cloneTree. */

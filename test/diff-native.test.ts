@@ -12,7 +12,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { overlayDiffStream } from '../src/drivers/overlay-diff.js';
-import { diffLayerToFile } from '../src/layer/diff-layer.js';
+import { diffLayerToFile, streamLayerTar } from '../src/layer/diff-layer.js';
 import * as F from './support/fixtures.js';
 import { firstDifference } from './support/layer.js';
 
@@ -180,5 +180,26 @@ describe('native overlay diff', () => {
     const job = diffLayerToFile(upper, { out: out(), compression: 'gzip', signal: late.signal });
     setImmediate(() => late.abort());
     await expect(job).rejects.toMatchObject({ code: 'ABORT_ERR' });
+  });
+
+  it('streams the same tar through a FIFO to a reader that opens it by path, and removes the FIFO when closed', async () => {
+    const expected = await jsDiff(upper);
+    const streamed = await streamLayerTar(upper);
+    expect(fs.statSync(streamed.path).isFIFO()).toBe(true);
+    expectSameBytes(await fs.promises.readFile(streamed.path), expected);
+    expect(await streamed.close()).toBeUndefined();
+    expect(fs.existsSync(path.dirname(streamed.path))).toBe(false);
+  });
+
+  it('stops a FIFO stream nobody opened, or whose reader went away, without calling it a failure', async () => {
+    const unread = await streamLayerTar(upper);
+    expect(await unread.close()).toBeUndefined();
+    expect(fs.existsSync(unread.path)).toBe(false);
+    const dropped = await streamLayerTar(upper);
+    const fh = await fs.promises.open(dropped.path, 'r');
+    await fh.read(Buffer.alloc(4096), 0, 4096, null);
+    await fh.close();
+    expect(await dropped.close()).toBeUndefined();
+    expect(fs.existsSync(path.dirname(dropped.path))).toBe(false);
   });
 });

@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { compressLayer, type CompressedLayer, type LayerCompression } from '../layer/compress.js';
-import { diffLayerToFile } from '../layer/diff-layer.js';
+import { diffLayerToFile, streamLayerTar, type StreamedLayerTar } from '../layer/diff-layer.js';
 import { overlayUpperOf } from '../drivers/overlay-diff.js';
 import { compressChunked } from '../chunked/compress.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
@@ -143,8 +143,12 @@ async function storedManifest(store: Store, image: ImageInfo): Promise<{ mediaTy
 
 /**
  * Writes the container layer's blob (its tar, compressed as asked) into `writer`, hashing it on the way; settles with
- * what the pass found. `durable`: flushed to disk before it settles (a blob the cache keeps).
+ * what the pass found. `durable`: flushed to disk before it settles (a blob the cache keeps). `replay`: an overlay
+ * layer's uncompressed tar is only hashed, not written: the store will read it again from the upper directory
+ * (streamLayerTar), whose path the result then carries as `upper`.
  */
+type WrittenLayer = CompressedLayer & { annotations?: Record<string, string>; upper?: string };
+
 async function writeLayer(
   store: Store,
   layer: string,
@@ -152,12 +156,14 @@ async function writeLayer(
   compression: LayerCompression | 'zstd:chunked',
   durable: boolean,
   options: CommitContainerOptions,
-): Promise<CompressedLayer & { annotations?: Record<string, string> }> {
+  replay: boolean,
+): Promise<WrittenLayer> {
   return store.withLayerDiff(layer, async (tar) => {
     const o = { ...(options.level !== undefined ? { level: options.level } : {}), ...(options.signal ? { signal: options.signal } : {}) };
     const upper = overlayUpperOf(tar);
     if (upper !== undefined && compression !== 'zstd:chunked') {
       // An overlay layer: walked, archived, compressed and written in one native pass; its stream stays unread.
+      if (replay && compression === 'none') return { ...(await diffLayerToFile(upper, { out: '/dev/null', ...o })), upper };
       return diffLayerToFile(upper, { out: writer.tmpPath, compression, sync: durable, ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
     }
     const job =
@@ -222,12 +228,16 @@ export async function commit(store: Store, container: string, name?: string, opt
   const cache = new BlobCache(options.blobCacheDir ?? store.config.blobCache);
   const writer = await cache.beginUnnamed();
   let kept = false;
+  let streamed: StreamedLayerTar | undefined;
   try {
     const paused = options.pause === true && file?.state.status === 'running';
     if (paused) await runtimeCommand(file, store, info.id, 'pause');
-    let written: CompressedLayer & { annotations?: Record<string, string> };
+    let written: WrittenLayer;
+    // A container that is not running cannot change before its layer is stored: its tar is streamed again from its
+    // upper directory into the store (no 200 MiB temporary file written, flushed by the journal, read back, deleted).
+    const replay = file !== undefined && file.state.status !== 'running';
     try {
-      written = await writeLayer(store, info.layer, writer, compression, keep, options);
+      written = await writeLayer(store, info.layer, writer, compression, keep, options, replay);
     } finally {
       if (paused) await runtimeCommand(file, store, info.id, 'resume');
     }
@@ -277,19 +287,29 @@ export async function commit(store: Store, container: string, name?: string, opt
       diffID: l.diffID!,
       open: () => Promise.reject(new CarrierError('CARRIER_NOT_FOUND', `layer ${l.id} of image ${image.id.slice(0, 12)} is not in the store (a read-only image store's layers cannot be committed on)`)),
     }));
+    const { upper } = written;
     layers.push({
       diffID: written.diffID,
       digest: written.digest,
       size: written.size,
-      open: async () => blobPath,
+      open: async () => {
+        if (upper === undefined) return blobPath;
+        streamed = await streamLayerTar(upper, options.signal);
+        return streamed.path;
+      },
       // A blob the cache does not keep goes as soon as the layer is made from it, before the store's syncfs, so its
       // dirty pages are dropped instead of written out with the layer's.
-      ...(keep ? {} : { settle: () => writer.abort() }),
+      ...(upper !== undefined ? { settle: async () => void (await streamed?.close()) } : keep ? {} : { settle: () => writer.abort() }),
     });
-    const result = await store.commitImage(
-      { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
-      { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
-    );
+    const result = await store
+      .commitImage(
+        { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
+        { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
+      )
+      .catch(async (err: unknown) => {
+        // A streamed tar that failed on its own (a file that shrank) says more than the truncated tar the store saw.
+        throw (await streamed?.close()) ?? err;
+      });
     return {
       id: result.id,
       names: result.names,
@@ -301,6 +321,7 @@ export async function commit(store: Store, container: string, name?: string, opt
       layers: manifest.layers.map((l) => l.digest),
     };
   } finally {
+    await streamed?.close();
     if (!kept) await writer.abort();
   }
 }

@@ -1,7 +1,10 @@
 // A layer out of an overlay upper directory in one native pass: the walk and the tar (the bytes overlayDiffStream
 // yields), the diff_id, the compression on several cores, the digest, and the blob written to a file — no tar bytes
 // cross into JavaScript. What a commit of an overlay container runs instead of reading the driver's diff stream.
-import { abortError, fromNative } from '../errors.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CarrierError, abortError, fromNative } from '../errors.js';
 import type { NativeFailure } from '../errors.js';
 import { native } from '../native.js';
 import { compressSettings, type CompressedLayer, type LayerCompression } from './compress.js';
@@ -46,4 +49,50 @@ export async function diffLayerToFile(upper: string, options: DiffLayerOptions):
 
 function pick(o: DiffLayerOptions): { level?: number; threads?: number } {
   return { ...(o.level !== undefined ? { level: o.level } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) };
+}
+
+/** An uncompressed layer tar streaming through a FIFO: see {@link streamLayerTar}. */
+export interface StreamedLayerTar {
+  /** The FIFO to open and read (once). */
+  path: string;
+  /**
+   * Stops the stream if it still runs, removes the FIFO, and settles with the stream's own failure, if it failed for
+   * a reason of its own (not an abort, not a reader that went away). Idempotent.
+   */
+  close(): Promise<CarrierError | undefined>;
+}
+
+/**
+ * Archives the overlay upper directory `upper` again, uncompressed, into a FIFO made for it (in a private temporary
+ * directory), for a reader that takes a path: the store applies a committed layer from it, so its tar is never
+ * stored as a file. The bytes are those of {@link diffLayerToFile} for the same directory, as long as it has not
+ * changed meanwhile (the reader checks the diff_id). The walk waits for a reader, so close it whatever happens.
+ */
+export async function streamLayerTar(upper: string, signal?: AbortSignal): Promise<StreamedLayerTar> {
+  if (signal?.aborted) throw abortError(signal);
+  const dir = await mkdtemp(join(tmpdir(), 'carrier-layer-'));
+  const path = join(dir, 'layer.tar');
+  const job = native.diffLayer(upper, { out: path, compression: 'none', level: 0, threads: 1, sync: false, fifo: true });
+  const onAbort = (): void => job.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const outcome = job.promise.then(
+    () => undefined,
+    (f: NativeFailure) => (f.code === 'ABORT_ERR' || f.code === 'EPIPE' ? undefined : fromNative(f)),
+  );
+  let closing: Promise<CarrierError | undefined> | undefined;
+  const close = (): Promise<CarrierError | undefined> =>
+    (closing ??= (async () => {
+      job.abort();
+      const failure = await outcome;
+      signal?.removeEventListener('abort', onAbort);
+      await rm(dir, { recursive: true, force: true });
+      return failure;
+    })());
+  try {
+    await job.ready;
+  } catch (err) {
+    await close();
+    throw fromNative(err as NativeFailure);
+  }
+  return { path, close };
 }
