@@ -4,15 +4,17 @@
 //      whiteouts and opaque directories as `.wh.` entries) into a temporary blob file of the store's blob cache and
 //      hashed (diff_id). On overlay the upper directory is walked, archived, hashed, compressed and written in one
 //      native pass (diffLayerToFile; zstd:chunked reads the driver's diff stream); on vfs the driver's diff stream
-//      goes through compressLayer, also one native pass from the tar on. By default the tar is
+//      goes through compressLayer, also one native pass from the tar on. A container that is not running is only
+//      hashed here when its layer stays uncompressed: no blob is written (see step 2). By default the tar is
 //      written as it is, uncompressed, as podman/buildah commit into containers-storage (the manifest names the tar,
 //      digest = diff_id): compressing 200 MiB of changes cost more than all the rest of a commit, and a push
 //      compresses the layer anyway (from the store's tar-split). With `compression: gzip|zstd` the blob is compressed
 //      and kept in the cache, named by its digest, where a later push finds it and uploads it unchanged.
 //   2. The config (the image's, with the container's settings, the `--change` ones, the new diff_id and a history
 //      entry) and the manifest are written; the store commits the image: its layers are present but the new one,
-//      which the store extracts from the blob like any pulled layer, recording its tar-split, so it exports byte for
-//      byte. A failure leaves no image and no name. An uncompressed blob is not kept in the cache: the store rebuilds
+//      which the store extracts from the blob like any pulled layer (or, for the hashed-only layer, from the same tar
+//      streamed again out of the upper directory through a FIFO: streamLayerTar), recording its tar-split, so it
+//      exports byte for byte. A failure leaves no image and no name. An uncompressed blob is not kept in the cache: the store rebuilds
 //      the tar from its tar-split, and a push must compress it rather than upload the cached tar as it is.
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
