@@ -296,12 +296,19 @@ export async function commit(store: Store, container: string, name?: string, opt
       size: written.size,
       open: async () => {
         if (upper === undefined) return blobPath;
-        streamed = await streamLayerTar(upper, options.signal);
-        return streamed.path;
+        try {
+          streamed = await streamLayerTar(upper, options.signal);
+          return streamed.path;
+        } catch (err) {
+          // No FIFO where temporary files go (a file system without them): the tar is stored after all.
+          if (options.signal?.aborted) throw err;
+          await diffLayerToFile(upper, { out: blobPath, ...(options.signal ? { signal: options.signal } : {}) });
+          return blobPath;
+        }
       },
       // A blob the cache does not keep goes as soon as the layer is made from it, before the store's syncfs, so its
       // dirty pages are dropped instead of written out with the layer's.
-      ...(upper !== undefined ? { settle: async () => void (await streamed?.close()) } : keep ? {} : { settle: () => writer.abort() }),
+      ...(keep ? {} : { settle: async () => void (await Promise.all([streamed?.close(), writer.abort()])) }),
     });
     const result = await store
       .commitImage(
