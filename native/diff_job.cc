@@ -213,6 +213,9 @@ struct DiffConfig {
   bool sync = false;
   // out is made a FIFO (it must not exist) that a reader opens: the tar streams through it, nothing is stored.
   bool fifo = false;
+  // Start writing each file's dirty pages out once it is read (sync_file_range, asynchronous): a commit syncs the
+  // file system afterwards, and container changes just written would otherwise all wait for that syncfs.
+  bool writeback = false;
 };
 
 struct DiffResult {
@@ -579,6 +582,7 @@ class DiffWalker {
       staged_ += static_cast<size_t>(n);
       done += static_cast<uint64_t>(n);
     }
+    if (s_.cfg.writeback && size > 0) sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: errors ignored
     std::string zeros;
     pad(zeros, static_cast<size_t>(size % kBlock));
     emit(zeros);
@@ -732,6 +736,7 @@ Napi::Value DiffLayer(const Napi::CallbackInfo& info) {
   if (c.threads < 1 || c.threads > 256) throw Napi::RangeError::New(env, "threads must be between 1 and 256");
   c.sync = o.Get("sync").ToBoolean().Value();
   c.fifo = o.Get("fifo").ToBoolean().Value();
+  c.writeback = o.Get("writeback").ToBoolean().Value();
   if (c.fifo && c.compression != Compression::None) throw Napi::TypeError::New(env, "diffLayer: a FIFO carries the tar uncompressed");
 
   state->deferred.emplace(Napi::Promise::Deferred::New(env));

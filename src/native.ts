@@ -208,6 +208,8 @@ export interface NativeDiffOptions {
    * nothing hashed (the result's diffID and digest are empty: the reader hashes what it reads).
    */
   fifo?: boolean;
+  /** Start writeback of each file's dirty pages once it is read (asynchronous; a file-system sync follows). */
+  writeback?: boolean;
 }
 
 export interface NativeDiffJob {

@@ -163,10 +163,11 @@ async function writeLayer(
   return store.withLayerDiff(layer, async (tar) => {
     const o = { ...(options.level !== undefined ? { level: options.level } : {}), ...(options.signal ? { signal: options.signal } : {}) };
     const upper = overlayUpperOf(tar);
+    const writeback = options.sync !== false; // the store syncs the file system after the layer is made
     if (upper !== undefined && compression !== 'zstd:chunked') {
       // An overlay layer: walked, archived, compressed and written in one native pass; its stream stays unread.
-      if (replay && compression === 'none') return { ...(await diffLayerToFile(upper, { out: '/dev/null', ...o })), upper };
-      return diffLayerToFile(upper, { out: writer.tmpPath, compression, sync: durable, ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+      if (replay && compression === 'none') return { ...(await diffLayerToFile(upper, { out: '/dev/null', writeback, ...o })), upper };
+      return diffLayerToFile(upper, { out: writer.tmpPath, compression, sync: durable, writeback, ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
     }
     const job =
       compression === 'zstd:chunked'

@@ -20,6 +20,12 @@ export interface DiffLayerOptions {
   threads?: number;
   /** Flush the blob to disk before settling (a blob a cache keeps). Default false. */
   sync?: boolean;
+  /**
+   * Start writing each file's dirty pages to disk as soon as it has been read (asynchronously), for a caller that
+   * syncs the file system afterwards (a commit): changes just written into the container then do not all wait for
+   * that sync. Default false.
+   */
+  writeback?: boolean;
   signal?: AbortSignal;
 }
 
@@ -34,7 +40,7 @@ export async function diffLayerToFile(upper: string, options: DiffLayerOptions):
   const { compression, level, threads } = compressSettings({ compression: options.compression ?? 'none', ...pick(options) });
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
-  const job = native.diffLayer(upper, { out: options.out, compression, level, threads, sync: options.sync ?? false });
+  const job = native.diffLayer(upper, { out: options.out, compression, level, threads, sync: options.sync ?? false, writeback: options.writeback ?? false });
   const onAbort = (): void => job.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
