@@ -13,6 +13,7 @@
         "native/budget.cc",
         "native/decoder.cc",
         "native/decompress_job.cc",
+        "native/diff_job.cc",
         "native/extractor.cc",
         "native/fs_safe.cc",
         "native/gzip_isal.cc",

@@ -47,7 +47,8 @@ const LEVELS: Record<LayerCompression, [number, number, number]> = {
   none: [0, 0, 0],
 };
 
-function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
+/** The compression, level and threads `options` ask for, checked and with their defaults (and the tar-split path). */
+export function compressSettings(options: CompressLayerOptions): NativeCompressOptions {
   const compression = options.compression ?? 'gzip';
   const range = LEVELS[compression];
   if (!range) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown compression '${String(compression)}': use gzip, zstd or none`);
@@ -73,7 +74,7 @@ function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
  * tar-split is removed.
  */
 export function compressLayer(tar: Readable, options: CompressLayerOptions = {}): CompressingLayer {
-  const opts = nativeOptions(options);
+  const opts = compressSettings(options);
   return runCompressJob<NativeCompressedLayer, NativeCompressedLayer>(tar, (onEvent) => new native.CompressJob(opts, onEvent), {
     what: 'the compressed layer stream',
     result: (r) => r,
