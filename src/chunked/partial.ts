@@ -10,6 +10,7 @@ import { CarrierError } from '../errors.js';
 import { decompressor } from '../load/compression.js';
 import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
+import { choosePartial, estimateLink, type LinkEstimate } from './fetch-cost.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
 import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
 
@@ -37,8 +38,10 @@ export interface PartialOptions {
   signal?: AbortSignal;
   /** Running count of bytes received from the registry for this layer (the TOC and tar-split included). */
   onFetched?: (bytes: number) => void;
-  /** A partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
+  /** Without a measured link: a partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
   maxShare?: number;
+  /** The link to the registry; default: as the layer's TOC fetch measured it (fetch-cost.ts decides with it). */
+  link?: LinkEstimate;
   /** Compressed bytes fetched (and held) at once (default 32 MiB); a larger file comes in pieces of this size. */
   batchBytes?: number;
   /** The layer's TOC and tar-split, already fetched and checked (fetchChunkedIndex). */
@@ -51,6 +54,8 @@ const MERGE_GAP = 16 << 10;
 const CLONE_MIN = 64 << 10;
 /** Compressed bytes fetched (and held) at once. */
 const BATCH_BYTES = 32 << 20;
+/** Ranges one request asks for (src/registry/ranges.ts sends at most this many per request). */
+const RANGES_PER_REQUEST = 64;
 
 /** Sorted, merged ranges covering `entries`. */
 function mergeRanges(entries: readonly ContentEntry[]): ByteRange[] {
@@ -82,6 +87,17 @@ function batches(remote: readonly ContentEntry[], limit: number): ContentEntry[]
   return out;
 }
 
+/** The requests fetching `remote` takes (as produce() in planPartial makes them, one after another). */
+function requestsFor(remote: readonly ContentEntry[], limit: number): number {
+  let n = 0;
+  for (const batch of batches(remote, limit)) {
+    const first = batch[0]!;
+    if (batch.length === 1 && first.endOffset - first.offset > limit) n += Math.ceil((first.endOffset - first.offset) / limit);
+    else n += Math.ceil(mergeRanges(batch).length / RANGES_PER_REQUEST);
+  }
+  return n;
+}
+
 /**
  * Fetches (one request) and checks a layer's TOC and tar-split; undefined when the layer is not zstd:chunked with a
  * tar-split (the older form cannot be verified from parts), cannot be fetched by range, or the registry ignores
@@ -92,11 +108,13 @@ export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal
     const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
     if (!where?.tarSplit || !layer.fetchRanges) return undefined;
     const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
+    const t0 = performance.now();
     const meta = await layer.fetchRanges(parts, signal ? { signal } : {});
+    const seconds = (performance.now() - t0) / 1000;
     const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
     const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
     const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
-    return { ...index, received: meta.received };
+    return { ...index, received: meta.received, seconds };
   } catch (err) {
     // A TOC type not known, no ranges here, or names that cannot be matched: fetched whole.
     if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined;
@@ -123,7 +141,15 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
   const remote = index.contents.filter((c) => !isLocal(c));
   const toFetch = mergeRanges(remote).reduce((n, r) => n + r.length, 0);
   const skipped = mergeRanges(index.contents.filter((c) => isLocal(c))).reduce((n, r) => n + r.length, 0);
-  if (toFetch > (options.maxShare ?? 0.8) * layer.size) return undefined;
+  const limit = options.batchBytes ?? BATCH_BYTES;
+  const costs = {
+    blobBytes: layer.size,
+    fetchBytes: toFetch,
+    requests: requestsFor(remote, limit),
+    localBytes: index.contents.reduce((n, c) => n + (isLocal(c) ? c.size : 0), 0),
+  };
+  const link = options.link ?? (index.seconds !== undefined ? estimateLink([{ bytes: index.received, seconds: index.seconds }]) : undefined);
+  if (!choosePartial(costs, link, options.maxShare)) return undefined;
 
   const files = index.contents.map((c) => ({ name: c.name, size: c.size, digest: c.digest }));
   const inflate = decompressor('zstd');
@@ -148,7 +174,6 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
     options.onFetched?.(fetched);
     return got.parts;
   };
-  const limit = options.batchBytes ?? BATCH_BYTES;
   const produce = async (): Promise<void> => {
     for (const batch of batches(remote, limit)) {
       const first = batch[0]!;
