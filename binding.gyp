@@ -14,6 +14,7 @@
         "native/decoder.cc",
         "native/decompress_job.cc",
         "native/extractor.cc",
+        "native/file_hash.cc",
         "native/fs_safe.cc",
         "native/gzip_isal.cc",
         "native/mount.cc",

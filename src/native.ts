@@ -85,6 +85,8 @@ export interface NativeApplyOptions {
   teeFd?: number;
   /** Tar name, store file, tar name, store file, …: files made as reflinks (ApplyLayerOptions.cloneFrom). */
   clones?: string[];
+  /** Hard-link a clone source whose owner, mode, mtime and xattrs are the entry's (ApplyLayerOptions.hardlinkClones). */
+  hardlinkClones?: boolean;
   budget?: NativeImageBudget;
 }
 
@@ -236,6 +238,12 @@ export interface NativeBinding {
   CompressJob: new (options: NativeCompressOptions, onEvent: (event: CompressEvent) => void) => NativeCompressJob;
   /** A layer's tar in; the same tar as a zstd:chunked blob out (src/chunked/compress.ts), on a native thread. */
   ChunkedCompressJob: new (options: { level: number }, onEvent: (event: ChunkedCompressEvent) => void) => NativeCompressJob;
+  /**
+   * `sha256:<hex>` of each named regular file inside `root` (resolved within it, never following the last component),
+   * on a worker thread; '' for a name that is missing, not a regular file, or not of its size. Rejects with a
+   * NativeFailure when `root` cannot be opened.
+   */
+  hashFiles(root: string, names: string[], sizes: number[]): Promise<string[]>;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

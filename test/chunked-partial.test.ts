@@ -10,7 +10,7 @@ import { compressChunked } from '../src/chunked/compress.js';
 import { planPartial, type RangedLayer } from '../src/chunked/partial.js';
 import type { ByteRange } from '../src/registry/ranges.js';
 import { Store } from '../src/index.js';
-import { storeFiles } from '../src/chunked/file-index.js';
+import { hashLayerFiles, storeFiles, type IndexedFile } from '../src/chunked/file-index.js';
 import { buildTestImage } from './support/images.js';
 import { commitOf } from './support/store.js';
 import * as H from './support/hostile.js';
@@ -106,5 +106,30 @@ describe('storeFiles', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('hashLayerFiles', () => {
+  it('hashes regular files inside the layer on native threads, and never one reached through a symlink or of another size', async () => {
+    const layer = path.join(work, 'hl-layer');
+    const outside = path.join(work, 'hl-outside');
+    fs.mkdirSync(path.join(layer, 'etc'), { recursive: true });
+    fs.mkdirSync(outside, { recursive: true });
+    const secret = prng(3000, 'hl-secret');
+    fs.writeFileSync(path.join(outside, 'secret'), secret);
+    const mine = prng(3000, 'hl-mine');
+    fs.writeFileSync(path.join(layer, 'etc', 'mine'), mine);
+    fs.symlinkSync(path.join(outside, 'secret'), path.join(layer, 'etc', 'link'));
+    fs.symlinkSync(outside, path.join(layer, 'out'));
+    const files: IndexedFile[] = [
+      { name: 'etc/mine', size: 3000, digest: null },
+      { name: './etc/mine', size: 2999, digest: null },
+      { name: 'etc/link', size: 3000, digest: null },
+      { name: 'out/secret', size: 3000, digest: null },
+      { name: '../hl-outside/secret', size: 3000, digest: null },
+      { name: 'etc/missing', size: 3000, digest: null },
+    ];
+    await hashLayerFiles(layer, files);
+    expect(files.map((f) => f.digest)).toEqual([sha(mine), '', '', '', '', '']);
   });
 });

@@ -1,15 +1,18 @@
 // Which file contents the store already has, by sha256: one small index per layer (`<id>.files.json` beside its
 // tar-split) listing each regular file with content, its size and, once known, its digest. A layer pulled partially
 // gets every digest from its verified TOC; any other layer's index is made from its tar-split's names and sizes, and a
-// file is hashed only when a pull wants content of its size, so a big store is not read through for one pull. The
+// file is hashed only when a pull wants content of its size, so a big store is not read through for one pull. Hashing
+// runs on native worker threads (native/file_hash.cc), a few batches at once, the event loop free meanwhile. The
 // index is a hint: every byte taken from it is hashed again as it is used, and the layer's diff_id checked at the end.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Writable } from 'node:stream';
+import { native } from '../native.js';
+import { fromNative, type NativeFailure } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { fileIndexPath } from '../store/layers.js';
 import type { Store } from '../store/store.js';
@@ -35,10 +38,44 @@ export function layerPath(dir: string, name: string): string | undefined {
   return join(dir, ...parts);
 }
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(createReadStream(path), h);
-  return `sha256:${h.digest('hex')}`;
+/** Files (and bytes) one native hashing job takes: small enough that an abort or the next batch is not far off. */
+const HASH_BATCH_FILES = 256;
+const HASH_BATCH_BYTES = 64 << 20;
+
+/**
+ * Sets the digest of every file of `files` from its content inside the layer directory `dir`, on native threads
+ * ('' for one that is missing, not a regular file of its size, or named outside the layer).
+ */
+export async function hashLayerFiles(dir: string, files: readonly IndexedFile[], signal?: AbortSignal): Promise<void> {
+  const batches: IndexedFile[][] = [];
+  let cur: IndexedFile[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    if (!layerPath(dir, f.name)) {
+      f.digest = '';
+      continue;
+    }
+    if (cur.length > 0 && (cur.length >= HASH_BATCH_FILES || bytes + f.size > HASH_BATCH_BYTES)) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(f);
+    bytes += f.size;
+  }
+  if (cur.length > 0) batches.push(cur);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) {
+      signal?.throwIfAborted();
+      const batch = batches[next++]!;
+      const digests = await native.hashFiles(dir, batch.map((f) => f.name), batch.map((f) => f.size)).catch((f: unknown) => {
+        throw fromNative(f as NativeFailure);
+      });
+      batch.forEach((f, i) => (f.digest = digests[i] ?? ''));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(batches.length, Math.max(1, Math.min(4, availableParallelism()))) }, worker));
 }
 
 async function readSplitNames(tarSplitPath: string): Promise<{ name: string; size: number }[]> {
@@ -86,14 +123,15 @@ async function layerIndex(store: Store, id: string, sizes: ReadonlySet<number>, 
     }
     changed = true;
   }
-  const dir = store.layerDiffPath(id);
-  for (const f of files) {
-    if (f.digest !== null || !sizes.has(f.size)) continue;
-    signal?.throwIfAborted();
-    const p = layerPath(dir, f.name);
-    const st = p ? await lstat(p).catch(() => undefined) : undefined;
-    f.digest = p && st?.isFile() && st.size === f.size ? await sha256File(p) : '';
-    changed = true;
+  const todo = files.filter((f) => f.digest === null && sizes.has(f.size));
+  if (todo.length > 0) {
+    await hashLayerFiles(store.layerDiffPath(id), todo, signal).catch((err: unknown) => {
+      // A layer directory that cannot be opened offers nothing (and is indexed again next time).
+      if (signal?.aborted) throw err;
+      for (const f of todo) f.digest = null;
+      todo.length = 0;
+    });
+    changed = todo.length > 0 || changed;
   }
   if (changed) await writeFileIndex(store, id, files).catch(() => {}); // a read-only graphroot: made again next time
   return files;
