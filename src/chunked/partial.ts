@@ -44,6 +44,8 @@ export interface PartialOptions {
   link?: LinkEstimate;
   /** Compressed bytes fetched (and held) at once (default 32 MiB); a larger file comes in pieces of this size. */
   batchBytes?: number;
+  /** Every file taken from the store is offered to apply (to hard-link where allowed), however small. */
+  hardlinks?: boolean;
   /** The layer's TOC and tar-split, already fetched and checked (fetchChunkedIndex). */
   index?: ChunkedLayerIndex;
 }
@@ -199,7 +201,7 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
   const clones = new Map<string, string>();
   for (const c of index.contents) {
     const f = isLocal(c);
-    if (f && c.size >= CLONE_MIN) clones.set(c.name, f.path);
+    if (f && (options.hardlinks || c.size >= CLONE_MIN)) clones.set(c.name, f.path);
   }
   return { stream: tar, toFetch, skipped, files, clones };
 }

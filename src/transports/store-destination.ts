@@ -30,6 +30,11 @@ export interface StoreDestinationOptions {
    * blob (src/chunked/partial.ts); 'never' always fetches whole blobs.
    */
   partial?: 'auto' | 'never';
+  /**
+   * A partial pull hard-links a store file instead of reflinking or copying it when owner, mode, mtime and xattrs
+   * match (containers-storage's `use_hard_links`; the layers then share inodes). Default: false.
+   */
+  useHardLinks?: boolean;
   /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
   maxImageBytes?: number;
 }
@@ -91,13 +96,13 @@ export class StoreDestination implements ImageDestination {
         const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
         const toc = indexes.get(index);
         if (local && toc) {
-          partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          partial = await planPartial(layer, local, { index: toc, ...(this.options.useHardLinks ? { hardlinks: true } : {}), ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
           if (partial) {
             partialUsed = true;
             states.set(index, 'copied');
             options.onLayer?.(layer, 'copying');
             options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
-            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones };
+            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones, ...(this.options.useHardLinks ? { hardlinkClones: true } : {}) };
           }
         }
         states.set(index, 'copied');
