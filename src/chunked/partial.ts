@@ -253,6 +253,9 @@ async function* rebuild(
         yield chunk;
       }
       const got = `sha256:${h.digest('hex')}`;
+      if ((n !== c.size || got !== c.digest) && from?.claimed) {
+        throw new CarrierError('CARRIER_STALE_INDEX', `zstd:chunked layer ${digest}: '${c.name}' read from the store at ${from.path} does not hold what an earlier layer's TOC claimed (${c.digest}); the layer is fetched whole`);
+      }
       if (n !== c.size || got !== c.digest) {
         throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got}); the layer is refused`);
       }
