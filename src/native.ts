@@ -244,6 +244,12 @@ export interface NativeBinding {
    * NativeFailure when `root` cannot be opened.
    */
   hashFiles(root: string, names: string[], sizes: number[]): Promise<string[]>;
+  /**
+   * Small files read whole and hashed on a worker thread (the last path component never followed): their bytes one
+   * after another in `data`, each one's end offset in `ends`, its `sha256:<hex>` in `digests` ('' and no bytes for a
+   * file that is missing, not a regular file, or not of its size).
+   */
+  readFiles(paths: string[], sizes: number[]): Promise<{ data: Buffer; ends: number[]; digests: string[] }>;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

@@ -11,6 +11,7 @@ import { decompressor } from '../load/compression.js';
 import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
 import { choosePartial, estimateLink, type LinkEstimate } from './fetch-cost.js';
+import { BATCHED_FILE_MAX, LocalReads } from './local-reads.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
 import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
 
@@ -221,6 +222,9 @@ async function* take(source: AsyncIterator<Buffer>, rest: { buf: Buffer }, n: nu
   }
 }
 
+/** Rebuilt tar bytes are handed on in pieces of at least this size (fewer, larger pushes to the native apply). */
+const OUT_BYTES = 1 << 20;
+
 async function* rebuild(
   split: readonly SplitEntry[],
   contents: readonly ContentEntry[],
@@ -232,34 +236,70 @@ async function* rebuild(
   const byName = new Map(contents.map((c) => [c.name, c]));
   const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const rest = { buf: Buffer.alloc(0) };
+  // Small store files, in tar order, read in batches ahead of the tar.
+  const batched = new Map<ContentEntry, number>();
+  const smallFiles: LocalFile[] = [];
+  for (const e of split) {
+    const c = e.type === 'file' && e.size > 0 ? byName.get(e.name) : undefined;
+    const from = c ? isLocal(c) : undefined;
+    if (c && from && c.size <= BATCHED_FILE_MAX && !batched.has(c)) {
+      batched.set(c, smallFiles.length);
+      smallFiles.push(from);
+    }
+  }
+  const reads = new LocalReads(smallFiles);
+  let out: Buffer[] = [];
+  let outBytes = 0;
+  const add = (b: Buffer): boolean => {
+    out.push(b);
+    outBytes += b.length;
+    return outBytes >= OUT_BYTES;
+  };
+  const flush = (): Buffer => {
+    const b = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
+    out = [];
+    outBytes = 0;
+    return b;
+  };
   let producing: Promise<void> | undefined;
   try {
     for (const e of split) {
       if (e.type === 'segment') {
-        if (e.payload.length > 0) yield e.payload;
+        if (e.payload.length > 0 && add(e.payload)) yield flush();
         continue;
       }
       const c = e.size > 0 ? byName.get(e.name) : undefined;
       if (!c) continue;
-      const h = createHash('sha256');
-      let n = 0;
       const from = isLocal(c);
-      if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
-      const chunks = from ? (createReadStream(from.path) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
-      for await (const chunk of chunks) {
-        n += chunk.length;
-        if (n > c.size) break;
-        h.update(chunk);
-        yield chunk;
+      let n: number;
+      let got: string;
+      const at = batched.get(c);
+      if (from && at !== undefined) {
+        const r = await reads.get(at);
+        n = r.bytes.length;
+        got = r.digest;
+        if (add(r.bytes)) yield flush();
+      } else {
+        const h = createHash('sha256');
+        n = 0;
+        if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
+        const chunks = from ? (createReadStream(from.path, { highWaterMark: OUT_BYTES }) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
+        for await (const chunk of chunks) {
+          n += chunk.length;
+          if (n > c.size) break;
+          h.update(chunk);
+          if (add(chunk)) yield flush();
+        }
+        got = `sha256:${h.digest('hex')}`;
       }
-      const got = `sha256:${h.digest('hex')}`;
       if ((n !== c.size || got !== c.digest) && from?.claimed) {
         throw new CarrierError('CARRIER_STALE_INDEX', `zstd:chunked layer ${digest}: '${c.name}' read from the store at ${from.path} does not hold what an earlier layer's TOC claimed (${c.digest}); the layer is fetched whole`);
       }
       if (n !== c.size || got !== c.digest) {
-        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got}); the layer is refused`);
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got || 'not a regular file of its size'}); the layer is refused`);
       }
     }
+    if (outBytes > 0) yield flush();
     if (producing) {
       await producing;
       if (rest.buf.length > 0 || !(await decoded.next()).done) {
