@@ -13,6 +13,17 @@ function evaluateUpdate(report) {
     for (const full of ['carrier-full', 'podman']) {
       const f = c('one', full);
       const a = c('one', 'carrier');
+      const h = c('one', 'carrier-hardlinks');
+      if (h) {
+        targets.push({
+          name: `${link.title}, one small file changed: carrier --use-hard-links vs ${full === 'podman' ? 'podman’s full pull' : 'carrier --partial=never'}`,
+          what: 'full-pull time / carrier --use-hard-links time (opt-in; shown, not the target)',
+          value: ok(h) && ok(f) ? f.median / h.median : undefined,
+          target: '≥ 5.0×',
+          test: (v) => v >= 5,
+          unit: '×',
+        });
+      }
       if (!f && !a) continue;
       targets.push({
         name: `${link.title}, one small file changed: carrier vs ${full === 'podman' ? 'podman’s full pull' : 'carrier --partial=never'}`,
@@ -48,6 +59,7 @@ export function barModel(report) {
       title: `${link.title}: ${sc.title}`,
       bars: [
         bar('carrier', 'carrier pull (partial auto)', carrier, carrier),
+        bar('carrier-hardlinks', 'carrier pull --use-hard-links', rowOf(report, link.id, sc.id, 'carrier-hardlinks'), carrier),
         bar('carrier-full', 'carrier pull --partial=never', rowOf(report, link.id, sc.id, 'carrier-full'), carrier),
         bar('podman', 'podman pull', rowOf(report, link.id, sc.id, 'podman'), carrier),
         bar('podman-partial', 'podman pull, enable_partial_images', rowOf(report, link.id, sc.id, 'podman-partial'), carrier),

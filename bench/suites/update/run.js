@@ -7,6 +7,7 @@
 // registry (not timed), then v2 is pulled over the link being measured, timed from spawn to exit; the image id is
 // checked. Contenders, round-robin:
 //   carrier          carrier pull (--partial=auto, the default): fetches only the files the store lacks when cheaper
+//   carrier-hardlinks  the same with --use-hard-links: unchanged files hard-linked (owner, mode, mtime, xattrs equal)
 //   carrier-full     carrier pull --partial=never: the whole layer blob
 //   podman           podman pull (partial pulls off, podman's default)
 //   podman-partial   podman pull with `pull_options = {enable_partial_images = "true"}` in the storage.conf given to it
@@ -135,11 +136,13 @@ export async function runUpdateSuite(ctx) {
     for (const id of cfg.links) {
       if (id === 'loopback') links.push({ id, title: 'loopback, plain http', host: reg.host });
       else if (ctx.opts.shaped !== false) {
-        const spec = SHAPED_LINKS.find((l) => l.id === id);
+        // The pull suite's link, under a name and addresses of this suite's own: the network namespace, devices and
+        // addresses are machine-wide, and another benchmark process may be running the pull suite's at the same time.
+        const spec = { ...SHAPED_LINKS.find((l) => l.id === id), id: `u${id}`, registryIp: '10.22.2.2', hostIp: '10.22.2.1' };
         try {
           const link = await startShapedLink(path.join(regData, 'data'), path.join(base, id), spec);
           stops.push(() => link.stop());
-          links.push({ id, title: spec.title, host: link.host, spec });
+          links.push({ id, title: spec.title, host: link.host });
         } catch (e) {
           notes.push(`shaped link ${id} not measured: ${e.message.split('\n')[0]}`);
           log(`  !! shaped link ${id}: ${e.message.split('\n')[0]}`);
@@ -168,6 +171,7 @@ export async function runUpdateSuite(ctx) {
     };
     const contenders = [
       { id: 'carrier', label: 'carrier pull (--partial=auto)', command: 'carrier --root R --runroot RR pull --tls-verify=false V2', prepare: carrier([]) },
+      { id: 'carrier-hardlinks', label: 'carrier pull --use-hard-links', command: 'carrier --root R --runroot RR pull --tls-verify=false --use-hard-links V2', prepare: carrier(['--use-hard-links']) },
       { id: 'carrier-full', label: 'carrier pull --partial=never', command: 'carrier --root R --runroot RR pull --tls-verify=false --partial=never V2', prepare: carrier(['--partial=never']) },
       { id: 'podman', label: 'podman pull', command: 'podman --root R --runroot RR --tmpdir T --storage-driver overlay pull -q --tls-verify=false V2', prepare: podman(false) },
       { id: 'podman-partial', label: 'podman pull, enable_partial_images', command: 'podman … pull -q --tls-verify=false V2 (storage.conf: pull_options = {enable_partial_images = "true"})', prepare: podman(true) },
@@ -190,9 +194,9 @@ export async function runUpdateSuite(ctx) {
             if (r.code !== 0) throw failed(`${k.id} pull v2`, r);
             const id = r.stdout.trim().split('\n').pop();
             if (id !== images[s.id].configDigest.slice(7)) throw new Error(`image id ${id} != ${images[s.id].configDigest.slice(7)}`);
-            if (round === 0 && k.id === 'carrier') {
+            if (round === 0 && k.id.startsWith('carrier') && k.id !== 'carrier-full') {
               const m = PARTIAL_LINE.exec(r.stderr);
-              fetched.set(`${link.id} ${s.id}`, m ? { partial: true, fetching: m[1], skipping: m[2] } : { partial: false });
+              fetched.set(`${link.id} ${s.id} ${k.id}`, m ? { partial: true, fetching: m[1], skipping: m[2] } : { partial: false });
             }
             return { seconds: r.seconds, peakKiB: r.peakKiB, cpu: r.cpuSeconds };
           });
@@ -206,7 +210,7 @@ export async function runUpdateSuite(ctx) {
       failPrefix: 'run failed: ',
       onWarm: (it, r) => {
         const [l, s] = it.id.split(' ');
-        const f = it.contender === 'carrier' ? fetched.get(`${l} ${s}`) : undefined;
+        const f = fetched.get(`${l} ${s} ${it.contender}`);
         log(`  ${it.id.padEnd(36)} ${r.seconds.toFixed(2).padStart(7)} s, ${r.cpu?.toFixed(2) ?? '?'} CPU-s${f ? (f.partial ? `; partial: fetched ${f.fetching}, skipped ${f.skipping}` : '; fetched whole') : ''}`);
       },
       onRound: (round, seconds) => {
@@ -223,7 +227,7 @@ export async function runUpdateSuite(ctx) {
           rows.push({
             link: link.id, linkTitle: link.title, scenario: s.id, scenarioTitle: s.title, contender: k.id, label: k.label, command: k.command,
             ...timings(cell), cpuMedian: cpu.length ? median(cpu) : undefined, peakRssKiB: cell.peakKiB,
-            fetched: k.id === 'carrier' ? fetched.get(`${link.id} ${s.id}`) : undefined,
+            fetched: fetched.get(`${link.id} ${s.id} ${k.id}`),
             problems: cell.problems, notes: cell.notes, disturbed: cell.disturbed,
           });
         }
