@@ -11,6 +11,7 @@
 //   carrier-full     carrier pull --partial=never: the whole layer blob
 //   podman           podman pull (partial pulls off, podman's default)
 //   podman-partial   podman pull with `pull_options = {enable_partial_images = "true"}` in the storage.conf given to it
+//                    (podman 4.3.1 reads only the older `io.containers.zstd-chunked.*` annotations: here a full pull)
 // Links: the loopback registry, and the 100 Mbit/s, 50 ms shaped link (bench/lib/shaped-link.js) where the machine
 // allows one (root, ip netns, tc).
 import fs from 'node:fs';
