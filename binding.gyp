@@ -15,6 +15,7 @@
         "native/decompress_job.cc",
         "native/diff_job.cc",
         "native/extractor.cc",
+        "native/file_hash.cc",
         "native/fs_safe.cc",
         "native/gzip_isal.cc",
         "native/mount.cc",

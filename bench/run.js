@@ -13,7 +13,8 @@
 // Suites (bench/suites/<name>/): apply (applyLayer vs GNU tar vs pure Node vs the floor), pull (carrier vs podman vs
 // skopeo + umoci vs pure Node vs the floor from a local registry), checkout (vs cp -a, cp --reflink), containers
 // (create + mount and run vs podman), scaling (pull time and peak RSS against image size and layer count), push
-// (carrier push vs podman push vs skopeo copy from containers-storage), commit (carrier commit vs podman commit). The
+// (carrier push vs podman push vs skopeo copy from containers-storage), commit (carrier commit vs podman commit), update
+// (v1 in the store, pull v2 of a zstd:chunked image: partial vs full pulls, carrier and podman). The
 // harness they share is bench/lib/.
 //
 // Other flags: --runs N (timed runs per contender after the warm-up, default 5; none with --quick), --only <regex on
@@ -47,8 +48,8 @@ const log = (...a) => console.log(...a);
 
 // for the estimate when the JSON has no full run of a suite by this harness: seconds on the 2-core VM, from the
 // single-run timings of each contender (5 timed runs + 1 warm-up), and the quick runs
-const DEFAULT_SECONDS = { apply: 480, pull: 1500, checkout: 40, containers: 45, scaling: 840, push: 900, commit: 240 };
-const QUICK_SECONDS = { apply: 30, pull: 60, checkout: 5, containers: 20, scaling: 55, push: 150, commit: 60 };
+const DEFAULT_SECONDS = { apply: 480, pull: 1500, checkout: 40, containers: 45, scaling: 840, push: 900, commit: 240, update: 900 };
+const QUICK_SECONDS = { apply: 30, pull: 60, checkout: 5, containers: 20, scaling: 55, push: 150, commit: 60, update: 120 };
 
 function parseArgs(argv) {
   const o = { quick: false, runs: undefined, only: undefined, skipLarge: false, write: undefined, quietWait: true, suites: SUITES, renderOnly: false };

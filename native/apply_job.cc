@@ -359,6 +359,7 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
         c.extract.clones[list.Get(i).ToString().Utf8Value()] = list.Get(i + 1).ToString().Utf8Value();
       }
     }
+    c.extract.hardlink_clones = o.Get("hardlinkClones").ToBoolean().Value();
     c.extract.budget = budget_of(env, o.Get("budget"));
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();

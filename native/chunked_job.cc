@@ -443,8 +443,12 @@ class ChunkedCompressJob : public Napi::ObjectWrap<ChunkedCompressJob> {
 
 }  // namespace
 
+// hashFiles (file_hash.cc): the store side of a partial pull, registered with the zstd:chunked writer.
+void init_file_hash(Napi::Env env, Napi::Object exports);
+
 void init_chunked_job(Napi::Env env, Napi::Object exports) {
   exports.Set("ChunkedCompressJob", ChunkedCompressJob::Define(env));
+  init_file_hash(env, exports);
 }
 
 }  // namespace carrier

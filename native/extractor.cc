@@ -214,6 +214,16 @@ void Extractor::create(TarEntry& e, const std::vector<std::string>& parts, const
   switch (e.type) {
     case '0': {
       const bool may_clone = e.size > 0 && !opts_.clones.empty() && opts_.clones.count(e.name) > 0;
+      if (may_clone && opts_.hardlink_clones && link_into(e, parent.get(), base, path)) {
+        file_ = Fd(openat(parent.get(), base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!file_.valid()) fail_errno(errno, "openat", path, "opening a hard-linked file");
+        linked_ = cloned_ = true;
+        clone_at_ = 0;
+        pooled_ = false;
+        stage_len_ = 0;
+        content_off_ = data_end_ = 0;
+        return;  // content compared in entry_data
+      }
       file_ = Fd(openat(parent.get(), base, (may_clone ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!file_.valid()) {
         if (errno == EEXIST) exists(path);
@@ -396,6 +406,44 @@ bool Extractor::clone_into(const TarEntry& e) {
   return ioctl(file_.get(), FICLONE, src.get()) == 0;
 }
 
+// A hard link to the store file named for this entry when that file's owner, mode, mtime and xattrs (but
+// security.selinux, which containers/storage ignores too) are exactly the entry's: the inode is shared, so nothing of
+// it may differ from what the layer says, and nothing is set on it afterwards. containers/storage's rule for
+// use_hard_links compares owner, mode and xattrs; the mtime is compared here too, so the layer's tree shows the times
+// its tar gives. False (the file is then made as usual) when anything differs or the link cannot be made.
+bool Extractor::link_into(const TarEntry& e, int parent, const char* base, const std::string& path) {
+  Fd src(open(opts_.clones.at(e.name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (!src.valid() || fstat(src.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != e.size) return false;
+  if (st.st_uid != static_cast<uid_t>(e.uid) || st.st_gid != static_cast<gid_t>(e.gid)) return false;
+  if ((st.st_mode & 07777) != (e.mode & 07777)) return false;
+  if (st.st_mtim.tv_sec != e.mtime_sec || st.st_mtim.tv_nsec != static_cast<long>(e.mtime_nsec)) return false;
+  std::vector<std::pair<std::string, std::string>> want;
+  for (const auto& kv : e.xattrs) {
+    if (kv.first != "security.selinux") want.push_back(kv);
+  }
+  ssize_t len = flistxattr(src.get(), nullptr, 0);
+  if (len < 0) return false;
+  std::string names(static_cast<size_t>(len), '\0');
+  if (len > 0 && (len = flistxattr(src.get(), &names[0], names.size())) < 0) return false;
+  size_t have = 0;
+  for (size_t at = 0; at < static_cast<size_t>(len); at += strlen(names.c_str() + at) + 1) {
+    const char* name = names.c_str() + at;
+    if (strcmp(name, "security.selinux") == 0) continue;
+    auto it = std::find_if(want.begin(), want.end(), [&](const auto& kv) { return kv.first == name; });
+    if (it == want.end()) return false;
+    std::string value(it->second.size() + 1, '\0');
+    ssize_t got = fgetxattr(src.get(), name, &value[0], value.size());
+    if (got < 0 || static_cast<size_t>(got) != it->second.size() || value.compare(0, it->second.size(), it->second) != 0) return false;
+    ++have;
+  }
+  if (have != want.size()) return false;
+  std::string self = "/proc/self/fd/" + std::to_string(src.get());
+  if (linkat(AT_FDCWD, self.c_str(), parent, base, AT_SYMLINK_FOLLOW) == 0) return true;
+  if (errno == EEXIST) exists(path);
+  return false;
+}
+
 // The tar's bytes must be the clone's: a store file that changed since it was indexed fails the layer.
 void Extractor::compare_clone(const uint8_t* data, size_t n) {
   uint8_t buf[64 << 10];
@@ -483,6 +531,9 @@ void Extractor::entry_end() {
     task.mtime_nsec = e.mtime_nsec;
     pool_.submit(std::move(task));
     content_ = std::vector<uint8_t>();
+  } else if (file_.valid() && linked_) {
+    if (clone_at_ != e.size) fail("CARRIER_DIGEST_MISMATCH", "the store file hard-linked for '" + cur_path_ + "' is not the size the layer's tar gives", cur_path_);
+    file_.reset();
   } else if (file_.valid()) {
     if (!cloned_) finish_streamed(e.size);  // a clone holds its content already, sharing the store file's blocks
     int fd = file_.get();
@@ -492,7 +543,7 @@ void Extractor::entry_end() {
     if (cloned_ && clone_at_ != e.size) fail("CARRIER_DIGEST_MISMATCH", "the store file cloned for '" + cur_path_ + "' is not the size the layer's tar gives", cur_path_);
     file_.reset();
   }
-  cloned_ = false;
+  cloned_ = linked_ = false;
   if (content_in_split_) {
     split_->file(e.name, 0, nullptr);
   } else if (split_) {

@@ -26,6 +26,9 @@ struct ExtractOptions {
   // Regular files (by tar name) whose content a file already in the store holds (a partial pull): the new file is
   // a reflink of it, and the content the tar carries is compared with the clone instead of written.
   std::unordered_map<std::string, std::string> clones;
+  // The user opted in (containers-storage's use_hard_links): a clone source whose owner, mode, mtime and xattrs are
+  // the entry's is hard-linked instead of reflinked or copied.
+  bool hardlink_clones = false;
   std::shared_ptr<ByteBudget> budget;  // charged with every content byte written (none: no budget)
 };
 
@@ -70,6 +73,7 @@ class Extractor : public TarHandler {
   Fd parent_dir(const std::vector<std::string>& parts, size_t count, const std::string& path);
   void claim(const std::string& path);
   bool clone_into(const TarEntry& e);
+  bool link_into(const TarEntry& e, int parent, const char* base, const std::string& path);
   void compare_clone(const uint8_t* data, size_t n);
   void apply_xattrs(int fd, const char* base, const TarEntry& e, const std::string& path);
   struct LinkMeta {
@@ -96,6 +100,7 @@ class Extractor : public TarHandler {
   Fd file_;  // open regular file receiving content
   bool pooled_ = false;
   bool cloned_ = false;      // file_ is a reflink of a store file: content is compared, not written
+  bool linked_ = false;      // file_ is a hard link to a store file: compared, and its metadata left as it is
   int64_t clone_at_ = 0;     // bytes of a cloned file compared so far
   bool content_in_split_ = false;  // the entry's content is recorded as raw tar-split bytes, not kept in a file
   std::vector<uint8_t> content_;  // a pooled file's content

@@ -12,6 +12,7 @@ export type CarrierErrorCode =
   | 'CARRIER_LIMIT_EXCEEDED'
   | 'CARRIER_BAD_TAR_SPLIT'
   | 'CARRIER_BAD_TOC' // a zstd:chunked TOC or tar-split that is malformed or disagrees with itself
+  | 'CARRIER_STALE_INDEX' // a store file does not hold what its layer's file index claimed (the pull fetches whole)
   | 'CARRIER_INVALID_ARGUMENT'
   | 'CARRIER_INVALID_DIGEST' | 'CARRIER_INVALID_MANIFEST' | 'CARRIER_INVALID_ARCHIVE' // OCI documents and image archives
   | 'CARRIER_INVALID_REFERENCE' | 'CARRIER_INVALID_CONFIG' | 'CARRIER_UNSUPPORTED' // references, config files

@@ -85,6 +85,8 @@ export interface NativeApplyOptions {
   teeFd?: number;
   /** Tar name, store file, tar name, store file, …: files made as reflinks (ApplyLayerOptions.cloneFrom). */
   clones?: string[];
+  /** Hard-link a clone source whose owner, mode, mtime and xattrs are the entry's (ApplyLayerOptions.hardlinkClones). */
+  hardlinkClones?: boolean;
   budget?: NativeImageBudget;
 }
 
@@ -265,6 +267,18 @@ export interface NativeBinding {
   ChunkedCompressJob: new (options: { level: number }, onEvent: (event: ChunkedCompressEvent) => void) => NativeCompressJob;
   /** An overlay upper directory archived as a layer tar, compressed as asked and hashed twice, into a file, on native threads. */
   diffLayer(upper: string, options: NativeDiffOptions): NativeDiffJob;
+  /**
+   * `sha256:<hex>` of each named regular file inside `root` (resolved within it, never following the last component),
+   * on a worker thread; '' for a name that is missing, not a regular file, or not of its size. Rejects with a
+   * NativeFailure when `root` cannot be opened.
+   */
+  hashFiles(root: string, names: string[], sizes: number[]): Promise<string[]>;
+  /**
+   * Small files read whole and hashed on a worker thread (the last path component never followed): their bytes one
+   * after another in `data`, each one's end offset in `ends`, its `sha256:<hex>` in `digests` ('' and no bytes for a
+   * file that is missing, not a regular file, or not of its size).
+   */
+  readFiles(paths: string[], sizes: number[]): Promise<{ data: Buffer; ends: number[]; digests: string[] }>;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

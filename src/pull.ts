@@ -70,6 +70,11 @@ export interface PullOptions {
    * than the whole blob, verifying every file and the layer's diff_id; 'never' always fetches whole blobs.
    */
   partial?: 'auto' | 'never';
+  /**
+   * A partial pull hard-links a file the store already has, instead of reflinking or copying it, when its owner,
+   * mode, mtime and xattrs match (containers-storage's `use_hard_links`; layers then share those inodes). Default: false.
+   */
+  useHardLinks?: boolean;
 }
 
 export interface PullResult {
@@ -154,6 +159,7 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     ...(cache ? { blobCache: cache } : {}),
     ...(options.sync === false ? { sync: false } : {}),
     ...(options.partial ? { partial: options.partial } : {}),
+    ...(options.useHardLinks ? { useHardLinks: true } : {}),
     ...(options.maxImageBytes !== undefined ? { maxImageBytes: options.maxImageBytes } : {}),
   });
   const emit = options.onProgress;

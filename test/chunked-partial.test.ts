@@ -10,7 +10,7 @@ import { compressChunked } from '../src/chunked/compress.js';
 import { planPartial, type RangedLayer } from '../src/chunked/partial.js';
 import type { ByteRange } from '../src/registry/ranges.js';
 import { Store } from '../src/index.js';
-import { storeFiles } from '../src/chunked/file-index.js';
+import { claimedIndex, hashLayerFiles, storeFiles, writeFileIndex, type IndexedFile } from '../src/chunked/file-index.js';
 import { buildTestImage } from './support/images.js';
 import { commitOf } from './support/store.js';
 import * as H from './support/hostile.js';
@@ -83,6 +83,14 @@ describe('planPartial', () => {
     const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length }]]));
     await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH' });
   });
+
+  it('says the index is stale (so the pull fetches whole) when a file known only by a claim does not hold it', async () => {
+    const { layer } = await chunkedLayer(tar);
+    const p = path.join(work, 'claim-liar');
+    fs.writeFileSync(p, Buffer.alloc(big.content.length));
+    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length, claimed: true }]]));
+    await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_STALE_INDEX' });
+  });
 });
 
 describe('storeFiles', () => {
@@ -95,16 +103,63 @@ describe('storeFiles', () => {
       await store.commitImage(commitOf(img));
       const [layer] = await store.layers();
       const indexFile = store.layerTarSplitPath(layer!.id).replace(/\.tar-split\.gz$/, '.files.json');
-      const first = await storeFiles(store, new Set([5000]));
+      const first = await storeFiles(store, { sizes: new Set([5000]), digests: new Set() });
       expect([...first.keys()]).toEqual([sha(a)]);
       expect(JSON.parse(fs.readFileSync(indexFile, 'utf8')).files).toEqual([
         ['x/a', 5000, sha(a)],
         ['x/b', 7000, null],
       ]);
-      const second = await storeFiles(store, new Set([7000]));
+      const second = await storeFiles(store, { sizes: new Set([7000]), digests: new Set() });
       expect([...second.keys()].sort()).toEqual([sha(a), sha(b)].sort());
     } finally {
       await store.close();
     }
+  });
+
+  it('takes a claimed digest (a TOC of a layer pulled whole) without hashing, and hashes no file whose claim is not wanted', async () => {
+    const a = prng(5000, 'cl-a');
+    const b = prng(5000, 'cl-b');
+    const img = buildTestImage(path.join(work, 'cl-img'), { layers: [{ compression: 'gzip', entries: [H.dir('x'), H.file('x/a', a), H.file('x/b', b)] }] });
+    const store = await Store.open({ root: path.join(work, 'cl', 'root'), runroot: path.join(work, 'cl', 'run'), driver: 'vfs' });
+    try {
+      await store.commitImage(commitOf(img));
+      const [layer] = await store.layers();
+      await writeFileIndex(store, layer!.id, claimedIndex([{ name: 'x/a', size: 5000, digest: sha(a) }, { name: 'x/b', size: 5000, digest: sha(b) }]));
+      const indexFile = store.layerTarSplitPath(layer!.id).replace(/\.tar-split\.gz$/, '.files.json');
+      const got = await storeFiles(store, { sizes: new Set([5000]), digests: new Set([sha(a)]) });
+      expect([...got.entries()]).toEqual([[sha(a), { path: path.join(store.layerDiffPath(layer!.id), 'x', 'a'), size: 5000, claimed: true }]]);
+      // Nothing was hashed: both files still carry their claims only.
+      expect(JSON.parse(fs.readFileSync(indexFile, 'utf8')).files).toEqual([
+        ['x/a', 5000, null, sha(a)],
+        ['x/b', 5000, null, sha(b)],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('hashLayerFiles', () => {
+  it('hashes regular files inside the layer on native threads, and never one reached through a symlink or of another size', async () => {
+    const layer = path.join(work, 'hl-layer');
+    const outside = path.join(work, 'hl-outside');
+    fs.mkdirSync(path.join(layer, 'etc'), { recursive: true });
+    fs.mkdirSync(outside, { recursive: true });
+    const secret = prng(3000, 'hl-secret');
+    fs.writeFileSync(path.join(outside, 'secret'), secret);
+    const mine = prng(3000, 'hl-mine');
+    fs.writeFileSync(path.join(layer, 'etc', 'mine'), mine);
+    fs.symlinkSync(path.join(outside, 'secret'), path.join(layer, 'etc', 'link'));
+    fs.symlinkSync(outside, path.join(layer, 'out'));
+    const files: IndexedFile[] = [
+      { name: 'etc/mine', size: 3000, digest: null },
+      { name: './etc/mine', size: 2999, digest: null },
+      { name: 'etc/link', size: 3000, digest: null },
+      { name: 'out/secret', size: 3000, digest: null },
+      { name: '../hl-outside/secret', size: 3000, digest: null },
+      { name: 'etc/missing', size: 3000, digest: null },
+    ];
+    await hashLayerFiles(layer, files);
+    expect(files.map((f) => f.digest)).toEqual([sha(mine), '', '', '', '', '']);
   });
 });

@@ -7,6 +7,7 @@ import * as containers from './containers/report.js';
 import * as scaling from './scaling/report.js';
 import * as push from './push/report.js';
 import * as commit from './commit/report.js';
+import * as update from './update/report.js';
 
 export const suites = [
   { name: 'apply', ...apply, run: () => import('./apply/run.js').then((m) => m.runApplySuite) },
@@ -16,6 +17,7 @@ export const suites = [
   { name: 'scaling', ...scaling, run: () => import('./scaling/run.js').then((m) => m.runScalingSuite) },
   { name: 'push', ...push, run: () => import('./push/run.js').then((m) => m.runPushSuite) },
   { name: 'commit', ...commit, run: () => import('./commit/run.js').then((m) => m.runCommitSuite) },
+  { name: 'update', ...update, run: () => import('./update/run.js').then((m) => m.runUpdateSuite) },
 ];
 
 export const SUITES = suites.map((s) => s.name);

@@ -1,15 +1,18 @@
 // Which file contents the store already has, by sha256: one small index per layer (`<id>.files.json` beside its
 // tar-split) listing each regular file with content, its size and, once known, its digest. A layer pulled partially
 // gets every digest from its verified TOC; any other layer's index is made from its tar-split's names and sizes, and a
-// file is hashed only when a pull wants content of its size, so a big store is not read through for one pull. The
+// file is hashed only when a pull wants content of its size, so a big store is not read through for one pull. Hashing
+// runs on native worker threads (native/file_hash.cc), a few batches at once, the event loop free meanwhile. The
 // index is a hint: every byte taken from it is hashed again as it is used, and the layer's diff_id checked at the end.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Writable } from 'node:stream';
+import { native } from '../native.js';
+import { fromNative, type NativeFailure } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { fileIndexPath } from '../store/layers.js';
 import type { Store } from '../store/store.js';
@@ -20,12 +23,20 @@ export interface IndexedFile {
   size: number;
   /** `sha256:<hex>`; null: not hashed yet; '': not usable (missing or not a regular file of that size). */
   digest: string | null;
+  /**
+   * The digest a TOC gave for the file when its layer was pulled whole: not verified (the layer's diff_id covers its
+   * tar, not its TOC), so it only steers: a file whose claim no pull wants is not hashed, and one whose claim is
+   * wanted is used without hashing first and hashed as it is read (a lie then fails as CARRIER_STALE_INDEX).
+   */
+  claimed?: string;
 }
 
 /** Where a content digest can be read in the store. */
 export interface LocalFile {
   path: string;
   size: number;
+  /** Known only from an unverified TOC claim (IndexedFile.claimed). */
+  claimed?: boolean;
 }
 
 /** A tar name as a path inside a layer directory; undefined for a name that would leave it. */
@@ -35,10 +46,44 @@ export function layerPath(dir: string, name: string): string | undefined {
   return join(dir, ...parts);
 }
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(createReadStream(path), h);
-  return `sha256:${h.digest('hex')}`;
+/** Files (and bytes) one native hashing job takes: small enough that an abort or the next batch is not far off. */
+const HASH_BATCH_FILES = 256;
+const HASH_BATCH_BYTES = 64 << 20;
+
+/**
+ * Sets the digest of every file of `files` from its content inside the layer directory `dir`, on native threads
+ * ('' for one that is missing, not a regular file of its size, or named outside the layer).
+ */
+export async function hashLayerFiles(dir: string, files: readonly IndexedFile[], signal?: AbortSignal): Promise<void> {
+  const batches: IndexedFile[][] = [];
+  let cur: IndexedFile[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    if (!layerPath(dir, f.name)) {
+      f.digest = '';
+      continue;
+    }
+    if (cur.length > 0 && (cur.length >= HASH_BATCH_FILES || bytes + f.size > HASH_BATCH_BYTES)) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(f);
+    bytes += f.size;
+  }
+  if (cur.length > 0) batches.push(cur);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) {
+      signal?.throwIfAborted();
+      const batch = batches[next++]!;
+      const digests = await native.hashFiles(dir, batch.map((f) => f.name), batch.map((f) => f.size)).catch((f: unknown) => {
+        throw fromNative(f as NativeFailure);
+      });
+      batch.forEach((f, i) => (f.digest = digests[i] ?? ''));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(batches.length, Math.max(1, Math.min(4, availableParallelism()))) }, worker));
 }
 
 async function readSplitNames(tarSplitPath: string): Promise<{ name: string; size: number }[]> {
@@ -60,22 +105,35 @@ async function readSplitNames(tarSplitPath: string): Promise<{ name: string; siz
 
 /** Writes a layer's index (a partial pull knows every digest from its verified TOC). */
 export async function writeFileIndex(store: Store, layerId: string, files: readonly IndexedFile[]): Promise<void> {
-  const body = JSON.stringify({ version: 1, files: files.map((f) => [f.name, f.size, f.digest]) });
+  const body = JSON.stringify({ version: 1, files: files.map((f) => (f.claimed && !f.digest ? [f.name, f.size, f.digest, f.claimed] : [f.name, f.size, f.digest])) });
   await writeFileAtomic(fileIndexPath(store.layerTarSplitPath(layerId)), body, 0o600);
 }
 
 async function readIndex(store: Store, id: string): Promise<IndexedFile[] | undefined> {
   try {
-    const doc = JSON.parse(await readFile(fileIndexPath(store.layerTarSplitPath(id)), 'utf8')) as { version?: number; files?: [string, number, string | null][] };
-    if (doc.version === 1 && Array.isArray(doc.files)) return doc.files.map(([name, size, digest]) => ({ name, size, digest }));
+    const doc = JSON.parse(await readFile(fileIndexPath(store.layerTarSplitPath(id)), 'utf8')) as { version?: number; files?: [string, number, string | null, string?][] };
+    if (doc.version === 1 && Array.isArray(doc.files)) {
+      return doc.files.map(([name, size, digest, claimed]) => ({ name, size, digest, ...(typeof claimed === 'string' && DIGEST.test(claimed) ? { claimed } : {}) }));
+    }
   } catch {
     /* missing or unreadable: made again */
   }
   return undefined;
 }
 
-/** The layer's index, with every file of a size in `sizes` hashed (and the index saved when that changed it). */
-async function layerIndex(store: Store, id: string, sizes: ReadonlySet<number>, signal?: AbortSignal): Promise<IndexedFile[]> {
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** What a pull wants from the store: contents of these sizes, and (to match claims against) these digests. */
+export interface WantedFiles {
+  sizes: ReadonlySet<number>;
+  digests: ReadonlySet<string>;
+}
+
+/**
+ * The layer's index, with every file a pull could use hashed (of a wanted size, and, when it has a claim, a wanted
+ * claim); the index is saved when that changed it.
+ */
+async function layerIndex(store: Store, id: string, wanted: WantedFiles, signal?: AbortSignal): Promise<IndexedFile[]> {
   let files = await readIndex(store, id);
   let changed = false;
   if (!files) {
@@ -86,29 +144,39 @@ async function layerIndex(store: Store, id: string, sizes: ReadonlySet<number>, 
     }
     changed = true;
   }
-  const dir = store.layerDiffPath(id);
-  for (const f of files) {
-    if (f.digest !== null || !sizes.has(f.size)) continue;
-    signal?.throwIfAborted();
-    const p = layerPath(dir, f.name);
-    const st = p ? await lstat(p).catch(() => undefined) : undefined;
-    f.digest = p && st?.isFile() && st.size === f.size ? await sha256File(p) : '';
-    changed = true;
+  const todo = files.filter((f) => f.digest === null && f.claimed === undefined && wanted.sizes.has(f.size));
+  if (todo.length > 0) {
+    await hashLayerFiles(store.layerDiffPath(id), todo, signal).catch((err: unknown) => {
+      // A layer directory that cannot be opened offers nothing (and is indexed again next time).
+      if (signal?.aborted) throw err;
+      for (const f of todo) f.digest = null;
+      todo.length = 0;
+    });
+    changed = todo.length > 0 || changed;
   }
   if (changed) await writeFileIndex(store, id, files).catch(() => {}); // a read-only graphroot: made again next time
   return files;
 }
 
-/** The store's file contents of the sizes wanted, by digest, from its complete layers. */
-export async function storeFiles(store: Store, sizes: ReadonlySet<number>, signal?: AbortSignal): Promise<Map<string, LocalFile>> {
+/** The store's file contents a pull wants, by digest, from its complete layers (a verified digest before a claim). */
+export async function storeFiles(store: Store, wanted: WantedFiles, signal?: AbortSignal): Promise<Map<string, LocalFile>> {
   const out = new Map<string, LocalFile>();
   const layers = (await store.layers()).filter((l) => !l.incomplete && !l.readOnly);
   for (const l of layers) {
     const dir = store.layerDiffPath(l.id);
-    for (const f of await layerIndex(store, l.id, sizes, signal)) {
-      const p = f.digest ? layerPath(dir, f.name) : undefined;
-      if (p && !out.has(f.digest!)) out.set(f.digest!, { path: p, size: f.size });
+    for (const f of await layerIndex(store, l.id, wanted, signal)) {
+      const digest = f.digest || (f.digest === null && f.claimed && wanted.digests.has(f.claimed) ? f.claimed : undefined);
+      const p = digest ? layerPath(dir, f.name) : undefined;
+      const prev = digest ? out.get(digest) : undefined;
+      // A verified file is kept; a claim never replaces one.
+      if (!p || !digest || (prev && (!prev.claimed || digest !== f.digest))) continue;
+      out.set(digest, { path: p, size: f.size, ...(digest === f.digest ? {} : { claimed: true }) });
     }
   }
   return out;
+}
+
+/** The index of a layer pulled whole from a zstd:chunked blob: its TOC's digests, kept as claims. */
+export function claimedIndex(contents: readonly { name: string; size: number; digest: string }[]): IndexedFile[] {
+  return contents.map((c) => ({ name: c.name, size: c.size, digest: null, claimed: c.digest }));
 }

@@ -10,6 +10,8 @@ import { CarrierError } from '../errors.js';
 import { decompressor } from '../load/compression.js';
 import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
+import { choosePartial, estimateLink, type LinkEstimate } from './fetch-cost.js';
+import { BATCHED_FILE_MAX, LocalReads } from './local-reads.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
 import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
 
@@ -37,10 +39,14 @@ export interface PartialOptions {
   signal?: AbortSignal;
   /** Running count of bytes received from the registry for this layer (the TOC and tar-split included). */
   onFetched?: (bytes: number) => void;
-  /** A partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
+  /** Without a measured link: a partial pull is chosen when it fetches at most this share of the blob (default 0.8). */
   maxShare?: number;
+  /** The link to the registry; default: as the layer's TOC fetch measured it (fetch-cost.ts decides with it). */
+  link?: LinkEstimate;
   /** Compressed bytes fetched (and held) at once (default 32 MiB); a larger file comes in pieces of this size. */
   batchBytes?: number;
+  /** Every file taken from the store is offered to apply (to hard-link where allowed), however small. */
+  hardlinks?: boolean;
   /** The layer's TOC and tar-split, already fetched and checked (fetchChunkedIndex). */
   index?: ChunkedLayerIndex;
 }
@@ -51,6 +57,8 @@ const MERGE_GAP = 16 << 10;
 const CLONE_MIN = 64 << 10;
 /** Compressed bytes fetched (and held) at once. */
 const BATCH_BYTES = 32 << 20;
+/** Ranges one request asks for (src/registry/ranges.ts sends at most this many per request). */
+const RANGES_PER_REQUEST = 64;
 
 /** Sorted, merged ranges covering `entries`. */
 function mergeRanges(entries: readonly ContentEntry[]): ByteRange[] {
@@ -82,6 +90,17 @@ function batches(remote: readonly ContentEntry[], limit: number): ContentEntry[]
   return out;
 }
 
+/** The requests fetching `remote` takes (as produce() in planPartial makes them, one after another). */
+function requestsFor(remote: readonly ContentEntry[], limit: number): number {
+  let n = 0;
+  for (const batch of batches(remote, limit)) {
+    const first = batch[0]!;
+    if (batch.length === 1 && first.endOffset - first.offset > limit) n += Math.ceil((first.endOffset - first.offset) / limit);
+    else n += Math.ceil(mergeRanges(batch).length / RANGES_PER_REQUEST);
+  }
+  return n;
+}
+
 /**
  * Fetches (one request) and checks a layer's TOC and tar-split; undefined when the layer is not zstd:chunked with a
  * tar-split (the older form cannot be verified from parts), cannot be fetched by range, or the registry ignores
@@ -92,11 +111,13 @@ export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal
     const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
     if (!where?.tarSplit || !layer.fetchRanges) return undefined;
     const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
+    const t0 = performance.now();
     const meta = await layer.fetchRanges(parts, signal ? { signal } : {});
+    const seconds = (performance.now() - t0) / 1000;
     const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
     const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
     const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
-    return { ...index, received: meta.received };
+    return { ...index, received: meta.received, seconds };
   } catch (err) {
     // A TOC type not known, no ranges here, or names that cannot be matched: fetched whole.
     if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined;
@@ -123,7 +144,15 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
   const remote = index.contents.filter((c) => !isLocal(c));
   const toFetch = mergeRanges(remote).reduce((n, r) => n + r.length, 0);
   const skipped = mergeRanges(index.contents.filter((c) => isLocal(c))).reduce((n, r) => n + r.length, 0);
-  if (toFetch > (options.maxShare ?? 0.8) * layer.size) return undefined;
+  const limit = options.batchBytes ?? BATCH_BYTES;
+  const costs = {
+    blobBytes: layer.size,
+    fetchBytes: toFetch,
+    requests: requestsFor(remote, limit),
+    localBytes: index.contents.reduce((n, c) => n + (isLocal(c) ? c.size : 0), 0),
+  };
+  const link = options.link ?? (index.seconds !== undefined ? estimateLink([{ bytes: index.received, seconds: index.seconds }]) : undefined);
+  if (!choosePartial(costs, link, options.maxShare)) return undefined;
 
   const files = index.contents.map((c) => ({ name: c.name, size: c.size, digest: c.digest }));
   const inflate = decompressor('zstd');
@@ -148,7 +177,6 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
     options.onFetched?.(fetched);
     return got.parts;
   };
-  const limit = options.batchBytes ?? BATCH_BYTES;
   const produce = async (): Promise<void> => {
     for (const batch of batches(remote, limit)) {
       const first = batch[0]!;
@@ -174,7 +202,7 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
   const clones = new Map<string, string>();
   for (const c of index.contents) {
     const f = isLocal(c);
-    if (f && c.size >= CLONE_MIN) clones.set(c.name, f.path);
+    if (f && (options.hardlinks || c.size >= CLONE_MIN)) clones.set(c.name, f.path);
   }
   return { stream: tar, toFetch, skipped, files, clones };
 }
@@ -194,6 +222,9 @@ async function* take(source: AsyncIterator<Buffer>, rest: { buf: Buffer }, n: nu
   }
 }
 
+/** Rebuilt tar bytes are handed on in pieces of at least this size (fewer, larger pushes to the native apply). */
+const OUT_BYTES = 1 << 20;
+
 async function* rebuild(
   split: readonly SplitEntry[],
   contents: readonly ContentEntry[],
@@ -205,31 +236,70 @@ async function* rebuild(
   const byName = new Map(contents.map((c) => [c.name, c]));
   const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const rest = { buf: Buffer.alloc(0) };
+  // Small store files, in tar order, read in batches ahead of the tar.
+  const batched = new Map<ContentEntry, number>();
+  const smallFiles: LocalFile[] = [];
+  for (const e of split) {
+    const c = e.type === 'file' && e.size > 0 ? byName.get(e.name) : undefined;
+    const from = c ? isLocal(c) : undefined;
+    if (c && from && c.size <= BATCHED_FILE_MAX && !batched.has(c)) {
+      batched.set(c, smallFiles.length);
+      smallFiles.push(from);
+    }
+  }
+  const reads = new LocalReads(smallFiles);
+  let out: Buffer[] = [];
+  let outBytes = 0;
+  const add = (b: Buffer): boolean => {
+    out.push(b);
+    outBytes += b.length;
+    return outBytes >= OUT_BYTES;
+  };
+  const flush = (): Buffer => {
+    const b = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
+    out = [];
+    outBytes = 0;
+    return b;
+  };
   let producing: Promise<void> | undefined;
   try {
     for (const e of split) {
       if (e.type === 'segment') {
-        if (e.payload.length > 0) yield e.payload;
+        if (e.payload.length > 0 && add(e.payload)) yield flush();
         continue;
       }
       const c = e.size > 0 ? byName.get(e.name) : undefined;
       if (!c) continue;
-      const h = createHash('sha256');
-      let n = 0;
       const from = isLocal(c);
-      if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
-      const chunks = from ? (createReadStream(from.path) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
-      for await (const chunk of chunks) {
-        n += chunk.length;
-        if (n > c.size) break;
-        h.update(chunk);
-        yield chunk;
+      let n: number;
+      let got: string;
+      const at = batched.get(c);
+      if (from && at !== undefined) {
+        const r = await reads.get(at);
+        n = r.bytes.length;
+        got = r.digest;
+        if (add(r.bytes)) yield flush();
+      } else {
+        const h = createHash('sha256');
+        n = 0;
+        if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
+        const chunks = from ? (createReadStream(from.path, { highWaterMark: OUT_BYTES }) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
+        for await (const chunk of chunks) {
+          n += chunk.length;
+          if (n > c.size) break;
+          h.update(chunk);
+          if (add(chunk)) yield flush();
+        }
+        got = `sha256:${h.digest('hex')}`;
       }
-      const got = `sha256:${h.digest('hex')}`;
+      if ((n !== c.size || got !== c.digest) && from?.claimed) {
+        throw new CarrierError('CARRIER_STALE_INDEX', `zstd:chunked layer ${digest}: '${c.name}' read from the store at ${from.path} does not hold what an earlier layer's TOC claimed (${c.digest}); the layer is fetched whole`);
+      }
       if (n !== c.size || got !== c.digest) {
-        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got}); the layer is refused`);
+        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got || 'not a regular file of its size'}); the layer is refused`);
       }
     }
+    if (outBytes > 0) yield flush();
     if (producing) {
       await producing;
       if (rest.buf.length > 0 || !(await decoded.next()).done) {

@@ -28,6 +28,8 @@ export interface ChunkedLayerIndex {
   contents: ContentEntry[];
   /** Bytes received fetching the TOC and tar-split. */
   received: number;
+  /** Seconds that fetch took (one request): what the partial-or-full decision knows of the link. */
+  seconds?: number;
 }
 
 const TOC_TYPES = new Set(['reg', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo', 'chunk']);

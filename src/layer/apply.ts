@@ -67,6 +67,11 @@ export interface ApplyLayerOptions {
    * compared with the clone instead of written (a difference fails the layer). Elsewhere the content is written.
    */
   cloneFrom?: ReadonlyMap<string, string>;
+  /**
+   * A `cloneFrom` file whose owner, mode, mtime and xattrs are exactly the entry's is hard-linked instead (the user's
+   * opt-in, as containers-storage's `use_hard_links`); its content is still compared with the tar's.
+   */
+  hardlinkClones?: boolean;
 }
 
 
@@ -105,6 +110,7 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
   }
   if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
   if (options.cloneFrom && options.cloneFrom.size > 0) out.clones = [...options.cloneFrom].flat();
+  if (options.hardlinkClones) out.hardlinkClones = true;
   if (options.limits?.budget !== undefined) out.budget = options.limits.budget;
   if (options.teeFd !== undefined) {
     if (!Number.isSafeInteger(options.teeFd) || options.teeFd < 0) {

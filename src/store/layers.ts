@@ -56,6 +56,8 @@ export interface LayerStream {
   rebuiltTar?: boolean;
   /** Files the store already holds, by tar name, to reflink instead of writing (ApplyLayerOptions.cloneFrom). */
   cloneFrom?: ReadonlyMap<string, string>;
+  /** Hard-link those files where owner, mode, mtime and xattrs match (ApplyLayerOptions.hardlinkClones). */
+  hardlinkClones?: boolean;
 }
 
 /** What a layer's content must hash to. */
@@ -218,6 +220,7 @@ export class LayerStore {
               ...(from.onBytes ? { onBytes: from.onBytes } : {}),
               ...(from.rebuiltTar ? { compression: 'none' as const } : {}),
               ...(from.cloneFrom ? { cloneFrom: from.cloneFrom } : {}),
+              ...(from.hardlinkClones ? { hardlinkClones: true } : {}),
             },
           }
         : { source: from, extra: {} };

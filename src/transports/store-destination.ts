@@ -13,7 +13,7 @@ import { layerIdFor } from '../store/ids.js';
 import { CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
 import { isChunked } from '../chunked/annotations.js';
-import { storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
+import { claimedIndex, storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
 import { fetchChunkedIndex, planPartial, type PartialLayer } from '../chunked/partial.js';
 import type { ChunkedLayerIndex } from '../chunked/toc.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
@@ -30,6 +30,11 @@ export interface StoreDestinationOptions {
    * blob (src/chunked/partial.ts); 'never' always fetches whole blobs.
    */
   partial?: 'auto' | 'never';
+  /**
+   * A partial pull hard-links a store file instead of reflinking or copying it when owner, mode, mtime and xattrs
+   * match (containers-storage's `use_hard_links`; the layers then share inodes). Default: false.
+   */
+  useHardLinks?: boolean;
   /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
   maxImageBytes?: number;
 }
@@ -42,7 +47,7 @@ const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESS
  * that refuses ranges, a dropped connection, a store file removed meanwhile): the layers are then fetched whole. A TOC,
  * tar-split or content that does not verify is never among them: that refuses the image.
  */
-const PARTIAL_TRANSPORT_ERRORS = new Set(['CARRIER_REGISTRY_ERROR', 'CARRIER_UNSUPPORTED', 'CARRIER_STREAM_ERROR', 'ECONNRESET', 'EPIPE', 'ENOENT']);
+const PARTIAL_TRANSPORT_ERRORS = new Set(['CARRIER_REGISTRY_ERROR', 'CARRIER_UNSUPPORTED', 'CARRIER_STREAM_ERROR', 'CARRIER_STALE_INDEX', 'ECONNRESET', 'EPIPE', 'ENOENT']);
 const partialTransportFailure = (err: unknown): boolean => PARTIAL_TRANSPORT_ERRORS.has((err as { code?: string }).code ?? '');
 
 export class StoreDestination implements ImageDestination {
@@ -80,6 +85,7 @@ export class StoreDestination implements ImageDestination {
         await held?.release();
       };
       const openLayer = async (): Promise<Readable | string | LayerStream> => {
+        partial = undefined; // (a retry after a partial attempt fetches whole)
         const cached = cache ? await cache.lookup(layer.digest, layer.size) : undefined;
         if (cached) {
           await unlock(); // a committed blob never changes: reading it needs no lock
@@ -91,13 +97,13 @@ export class StoreDestination implements ImageDestination {
         const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
         const toc = indexes.get(index);
         if (local && toc) {
-          partial = await planPartial(layer, local, { index: toc, ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          partial = await planPartial(layer, local, { index: toc, ...(this.options.useHardLinks ? { hardlinks: true } : {}), ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
           if (partial) {
             partialUsed = true;
             states.set(index, 'copied');
             options.onLayer?.(layer, 'copying');
             options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
-            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones };
+            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones, ...(this.options.useHardLinks ? { hardlinkClones: true } : {}) };
           }
         }
         states.set(index, 'copied');
@@ -143,6 +149,8 @@ export class StoreDestination implements ImageDestination {
           }
           // A partial pull's TOC digests are now verified (each file hashed, the diff_id matched): its index is free.
           if (applied && partial) await writeFileIndex(this.store, ids[index]!, partial.files);
+          // Pulled whole with its TOC at hand: the TOC's digests become claims, which spare the next pull hashing.
+          else if (applied && indexes.has(index)) await writeFileIndex(this.store, ids[index]!, claimedIndex(indexes.get(index)!.contents)).catch(() => {});
           if (applied) options.onLayer?.(layer, 'done');
         },
       };
@@ -174,7 +182,10 @@ export class StoreDestination implements ImageDestination {
           if (index) indexes.set(i, index);
         }),
       );
-      if (indexes.size > 0) local = await storeFiles(this.store, new Set([...indexes.values()].flatMap((x) => x.contents.map((c) => c.size))), signal);
+      if (indexes.size > 0) {
+        const contents = [...indexes.values()].flatMap((x) => x.contents);
+        local = await storeFiles(this.store, { sizes: new Set(contents.map((c) => c.size)), digests: new Set(contents.map((c) => c.digest)) }, signal);
+      }
     }
     const commit: ImageCommit = {
       config: image.config,

@@ -54,6 +54,11 @@ export const pullFlags: readonly FlagDef[] = [
     value: 'auto|never',
     help: 'zstd:chunked layers: fetch only the files the store lacks when cheaper (auto, the default), or always whole (never)',
   },
+  {
+    name: 'use-hard-links',
+    type: 'bool',
+    help: "partial pulls: hard-link files the store already has when owner, mode, mtime and xattrs match (containers-storage's use_hard_links)",
+  },
   signaturePolicyFlag,
 ];
 
@@ -75,6 +80,7 @@ export function pullOptionsOf(flags: Flags): PullOptions {
     ...(timeout !== undefined ? { timeout: parseDuration(timeout, '--timeout') } : {}),
     ...(flags.bool('no-sync') ? { sync: false } : {}),
     ...(partial !== undefined ? { partial } : {}),
+    ...(flags.bool('use-hard-links') ? { useHardLinks: true } : {}),
     ...(signaturePolicy !== undefined ? { signaturePolicy } : {}),
   };
 }
