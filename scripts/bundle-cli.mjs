@@ -11,6 +11,7 @@ import { build } from 'esbuild';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lazyIndex } from './lazy-index.mjs';
 
 const dist = path.resolve(fileURLToPath(import.meta.url), '..', '..', 'dist');
 const out = path.join(dist, 'cli');
@@ -73,4 +74,4 @@ const result = await build({
   plugins: [ownUrl],
   logLevel: 'warning',
 });
-for (const f of result.outputFiles) await writeFile(f.path, lazyBuiltins(f.text));
+for (const f of result.outputFiles) await writeFile(f.path, lazyIndex(lazyBuiltins(f.text)));

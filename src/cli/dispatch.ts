@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return usageFailure(err);
   }
-  command = r.help ? `${r.path.join(' ')} --help` : r.path.join(' ');
+  command = r.help ? '--help' : r.path.join(' ');
   if (r.def === root && r.globals.bool('version') && !r.help) return root.subcommands!.find((c) => c.name === 'version')!.run!(ctx);
   if (r.help || (r.missing && r.def === root)) {
     process.stdout.write(renderHelp(r.def, r.path));
