@@ -6,6 +6,7 @@ import { ExitError, type GlobalOptions } from './errors.js';
 import { renderHelp } from './help.js';
 import { CommandLineError, resolve, type Resolved } from './parse.js';
 import { root } from './table.js';
+import { writeOut } from './output.js';
 
 function globalOptions(r: Resolved): GlobalOptions {
   const g: GlobalOptions = {};
@@ -33,11 +34,11 @@ async function main(argv: string[]): Promise<number> {
   command = r.help ? '--help' : r.path.join(' ');
   if (r.def === root && r.globals.bool('version') && !r.help) return root.subcommands!.find((c) => c.name === 'version')!.run!(ctx);
   if (r.help || (r.missing && r.def === root)) {
-    process.stdout.write(renderHelp(r.def, r.path));
+    writeOut(renderHelp(r.def, r.path));
     return 0;
   }
   if (r.missing) {
-    process.stdout.write(renderHelp(r.def, r.path));
+    writeOut(renderHelp(r.def, r.path));
     process.stderr.write(`Error: missing command '${['carrier', ...r.path].join(' ')} COMMAND'\n`);
     return 125;
   }

@@ -8,6 +8,7 @@ import { ExitError } from '../errors.js';
 import { withStore } from '../open-store.js';
 import { reexecInNamespace } from '../namespace.js';
 import { pullWithFlags } from '../image/pull.js';
+import { writeOut } from '../output.js';
 
 /**
  * `--env-file FILE`: one variable a line, `K=V`, or `K` alone for the value in Carrier's environment; blank lines and
@@ -160,7 +161,7 @@ export async function create(ctx: Context): Promise<number> {
   return withStore(ctx.globals, async (store) => {
     try {
       const c = await createContainer(store, ctx.args[0]!, options);
-      process.stdout.write(`${c.id}\n`);
+      writeOut(`${c.id}\n`);
       return 0;
     } catch (err) {
       failRun(err);
