@@ -2,6 +2,7 @@
 // containers in `podman ps -a --external`), plus Carrier's run configuration and state in the container's userdata
 // directory: `<graphroot>/overlay-containers/<id>/userdata/carrier.json`.
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { CarrierError } from '../errors.js';
@@ -218,8 +219,12 @@ export async function removeContainer(store: Store, query: string, options: Remo
     for (let i = 0; i < 50 && processAlive(d.state.pid); i++) await new Promise((r) => setTimeout(r, 100));
   }
   for (const name of ['runc', 'crun'] as const) {
+    // the runtime keeps a container's state in <its root>/<id>: a container it never ran has none, and spawning
+    // `runc delete` to learn so was most of what `carrier rm` of a created container cost
+    const root = runtimeStateRoot(store, name);
+    if (!(await stat(join(root, d.id)).then(() => true, () => false))) continue;
     const runtime = await findRuntime(name).catch(() => undefined);
-    if (runtime) await deleteRuntimeState(runtime, runtimeStateRoot(store, name), d.id);
+    if (runtime) await deleteRuntimeState(runtime, root, d.id);
   }
   await unmountContainerRootfs(store, d.id, { force: true }).catch(() => {});
   await store.deleteContainer(d.id);
