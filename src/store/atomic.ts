@@ -5,12 +5,16 @@
 // rename but not the directory after it: for a state that a crash may as well lose (what the file said before is
 // valid too) but must never find half written.
 import { open, rename, unlink, chmod } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+
+let written = 0;
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable: boolean | 'contents' = true): Promise<void> {
   const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  // `.<name>.<pid>.<hex>.tmp`, as the orphan sweep reads it: unique by pid and count; the random part separates a
+  // leftover of an earlier process with the same pid, and 'wx' (O_EXCL) refuses a name that exists, so Math.random
+  // suffices (loading node:crypto for it cost a short command ~4 ms of CPU)
+  const tmp = join(dir, `.${basename(file)}.${process.pid}.${(++written).toString(16)}${Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
