@@ -8,12 +8,19 @@
 // node_modules when a command needs them: openpgp (large; GPG signatures only), yaml (registries.d only), undici (the
 // registry client requires its parts) and node-gyp-build (finds the addon).
 import { build } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lazyIndex } from './lazy-index.mjs';
 
 const dist = path.resolve(fileURLToPath(import.meta.url), '..', '..', 'dist');
 const out = path.join(dist, 'cli');
+
+// A package left outside (and a Node module) is imported through __carrierImport: the bin runs the bundle as a
+// vm.Script for its code cache on Node before 22.1, where import() inside the script would need the experimental vm
+// loader (and a script from cached data loses even that), so the bin passes its own import() in. Required directly,
+// the bundle uses its own.
+const EXTERNAL_IMPORT = /\bimport\((['"])([^'"./][^'"]*)\1\)/g;
 
 const ownUrl = {
   name: 'own-url',
@@ -21,22 +28,50 @@ const ownUrl = {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
       if (!args.path.startsWith(dist + path.sep)) return undefined;
       const text = await readFile(args.path, 'utf8');
-      if (!text.includes('import.meta.url')) return undefined;
+      if (!text.includes('import.meta.url') && !text.includes('import(')) return undefined;
       const rel = path.relative(out, args.path).split(path.sep).join('/');
-      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __carrierUrl).href`), loader: 'js' };
+      const contents = text
+        .replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __carrierUrl).href`)
+        .replace(EXTERNAL_IMPORT, (_m, q, spec) => `__carrierImport(${q}${spec}${q})`);
+      return { contents, loader: 'js' };
     });
   },
 };
 
-await build({
+// Node's modules that its own start-up has not loaded (crypto, stream, child_process, zlib, tls, readline...) cost
+// 1 to 25 ms each to load on Node 20, and a module of the library imports them at its top level whether or not the
+// command calls it: `images` loaded tls, net, child_process and zlib without using any. In the bundle each becomes a
+// stand-in that requires the module on its first property access (a call, a class, a constant). The ones Node has
+// loaded before any user code (and fs/promises and os, which nearly every command uses) are required as they were.
+const EAGER = new Set(['fs', 'fs/promises', 'path', 'url', 'util', 'module', 'os', 'events', 'buffer']);
+const BUILTIN_REQUIRE = /(__toESM\()?require\("node:([a-z_/]+)"\)(, 1\))?/g;
+const LAZY_HELPER =
+  'var __carrierLazy = (id) => { let m; const load = () => (m ??= require(id)); ' +
+  'return new Proxy({}, { get: (_t, k) => (k === "default" ? load() : load()[k]), has: (_t, k) => k in load() }); };';
+
+function lazyBuiltins(code) {
+  return code.replace(BUILTIN_REQUIRE, (all, toEsm, id, toEsmEnd) => {
+    if (EAGER.has(id) || Boolean(toEsm) !== Boolean(toEsmEnd)) return all;
+    return `__carrierLazy("node:${id}")`;
+  });
+}
+
+const result = await build({
   entryPoints: [path.join(out, 'dispatch.js')],
   outfile: path.join(out, 'carrier.cjs'),
+  write: false,
   bundle: true,
   format: 'cjs',
   platform: 'node',
   target: 'node20',
   external: ['openpgp', 'yaml', 'undici', 'node-gyp-build'],
-  banner: { js: "const __carrierUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: {
+    js:
+      "const __carrierUrl = require('node:url').pathToFileURL(__filename).href;\n" +
+      "var __carrierImport = typeof __carrierImport === 'function' ? __carrierImport : (specifier) => import(specifier);\n" +
+      LAZY_HELPER,
+  },
   plugins: [ownUrl],
   logLevel: 'warning',
 });
+for (const f of result.outputFiles) await writeFile(f.path, lazyIndex(lazyBuiltins(f.text)));

@@ -4,6 +4,7 @@
 // and signatures need (issue 21: start-up). Run `npm run build` (not `tsc` alone) before this file.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { Store } from '../src/store/store.js';
 import { buildRunnableImage } from './support/runnable.js';
 import { commitOf, storeDirs } from './support/store.js';
 
+const require = createRequire(import.meta.url);
 const repo = path.resolve(import.meta.dirname, '..');
 const bin = path.join(repo, 'dist/cli/bin.cjs');
 const bundle = path.join(repo, 'dist/cli/carrier.cjs');
@@ -20,8 +22,8 @@ const NAME = 'localhost/startup:1';
 let work: string;
 let globals: string[];
 
-function carrier(entry: string, args: string[], node: string[] = []): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(process.execPath, [...node, entry, ...globals, ...args], { encoding: 'utf8', timeout: 60_000 });
+function carrier(entry: string, args: string[], node: string[] = [], env: NodeJS.ProcessEnv = process.env): { stdout: string; stderr: string; status: number | null } {
+  const r = spawnSync(process.execPath, [...node, entry, ...globals, ...args], { encoding: 'utf8', timeout: 60_000, env });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
@@ -93,6 +95,47 @@ describe('the carrier bin', () => {
       expect(a.status).toBe(125);
       expect([a.status, a.stdout, a.stderr]).toEqual([b.status, b.stdout, b.stderr]);
     }
+  });
+});
+
+describe("the bin's code cache", () => {
+  // Node before 22.1 has no compile cache of its own: the bin keeps one in the temporary directory
+  const ownCache = (require('node:module') as { enableCompileCache?: unknown }).enableCompileCache === undefined;
+
+  it('runs a command from the cache an earlier run left, imports a package outside the bundle through it, and starts afresh for a rebuilt bundle', () => {
+    const tmp = path.join(work, 'tmp');
+    fs.mkdirSync(tmp, { recursive: true });
+    const env = { ...process.env, TMPDIR: tmp };
+    const cacheDir = path.join(tmp, `carrier-compile-cache-${process.getuid!()}`);
+    const cacheFiles = () => (fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : []);
+    // registries.d is YAML: its parser is outside the bundle, imported when the command reads it
+    const registries = path.join(work, 'registries.d');
+    fs.mkdirSync(registries, { recursive: true });
+    fs.writeFileSync(path.join(registries, 'default.yaml'), 'default-docker:\n  lookaside: file:///var/lib/sigs\n');
+    const commands = [['images', '--format', '{{.Repository}}:{{.Tag}}'], ['image', 'trust', 'show', '--registrypath', registries], ['version']];
+    const expected = commands.map((args) => ok(unbundled, args));
+    for (let round = 0; round < 2; round++) {
+      for (const [i, args] of commands.entries()) {
+        const r = carrier(bin, args, [], env);
+        expect([r.status, r.stderr, r.stdout.trim()]).toEqual([0, '', expected[i]]);
+      }
+      expect(cacheFiles().length).toBe(ownCache ? 1 : 0);
+    }
+    if (!ownCache) return;
+    const file = path.join(cacheDir, cacheFiles()[0]!);
+    const head = (): { identity: string; commands: string[] } => JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]!);
+    expect(head().commands).toEqual(['images', 'image trust show', 'version']);
+    // a bundle rebuilt in place (another mtime) is not run from the old code
+    const identity = head().identity;
+    const now = new Date();
+    fs.utimesSync(bundle, now, now);
+    expect(carrier(bin, ['version'], [], env).stdout.trim()).toBe(expected[2]);
+    expect(head().identity).not.toBe(identity);
+    expect(head().commands).toEqual(['version']);
+    // NODE_DISABLE_COMPILE_CACHE: no cache read or written
+    fs.rmSync(cacheDir, { recursive: true });
+    expect(carrier(bin, ['version'], [], { ...env, NODE_DISABLE_COMPILE_CACHE: '1' }).stdout.trim()).toBe(expected[2]);
+    expect(cacheFiles()).toEqual([]);
   });
 });
 

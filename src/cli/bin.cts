@@ -1,10 +1,98 @@
 #!/usr/bin/env node
 // The installed `carrier` command (package.json "bin"). CommonJS, so a command starts without Node's ES module
-// loader; it runs the CLI's bundle (dist/cli/carrier.cjs, made after tsc by scripts/bundle-cli.mjs). Before
-// the bundle loads, V8's compile cache is turned on where Node has one (22.1 and later; NODE_DISABLE_COMPILE_CACHE
-// turns it off), so a short command starts from cached code instead of compiling the CLI again on every run.
-// dist/cli/main.js is the same CLI unbundled (what `tsc` alone builds, and what most tests run).
+// loader; it runs the CLI's bundle (dist/cli/carrier.cjs, made after tsc by scripts/bundle-cli.mjs) from V8 code
+// cached by an earlier run, so a short command does not compile the CLI again on every run (issue 21: start-up).
+// NODE_DISABLE_COMPILE_CACHE turns the cache off, as it does Node's own.
+//
+// Where Node has a compile cache (22.1 and later) the bundle is required through it. Before that, this file keeps one:
+// it compiles the bundle as a vm.Script with the cached data, and after a command has run, when that command is new to
+// the cache, saves the script's code cache again. Taken after the run, the cache holds the functions the command
+// compiled lazily as well as the top level (Node's is taken at compile time, before they exist), and each save adds
+// the new command's functions to those of the commands before it. The cache is a file per bundle location in a
+// directory of the user's own under the temporary directory, named for the bundle's identity (size, mtime, inode) and
+// Node's version: a rebuilt bundle or another Node compiles afresh (V8 checks the source only by its length).
+import type * as Fs from 'node:fs';
+
+type Cli = { runCli(argv: string[]): Promise<string | undefined> };
+
 const nodeModule = require('node:module') as { enableCompileCache?: () => unknown };
-nodeModule.enableCompileCache?.();
-const cli = require('./carrier.cjs') as { runCli(argv: string[]): Promise<void> };
-void cli.runCli(process.argv.slice(2));
+const disabled = process.env.NODE_DISABLE_COMPILE_CACHE !== undefined;
+
+if (nodeModule.enableCompileCache !== undefined || disabled) {
+  if (!disabled) nodeModule.enableCompileCache?.();
+  void (require('./carrier.cjs') as Cli).runCli(process.argv.slice(2));
+} else {
+  void runCached();
+}
+
+/** The user's own cache directory (made 0700; refused when another user owns it), or undefined. */
+function cacheDir(fs: typeof Fs, tmp: string): string | undefined {
+  const uid = process.getuid?.() ?? 0;
+  const dir = `${tmp}/carrier-compile-cache-${uid}`;
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch {
+    // exists already: checked below
+  }
+  try {
+    const st = fs.lstatSync(dir);
+    return st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0 ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** FNV-1a of the bundle's path: one cache file per bundle location, with a short name free of slashes. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+async function runCached(): Promise<void> {
+  const fs = require('node:fs') as typeof Fs;
+  const vm = require('node:vm') as typeof import('node:vm');
+  const os = require('node:os') as typeof import('node:os');
+  const file = `${__dirname}/carrier.cjs`;
+  const source = fs.readFileSync(file, 'utf8');
+  const st = fs.statSync(file);
+  const identity = `${file} ${st.size} ${st.mtimeMs} ${st.ino} ${process.version} ${process.arch}`;
+  const dir = cacheDir(fs, os.tmpdir());
+  const cacheFile = dir && `${dir}/${hash(file)}.v8`;
+  let cachedData: Buffer | undefined;
+  let commands: string[] = [];
+  if (cacheFile) {
+    try {
+      const bytes = fs.readFileSync(cacheFile);
+      const nl = bytes.indexOf(10);
+      const head = JSON.parse(bytes.subarray(0, nl).toString('utf8')) as { identity?: string; commands?: string[] };
+      if (head.identity === identity && Array.isArray(head.commands)) {
+        cachedData = bytes.subarray(nl + 1);
+        commands = head.commands;
+      }
+    } catch {
+      // none yet, or unreadable: compile afresh
+    }
+  }
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __carrierImport) {${source}\n})`, {
+    filename: file,
+    ...(cachedData ? { cachedData } : {}),
+  });
+  const mod = { exports: {} as Cli, filename: file, id: file, loaded: false };
+  const run = script.runInThisContext() as (...a: unknown[]) => void;
+  // dynamic import() inside a vm.Script would need the experimental vm loader: the bundle imports through this file
+  run.call(mod.exports, mod.exports, require, mod, file, __dirname, (specifier: string) => import(specifier));
+  mod.loaded = true;
+  const command = await mod.exports.runCli(process.argv.slice(2));
+  if (cacheFile === undefined || command === undefined) return;
+  const fresh = cachedData === undefined || script.cachedDataRejected === true;
+  if (!fresh && commands.includes(command)) return;
+  try {
+    const head = JSON.stringify({ identity, commands: fresh ? [command] : [...commands, command] });
+    const tmp = `${cacheFile}.${process.pid}`;
+    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(`${head}\n`), script.createCachedData()]), { mode: 0o600 });
+    fs.renameSync(tmp, cacheFile);
+  } catch {
+    // a cache that cannot be written only costs the next run its compile
+  }
+}

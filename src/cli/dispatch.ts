@@ -6,6 +6,7 @@ import { ExitError, type GlobalOptions } from './errors.js';
 import { renderHelp } from './help.js';
 import { CommandLineError, resolve, type Resolved } from './parse.js';
 import { root } from './table.js';
+import { writeOut } from './output.js';
 
 function globalOptions(r: Resolved): GlobalOptions {
   const g: GlobalOptions = {};
@@ -18,6 +19,9 @@ function globalOptions(r: Resolved): GlobalOptions {
   return g;
 }
 
+/** The command line's command path (`image ls`), once resolved: what runCli returns. */
+let command: string | undefined;
+
 async function main(argv: string[]): Promise<number> {
   let r: Resolved;
   let ctx: Context;
@@ -27,13 +31,14 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return usageFailure(err);
   }
+  command = r.help ? '--help' : r.path.join(' ');
   if (r.def === root && r.globals.bool('version') && !r.help) return root.subcommands!.find((c) => c.name === 'version')!.run!(ctx);
   if (r.help || (r.missing && r.def === root)) {
-    process.stdout.write(renderHelp(r.def, r.path));
+    writeOut(renderHelp(r.def, r.path));
     return 0;
   }
   if (r.missing) {
-    process.stdout.write(renderHelp(r.def, r.path));
+    writeOut(renderHelp(r.def, r.path));
     process.stderr.write(`Error: missing command '${['carrier', ...r.path].join(' ')} COMMAND'\n`);
     return 125;
   }
@@ -54,15 +59,18 @@ function usageFailure(err: unknown): number {
   return 125;
 }
 
-/** Runs the command line `argv` (without node and the script) and sets the process's exit code. */
-export async function runCli(argv: string[]): Promise<void> {
+/**
+ * Runs the command line `argv` (without node and the script) and sets the process's exit code. Returns the command
+ * that ran (`image ls`; undefined when the command line was refused), for the bin's code cache.
+ */
+export async function runCli(argv: string[]): Promise<string | undefined> {
   try {
     process.exitCode = await main(argv);
   } catch (err) {
     if (err instanceof ExitError) {
       process.stderr.write(`Error: ${err.message}\n`);
       process.exitCode = err.exitCode;
-      return;
+      return command;
     }
     // The library is loaded when a command ran far enough to fail inside it; if it cannot load, that is the error.
     const api = await import('../index.js').catch(() => undefined);
@@ -73,4 +81,5 @@ export async function runCli(argv: string[]): Promise<void> {
     }
     process.exitCode = 125;
   }
+  return command;
 }

@@ -8,6 +8,7 @@ import { layer } from './layer/commands.js';
 import { resolve } from './parse.js';
 import { info, system } from './system/commands.js';
 import { volume } from './volume/commands.js';
+import { writeOut } from './output.js';
 
 /**
  * The version in Carrier's own package.json (two levels up from dist/cli/), not npm_package_version: under npx or an
@@ -25,7 +26,7 @@ const version: CommandDef = {
   summary: "Print Carrier's version and its native core's",
   run: async () => {
     const { version: native } = await import('../index.js');
-    process.stdout.write(`carrier ${await ownVersion()}\n${native}\n`);
+    writeOut(`carrier ${await ownVersion()}\n${native}\n`);
     return 0;
   },
 };
@@ -37,7 +38,7 @@ const help: CommandDef = {
   args: { min: 0 },
   run: async (ctx) => {
     const target = resolve(ctx.root, [...ctx.args, '--help']);
-    process.stdout.write(renderHelp(target.def, target.path));
+    writeOut(renderHelp(target.def, target.path));
     return 0;
   },
 };

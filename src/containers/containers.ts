@@ -2,6 +2,7 @@
 // containers in `podman ps -a --external`), plus Carrier's run configuration and state in the container's userdata
 // directory: `<graphroot>/overlay-containers/<id>/userdata/carrier.json`.
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { CarrierError } from '../errors.js';
@@ -11,7 +12,7 @@ import type { ImageRunConfig } from '../runtime/spec.js';
 import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
 import { processAlive } from '../host.js';
 import { readCarrierFile, runtimeStateRoot, writeCarrierFile } from './state.js';
-import type { ContainerConfig, ContainerDetails, ContainerState, CreateContainerOptions, VolumeSpec } from './types.js';
+import type { CarrierFile, ContainerConfig, ContainerDetails, ContainerState, CreateContainerOptions, VolumeSpec } from './types.js';
 export type { ContainerConfig, ContainerDetails, ContainerState, ContainerStatus, CreateContainerOptions, VolumeSpec } from './types.js';
 export { runtimeStateRoot } from './state.js';
 import { deleteVolumeFiles, inspectVolume, isVolumeName, listVolumes } from './volumes.js';
@@ -115,6 +116,8 @@ export async function createContainer(store: Store, image: string, options: Crea
   }
   if (options.runtime !== undefined) await findRuntime(options.runtime);
   const imageName = imageNameFor(img, image);
+  // read while the store records the container: details() needs it for the command
+  const imageConfig = imageConfigOf(store, img.id);
   const createdAt = Math.floor(Date.now() / 1000);
   const metadata = JSON.stringify({ 'image-name': imageName, 'image-id': img.id, name, 'created-at': createdAt });
   const info = await store.createContainer(img.id, { names: [name], metadata });
@@ -134,13 +137,14 @@ export async function createContainer(store: Store, image: string, options: Crea
   if (options.workdir !== undefined) config.workdir = options.workdir;
   if (options.user !== undefined) config.user = options.user;
   if (options.runtime !== undefined) config.runtime = options.runtime;
+  const file: CarrierFile = { version: 1, config, state: { status: 'created' } };
   try {
-    await writeCarrierFile(store, info.id, { version: 1, config, state: { status: 'created' } });
+    await writeCarrierFile(store, info.id, file);
   } catch (err) {
     await store.deleteContainer(info.id).catch(() => {});
     throw err;
   }
-  return details(store, info, await imageConfigOf(store, img.id));
+  return details(store, info, await imageConfig, file);
 }
 
 export async function imageConfigOf(store: Store, imageId: string): Promise<ImageRunConfig> {
@@ -152,9 +156,10 @@ export async function imageConfigOf(store: Store, imageId: string): Promise<Imag
   }
 }
 
-export async function details(store: Store, info: ContainerInfo, imageConfig?: ImageRunConfig): Promise<ContainerDetails> {
+/** A container's details; `imageConfig` and `known` (its carrier.json) when the caller has them already. */
+export async function details(store: Store, info: ContainerInfo, imageConfig?: ImageRunConfig, known?: CarrierFile): Promise<ContainerDetails> {
   const meta = metadataOf(info);
-  const file = await readCarrierFile(store, info.id);
+  const file = known ?? (await readCarrierFile(store, info.id));
   let state: ContainerState = file?.state ?? { status: 'unknown' };
   // A container whose Carrier process is gone without recording the end (killed): no longer running.
   if (state.status === 'running' && !processAlive(state.pid)) state = { ...state, status: 'exited', error: 'the Carrier process running it is gone' };
@@ -191,9 +196,7 @@ export async function listContainers(store: Store): Promise<ContainerDetails[]> 
 }
 
 export async function inspectContainer(store: Store, query: string): Promise<ContainerDetails> {
-  const c = await store.container(query);
-  if (!c) throw new CarrierError('CARRIER_NOT_FOUND', `no such container ${query}`);
-  return details(store, c);
+  return details(store, await requireContainer(store, query));
 }
 
 export interface RemoveContainerOptions {
@@ -216,8 +219,12 @@ export async function removeContainer(store: Store, query: string, options: Remo
     for (let i = 0; i < 50 && processAlive(d.state.pid); i++) await new Promise((r) => setTimeout(r, 100));
   }
   for (const name of ['runc', 'crun'] as const) {
+    // the runtime keeps a container's state in <its root>/<id>: a container it never ran has none, and spawning
+    // `runc delete` to learn so was most of what `carrier rm` of a created container cost
+    const root = runtimeStateRoot(store, name);
+    if (!(await stat(join(root, d.id)).then(() => true, () => false))) continue;
     const runtime = await findRuntime(name).catch(() => undefined);
-    if (runtime) await deleteRuntimeState(runtime, runtimeStateRoot(store, name), d.id);
+    if (runtime) await deleteRuntimeState(runtime, root, d.id);
   }
   await unmountContainerRootfs(store, d.id, { force: true }).catch(() => {});
   await store.deleteContainer(d.id);
@@ -292,13 +299,20 @@ export async function pruneContainers(store: Store): Promise<string[]> {
 
 // ---- running ------------------------------------------------------------------------------------------------------
 
+/** The container's record (by id, unique id prefix or name), or CARRIER_NOT_FOUND. */
+async function requireContainer(store: Store, query: string): Promise<ContainerInfo> {
+  const c = await store.container(query);
+  if (!c) throw new CarrierError('CARRIER_NOT_FOUND', `no such container ${query}`);
+  return c;
+}
+
+// mount and umount need only the record's id: not carrier.json and the image's config, which inspect reads
+
 export async function mountContainer(store: Store, query: string): Promise<string> {
-  const d = await inspectContainer(store, query);
-  return mountContainerRootfs(store, d.id);
+  return mountContainerRootfs(store, (await requireContainer(store, query)).id);
 }
 
 /** Releases one mount reference (all with `force`); true while the container is still mounted. */
 export async function unmountContainer(store: Store, query: string, options: { force?: boolean } = {}): Promise<boolean> {
-  const d = await inspectContainer(store, query);
-  return unmountContainerRootfs(store, d.id, options);
+  return unmountContainerRootfs(store, (await requireContainer(store, query)).id, options);
 }

@@ -1,18 +1,24 @@
 // Crash-safe file replacement: a temp file in the same directory, fdatasync, rename over the target, fsync the
 // directory (podman skips that last step; a crash right after a rename could otherwise lose the new name).
 // `durable: false` keeps the rename (readers never see half a file) and skips both flushes: for the run root's files,
-// which a reboot clears anyway (podman does not sync them either).
+// which a reboot clears anyway (podman does not sync them either). `durable: 'contents'` flushes the file before the
+// rename but not the directory after it: for a state that a crash may as well lose (what the file said before is
+// valid too) but must never find half written.
 import { open, rename, unlink, chmod } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable = true): Promise<void> {
+let written = 0;
+
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable: boolean | 'contents' = true): Promise<void> {
   const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  // `.<name>.<pid>.<hex>.tmp`, as the orphan sweep reads it: unique by pid and count; the random part separates a
+  // leftover of an earlier process with the same pid, and 'wx' (O_EXCL) refuses a name that exists, so Math.random
+  // suffices (loading node:crypto for it cost a short command ~4 ms of CPU)
+  const tmp = join(dir, `.${basename(file)}.${process.pid}.${(++written).toString(16)}${Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    if (durable) await fh.datasync();
+    if (durable !== false) await fh.datasync();
   } catch (err) {
     await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
@@ -26,7 +32,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  if (durable) await syncDir(dir);
+  if (durable === true) await syncDir(dir);
 }
 
 export async function syncDir(dir: string): Promise<void> {

@@ -6,7 +6,6 @@
 // 0 before unlocking (c/storage's layout: UnixNano u64 LE, counter u64 LE, pid u32 LE, 44 random bytes); holders
 // compare it with the token they saw last to learn whether another process wrote since.
 import { open, mkdir, constants, type FileHandle } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { native } from '../native.js';
 import { CarrierError, fromNative, type NativeFailure } from '../errors.js';
@@ -22,7 +21,9 @@ export function newWriterToken(): Buffer {
   tokenCounter += 1n;
   token.writeBigUInt64LE(tokenCounter, 8);
   token.writeUInt32LE(process.pid, 16);
-  randomBytes(TOKEN_SIZE - 20).copy(token, 20);
+  // the random tail only tells apart writers that share a nanosecond, a pid and a count (hosts sharing the store):
+  // Math.random is enough for that, and loading node:crypto for it cost a short command ~4 ms of CPU (issue 21)
+  for (let i = 20; i < TOKEN_SIZE; i++) token[i] = Math.floor(Math.random() * 256);
   return token;
 }
 

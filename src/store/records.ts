@@ -142,11 +142,15 @@ export class RecordFile<R extends { id: string }> {
     this.records = parsed as R[];
   }
 
-  /** Writes the records atomically, then a new last-writer token. Hold the lock exclusively. Saves are serialised. */
-  save(): Promise<void> {
+  /**
+   * Writes the records atomically, then a new last-writer token. Hold the lock exclusively. Saves are serialised.
+   * `interim`: a state a crash may as well lose (the one before it is valid too), so its rename is not flushed; the
+   * contents still are, so no crash finds the file half written.
+   */
+  save(interim = false): Promise<void> {
     const run = async (): Promise<void> => {
       if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
-      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable);
+      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable && interim ? 'contents' : this.durable);
       await this.lock.touch();
     };
     const next = this.saving.then(run, run);

@@ -4,6 +4,7 @@ import type { Context } from '../command.js';
 import { ExitError } from '../errors.js';
 import { goJson, renderTemplate } from '../format.js';
 import { withStore } from '../open-store.js';
+import { writeOut } from '../output.js';
 
 function inspectJson(c: ContainerDetails, driver: string): Record<string, unknown> {
   const cfg = c.config;
@@ -65,8 +66,8 @@ export async function inspectContainers(ctx: Context): Promise<number> {
         else throw err;
       }
     }
-    if (format !== undefined && format !== 'json') for (const o of out) process.stdout.write(renderTemplate(format, o) + '\n');
-    else process.stdout.write(goJson(out, 4) + '\n');
+    if (format !== undefined && format !== 'json') for (const o of out) writeOut(renderTemplate(format, o) + '\n');
+    else writeOut(goJson(out, 4) + '\n');
     if (missing !== undefined) throw new ExitError(`no such container ${missing}`, 125);
     return 0;
   });

@@ -5,6 +5,7 @@ import type { Context } from '../command.js';
 import { ExitError } from '../errors.js';
 import { withStore } from '../open-store.js';
 import { reexecInNamespace } from '../namespace.js';
+import { writeOut } from '../output.js';
 
 export async function mount(ctx: Context): Promise<number> {
   // Rootless, a mount made in a namespace of its own would be gone (and its directory empty) when the command
@@ -13,7 +14,7 @@ export async function mount(ctx: Context): Promise<number> {
   return withStore(ctx.globals, async (store) => {
     for (const q of ctx.args) {
       try {
-        process.stdout.write(`${await mountContainer(store, q)}\n`);
+        writeOut(`${await mountContainer(store, q)}\n`);
       } catch (err) {
         if (err instanceof CarrierError) throw new ExitError(err.message, 125);
         throw err;
@@ -30,7 +31,7 @@ export async function umount(ctx: Context): Promise<number> {
     for (const q of ctx.args) {
       try {
         await unmountContainer(store, q, { force });
-        process.stdout.write(`${q}\n`);
+        writeOut(`${q}\n`);
       } catch (err) {
         if (err instanceof CarrierError) throw new ExitError(err.message, 125);
         throw err;

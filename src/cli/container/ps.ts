@@ -4,6 +4,7 @@ import { listContainers, type ContainerDetails } from '../../index.js';
 import type { Context } from '../command.js';
 import { goJson, humanDuration, renderTable, renderTemplate, timeAgo } from '../format.js';
 import { withStore } from '../open-store.js';
+import { writeOut } from '../output.js';
 
 function statusText(c: ContainerDetails, now = Date.now()): string {
   const s = c.state;
@@ -58,15 +59,15 @@ export async function listContainersCli(ctx: Context): Promise<number> {
       .filter((c) => all || c.state.status === 'running')
       .sort((a, b) => unix(b.created) - unix(a.created) || b.created.localeCompare(a.created));
     if (quiet) {
-      for (const c of list) process.stdout.write(`${noTrunc ? c.id : c.id.slice(0, 12)}\n`);
+      for (const c of list) writeOut(`${noTrunc ? c.id : c.id.slice(0, 12)}\n`);
       return 0;
     }
     if (format === 'json') {
-      process.stdout.write(goJson(list.map(psJson), 4) + '\n');
+      writeOut(goJson(list.map(psJson), 4) + '\n');
       return 0;
     }
     if (format !== undefined) {
-      for (const c of list) process.stdout.write(renderTemplate(format, { ...psJson(c), ID: c.id.slice(0, 12), Names: c.names.join(',') }) + '\n');
+      for (const c of list) writeOut(renderTemplate(format, { ...psJson(c), ID: c.id.slice(0, 12), Names: c.names.join(',') }) + '\n');
       return 0;
     }
     const cmdText = (c: ContainerDetails): string => {
@@ -77,7 +78,7 @@ export async function listContainersCli(ctx: Context): Promise<number> {
     for (const c of list) {
       rows.push([noTrunc ? c.id : c.id.slice(0, 12), c.imageName, cmdText(c), timeAgo(c.created), statusText(c), '', c.names.join(',')]);
     }
-    process.stdout.write(renderTable(rows));
+    writeOut(renderTable(rows));
     return 0;
   });
 }

@@ -3,6 +3,7 @@ import { CarrierError, needsUserNamespace, removeContainer } from '../../index.j
 import type { Context } from '../command.js';
 import { withStore } from '../open-store.js';
 import { reexecInNamespace } from '../namespace.js';
+import { writeOut } from '../output.js';
 
 export async function removeContainers(ctx: Context): Promise<number> {
   if (needsUserNamespace()) return reexecInNamespace(ctx);
@@ -13,7 +14,7 @@ export async function removeContainers(ctx: Context): Promise<number> {
     for (const q of ctx.args) {
       try {
         await removeContainer(store, q, { force, volumes });
-        process.stdout.write(`${q}\n`);
+        writeOut(`${q}\n`);
       } catch (err) {
         if (!(err instanceof CarrierError)) throw err;
         if (err.code === 'CARRIER_NOT_FOUND') {

@@ -1,13 +1,13 @@
 // `carrier run`, `create` and `start`. Exit codes (podman's): `run` and `start` return the container's own exit
 // code; 125 when Carrier itself fails (unknown image, bad flags, no runtime), 126 when the command cannot be invoked
 // (not executable, or the OCI runtime failed to start it), 127 when the command is not found.
-import { CarrierError, SignalRelay, createContainer, needsUserNamespace, runContainer, startContainer, type CreateContainerOptions } from '../../index.js';
+import { CarrierError, SignalRelay, createContainer, needsUserNamespace, runContainer, startContainer, type CreateContainerOptions, type Store } from '../../index.js';
 import { readFile } from 'node:fs/promises';
 import { UsageError, type Context } from '../command.js';
 import { ExitError } from '../errors.js';
 import { withStore } from '../open-store.js';
 import { reexecInNamespace } from '../namespace.js';
-import { pullWithFlags } from '../image/pull.js';
+import { writeOut } from '../output.js';
 
 /**
  * `--env-file FILE`: one variable a line, `K=V`, or `K` alone for the value in Carrier's environment; blank lines and
@@ -94,24 +94,28 @@ function pullPolicy(ctx: Context): PullPolicy {
  * itself in Carrier's user namespace, so the pull sees the user's own uid (auth files) and the re-run needs none.
  */
 async function ensureImage(ctx: Context, policy: PullPolicy): Promise<void> {
+  if (policy !== 'never') await withStore(ctx.globals, (store) => ensureImageIn(store, ctx, policy));
+}
+
+/** ensureImage in a store already open. The pull's CLI code loads only when a pull is needed. */
+async function ensureImageIn(store: Store, ctx: Context, policy: PullPolicy): Promise<void> {
   if (policy === 'never') return;
   const reference = ctx.args[0]!;
-  await withStore(ctx.globals, async (store) => {
-    const local = await store.image(reference);
-    if (local !== undefined && policy === 'missing') return;
-    const quiet = ctx.flags.bool('quiet');
-    if (!quiet) process.stderr.write(`Trying to pull ${reference}...\n`);
-    try {
-      await pullWithFlags(store, reference, ctx.flags, { quiet });
-    } catch (err) {
-      // newer: a registry that cannot be asked leaves the stored image in use, as podman does.
-      if (policy === 'newer' && local !== undefined && err instanceof CarrierError && err.code !== 'ABORT_ERR') {
-        warn(`cannot check ${reference} for a newer image (${err.message}); using the stored one`);
-        return;
-      }
-      failRun(err);
+  const local = await store.image(reference);
+  if (local !== undefined && policy === 'missing') return;
+  const quiet = ctx.flags.bool('quiet');
+  if (!quiet) process.stderr.write(`Trying to pull ${reference}...\n`);
+  try {
+    const { pullWithFlags } = await import('../image/pull.js');
+    await pullWithFlags(store, reference, ctx.flags, { quiet });
+  } catch (err) {
+    // newer: a registry that cannot be asked leaves the stored image in use, as podman does.
+    if (policy === 'newer' && local !== undefined && err instanceof CarrierError && err.code !== 'ABORT_ERR') {
+      warn(`cannot check ${reference} for a newer image (${err.message}); using the stored one`);
+      return;
     }
-  });
+    failRun(err);
+  }
 }
 
 /** The same command with `--pull=never` as its last flag (before the image): for the re-run in the namespace. */
@@ -156,11 +160,11 @@ export async function run(ctx: Context): Promise<number> {
 
 export async function create(ctx: Context): Promise<number> {
   const options = await containerOptions(ctx);
-  await ensureImage(ctx, pullPolicy(ctx));
   return withStore(ctx.globals, async (store) => {
+    await ensureImageIn(store, ctx, pullPolicy(ctx));
     try {
       const c = await createContainer(store, ctx.args[0]!, options);
-      process.stdout.write(`${c.id}\n`);
+      writeOut(`${c.id}\n`);
       return 0;
     } catch (err) {
       failRun(err);

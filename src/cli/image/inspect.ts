@@ -5,6 +5,7 @@ import { ExitError } from '../errors.js';
 import { goJson, renderTemplate } from '../format.js';
 import { withStore } from '../open-store.js';
 import { gatherFacts, labelsOf, type ImageFacts, type Json } from './facts.js';
+import { writeOut } from '../output.js';
 
 const DOCKER_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json';
 const OCI_CONFIG_KEYS = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped'] as const;
@@ -105,9 +106,9 @@ export async function inspectImages(ctx: Context, generic: boolean): Promise<num
       found.push(await inspectData(store, facts!));
     }
     if (format !== undefined && format !== 'json') {
-      for (const d of found) process.stdout.write(`${renderTemplate(format, d)}\n`);
+      for (const d of found) writeOut(`${renderTemplate(format, d)}\n`);
     } else {
-      process.stdout.write(`${goJson(found, 5)}\n`);
+      writeOut(`${goJson(found, 5)}\n`);
     }
     if (errors.length > 0) throw new ExitError(`inspecting object: ${errors.join('\n')}`, 125);
     return 0;

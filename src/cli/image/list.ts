@@ -4,6 +4,7 @@ import { goJson, goLocalTime, humanSize, renderTable, renderTemplate, timeAgo } 
 import { splitName } from '../names.js';
 import { withStore } from '../open-store.js';
 import { createdUnix, gatherFacts, labelsOf, type ImageFacts, type Json } from './facts.js';
+import { writeOut } from '../output.js';
 
 export async function listImages(ctx: Context): Promise<number> {
   const { flags } = ctx;
@@ -31,7 +32,7 @@ export async function listImages(ctx: Context): Promise<number> {
       const seen = new Set<string>();
       for (const f of sorted) {
         const s = id(f);
-        if (!seen.has(s)) process.stdout.write(`${s}\n`);
+        if (!seen.has(s)) writeOut(`${s}\n`);
         seen.add(s);
       }
       return 0;
@@ -61,7 +62,7 @@ export async function listImages(ctx: Context): Promise<number> {
         entry.CreatedAt = goLocalTime(unix);
         return entry;
       });
-      process.stdout.write(`${goJson(out, 4)}\n`);
+      writeOut(`${goJson(out, 4)}\n`);
       return 0;
     }
     const cells = rows.map(({ f, name }) => {
@@ -82,12 +83,12 @@ export async function listImages(ctx: Context): Promise<number> {
       };
     });
     if (format !== undefined && format !== 'table') {
-      for (const c of cells) process.stdout.write(`${renderTemplate(format, c)}\n`);
+      for (const c of cells) writeOut(`${renderTemplate(format, c)}\n`);
       return 0;
     }
     const header = ['REPOSITORY', 'TAG', ...(digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
     const body = cells.map((c) => [c.Repository, c.Tag, ...(digests ? [c.Digest] : []), c.ID, c.Created, c.Size]);
-    process.stdout.write(renderTable(flags.bool('noheading') ? body : [header, ...body]));
+    writeOut(renderTable(flags.bool('noheading') ? body : [header, ...body]));
     return 0;
   });
 }
