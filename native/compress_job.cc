@@ -1,5 +1,7 @@
 // compressLayer's native half: a layer's uncompressed tar in, its compressed stream out, in one pass.
 //   JS thread:       copies incoming tar chunks into a bounded queue; receives 'drain', 'data', 'done' events
+//                    (or, given sourceTarSplit and sourceDir, pushes nothing: the layerout thread rebuilds the tar
+//                    itself from the store's tar-split and layer directory, without a trip through JS)
 //   carrier-layerout: SHA-256 of the tar (the diff_id) -> tar parser (refuses a corrupt tar; records the tar-split,
 //                    CRC-64 of every file as containers/storage does) -> the parallel compressor
 //   compressor:      worker threads compress blocks; its output thread hashes the compressed bytes (the digest) and
@@ -7,12 +9,14 @@
 // Memory stays flat whatever the layer's size: every queue between the threads is bounded.
 #include <pthread.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "apply_job.h"
+#include "assemble.h"
 #include "crc64.h"
 #include "extractor.h"
 #include "napi_util.h"
@@ -30,8 +34,11 @@ struct CompressConfig {
   Compression compression = Compression::Gzip;
   int level = 6;
   int threads = 1;
+  int isal_level = 0;
   std::string tar_split;
   uint64_t max_entries = 0;
+  // When set, the tar is rebuilt here from this tar-split and diff directory instead of pushed from JS.
+  std::string source_split, source_dir;
 };
 
 struct CompressResult {
@@ -44,6 +51,7 @@ struct Event {
   std::vector<uint8_t> data;
   std::optional<Failure> failure;
   CompressResult result;
+  uint64_t tar_bytes = 0;  // Data: the tar's bytes taken in so far
 };
 
 void fill(Napi::Env env, Event& event, Napi::Object& js);
@@ -55,9 +63,13 @@ struct CompressState : StreamState<> {
   CompressConfig cfg;
   EventFn tsfn;
   bool aborted = false;
+  std::atomic<uint64_t> tar_bytes{0};
 
   [[noreturn]] void stopped() {
     std::lock_guard<std::mutex> lock(mu);
+    stopped_locked();
+  }
+  [[noreturn]] void stopped_locked() {
     if (aborted) fail_aborted();
     fail("CARRIER_STOPPED", "stopped");
   }
@@ -126,16 +138,31 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
       out_sha.update(p, n);
       out_size += n;
       s->take_credit(stopped);
-      s->tsfn.BlockingCall(new Event{Event::Data, std::vector<uint8_t>(p, p + n), std::nullopt, {}});
+      Event* e = new Event{Event::Data, std::vector<uint8_t>(p, p + n), std::nullopt, {}};
+      e->tar_bytes = s->tar_bytes.load(std::memory_order_relaxed);
+      s->tsfn.BlockingCall(e);
     };
-    compressor.reset(new ParallelCompressor(s->cfg.compression, s->cfg.level, s->cfg.threads, emit));
-    auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
-    std::vector<uint8_t> chunk;
-    while (s->next_input(chunk, stopped, drain)) {
+    compressor.reset(new ParallelCompressor(s->cfg.compression, s->cfg.level, s->cfg.threads, emit, 0, s->cfg.isal_level));
+    auto take = [&](const std::vector<uint8_t>& chunk) {
       tar_sha.update(chunk.data(), chunk.size());
       tar_size += chunk.size();
       reader.feed(chunk.data(), chunk.size());  // before compressing: a corrupt tar stops here
       compressor->write(chunk.data(), chunk.size());
+      s->tar_bytes.store(tar_size, std::memory_order_relaxed);
+    };
+    if (!s->cfg.source_split.empty()) {
+      TarSink sink = [&](std::vector<uint8_t>& chunk) {
+        {
+          std::lock_guard<std::mutex> lock(s->mu);
+          if (s->stop) s->stopped_locked();
+        }
+        take(chunk);
+      };
+      assemble_tar(s->cfg.source_split, s->cfg.source_dir, sink);
+    } else {
+      auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
+      std::vector<uint8_t> chunk;
+      while (s->next_input(chunk, stopped, drain)) take(chunk);
     }
     reader.finish();
     compressor->finish();
@@ -172,6 +199,7 @@ void fill(Napi::Env env, Event& event, Napi::Object& js) {
     case Event::Data:
       js.Set("type", "data");
       js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, event.data.data(), event.data.size()));
+      js.Set("tarBytes", Napi::Number::New(env, static_cast<double>(event.tar_bytes)));
       break;
     case Event::Done: {
       const CompressResult& r = event.result;
@@ -213,8 +241,12 @@ class CompressJob : public Napi::ObjectWrap<CompressJob> {
     unsigned cores = std::thread::hardware_concurrency();
     c.threads = static_cast<int>(number_option(o, "threads", cores ? cores : 1));
     if (c.threads < 1 || c.threads > 256) throw Napi::RangeError::New(env, "threads must be between 1 and 256");
+    c.isal_level = static_cast<int>(number_option(o, "isalLevel", 0));
     c.tar_split = string_option(o, "tarSplit");
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 1e9));
+    c.source_split = string_option(o, "sourceTarSplit");
+    c.source_dir = string_option(o, "sourceDir");
+    if (c.source_split.empty() != c.source_dir.empty()) throw Napi::TypeError::New(env, "sourceTarSplit and sourceDir go together");
     state_->tsfn = EventFn::New(env, info[1].As<Napi::Function>(), "carrier-compress-layer", 0, 1);
     std::thread(layerout_thread, state_).detach();
   }
