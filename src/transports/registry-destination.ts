@@ -203,15 +203,22 @@ export class RegistryDestination implements ImageDestination {
       open: async () => {
         const level = this.options.compressionLevel;
         const how = level !== undefined ? { level } : want === 'gzip' ? { isalLevel: PUSH_ISAL_LEVEL } : {};
-        const c = await openCompressed(layer, { compression: want, threads: this.compressing.threads, ...how }, (n) => onBytes?.(Math.min(n, layer.size)), signal);
-        check = c.check;
-        return c.stream as AsyncIterable<Buffer>;
+        const release = await this.compressing.acquire();
+        try {
+          const c = await openCompressed(layer, { compression: want, threads: this.compressing.threads, ...how }, (n) => onBytes?.(Math.min(n, layer.size)), signal);
+          c.stream.once('close', release);
+          check = c.check;
+          return c.stream as AsyncIterable<Buffer>;
+        } catch (err) {
+          release();
+          throw err;
+        }
       },
       verify: async () => {
         annotations = await check?.();
       },
     };
-    const up = await this.compressing.run(() => this.pusher.upload(blob, signal ? { signal } : {}));
+    const up = await this.pusher.upload(blob, signal ? { signal } : {});
     options.onLayer?.(layer, 'done');
     return { digest: up.digest, size: up.size, mediaType: want === 'zstd:chunked' ? 'zstd' : want, state: 'recompressed', ...(annotations ? { annotations } : {}) };
   }
@@ -340,10 +347,10 @@ export class RegistryDestination implements ImageDestination {
 
 /**
  * One layer compresses at a time, on every core (compressLayer's threads): more layers at once only add memory —
- * each compressor holds its threads + 2 blocks (gzip ~2 MiB, zstd ~16 MiB each, input and output) besides its
- * rebuilt tar's buffers — and did not go faster. Measured on a three-layer zstd push (2 cores): three at once with
- * two threads each peaked at 296 MiB, two at once with one thread each at 220–226 MiB, one at a time at 201 MiB and
- * finished first. Blobs sent as they are do not wait for this.
+ * each compressor holds its threads + 2 blocks (gzip ~2 MiB, zstd ~16 MiB each, input and output) — and did not
+ * measurably go faster. A slot is held from the compressed stream's opening to its close (its last byte read, or its
+ * end on failure), not until the registry has taken the blob: the next layer compresses while the registry stores
+ * and hashes the previous one. Blobs sent as they are do not wait for this.
  */
 class CompressionSlots {
   private readonly waiting: (() => void)[] = [];
@@ -351,16 +358,18 @@ class CompressionSlots {
   private readonly slots = 1;
   readonly threads = Math.max(1, Math.min(availableParallelism(), 8));
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  /** Waits for a slot; the function returned gives it back (once, however often it is called). */
+  async acquire(): Promise<() => void> {
     if (this.busy >= this.slots) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.busy++;
-    try {
-      return await fn();
-    } finally {
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
       const next = this.waiting.shift();
       if (next) next();
       else this.busy--;
-    }
+    };
   }
 }
 
