@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,12 +65,10 @@ struct CompressState : StreamState<> {
   EventFn tsfn;
   bool aborted = false;
   std::atomic<uint64_t> tar_bytes{0};
+  std::optional<Failure> source_failure;  // the tar's rebuild failed (source mode), under mu
 
   [[noreturn]] void stopped() {
     std::lock_guard<std::mutex> lock(mu);
-    stopped_locked();
-  }
-  [[noreturn]] void stopped_locked() {
     if (aborted) fail_aborted();
     fail("CARRIER_STOPPED", "stopped");
   }
@@ -119,9 +118,39 @@ class SplitRecorder : public TarHandler {
   bool content_in_split_ = false;
 };
 
+// Rebuilds the tar from the tar-split into the input queue, waiting while it holds kInputHighWater bytes; records its
+// failure (unless the job was stopped first) and stops the job with it.
+void produce_tar(std::shared_ptr<CompressState> s) {
+  pthread_setname_np(pthread_self(), "carrier-assemble");
+  try {
+    TarSink sink = [&](std::vector<uint8_t>& chunk) {
+      std::unique_lock<std::mutex> lock(s->mu);
+      if (s->input_bytes >= kInputHighWater) {
+        s->want_drain = true;
+        s->cv.wait(lock, [&] { return s->stop || !s->want_drain; });
+      }
+      if (s->stop) fail("CARRIER_STOPPED", "stopped");
+      s->input_bytes += chunk.size();
+      s->input.push_back(std::move(chunk));
+      s->cv.notify_all();
+    };
+    assemble_tar(s->cfg.source_split, s->cfg.source_dir, sink);
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->input_ended = true;
+    s->cv.notify_all();
+  } catch (...) {
+    Failure f = current_failure();
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (!s->stop) s->source_failure = std::move(f);
+    s->stop = true;
+    s->cv.notify_all();
+  }
+}
+
 void layerout_thread(std::shared_ptr<CompressState> s) {
   pthread_setname_np(pthread_self(), "carrier-layerout");
   Event* done = new Event{Event::Done, {}, std::nullopt, {}};
+  std::thread producer;
   std::unique_ptr<TarSplitWriter> split;
   std::unique_ptr<ParallelCompressor> compressor;
   Sha256 out_sha;
@@ -150,20 +179,16 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
       compressor->write(chunk.data(), chunk.size());
       s->tar_bytes.store(tar_size, std::memory_order_relaxed);
     };
+    std::function<void()> drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
     if (!s->cfg.source_split.empty()) {
-      TarSink sink = [&](std::vector<uint8_t>& chunk) {
-        {
-          std::lock_guard<std::mutex> lock(s->mu);
-          if (s->stop) s->stopped_locked();
-        }
-        take(chunk);
-      };
-      assemble_tar(s->cfg.source_split, s->cfg.source_dir, sink);
-    } else {
-      auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
-      std::vector<uint8_t> chunk;
-      while (s->next_input(chunk, stopped, drain)) take(chunk);
+      // The tar is rebuilt on a thread of its own into the input queue, as JS would push it: reading the layer's
+      // files and checking their CRC-64s goes on beside the hashing, parsing and block filling here.
+      producer = std::thread(produce_tar, s);
+      drain = [&] { s->cv.notify_all(); };
     }
+    std::vector<uint8_t> chunk;
+    while (s->next_input(chunk, stopped, drain)) take(chunk);
+    if (producer.joinable()) producer.join();
     reader.finish();
     compressor->finish();
     compressor.reset();
@@ -176,12 +201,14 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
     r.entries = reader.entries();
   } catch (...) {
     Failure f = current_failure();
+    s->halt();
+    if (producer.joinable()) producer.join();
     bool aborted;
     {
       std::lock_guard<std::mutex> lock(s->mu);
       aborted = s->aborted;
+      if (s->source_failure) f = *s->source_failure;
     }
-    s->halt();
     compressor.reset();  // joins its threads, which the halt has woken
     if (aborted) f = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
     if (split) split->discard();

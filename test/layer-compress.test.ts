@@ -98,7 +98,7 @@ describe('compressLayer round trips', () => {
     });
   }
 
-  it("rebuilds an unread assembleLayer stream on the job's own thread: the same bytes, progress counts the tar, a changed file fails", async () => {
+  it("rebuilds an unread assembleLayer stream inside the job: the same bytes, progress counts the tar, an abort and a changed file stop it", async () => {
     const blob = fresh('blob.gz');
     const split = fresh('split.gz');
     const first = await compressToFile(fs.createReadStream(tarFile), blob, { compression: 'gzip', tarSplitPath: split });
@@ -115,6 +115,12 @@ describe('compressLayer round trips', () => {
       expect(seen.every((n, i) => i === 0 || n >= seen[i - 1]!)).toBe(true);
       expect(seen[seen.length - 1]).toBe(tar.length);
     }
+    // Aborted: ABORT_ERR, whatever the rebuilding thread was doing.
+    const ac = new AbortController();
+    const aborted = compressLayer(assembleLayer(split, dir), { compression: 'zstd', signal: ac.signal });
+    aborted.stream.on('error', () => {});
+    ac.abort();
+    expect((await expectCarrierError(aborted.result)).code).toBe('ABORT_ERR');
     // A file that no longer matches the CRC-64 the tar-split records stops the job.
     fs.appendFileSync(path.join(dir, 'zz-last.txt'), 'changed');
     const job = compressLayer(assembleLayer(split, dir), { compression: 'gzip' });

@@ -88,8 +88,8 @@ function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
  */
 export function compressLayer(tar: Readable, options: CompressLayerOptions = {}): CompressingLayer {
   const opts = nativeOptions(options);
-  // A tar assembleLayer would rebuild, not yet read: the native job rebuilds it on its own thread instead (no trip of
-  // every chunk through JS and back).
+  // A tar assembleLayer would rebuild, not yet read: the native job rebuilds it on a thread of its own instead (no trip
+  // of every chunk through JS and back).
   const source = unreadTarSource(tar);
   if (source) {
     opts.sourceTarSplit = source.tarSplit;
