@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   carrier::init_assemble_job(env, exports);
   carrier::init_decompress_job(env, exports);
   carrier::init_compress_job(env, exports);
+  carrier::init_diff_job(env, exports);
   carrier::init_chunked_job(env, exports);
   carrier::init_store_ops(env, exports);
   carrier::init_clone(env, exports);

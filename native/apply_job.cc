@@ -378,6 +378,15 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
 
 }  // namespace
 
-void init_apply_job(Napi::Env env, Napi::Object exports) { exports.Set("ApplyJob", ApplyJob::Define(env)); }
+void init_apply_job(Napi::Env env, Napi::Object exports) {
+  exports.Set("ApplyJob", ApplyJob::Define(env));
+  // Decided here, on the main thread, so CARRIER_NO_OPENAT2 is read once at load and never from a worker.
+  path_resolver();
+  exports.Set("pathResolver", Napi::Function::New(
+                                  env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                    return Napi::String::New(info.Env(), path_resolver());
+                                  },
+                                  "pathResolver"));
+}
 
 }  // namespace carrier

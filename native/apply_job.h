@@ -16,6 +16,8 @@ void init_assemble_job(Napi::Env env, Napi::Object exports);
 void init_decompress_job(Napi::Env env, Napi::Object exports);
 // Registers the CompressJob class: a layer's tar in, its compressed stream, digests and tar-split out.
 void init_compress_job(Napi::Env env, Napi::Object exports);
+// Registers diffLayer: an overlay upper directory in, its layer blob (tar, compressed as asked) and digests out.
+void init_diff_job(Napi::Env env, Napi::Object exports);
 void init_chunked_job(Napi::Env env, Napi::Object exports);
 // Registers lockFile/unlockFile (fcntl OFD locks) and syncFs.
 void init_store_ops(Napi::Env env, Napi::Object exports);

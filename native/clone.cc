@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/openat2.h>
 #include <napi.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -79,19 +78,6 @@ struct CloneState {
 
 std::string join(const std::string& dir, const char* name) { return dir.empty() ? name : dir + "/" + name; }
 std::string shown(const std::string& rel) { return rel.empty() ? "." : rel; }
-
-int openat2_beneath(int dirfd, const std::string& path, int flags) {
-  struct open_how how {};
-  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    long fd = syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof(how));
-    if (fd >= 0) return static_cast<int>(fd);
-    if (errno != EAGAIN && errno != EINTR) return -1;
-  }
-  errno = EAGAIN;
-  return -1;
-}
 
 // The name `name` inside the directory `dirfd`, as a path the l*xattr calls accept without following a final
 // symlink: the directory is reached through our own fd's /proc link, never through a path string.
@@ -561,8 +547,9 @@ class Cloner {
     Fd parent;
     int pfd = dst_root_.get();
     if (!first.first.empty()) {
-      parent = Fd(openat2_beneath(dst_root_.get(), first.first, O_PATH | O_DIRECTORY));
-      if (!parent.valid()) fail_errno(errno, "openat2", first.first, "reopening the directory of a hard link's target");
+      parent = Fd(open_beneath(dst_root_.get(), first.first, O_PATH | O_DIRECTORY));
+      if (!parent.valid())
+        fail_errno(-parent.release(), "openat2", first.first, "reopening the directory of a hard link's target");
       pfd = parent.get();
     }
     if (linkat(pfd, first.second.c_str(), ddir, name, 0) != 0)

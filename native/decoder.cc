@@ -33,6 +33,11 @@ void Decoder::start(Compression c) {
   kind_ = c;
   started_ = true;
   if (c == Compression::Gzip) {
+    inflater_ = resolve_inflater(inflater_);
+    if (inflater_ == Inflater::Isal) {
+      isal_ = std::make_unique<IsalGunzip>();
+      return;
+    }
     if (inflateInit2(&zs_, 15 + 16) != Z_OK) fail("ENOMEM", "cannot initialise gzip decompression");
     zs_init_ = true;
   } else if (c == Compression::Zstd) {
@@ -92,6 +97,7 @@ void Decoder::feed_known(const uint8_t* in, size_t n, DecodeSink& sink) {
 }
 
 void Decoder::gzip(const uint8_t* in, size_t n, DecodeSink& sink) {
+  if (isal_) return isal_->feed(in, n, sink);
   zs_.next_in = const_cast<Bytef*>(in);
   zs_.avail_in = static_cast<uInt>(n);
   while (zs_.avail_in > 0) {
@@ -160,7 +166,7 @@ void Decoder::finish(DecodeSink& sink) {
     start(Compression::None);
     feed_known(magic_, magic_len_, sink);
   }
-  if (kind_ == Compression::Gzip && !member_done_) {
+  if (kind_ == Compression::Gzip && !(isal_ ? isal_->complete() : member_done_)) {
     fail("CARRIER_TRUNCATED", "the gzip stream ends before its end-of-stream marker");
   }
   if (kind_ == Compression::Zstd) {

@@ -7,7 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "gzip_isal.h"
 
 namespace carrier {
 
@@ -27,7 +30,8 @@ class DecodeSink {
 
 class Decoder {
  public:
-  explicit Decoder(Compression c) : kind_(c) {}
+  // `inflater` picks the gzip decoder; Default is igzip where libisal.so.2 loads, zlib otherwise (gzip_isal.h).
+  explicit Decoder(Compression c, Inflater inflater = Inflater::Default) : kind_(c), inflater_(inflater) {}
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
@@ -36,6 +40,8 @@ class Decoder {
   // End of input: fails with CARRIER_TRUNCATED when a stream is unfinished.
   void finish(DecodeSink& sink);
   Compression kind() const { return kind_; }
+  // The gzip decoder in use, once a gzip stream has started.
+  Inflater inflater() const { return inflater_; }
 
  private:
   void start(Compression c);
@@ -45,6 +51,7 @@ class Decoder {
   void zstd(const uint8_t* in, size_t n, DecodeSink& sink, bool flushing);
 
   Compression kind_;
+  Inflater inflater_;
   bool started_ = false;
   uint8_t magic_[4];
   size_t magic_len_ = 0;
@@ -53,6 +60,7 @@ class Decoder {
   z_stream zs_{};
   bool zs_init_ = false;
   bool member_done_ = false;
+  std::unique_ptr<IsalGunzip> isal_;
 
   ZSTD_DCtx* zd_ = nullptr;
   size_t zstd_pending_ = 0;  // last ZSTD_decompressStream hint: 0 means a frame ended cleanly

@@ -2,6 +2,8 @@
 // archive reader's Transform. JS pushes compressed chunks into a bounded queue (push() answers false past the
 // high-water mark, and a 'drain' event says when to push again); the thread decodes them into ~1 MiB chunks handed
 // back as 'data' events, at most kCredits of them unacknowledged. Memory stays flat whatever the stream's size.
+#include <pthread.h>
+
 #include <memory>
 #include <optional>
 #include <thread>
@@ -62,6 +64,7 @@ class ChunkSink : public DecodeSink {
 };
 
 void decode(std::shared_ptr<DecompressState> s) {
+  pthread_setname_np(pthread_self(), "carrier-decomp");
   Out* last = nullptr;
   try {
     Decoder decoder(s->kind);
@@ -131,6 +134,17 @@ class DecompressJob : public Napi::ObjectWrap<DecompressJob> {
 
 void init_decompress_job(Napi::Env env, Napi::Object exports) {
   exports.Set("DecompressJob", DecompressJob::Define(env));
+  prime_inflater_choice();
+  // Which inflater gzip streams go through in this process ('isal' or 'zlib'); loads libisal.so.2 if it has to.
+  exports.Set("inflater", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                try {
+                  return Napi::String::New(info.Env(), inflater_name(resolve_inflater(Inflater::Default)));
+                } catch (const Fail& f) {
+                  Napi::Error err = Napi::Error::New(info.Env(), f.failure().message);
+                  err.Set("code", f.failure().code);
+                  throw err;
+                }
+              }));
 }
 
 }  // namespace carrier

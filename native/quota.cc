@@ -19,12 +19,14 @@
 
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 
 #include "apply_job.h"
 #include "common.h"
 #include "napi_util.h"
+#include "promise_job.h"
 
 #ifndef __NR_quotactl_fd
 #define __NR_quotactl_fd 443  // the same number on every architecture since 5.14
@@ -183,108 +185,89 @@ Fd open_dir(const std::string& dir) {
   return fd;
 }
 
-class QuotaWorker : public Napi::AsyncWorker {
- public:
-  enum class Op { Set, Get };
-  QuotaWorker(Napi::Env env, Op op, std::string dir, uint64_t bytes, uint32_t min_id)
-      : Napi::AsyncWorker(env), op_(op), dir_(std::move(dir)), bytes_(bytes), min_id_(min_id),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      Fd fd = open_dir(dir_);
-      QuotaTarget t;
-      t.fd = fd.get();
-      t.dir = dir_;
-      if (op_ == Op::Get) {
-        result_.project = get_xattr(fd.get(), dir_).fsx_projid;
-        if (result_.project != 0) read_quota(t, result_.project, result_);
-        return;
-      }
-      require_project_quota(t);
-      struct fsxattr fsx = get_xattr(fd.get(), dir_);
-      // Serialise id choice with other Carrier processes limiting siblings (an flock on the parent directory).
-      std::string parent = dir_.substr(0, dir_.find_last_of('/'));
-      if (parent.empty()) parent = "/";
-      Fd pfd = open_dir(parent);
-      while (flock(pfd.get(), LOCK_EX) < 0) {
-        if (errno != EINTR) fail_errno(errno, "flock", parent);
-      }
-      uint32_t parent_id = get_xattr(pfd.get(), parent).fsx_projid;
-      uint32_t id = fsx.fsx_projid;
-      bool fresh = id == 0 || id == parent_id;  // inherited ids belong to the parent's project, not to this dir
-      if (fresh) id = free_project_id(t, std::max<uint32_t>(min_id_, parent_id + 1));
-      set_limit(t, id, bytes_);  // first, so the id is taken (it has a quota record) before anyone else looks
-      if (fresh || !(fsx.fsx_xflags & FS_XFLAG_PROJINHERIT)) {
-        fsx.fsx_projid = id;
-        fsx.fsx_xflags |= FS_XFLAG_PROJINHERIT;
-        if (ioctl(fd.get(), FS_IOC_FSSETXATTR, &fsx) < 0) {
-          int err = errno;
-          if (fresh) {
-            struct fs_disk_quota d {};
-            d.d_version = FS_DQUOT_VERSION;
-            d.d_flags = FS_PROJ_QUOTA;
-            d.d_id = id;
-            d.d_fieldmask = FS_DQ_BHARD | FS_DQ_BSOFT;
-            quota_cmd(t, Q_XSETQLIM, id, &d);  // give the id back
-          }
-          if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL)
-            unsupported(dir_, "its filesystem cannot give a directory a project id", err, "ioctl(FS_IOC_FSSETXATTR)");
-          fail_errno(err, "ioctl(FS_IOC_FSSETXATTR)", dir_, "setting the directory's project id");
-        }
-      }
-      result_.project = id;
-      read_quota(t, id, result_);
-    } catch (...) {
-      failure_ = current_failure();
-      failed_ = true;
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failed_) {
-      deferred_.Reject(failure_to_js(env, failure_));
-      return;
-    }
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("projectId", Napi::Number::New(env, result_.project));
-    o.Set("limit", Napi::Number::New(env, static_cast<double>(result_.limit)));
-    o.Set("used", Napi::Number::New(env, static_cast<double>(result_.used)));
-    o.Set("hasRecord", Napi::Boolean::New(env, result_.has_record));
-    deferred_.Resolve(o);
-  }
-
- private:
-  Op op_;
-  std::string dir_;
-  uint64_t bytes_;
-  uint32_t min_id_;
-  Napi::Promise::Deferred deferred_;
-  QuotaResult result_;
-  Failure failure_;
-  bool failed_ = false;
+// One setDirQuota or getDirQuota call: its arguments in, its result out (read on the JS thread once settled).
+struct QuotaCall {
+  std::string dir;
+  uint64_t bytes = 0;
+  uint32_t min_id = 1;
+  QuotaResult result;
 };
+
+void get_quota(QuotaCall& c) {
+  Fd fd = open_dir(c.dir);
+  QuotaTarget t;
+  t.fd = fd.get();
+  t.dir = c.dir;
+  c.result.project = get_xattr(fd.get(), c.dir).fsx_projid;
+  if (c.result.project != 0) read_quota(t, c.result.project, c.result);
+}
+
+void set_quota(QuotaCall& c) {
+  Fd fd = open_dir(c.dir);
+  QuotaTarget t;
+  t.fd = fd.get();
+  t.dir = c.dir;
+  require_project_quota(t);
+  struct fsxattr fsx = get_xattr(fd.get(), c.dir);
+  // Serialise id choice with other Carrier processes limiting siblings (an flock on the parent directory).
+  std::string parent = c.dir.substr(0, c.dir.find_last_of('/'));
+  if (parent.empty()) parent = "/";
+  Fd pfd = open_dir(parent);
+  while (flock(pfd.get(), LOCK_EX) < 0) {
+    if (errno != EINTR) fail_errno(errno, "flock", parent);
+  }
+  uint32_t parent_id = get_xattr(pfd.get(), parent).fsx_projid;
+  uint32_t id = fsx.fsx_projid;
+  bool fresh = id == 0 || id == parent_id;  // inherited ids belong to the parent's project, not to this dir
+  if (fresh) id = free_project_id(t, std::max<uint32_t>(c.min_id, parent_id + 1));
+  set_limit(t, id, c.bytes);  // first, so the id is taken (it has a quota record) before anyone else looks
+  if (fresh || !(fsx.fsx_xflags & FS_XFLAG_PROJINHERIT)) {
+    fsx.fsx_projid = id;
+    fsx.fsx_xflags |= FS_XFLAG_PROJINHERIT;
+    if (ioctl(fd.get(), FS_IOC_FSSETXATTR, &fsx) < 0) {
+      int err = errno;
+      if (fresh) {
+        struct fs_disk_quota d {};
+        d.d_version = FS_DQUOT_VERSION;
+        d.d_flags = FS_PROJ_QUOTA;
+        d.d_id = id;
+        d.d_fieldmask = FS_DQ_BHARD | FS_DQ_BSOFT;
+        quota_cmd(t, Q_XSETQLIM, id, &d);  // give the id back
+      }
+      if (err == EOPNOTSUPP || err == ENOTTY || err == EINVAL)
+        unsupported(c.dir, "its filesystem cannot give a directory a project id", err, "ioctl(FS_IOC_FSSETXATTR)");
+      fail_errno(err, "ioctl(FS_IOC_FSSETXATTR)", c.dir, "setting the directory's project id");
+    }
+  }
+  c.result.project = id;
+  read_quota(t, id, c.result);
+}
+
+Napi::Value quota_to_js(Napi::Env env, const QuotaResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("projectId", Napi::Number::New(env, r.project));
+  o.Set("limit", Napi::Number::New(env, static_cast<double>(r.limit)));
+  o.Set("used", Napi::Number::New(env, static_cast<double>(r.used)));
+  o.Set("hasRecord", Napi::Boolean::New(env, r.has_record));
+  return o;
+}
 
 // setDirQuota(dir, bytes, minProjectId) -> Promise<{projectId, limit, used, hasRecord}>
 Napi::Value SetDirQuota(const Napi::CallbackInfo& info) {
-  std::string dir = info[0].As<Napi::String>().Utf8Value();
-  double bytes = info[1].As<Napi::Number>().DoubleValue();
-  double min_id = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 1;
-  auto* w = new QuotaWorker(info.Env(), QuotaWorker::Op::Set, dir, static_cast<uint64_t>(bytes),
-                            static_cast<uint32_t>(min_id));
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  auto c = std::make_shared<QuotaCall>();
+  c->dir = info[0].As<Napi::String>().Utf8Value();
+  c->bytes = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+  c->min_id = static_cast<uint32_t>(info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 1);
+  return PromiseJob::run(
+      info.Env(), [c] { set_quota(*c); }, [c](Napi::Env env) { return quota_to_js(env, c->result); });
 }
 
 // getDirQuota(dir) -> Promise<{projectId, limit, used, hasRecord}>; projectId 0 when the dir has none.
 Napi::Value GetDirQuota(const Napi::CallbackInfo& info) {
-  auto* w = new QuotaWorker(info.Env(), QuotaWorker::Op::Get, info[0].As<Napi::String>().Utf8Value(), 0, 0);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  auto c = std::make_shared<QuotaCall>();
+  c->dir = info[0].As<Napi::String>().Utf8Value();
+  return PromiseJob::run(
+      info.Env(), [c] { get_quota(*c); }, [c](Napi::Env env) { return quota_to_js(env, c->result); });
 }
 
 }  // namespace

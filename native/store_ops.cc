@@ -11,6 +11,7 @@
 #include "apply_job.h"
 #include "common.h"
 #include "napi_util.h"
+#include "promise_job.h"
 
 namespace carrier {
 namespace {
@@ -25,15 +26,17 @@ struct flock whole_file(short type) {
   return fl;
 }
 
-// The failure as a plain object; src/store/lock.ts turns it into a CarrierError.
-Napi::Object errno_error(Napi::Env env, int err, const char* syscall) {
+Failure errno_failure(int err, const char* syscall) {
   Failure f;
   f.code = errno_name(err);
   f.errnum = err;
   f.syscall = syscall;
   f.message = std::string(syscall) + " failed: " + strerror(err);
-  return failure_to_js(env, f);
+  return f;
 }
+
+// The failure as a plain object; src/store/lock.ts turns it into a CarrierError.
+Napi::Object errno_error(Napi::Env env, int err, const char* syscall) { return failure_to_js(env, errno_failure(err, syscall)); }
 
 struct Waiter {
   Napi::Promise::Deferred deferred;
@@ -97,32 +100,12 @@ Napi::Value UnlockFile(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-class SyncFsWorker : public Napi::AsyncWorker {
- public:
-  SyncFsWorker(Napi::Env env, int fd) : Napi::AsyncWorker(env), fd_(fd), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    if (syncfs(fd_) < 0) err_ = errno;
-  }
-  void OnOK() override {
-    if (err_)
-      deferred_.Reject(errno_error(Env(), err_, "syncfs"));
-    else
-      deferred_.Resolve(Env().Undefined());
-  }
-
- private:
-  int fd_;
-  int err_ = 0;
-  Napi::Promise::Deferred deferred_;
-};
-
 // syncFs(fd) -> Promise<void>: flush the whole filesystem holding fd (layers are written without per-file fsync).
 Napi::Value SyncFs(const Napi::CallbackInfo& info) {
-  auto* w = new SyncFsWorker(info.Env(), info[0].As<Napi::Number>().Int32Value());
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  return PromiseJob::run(info.Env(), [fd] {
+    if (syncfs(fd) < 0) throw Fail(errno_failure(errno, "syncfs"));
+  });
 }
 
 }  // namespace

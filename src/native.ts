@@ -199,6 +199,33 @@ export interface NativeCompressJob {
   abort(): void;
 }
 
+/** Options as the native overlay diff reads them; filled in with defaults by diffLayerToFile. */
+export interface NativeDiffOptions {
+  /** The blob file to write (created or truncated). */
+  out: string;
+  compression: 'gzip' | 'zstd' | 'none';
+  level: number;
+  threads: number;
+  /** fsync the blob before the job settles. */
+  sync: boolean;
+  /**
+   * Make `out` a FIFO (it must not exist) and stream the uncompressed tar to whoever opens it; nothing is stored, and
+   * nothing hashed (the result's diffID and digest are empty: the reader hashes what it reads).
+   */
+  fifo?: boolean;
+  /** Start writeback of each file's dirty pages once it is read (asynchronous; a file-system sync follows). */
+  writeback?: boolean;
+}
+
+export interface NativeDiffJob {
+  /** Resolves with the digests and sizes; rejects with a NativeFailure (ABORT_ERR after abort()). */
+  promise: Promise<NativeCompressedLayer>;
+  /** Stop between entries or read chunks. */
+  abort(): void;
+  /** With `fifo`: resolves once the FIFO exists (a reader may open it); rejects if it could not be made. */
+  ready?: Promise<void>;
+}
+
 /** Options as the native tree copier reads them; filled in with defaults by cloneTree. */
 export interface NativeCloneOptions {
   mode: 'auto' | 'reflink' | 'copy' | 'hardlink';
@@ -241,6 +268,8 @@ export interface NativeBinding {
   CompressJob: new (options: NativeCompressOptions, onEvent: (event: CompressEvent) => void) => NativeCompressJob;
   /** A layer's tar in; the same tar as a zstd:chunked blob out (src/chunked/compress.ts), on a native thread. */
   ChunkedCompressJob: new (options: { level: number }, onEvent: (event: ChunkedCompressEvent) => void) => NativeCompressJob;
+  /** An overlay upper directory archived as a layer tar, compressed as asked and hashed twice, into a file, on native threads. */
+  diffLayer(upper: string, options: NativeDiffOptions): NativeDiffJob;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */
@@ -267,6 +296,11 @@ export interface NativeBinding {
    */
   discardTerminalEof(fd: number): number;
   ImageBudget: new (limitBytes: number) => NativeImageBudget;
+  /**
+   * How this process resolves paths inside a layer, decided once at load: `openat2`, or `walk` (a userspace
+   * component walk with the same results) where openat2 is denied or missing, or CARRIER_NO_OPENAT2=1 is set.
+   */
+  pathResolver(): 'openat2' | 'walk';
 }
 
 export interface NativeDirQuota {

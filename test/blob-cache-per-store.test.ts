@@ -1,18 +1,16 @@
 // A blob cache belongs to its store: a new --root store does not pull from another store's cache, pruning or
 // measuring one store never touches another's cache, and a cache shared on purpose (--blob-cache /
 // CARRIER_BLOB_CACHE) keeps the blobs another store may need. Through the built CLI, against a real registry.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { buildTestImage, requireTools, removeWorkDir, type TestImage } from './support/images.js';
-import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
-import { tempDir } from './support/fixtures.js';
+import { removeWorkDir, type TestImage } from './support/images.js';
+import { storedImage } from './support/registry.js';
+import { registryRig } from './support/registry-rig.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
-let reg: TestRegistry;
-let work: string;
 let img: TestImage;
 let ref: string;
 
@@ -25,14 +23,14 @@ interface Result {
 let n = 0;
 /** A store's global flags; every store is new. */
 function newStore(): string[] {
-  const dir = path.join(work, `s${n++}`);
+  const dir = path.join(rig.work, `s${n++}`);
   return ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run')];
 }
 
 function carrier(args: string[], env: Record<string, string> = {}): Result {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     // One data dir for every store, as on a real machine: the default store's cache would be there.
-    env: { ...process.env, XDG_DATA_HOME: path.join(work, 'data'), CARRIER_CACHE_MAX_SIZE: '', CARRIER_BLOB_CACHE: '', ...env },
+    env: { ...process.env, XDG_DATA_HOME: path.join(rig.work, 'data'), CARRIER_CACHE_MAX_SIZE: '', CARRIER_BLOB_CACHE: '', ...env },
     encoding: 'utf8',
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -67,20 +65,12 @@ let pushedLayers: string[];
 /** The layer blobs as the registry holds them (skopeo may recompress on push). */
 const layerBlobs = (): string[] => pushedLayers;
 
-beforeAll(async () => {
-  requireTools();
+const rig = registryRig('cache-per-store', {}, async () => {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` first`);
-  work = tempDir('cache-per-store');
-  reg = await startRegistry();
-  img = buildTestImage(path.join(work, 'img'), { label: 'per-store' });
-  await pushImage(reg.host, img.ociDir, 'cache/a:1');
-  ref = `${reg.host}/cache/a:1`;
-  pushedLayers = (await storedImage(reg, 'cache/a', '1')).layers.map((l) => l.digest.slice(7)).sort();
-}, 180_000);
-
-afterAll(async () => {
-  await reg?.stop();
-  removeWorkDir(work);
+  img = rig.build('img', { label: 'per-store' });
+  await rig.push(img, 'cache/a:1');
+  ref = `${rig.reg.host}/cache/a:1`;
+  pushedLayers = (await storedImage(rig.reg, 'cache/a', '1')).layers.map((l) => l.digest.slice(7)).sort();
 });
 
 describe('a blob cache per store', () => {
@@ -95,7 +85,7 @@ describe('a blob cache per store', () => {
     expect(blobsIn(cacheOf(a))).toEqual(layerBlobs());
     expect(blobsIn(cacheOf(b))).toEqual(layerBlobs());
     // The default store keeps the cache where Carrier always kept it, beside its storage in the data dir.
-    expect(cacheOf([])).toBe(path.join(work, 'data', 'carrier', 'cache', 'blobs'));
+    expect(cacheOf([])).toBe(path.join(rig.work, 'data', 'carrier', 'cache', 'blobs'));
   });
 
   it("system prune on one store leaves another store's cache alone; system df on an empty store reports no blobs", () => {
@@ -114,7 +104,7 @@ describe('a blob cache per store', () => {
   });
 
   it('a cache shared with --blob-cache / CARRIER_BLOB_CACHE serves the second store and keeps what the first needs', () => {
-    const shared = path.join(work, 'shared-cache');
+    const shared = path.join(rig.work, 'shared-cache');
     const a = newStore();
     const b = newStore();
     ok(['--blob-cache', shared, ...a, 'pull', '--tls-verify=false', ref]);

@@ -3,44 +3,27 @@
 // applied as it is: the layer comes from the registry again and the cache holds the right bytes after the pull.
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { pull } from '../src/pull.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, isBlobGet, resetProxy, type FaultProxy } from './support/fault-proxy.js';
-import { buildTestImage, removeWorkDir, requireTools, type TestImage } from './support/images.js';
-import { tempDir, sha256File } from './support/fixtures.js';
+import { isBlobGet } from './support/fault-proxy.js';
+import { registryRig } from './support/registry-rig.js';
+import type { TestImage } from './support/images.js';
+import { sha256File } from './support/fixtures.js';
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 let img: TestImage;
-
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('blob-cache-verify');
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url);
-  img = buildTestImage(path.join(work, 'img'), { label: 'cache-verify' });
-  await pushImage(reg.host, img.ociDir, 'lib/cv:1');
-}, 180_000);
-
-afterAll(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
+const rig = registryRig('blob-cache-verify', { proxy: true, resetProxy: true }, async () => {
+  img = await rig.buildAndPush('img', 'lib/cv:1', { label: 'cache-verify' });
 });
-
-afterEach(() => resetProxy(proxy));
 
 let n = 0;
 
 /** Pulls the image into a fresh store with `cache`, then drops the image so the next pull needs its layers again. */
 async function pullAndForget(cache: string): Promise<Store> {
-  const dir = path.join(work, `s${n++}`);
+  const dir = path.join(rig.work, `s${n++}`);
   const store = await Store.open({ root: path.join(dir, 'root'), runroot: path.join(dir, 'run') });
-  await pull(store, `${proxy.host}/lib/cv:1`, { tlsVerify: false, blobCacheDir: cache });
-  await store.removeImage(`${proxy.host}/lib/cv:1`);
+  await pull(store, `${rig.proxy.host}/lib/cv:1`, { tlsVerify: false, blobCacheDir: cache });
+  await store.removeImage(`${rig.proxy.host}/lib/cv:1`);
   expect(await store.layers()).toEqual([]);
   return store;
 }
@@ -48,7 +31,7 @@ async function pullAndForget(cache: string): Promise<Store> {
 // the base layer: gzip, pushed as built (skopeo compresses the uncompressed one on the way, under another digest)
 const base = (): { digest: string; size: number } => img.layers[0]!;
 const cachedPath = (cache: string): string => path.join(cache, 'sha256', base().digest.slice(7));
-const blobGets = (): string[] => proxy.requests.filter(isBlobGet).map((r) => r.path.replace(/.*\/blobs\//, ''));
+const blobGets = (): string[] => rig.proxy.requests.filter(isBlobGet).map((r) => r.path.replace(/.*\/blobs\//, ''));
 
 describe('a cached blob that is not what its name says', () => {
   it.each([
@@ -67,11 +50,11 @@ describe('a cached blob that is not what its name says', () => {
       fs.closeSync(fd);
     }],
   ])('%s: is refetched from the registry, and the cache holds the right bytes again', async (_what, damage) => {
-    const cache = path.join(work, `cache${n}`);
+    const cache = path.join(rig.work, `cache${n}`);
     const store = await pullAndForget(cache);
     damage(cachedPath(cache));
-    proxy.requests.length = 0;
-    const r = await pull(store, `${proxy.host}/lib/cv:1`, { tlsVerify: false, blobCacheDir: cache });
+    rig.proxy.requests.length = 0;
+    const r = await pull(store, `${rig.proxy.host}/lib/cv:1`, { tlsVerify: false, blobCacheDir: cache });
     expect(r.id).toBe(img.configDigest.slice(7));
     expect(blobGets()).toContain(base().digest);
     const layers = await store.layers();
@@ -82,10 +65,10 @@ describe('a cached blob that is not what its name says', () => {
   });
 
   it('an intact cached blob is applied without the network', async () => {
-    const cache = path.join(work, `cache${n}`);
+    const cache = path.join(rig.work, `cache${n}`);
     const store = await pullAndForget(cache);
-    proxy.requests.length = 0;
-    const r = await pull(store, `${proxy.host}/lib/cv:1`, { tlsVerify: false, blobCacheDir: cache });
+    rig.proxy.requests.length = 0;
+    const r = await pull(store, `${rig.proxy.host}/lib/cv:1`, { tlsVerify: false, blobCacheDir: cache });
     expect(r.layers.every((l) => l.state === 'cached')).toBe(true);
     expect(blobGets()).toEqual([img.configDigest]);
     await store.close();

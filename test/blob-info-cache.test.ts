@@ -3,42 +3,25 @@
 // proxy in front of the real CNCF registry, never timed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { Store, pull, push } from '../src/index.js';
 import { BlobInfoCache } from '../src/registry/blob-info-cache.js';
-import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, type FaultProxy, resetProxy } from './support/fault-proxy.js';
-import { buildTestImage, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
-import { tempDir } from './support/fixtures.js';
+import { storedImage } from './support/registry.js';
+import type { FaultProxy } from './support/fault-proxy.js';
+import { registryRig } from './support/registry-rig.js';
+import { sha256, type TestImage } from './support/images.js';
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 let img: TestImage;
-
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('blob-info-test');
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url, { keepHost: true });
-  img = buildTestImage(path.join(work, 'img'), { label: 'blob-info' });
-  await pushImage(reg.host, img.ociDir, 'lib/a:1');
-}, 180_000);
-
-afterAll(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
+const rig = registryRig('blob-info-test', { proxy: { keepHost: true }, resetProxy: true }, async () => {
+  img = await rig.buildAndPush('img', 'lib/a:1', { label: 'blob-info' });
 });
-
-afterEach(() => resetProxy(proxy));
 
 let n = 0;
 /** A store holding lib/a:1 without its compressed blobs: a push has to rebuild and compress every layer. */
 async function storeWithoutBlobs(): Promise<Store> {
-  const dir = path.join(work, `store-${n++}`);
+  const dir = path.join(rig.work, `store-${n++}`);
   const store = await Store.open({ root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), driver: 'vfs' });
-  await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false, blobCache: false });
+  await pull(store, `${rig.reg.host}/lib/a:1`, { tlsVerify: false, blobCache: false });
   return store;
 }
 
@@ -49,20 +32,20 @@ describe('blob-info cache', () => {
   it('mounts the layers a first push compressed when the image goes to another repository of the registry, compressing nothing', async () => {
     const store = await storeWithoutBlobs();
     try {
-      const first = await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/first/a:1`, { tlsVerify: false, blobCache: false });
+      const first = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/first/a:1`, { tlsVerify: false, blobCache: false });
       expect(first.layers.map((l) => l.state)).toEqual(img.layers.map(() => 'recompressed'));
-      proxy.requests.length = 0;
-      const second = await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/second/a:1`, { tlsVerify: false, blobCache: false });
+      rig.proxy.requests.length = 0;
+      const second = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/second/a:1`, { tlsVerify: false, blobCache: false });
       expect(second.layers.map((l) => l.state)).toEqual(img.layers.map(() => 'reused'));
       expect(second.layers.map((l) => l.digest)).toEqual(first.layers.map((l) => l.digest));
       expect(second.manifestDigest).toBe(first.manifestDigest);
       // every layer mounted from first/a; the only bytes uploaded are the config's (a store image names no
       // repository of this registry to mount it from)
-      expect(mounts(proxy).length).toBe(img.layers.length);
-      expect(mounts(proxy).every((q) => q.path.includes('from=first%2Fa'))).toBe(true);
-      expect(uploads(proxy).map((q) => q.method)).toEqual(['PUT']);
-      expect(decodeURIComponent(uploads(proxy)[0]!.path)).toContain(img.configDigest);
-      const got = await storedImage(reg, 'second/a', '1');
+      expect(mounts(rig.proxy).length).toBe(img.layers.length);
+      expect(mounts(rig.proxy).every((q) => q.path.includes('from=first%2Fa'))).toBe(true);
+      expect(uploads(rig.proxy).map((q) => q.method)).toEqual(['PUT']);
+      expect(decodeURIComponent(uploads(rig.proxy)[0]!.path)).toContain(img.configDigest);
+      const got = await storedImage(rig.reg, 'second/a', '1');
       expect(got.digest).toBe(first.manifestDigest);
       for (const l of got.layers) expect(sha256(l.blob)).toBe(l.digest);
     } finally {
@@ -73,13 +56,13 @@ describe('blob-info cache', () => {
   it('skips layers the destination repository already has under the digest it remembers (HEAD), uploading nothing', async () => {
     const store = await storeWithoutBlobs();
     try {
-      const first = await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/again/a:1`, { tlsVerify: false, blobCache: false });
-      proxy.requests.length = 0;
-      const again = await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/again/a:2`, { tlsVerify: false, blobCache: false });
+      const first = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/again/a:1`, { tlsVerify: false, blobCache: false });
+      rig.proxy.requests.length = 0;
+      const again = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/again/a:2`, { tlsVerify: false, blobCache: false });
       expect(again.layers.map((l) => l.state)).toEqual(img.layers.map(() => 'exists'));
       expect(again.manifestDigest).toBe(first.manifestDigest);
-      expect(uploads(proxy)).toEqual([]);
-      expect(mounts(proxy)).toEqual([]);
+      expect(uploads(rig.proxy)).toEqual([]);
+      expect(mounts(rig.proxy)).toEqual([]);
     } finally {
       await store.close();
     }
@@ -88,19 +71,19 @@ describe('blob-info cache', () => {
   it('compresses as before when the cache is off, or when the blob it remembers is gone from the registry', async () => {
     const store = await storeWithoutBlobs();
     try {
-      await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/off/a:1`, { tlsVerify: false, blobCache: false });
-      const off = await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/off2/a:1`, { tlsVerify: false, blobCache: false, blobInfoCache: false });
+      await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/off/a:1`, { tlsVerify: false, blobCache: false });
+      const off = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/off2/a:1`, { tlsVerify: false, blobCache: false, blobInfoCache: false });
       expect(off.layers.map((l) => l.state)).toEqual(img.layers.map(() => 'recompressed'));
       // a cache that names blobs no repository has: HEAD and mount fail, the layers are compressed and uploaded
       const file = path.join(store.config.blobCache, 'blob-info-v1.json');
       const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { layers: Record<string, { digest: string; seen: Record<string, number> }[]> };
       for (const blobs of Object.values(doc.layers)) for (const b of blobs) b.digest = `sha256:${'0'.repeat(64)}`;
       fs.writeFileSync(file, JSON.stringify(doc));
-      proxy.requests.length = 0;
-      const stale = await push(store, `${reg.host}/lib/a:1`, `${proxy.host}/stale/a:1`, { tlsVerify: false, blobCache: false });
+      rig.proxy.requests.length = 0;
+      const stale = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.proxy.host}/stale/a:1`, { tlsVerify: false, blobCache: false });
       expect(stale.layers.map((l) => l.state)).toEqual(img.layers.map(() => 'recompressed'));
       expect(stale.manifestDigest).toBe(off.manifestDigest);
-      expect(uploads(proxy).length).toBeGreaterThanOrEqual(img.layers.length);
+      expect(uploads(rig.proxy).length).toBeGreaterThanOrEqual(img.layers.length);
     } finally {
       await store.close();
     }
@@ -109,7 +92,7 @@ describe('blob-info cache', () => {
 
 describe('BlobInfoCache file', () => {
   it('answers per registry and compression, most recently seen first, and survives a corrupt file', async () => {
-    const file = path.join(work, 'info', 'blob-info-v1.json');
+    const file = path.join(rig.work, 'info', 'blob-info-v1.json');
     const cache = new BlobInfoCache(file);
     const diff = `sha256:${'d'.repeat(64)}`;
     const gz = { digest: `sha256:${'1'.repeat(64)}`, size: 10, compression: 'gzip' as const };

@@ -2,24 +2,25 @@
 // several stores sharing one blob cache) download it once; the others wait and apply the verified cached copy. The
 // lock dies with its holder (SIGKILL) and is never held across a failure. Through the built CLI, against a real
 // registry behind a relay that counts blob GETs and slows them, so that the pulls surely overlap.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as H from './support/hostile.js';
-import { buildTestImage, requireTools, removeWorkDir } from './support/images.js';
-import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
+import type { LayerSpec } from './support/images.js';
+import { storedImage } from './support/registry.js';
 import { startCountingRelay, type CountingRelay } from './support/counting-relay.js';
-import { tempDir } from './support/fixtures.js';
 import { lockBlob, blobLockPath } from '../src/store/blob-lock.js';
+import { registryRig } from './support/registry-rig.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
-let reg: TestRegistry;
 let relay: CountingRelay;
-let work: string;
 let layers: string[];
+/** The image's layer digests in manifest order (base first). */
+let ordered: string[];
+let specs: LayerSpec[];
 let ref: string;
 
 interface Result {
@@ -31,7 +32,7 @@ interface Result {
 /** Starts `carrier ARGS`; `done` settles when it exits. */
 function carrier(args: string[]): { child: ChildProcess; done: Promise<Result> } {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, XDG_DATA_HOME: path.join(work, 'data'), CARRIER_CACHE_MAX_SIZE: '', CARRIER_BLOB_CACHE: '' },
+    env: { ...process.env, XDG_DATA_HOME: path.join(rig.work, 'data'), CARRIER_CACHE_MAX_SIZE: '', CARRIER_BLOB_CACHE: '' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -41,9 +42,14 @@ function carrier(args: string[]): { child: ChildProcess; done: Promise<Result> }
 }
 
 let n = 0;
-function newStore(): string[] {
-  const dir = path.join(work, `s${n++}`);
-  return ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run')];
+function newStore(driver?: 'overlay' | 'vfs'): string[] {
+  const dir = path.join(rig.work, `s${n++}`);
+  return ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), ...(driver ? ['--storage-driver', driver] : [])];
+}
+
+/** Resolves once `cond()` holds (polled); the test's own timeout ends a wait that never would. */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 50));
 }
 
 function pull(store: string[], cache?: string): { child: ChildProcess; done: Promise<Result> } {
@@ -68,53 +74,82 @@ function cachedBlobs(cache: string): string[] {
 const gets = (): Record<string, number> => Object.fromEntries([...relay.blobGets].filter(([d]) => layers.includes(d)));
 const once = (): Record<string, number> => Object.fromEntries(layers.map((d) => [d, 1]));
 
-beforeAll(async () => {
-  requireTools();
+const rig = registryRig('cache-lock', {}, async () => {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` first`);
-  work = tempDir('cache-lock');
-  reg = await startRegistry();
   const o = { mtime: 1_700_000_000 };
-  const img = buildTestImage(path.join(work, 'img'), {
-    label: 'cache-lock',
-    layers: [0, 1, 2].map((i) => ({ compression: 'gzip' as const, entries: [H.dir('d/', o), H.file(`d/random-${i}`, crypto.randomBytes(768 * 1024), o)] })),
-  });
-  await pushImage(reg.host, img.ociDir, 'lock/a:1');
-  layers = (await storedImage(reg, 'lock/a', '1')).layers.map((l) => l.digest).sort();
-  relay = await startCountingRelay(reg.url);
+  specs = [0, 1, 2].map((i) => ({ compression: 'gzip' as const, entries: [H.dir('d/', o), H.file(`d/random-${i}`, crypto.randomBytes(768 * 1024), o)] }));
+  await rig.buildAndPush('img', 'lock/a:1', { label: 'cache-lock', layers: specs });
+  ordered = (await storedImage(rig.reg, 'lock/a', '1')).layers.map((l) => l.digest);
+  layers = [...ordered].sort();
+  relay = await startCountingRelay(rig.reg.url);
   ref = `${relay.host}/lock/a:1`;
-}, 180_000);
+});
 
 afterAll(async () => {
   await relay?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
 });
 
 describe('one download per blob across processes', () => {
-  it('four pulls into four stores sharing one blob cache download each blob once', async () => {
+  for (const driver of ['overlay', 'vfs'] as const) {
+    it(`four pulls into four stores sharing one blob cache download each blob once (${driver})`, async () => {
+      relay.blobGets.clear();
+      relay.rate = 1024 * 1024; // ~0.75 s per layer: the four pulls overlap
+      const cache = path.join(rig.work, `shared-4-${driver}`);
+      const pulls = [0, 1, 2, 3].map(() => pull(newStore(driver), cache));
+      for (const p of pulls) await expectPulled(p.done);
+      expect(gets()).toEqual(once());
+      expect(cachedBlobs(cache)).toEqual(layers);
+      expect(lockFiles(cache)).toEqual([]);
+    }, 120_000);
+
+    it(`four pulls into one store download each blob once (${driver})`, async () => {
+      relay.blobGets.clear();
+      relay.rate = 1024 * 1024;
+      const store = newStore(driver);
+      const pulls = [0, 1, 2, 3].map(() => pull(store));
+      for (const p of pulls) await expectPulled(p.done);
+      expect(gets()).toEqual(once());
+    }, 120_000);
+  }
+
+  it('two pulls of images with the same blobs in opposite orders, into vfs stores sharing a cache, download each blob once', async () => {
+    await rig.buildAndPush('reversed', 'lock/reversed:1', { label: 'cache-lock-reversed', layers: [...specs].reverse() });
+    expect((await storedImage(rig.reg, 'lock/reversed', '1')).layers.map((l) => l.digest)).toEqual([...ordered].reverse());
     relay.blobGets.clear();
-    relay.rate = 1024 * 1024; // ~0.75 s per layer: the four pulls overlap
-    const cache = path.join(work, 'shared-4');
-    const pulls = [0, 1, 2, 3].map(() => pull(newStore(), cache));
-    for (const p of pulls) await expectPulled(p.done);
+    relay.rate = 1024 * 1024;
+    const cache = path.join(rig.work, 'shared-reversed');
+    const a = pull(newStore('vfs'), cache);
+    const b = carrier(['--blob-cache', cache, ...newStore('vfs'), 'pull', '--tls-verify=false', `${relay.host}/lock/reversed:1`]);
+    await expectPulled(a.done);
+    await expectPulled(b.done);
     expect(gets()).toEqual(once());
-    expect(cachedBlobs(cache)).toEqual(layers);
     expect(lockFiles(cache)).toEqual([]);
   }, 120_000);
 
-  it('four pulls into one store download each blob once', async () => {
+  it('a vfs layer lets go of its blob once it is cached, before it waits for its parent: a pull never holds a blob while it waits for another', async () => {
     relay.blobGets.clear();
-    relay.rate = 1024 * 1024;
-    const store = newStore();
-    const pulls = [0, 1, 2, 3].map(() => pull(store));
-    for (const p of pulls) await expectPulled(p.done);
+    relay.rate = 0;
+    const cache = path.join(rig.work, 'shared-parent');
+    // Another process holds the base layer's blob: every other layer's merge waits for the base.
+    const base = await lockBlob(cache, ordered[0]!);
+    const p = pull(newStore('vfs'), cache);
+    try {
+      // The upper layers are downloaded, cached and unlocked meanwhile (before, each held its lock until its parent
+      // was merged: a process holding the base and wanting one of them waited forever).
+      await until(() => ordered.slice(1).every((d) => cachedBlobs(cache).includes(d)) && lockFiles(cache).length === 1);
+      for (const d of ordered.slice(1)) await (await lockBlob(cache, d)).release();
+    } finally {
+      await base.release();
+    }
+    await expectPulled(p.done);
     expect(gets()).toEqual(once());
+    expect(lockFiles(cache)).toEqual([]);
   }, 120_000);
 
   it('a pull killed while it downloads lets the waiting pull take the blob over', async () => {
     relay.blobGets.clear();
     relay.rate = 256 * 1024; // ~3 s per layer
-    const cache = path.join(work, 'shared-kill');
+    const cache = path.join(rig.work, 'shared-kill');
     const first = pull(newStore(), cache);
     await relay.waitForBlobGets(layers.length);
     const second = pull(newStore(), cache);
@@ -134,7 +169,7 @@ describe('one download per blob across processes', () => {
     relay.rate = 128 * 1024; // ~6 s per layer
     const layersDone = (): number => layers.reduce((a, d) => a + (relay.blobsDone.get(d) ?? 0), 0);
     const done = layersDone();
-    const cache = path.join(work, 'shared-cancel');
+    const cache = path.join(rig.work, 'shared-cancel');
     const first = pull(newStore(), cache);
     await relay.waitForBlobGets(layers.length);
     const second = pull(newStore(), cache);
@@ -161,7 +196,7 @@ describe('one download per blob across processes', () => {
     relay.rate = 512 * 1024;
     const bad = layers[0]!;
     relay.corruptNext = bad;
-    const cache = path.join(work, 'shared-fail');
+    const cache = path.join(rig.work, 'shared-fail');
     const first = pull(newStore(), cache);
     await relay.waitForBlobGets(layers.length);
     const second = pull(newStore(), cache);
@@ -179,22 +214,24 @@ describe('an image that has one blob twice', () => {
   it('pulls into vfs and overlay stores: a layer never waits for a blob its own pull holds', async () => {
     const o = { mtime: 1_700_000_000 };
     const same = { compression: 'gzip' as const, entries: [H.dir('same/', o), H.file('same/f', crypto.randomBytes(256 * 1024), o)] };
-    const img = buildTestImage(path.join(work, 'twice'), {
+    await rig.buildAndPush('twice', 'lock/twice:1', {
       label: 'twice',
       layers: [same, same, { compression: 'gzip' as const, entries: [H.file('top', 'top\n', o)] }, same],
     });
-    await pushImage(reg.host, img.ociDir, 'lock/twice:1');
     relay.rate = 0;
-    for (const driver of ['vfs', 'overlay']) {
-      const r = await carrier([...newStore(), '--storage-driver', driver, 'pull', '--tls-verify=false', `${relay.host}/lock/twice:1`]).done;
+    const twice = (await storedImage(rig.reg, 'lock/twice', '1')).layers[0]!.digest;
+    for (const driver of ['vfs', 'overlay'] as const) {
+      relay.blobGets.clear();
+      const r = await carrier([...newStore(driver), 'pull', '--tls-verify=false', `${relay.host}/lock/twice:1`]).done;
       expect(r.code, `${driver}: ${r.stderr}`).toBe(0);
+      expect(relay.blobGets.get(twice), driver).toBe(1);
     }
   }, 120_000);
 });
 
 describe('lockBlob', () => {
   it('waits for the holder, gives up its wait on abort, and leaves no lock file behind', async () => {
-    const cache = path.join(work, 'unit');
+    const cache = path.join(rig.work, 'unit');
     const digest = layers[0]!;
     const a = await lockBlob(cache, digest);
     let bHeld = false;

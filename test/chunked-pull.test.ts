@@ -8,20 +8,19 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import { Store, commit, createContainer, mountContainer, pull, push, unmountContainer, type PullEvent } from '../src/index.js';
-import { startRegistry, pushImage, storedImage, type TestRegistry } from './support/registry.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
+import { storedImage } from './support/registry.js';
+import { Podman, sha256, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
 import { requireCli, runCli } from './support/reliability.js';
 import { withLoopFs, usage } from './support/loopfs.js';
 import * as H from './support/hostile.js';
-import { tempDir, prng } from './support/fixtures.js';
+import { prng } from './support/fixtures.js';
 import { TAR_SPLIT_POSITION, TOC_CHECKSUM, TOC_POSITION, chunkedLocation } from '../src/chunked/annotations.js';
+import { registryRig } from './support/registry-rig.js';
 
-let reg: TestRegistry;
 let relay: Relay;
-let work: string;
 let v1: TestImage;
 let v2: TestImage;
 /** v2 as Carrier pushed it: its manifest, and its one layer blob. */
@@ -76,7 +75,7 @@ function fetchedOf(r: Relay, digest: string): number {
 
 let n = 0;
 async function newStore(): Promise<Store> {
-  const dir = path.join(work, `store-${n++}`);
+  const dir = path.join(rig.work, `store-${n++}`);
   return Store.open({ root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), driver: 'vfs' });
 }
 
@@ -107,8 +106,8 @@ async function exportedLayers(store: Store, id: string): Promise<Buffer[]> {
 
 async function putBlob(repo: string, blob: Buffer): Promise<string> {
   const digest = sha256(blob);
-  const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  const loc = new URL(start.headers.get('location')!, reg.url);
+  const start = await fetch(`${rig.reg.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const loc = new URL(start.headers.get('location')!, rig.reg.url);
   loc.searchParams.set('digest', digest);
   const put = await fetch(loc, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream' } });
   if (put.status !== 201) throw new Error(`blob upload: ${put.status}`);
@@ -125,7 +124,7 @@ async function pushChunked(repo: string, tag: string, blob: Buffer, annotations:
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: v2.config.length },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: layerDigest, size: blob.length, annotations }],
   };
-  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
+  const res = await fetch(`${rig.reg.url}/v2/${repo}/manifests/${tag}`, {
     method: 'PUT',
     body: JSON.stringify(manifest),
     headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
@@ -179,33 +178,28 @@ function rebuiltBlob(edit: (toc: Toc, split: string[]) => { toc: Toc; split: str
   };
 }
 
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('chunked-pull');
-  reg = await startRegistry();
-  relay = await startRelay(new URL(reg.url));
-  v1 = buildTestImage(path.join(work, 'v1'), { label: 'app', layers: [{ compression: 'gzip', entries: appLayer('one') }] });
-  v2 = buildTestImage(path.join(work, 'v2'), { label: 'app', layers: [{ compression: 'gzip', entries: appLayer('two') }] });
-  await pushImage(reg.host, v1.ociDir, 'src/app:v1');
-  await pushImage(reg.host, v2.ociDir, 'src/app:v2');
+const rig = registryRig('chunked-pull', {}, async () => {
+  relay = await startRelay(new URL(rig.reg.url));
+  v1 = rig.build('v1', { label: 'app', layers: [{ compression: 'gzip', entries: appLayer('one') }] });
+  v2 = rig.build('v2', { label: 'app', layers: [{ compression: 'gzip', entries: appLayer('two') }] });
+  await rig.push(v1, 'src/app:v1');
+  await rig.push(v2, 'src/app:v2');
   const staging = await newStore();
   try {
     for (const tag of ['v1', 'v2']) {
-      await pull(staging, `${reg.host}/src/app:${tag}`, { tlsVerify: false });
-      await push(staging, `${reg.host}/src/app:${tag}`, `${reg.host}/chunked/app:${tag}`, { tlsVerify: false, compressionFormat: 'zstd:chunked' });
+      await pull(staging, `${rig.reg.host}/src/app:${tag}`, { tlsVerify: false });
+      await push(staging, `${rig.reg.host}/src/app:${tag}`, `${rig.reg.host}/chunked/app:${tag}`, { tlsVerify: false, compressionFormat: 'zstd:chunked' });
     }
   } finally {
     await staging.close();
   }
-  const got = await storedImage(reg, 'chunked/app', 'v2');
+  const got = await storedImage(rig.reg, 'chunked/app', 'v2');
   const doc = JSON.parse(got.manifest.toString()) as { layers: { digest: string; size: number; mediaType: string; annotations: Record<string, string> }[] };
   v2c = { digest: got.digest, manifest: got.manifest, layer: { ...doc.layers[0]!, blob: got.layers[0]!.blob } };
-}, 180_000);
+});
 
 afterAll(async () => {
   await relay?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
 });
 
 describe('zstd:chunked push', () => {
@@ -214,9 +208,9 @@ describe('zstd:chunked push', () => {
     expect(doc.layers[0]!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
     expect(Object.keys(doc.layers[0]!.annotations ?? {}).sort()).toEqual([TOC_CHECKSUM, TOC_POSITION, TAR_SPLIT_POSITION].sort());
     expect(zstdd(v2c.layer.blob).equals(v2.layers[0]!.tar)).toBe(true);
-    const podman = new Podman(path.join(work, 'podman'), 'vfs');
-    podman.run(['pull', '-q', '--tls-verify=false', `${reg.host}/chunked/app:v2`]);
-    expect(podman.inspect(`${reg.host}/chunked/app:v2`).Id).toBe(v2.configDigest.slice(7));
+    const podman = new Podman(path.join(rig.work, 'podman'), 'vfs');
+    podman.run(['pull', '-q', '--tls-verify=false', `${rig.reg.host}/chunked/app:v2`]);
+    expect(podman.inspect(`${rig.reg.host}/chunked/app:v2`).Id).toBe(v2.configDigest.slice(7));
   });
 });
 
@@ -224,19 +218,19 @@ describe('zstd:chunked commit', () => {
   it('commits a container layer as zstd:chunked, which push keeps as it is and podman pulls to the same image id', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/chunked/app:v1`, { tlsVerify: false });
-      const c = await createContainer(store, `${reg.host}/chunked/app:v1`);
+      await pull(store, `${rig.reg.host}/chunked/app:v1`, { tlsVerify: false });
+      const c = await createContainer(store, `${rig.reg.host}/chunked/app:v1`);
       fs.writeFileSync(path.join(await mountContainer(store, c.id), 'added'), prng(200_000, 'added'));
       await unmountContainer(store, c.id);
       const r = await commit(store, c.id, 'localhost/committed:1', { compression: 'zstd:chunked' });
       const stored = JSON.parse((await store.imageBigData(r.id, 'manifest')).toString()) as { layers: { mediaType: string; annotations?: Record<string, string> }[] };
       expect(stored.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+zstd', 'application/vnd.oci.image.layer.v1.tar+zstd']);
       for (const l of stored.layers) expect(Object.keys(l.annotations ?? {})).toContain(TAR_SPLIT_POSITION);
-      const pushed = await push(store, 'localhost/committed:1', `${reg.host}/chunked/committed:1`, { tlsVerify: false });
+      const pushed = await push(store, 'localhost/committed:1', `${rig.reg.host}/chunked/committed:1`, { tlsVerify: false });
       expect(pushed.manifestReused).toBe(true);
-      const podman = new Podman(path.join(work, `pc${n++}`), 'vfs');
-      podman.run(['pull', '-q', '--tls-verify=false', `${reg.host}/chunked/committed:1`]);
-      expect(podman.inspect(`${reg.host}/chunked/committed:1`).Id).toBe(r.id);
+      const podman = new Podman(path.join(rig.work, `pc${n++}`), 'vfs');
+      podman.run(['pull', '-q', '--tls-verify=false', `${rig.reg.host}/chunked/committed:1`]);
+      expect(podman.inspect(`${rig.reg.host}/chunked/committed:1`).Id).toBe(r.id);
     } finally {
       await store.close();
     }
@@ -261,7 +255,7 @@ describe('zstd:chunked partial pull', () => {
       expect(p?.digest).toBe(v2c.layer.digest);
       expect(p!.skipped).toBeGreaterThan(p!.toFetch);
 
-      const f = await pull(full, `${reg.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false, partial: 'never' });
+      const f = await pull(full, `${rig.reg.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false, partial: 'never' });
       expect(r.id).toBe(v2.configDigest.slice(7));
       expect(f.id).toBe(r.id);
       const ids = async (s: Store): Promise<string[]> => (await s.layers()).map((l) => l.id).sort();
@@ -279,11 +273,11 @@ describe('zstd:chunked partial pull', () => {
 
   it('on a filesystem that clones, makes the files it takes from the store reflinks of them (no new data blocks)', async () => {
     await withLoopFs('xfs', 512, async (mnt) => {
-      const store = await Store.open({ root: path.join(mnt, 'root'), runroot: path.join(work, `xfs-run-${n++}`), driver: 'vfs' });
+      const store = await Store.open({ root: path.join(mnt, 'root'), runroot: path.join(rig.work, `xfs-run-${n++}`), driver: 'vfs' });
       try {
-        await pull(store, `${reg.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
+        await pull(store, `${rig.reg.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
         const before = usage(mnt).used;
-        const r = await pull(store, `${reg.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false });
+        const r = await pull(store, `${rig.reg.host}/chunked/app:v2`, { tlsVerify: false, blobCache: false });
         const grown = usage(mnt).used - before;
         expect(grown).toBeLessThan(0.25 * v2.layers[0]!.tar.length);
         const [tar] = await exportedLayers(store, r.id);
@@ -296,15 +290,15 @@ describe('zstd:chunked partial pull', () => {
 
   it('carrier pull --partial: auto says what it fetches and skips; a value other than auto or never is a usage error', async () => {
     requireCli();
-    const dir = path.join(work, `cli-${n++}`);
+    const dir = path.join(rig.work, `cli-${n++}`);
     const g = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'vfs'];
-    const first = await runCli([...g, 'pull', '--tls-verify=false', `${reg.host}/chunked/app:v1`]);
+    const first = await runCli([...g, 'pull', '--tls-verify=false', `${rig.reg.host}/chunked/app:v1`]);
     expect(first.code, first.stderr).toBe(0);
-    const second = await runCli([...g, 'pull', '--tls-verify=false', '--partial=auto', `${reg.host}/chunked/app:v2`]);
+    const second = await runCli([...g, 'pull', '--tls-verify=false', '--partial=auto', `${rig.reg.host}/chunked/app:v2`]);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout.trim()).toBe(v2.configDigest.slice(7));
     expect(second.stderr).toMatch(new RegExp(`Copying blob ${v2c.layer.digest} partially: fetching [0-9.]+[KM]?i?B, skipping [0-9.]+MiB the store has`));
-    const bad = await runCli([...g, 'pull', '--tls-verify=false', '--partial=sometimes', `${reg.host}/chunked/app:v2`]);
+    const bad = await runCli([...g, 'pull', '--tls-verify=false', '--partial=sometimes', `${rig.reg.host}/chunked/app:v2`]);
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('--partial must be auto or never');
   });
@@ -341,7 +335,7 @@ describe('zstd:chunked partial pull', () => {
   it('fetches whole a layer podman 4.3 wrote as zstd:chunked (a TOC but no tar-split), with the same image id', async () => {
     // podman 4.3 compresses as zstd:chunked only what it compresses itself: an image it built. The files are v2's,
     // plus one of its own (podman's machine-wide blob-info cache would otherwise offer a blob it pushed before).
-    const ctx = path.join(work, 'podman43-ctx');
+    const ctx = path.join(rig.work, 'podman43-ctx');
     fs.mkdirSync(path.join(ctx, 'app'), { recursive: true });
     for (let i = 0; i < 40; i++) {
       const name = `app/f${String(i).padStart(2, '0')}`;
@@ -349,11 +343,11 @@ describe('zstd:chunked partial pull', () => {
     }
     fs.writeFileSync(path.join(ctx, 'app', 'own'), randomBytes(64));
     fs.writeFileSync(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY app /app\n');
-    const podman = new Podman(path.join(work, 'podman43'), 'vfs');
-    podman.run(['build', '-q', '-t', `${reg.host}/podman43/app:v2`, ctx]);
-    podman.run(['push', '-q', '--tls-verify=false', '--compression-format', 'zstd:chunked', `${reg.host}/podman43/app:v2`]);
-    const id = podman.inspect(`${reg.host}/podman43/app:v2`).Id;
-    const pushed = await storedImage(reg, 'podman43/app', 'v2');
+    const podman = new Podman(path.join(rig.work, 'podman43'), 'vfs');
+    podman.run(['build', '-q', '-t', `${rig.reg.host}/podman43/app:v2`, ctx]);
+    podman.run(['push', '-q', '--tls-verify=false', '--compression-format', 'zstd:chunked', `${rig.reg.host}/podman43/app:v2`]);
+    const id = podman.inspect(`${rig.reg.host}/podman43/app:v2`).Id;
+    const pushed = await storedImage(rig.reg, 'podman43/app', 'v2');
     const layer = (JSON.parse(pushed.manifest.toString()) as { layers: { digest: string; size: number; annotations?: Record<string, string> }[] }).layers[0]!;
     expect(Object.keys(layer.annotations ?? {}).some((k) => k.includes('zstd-chunked.manifest-checksum'))).toBe(true);
     expect(layer.annotations?.[TAR_SPLIT_POSITION]).toBeUndefined();
@@ -444,10 +438,10 @@ describe('zstd:chunked partial pull', () => {
       await pushChunked(repo, 'v2', bad.blob, bad.annotations);
       const store = await newStore();
       try {
-        await pull(store, `${reg.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
+        await pull(store, `${rig.reg.host}/chunked/app:v1`, { tlsVerify: false, blobCache: false });
         const state = (): Record<string, string> => Object.fromEntries(Object.entries(snapshot(store.graphroot)).filter(([k]) => !k.endsWith('.files.json')));
         const before = state();
-        const err = await pull(store, `${reg.host}/${repo}:v2`, { tlsVerify: false, blobCache: false }).then(
+        const err = await pull(store, `${rig.reg.host}/${repo}:v2`, { tlsVerify: false, blobCache: false }).then(
           () => undefined,
           (e: unknown) => e as { code?: string; message: string },
         );

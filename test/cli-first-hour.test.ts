@@ -2,31 +2,29 @@
 // missing|always|never|newer with pull's registry flags), the installed bin keeps Node from taking Carrier's flags
 // (`run --env-file`), `carrier version` prints Carrier's own version, rootless `carrier mount` outside `carrier
 // unshare` is refused, and checkout speaks in the user's words. Real registry, real runc, real unprivileged user.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync, execFileSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../src/store/store.js';
 import { buildRunnableImage, requireBusybox } from './support/runnable.js';
-import { buildTestImage, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import type { TestImage } from './support/images.js';
 import * as H from './support/hostile.js';
 import { commitOf } from './support/store.js';
-import { startRegistry, pushImage, freePort, type TestRegistry } from './support/registry.js';
-import { tempDir } from './support/fixtures.js';
+import { freePort } from './support/registry.js';
+import { registryRig } from './support/registry-rig.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.join(here, '..', 'dist', 'cli', 'main.js');
 const USER = 'carrier-rootless';
-let reg: TestRegistry;
-let work: string;
 let image: TestImage;
 let ref: string;
 let imageId: string;
 
 let n = 0;
 function newStore(): string[] {
-  const dir = path.join(work, `s${n++}`);
+  const dir = path.join(rig.work, `s${n++}`);
   return ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run')];
 }
 
@@ -51,23 +49,15 @@ async function imagesIn(store: string[]): Promise<string[]> {
   }
 }
 
-beforeAll(async () => {
+const rig = registryRig('first-hour', {}, async () => {
   expect(process.geteuid?.(), 'these tests run containers as root and create a user').toBe(0);
-  requireTools();
   requireBusybox();
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` first`);
-  work = tempDir('first-hour');
-  fs.chmodSync(work, 0o755);
-  reg = await startRegistry();
-  image = buildRunnableImage(path.join(work, 'oci'), { label: 'first-hour' });
+  fs.chmodSync(rig.work, 0o755);
+  image = buildRunnableImage(path.join(rig.work, 'oci'), { label: 'first-hour' });
   imageId = image.configDigest.slice(7);
-  await pushImage(reg.host, image.ociDir, 'first/run:1');
-  ref = `${reg.host}/first/run:1`;
-}, 180_000);
-
-afterAll(async () => {
-  await reg?.stop();
-  removeWorkDir(work);
+  await rig.push(image, 'first/run:1');
+  ref = `${rig.reg.host}/first/run:1`;
 });
 
 describe('carrier run pulls the image as podman run does', { timeout: 180_000 }, () => {
@@ -130,7 +120,7 @@ describe('carrier run pulls the image as podman run does', { timeout: 180_000 },
 describe('carrier run pulls rootless too', { timeout: 180_000 }, () => {
   it('an unprivileged user runs an image it does not have: pulled as the user, then run in its namespace', () => {
     const { uid, gid } = ensureUser();
-    const home = path.join(work, 'rootless-home');
+    const home = path.join(rig.work, 'rootless-home');
     fs.mkdirSync(home);
     fs.chownSync(home, uid, gid);
     const r = spawnSync(
@@ -153,7 +143,7 @@ describe('the installed bin', { timeout: 120_000 }, () => {
     const s = await Store.open({ root: store[1]!, runroot: store[3]! });
     await s.commitImage(commitOf(image, ['localhost/envfile:1']));
     await s.close();
-    const file = path.join(work, 'vars.env');
+    const file = path.join(rig.work, 'vars.env');
     fs.writeFileSync(file, '# settings\nFROM_FILE=one\n\nBOTH=file\nFROM_HOST\n');
     // Executed as npm links it: the file itself, through its #! line.
     fs.chmodSync(CLI, 0o755);
@@ -177,7 +167,7 @@ describe('the installed bin', { timeout: 120_000 }, () => {
 describe('small things', { timeout: 120_000 }, () => {
   it('rootless carrier mount outside carrier unshare is refused with exit 125, as podman refuses it', () => {
     const { uid } = ensureUser();
-    const home = path.join(work, 'mount-home');
+    const home = path.join(rig.work, 'mount-home');
     fs.mkdirSync(home);
     fs.chownSync(home, uid, uid);
     const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, CLI, 'mount', 'some-container'], {
@@ -191,11 +181,11 @@ describe('small things', { timeout: 120_000 }, () => {
 
   it('checkout counts in words ("1 layer") and refuses a non-empty directory without naming internals', async () => {
     const store = newStore();
-    const one = buildTestImage(path.join(work, 'one'), { layers: [{ compression: 'gzip', entries: [H.file('only', 'x\n')] }], label: 'one' });
+    const one = rig.build('one', { layers: [{ compression: 'gzip', entries: [H.file('only', 'x\n')] }], label: 'one' });
     const s = await Store.open({ root: store[1]!, runroot: store[3]! });
     await s.commitImage(commitOf(one, ['localhost/one:1']));
     await s.close();
-    const dir = path.join(work, 'co');
+    const dir = path.join(rig.work, 'co');
     const r = carrier([...store, 'checkout', 'localhost/one:1', dir]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/ \(1 layer\) into .*: 1 file, 0 directories, 0 symlinks;/);

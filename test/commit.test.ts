@@ -178,6 +178,31 @@ describe('commit on an overlay store', () => {
     });
   }, T);
 
+  it("stores a stopped container's layer streamed again from its upper directory, or from a stored tar where no FIFO can be made: the same layer", async () => {
+    const id = await changedContainer(pm, 'streamed');
+    await withStore(pm, async (store) => {
+      // its own change too: the same changes in the same second would give the layer an earlier test committed
+      fs.writeFileSync(path.join(await mountContainer(store, id), 'streamed-only'), `${id}\n`);
+      await unmountContainer(store, id);
+      const tar = await store.withLayerDiff((await store.container(id))!.layer, readAll);
+      const tmp = process.env.TMPDIR;
+      try {
+        for (const where of [path.join(work, 'no-such-dir'), tmp]) {
+          if (where === undefined) delete process.env.TMPDIR;
+          else process.env.TMPDIR = where;
+          const r = await commit(store, id, 'localhost/streamed:1');
+          expect(r.layer.diffID).toBe(sha256(tar));
+          expect((await readAll(await store.exportLayer(r.layer.id))).equals(tar)).toBe(true);
+          await store.removeImage(r.id);
+          expect((await store.layers()).some((l) => l.id === r.layer.id)).toBe(false);
+        }
+      } finally {
+        if (tmp === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = tmp;
+      }
+    });
+  }, T);
+
   it("names the uncompressed tar in the manifest by default, as podman commit does (OCI and Docker formats)", async () => {
     const cid = pm.run(['create', imageId]).trim();
     fs.writeFileSync(path.join(pm.run(['mount', cid]).trim(), 'etc/podman-made.conf'), 'by podman\n');

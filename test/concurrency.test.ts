@@ -3,31 +3,22 @@
 // every image once with its name, podman and Carrier list the same images, and every layer rebuilds to its diff
 // digest. Three rounds: straight from the registry, with every blob dripping through the fault proxy (so the
 // writers wait on each other's locks for longer), and into a store that already holds the shared base.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { Store } from '../src/store/store.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, isBlobGet, type FaultProxy } from './support/fault-proxy.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import { isBlobGet } from './support/fault-proxy.js';
+import { Podman, type TestImage } from './support/images.js';
 import { prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
 import { exportChain, podmanAsync, podmanImageList, readImages, readLayers, requireCli, runCli, startCli } from './support/reliability.js';
+import { registryRig } from './support/registry-rig.js';
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 const carrierImages: { repo: string; img: TestImage }[] = [];
 let podmanImage: { repo: string; img: TestImage };
 
 const o = { mtime: 1_700_000_000 };
-beforeAll(async () => {
-  requireTools();
+const rig = registryRig('ccc', { proxy: true }, async () => {
   requireCli();
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'ccc-'));
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url);
   const base = { compression: 'gzip' as const, entries: [H.dir('base/', o), H.file('base/blob', prng(128 * 1024, 'conc-base'), o)] };
   const mid = { compression: 'gzip' as const, entries: [H.dir('etc/', o), H.file('etc/os-release', 'ID=conc\n', o)] };
   const own = (s: string) => ({ compression: 'gzip' as const, entries: [H.dir(`${s}/`, o), H.file(`${s}/payload`, prng(48 * 1024, `conc-${s}`), o)] });
@@ -39,17 +30,10 @@ beforeAll(async () => {
     { repo: 'conc/p:1', layers: [base, mid, own('p')] },
   ];
   for (const s of specs) {
-    const img = buildTestImage(path.join(work, `img-${s.repo.replace(/\W/g, '')}`), { layers: s.layers, label: s.repo });
-    await pushImage(reg.host, img.ociDir, s.repo);
+    const img = await rig.buildAndPush(`img-${s.repo.replace(/\W/g, '')}`, s.repo, { layers: s.layers, label: s.repo });
     if (s.repo === 'conc/p:1') podmanImage = { repo: s.repo, img };
     else carrierImages.push({ repo: s.repo, img });
   }
-}, 180_000);
-
-afterAll(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
 });
 
 const rounds: { name: string; drip: boolean; prefill: boolean }[] = [
@@ -63,9 +47,9 @@ const figures: { round: string; processes: number; exits: (number | null)[]; lay
 describe('three Carrier pulls and a podman pull into one store at once', () => {
   rounds.forEach((round, r) => {
     it(`all succeed, records stay whole (${round.name})`, async () => {
-      const p = new Podman(path.join(work, `s${r}`));
-      const host = proxy.host;
-      proxy.clearRules();
+      const p = new Podman(path.join(rig.work, `s${r}`));
+      const host = rig.proxy.host;
+      rig.proxy.clearRules();
       if (round.prefill) {
         // a base-only image pulled by podman before the race
         const pre = await podmanAsync(p, ['pull', '-q', '--tls-verify=false', `${host}/${carrierImages[2]!.repo}`]);
@@ -73,8 +57,8 @@ describe('three Carrier pulls and a podman pull into one store at once', () => {
         const rm = await podmanAsync(p, ['rmi', `${host}/${carrierImages[2]!.repo}`]);
         expect(rm.code, rm.stderr).toBe(0);
       }
-      if (round.drip) proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 8192, intervalMs: 5 }, times: Infinity });
-      const env = { CARRIER_BLOB_CACHE: path.join(work, `cache${r}`) }; // one blob cache shared by the three
+      if (round.drip) rig.proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 8192, intervalMs: 5 }, times: Infinity });
+      const env = { CARRIER_BLOB_CACHE: path.join(rig.work, `cache${r}`) }; // one blob cache shared by the three
       const started = Date.now();
       const runs = [
         ...carrierImages.map(({ repo }) => startCli(['--root', p.root, '--runroot', p.runroot, 'pull', '--tls-verify=false', `${host}/${repo}`], env).done),
@@ -82,7 +66,7 @@ describe('three Carrier pulls and a podman pull into one store at once', () => {
       ];
       const results = await Promise.all(runs);
       const ms = Date.now() - started;
-      proxy.clearRules();
+      rig.proxy.clearRules();
       results.forEach((res, i) => expect(res.code, `${i < 3 ? carrierImages[i]!.repo : 'podman'}: ${res.stderr}`).toBe(0));
       carrierImages.forEach(({ img }, i) => expect(results[i]!.stdout.trim()).toBe(img.configDigest.slice(7)));
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import {
   Store,
   RegistryClient,
@@ -21,36 +21,21 @@ import {
   CarrierError,
   type CopyEvent,
 } from '../src/index.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy, resetProxy } from './support/fault-proxy.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
-import { tempDir } from './support/fixtures.js';
+import { isBlobGet, isManifestGet } from './support/fault-proxy.js';
+import { registryRig } from './support/registry-rig.js';
+import { Podman, type TestImage } from './support/images.js';
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 let img: TestImage;
 let client: RegistryClient;
-
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('copy-image-test');
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url);
-  img = buildTestImage(path.join(work, 'img'), { label: 'copy' });
-  await pushImage(reg.host, img.ociDir, 'lib/c:1');
-  await pushImage(reg.host, img.ociDir, 'lib/c-v2s2:1', { format: 'v2s2' });
+const rig = registryRig('copy-image-test', { proxy: true, resetProxy: true }, async () => {
+  img = await rig.buildAndPush('img', 'lib/c:1', { label: 'copy' });
+  await rig.push(img, 'lib/c-v2s2:1', { format: 'v2s2' });
   client = new RegistryClient({ tlsVerify: false });
-}, 180_000);
+});
 
 afterAll(async () => {
   await client?.close();
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
 });
-
-afterEach(() => resetProxy(proxy));
 
 function skopeoInspect(ref: string, config = false): Record<string, unknown> {
   return JSON.parse(execFileSync('skopeo', ['inspect', ...(config ? ['--config'] : []), ref]).toString()) as Record<string, unknown>;
@@ -58,14 +43,14 @@ function skopeoInspect(ref: string, config = false): Record<string, unknown> {
 
 let n = 0;
 function newPodman(): Podman {
-  return new Podman(path.join(work, `s${n++}`));
+  return new Podman(path.join(rig.work, `s${n++}`));
 }
 
 describe('copyImage between transports', () => {
   it('registry → oci layout → oci-archive → docker-archive → store, each readable by skopeo and podman', async () => {
     // Registry → OCI layout: the registry's OCI manifest and blobs are written as they are.
-    const layout = path.join(work, 'layout');
-    const fromRegistry = await openRegistrySource(client, `${proxy.host}/lib/c:1`);
+    const layout = path.join(rig.work, 'layout');
+    const fromRegistry = await openRegistrySource(client, `${rig.proxy.host}/lib/c:1`);
     const toLayout = await OciLayoutDestination.open('oci', layout);
     const events: CopyEvent[] = [];
     const r1 = await copyImage(fromRegistry, toLayout, { names: ['v1'], onProgress: (e) => events.push(e) });
@@ -82,7 +67,7 @@ describe('copyImage between transports', () => {
     expect((skopeoInspect(`oci:${layout}:v1`, true).rootfs as { diff_ids: string[] }).diff_ids).toEqual(img.diffIDs);
 
     // OCI layout → oci-archive, named by reference.
-    const archive = path.join(work, 'c.oci.tar');
+    const archive = path.join(rig.work, 'c.oci.tar');
     const fromLayout = await openImageSource(`oci:${layout}:v1`);
     const toArchive = await openImageDestination(`oci-archive:${archive}:example.com/c:1`);
     try {
@@ -94,7 +79,7 @@ describe('copyImage between transports', () => {
     expect(skopeoInspect(`oci-archive:${archive}`).Digest).toBe(fromRegistry.manifestDigest);
 
     // oci-archive → docker-archive: layers become the uncompressed tars, named by diff_id; podman loads it.
-    const dockerFile = path.join(work, 'c.docker.tar');
+    const dockerFile = path.join(rig.work, 'c.docker.tar');
     const fromArchive = await openImageSource(`oci-archive:${archive}`);
     const toDocker = new DockerArchiveDestination(dockerFile);
     try {
@@ -116,7 +101,7 @@ describe('copyImage between transports', () => {
       const r = await copyImage(fromDocker.image, new StoreDestination(store), { names: ['example.com/c:1'] });
       expect(r.layers.map((l) => l.state)).toEqual(img.layers.map(() => 'copied'));
       // The store → a new OCI layout (its layers rebuilt from the tar-split and gzip-compressed, as podman save does).
-      const back = path.join(work, 'back');
+      const back = path.join(rig.work, 'back');
       const fromStore = await openStoreSource(store, 'example.com/c:1');
       const toBack = await OciLayoutDestination.open('oci', back);
       await store.withLayersHeld(() => copyImage(fromStore, toBack, { names: ['back'] }));
@@ -132,8 +117,8 @@ describe('copyImage between transports', () => {
   }, 180_000);
 
   it('a Docker schema 2 image goes to an OCI layout with a converted manifest skopeo reads', async () => {
-    const layout = path.join(work, 'v2s2-layout');
-    const source = await openRegistrySource(client, `${proxy.host}/lib/c-v2s2:1`);
+    const layout = path.join(rig.work, 'v2s2-layout');
+    const source = await openRegistrySource(client, `${rig.proxy.host}/lib/c-v2s2:1`);
     expect(source.manifestMediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     const dest = await OciLayoutDestination.open('oci', layout);
     const r = await copyImage(source, dest, { names: ['v1'] });
@@ -146,11 +131,11 @@ describe('copyImage between transports', () => {
   }, 120_000);
 
   it('a blob that does not match its digest is refused by the layout writer, and the directory is removed', async () => {
-    const layout = path.join(work, 'bad-layout');
-    const source = await openRegistrySource(client, `${proxy.host}/lib/c:1`);
+    const layout = path.join(rig.work, 'bad-layout');
+    const source = await openRegistrySource(client, `${rig.proxy.host}/lib/c:1`);
     const dest = await OciLayoutDestination.open('oci', layout);
     const victim = source.layers[1]!.digest;
-    proxy.addRule({ match: (req) => isBlobGet(req) && req.path.includes(victim), fault: { kind: 'flip', at: 10 } });
+    rig.proxy.addRule({ match: (req) => isBlobGet(req) && req.path.includes(victim), fault: { kind: 'flip', at: 10 } });
     const err = await copyImage(source, dest, { names: ['v1'] }).then(
       () => undefined,
       (e: unknown) => e as CarrierError,
@@ -165,7 +150,7 @@ describe('copyImage between transports', () => {
     const podman = newPodman();
     const store = await Store.open({ root: podman.root, runroot: podman.runroot });
     try {
-      const source = await openRegistrySource(client, `${proxy.host}/lib/c:1`);
+      const source = await openRegistrySource(client, `${rig.proxy.host}/lib/c:1`);
       const refused = await copyImage(source, new StoreDestination(store), {
         names: ['x'],
         policy: () => {
@@ -188,15 +173,15 @@ describe('pull is one copy', () => {
   it('fetches the manifest once and each blob once', async () => {
     const podman = newPodman();
     const store = await Store.open({ root: podman.root, runroot: podman.runroot });
-    const inRegistry = await openRegistrySource(client, `${reg.host}/lib/c:1`);
+    const inRegistry = await openRegistrySource(client, `${rig.reg.host}/lib/c:1`);
     try {
-      const r = await pull(store, `${proxy.host}/lib/c:1`, { tlsVerify: false, blobCacheDir: path.join(podman.dir, 'cache') });
+      const r = await pull(store, `${rig.proxy.host}/lib/c:1`, { tlsVerify: false, blobCacheDir: path.join(podman.dir, 'cache') });
       expect(r.id).toBe(img.configDigest.slice(7));
     } finally {
       await store.close();
     }
-    expect(proxy.requests.filter(isManifestGet)).toHaveLength(1);
-    const blobs = proxy.requests.filter(isBlobGet).map((q) => q.path.replace(/.*\/blobs\//, ''));
+    expect(rig.proxy.requests.filter(isManifestGet)).toHaveLength(1);
+    const blobs = rig.proxy.requests.filter(isBlobGet).map((q) => q.path.replace(/.*\/blobs\//, ''));
     expect(blobs.sort()).toEqual([img.configDigest, ...inRegistry.layers.map((l) => l.digest)].sort());
   }, 60_000);
 });
@@ -219,7 +204,7 @@ describe('transport references', () => {
     const podman = newPodman();
     const store = await Store.open({ root: podman.root, runroot: podman.runroot });
     try {
-      const source = await openImageSource(`docker://${proxy.host}/lib/c:1`, { registry: client });
+      const source = await openImageSource(`docker://${rig.proxy.host}/lib/c:1`, { registry: client });
       const { destination, names } = await openImageDestination('containers-storage:copied:2', { store });
       expect(names).toEqual(['localhost/copied:2']);
       const r = await copyImage(source.image, destination, { names });

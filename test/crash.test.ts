@@ -5,14 +5,12 @@
 //
 // CARRIER_CRASH_KILLS (default 54) sets the number of kills, CARRIER_CRASH_SEED replays a run's schedule.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { pull } from '../src/pull.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, isBlobGet, type FaultProxy } from './support/fault-proxy.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import { isBlobGet } from './support/fault-proxy.js';
+import { Podman, type TestImage } from './support/images.js';
 import { prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
 import {
@@ -28,24 +26,18 @@ import {
   seeded,
   startCli,
 } from './support/reliability.js';
+import { registryRig } from './support/registry-rig.js';
 
 const KILLS = Number(process.env.CARRIER_CRASH_KILLS ?? 54);
 const SEED = Number(process.env.CARRIER_CRASH_SEED ?? Date.now() % 1_000_000);
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 let podman: Podman;
 let cacheDir: string;
 const images: { repo: string; img: TestImage }[] = [];
 
 const o = { mtime: 1_700_000_000 };
-beforeAll(async () => {
-  requireTools();
+const rig = registryRig('ccr', { proxy: true }, async () => {
   requireCli();
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'ccr-'));
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url);
   // Three images over shared lower layers: a, b = [base, mid, own]; c = [base, own, own2]. The random payloads keep
   // the blobs incompressible, so a drip takes a predictable time.
   const base = { compression: 'gzip' as const, entries: [H.dir('base/', o), H.file('base/blob', prng(96 * 1024, 'crash-base'), o)] };
@@ -61,18 +53,11 @@ beforeAll(async () => {
     { repo: 'crash/c:1', layers: [base, own('c'), own('c2')] },
   ];
   for (const s of specs) {
-    const img = buildTestImage(path.join(work, `img-${s.repo.replace(/\W/g, '')}`), { layers: s.layers, label: s.repo });
-    await pushImage(reg.host, img.ociDir, s.repo);
+    const img = await rig.buildAndPush(`img-${s.repo.replace(/\W/g, '')}`, s.repo, { layers: s.layers, label: s.repo });
     images.push({ repo: s.repo, img });
   }
-  podman = new Podman(path.join(work, 's'));
-  cacheDir = path.join(work, 'cache');
-}, 180_000);
-
-afterAll(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
+  podman = new Podman(path.join(rig.work, 's'));
+  cacheDir = path.join(rig.work, 'cache');
 });
 
 type Phase = 'startup' | 'resolved' | 'downloading' | 'committed';
@@ -98,7 +83,7 @@ async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
 
 /** Every image in the store rebuilds layer by layer to its diff digests, and these match the test image's diff_ids. */
 async function checkExports(s: Store, repo: string, img: TestImage): Promise<void> {
-  const chain = await exportChain(s, `${proxy.host}/${repo}`);
+  const chain = await exportChain(s, `${rig.proxy.host}/${repo}`);
   expect(chain.map((c) => c.exported), repo).toEqual(img.diffIDs);
   expect(chain.map((c) => c.recorded), repo).toEqual(img.diffIDs);
 }
@@ -131,12 +116,12 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
       expect(new Set(imgIds).size, `${label}: duplicate image records`).toBe(imgIds.length);
       if (!repull) return;
       await withStore(async (s) => {
-        const r = await pull(s, `${proxy.host}/${repo}`, { tlsVerify: false, blobCacheDir: cacheDir });
+        const r = await pull(s, `${rig.proxy.host}/${repo}`, { tlsVerify: false, blobCacheDir: cacheDir });
         expect(r.id, label).toBe(img.configDigest.slice(7));
         await checkExports(s, repo, img);
         // an image pulled earlier in the run must still be whole too
         if (checks++ % 4 === 0) {
-          for (const other of images) if (other.repo !== repo && (await s.image(`${proxy.host}/${other.repo}`))) await checkExports(s, other.repo, other.img);
+          for (const other of images) if (other.repo !== repo && (await s.image(`${rig.proxy.host}/${other.repo}`))) await checkExports(s, other.repo, other.img);
         }
       });
     };
@@ -146,9 +131,9 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
       const { repo, img } = images[i % images.length]!;
       // the image goes first, so the pull has layers to write (its own top layers at least)
       await withStore(async (s) => {
-        if (await s.image(`${proxy.host}/${repo}`)) await s.removeImage(`${proxy.host}/${repo}`);
+        if (await s.image(`${rig.proxy.host}/${repo}`)) await s.removeImage(`${rig.proxy.host}/${repo}`);
       });
-      proxy.clearRules();
+      rig.proxy.clearRules();
       const byBytes = i % 4 === 3; // with i % 3 choosing the image, every image gets byte kills
       const top = img.layers[img.layers.length - 1]!;
       let killAt: (() => void) | undefined;
@@ -156,7 +141,7 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
       if (byBytes) {
         // the image's own top layer, paced through the proxy: the kill comes after `threshold` bytes went out
         threshold = Math.floor(rand() * top.size);
-        proxy.addRule({
+        rig.proxy.addRule({
           match: (r) => isBlobGet(r) && r.path.endsWith(top.digest),
           fault: {
             kind: 'respond',
@@ -167,12 +152,12 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
           times: Infinity,
         });
       } else {
-        proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 2048, intervalMs: 8 }, times: Infinity });
+        rig.proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 2048, intervalMs: 8 }, times: Infinity });
       }
       // a fresh blob cache per attempt: blobs cached by an earlier attempt would skip the download. The cache belongs
       // to the store (or CARRIER_BLOB_CACHE), not to XDG_DATA_HOME, so the variable names one per attempt.
-      const env = { CARRIER_BLOB_CACHE: path.join(work, 'blob-cache', String(i)) };
-      const run = startCli([...globals(), 'pull', '--tls-verify=false', `${proxy.host}/${repo}`], env);
+      const env = { CARRIER_BLOB_CACHE: path.join(rig.work, 'blob-cache', String(i)) };
+      const run = startCli([...globals(), 'pull', '--tls-verify=false', `${rig.proxy.host}/${repo}`], env);
       let killed = false;
       const kill = (): void => {
         if (killed) return;
@@ -220,10 +205,10 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
       // every other round, kill an rmi of the image just pulled back: after N ms, or the moment it rewrites
       // images.json (the image record goes first) or layers.json (its layers are flagged, then removed)
       if (i % 2 === 0 && pullKills + rmiKills < KILLS) {
-        proxy.clearRules();
-        const topLayer = readImages(podman.root).find((r) => r.names?.includes(`${proxy.host}/${repo}`))?.layer;
+        rig.proxy.clearRules();
+        const topLayer = readImages(podman.root).find((r) => r.names?.includes(`${rig.proxy.host}/${repo}`))?.layer;
         const mode = (['timer', 'images.json', 'layers.json'] as const)[(i / 2) % 3]!;
-        const rmi = startCli([...globals(), 'rmi', `${proxy.host}/${repo}`]);
+        const rmi = startCli([...globals(), 'rmi', `${rig.proxy.host}/${repo}`]);
         const killRmi = (): void => void rmi.child.kill('SIGKILL');
         let timer: NodeJS.Timeout | undefined;
         let watcher: fs.FSWatcher | undefined;
@@ -238,7 +223,7 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
         if (res.signal === 'SIGKILL') {
           rmiKills++;
           // where it was: nothing done yet, the image record gone but not all its layers, or all of it done
-          const imageGone = !readImages(podman.root).some((r) => r.names?.includes(`${proxy.host}/${repo}`));
+          const imageGone = !readImages(podman.root).some((r) => r.names?.includes(`${rig.proxy.host}/${repo}`));
           const layerLeft = readLayers(podman.root).some((l) => l.id === topLayer);
           const where = !imageGone ? 'image still listed' : layerLeft ? 'image gone, its layers not yet' : 'image and its own layers gone';
           rmiPhases[where]++;
@@ -254,7 +239,7 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
     // the end: all three images in the store, podman lists them without complaint and mounts each
     await withStore(async (s) => {
       for (const { repo, img } of images) {
-        await pull(s, `${proxy.host}/${repo}`, { tlsVerify: false, blobCacheDir: cacheDir });
+        await pull(s, `${rig.proxy.host}/${repo}`, { tlsVerify: false, blobCacheDir: cacheDir });
         await checkExports(s, repo, img);
       }
     });
@@ -263,13 +248,13 @@ describe('SIGKILL of the CLI during pulls and deletes', () => {
     expect(listed.stderr).toBe('');
     expect(podmanImageList(podman).map((p) => p.Id).sort()).toEqual(images.map((x) => x.img.configDigest.slice(7)).sort());
     for (const { repo } of images) {
-      const m = podmanRaw(podman, ['image', 'mount', `${proxy.host}/${repo}`]);
+      const m = podmanRaw(podman, ['image', 'mount', `${rig.proxy.host}/${repo}`]);
       expect(m.status, m.stderr).toBe(0);
       const mnt = m.stdout.trim();
       try {
         expect(fs.readFileSync(path.join(mnt, 'base/blob')).equals(prng(96 * 1024, 'crash-base'))).toBe(true);
       } finally {
-        const u = podmanRaw(podman, ['image', 'unmount', `${proxy.host}/${repo}`]);
+        const u = podmanRaw(podman, ['image', 'unmount', `${rig.proxy.host}/${repo}`]);
         expect(u.status, u.stderr).toBe(0);
       }
     }

@@ -6,35 +6,29 @@
 //
 // Needs root (losetup, mount) and e2fsprogs.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { pull } from '../src/pull.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import { Podman, type TestImage } from './support/images.js';
 import { withLoopFs, usage } from './support/loopfs.js';
 import { prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
 import { exportChain, podmanImageList, podmanRaw, readLayers, requireCli, runCli } from './support/reliability.js';
+import { registryRig } from './support/registry-rig.js';
 
 const FS_MIB = 48;
 const o = { mtime: 1_700_000_000 };
-let reg: TestRegistry;
-let work: string;
 let small: TestImage;
 
-beforeAll(async () => {
-  requireTools();
+const rig = registryRig('cfd', {}, async () => {
   requireCli();
   for (const tool of ['losetup', 'mount', 'mkfs.ext4']) {
     if (![...['/usr/sbin', '/sbin', '/usr/bin', '/bin'], ...(process.env.PATH ?? '').split(':')].some((d) => d && fs.existsSync(path.join(d, tool)))) {
       throw new Error(`${tool} not found: run \`apt-get install ${tool === 'mkfs.ext4' ? 'e2fsprogs' : 'util-linux mount'}\``);
     }
   }
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'cfd-'));
-  reg = await startRegistry();
-  small = buildTestImage(path.join(work, 'small'), {
+  small = rig.build('small', {
     layers: [
       { compression: 'gzip', entries: [H.dir('etc/', o), H.file('etc/hostname', 'small\n', o), H.file('etc/data', prng(200 * 1024, 'fd-small'), o)] },
       { compression: 'gzip', entries: [H.dir('app/', o), H.file('app/run', '#!/bin/sh\necho hi\n', { ...o, mode: 0o755 }), H.symlink('app/link', 'run', o)] },
@@ -42,18 +36,13 @@ beforeAll(async () => {
     label: 'fd-small',
   });
   // two 32 MiB layers of random bytes (incompressible, sent uncompressed): 64 MiB, more than the whole filesystem
-  const big = buildTestImage(path.join(work, 'big'), {
+  const big = rig.build('big', {
     layers: [0, 1].map((i) => ({ compression: 'none' as const, entries: [H.file(`big-${i}.bin`, prng(32 * 1024 * 1024, `fd-big-${i}`), o)] })),
     label: 'fd-big',
   });
-  await pushImage(reg.host, small.ociDir, 'fd/small:1');
-  await pushImage(reg.host, big.ociDir, 'fd/big:1', { compress: 'none' });
+  await rig.push(small, 'fd/small:1');
+  await rig.push(big, 'fd/big:1', { compress: 'none' });
   fs.rmSync(big.ociDir, { recursive: true, force: true });
-}, 180_000);
-
-afterAll(async () => {
-  await reg?.stop();
-  removeWorkDir(work);
 });
 
 /** What a failed pull must leave exactly as it was. */
@@ -85,7 +74,7 @@ function tempFiles(dir: string): string[] {
 async function checkSmallIntact(p: Podman): Promise<void> {
   const store = await Store.open({ root: p.root, runroot: p.runroot });
   try {
-    const chain = await exportChain(store, `${reg.host}/fd/small:1`);
+    const chain = await exportChain(store, `${rig.reg.host}/fd/small:1`);
     expect(chain.map((c) => c.exported)).toEqual(small.diffIDs);
     expect(chain.map((c) => c.recorded)).toEqual(small.diffIDs);
     expect(await store.sweepOrphans()).toEqual([]); // nothing stray was left for the sweep to find
@@ -107,11 +96,11 @@ describe(`pulls into a ${FS_MIB} MiB ext4 that cannot hold the image`, () => {
       const cache = path.join(mnt, 'cache');
       const store = await Store.open({ root: p.root, runroot: p.runroot });
       try {
-        await pull(store, `${reg.host}/fd/small:1`, { tlsVerify: false, blobCacheDir: cache });
+        await pull(store, `${rig.reg.host}/fd/small:1`, { tlsVerify: false, blobCacheDir: cache });
         const before = state(p.root);
         const cacheBefore = fs.readdirSync(path.join(cache, 'sha256')).sort();
         const free = usage(mnt);
-        const err = await pull(store, `${reg.host}/fd/big:1`, { tlsVerify: false, blobCacheDir: cache }).then(
+        const err = await pull(store, `${rig.reg.host}/fd/big:1`, { tlsVerify: false, blobCacheDir: cache }).then(
           () => undefined,
           (e: unknown) => e as Error & { code?: string },
         );
@@ -136,13 +125,13 @@ describe(`pulls into a ${FS_MIB} MiB ext4 that cannot hold the image`, () => {
   it('carrier pull, blob cache elsewhere: exit 125, the error names ENOSPC, nothing half made, the earlier image intact', async () => {
     await withLoopFs('ext4', FS_MIB, async (mnt) => {
       const p = new Podman(mnt);
-      const env = { CARRIER_BLOB_CACHE: path.join(work, 'cache') }; // the cache is off the small filesystem
+      const env = { CARRIER_BLOB_CACHE: path.join(rig.work, 'cache') }; // the cache is off the small filesystem
       const g = ['--root', p.root, '--runroot', p.runroot];
-      const first = await runCli([...g, 'pull', '-q', '--tls-verify=false', `${reg.host}/fd/small:1`], env);
+      const first = await runCli([...g, 'pull', '-q', '--tls-verify=false', `${rig.reg.host}/fd/small:1`], env);
       expect(first.code, first.stderr).toBe(0);
       const before = state(p.root);
       const free = usage(mnt);
-      const res = await runCli([...g, 'pull', '--tls-verify=false', `${reg.host}/fd/big:1`], env);
+      const res = await runCli([...g, 'pull', '--tls-verify=false', `${rig.reg.host}/fd/big:1`], env);
       expect(res.code, res.stderr).toBe(125);
       expect(res.stderr).toMatch(/ENOSPC|no space left/i);
       expect(readLayers(p.root).filter((l) => l.flags?.incomplete)).toEqual([]);

@@ -5,53 +5,39 @@
 import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import { Store, RegistryClient, pull, push, CarrierError } from '../src/index.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
+import { startRegistry } from './support/registry.js';
 import { startRestartableRegistry, type RestartableRegistry } from './support/restartable-registry.js';
-import { startFaultProxy, type FaultProxy, resetProxy } from './support/fault-proxy.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import { registryRig } from './support/registry-rig.js';
+import { Podman, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
 import * as H from './support/hostile.js';
-import { tempDir, prng } from './support/fixtures.js';
+import { prng } from './support/fixtures.js';
 
-let reg: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 let img: TestImage;
 let store: Store;
-const NAME = () => `${reg.host}/lib/big:1`;
-
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('push-faults-test');
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url, { keepHost: true });
-  img = buildTestImage(path.join(work, 'img'), {
+const NAME = () => `${rig.reg.host}/lib/big:1`;
+const rig = registryRig('push-faults-test', { proxy: { keepHost: true }, resetProxy: true }, async () => {
+  img = await rig.buildAndPush('img', 'lib/big:1', {
     label: 'faults',
     layers: [
       { compression: 'gzip', entries: [H.file('big.bin', prng(2 << 20, 'push-faults'))] },
       { compression: 'gzip', entries: [H.file('small', 'small\n')] },
     ],
   });
-  await pushImage(reg.host, img.ociDir, 'lib/big:1');
-  store = await Store.open({ root: path.join(work, 'store/root'), runroot: path.join(work, 'store/run'), driver: 'vfs' });
+  store = await Store.open({ root: path.join(rig.work, 'store/root'), runroot: path.join(rig.work, 'store/run'), driver: 'vfs' });
   await pull(store, NAME(), { tlsVerify: false });
-}, 180_000);
+});
 
 afterAll(async () => {
   await store?.close();
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
 });
-
-afterEach(() => resetProxy(proxy));
 
 let n = 0;
 /** podman pull, run asynchronously: a token issuer in this process must answer it. */
 async function podmanId(ref: string, creds?: string): Promise<string> {
-  const podman = new Podman(path.join(work, `podman-${n++}`), 'vfs');
+  const podman = new Podman(path.join(rig.work, `podman-${n++}`), 'vfs');
   const args = ['--root', podman.root, '--runroot', podman.runroot, '--storage-driver', 'vfs', 'pull', '-q', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), ref];
   await new Promise<void>((resolve, reject) => {
     execFile('podman', args, { env: podman.env, timeout: 60_000 }, (err, _out, stderr) => (err ? reject(new Error(`podman pull ${ref}: ${stderr}`)) : resolve()));
@@ -69,17 +55,17 @@ const quickClient = (): RegistryClient => new RegistryClient({ tlsVerify: false,
 describe('push through registry faults', () => {
   it('rides out 5xx and 429 storms on every kind of request', async () => {
     const upload = (m: string) => (q: { method: string; path: string }) => q.method === m && q.path.includes('/blobs/uploads/');
-    proxy.addRule({ match: (q) => q.method === 'HEAD' && q.path.includes('/blobs/'), fault: { kind: 'status', status: 502 }, times: 2 });
-    proxy.addRule({ match: upload('POST'), fault: { kind: 'status', status: 429, headers: { 'retry-after': '0' } }, times: 3 });
-    proxy.addRule({ match: upload('PATCH'), fault: { kind: 'status', status: 503 }, times: 3 });
-    proxy.addRule({ match: upload('PUT'), fault: { kind: 'status', status: 500 }, times: 2 });
-    proxy.addRule({ match: (q) => q.method === 'PUT' && q.path.includes('/manifests/'), fault: { kind: 'status', status: 504 }, times: 2 });
+    rig.proxy.addRule({ match: (q) => q.method === 'HEAD' && q.path.includes('/blobs/'), fault: { kind: 'status', status: 502 }, times: 2 });
+    rig.proxy.addRule({ match: upload('POST'), fault: { kind: 'status', status: 429, headers: { 'retry-after': '0' } }, times: 3 });
+    rig.proxy.addRule({ match: upload('PATCH'), fault: { kind: 'status', status: 503 }, times: 3 });
+    rig.proxy.addRule({ match: upload('PUT'), fault: { kind: 'status', status: 500 }, times: 2 });
+    rig.proxy.addRule({ match: (q) => q.method === 'PUT' && q.path.includes('/manifests/'), fault: { kind: 'status', status: 504 }, times: 2 });
     const client = quickClient();
     try {
-      const r = await push(store, NAME(), `${proxy.host}/storm/big:1`, { registry: client, chunkSize: 256 << 10 });
-      expect(proxy.pending()).toBe(0);
+      const r = await push(store, NAME(), `${rig.proxy.host}/storm/big:1`, { registry: client, chunkSize: 256 << 10 });
+      expect(rig.proxy.pending()).toBe(0);
       expect(r.manifestDigest).toBe(img.manifestDigest);
-      expect(await podmanId(`${reg.host}/storm/big:1`)).toBe(img.configDigest.slice(7));
+      expect(await podmanId(`${rig.reg.host}/storm/big:1`)).toBe(img.configDigest.slice(7));
     } finally {
       await client.close();
     }
@@ -125,17 +111,17 @@ describe('push through registry faults', () => {
 
   it('resumes a streamed PATCH that got no answer from the offset the registry reports, in the same session', async () => {
     let patches = 0;
-    proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 1, fault: { kind: 'hang' } });
+    rig.proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 1, fault: { kind: 'hang' } });
     const client = new RegistryClient({ tlsVerify: false, retryBaseMs: 20, requestTimeoutMs: 1500 });
     try {
-      const r = await push(store, NAME(), `${proxy.host}/resumed/big:1`, { registry: client, chunkSize: 256 << 10, concurrency: 1 });
-      expect(proxy.pending()).toBe(0);
-      const status = proxy.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/uploads/'));
+      const r = await push(store, NAME(), `${rig.proxy.host}/resumed/big:1`, { registry: client, chunkSize: 256 << 10, concurrency: 1 });
+      expect(rig.proxy.pending()).toBe(0);
+      const status = rig.proxy.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/uploads/'));
       expect(status.length).toBe(1);
       // One upload session for the big blob (resumed, not restarted), one for the small one, one for the config.
-      expect(proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('/blobs/uploads/')).length).toBe(3);
+      expect(rig.proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('/blobs/uploads/')).length).toBe(3);
       expect(r.manifestDigest).toBe(img.manifestDigest);
-      expect(await podmanId(`${reg.host}/resumed/big:1`)).toBe(img.configDigest.slice(7));
+      expect(await podmanId(`${rig.reg.host}/resumed/big:1`)).toBe(img.configDigest.slice(7));
     } finally {
       await client.close();
     }
@@ -143,36 +129,36 @@ describe('push through registry faults', () => {
 
   it('restarts an upload whose PATCH reached the registry but whose answer was lost (the registry then drops the upload)', async () => {
     let patches = 0;
-    proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 1, fault: { kind: 'drop' } });
+    rig.proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 1, fault: { kind: 'drop' } });
     const client = quickClient();
     try {
-      const r = await push(store, NAME(), `${proxy.host}/restarted/big:1`, { registry: client, chunkSize: 256 << 10, concurrency: 1 });
-      expect(proxy.pending()).toBe(0);
+      const r = await push(store, NAME(), `${rig.proxy.host}/restarted/big:1`, { registry: client, chunkSize: 256 << 10, concurrency: 1 });
+      expect(rig.proxy.pending()).toBe(0);
       // The big blob's session was dropped and a second one opened; then the small blob's and the config's.
-      expect(proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('/blobs/uploads/')).length).toBe(4);
+      expect(rig.proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('/blobs/uploads/')).length).toBe(4);
       expect(r.manifestDigest).toBe(img.manifestDigest);
-      expect(await podmanId(`${reg.host}/restarted/big:1`)).toBe(img.configDigest.slice(7));
+      expect(await podmanId(`${rig.reg.host}/restarted/big:1`)).toBe(img.configDigest.slice(7));
     } finally {
       await client.close();
     }
   });
 
   it('refuses an upload the registry stored under another digest, and puts no manifest', async () => {
-    proxy.addRule({
+    rig.proxy.addRule({
       match: (q) => q.method === 'PUT' && q.path.includes('/blobs/uploads/'),
       fault: { kind: 'headers', set: { 'docker-content-digest': `sha256:${'0'.repeat(64)}` } },
     });
-    const err = await push(store, NAME(), `${proxy.host}/lying/big:1`, { tlsVerify: false }).catch((e: unknown) => e);
+    const err = await push(store, NAME(), `${rig.proxy.host}/lying/big:1`, { tlsVerify: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CarrierError);
     expect((err as CarrierError).code).toBe('CARRIER_DIGEST_MISMATCH');
-    expect((err as Error).message).toContain(proxy.host);
-    expect(await manifestStatus(reg.url, 'lying/big', '1')).toBe(404);
+    expect((err as Error).message).toContain(rig.proxy.host);
+    expect(await manifestStatus(rig.reg.url, 'lying/big', '1')).toBe(404);
   });
 
   it('leaves no tag and the store unchanged when the push is cancelled mid-upload', async () => {
-    const before = snapshot(path.join(work, 'store/root'));
+    const before = snapshot(path.join(rig.work, 'store/root'));
     const ac = new AbortController();
-    const err = await push(store, NAME(), `${proxy.host}/cancelled/big:1`, {
+    const err = await push(store, NAME(), `${rig.proxy.host}/cancelled/big:1`, {
       tlsVerify: false,
       signal: ac.signal,
       chunkSize: 128 << 10,
@@ -181,16 +167,16 @@ describe('push through registry faults', () => {
       },
     }).catch((e: unknown) => e);
     expect((err as CarrierError).code).toBe('ABORT_ERR');
-    expect(await manifestStatus(reg.url, 'cancelled/big', '1')).toBe(404);
-    expect(snapshot(path.join(work, 'store/root'))).toEqual(before);
+    expect(await manifestStatus(rig.reg.url, 'cancelled/big', '1')).toBe(404);
+    expect(snapshot(path.join(rig.work, 'store/root'))).toEqual(before);
   });
 
   it('refuses a registry registries.conf blocks, before any request', async () => {
-    const conf = path.join(work, 'registries-blocked.conf');
-    fs.writeFileSync(conf, `[[registry]]\nlocation = "${proxy.host}"\nblocked = true\n`);
-    const err = await push(store, NAME(), `${proxy.host}/blocked/big:1`, { tlsVerify: false, registriesConf: conf }).catch((e: unknown) => e);
+    const conf = path.join(rig.work, 'registries-blocked.conf');
+    fs.writeFileSync(conf, `[[registry]]\nlocation = "${rig.proxy.host}"\nblocked = true\n`);
+    const err = await push(store, NAME(), `${rig.proxy.host}/blocked/big:1`, { tlsVerify: false, registriesConf: conf }).catch((e: unknown) => e);
     expect((err as CarrierError).code).toBe('CARRIER_BLOCKED');
-    expect(proxy.requests).toEqual([]);
+    expect(rig.proxy.requests).toEqual([]);
   });
 });
 
@@ -222,7 +208,7 @@ describe('push with credentials', () => {
   it('reads the credentials from an auth.json (--authfile)', async () => {
     const areg = await startRegistry({ auth: 'htpasswd' });
     try {
-      const authfile = path.join(work, 'auth.json');
+      const authfile = path.join(rig.work, 'auth.json');
       const auth = Buffer.from(`${areg.users.user}:${areg.users.pass}`).toString('base64');
       fs.writeFileSync(authfile, JSON.stringify({ auths: { [areg.host]: { auth } } }));
       const r = await push(store, NAME(), `${areg.host}/authfile/big:1`, { tlsVerify: false, authfile });

@@ -5,48 +5,33 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import { Store, pull, push, copy, CarrierError, type CopyEvent } from '../src/index.js';
-import { startRegistry, pushImage, storedImage, buildMultiArchLayout, type TestRegistry } from './support/registry.js';
-import { startFaultProxy, type FaultProxy, resetProxy } from './support/fault-proxy.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, sha256, type TestImage } from './support/images.js';
+import { startRegistry, storedImage, buildMultiArchLayout, type TestRegistry } from './support/registry.js';
+import { registryRig } from './support/registry-rig.js';
+import { Podman, sha256, type TestImage } from './support/images.js';
 import * as H from './support/hostile.js';
-import { tempDir, prng } from './support/fixtures.js';
+import { prng } from './support/fixtures.js';
 
-let reg: TestRegistry;
 let other: TestRegistry;
-let proxy: FaultProxy;
-let work: string;
 let img: TestImage;
 let big: TestImage;
-
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('push-test');
-  reg = await startRegistry();
+const rig = registryRig('push-test', { proxy: { keepHost: true }, resetProxy: true }, async () => {
   other = await startRegistry();
-  proxy = await startFaultProxy(reg.url, { keepHost: true });
-  img = buildTestImage(path.join(work, 'img'), { label: 'push' });
-  big = buildTestImage(path.join(work, 'big'), { label: 'big', layers: [{ compression: 'gzip', entries: [H.file('big.bin', prng(3 << 20, 'push-big'))] }] });
-  await pushImage(reg.host, img.ociDir, 'lib/a:1');
-  await pushImage(reg.host, img.ociDir, 'lib/a-v2s2:1', { format: 'v2s2' });
-  await pushImage(reg.host, big.ociDir, 'lib/big:1');
-  const multi = buildMultiArchLayout(path.join(work, 'multi'), [{ architecture: 'amd64' }, { architecture: 'arm64', variant: 'v8' }]);
-  await pushImage(reg.host, multi.ociDir, 'lib/multi:1', { multiArch: true });
-}, 180_000);
-
-afterAll(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  await other?.stop();
-  removeWorkDir(work);
+  img = await rig.buildAndPush('img', 'lib/a:1', { label: 'push' });
+  await rig.push(img, 'lib/a-v2s2:1', { format: 'v2s2' });
+  big = await rig.buildAndPush('big', 'lib/big:1', { label: 'big', layers: [{ compression: 'gzip', entries: [H.file('big.bin', prng(3 << 20, 'push-big'))] }] });
+  const multi = buildMultiArchLayout(path.join(rig.work, 'multi'), [{ architecture: 'amd64' }, { architecture: 'arm64', variant: 'v8' }]);
+  await rig.push(multi, 'lib/multi:1', { multiArch: true });
 });
 
-afterEach(() => resetProxy(proxy));
+afterAll(async () => {
+  await other?.stop();
+});
 
 let n = 0;
 async function newStore(): Promise<Store> {
-  const dir = path.join(work, `store-${n++}`);
+  const dir = path.join(rig.work, `store-${n++}`);
   return Store.open({ root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), driver: 'vfs' });
 }
 
@@ -55,7 +40,7 @@ function skopeoInspect(ref: string): { Digest: string; Layers: string[]; LayersD
 }
 
 function podmanPull(ref: string): { id: string; podman: Podman } {
-  const podman = new Podman(path.join(work, `p${n++}`), 'vfs');
+  const podman = new Podman(path.join(rig.work, `p${n++}`), 'vfs');
   podman.run(['pull', '-q', '--tls-verify=false', ref]);
   return { id: podman.inspect(ref).Id, podman };
 }
@@ -64,20 +49,20 @@ describe('push to a registry', () => {
   it('keeps every digest of a pulled image pushed unchanged, the manifest’s included; podman and skopeo agree', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false });
+      await pull(store, `${rig.reg.host}/lib/a:1`, { tlsVerify: false });
       const events: CopyEvent[] = [];
-      const r = await push(store, `${reg.host}/lib/a:1`, `${reg.host}/pushed/a:2`, { tlsVerify: false, onProgress: (e) => events.push(e) });
-      const src = await storedImage(reg, 'lib/a', '1');
+      const r = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.reg.host}/pushed/a:2`, { tlsVerify: false, onProgress: (e) => events.push(e) });
+      const src = await storedImage(rig.reg, 'lib/a', '1');
       expect(r.manifestReused).toBe(true);
       expect(r.manifestDigest).toBe(src.digest);
       expect(r.id).toBe(img.configDigest.slice(7));
-      const got = await storedImage(reg, 'pushed/a', '2');
+      const got = await storedImage(rig.reg, 'pushed/a', '2');
       expect(got.digest).toBe(src.digest);
       expect(got.manifest.equals(src.manifest)).toBe(true);
-      const inspected = skopeoInspect(`docker://${reg.host}/pushed/a:2`);
+      const inspected = skopeoInspect(`docker://${rig.reg.host}/pushed/a:2`);
       expect(inspected.Digest).toBe(src.digest);
       expect(inspected.Layers).toEqual(src.layers.map((l) => l.digest));
-      expect(podmanPull(`${reg.host}/pushed/a:2`).id).toBe(img.configDigest.slice(7));
+      expect(podmanPull(`${rig.reg.host}/pushed/a:2`).id).toBe(img.configDigest.slice(7));
       expect(events.at(-1)).toMatchObject({ type: 'committed', id: r.id });
     } finally {
       await store.close();
@@ -87,11 +72,11 @@ describe('push to a registry', () => {
   it('rebuilds a layer whose blob is not cached from its tar-split and gzip-compresses it as it streams up', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false, blobCache: false });
-      const r = await push(store, `${reg.host}/lib/a:1`, `${reg.host}/rebuilt/a:1`, { tlsVerify: false, blobCache: false });
+      await pull(store, `${rig.reg.host}/lib/a:1`, { tlsVerify: false, blobCache: false });
+      const r = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.reg.host}/rebuilt/a:1`, { tlsVerify: false, blobCache: false });
       expect(r.manifestReused).toBe(false);
       expect(r.layers.every((l) => l.state === 'recompressed')).toBe(true);
-      const got = await storedImage(reg, 'rebuilt/a', '1');
+      const got = await storedImage(rig.reg, 'rebuilt/a', '1');
       expect(got.digest).toBe(r.manifestDigest);
       const doc = JSON.parse(got.manifest.toString()) as { config: { digest: string }; layers: { mediaType: string; digest: string; size: number }[] };
       expect(doc.config.digest).toBe(img.configDigest);
@@ -100,12 +85,12 @@ describe('push to a registry', () => {
         expect(sha256(l.blob)).toBe(l.digest);
         expect(l.digest).toBe(r.layers[i]!.digest);
       }
-      const inspected = skopeoInspect(`docker://${reg.host}/rebuilt/a:1`);
+      const inspected = skopeoInspect(`docker://${rig.reg.host}/rebuilt/a:1`);
       expect(inspected.Digest).toBe(r.manifestDigest);
       expect(inspected.Layers).toEqual(r.layers.map((l) => l.digest));
-      const { id, podman } = podmanPull(`${reg.host}/rebuilt/a:1`);
+      const { id, podman } = podmanPull(`${rig.reg.host}/rebuilt/a:1`);
       expect(id).toBe(img.configDigest.slice(7));
-      expect(podman.inspect(`${reg.host}/rebuilt/a:1`).RootFS.Layers).toEqual(img.layers.map((l) => l.diffID));
+      expect(podman.inspect(`${rig.reg.host}/rebuilt/a:1`).RootFS.Layers).toEqual(img.layers.map((l) => l.diffID));
     } finally {
       await store.close();
     }
@@ -114,19 +99,19 @@ describe('push to a registry', () => {
   it('skips blobs the registry has (HEAD) and streams a large blob in one PATCH with Content-Range for the whole blob', async () => {
     const store = await newStore();
     const ranges: (string | undefined)[] = [];
-    proxy.addRule({ match: (q) => (q.method === 'PATCH' && ranges.push(q.headers['content-range'] as string | undefined), false), fault: { kind: 'hang' } });
+    rig.proxy.addRule({ match: (q) => (q.method === 'PATCH' && ranges.push(q.headers['content-range'] as string | undefined), false), fault: { kind: 'hang' } });
     try {
-      await pull(store, `${reg.host}/lib/big:1`, { tlsVerify: false });
-      const r1 = await push(store, `${reg.host}/lib/big:1`, `${proxy.host}/chunked/big:1`, { tlsVerify: false, chunkSize: 256 << 10 });
-      expect(proxy.requests.filter((q) => q.method === 'PATCH').length).toBe(1);
+      await pull(store, `${rig.reg.host}/lib/big:1`, { tlsVerify: false });
+      const r1 = await push(store, `${rig.reg.host}/lib/big:1`, `${rig.proxy.host}/chunked/big:1`, { tlsVerify: false, chunkSize: 256 << 10 });
+      expect(rig.proxy.requests.filter((q) => q.method === 'PATCH').length).toBe(1);
       expect(ranges).toEqual([`0-${big.layers[0]!.size - 1}`]);
       expect(r1.layers[0]!.state).toBe('copied');
-      proxy.requests.length = 0;
-      const r2 = await push(store, `${reg.host}/lib/big:1`, `${proxy.host}/chunked/big:2`, { tlsVerify: false });
+      rig.proxy.requests.length = 0;
+      const r2 = await push(store, `${rig.reg.host}/lib/big:1`, `${rig.proxy.host}/chunked/big:2`, { tlsVerify: false });
       expect(r2.layers[0]!.state).toBe('exists');
-      expect(proxy.requests.filter((q) => q.method === 'PATCH' || q.method === 'POST')).toEqual([]);
+      expect(rig.proxy.requests.filter((q) => q.method === 'PATCH' || q.method === 'POST')).toEqual([]);
       expect(r2.manifestDigest).toBe(r1.manifestDigest);
-      expect(podmanPull(`${reg.host}/chunked/big:2`).id).toBe(big.configDigest.slice(7));
+      expect(podmanPull(`${rig.reg.host}/chunked/big:2`).id).toBe(big.configDigest.slice(7));
     } finally {
       await store.close();
     }
@@ -135,15 +120,15 @@ describe('push to a registry', () => {
   it('keeps the config bytes (the image id) of a Docker schema 2 image whose layers are rebuilt', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/lib/a-v2s2:1`, { tlsVerify: false, blobCache: false });
-      const r = await push(store, `${reg.host}/lib/a-v2s2:1`, `${reg.host}/v2/a:1`, { tlsVerify: false, blobCache: false });
+      await pull(store, `${rig.reg.host}/lib/a-v2s2:1`, { tlsVerify: false, blobCache: false });
+      const r = await push(store, `${rig.reg.host}/lib/a-v2s2:1`, `${rig.reg.host}/v2/a:1`, { tlsVerify: false, blobCache: false });
       expect(r.layers.every((l) => l.state === 'recompressed')).toBe(true);
       // The store offers rebuilt layers under an OCI manifest (store-source.ts), so the pushed manifest is OCI.
-      const got = await storedImage(reg, 'v2/a', '1');
+      const got = await storedImage(rig.reg, 'v2/a', '1');
       const doc = JSON.parse(got.manifest.toString()) as { config: { digest: string; size: number } };
       expect(doc.config.digest).toBe(img.configDigest);
       expect(doc.config.size).toBe(img.config.length);
-      expect(podmanPull(`${reg.host}/v2/a:1`).id).toBe(img.configDigest.slice(7));
+      expect(podmanPull(`${rig.reg.host}/v2/a:1`).id).toBe(img.configDigest.slice(7));
     } finally {
       await store.close();
     }
@@ -154,17 +139,17 @@ describe('push to the other transports', () => {
   it('pushes to docker-archive: (podman loads the same image id), oci: (skopeo reads the same digest), and into the same store under a new name', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false });
-      const archive = path.join(work, 'pushed-docker.tar');
-      await push(store, `${reg.host}/lib/a:1`, `docker-archive:${archive}:localhost/pushed:1`);
-      const layout = path.join(work, 'pushed-oci');
-      await push(store, `${reg.host}/lib/a:1`, `oci:${layout}:v1`);
-      const podman = new Podman(path.join(work, `p${n++}`), 'vfs');
+      await pull(store, `${rig.reg.host}/lib/a:1`, { tlsVerify: false });
+      const archive = path.join(rig.work, 'pushed-docker.tar');
+      await push(store, `${rig.reg.host}/lib/a:1`, `docker-archive:${archive}:localhost/pushed:1`);
+      const layout = path.join(rig.work, 'pushed-oci');
+      await push(store, `${rig.reg.host}/lib/a:1`, `oci:${layout}:v1`);
+      const podman = new Podman(path.join(rig.work, `p${n++}`), 'vfs');
       podman.run(['load', '-q', '-i', archive]);
       expect(podman.inspect('localhost/pushed:1').Id).toBe(img.configDigest.slice(7));
       // podman 4.3 cannot load an OCI layout directory (and names an oci: pull after its path): skopeo reads it.
-      expect(skopeoInspect(`oci:${layout}:v1`).Digest).toBe((await storedImage(reg, 'lib/a', '1')).digest);
-      const r = await push(store, `${reg.host}/lib/a:1`, 'containers-storage:localhost/renamed:2');
+      expect(skopeoInspect(`oci:${layout}:v1`).Digest).toBe((await storedImage(rig.reg, 'lib/a', '1')).digest);
+      const r = await push(store, `${rig.reg.host}/lib/a:1`, 'containers-storage:localhost/renamed:2');
       expect(r.id).toBe(img.configDigest.slice(7));
       expect((await store.image('localhost/renamed:2'))?.id).toBe(r.id);
     } finally {
@@ -177,18 +162,18 @@ describe('push options', () => {
   it('compresses with zstd on native threads (--compression-format zstd), recompressing cached gzip blobs too; podman pulls the same id', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${reg.host}/lib/a:1`, { tlsVerify: false });
-      const r = await push(store, `${reg.host}/lib/a:1`, `${reg.host}/zstd/a:1`, { tlsVerify: false, compressionFormat: 'zstd' });
+      await pull(store, `${rig.reg.host}/lib/a:1`, { tlsVerify: false });
+      const r = await push(store, `${rig.reg.host}/lib/a:1`, `${rig.reg.host}/zstd/a:1`, { tlsVerify: false, compressionFormat: 'zstd' });
       expect(r.layers.every((l) => l.state === 'recompressed')).toBe(true);
-      const got = await storedImage(reg, 'zstd/a', '1');
+      const got = await storedImage(rig.reg, 'zstd/a', '1');
       const doc = JSON.parse(got.manifest.toString()) as { mediaType: string; config: { digest: string }; layers: { mediaType: string }[] };
       expect(doc.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
       expect(doc.config.digest).toBe(img.configDigest);
       expect(new Set(doc.layers.map((l) => l.mediaType))).toEqual(new Set(['application/vnd.oci.image.layer.v1.tar+zstd']));
       for (const l of got.layers) expect(l.blob.readUInt32LE(0)).toBe(0xfd2fb528);
-      const { id, podman } = podmanPull(`${reg.host}/zstd/a:1`);
+      const { id, podman } = podmanPull(`${rig.reg.host}/zstd/a:1`);
       expect(id).toBe(img.configDigest.slice(7));
-      expect(podman.inspect(`${reg.host}/zstd/a:1`).RootFS.Layers).toEqual(img.layers.map((l) => l.diffID));
+      expect(podman.inspect(`${rig.reg.host}/zstd/a:1`).RootFS.Layers).toEqual(img.layers.map((l) => l.diffID));
     } finally {
       await store.close();
     }
@@ -197,18 +182,18 @@ describe('push options', () => {
 
 describe('copy between transports', () => {
   it('mounts every blob when source and destination are in one registry (no upload), keeping the manifest digest', async () => {
-    const r = await copy(`docker://${proxy.host}/lib/a:1`, `docker://${proxy.host}/mounted/a:1`, { tlsVerify: false });
-    const mounts = proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('mount='));
+    const r = await copy(`docker://${rig.proxy.host}/lib/a:1`, `docker://${rig.proxy.host}/mounted/a:1`, { tlsVerify: false });
+    const mounts = rig.proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('mount='));
     expect(mounts.length).toBe(img.layers.length + 1);
     expect(r.layers.every((l) => l.state === 'reused')).toBe(true);
-    expect(proxy.requests.filter((q) => q.method === 'PATCH')).toEqual([]);
-    expect(r.manifestDigest).toBe((await storedImage(reg, 'lib/a', '1')).digest);
-    expect(skopeoInspect(`docker://${reg.host}/mounted/a:1`).Digest).toBe(r.manifestDigest);
+    expect(rig.proxy.requests.filter((q) => q.method === 'PATCH')).toEqual([]);
+    expect(r.manifestDigest).toBe((await storedImage(rig.reg, 'lib/a', '1')).digest);
+    expect(skopeoInspect(`docker://${rig.reg.host}/mounted/a:1`).Digest).toBe(r.manifestDigest);
   });
 
   it('copies every image of an index with all, then the index byte for byte', async () => {
-    const r = await copy(`docker://${reg.host}/lib/multi:1`, `docker://${other.host}/multi/m:1`, { tlsVerify: false, all: true });
-    const index = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/lib/multi:1`]);
+    const r = await copy(`docker://${rig.reg.host}/lib/multi:1`, `docker://${other.host}/multi/m:1`, { tlsVerify: false, all: true });
+    const index = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${rig.reg.host}/lib/multi:1`]);
     expect(r.digest).toBe(sha256(index));
     const listed = (JSON.parse(index.toString()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
     expect(r.instances).toEqual(listed);
@@ -224,29 +209,29 @@ describe('copy between transports', () => {
   it('mounts the blobs of a store image named in the destination registry instead of uploading them', async () => {
     const store = await newStore();
     try {
-      await pull(store, `${proxy.host}/lib/a:1`, { tlsVerify: false });
-      proxy.requests.length = 0;
-      const r = await push(store, `${proxy.host}/lib/a:1`, `${proxy.host}/store-mounted/a:1`, { tlsVerify: false });
+      await pull(store, `${rig.proxy.host}/lib/a:1`, { tlsVerify: false });
+      rig.proxy.requests.length = 0;
+      const r = await push(store, `${rig.proxy.host}/lib/a:1`, `${rig.proxy.host}/store-mounted/a:1`, { tlsVerify: false });
       expect(r.layers.every((l) => l.state === 'reused')).toBe(true);
-      expect(proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('mount=')).length).toBe(img.layers.length + 1);
-      expect(proxy.requests.filter((q) => q.method === 'PATCH' || (q.method === 'PUT' && q.path.includes('/blobs/')))).toEqual([]);
+      expect(rig.proxy.requests.filter((q) => q.method === 'POST' && q.path.includes('mount=')).length).toBe(img.layers.length + 1);
+      expect(rig.proxy.requests.filter((q) => q.method === 'PATCH' || (q.method === 'PUT' && q.path.includes('/blobs/')))).toEqual([]);
     } finally {
       await store.close();
     }
   });
 
   it('refuses a source the signature policy rejects before anything reaches the destination', async () => {
-    const policy = path.join(work, 'reject-policy.json');
+    const policy = path.join(rig.work, 'reject-policy.json');
     fs.writeFileSync(policy, JSON.stringify({ default: [{ type: 'reject' }] }));
-    proxy.requests.length = 0;
-    const err = await copy(`docker://${reg.host}/lib/a:1`, `docker://${proxy.host}/refused/a:1`, { tlsVerify: false, signaturePolicy: policy }).catch((e: unknown) => e);
+    rig.proxy.requests.length = 0;
+    const err = await copy(`docker://${rig.reg.host}/lib/a:1`, `docker://${rig.proxy.host}/refused/a:1`, { tlsVerify: false, signaturePolicy: policy }).catch((e: unknown) => e);
     expect((err as CarrierError).code).toBe('CARRIER_POLICY_DENIED');
-    expect(proxy.requests).toEqual([]);
+    expect(rig.proxy.requests).toEqual([]);
   });
 
   it('streams registry → another registry without unpacking, every digest kept', async () => {
-    const r = await copy(`docker://${reg.host}/lib/a:1`, `docker://${other.host}/x/a:1`, { tlsVerify: false });
-    const src = await storedImage(reg, 'lib/a', '1');
+    const r = await copy(`docker://${rig.reg.host}/lib/a:1`, `docker://${other.host}/x/a:1`, { tlsVerify: false });
+    const src = await storedImage(rig.reg, 'lib/a', '1');
     expect(r.manifestDigest).toBe(src.digest);
     expect(r.layers.every((l) => l.state === 'copied')).toBe(true);
     const got = await storedImage(other, 'x/a', '1');
@@ -255,11 +240,11 @@ describe('copy between transports', () => {
   });
 
   it('registry → oci: → registry keeps every digest', async () => {
-    const dir = path.join(work, 'layout-rt');
-    await copy(`docker://${reg.host}/lib/a:1`, `oci:${dir}:v1`, { tlsVerify: false });
+    const dir = path.join(rig.work, 'layout-rt');
+    await copy(`docker://${rig.reg.host}/lib/a:1`, `oci:${dir}:v1`, { tlsVerify: false });
     expect(fs.existsSync(path.join(dir, 'index.json'))).toBe(true);
     const r = await copy(`oci:${dir}:v1`, `docker://${other.host}/rt/a:1`, { tlsVerify: false });
-    const src = await storedImage(reg, 'lib/a', '1');
+    const src = await storedImage(rig.reg, 'lib/a', '1');
     expect(r.manifestDigest).toBe(src.digest);
     expect(skopeoInspect(`docker://${other.host}/rt/a:1`).Layers).toEqual(src.layers.map((l) => l.digest));
   });

@@ -8,45 +8,26 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePort, pushImage, startRegistry, type TestRegistry } from './support/registry.js';
-import { buildTestImage, type TestImage } from './support/images.js';
-import { tempDir, prng } from './support/fixtures.js';
+import { describe, it, expect } from 'vitest';
+import { freePort } from './support/registry.js';
+import type { TestImage } from './support/images.js';
+import { prng } from './support/fixtures.js';
 import * as H from './support/hostile.js';
+import { registryRig } from './support/registry-rig.js';
+import { requireCli, runCli, type CliResult } from './support/reliability.js';
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 
-let reg: TestRegistry;
-let work: string;
 let img: TestImage;
 let n = 0;
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `carrier pull` into a store of its own, asynchronously (a server in this process may have to answer it). */
-function pull(args: string[]): Promise<Result> {
-  const store = path.join(work, `store${n++}`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, '--root', path.join(store, 'root'), '--runroot', path.join(store, 'run'), '--storage-driver', 'vfs', 'pull', ...args], {
-      env: { ...process.env, LC_ALL: 'C.UTF-8' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+function pull(args: string[]): Promise<CliResult> {
+  const store = path.join(rig.work, `store${n++}`);
+  return runCli(['--root', path.join(store, 'root'), '--runroot', path.join(store, 'run'), '--storage-driver', 'vfs', 'pull', ...args], { LC_ALL: 'C.UTF-8' });
 }
 
 /** The error line: the CLI prints one `Error: ...` line last. */
-function errorLine(r: Result): string {
+function errorLine(r: CliResult): string {
   const lines = r.stderr.trimEnd().split('\n');
   const last = lines[lines.length - 1]!;
   expect(last, r.stderr).toMatch(/^Error: /);
@@ -68,34 +49,26 @@ async function webServer(answer: (req: http.IncomingMessage, res: http.ServerRes
 
 const HTML = '<!DOCTYPE HTML>\n<html lang="en"><head><title>Error response</title></head><body><h1>Not Found</h1></body></html>\n';
 
-beforeAll(async () => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npx tsc -p tsconfig.json`);
-  work = tempDir('registry-errors');
-  reg = await startRegistry();
-  img = buildTestImage(path.join(work, 'img'), {
+const rig = registryRig('registry-errors', { requireTools: false }, async () => {
+  requireCli();
+  img = await rig.buildAndPush('img', 'errors/a:1', {
     layers: [{ compression: 'gzip', entries: [H.file('data.bin', prng(256 * 1024, 'registry-errors'))] }],
   });
-  await pushImage(reg.host, img.ociDir, 'errors/a:1');
-}, 180_000);
-
-afterAll(async () => {
-  await reg?.stop();
-  if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
 describe('registry errors a user can act on', () => {
   it('a plain-http registry reached over https says it gave an HTTP response to an HTTPS client, and names --tls-verify=false', async () => {
-    const r = await pull([`${reg.host}/errors/a:1`]);
-    expect(r.status).toBe(125);
+    const r = await pull([`${rig.reg.host}/errors/a:1`]);
+    expect(r.code).toBe(125);
     const line = errorLine(r);
-    expect(line).toContain(reg.host);
+    expect(line).toContain(rig.reg.host);
     expect(line).toMatch(/HTTP response to an HTTPS client/);
     expect(line).toContain('--tls-verify=false');
     expect(line).not.toMatch(/ssl3_|SSL routines|ERR_SSL/);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     // and the flag it names does fix it
-    const fixed = await pull(['-q', '--tls-verify=false', `${reg.host}/errors/a:1`]);
-    expect(fixed.status, fixed.stderr).toBe(0);
+    const fixed = await pull(['-q', '--tls-verify=false', `${rig.reg.host}/errors/a:1`]);
+    expect(fixed.code, fixed.stderr).toBe(0);
   });
 
   it('a web server answering /v2/ with an HTML 404 is reported as not a registry, with no HTML in the message', async () => {
@@ -103,7 +76,7 @@ describe('registry errors a user can act on', () => {
     try {
       for (const tls of [['--tls-verify=false'], []]) {
         const r = await pull([...tls, `${web.host}/errors/a:1`]);
-        expect(r.status).toBe(125);
+        expect(r.code).toBe(125);
         const line = errorLine(r);
         expect(line).toContain(web.host);
         if (tls.length === 0) {
@@ -123,7 +96,7 @@ describe('registry errors a user can act on', () => {
     const web = await webServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(HTML));
     try {
       const r = await pull(['--tls-verify=false', `${web.host}/errors/a:1`]);
-      expect(r.status).toBe(125);
+      expect(r.code).toBe(125);
       const line = errorLine(r);
       expect(line).toContain(web.host);
       expect(line).toMatch(/not a container registry/);
@@ -136,7 +109,7 @@ describe('registry errors a user can act on', () => {
   it('connection refused with --tls-verify=false names plain http, not https, and says it retried once', async () => {
     const port = await freePort();
     const r = await pull(['--tls-verify=false', `127.0.0.1:${port}/errors/a:1`]);
-    expect(r.status).toBe(125);
+    expect(r.code).toBe(125);
     const line = errorLine(r);
     expect(line).toContain(`http://127.0.0.1:${port}`);
     expect(line).not.toContain('https://');
@@ -150,7 +123,7 @@ describe('registry errors a user can act on', () => {
   it('connection refused over https names https and the address', async () => {
     const port = await freePort();
     const r = await pull([`127.0.0.1:${port}/errors/a:1`]);
-    expect(r.status).toBe(125);
+    expect(r.code).toBe(125);
     const line = errorLine(r);
     expect(line).toContain(`https://127.0.0.1:${port}`);
     expect(line).toMatch(/connection refused/);
@@ -158,18 +131,18 @@ describe('registry errors a user can act on', () => {
 
   it('a corrupt blob in the registry ends in an error naming the blob digest and the image', async () => {
     const layer = img.layers[0]!;
-    const blobFile = path.join(reg.dir, 'data/docker/registry/v2/blobs/sha256', layer.digest.slice(7, 9), layer.digest.slice(7), 'data');
+    const blobFile = path.join(rig.reg.dir, 'data/docker/registry/v2/blobs/sha256', layer.digest.slice(7, 9), layer.digest.slice(7), 'data');
     const bytes = fs.readFileSync(blobFile);
     const corrupt = Buffer.from(bytes);
     // a byte in the middle of the deflate stream: same size, other content
     corrupt[Math.floor(corrupt.length / 2)]! ^= 0xff;
     fs.writeFileSync(blobFile, corrupt);
     try {
-      const r = await pull([`--tls-verify=false`, `${reg.host}/errors/a:1`]);
-      expect(r.status).toBe(125);
+      const r = await pull([`--tls-verify=false`, `${rig.reg.host}/errors/a:1`]);
+      expect(r.code).toBe(125);
       const line = errorLine(r);
       expect(line).toContain(layer.digest);
-      expect(line).toContain(`${reg.host}/errors/a:1`);
+      expect(line).toContain(`${rig.reg.host}/errors/a:1`);
     } finally {
       fs.writeFileSync(blobFile, bytes);
     }

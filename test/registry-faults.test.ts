@@ -2,9 +2,8 @@
 // that dies in the middle of a blob and comes back on the same port, and blob GETs redirected to another host while
 // the registry wants a bearer token (the other host must never see Authorization: asserted at that host).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Store } from '../src/store/store.js';
 import { pull, type PullEvent } from '../src/pull.js';
 import { RegistryClient } from '../src/registry/index.js';
@@ -12,53 +11,33 @@ import { CarrierError } from '../src/errors.js';
 import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
 import { startRestartableRegistry, type RestartableRegistry } from './support/restartable-registry.js';
 import { startFaultProxy, isBlobGet, type FaultProxy } from './support/fault-proxy.js';
-import { buildTestImage, Podman, removeWorkDir, requireTools, type TestImage } from './support/images.js';
+import { Podman, type TestImage } from './support/images.js';
 import { snapshot } from './support/store.js';
 import { prng, sha256 } from './support/fixtures.js';
 import * as H from './support/hostile.js';
 import { exportChain, pacedBody, sleep, startStallFront } from './support/reliability.js';
+import { registryRig } from './support/registry-rig.js';
 
-let work: string;
-let reg: TestRegistry;
-let proxy: FaultProxy;
 let small: TestImage;
 let base: TestImage;
 const o = { mtime: 1_700_000_000 };
 
-beforeAll(async () => {
-  requireTools();
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'crf-'));
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg.url);
-  base = buildTestImage(path.join(work, 'base'), { layers: [{ compression: 'gzip', entries: [H.file('base.txt', 'base\n', o)] }], label: 'rf-base' });
-  small = buildTestImage(path.join(work, 'small'), {
+const rig = registryRig('crf', { proxy: true, resetProxy: true }, async () => {
+  base = rig.build('base', { layers: [{ compression: 'gzip', entries: [H.file('base.txt', 'base\n', o)] }], label: 'rf-base' });
+  small = rig.build('small', {
     layers: [
       { compression: 'gzip', entries: [H.file('one', prng(24 * 1024, 'rf-one'), o)] },
       { compression: 'none', entries: [H.dir('two/', o), H.file('two/two', 'two\n', o)] },
     ],
     label: 'rf-small',
   });
-  await pushImage(reg.host, base.ociDir, 'rf/base:1');
-  await pushImage(reg.host, small.ociDir, 'rf/small:1');
-}, 180_000);
-
-afterAll(async () => {
-  await proxy?.stop();
-  await reg?.stop();
-  removeWorkDir(work);
-});
-
-afterEach(() => {
-  proxy?.clearRules();
-  if (proxy) {
-    proxy.requests.length = 0;
-    proxy.other.requests.length = 0;
-  }
+  await rig.push(base, 'rf/base:1');
+  await rig.push(small, 'rf/small:1');
 });
 
 let n = 0;
 function newStore(): { podman: Podman; cache: string; open: () => Promise<Store> } {
-  const dir = path.join(work, `s${n++}`);
+  const dir = path.join(rig.work, `s${n++}`);
   const podman = new Podman(dir);
   return { podman, cache: path.join(dir, 'cache'), open: () => Store.open({ root: podman.root, runroot: podman.runroot }) };
 }
@@ -75,11 +54,11 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
   it('a blob response whose headers never complete fails with a timeout and stores nothing', async () => {
     const s = newStore();
     const store = await s.open();
-    await pull(store, `${reg.host}/rf/base:1`, { tlsVerify: false, blobCacheDir: s.cache });
+    await pull(store, `${rig.reg.host}/rf/base:1`, { tlsVerify: false, blobCacheDir: s.cache });
     const before = snapshot(s.podman.root);
     const cacheBefore = cacheFiles(s.cache);
     const layer = small.layers[0]!;
-    proxy.addRule({
+    rig.proxy.addRule({
       match: (r) => isBlobGet(r) && r.path.endsWith(layer.digest),
       fault: {
         kind: 'respond',
@@ -91,7 +70,7 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
     });
     const client = new RegistryClient({ tlsVerify: false, requestTimeoutMs: 300, retryBaseMs: 10, maxRetries: 2 });
     const t0 = Date.now();
-    const err = await pull(store, `${proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache }).then(
+    const err = await pull(store, `${rig.proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -100,7 +79,7 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
     expect(err).toBeInstanceOf(CarrierError);
     expect((err as CarrierError).message).toMatch(/timeout|timed out/i);
     // 1 request + 2 resumes, each ended by the 300 ms header timeout (the stalled front would send its first byte after 2 s)
-    const gets = proxy.requests.filter((r) => isBlobGet(r) && r.path.endsWith(layer.digest));
+    const gets = rig.proxy.requests.filter((r) => isBlobGet(r) && r.path.endsWith(layer.digest));
     expect(gets).toHaveLength(3);
     expect(snapshot(s.podman.root)).toEqual(before);
     // no temp file is left in the cache; a blob that did arrive whole (the other layer) may stay, verified
@@ -108,7 +87,7 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
     expect(cached.filter((f) => !cacheBefore.includes(f)).every((f) => /^[0-9a-f]{64}$/.test(f))).toBe(true);
     for (const f of cached) expect(sha256(fs.readFileSync(path.join(s.cache, 'sha256', f))), f).toBe(`sha256:${f}`);
     expect(cached).not.toContain(layer.digest.slice(7));
-    expect((await store.images()).map((i) => i.names)).toEqual([[`${reg.host}/rf/base:1`]]);
+    expect((await store.images()).map((i) => i.names)).toEqual([[`${rig.reg.host}/rf/base:1`]]);
     await store.close();
     figures.headersStall = { code: (err as CarrierError).code, message: (err as CarrierError).message, requests: gets.length, ms };
   });
@@ -116,10 +95,10 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
   it('a body that stops mid-way (and resumes that get headers but no byte) fails with a timeout and stores nothing', async () => {
     const s = newStore();
     const store = await s.open();
-    await pull(store, `${reg.host}/rf/base:1`, { tlsVerify: false, blobCacheDir: s.cache });
+    await pull(store, `${rig.reg.host}/rf/base:1`, { tlsVerify: false, blobCacheDir: s.cache });
     const before = snapshot(s.podman.root);
     const layer = small.layers[0]!;
-    const front = await startStallFront(reg.url, layer.digest, layer.blob, 4096);
+    const front = await startStallFront(rig.reg.url, layer.digest, layer.blob, 4096);
     const client = new RegistryClient({ tlsVerify: false, requestTimeoutMs: 300, retryBaseMs: 10, maxRetries: 2 });
     const t0 = Date.now();
     const err = await pull(store, `${front.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache }).then(
@@ -144,13 +123,13 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
   it('a body that pauses just under the timeout between chunks is not cut: the timeout is per pause', async () => {
     const s = newStore();
     const store = await s.open();
-    proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 8192, intervalMs: 150 }, times: Infinity });
+    rig.proxy.addRule({ match: isBlobGet, fault: { kind: 'drip', chunk: 8192, intervalMs: 150 }, times: Infinity });
     const client = new RegistryClient({ tlsVerify: false, requestTimeoutMs: 600, retryBaseMs: 10, maxRetries: 0 });
-    const r = await pull(store, `${proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache });
+    const r = await pull(store, `${rig.proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache });
     await client.close();
     expect(r.id).toBe(small.configDigest.slice(7));
-    expect(proxy.requests.filter((q) => isBlobGet(q) && q.range !== undefined)).toEqual([]); // no resume needed
-    expect((await exportChain(store, `${proxy.host}/rf/small:1`)).map((c) => c.exported)).toEqual(small.diffIDs);
+    expect(rig.proxy.requests.filter((q) => isBlobGet(q) && q.range !== undefined)).toEqual([]); // no resume needed
+    expect((await exportChain(store, `${rig.proxy.host}/rf/small:1`)).map((c) => c.exported)).toEqual(small.diffIDs);
     await store.close();
   });
 
@@ -158,20 +137,22 @@ describe('slow-drip bodies against a short requestTimeoutMs', () => {
     const s = newStore();
     const store = await s.open();
     const layer = small.layers[0]!;
-    proxy.addRule({ match: (r) => isBlobGet(r) && r.path.endsWith(layer.digest), fault: { kind: 'drip', chunk: 8192, intervalMs: 1000 }, times: Infinity });
+    rig.proxy.addRule({ match: (r) => isBlobGet(r) && r.path.endsWith(layer.digest), fault: { kind: 'drip', chunk: 8192, intervalMs: 1500 }, times: Infinity });
     const client = new RegistryClient({ tlsVerify: false, requestTimeoutMs: 250, retryBaseMs: 10, maxRetries: 1 });
-    const r = await pull(store, `${proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache });
+    const r = await pull(store, `${rig.proxy.host}/rf/small:1`, { registry: client, blobCacheDir: s.cache });
     await client.close();
     expect(r.id).toBe(small.configDigest.slice(7));
-    const ranges = proxy.requests.filter((q) => isBlobGet(q) && q.path.endsWith(layer.digest)).map((q) => q.range ?? 'none');
-    // each request yields one 8 KiB chunk, then stalls; every resume starts where the last left off
-    // (the proxy drips each chunk it gets from the registry, so a request yields up to 8 KiB before it stalls)
-    expect(ranges.length).toBeGreaterThanOrEqual(Math.ceil(layer.size / 8192));
+    const ranges = rig.proxy.requests.filter((q) => isBlobGet(q) && q.path.endsWith(layer.digest)).map((q) => q.range ?? 'none');
+    // each request yields one 8 KiB chunk, then stalls; every resume starts where the last left off (the proxy
+    // drips each chunk it gets from the registry, so a request yields up to 8 KiB before it stalls). On a loaded
+    // machine the client can be descheduled past a stall and take a second chunk on one request, so the count of
+    // requests is not fixed: what is asserted is that it resumed, each time further on, until whole.
+    expect(ranges.length).toBeGreaterThanOrEqual(2);
     expect(ranges[0]).toBe('none');
     const starts = ranges.slice(1).map((x) => Number(/^bytes=(\d+)-$/.exec(x)?.[1]));
     for (let i = 0; i < starts.length; i++) expect(starts[i]).toBeGreaterThan(i === 0 ? 0 : starts[i - 1]!);
     expect(starts[starts.length - 1]).toBeLessThan(layer.size);
-    expect((await exportChain(store, `${proxy.host}/rf/small:1`)).map((c) => c.exported)).toEqual(small.diffIDs);
+    expect((await exportChain(store, `${rig.proxy.host}/rf/small:1`)).map((c) => c.exported)).toEqual(small.diffIDs);
     await store.close();
     figures.trickle = { blobBytes: layer.size, requests: ranges.length };
   });
@@ -187,7 +168,7 @@ describe('a registry that dies mid-pull and comes back on the same port', () => 
   beforeAll(async () => {
     rr = await startRestartableRegistry();
     rproxy = await startFaultProxy(rr.url);
-    big = buildTestImage(path.join(work, 'big'), {
+    big = rig.build('big', {
       layers: [
         { compression: 'gzip', entries: [H.file('small', 'small\n', o)] },
         { compression: 'none', entries: [H.file('big.bin', prng(BIG, 'rf-big'), o)] },

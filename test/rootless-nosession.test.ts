@@ -3,21 +3,17 @@
 // /run/containers that root made 0700: the pull must skip that unreadable default (as podman does), while an auth
 // file the user names is still read or refused. Run for real through su(1) as an unprivileged user; the machine's
 // /run/containers is put back as it was.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { buildTestImage, requireTools, removeWorkDir } from './support/images.js';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { tempDir } from './support/fixtures.js';
+import { registryRig } from './support/registry-rig.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 const USER = 'carrier-nosession';
 const RUN_CONTAINERS = '/run/containers';
 
-let reg: TestRegistry;
-let work: string;
 let home: string;
 let uid: number;
 let ref: string;
@@ -40,9 +36,8 @@ function asUser(args: string[]): { status: number; stdout: string; stderr: strin
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-beforeAll(async () => {
+const rig = registryRig('nosession', {}, async () => {
   expect(process.geteuid?.(), 'this test creates a user and must start as root').toBe(0);
-  requireTools();
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` first`);
   if (spawnSync('id', ['-u', USER]).status !== 0) {
     const made = spawnSync('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', USER]);
@@ -51,16 +46,14 @@ beforeAll(async () => {
   uid = Number(execFileSync('id', ['-u', USER]).toString());
   const gid = Number(execFileSync('id', ['-g', USER]).toString());
 
-  work = tempDir('nosession');
-  fs.chmodSync(work, 0o755);
-  home = path.join(work, 'home');
+  fs.chmodSync(rig.work, 0o755);
+  home = path.join(rig.work, 'home');
   fs.mkdirSync(path.join(home, 'tmp'), { recursive: true });
   for (const d of [home, path.join(home, 'tmp')]) fs.chownSync(d, uid, gid);
 
-  reg = await startRegistry();
-  const img = buildTestImage(path.join(work, 'img'), { label: 'nosession' });
-  await pushImage(reg.host, img.ociDir, 'nosession/a:1');
-  ref = `${reg.host}/nosession/a:1`;
+  const img = rig.build('img', { label: 'nosession' });
+  await rig.push(img, 'nosession/a:1');
+  ref = `${rig.reg.host}/nosession/a:1`;
   configId = img.configDigest.slice(7);
 
   const st = fs.statSync(RUN_CONTAINERS, { throwIfNoEntry: false });
@@ -68,16 +61,14 @@ beforeAll(async () => {
   if (!st) fs.mkdirSync(RUN_CONTAINERS);
   fs.chownSync(RUN_CONTAINERS, 0, 0);
   fs.chmodSync(RUN_CONTAINERS, 0o700); // as root's podman leaves it
-}, 180_000);
+});
 
-afterAll(async () => {
+afterAll(() => {
   if (before === undefined) fs.rmSync(RUN_CONTAINERS, { recursive: true, force: true });
   else if (fs.existsSync(RUN_CONTAINERS)) {
     fs.chownSync(RUN_CONTAINERS, before.uid, before.gid);
     fs.chmodSync(RUN_CONTAINERS, before.mode);
   }
-  await reg?.stop();
-  removeWorkDir(work);
 });
 
 describe('rootless pull through su, with no login session', () => {

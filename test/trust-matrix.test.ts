@@ -12,19 +12,16 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { execFile, execFileSync } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { startRegistry, pushImage, type TestRegistry } from './support/registry.js';
-import { buildTestImage, defaultLayers, Podman, removeWorkDir, requireTools, skopeoRaw, toDockerArchive, toOciArchive } from './support/images.js';
-import { tempDir } from './support/fixtures.js';
+import { buildTestImage, defaultLayers, Podman, skopeoRaw, toDockerArchive, toOciArchive } from './support/images.js';
 import { GpgHome, type GpgKey } from './support/signing.js';
 import { attachSigstoreSignatures, sigstorePayload, signPayload, sha256 } from './support/sigstore-attach.js';
 import { RegistryClient } from '../src/registry/index.js';
 import { checkSignaturePolicy } from '../src/trust/index.js';
+import { registryRig } from './support/registry-rig.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const DEBIAN_SIGSTORE_STUB = 'Debian-local change: sigstore disabled';
 
-let reg: TestRegistry;
-let work: string;
 let podman: Podman;
 let gpg: GpgHome;
 let alice: GpgKey;
@@ -42,7 +39,7 @@ const digests: Record<string, string> = {};
 
 async function manifestDigest(repoTag: string): Promise<string> {
   const [repo, tag] = repoTag.split(':') as [string, string];
-  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+  const res = await fetch(`${rig.reg.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
   return sha256(Buffer.from(await res.arrayBuffer()));
 }
 
@@ -50,7 +47,7 @@ function skopeoSigned(src: string, repoTag: string, key: GpgKey, identity?: stri
   const args = ['copy', '-q', '--retry-times', '0', '--dest-tls-verify=false', '--registries.d', path.join(fileHome, '.config/containers/registries.d')];
   args.push('--sign-by', key.fingerprint);
   if (identity !== undefined) args.push('--sign-identity', identity);
-  args.push(`oci:${src}`, `docker://${reg.host}/${repoTag}`);
+  args.push(`oci:${src}`, `docker://${rig.reg.host}/${repoTag}`);
   return new Promise((resolve, reject) => {
     execFile('skopeo', args, { env: gpg.env, timeout: 60_000 }, (err, _o, stderr) => (err ? reject(new Error(`skopeo ${args.join(' ')}: ${stderr}`)) : resolve()));
   });
@@ -59,16 +56,13 @@ function skopeoSigned(src: string, repoTag: string, key: GpgKey, identity?: stri
 function writeRegistriesD(home: string, lookasideUrl: string): void {
   const dir = path.join(home, '.config/containers/registries.d');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'carrier-test.yaml'), `docker:\n  ${reg.host}:\n    lookaside: ${lookasideUrl}\n    use-sigstore-attachments: true\n`);
+  fs.writeFileSync(path.join(dir, 'carrier-test.yaml'), `docker:\n  ${rig.reg.host}:\n    lookaside: ${lookasideUrl}\n    use-sigstore-attachments: true\n`);
 }
 
-beforeAll(async () => {
-  requireTools();
-  work = tempDir('trust-matrix');
-  reg = await startRegistry();
-  podman = new Podman(path.join(work, 'podman'));
-  lookaside = path.join(work, 'lookaside');
-  fileHome = path.join(work, 'home-file');
+const rig = registryRig('trust-matrix', { timeout: 300_000 }, async () => {
+  podman = new Podman(path.join(rig.work, 'podman'));
+  lookaside = path.join(rig.work, 'lookaside');
+  fileHome = path.join(rig.work, 'home-file');
   writeRegistriesD(fileHome, `file://${lookaside}`);
   httpServer = http.createServer((req, res) => {
     const file = path.join(lookaside, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
@@ -79,27 +73,27 @@ beforeAll(async () => {
     res.writeHead(200).end(fs.readFileSync(file));
   });
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
-  httpHome = path.join(work, 'home-http');
+  httpHome = path.join(rig.work, 'home-http');
   writeRegistriesD(httpHome, `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`);
 
-  gpg = new GpgHome(path.join(work, 'gnupg'));
+  gpg = new GpgHome(path.join(rig.work, 'gnupg'));
   alice = gpg.newKey('alice');
   bob = gpg.newKey('bob');
   dave = gpg.newKeyWithSigningSubkey('dave');
 
   // One image per repository, each with its own content, so that every manifest digest differs.
-  const img = (name: string): string => buildTestImage(path.join(work, 'img', name), { label: name, layers: defaultLayers(name.slice(0, 1)) }).ociDir;
+  const img = (name: string): string => buildTestImage(path.join(rig.work, 'img', name), { label: name, layers: defaultLayers(name.slice(0, 1)) }).ociDir;
   await skopeoSigned(img('gpg'), 'trust/gpg:1', alice);
   await skopeoSigned(img('bob'), 'trust/bob:1', bob);
   await skopeoSigned(img('dave'), 'trust/dave:1', dave);
-  await skopeoSigned(img('other'), 'trust/other:1', alice, `${reg.host}/trust/elsewhere:1`);
+  await skopeoSigned(img('other'), 'trust/other:1', alice, `${rig.reg.host}/trust/elsewhere:1`);
   await skopeoSigned(img('remap'), 'trust/remap:1', alice, 'mirror.example.com/trust/remap:1');
-  await pushImage(reg.host, img('unsigned'), 'trust/unsigned:1');
+  await rig.push(img('unsigned'), 'trust/unsigned:1');
   // A signature for another manifest: sign one image as trust/stale:1, then push another image under that tag and
   // give it the first one's signature.
   await skopeoSigned(img('stale-old'), 'trust/stale:1', alice);
   const oldDigest = await manifestDigest('trust/stale:1');
-  await pushImage(reg.host, img('stale-new'), 'trust/stale:1');
+  await rig.push(img('stale-new'), 'trust/stale:1');
   const newDigest = await manifestDigest('trust/stale:1');
   const sigDir = (d: string): string => path.join(lookaside, `trust/stale@${d.replace(':', '=')}`);
   fs.cpSync(sigDir(oldDigest), sigDir(newDigest), { recursive: true });
@@ -107,11 +101,11 @@ beforeAll(async () => {
   // sigstore: a key pair, and another key's public half.
   const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   sigKey = pair.privateKey;
-  sigPub = path.join(work, 'sigstore.pub');
+  sigPub = path.join(rig.work, 'sigstore.pub');
   fs.writeFileSync(sigPub, pair.publicKey.export({ format: 'pem', type: 'spki' }));
-  otherPub = path.join(work, 'other.pub');
+  otherPub = path.join(rig.work, 'other.pub');
   fs.writeFileSync(otherPub, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));
-  for (const name of ['cos', 'cos-tampered', 'cos-stale', 'cos-other']) await pushImage(reg.host, img(name), `trust/${name}:1`);
+  for (const name of ['cos', 'cos-tampered', 'cos-stale', 'cos-other']) await rig.push(img(name), `trust/${name}:1`);
   for (const name of ['gpg', 'bob', 'other', 'remap', 'unsigned', 'stale', 'cos', 'cos-tampered', 'cos-stale', 'cos-other']) {
     digests[name] = await manifestDigest(`trust/${name}:1`);
   }
@@ -119,26 +113,24 @@ beforeAll(async () => {
     const payload = sigstorePayload(digest, ref);
     return { payload, signature: signPayload(sigKey, payload) };
   };
-  await attachSigstoreSignatures(reg.url, 'trust/cos', digests.cos!, [sign(digests.cos!, `${reg.host}/trust/cos:1`)]);
-  const good = sign(digests['cos-tampered']!, `${reg.host}/trust/cos-tampered:1`);
+  await attachSigstoreSignatures(rig.reg.url, 'trust/cos', digests.cos!, [sign(digests.cos!, `${rig.reg.host}/trust/cos:1`)]);
+  const good = sign(digests['cos-tampered']!, `${rig.reg.host}/trust/cos-tampered:1`);
   const tampered = Buffer.from(good.payload.toString().replace('"timestamp":1700000000', '"timestamp":1700000001'));
-  await attachSigstoreSignatures(reg.url, 'trust/cos-tampered', digests['cos-tampered']!, [{ payload: tampered, signature: good.signature }]);
-  await attachSigstoreSignatures(reg.url, 'trust/cos-stale', digests['cos-stale']!, [sign(digests.cos!, `${reg.host}/trust/cos-stale:1`)]);
-  await attachSigstoreSignatures(reg.url, 'trust/cos-other', digests['cos-other']!, [sign(digests['cos-other']!, `${reg.host}/trust/elsewhere:1`)]);
-}, 300_000);
+  await attachSigstoreSignatures(rig.reg.url, 'trust/cos-tampered', digests['cos-tampered']!, [{ payload: tampered, signature: good.signature }]);
+  await attachSigstoreSignatures(rig.reg.url, 'trust/cos-stale', digests['cos-stale']!, [sign(digests.cos!, `${rig.reg.host}/trust/cos-stale:1`)]);
+  await attachSigstoreSignatures(rig.reg.url, 'trust/cos-other', digests['cos-other']!, [sign(digests['cos-other']!, `${rig.reg.host}/trust/elsewhere:1`)]);
+});
 
 afterAll(async () => {
   gpg?.close();
   podman?.reset();
   await new Promise((r) => (httpServer ? httpServer.close(r) : r(undefined)));
-  await reg?.stop();
-  removeWorkDir(work);
 });
 
 type Decision = { allowed: true } | { allowed: false; reason: string };
 
 function writePolicy(name: string, policy: unknown): string {
-  const file = path.join(work, 'policies', `${name.replace(/[^a-z0-9]+/gi, '-')}.json`);
+  const file = path.join(rig.work, 'policies', `${name.replace(/[^a-z0-9]+/gi, '-')}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, typeof policy === 'string' ? policy : JSON.stringify(policy, null, 2));
   return file;
@@ -200,18 +192,18 @@ const docker = (scopes: Record<string, unknown[]>, dflt: unknown = reject): unkn
 const cases: Case[] = [
   { name: 'default insecureAcceptAnything accepts an unsigned image', policy: () => ({ default: [accept] }), image: 'unsigned', allowed: true },
   { name: 'default reject refuses an unsigned image', policy: () => ({ default: [reject] }), image: 'unsigned', allowed: false, reason: /rejects it/ },
-  { name: 'a repository scope accepts under default reject', policy: () => docker({ [`${reg.host}/trust/unsigned`]: [accept] }), image: 'unsigned', allowed: true },
-  { name: 'a namespace scope accepts under default reject', policy: () => docker({ [`${reg.host}/trust`]: [accept] }), image: 'unsigned', allowed: true },
-  { name: 'a registry scope accepts under default reject', policy: () => docker({ [reg.host]: [accept] }), image: 'unsigned', allowed: true },
+  { name: 'a repository scope accepts under default reject', policy: () => docker({ [`${rig.reg.host}/trust/unsigned`]: [accept] }), image: 'unsigned', allowed: true },
+  { name: 'a namespace scope accepts under default reject', policy: () => docker({ [`${rig.reg.host}/trust`]: [accept] }), image: 'unsigned', allowed: true },
+  { name: 'a registry scope accepts under default reject', policy: () => docker({ [rig.reg.host]: [accept] }), image: 'unsigned', allowed: true },
   { name: 'a *.domain wildcard scope applies to the registry host', policy: () => docker({ '*.0.1': [reject] }, accept), image: 'unsigned', allowed: false },
   { name: 'the transport\'s "" scope applies before default', policy: () => docker({ '': [reject] }, accept), image: 'unsigned', allowed: false },
   {
     name: 'the tag scope is more specific than the repository scope',
-    policy: () => docker({ [`${reg.host}/trust/unsigned:1`]: [reject], [`${reg.host}/trust/unsigned`]: [accept] }, accept),
+    policy: () => docker({ [`${rig.reg.host}/trust/unsigned:1`]: [reject], [`${rig.reg.host}/trust/unsigned`]: [accept] }, accept),
     image: 'unsigned',
     allowed: false,
   },
-  { name: "another repository's scope does not apply", policy: () => docker({ [`${reg.host}/trust/gpg`]: [reject] }, accept), image: 'unsigned', allowed: true },
+  { name: "another repository's scope does not apply", policy: () => docker({ [`${rig.reg.host}/trust/gpg`]: [reject] }, accept), image: 'unsigned', allowed: true },
   { name: 'signedBy accepts a signature by the right key', policy: () => byAlice(), image: 'gpg', allowed: true },
   { name: 'signedBy accepts an ASCII-armored key file', policy: () => ({ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.armoredFile }] }), image: 'gpg', allowed: true },
   { name: 'signedBy refuses a signature by another key', policy: () => byAlice(), image: 'bob', allowed: false, reason: /signed by key [0-9A-F]+, which is not in/ },
@@ -226,17 +218,17 @@ const cases: Case[] = [
   { name: 'signedBy keyData accepts the right key', policy: () => byAlice({ keyPath: undefined, keyData: fs.readFileSync(alice.publicKeyFile).toString('base64') }), image: 'gpg', allowed: true },
   { name: 'signedBy refuses an unsigned image', policy: () => byAlice(), image: 'unsigned', allowed: false, reason: /no simple-signing signature was found at file:\/\// },
   { name: 'signedBy refuses a signature for another repository', policy: () => byAlice(), image: 'other', allowed: false, reason: /is for 127\.0\.0\.1:\d+\/trust\/elsewhere:1, not / },
-  { name: 'signedBy exactRepository accepts the repository signed for', policy: () => byAlice({ signedIdentity: { type: 'exactRepository', dockerRepository: `${reg.host}/trust/elsewhere` } }), image: 'other', allowed: true },
-  { name: 'signedBy exactReference accepts the reference signed for', policy: () => byAlice({ signedIdentity: { type: 'exactReference', dockerReference: `${reg.host}/trust/elsewhere:1` } }), image: 'other', allowed: true },
+  { name: 'signedBy exactRepository accepts the repository signed for', policy: () => byAlice({ signedIdentity: { type: 'exactRepository', dockerRepository: `${rig.reg.host}/trust/elsewhere` } }), image: 'other', allowed: true },
+  { name: 'signedBy exactReference accepts the reference signed for', policy: () => byAlice({ signedIdentity: { type: 'exactReference', dockerReference: `${rig.reg.host}/trust/elsewhere:1` } }), image: 'other', allowed: true },
   { name: 'signedBy matchRepository refuses another repository', policy: () => byAlice({ signedIdentity: { type: 'matchRepository' } }), image: 'other', allowed: false },
   { name: 'signedBy refuses a signature for another manifest digest', policy: () => byAlice(), image: 'stale', allowed: false, reason: /is for manifest sha256:[0-9a-f]+, not the manifest pulled/ },
-  { name: 'remapIdentity accepts a signature made for the mirrored name', policy: () => byAlice({ signedIdentity: { type: 'remapIdentity', prefix: `${reg.host}/trust`, signedPrefix: 'mirror.example.com/trust' } }), image: 'remap', allowed: true },
-  { name: 'remapIdentity with another prefix refuses it', policy: () => byAlice({ signedIdentity: { type: 'remapIdentity', prefix: `${reg.host}/elsewhere`, signedPrefix: 'mirror.example.com/trust' } }), image: 'remap', allowed: false },
-  { name: 'a digest pull accepts a tag signature (matchRepoDigestOrExact)', policy: () => byAlice(), image: 'gpg', ref: () => `${reg.host}/trust/gpg@${digests.gpg}`, allowed: true },
-  { name: 'a digest pull under matchExact refuses a tag signature', policy: () => byAlice({ signedIdentity: { type: 'matchExact' } }), image: 'gpg', ref: () => `${reg.host}/trust/gpg@${digests.gpg}`, allowed: false },
+  { name: 'remapIdentity accepts a signature made for the mirrored name', policy: () => byAlice({ signedIdentity: { type: 'remapIdentity', prefix: `${rig.reg.host}/trust`, signedPrefix: 'mirror.example.com/trust' } }), image: 'remap', allowed: true },
+  { name: 'remapIdentity with another prefix refuses it', policy: () => byAlice({ signedIdentity: { type: 'remapIdentity', prefix: `${rig.reg.host}/elsewhere`, signedPrefix: 'mirror.example.com/trust' } }), image: 'remap', allowed: false },
+  { name: 'a digest pull accepts a tag signature (matchRepoDigestOrExact)', policy: () => byAlice(), image: 'gpg', ref: () => `${rig.reg.host}/trust/gpg@${digests.gpg}`, allowed: true },
+  { name: 'a digest pull under matchExact refuses a tag signature', policy: () => byAlice({ signedIdentity: { type: 'matchExact' } }), image: 'gpg', ref: () => `${rig.reg.host}/trust/gpg@${digests.gpg}`, allowed: false },
   { name: 'signedBy reads an http:// lookaside', policy: () => byAlice(), image: 'gpg', home: 'http', allowed: true },
   { name: 'signedBy refuses another key over an http:// lookaside', policy: () => byAlice(), image: 'bob', home: 'http', allowed: false },
-  { name: 'a scope requiring signatures does not touch other repositories', policy: () => docker({ [`${reg.host}/trust/gpg`]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.publicKeyFile }] }, accept), image: 'unsigned', allowed: true },
+  { name: 'a scope requiring signatures does not touch other repositories', policy: () => docker({ [`${rig.reg.host}/trust/gpg`]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: alice.publicKeyFile }] }, accept), image: 'unsigned', allowed: true },
   { name: 'sigstoreSigned accepts a signature by the right key', policy: () => bySigstore(), image: 'cos', allowed: true, sigstoreAccept: true },
   { name: 'sigstoreSigned keyData accepts the right key', policy: () => bySigstore({ keyPath: undefined, keyData: fs.readFileSync(sigPub).toString('base64') }), image: 'cos', allowed: true, sigstoreAccept: true },
   { name: 'sigstoreSigned refuses a signature by another key', policy: () => bySigstore({ keyPath: otherPub }), image: 'cos', allowed: false, reason: /does not verify with any key in/ },
@@ -250,7 +242,7 @@ const cases: Case[] = [
   { name: 'malformed JSON rejects the policy', policy: () => '{"default": [{"type": "insecureAcceptAnything"}]', image: 'unsigned', allowed: false, reason: /malformed JSON/ },
   { name: 'an unknown key rejects the policy', policy: () => ({ default: [{ type: 'insecureAcceptAnything', comment: 'x' }] }), image: 'unsigned', allowed: false, reason: /unknown key "comment"/ },
   { name: 'a key given twice rejects the policy', policy: () => '{"default": [{"type": "reject"}], "default": [{"type": "insecureAcceptAnything"}]}', image: 'unsigned', allowed: false, reason: /duplicate key "default"/ },
-  { name: 'an empty requirement list rejects the policy', policy: () => ({ default: [accept], transports: { docker: { [reg.host]: [] } } }), image: 'unsigned', allowed: false },
+  { name: 'an empty requirement list rejects the policy', policy: () => ({ default: [accept], transports: { docker: { [rig.reg.host]: [] } } }), image: 'unsigned', allowed: false },
   { name: 'a scope the transport cannot have rejects the policy', policy: () => ({ default: [accept], transports: { 'docker-archive': { '/tmp/x.tar': [accept] } } }), image: 'unsigned', allowed: false },
   { name: 'a missing default rejects the policy', policy: () => ({ transports: { docker: { '': [accept] } } }), image: 'unsigned', allowed: false, reason: /default policy is missing/ },
   { name: 'a Fulcio requirement is refused', policy: () => ({ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/nonexistent', oidcIssuer: 'https://x', subjectEmail: 'a@b' } }] }), image: 'cos', allowed: false, reason: /policy requirement fulcio is not supported/ },
@@ -264,7 +256,7 @@ describe('signature policy: Carrier decides every pull as podman does', () => {
   for (const c of cases) {
     it(c.name, async () => {
       const file = writePolicy(c.name, c.policy());
-      const ref = c.ref?.() ?? `${reg.host}/trust/${c.image}:1`;
+      const ref = c.ref?.() ?? `${rig.reg.host}/trust/${c.image}:1`;
       const home = c.home === 'http' ? httpHome : fileHome;
       const [mine, theirs] = [await carrierDecides(file, ref, home), await podmanDecides(file, ref, home)];
       expect(mine.allowed, mine.allowed ? 'Carrier allowed' : mine.reason).toBe(c.allowed);
@@ -279,11 +271,11 @@ describe('signature policy: Carrier decides every pull as podman does', () => {
   }
 
   it('the accepted sigstore signature verifies with openssl too', () => {
-    const payload = sigstorePayload(digests.cos!, `${reg.host}/trust/cos:1`);
+    const payload = sigstorePayload(digests.cos!, `${rig.reg.host}/trust/cos:1`);
     const sig = Buffer.from(signPayload(sigKey, payload), 'base64');
-    fs.writeFileSync(path.join(work, 'payload'), payload);
-    fs.writeFileSync(path.join(work, 'payload.sig'), sig);
-    const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', sigPub, '-signature', path.join(work, 'payload.sig'), path.join(work, 'payload')]).toString();
+    fs.writeFileSync(path.join(rig.work, 'payload'), payload);
+    fs.writeFileSync(path.join(rig.work, 'payload.sig'), sig);
+    const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', sigPub, '-signature', path.join(rig.work, 'payload.sig'), path.join(rig.work, 'payload')]).toString();
     expect(out).toContain('Verified OK');
   });
 });
@@ -292,10 +284,10 @@ describe('signature policy for load: Carrier decides every archive as podman loa
   let ociArchive: string;
   let dockerArchive: string;
   beforeAll(() => {
-    const img = buildTestImage(path.join(work, 'img', 'archived'), { label: 'archived', layers: defaultLayers('r') });
-    fs.mkdirSync(path.join(work, 'archives'));
-    ociArchive = path.join(work, 'archives', 'image.oci.tar');
-    dockerArchive = path.join(work, 'archives', 'image.docker.tar');
+    const img = buildTestImage(path.join(rig.work, 'img', 'archived'), { label: 'archived', layers: defaultLayers('r') });
+    fs.mkdirSync(path.join(rig.work, 'archives'));
+    ociArchive = path.join(rig.work, 'archives', 'image.oci.tar');
+    dockerArchive = path.join(rig.work, 'archives', 'image.docker.tar');
     toOciArchive(img, ociArchive);
     toDockerArchive(img, dockerArchive, 'localhost/trust/archived:1');
   });

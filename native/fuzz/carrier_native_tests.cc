@@ -5,7 +5,10 @@
 //
 // Output: one line per failed check, then "carrier_native_tests: <checks> checks, <failed> failed (<tests> tests)".
 // Exit status 0 only when every check passed. Run one test with: carrier_native_tests <name-substring>.
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -723,6 +726,80 @@ void test_tar_split_hostile() {
   CHECK_CONTAINED(l);
 }
 
+// ---- path resolution without openat2 ------------------------------------------------------------------------------
+
+// What an open gave: the errno, or the type and identity of what it opened.
+std::string opened(int fd) {
+  if (fd < 0) return std::string("errno ") + carrier::errno_name(-fd);
+  struct stat st;
+  fstat(fd, &st);
+  close(fd);
+  return "type " + std::to_string(st.st_mode & S_IFMT) + " ino " + std::to_string(st.st_ino);
+}
+
+int raw_openat2(int dirfd, const std::string& path, int flags, uint64_t resolve) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = resolve;
+  long fd = syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof(how));
+  return fd >= 0 ? static_cast<int>(fd) : -errno;
+}
+
+// The userspace walks answer every path and flag combination exactly as openat2 does, errors included.
+void test_resolver_walk() {
+  Layer l;
+  auto mk = [&](const char* target, const std::string& name) { CHECK(symlink(target, l.at(name).c_str()) == 0); };
+  CHECK(mkdir(l.at("d").c_str(), 0755) == 0);
+  CHECK(mkdir(l.at("d/e").c_str(), 0755) == 0);
+  write_file(l.at("d/f"), "f");
+  mk("/d", "abs");
+  mk("d/e", "rel");
+  mk("../../../d", "up");
+  mk("d/e/../..", "dotdot");
+  mk("loop2", "loop1");
+  mk("loop1", "loop2");
+  mk("nowhere", "dangling");
+  mk("../victim", "out");
+  mk("d/f", "tofile");
+  mk(".", "self");
+  mk("/", "slash");
+  mk("d/", "trail");
+  mk("/proc/self", "proc");
+  for (int i = 0; i < 45; ++i) mk(i == 44 ? "d" : ("c" + std::to_string(i + 1)).c_str(), "c" + std::to_string(i));
+  const std::vector<std::string> paths = {
+      "", ".", "..", "/", "//", "d", "d/", "d/e", "d/e/", "d/f", "d/f/", "d/f/x", "d/./e/..", "abs", "abs/e", "abs/",
+      "rel", "rel/..", "rel/../f", "up", "up/e", "dotdot", "dotdot/d/f", "loop1", "loop1/x", "dangling",
+      "dangling/x", "tofile", "tofile/", "self", "self/self/d", "slash/d/e", "trail", "trail/e", "proc", "proc/fd",
+      "c0", "c4", "c4/e", "missing", "missing/x", "out", "out/marker", "../../d/e", "d/../../..", "/../d", "d/e/../../abs/f"};
+  const std::vector<int> flag_sets = {O_PATH | O_DIRECTORY, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, O_PATH | O_NOFOLLOW,
+                                      O_RDONLY | O_NOFOLLOW, O_RDONLY, O_PATH};
+  carrier::Fd root = carrier::open_root(l.root);
+  carrier::Fd proc(open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const uint64_t in_root = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const uint64_t beneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  for (const std::string& p : paths) {
+    for (int flags : flag_sets) {
+      std::string what = "'" + p + "' flags " + std::to_string(flags);
+      std::string kernel = opened(raw_openat2(root.get(), p, flags, in_root));
+      std::string walk = opened(carrier::open_in_root_walk(root.get(), p, flags));
+      check(kernel == walk, "in root", __FILE__, __LINE__, what + ": openat2 " + kernel + ", walk " + walk);
+      kernel = opened(raw_openat2(root.get(), p, flags, beneath));
+      walk = opened(carrier::open_beneath_walk(root.get(), p, flags));
+      check(kernel == walk, "beneath", __FILE__, __LINE__, what + ": openat2 " + kernel + ", walk " + walk);
+    }
+  }
+  // Magic links (procfs) are refused, as RESOLVE_NO_MAGICLINKS refuses them; the link itself may still be opened.
+  for (const std::string& p : {"exe", "cwd/x", "fd/0", "root"}) {
+    for (int flags : {O_RDONLY, O_PATH, O_PATH | O_NOFOLLOW}) {
+      std::string what = "/proc/self '" + p + "' flags " + std::to_string(flags);
+      std::string kernel = opened(raw_openat2(proc.get(), p, flags, in_root));
+      std::string walk = opened(carrier::open_in_root_walk(proc.get(), p, flags));
+      check(kernel == walk, "magic link", __FILE__, __LINE__, what + ": openat2 " + kernel + ", walk " + walk);
+    }
+  }
+  CHECK_CONTAINED(l);
+}
+
 struct Test {
   const char* name;
   void (*fn)();
@@ -742,6 +819,7 @@ int main(int argc, char** argv) {
       {"extract whiteouts", test_extract_whiteouts},
       {"tar-split round trip", test_tar_split_round_trip},
       {"tar-split hostile", test_tar_split_hostile},
+      {"resolver walk", test_resolver_walk},
   };
   int ran = 0;
   for (const Test& t : tests) {

@@ -1,21 +1,27 @@
 // `commit`: a container's changes become a new image, one layer on top of its image's, as `podman commit` makes it.
 //
-//   1. Under the layers lock (shared), the driver archives the container's read-write layer (its diff against its
-//      parent: whiteouts and opaque directories as `.wh.` entries) and compressLayer, in one native pass, writes that
-//      tar into a temporary blob file of the store's blob cache while hashing it (diff_id). By default the tar is
+//   1. Under the layers lock (shared), the container's read-write layer is archived (its diff against its parent:
+//      whiteouts and opaque directories as `.wh.` entries) into a temporary blob file of the store's blob cache and
+//      hashed (diff_id). On overlay the upper directory is walked, archived, hashed, compressed and written in one
+//      native pass (diffLayerToFile; zstd:chunked reads the driver's diff stream); on vfs the driver's diff stream
+//      goes through compressLayer, also one native pass from the tar on. A container that is not running is only
+//      hashed here when its layer stays uncompressed: no blob is written (see step 2). By default the tar is
 //      written as it is, uncompressed, as podman/buildah commit into containers-storage (the manifest names the tar,
 //      digest = diff_id): compressing 200 MiB of changes cost more than all the rest of a commit, and a push
 //      compresses the layer anyway (from the store's tar-split). With `compression: gzip|zstd` the blob is compressed
 //      and kept in the cache, named by its digest, where a later push finds it and uploads it unchanged.
 //   2. The config (the image's, with the container's settings, the `--change` ones, the new diff_id and a history
 //      entry) and the manifest are written; the store commits the image: its layers are present but the new one,
-//      which the store extracts from the blob like any pulled layer, recording its tar-split, so it exports byte for
-//      byte. A failure leaves no image and no name. An uncompressed blob is not kept in the cache: the store rebuilds
+//      which the store extracts from the blob like any pulled layer (or, for the hashed-only layer, from the same tar
+//      streamed again out of the upper directory through a FIFO: streamLayerTar), recording its tar-split, so it
+//      exports byte for byte. A failure leaves no image and no name. An uncompressed blob is not kept in the cache: the store rebuilds
 //      the tar from its tar-split, and a push must compress it rather than upload the cached tar as it is.
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { compressLayer, type CompressedLayer, type LayerCompression } from '../layer/compress.js';
+import { diffLayerToFile, streamLayerTar, type StreamedLayerTar } from '../layer/diff-layer.js';
+import { overlayUpperOf } from '../drivers/overlay-diff.js';
 import { compressChunked } from '../chunked/compress.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { normalizeLocalName } from '../reference.js';
@@ -139,8 +145,12 @@ async function storedManifest(store: Store, image: ImageInfo): Promise<{ mediaTy
 
 /**
  * Writes the container layer's blob (its tar, compressed as asked) into `writer`, hashing it on the way; settles with
- * what the pass found. `durable`: flushed to disk before it settles (a blob the cache keeps).
+ * what the pass found. `durable`: flushed to disk before it settles (a blob the cache keeps). `replay`: an overlay
+ * layer's uncompressed tar is only hashed, not written: the store will read it again from the upper directory
+ * (streamLayerTar), whose path the result then carries as `upper`.
  */
+type WrittenLayer = CompressedLayer & { annotations?: Record<string, string>; upper?: string };
+
 async function writeLayer(
   store: Store,
   layer: string,
@@ -148,9 +158,17 @@ async function writeLayer(
   compression: LayerCompression | 'zstd:chunked',
   durable: boolean,
   options: CommitContainerOptions,
-): Promise<CompressedLayer & { annotations?: Record<string, string> }> {
+  replay: boolean,
+): Promise<WrittenLayer> {
   return store.withLayerDiff(layer, async (tar) => {
     const o = { ...(options.level !== undefined ? { level: options.level } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+    const upper = overlayUpperOf(tar);
+    const writeback = options.sync !== false; // the store syncs the file system after the layer is made
+    if (upper !== undefined && compression !== 'zstd:chunked') {
+      // An overlay layer: walked, archived, compressed and written in one native pass; its stream stays unread.
+      if (replay && compression === 'none') return { ...(await diffLayerToFile(upper, { out: '/dev/null', writeback, ...o })), upper };
+      return diffLayerToFile(upper, { out: writer.tmpPath, compression, sync: durable, writeback, ...o, ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+    }
     const job =
       compression === 'zstd:chunked'
         ? compressChunked(tar, o)
@@ -213,12 +231,16 @@ export async function commit(store: Store, container: string, name?: string, opt
   const cache = new BlobCache(options.blobCacheDir ?? store.config.blobCache);
   const writer = await cache.beginUnnamed();
   let kept = false;
+  let streamed: StreamedLayerTar | undefined;
   try {
     const paused = options.pause === true && file?.state.status === 'running';
     if (paused) await runtimeCommand(file, store, info.id, 'pause');
-    let written: CompressedLayer & { annotations?: Record<string, string> };
+    let written: WrittenLayer;
+    // A container that is not running cannot change before its layer is stored: its tar is streamed again from its
+    // upper directory into the store (no 200 MiB temporary file written, flushed by the journal, read back, deleted).
+    const replay = file !== undefined && file.state.status !== 'running';
     try {
-      written = await writeLayer(store, info.layer, writer, compression, keep, options);
+      written = await writeLayer(store, info.layer, writer, compression, keep, options, replay);
     } finally {
       if (paused) await runtimeCommand(file, store, info.id, 'resume');
     }
@@ -268,19 +290,36 @@ export async function commit(store: Store, container: string, name?: string, opt
       diffID: l.diffID!,
       open: () => Promise.reject(new CarrierError('CARRIER_NOT_FOUND', `layer ${l.id} of image ${image.id.slice(0, 12)} is not in the store (a read-only image store's layers cannot be committed on)`)),
     }));
+    const { upper } = written;
     layers.push({
       diffID: written.diffID,
       digest: written.digest,
       size: written.size,
-      open: async () => blobPath,
+      open: async () => {
+        if (upper === undefined) return blobPath;
+        try {
+          streamed = await streamLayerTar(upper, options.signal);
+          return streamed.path;
+        } catch (err) {
+          // No FIFO where temporary files go (a file system without them): the tar is stored after all.
+          if (options.signal?.aborted) throw err;
+          await diffLayerToFile(upper, { out: blobPath, ...(options.signal ? { signal: options.signal } : {}) });
+          return blobPath;
+        }
+      },
       // A blob the cache does not keep goes as soon as the layer is made from it, before the store's syncfs, so its
       // dirty pages are dropped instead of written out with the layer's.
-      ...(keep ? {} : { settle: () => writer.abort() }),
+      ...(keep ? {} : { settle: async () => void (await Promise.all([streamed?.close(), writer.abort()])) }),
     });
-    const result = await store.commitImage(
-      { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
-      { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
-    );
+    const result = await store
+      .commitImage(
+        { config: docs.config, configDigest: docs.configDigest, manifest: docs.manifest, manifestDigest: docs.manifestDigest, layers, names, created },
+        { ...(options.signal ? { signal: options.signal } : {}), ...(options.sync === false ? { sync: false } : {}) },
+      )
+      .catch(async (err: unknown) => {
+        // A streamed tar that failed on its own (a file that shrank) says more than the truncated tar the store saw.
+        throw (await streamed?.close()) ?? err;
+      });
     return {
       id: result.id,
       names: result.names,
@@ -292,6 +331,7 @@ export async function commit(store: Store, container: string, name?: string, opt
       layers: manifest.layers.map((l) => l.digest),
     };
   } finally {
+    await streamed?.close();
     if (!kept) await writer.abort();
   }
 }

@@ -15,6 +15,13 @@ export interface ApplyDiffOptions extends Omit<ApplyLayerOptions, 'whiteouts' | 
    * a driver that keeps only the layer's own changes (overlay) does not wait. Default: the parent is final.
    */
   parentReady?: Promise<void>;
+  /**
+   * Called with the verified result as soon as the layer's own content is extracted, before the driver waits for
+   * `parentReady`: the blob the layer came from is final then, whatever a later merge does. A pull lets go of the
+   * blob's download lock here, so a lock is never held across a wait for another layer. A driver that does not call
+   * it has it called once applyDiff returns.
+   */
+  onApplied?: (applied: AppliedLayer) => Promise<void>;
 }
 
 export interface DriverUsage {

@@ -24,9 +24,20 @@ function kept(xattrs: Map<string, Buffer> | undefined): Map<string, Buffer> | un
   return new Map([...xattrs].filter(([k]) => !OVERLAY_XATTR.test(k)));
 }
 
-/** The upper directory `upper` as an uncompressed layer tar. */
+const UPPER = Symbol('carrier.overlayUpper');
+
+/**
+ * The upper directory `upper` as an uncompressed layer tar. The stream names its directory (overlayUpperOf), so a
+ * commit can leave it unread and archive the directory in one native pass instead (src/layer/diff-layer.ts), which
+ * writes the same bytes; nothing is read before the stream is.
+ */
 export function overlayDiffStream(upper: string): Readable {
-  return Readable.from(overlayDiffChunks(upper), { objectMode: false });
+  return Object.assign(Readable.from(overlayDiffChunks(upper), { objectMode: false }), { [UPPER]: upper });
+}
+
+/** The upper directory an {@link overlayDiffStream} archives; undefined for any other stream. */
+export function overlayUpperOf(tar: Readable): string | undefined {
+  return (tar as Readable & { [UPPER]?: string })[UPPER];
 }
 
 async function* overlayDiffChunks(upper: string): AsyncGenerator<Buffer> {

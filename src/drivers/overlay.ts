@@ -131,7 +131,7 @@ export class OverlayDriver implements Driver {
   }
 
   async applyDiff(id: string, parent: string | undefined, source: DiffSource, options: ApplyDiffOptions = {}): Promise<AppliedLayer> {
-    const { parentReady: _ignored, ...applyOptions } = options;
+    const { parentReady: _ignored, onApplied: _later, ...applyOptions } = options;
     const diff = this.paths(id).diff;
     const applied = await applyLayer(source, diff, {
       ...applyOptions,

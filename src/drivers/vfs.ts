@@ -124,11 +124,12 @@ export class VfsDriver implements Driver {
    * `options.parentReady`.
    */
   async applyDiff(id: string, parent: string | undefined, source: DiffSource, options: ApplyDiffOptions = {}): Promise<AppliedLayer> {
-    const { parentReady, ...applyOptions } = options;
+    const { parentReady, onApplied, ...applyOptions } = options;
     const { signal } = options;
     const staging = await this.createStaging(id);
     try {
       const applied = await applyLayer(source, staging, { ...applyOptions, rootless: isRootless(), whiteouts: 'aufs' });
+      await onApplied?.(applied); // before the wait: a pull's blob lock is never held across it
       await parentReady;
       if (signal?.aborted) throw abortError(signal);
       const sources = parent !== undefined ? [await this.locate(parent), staging] : [staging];

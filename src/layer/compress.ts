@@ -55,7 +55,8 @@ const LEVELS: Record<LayerCompression, [number, number, number]> = {
   none: [0, 0, 0],
 };
 
-function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
+/** The compression, level and threads `options` ask for, checked and with their defaults (and the tar-split path). */
+export function compressSettings(options: CompressLayerOptions): NativeCompressOptions {
   const compression = options.compression ?? 'gzip';
   const range = LEVELS[compression];
   if (!range) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `unknown compression '${String(compression)}': use gzip, zstd or none`);
@@ -87,7 +88,7 @@ function nativeOptions(options: CompressLayerOptions): NativeCompressOptions {
  * tar-split is removed.
  */
 export function compressLayer(tar: Readable, options: CompressLayerOptions = {}): CompressingLayer {
-  const opts = nativeOptions(options);
+  const opts = compressSettings(options);
   // A tar assembleLayer would rebuild, not yet read: the native job rebuilds it on a thread of its own instead (no trip
   // of every chunk through JS and back).
   const source = unreadTarSource(tar);
@@ -107,7 +108,8 @@ export function compressLayer(tar: Readable, options: CompressLayerOptions = {})
 /**
  * Drives a native compress job (plain or zstd:chunked) from a tar stream (none: the job rebuilds the tar itself): the
  * tar is fed with backpressure, the compressed chunks come out as a Readable that acknowledges them as it is read, and
- * `result` settles after its last byte (mapped by `result`). An abort, a failed tar stream or a destroyed output stops the job and rejects `result`.
+ * `result` settles after its last byte (mapped by `result`). An abort, a failed tar stream or a destroyed output
+ * stops the job and rejects `result`.
  */
 export function runCompressJob<R, Out>(
   tar: Readable | undefined,

@@ -222,6 +222,9 @@ export class LayerStore {
           }
         : { source: from, extra: {} };
     const blob = typeof from === 'object' && 'stream' in from && from.rebuiltTar === true ? {} : expect;
+    // afterApply runs once: early when the driver calls it before waiting for the parent (vfs), else here after.
+    let after: Promise<void> | undefined;
+    const onApplied = (applied: AppliedLayer): Promise<void> => (after ??= afterApply?.(applied) ?? Promise.resolve());
     const applied = await this.driver.applyDiff(record.id, record.parent, source, {
       ...extra,
       tarSplit: this.tarSplitPath(record.id),
@@ -231,8 +234,9 @@ export class LayerStore {
       ...(signal ? { signal } : {}),
       ...(parentReady ? { parentReady } : {}),
       ...(budget ? { limits: { budget } } : {}),
+      onApplied,
     });
-    await afterApply?.(applied);
+    await onApplied(applied);
     return { applied, syncDir: this.driver.contentDir(record.id) };
   }
 

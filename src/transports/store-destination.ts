@@ -119,10 +119,11 @@ export class StoreDestination implements ImageDestination {
         size: layer.size,
         open: async () => {
           // One download per blob: a pull that needs a blob another pull is fetching into this cache waits for it,
-          // then applies the cached copy. The lock is held until settle (or a failure here) lets it go. Not with vfs:
-          // there a layer settles only after its parent's merge, so a holder could wait for a layer that waits for
-          // its lock (one blob twice in an image, or two images with shared blobs in another order).
-          if (cache && this.store.driverName === 'overlay') lock = await lockBlob(cache.root, layer.digest, signal);
+          // then applies the cached copy. The lock is held until settle (or a failure here) lets it go, and settle
+          // comes as soon as the layer's own content is verified, before a vfs layer waits for its parent's merge:
+          // a holder never waits for another layer, which could be waiting for this lock (one blob twice in an
+          // image, or two images with shared blobs in another order).
+          if (cache) lock = await lockBlob(cache.root, layer.digest, signal);
           try {
             return await openLayer();
           } catch (err) {

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { openpgpModule } from './gpg.js';
+import { keyFiles } from './key-files.js';
 import type { Policy, PolicyRequirement } from './policy.js';
 import type { RegistriesD, RegistryNamespace } from './registries-d.js';
 
@@ -54,7 +55,7 @@ async function gpgIds(req: PolicyRequirement): Promise<string> {
   if (req.type === 'sigstoreSigned') return 'N/A';
   if (req.type !== 'signedBy') return '';
   const ids: string[] = [];
-  for (const f of req.keyPath !== undefined ? [req.keyPath] : (req.keyPaths ?? [])) {
+  for (const f of keyFiles(req)) {
     const data = await readFile(f).catch(() => undefined);
     if (data !== undefined) ids.push(...(await keyIdentities(data)));
   }

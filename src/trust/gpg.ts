@@ -2,10 +2,10 @@
  * Simple signing (GPG): the signature is an OpenPGP signed message whose literal data is the payload. OpenPGP is
  * left to the `openpgp` package; this file only decides which keys are trusted and what the verified data says.
  */
-import { readFile } from 'node:fs/promises';
 // openpgp is loaded when a GPG key or signature is first read: most pulls never need it (≈ 100 ms, 20 MiB).
 import type * as OpenPGP from 'openpgp';
 export const openpgpModule = (): Promise<typeof OpenPGP> => import('openpgp');
+import { keyFiles, readKeyFiles } from './key-files.js';
 import { InvalidPayloadError, SIMPLE_SIGNING_TYPE, SignatureRejected, parseSignedClaims, type SignedClaims } from './payload.js';
 
 export interface TrustedGpgKeys {
@@ -26,18 +26,9 @@ async function readKeyBytes(data: Buffer, where: string): Promise<OpenPGP.Key[]>
 
 export async function loadGpgKeys(req: { keyPath?: string; keyPaths?: string[]; keyData?: Buffer }): Promise<TrustedGpgKeys> {
   const keys: OpenPGP.Key[] = [];
-  const files = req.keyPath !== undefined ? [req.keyPath] : (req.keyPaths ?? []);
-  for (const f of files) {
-    let data: Buffer;
-    try {
-      data = await readFile(f);
-    } catch (err) {
-      throw new SignatureRejected(`cannot read the GPG key file ${f} named by the policy: ${(err as Error).message}`);
-    }
-    keys.push(...(await readKeyBytes(data, f)));
-  }
+  for await (const { file, data } of readKeyFiles(req, 'GPG key')) keys.push(...(await readKeyBytes(data, file)));
   if (req.keyData !== undefined) keys.push(...(await readKeyBytes(req.keyData, 'the policy\'s keyData')));
-  const source = req.keyData !== undefined ? "the policy's keyData" : files.join(', ');
+  const source = req.keyData !== undefined ? "the policy's keyData" : keyFiles(req).join(', ');
   if (keys.length === 0) throw new SignatureRejected(`no GPG public keys in ${source}`);
   return { keys, source };
 }

@@ -4,7 +4,7 @@
  * annotation. node:crypto checks it; Fulcio certificates and Rekor are not implemented.
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { keyFiles, readKeyFiles } from './key-files.js';
 import { InvalidPayloadError, SIGSTORE_PAYLOAD_TYPE, SignatureRejected, parseSignedClaims, type SignedClaims } from './payload.js';
 import { SIGSTORE_SIGNATURE_ANNOTATION } from './signatures.js';
 
@@ -22,17 +22,9 @@ function parseKey(pem: Buffer, where: string): KeyObject {
 }
 
 export async function loadPublicKeys(req: { keyPath?: string; keyPaths?: string[]; keyData?: Buffer; keyDatas?: Buffer[] }): Promise<TrustedPublicKeys> {
-  const files = req.keyPath !== undefined ? [req.keyPath] : (req.keyPaths ?? []);
   const keys: KeyObject[] = [];
-  for (const f of files) {
-    let pem: Buffer;
-    try {
-      pem = await readFile(f);
-    } catch (err) {
-      throw new SignatureRejected(`cannot read the public key file ${f} named by the policy: ${(err as Error).message}`);
-    }
-    keys.push(parseKey(pem, f));
-  }
+  for await (const { file, data } of readKeyFiles(req, 'public key')) keys.push(parseKey(data, file));
+  const files = keyFiles(req);
   const datas = req.keyData !== undefined ? [req.keyData] : (req.keyDatas ?? []);
   datas.forEach((d, i) => keys.push(parseKey(d, `the policy's keyData${datas.length > 1 ? `[${i}]` : ''}`)));
   return { keys, source: files.length > 0 ? files.join(', ') : "the policy's keyData" };

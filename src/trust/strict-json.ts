@@ -54,14 +54,7 @@ class Reader {
 
   object(): JsonObject {
     const out: JsonObject = Object.create(null) as JsonObject;
-    this.i++;
-    this.space();
-    if (this.s[this.i] === '}') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      this.space();
+    this.members('}', () => {
       if (this.s[this.i] !== '"') this.fail('expected a string key');
       const key = this.string();
       if (Object.prototype.hasOwnProperty.call(out, key)) this.fail(`duplicate key ${JSON.stringify(key)}`);
@@ -70,28 +63,31 @@ class Reader {
       this.i++;
       this.space();
       out[key] = this.value();
-      this.space();
-      const c = this.s[this.i++];
-      if (c === '}') return out;
-      if (c !== ',') this.fail('expected "," or "}"');
-    }
+    });
+    return out;
   }
 
   array(): JsonValue[] {
     const out: JsonValue[] = [];
+    this.members(']', () => out.push(this.value()));
+    return out;
+  }
+
+  /** The comma-separated members of an object or array, from its opening bracket through `close`. */
+  private members(close: '}' | ']', member: () => void): void {
     this.i++;
     this.space();
-    if (this.s[this.i] === ']') {
+    if (this.s[this.i] === close) {
       this.i++;
-      return out;
+      return;
     }
     for (;;) {
       this.space();
-      out.push(this.value());
+      member();
       this.space();
       const c = this.s[this.i++];
-      if (c === ']') return out;
-      if (c !== ',') this.fail('expected "," or "]"');
+      if (c === close) return;
+      if (c !== ',') this.fail(`expected "," or "${close}"`);
     }
   }
 

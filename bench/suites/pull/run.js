@@ -1,6 +1,7 @@
 // The pull suite (`npm run bench -- --suite pull`): carrier pull against podman pull, skopeo copy + umoci unpack and a
 // pure-Node pipeline, from a docker-registry this suite starts on 127.0.0.1 (plain http), for two images in a gzip and
-// a zstd variant each (distro: bench/lib/fixture.js, smallfiles: fixture.js).
+// a zstd variant each (distro: bench/lib/fixture.js, smallfiles: fixture.js). For the gzip variants carrier also runs
+// with CARRIER_INFLATE=zlib, so the rows show what ISA-L's igzip (the default where libisal.so.2 loads) earns.
 //
 // Method (bench/run.js): every run pulls into a fresh store or directory on a fresh file system of its own
 // (bench/lib/scratch.js), with a fresh short run root under /tmp; carrier also gets a fresh empty blob cache
@@ -239,7 +240,7 @@ export async function runPullSuite(ctx) {
 
     // one fresh file system per run (bench/lib/scratch.js): the tree, the blob cache or OCI layout, the store records;
     // per round every image variant, its contenders round-robin
-    const items = variants.flatMap((v) => contenders.map((c) => ({
+    const items = variants.flatMap((v) => contenders.filter((c) => !c.gzipOnly || v.compression === 'gzip').map((c) => ({
       id: key(v, c),
       contender: c.id,
       run: async ({ round, attempt, cell }) => {

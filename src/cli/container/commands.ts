@@ -1,6 +1,7 @@
 // The container commands' definitions: `carrier container …`, the top-level names podman also gives them (run, ps,
 // rm, …) and `carrier unshare`.
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
+import { pullFlags } from '../image/registry-flags.js';
 
 const force = (help: string): FlagDef => ({ name: 'force', short: 'f', type: 'bool', help });
 
@@ -20,13 +21,7 @@ const runFlags: FlagDef[] = [
   // Pulling the image first, as podman run and create do.
   { name: 'pull', type: 'string', value: 'POLICY', default: 'missing', help: 'pull the image: missing (when not in the store), always, never, or newer (when the registry has another; else the stored one)' },
   { name: 'quiet', short: 'q', type: 'bool', help: 'do not print pull progress' },
-  { name: 'platform', type: 'string', value: 'OS/ARCH[/VARIANT]', help: 'the platform to pull from a multi-platform image (default: this machine)' },
-  { name: 'arch', type: 'string', value: 'ARCH', help: 'the platform to pull, one part at a time: the architecture' },
-  { name: 'os', type: 'string', value: 'OS', help: 'the operating system to pull' },
-  { name: 'variant', type: 'string', value: 'VARIANT', help: 'the variant to pull' },
-  { name: 'creds', type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
-  { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
-  { name: 'tls-verify', type: 'bool', default: true, help: 'require https and a trusted certificate when pulling (--tls-verify=false allows plain http)' },
+  ...pullFlags,
 ];
 
 const run: CommandDef = {

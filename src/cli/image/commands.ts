@@ -2,6 +2,7 @@
 // pull, …). Exit codes, as podman 4.3.1 gives them: `image exists` 0 found, 1 not; `rmi` 1 not known, 2 in use;
 // `tag`, `untag`, `inspect` 125 not known; anything else failing 125.
 import { shortcut, type CommandDef, type FlagDef } from '../command.js';
+import { pullFlags, registryFlags, signaturePolicyFlag as signaturePolicy } from './registry-flags.js';
 
 const quiet = (help: string): FlagDef => ({ name: 'quiet', short: 'q', type: 'bool', help });
 /** podman's signing flags, on push and copy. */
@@ -11,12 +12,6 @@ const signingFlags: FlagDef[] = [
   { name: 'sign-passphrase-file', type: 'string', value: 'FILE', help: "the signing key's passphrase: the file's first line (a sigstore key's is otherwise asked for on a terminal)" },
   { name: 'remove-signatures', type: 'bool', help: "do not carry the image's signatures to the destination" },
 ];
-const signaturePolicy: FlagDef = {
-  name: 'signature-policy',
-  type: 'string',
-  value: 'FILE',
-  help: 'the policy.json to enforce (default: ~/.config/containers/policy.json, else /etc/containers/policy.json, else accept)',
-};
 const force = (help: string): FlagDef => ({ name: 'force', short: 'f', type: 'bool', help });
 
 export const list: CommandDef = {
@@ -118,39 +113,10 @@ export const pull: CommandDef = {
   name: 'pull',
   usage: '[options] IMAGE',
   summary: 'Pull an image from a registry into the store',
-  flags: [
-    { name: 'platform', type: 'string', value: 'OS/ARCH[/VARIANT]', help: 'the platform to choose from a multi-platform image (default: this machine)' },
-    { name: 'arch', type: 'string', value: 'ARCH', help: 'the platform, one part at a time: the architecture' },
-    { name: 'os', type: 'string', value: 'OS', help: 'the operating system' },
-    { name: 'variant', type: 'string', value: 'VARIANT', help: 'the variant' },
-    { name: 'creds', type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
-    { name: 'authfile', type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
-    { name: 'tls-verify', type: 'bool', default: true, help: 'require https and a trusted certificate (--tls-verify=false allows plain http)' },
-    { name: 'cert-dir', type: 'string', value: 'DIR', help: "certificates for the registry (*.crt, *.cert, *.key; default: the registry's certs.d directory)" },
-    { name: 'timeout', type: 'string', value: 'DURATION', help: 'give up on the registry after this long (e.g. 90s, 5m; default: no deadline)' },
-    {
-      name: 'no-sync',
-      type: 'bool',
-      help: "do not flush layers to disk before recording them (podman's durability: faster, but a power loss soon after can leave a layer with files missing)",
-    },
-    {
-      name: 'partial',
-      type: 'string',
-      value: 'auto|never',
-      help: 'zstd:chunked layers: fetch only the files the store lacks when cheaper (auto, the default), or always whole (never)',
-    },
-    quiet('print only the image id'),
-    signaturePolicy,
-  ],
+  flags: [...pullFlags, quiet('print only the image id')],
   args: { min: 1, max: 1 },
   run: async (ctx) => (await import('./pull.js')).pullImage(ctx),
 };
-
-const registryFlags = (prefix = ''): FlagDef[] => [
-  { name: `${prefix}creds`, type: 'string', value: 'USER:PASS', help: 'credentials for the registry' },
-  { name: `${prefix}authfile`, type: 'string', value: 'FILE', help: 'auth.json to read (default: $REGISTRY_AUTH_FILE, containers and docker auth files)' },
-  { name: `${prefix}tls-verify`, type: 'bool', default: true, help: 'require https and a trusted certificate (=false allows plain http)' },
-];
 
 export const push: CommandDef = {
   name: 'push',

@@ -8,6 +8,7 @@ import { openStore } from '../open-store.js';
 import { askPassphrase } from '../passphrase.js';
 import { interruptSignal } from '../signals.js';
 import { PullProgress } from './progress.js';
+import { registryAccessOf } from './registry-flags.js';
 
 /** A copy event as the pull progress renders it. */
 function asPullEvent(e: CopyEvent): PullEvent {
@@ -88,8 +89,6 @@ export async function pushImage(ctx: Context): Promise<number> {
   const { flags } = ctx;
   const [image, destination] = ctx.args as [string, string | undefined];
   const compressionFormat = compressionFlag(flags, 'compression-format');
-  const creds = flags.string('creds');
-  const authfile = flags.string('authfile');
   const policy = flags.string('signature-policy');
   const signing = await signingOptions(flags);
   const store = await openStore(ctx.globals);
@@ -99,9 +98,7 @@ export async function pushImage(ctx: Context): Promise<number> {
         signal,
         onWarning: warn,
         ...(onProgress ? { onProgress } : {}),
-        ...(flags.given('tls-verify') ? { tlsVerify: flags.bool('tls-verify') } : {}),
-        ...(creds !== undefined ? { creds } : {}),
-        ...(authfile !== undefined ? { authfile } : {}),
+        ...registryAccessOf(flags),
         ...(compressionFormat ? { compressionFormat } : {}),
         ...(flags.given('force-compression') ? { forceCompression: flags.bool('force-compression') } : {}),
         ...(policy !== undefined ? { signaturePolicy: policy } : {}),
@@ -119,15 +116,9 @@ export async function copyImage(ctx: Context): Promise<number> {
   const [source, destination] = ctx.args as [string, string];
   const src = parseTransportReference(source);
   const dest = parseTransportReference(destination);
-  const side = (prefix: 'src' | 'dest') => {
-    const creds = flags.string(`${prefix}-creds`);
-    const authfile = flags.string(`${prefix}-authfile`) ?? flags.string('authfile');
-    return {
-      ...(flags.given(`${prefix}-tls-verify`) ? { tlsVerify: flags.bool(`${prefix}-tls-verify`) } : {}),
-      ...(creds !== undefined ? { creds } : {}),
-      ...(authfile !== undefined ? { authfile } : {}),
-    };
-  };
+  // --authfile serves both sides; --src-authfile and --dest-authfile each override it for theirs.
+  const authfile = flags.string('authfile');
+  const side = (prefix: 'src' | 'dest') => ({ ...(authfile !== undefined ? { authfile } : {}), ...registryAccessOf(flags, `${prefix}-`) });
   const compressionFormat = compressionFlag(flags, 'dest-compress-format');
   const policy = flags.string('policy') ?? flags.string('signature-policy');
   if (flags.given('policy') && flags.given('signature-policy')) throw new UsageError('give --policy or --signature-policy, not both');

@@ -5,7 +5,7 @@ import { CarrierError, checkoutImage, saveImages, type SaveFormat } from '../../
 import { UsageError, type Context } from '../command.js';
 import { ExitError } from '../errors.js';
 import { humanSize, plural } from '../format.js';
-import { notKnown } from '../not-known.js';
+import { knownImage, notKnown } from '../not-known.js';
 import { withStore } from '../open-store.js';
 import { interruptSignal } from '../signals.js';
 
@@ -57,11 +57,7 @@ export async function save(ctx: Context): Promise<number> {
     // Without -m, podman's docker-archive keeps one image; names of the same image may still be given together.
     if (!multi && format === 'docker-archive' && args.length > 1) {
       const ids = new Set<string>();
-      for (const q of args) {
-        const img = await store.image(q);
-        if (!img) throw new ExitError(`${q}: image not known`, 125);
-        ids.add(img.id);
-      }
+      for (const q of args) ids.add((await knownImage(store, q)).id);
       if (ids.size > 1) throw new UsageError('several images need --multi-image-archive (-m)');
     }
     const int = interruptSignal();

@@ -2,14 +2,14 @@
 import { normalizeLocalName } from '../../index.js';
 import type { Context } from '../command.js';
 import { ExitError } from '../errors.js';
+import { knownImage } from '../not-known.js';
 import { withStore } from '../open-store.js';
 
 export async function tag(ctx: Context): Promise<number> {
   const [query, ...names] = ctx.args as [string, ...string[]];
   const full = names.map((n) => normalizeLocalName(n));
   return withStore(ctx.globals, async (store) => {
-    const img = await store.image(query);
-    if (!img) throw new ExitError(`${query}: image not known`, 125);
+    const img = await knownImage(store, query);
     await store.tag(img.id, full);
     return 0;
   });
@@ -19,8 +19,7 @@ export async function untag(ctx: Context): Promise<number> {
   const [query, ...names] = ctx.args as [string, ...string[]];
   const full = names.map((n) => normalizeLocalName(n));
   return withStore(ctx.globals, async (store) => {
-    const img = await store.image(query);
-    if (!img) throw new ExitError(`${query}: image not known`, 125);
+    const img = await knownImage(store, query);
     if (full.length === 0) {
       await store.untag(img.id);
       return 0;
