@@ -7,6 +7,7 @@
 #include <string>
 
 #include "apply_job.h"
+#include "parallel_compressor.h"
 
 namespace {
 
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   carrier::init_budget(env, exports);
   std::string version = std::string("carrier-native/1 zlib/") + zlibVersion() + " zstd/" + ZSTD_versionString() +
                         " openssl/" + OPENSSL_VERSION_TEXT;
+  if (!carrier::isal_version().empty()) version += " isa-l/" + carrier::isal_version();
   exports.Set("version", version);
   return exports;
 }

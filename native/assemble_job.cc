@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "apply_job.h"
+#include "assemble.h"
 #include "crc64.h"
 #include "extractor.h"
 #include "fs_safe.h"
@@ -41,12 +42,15 @@ struct AssembleState : StreamState<> {
 
 class Producer {
  public:
-  explicit Producer(AssembleState& s) : s_(s) { out_.reserve(kChunk); }
+  Producer(const std::string& tar_split, const std::string& dir, const TarSink& sink)
+      : tar_split_(tar_split), dir_(dir), sink_(sink) {
+    out_.reserve(kChunk);
+  }
 
   void run() {
-    Fd root = open_root(s_.dir);
-    Fd split(open(s_.tar_split.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!split.valid()) fail_errno(errno, "open", s_.tar_split, "opening the tar-split file");
+    Fd root = open_root(dir_);
+    Fd split(open(tar_split_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!split.valid()) fail_errno(errno, "open", tar_split_, "opening the tar-split file");
     z_stream zs{};
     if (inflateInit2(&zs, 15 + 32) != Z_OK) fail("ENOMEM", "cannot initialise gzip decompression");
     std::unique_ptr<z_stream, void (*)(z_stream*)> guard(&zs, [](z_stream* z) { inflateEnd(z); });
@@ -57,7 +61,7 @@ class Producer {
       ssize_t n = read(split.get(), in.data(), in.size());
       if (n < 0) {
         if (errno == EINTR) continue;
-        fail_errno(errno, "read", s_.tar_split, "reading the tar-split file");
+        fail_errno(errno, "read", tar_split_, "reading the tar-split file");
       }
       if (n == 0) break;
       zs.next_in = in.data();
@@ -173,22 +177,35 @@ class Producer {
 
   void send() {
     if (out_.empty()) return;
-    s_.take_credit(fail_aborted);
-    Chunk* c = new Chunk;
-    c->data = std::move(out_);
-    s_.tsfn.BlockingCall(c);
-    out_ = std::vector<uint8_t>();
+    sink_(out_);
+    out_.clear();
     out_.reserve(kChunk);
   }
 
-  AssembleState& s_;
+  const std::string& tar_split_;
+  const std::string& dir_;
+  const TarSink& sink_;
   std::vector<uint8_t> out_;
 };
+
+}  // namespace
+
+void assemble_tar(const std::string& tar_split, const std::string& dir, const TarSink& sink) {
+  Producer(tar_split, dir, sink).run();
+}
+
+namespace {
 
 void produce(std::shared_ptr<AssembleState> s) {
   Chunk* last = new Chunk;
   try {
-    Producer(*s).run();
+    TarSink sink = [&](std::vector<uint8_t>& chunk) {
+      s->take_credit(fail_aborted);
+      Chunk* c = new Chunk;
+      c->data = std::move(chunk);
+      s->tsfn.BlockingCall(c);
+    };
+    assemble_tar(s->tar_split, s->dir, sink);
     last->end = true;
   } catch (...) {
     last->failure = current_failure();

@@ -1,5 +1,7 @@
 // compressLayer's native half: a layer's uncompressed tar in, its compressed stream out, in one pass.
 //   JS thread:       copies incoming tar chunks into a bounded queue; receives 'drain', 'data', 'done' events
+//                    (or, given sourceTarSplit and sourceDir, pushes nothing: the layerout thread rebuilds the tar
+//                    itself from the store's tar-split and layer directory, without a trip through JS)
 //   carrier-layerout: SHA-256 of the tar (the diff_id) -> tar parser (refuses a corrupt tar; records the tar-split,
 //                    CRC-64 of every file as containers/storage does) -> the parallel compressor
 //   compressor:      worker threads compress blocks; its output thread hashes the compressed bytes (the digest) and
@@ -7,12 +9,15 @@
 // Memory stays flat whatever the layer's size: every queue between the threads is bounded.
 #include <pthread.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "apply_job.h"
+#include "assemble.h"
 #include "crc64.h"
 #include "extractor.h"
 #include "napi_util.h"
@@ -30,8 +35,11 @@ struct CompressConfig {
   Compression compression = Compression::Gzip;
   int level = 6;
   int threads = 1;
+  int isal_level = 0;
   std::string tar_split;
   uint64_t max_entries = 0;
+  // When set, the tar is rebuilt here from this tar-split and diff directory instead of pushed from JS.
+  std::string source_split, source_dir;
 };
 
 struct CompressResult {
@@ -44,6 +52,7 @@ struct Event {
   std::vector<uint8_t> data;
   std::optional<Failure> failure;
   CompressResult result;
+  uint64_t tar_bytes = 0;  // Data: the tar's bytes taken in so far
 };
 
 void fill(Napi::Env env, Event& event, Napi::Object& js);
@@ -55,6 +64,8 @@ struct CompressState : StreamState<> {
   CompressConfig cfg;
   EventFn tsfn;
   bool aborted = false;
+  std::atomic<uint64_t> tar_bytes{0};
+  std::optional<Failure> source_failure;  // the tar's rebuild failed (source mode), under mu
 
   [[noreturn]] void stopped() {
     std::lock_guard<std::mutex> lock(mu);
@@ -107,9 +118,39 @@ class SplitRecorder : public TarHandler {
   bool content_in_split_ = false;
 };
 
+// Rebuilds the tar from the tar-split into the input queue, waiting while it holds kInputHighWater bytes; records its
+// failure (unless the job was stopped first) and stops the job with it.
+void produce_tar(std::shared_ptr<CompressState> s) {
+  pthread_setname_np(pthread_self(), "carrier-assemble");
+  try {
+    TarSink sink = [&](std::vector<uint8_t>& chunk) {
+      std::unique_lock<std::mutex> lock(s->mu);
+      if (s->input_bytes >= kInputHighWater) {
+        s->want_drain = true;
+        s->cv.wait(lock, [&] { return s->stop || !s->want_drain; });
+      }
+      if (s->stop) fail("CARRIER_STOPPED", "stopped");
+      s->input_bytes += chunk.size();
+      s->input.push_back(std::move(chunk));
+      s->cv.notify_all();
+    };
+    assemble_tar(s->cfg.source_split, s->cfg.source_dir, sink);
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->input_ended = true;
+    s->cv.notify_all();
+  } catch (...) {
+    Failure f = current_failure();
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (!s->stop) s->source_failure = std::move(f);
+    s->stop = true;
+    s->cv.notify_all();
+  }
+}
+
 void layerout_thread(std::shared_ptr<CompressState> s) {
   pthread_setname_np(pthread_self(), "carrier-layerout");
   Event* done = new Event{Event::Done, {}, std::nullopt, {}};
+  std::thread producer;
   std::unique_ptr<TarSplitWriter> split;
   std::unique_ptr<ParallelCompressor> compressor;
   Sha256 out_sha;
@@ -126,17 +167,28 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
       out_sha.update(p, n);
       out_size += n;
       s->take_credit(stopped);
-      s->tsfn.BlockingCall(new Event{Event::Data, std::vector<uint8_t>(p, p + n), std::nullopt, {}});
+      Event* e = new Event{Event::Data, std::vector<uint8_t>(p, p + n), std::nullopt, {}};
+      e->tar_bytes = s->tar_bytes.load(std::memory_order_relaxed);
+      s->tsfn.BlockingCall(e);
     };
-    compressor.reset(new ParallelCompressor(s->cfg.compression, s->cfg.level, s->cfg.threads, emit));
-    auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
-    std::vector<uint8_t> chunk;
-    while (s->next_input(chunk, stopped, drain)) {
+    compressor.reset(new ParallelCompressor(s->cfg.compression, s->cfg.level, s->cfg.threads, emit, 0, s->cfg.isal_level));
+    auto take = [&](const std::vector<uint8_t>& chunk) {
       tar_sha.update(chunk.data(), chunk.size());
       tar_size += chunk.size();
       reader.feed(chunk.data(), chunk.size());  // before compressing: a corrupt tar stops here
       compressor->write(chunk.data(), chunk.size());
+      s->tar_bytes.store(tar_size, std::memory_order_relaxed);
+    };
+    std::function<void()> drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, {}, std::nullopt, {}}); };
+    if (!s->cfg.source_split.empty()) {
+      // The tar is rebuilt on a thread of its own into the input queue, as JS would push it: reading the layer's
+      // files and checking their CRC-64s goes on beside the hashing, parsing and block filling here.
+      producer = std::thread(produce_tar, s);
+      drain = [&] { s->cv.notify_all(); };
     }
+    std::vector<uint8_t> chunk;
+    while (s->next_input(chunk, stopped, drain)) take(chunk);
+    if (producer.joinable()) producer.join();
     reader.finish();
     compressor->finish();
     compressor.reset();
@@ -149,12 +201,14 @@ void layerout_thread(std::shared_ptr<CompressState> s) {
     r.entries = reader.entries();
   } catch (...) {
     Failure f = current_failure();
+    s->halt();
+    if (producer.joinable()) producer.join();
     bool aborted;
     {
       std::lock_guard<std::mutex> lock(s->mu);
       aborted = s->aborted;
+      if (s->source_failure) f = *s->source_failure;
     }
-    s->halt();
     compressor.reset();  // joins its threads, which the halt has woken
     if (aborted) f = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
     if (split) split->discard();
@@ -172,6 +226,7 @@ void fill(Napi::Env env, Event& event, Napi::Object& js) {
     case Event::Data:
       js.Set("type", "data");
       js.Set("chunk", Napi::Buffer<uint8_t>::Copy(env, event.data.data(), event.data.size()));
+      js.Set("tarBytes", Napi::Number::New(env, static_cast<double>(event.tar_bytes)));
       break;
     case Event::Done: {
       const CompressResult& r = event.result;
@@ -213,8 +268,12 @@ class CompressJob : public Napi::ObjectWrap<CompressJob> {
     unsigned cores = std::thread::hardware_concurrency();
     c.threads = static_cast<int>(number_option(o, "threads", cores ? cores : 1));
     if (c.threads < 1 || c.threads > 256) throw Napi::RangeError::New(env, "threads must be between 1 and 256");
+    c.isal_level = static_cast<int>(number_option(o, "isalLevel", 0));
     c.tar_split = string_option(o, "tarSplit");
     c.max_entries = static_cast<uint64_t>(number_option(o, "maxEntries", 1e9));
+    c.source_split = string_option(o, "sourceTarSplit");
+    c.source_dir = string_option(o, "sourceDir");
+    if (c.source_split.empty() != c.source_dir.empty()) throw Napi::TypeError::New(env, "sourceTarSplit and sourceDir go together");
     state_->tsfn = EventFn::New(env, info[1].As<Napi::Function>(), "carrier-compress-layer", 0, 1);
     std::thread(layerout_thread, state_).detach();
   }

@@ -1,11 +1,21 @@
 #include "parallel_compressor.h"
 
+#include <dlfcn.h>
+#include <limits.h>
+#include <link.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#if __has_include(<isa-l/igzip_lib.h>)
+#include <isa-l/igzip_lib.h>
+#define CARRIER_HAVE_ISAL 1
+#endif
+
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace carrier {
 
@@ -23,13 +33,83 @@ void le32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i, v >>= 8) p[i] = static_cast<uint8_t>(v);
 }
 
+#ifdef CARRIER_HAVE_ISAL
+// ISA-L's deflate, loaded when the machine has libisal (Debian ships it shared only): built against its header, so
+// the stream struct's layout is the soname's; never linked, so a machine without it loads the addon all the same.
+struct Isal {
+  void* handle;
+  void (*init)(isal_zstream*);
+  int (*set_dict)(isal_zstream*, uint8_t*, uint32_t);
+  int (*deflate)(isal_zstream*);
+};
+
+const Isal* isal() {
+  static const Isal* loaded = []() -> const Isal* {
+    void* h = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return nullptr;
+    static Isal api;
+    api.handle = h;
+    api.init = reinterpret_cast<void (*)(isal_zstream*)>(dlsym(h, "isal_deflate_init"));
+    api.set_dict = reinterpret_cast<int (*)(isal_zstream*, uint8_t*, uint32_t)>(dlsym(h, "isal_deflate_set_dict"));
+    api.deflate = reinterpret_cast<int (*)(isal_zstream*)>(dlsym(h, "isal_deflate"));
+    if (!api.init || !api.set_dict || !api.deflate) return nullptr;
+    return &api;
+  }();
+  return loaded;
+}
+
+size_t isal_level_buf(int level) {
+  return level == 1 ? ISAL_DEF_LVL1_DEFAULT : level == 2 ? ISAL_DEF_LVL2_DEFAULT : level == 3 ? ISAL_DEF_LVL3_DEFAULT : 0;
+}
+#endif
+
 }  // namespace
+
+std::string isal_version() {
+#ifdef CARRIER_HAVE_ISAL
+  if (isal()) {
+    // The file the soname resolves to names the version: libisal.so.2.0.30.
+    link_map* map = nullptr;
+    char real[PATH_MAX];
+    if (dlinfo(isal()->handle, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && realpath(map->l_name, real)) {
+      std::string f = real;
+      size_t so = f.rfind(".so.");
+      if (so != std::string::npos) return f.substr(so + 4);
+    }
+    return "loaded";
+  }
+#endif
+  return "";
+}
+
+// Bytes whose resize does not zero what it adds: a block's output buffer is sized for the worst case (zstd's bound is
+// the whole block) and mostly never written, so its pages are never touched either.
+template <class T>
+struct NoInit : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInit<U>;
+  };
+  NoInit() = default;
+  template <class U>
+  NoInit(const NoInit<U>&) {}
+  template <class U>
+  void construct(U* p) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using Bytes = std::vector<uint8_t, NoInit<uint8_t>>;
 
 struct ParallelCompressor::Job {
   enum State { Filling, Queued, Working, Done } state = Filling;
   uint64_t seq = 0;
   bool last = false;
-  std::vector<uint8_t> in, dict, out;
+  Bytes in, out;
+  std::vector<uint8_t> dict;
   uint32_t crc = 0;
   size_t in_len = 0;
 };
@@ -40,11 +120,14 @@ size_t ParallelCompressor::block_size(Compression kind) {
   return kind == Compression::Zstd ? 4 << 20 : 1 << 20;
 }
 
-ParallelCompressor::ParallelCompressor(Compression kind, int level, int threads, Sink sink, size_t block)
+ParallelCompressor::ParallelCompressor(Compression kind, int level, int threads, Sink sink, size_t block, int isal_level)
     : kind_(kind), level_(level), sink_(std::move(sink)), block_(block ? block : block_size(kind)) {
   if (kind_ != Compression::Gzip && kind_ != Compression::Zstd && kind_ != Compression::None) {
     fail("CARRIER_INVALID_ARGUMENT", "compression must be gzip, zstd or none");
   }
+#ifdef CARRIER_HAVE_ISAL
+  if (kind_ == Compression::Gzip && isal_level >= 1 && isal_level <= ISAL_DEF_MAX_LEVEL && isal()) isal_level_ = isal_level;
+#endif
   int n = std::max(1, threads);
   max_inflight_ = static_cast<size_t>(n + 2);  // a block per worker, one being written out, one being filled
   cur_.reset(new Job);
@@ -139,8 +222,17 @@ void ParallelCompressor::worker() {
   z_stream zs{};
   bool zs_init = false;
   ZSTD_CCtx* zc = nullptr;
+#ifdef CARRIER_HAVE_ISAL
+  std::unique_ptr<isal_zstream> is;
+  std::vector<uint8_t> is_buf;
+#endif
   try {
-    if (kind_ == Compression::Gzip) {
+    if (isal_level_ > 0) {
+#ifdef CARRIER_HAVE_ISAL
+      is.reset(new isal_zstream());
+      is_buf.resize(isal_level_buf(isal_level_));
+#endif
+    } else if (kind_ == Compression::Gzip) {
       if (deflateInit2(&zs, level_, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         fail("CARRIER_INVALID_ARGUMENT", "cannot initialise gzip compression at level " + std::to_string(level_));
       }
@@ -173,7 +265,10 @@ void ParallelCompressor::worker() {
       const uint8_t* in = job->in.data();
       size_t n = job->in.size();
       job->in_len = n;
-      if (kind_ == Compression::Gzip) {
+      if (isal_level_ > 0) {
+        job->crc = static_cast<uint32_t>(crc32(0, in, static_cast<uInt>(n)));
+        isal_block(*job, in, n, is.get(), is_buf);
+      } else if (kind_ == Compression::Gzip) {
         job->crc = static_cast<uint32_t>(crc32(0, in, static_cast<uInt>(n)));
         // A fresh stream per block, not deflateReset: the zlib Node exports keeps state across a reset that changes
         // the bytes a block compresses to, and the output must not depend on which worker took which block.
@@ -209,7 +304,7 @@ void ParallelCompressor::worker() {
       } else {
         job->out = std::move(job->in);
       }
-      job->in = std::vector<uint8_t>();
+      job->in = Bytes();
       job->dict = std::vector<uint8_t>();
       std::lock_guard<std::mutex> lock(mu_);
       job->state = Job::Done;
@@ -222,6 +317,43 @@ void ParallelCompressor::worker() {
   if (zc) ZSTD_freeCCtx(zc);
 }
 
+void ParallelCompressor::isal_block(Job& job, const uint8_t* in, size_t n, void* stream, std::vector<uint8_t>& level_buf) {
+#ifdef CARRIER_HAVE_ISAL
+  // As the zlib path: a fresh stream per block primed with the previous 32 KiB, ended with a sync flush (the last
+  // block with the final one), so the bytes depend only on the input and the level.
+  const Isal* api = isal();
+  isal_zstream& s = *static_cast<isal_zstream*>(stream);
+  api->init(&s);
+  s.level = static_cast<uint32_t>(isal_level_);
+  s.level_buf = level_buf.data();
+  s.level_buf_size = static_cast<uint32_t>(level_buf.size());
+  s.gzip_flag = IGZIP_DEFLATE;
+  s.flush = job.last ? NO_FLUSH : SYNC_FLUSH;
+  s.end_of_stream = job.last ? 1 : 0;
+  if (!job.dict.empty() && api->set_dict(&s, job.dict.data(), static_cast<uint32_t>(job.dict.size())) != COMP_OK) {
+    fail("CARRIER_INTERNAL", "isal_deflate_set_dict failed");
+  }
+  job.out.resize(n + n / 8 + (64 << 10));
+  s.next_in = const_cast<uint8_t*>(in);
+  s.avail_in = static_cast<uint32_t>(n);
+  s.next_out = job.out.data();
+  s.avail_out = static_cast<uint32_t>(job.out.size());
+  for (;;) {
+    if (api->deflate(&s) != COMP_OK) fail("CARRIER_INTERNAL", "isal_deflate failed");
+    bool complete = job.last ? s.internal_state.state == ZSTATE_END : (s.avail_in == 0 && s.avail_out > 0);
+    if (complete) break;
+    size_t used = job.out.size() - s.avail_out;
+    job.out.resize(job.out.size() * 2);
+    s.next_out = job.out.data() + used;
+    s.avail_out = static_cast<uint32_t>(job.out.size() - used);
+  }
+  job.out.resize(job.out.size() - s.avail_out);
+#else
+  (void)job, (void)in, (void)n, (void)stream, (void)level_buf;
+  fail("CARRIER_INTERNAL", "built without ISA-L");
+#endif
+}
+
 void ParallelCompressor::writer() {
   pthread_setname_np(pthread_self(), "carrier-compout");
   try {
@@ -229,7 +361,7 @@ void ParallelCompressor::writer() {
     uint64_t size = 0;
     if (kind_ == Compression::Gzip) {
       uint8_t h[10];
-      gzip_header(h, level_);
+      gzip_header(h, isal_level_ > 0 ? 0 : level_);
       sink_(h, sizeof(h));
     }
     for (;;) {

@@ -4,8 +4,9 @@
 //         and ended with a sync flush, the last one with the final block; CRC-32s combined in order for the trailer.
 //   zstd: each block one zstd frame (with its content checksum); a multi-frame stream, as pzstd writes.
 //   none: the blocks as they are.
-// The output depends only on the input, the compression and the level — never on the number of threads — so a
-// layer compresses to the same digest on any machine with the same build. At most threads + 2 blocks are in flight
+// The output depends only on the input, the compression and the level (for gzip: and whether ISA-L's deflate was asked
+// for and found) — never on the number of threads — so a layer compresses to the same digest on any machine with the
+// same build and libraries. At most threads + 2 blocks are in flight
 // (each its input and its output: ~2 MiB for gzip, ~8 MiB for zstd), so memory stays flat whatever the input's size.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,13 +26,18 @@
 
 namespace carrier {
 
+// The loaded ISA-L's version ("2.30.0"), or "" when gzip is zlib's only.
+std::string isal_version();
+
 class ParallelCompressor {
  public:
   // Receives the compressed bytes in order, on the output thread; may block (backpressure) and may throw a Fail.
   using Sink = std::function<void(const uint8_t* data, size_t n)>;
 
   // `block`: input bytes per block; 0 takes block_size(kind) (the fuzz target uses tiny blocks to exercise the seams).
-  ParallelCompressor(Compression kind, int level, int threads, Sink sink, size_t block = 0);
+  // `isal_level` 1-3: gzip with ISA-L's deflate at that level instead of zlib's at `level`, when libisal is on the
+  // machine (isal_version() is then not empty); otherwise ignored.
+  ParallelCompressor(Compression kind, int level, int threads, Sink sink, size_t block = 0, int isal_level = 0);
   ~ParallelCompressor();  // cancels what is still running and joins every thread
   ParallelCompressor(const ParallelCompressor&) = delete;
   ParallelCompressor& operator=(const ParallelCompressor&) = delete;
@@ -48,12 +55,14 @@ class ParallelCompressor {
   struct Job;
   void submit(bool last);
   void worker();
+  void isal_block(Job& job, const uint8_t* in, size_t n, void* stream, std::vector<uint8_t>& level_buf);
   void writer();
   void record(Failure f);
   void rethrow();
 
   Compression kind_;
   int level_;
+  int isal_level_ = 0;  // > 0: gzip through ISA-L at this level
   Sink sink_;
   size_t block_;
   size_t max_inflight_;

@@ -148,6 +148,11 @@ export interface NativeCompressOptions {
   level: number;
   /** Compressing threads; the output does not depend on how many. */
   threads: number;
+  /** gzip through ISA-L's deflate at this level (1–3) instead of zlib's at `level`, when libisal loads. */
+  isalLevel?: number;
+  /** Rebuild the tar on the job's own thread from this tar-split and layer directory (nothing is pushed). */
+  sourceTarSplit?: string;
+  sourceDir?: string;
   /** Write the layer's tar-split (gzip of JSON lines) to this path. */
   tarSplit?: string;
 }
@@ -168,7 +173,7 @@ export interface NativeCompressedLayer {
 /** What a native compress job reports: credit to push more, a compressed chunk, its result, or its failure. */
 export type CompressJobEvent<R> =
   | { type: 'drain' }
-  | { type: 'data'; chunk: Buffer }
+  | { type: 'data'; chunk: Buffer; /** The tar's bytes taken in so far (a plain CompressJob's). */ tarBytes?: number }
   | { type: 'done'; result: R }
   | { type: 'error'; error: NativeFailure };
 

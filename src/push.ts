@@ -36,7 +36,10 @@ export interface PushOptions extends RegistryAccess {
   onProgress?: (event: CopyEvent) => void;
   /** Compression of layers the store rebuilds from their tar-split (default gzip). */
   compressionFormat?: PushCompression;
-  /** Level of layers compressed on the way (podman's --compression-level): gzip 0–9 (default 4), zstd 1–19 (default 3). */
+  /**
+   * Level of layers compressed on the way (podman's --compression-level): zlib's gzip 0–9, zstd 1–19 (default 3).
+   * Without it gzip is ISA-L's deflate at its level 3 where the machine has libisal, else zlib's level 4.
+   */
   compressionLevel?: number;
   /**
    * Recompress blobs already compressed otherwise too (podman's --force-compression). Default: true when

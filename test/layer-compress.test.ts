@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { applyLayer, assembleLayer, compressLayer, type LayerCompression } from '../src/index.js';
+import { applyLayer, assembleLayer, compressLayer, version, type LayerCompression } from '../src/index.js';
 import * as F from './support/fixtures.js';
 import { expectCarrierError, firstDifference, neverEnding, readAll } from './support/layer.js';
 
@@ -98,6 +98,36 @@ describe('compressLayer round trips', () => {
     });
   }
 
+  it("rebuilds an unread assembleLayer stream inside the job: the same bytes, progress counts the tar, an abort and a changed file stop it", async () => {
+    const blob = fresh('blob.gz');
+    const split = fresh('split.gz');
+    const first = await compressToFile(fs.createReadStream(tarFile), blob, { compression: 'gzip', tarSplitPath: split });
+    const dir = fresh('tree');
+    fs.mkdirSync(dir);
+    await applyLayer(blob, dir, {});
+    for (const variant of [{ compression: 'gzip' }, { compression: 'gzip', isalLevel: 3 }, { compression: 'zstd' }] as const) {
+      const fromStream = await compressToFile(fs.createReadStream(tarFile), fresh('blob'), variant);
+      const seen: number[] = [];
+      const rebuilt = await compressToFile(assembleLayer(split, dir), fresh('blob'), { ...variant, threads: 2, onTarBytes: (n) => seen.push(n) });
+      expect(rebuilt, JSON.stringify(variant)).toEqual(fromStream);
+      expect(rebuilt.diffID).toBe(first.diffID);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((n, i) => i === 0 || n >= seen[i - 1]!)).toBe(true);
+      expect(seen[seen.length - 1]).toBe(tar.length);
+    }
+    // Aborted: ABORT_ERR, whatever the rebuilding thread was doing.
+    const ac = new AbortController();
+    const aborted = compressLayer(assembleLayer(split, dir), { compression: 'zstd', signal: ac.signal });
+    aborted.stream.on('error', () => {});
+    ac.abort();
+    expect((await expectCarrierError(aborted.result)).code).toBe('ABORT_ERR');
+    // A file that no longer matches the CRC-64 the tar-split records stops the job.
+    fs.appendFileSync(path.join(dir, 'zz-last.txt'), 'changed');
+    const job = compressLayer(assembleLayer(split, dir), { compression: 'gzip' });
+    job.stream.on('error', () => {}).resume();
+    expect((await expectCarrierError(job.result)).code).toBe('CARRIER_DIGEST_MISMATCH');
+  });
+
   it('records the content of an entry no file will hold (a whiteout with data) in the tar-split as applyLayer does', async () => {
     const pad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512);
     const odd = Buffer.concat([
@@ -122,7 +152,7 @@ describe('compressLayer round trips', () => {
   });
 
   it('gives the same bytes whatever the number of threads and however the input is chunked', async () => {
-    const variants = [{ compression: 'gzip', level: 1 }, { compression: 'gzip' }, { compression: 'zstd' }, { compression: 'none' }] as const;
+    const variants = [{ compression: 'gzip', level: 1 }, { compression: 'gzip' }, { compression: 'gzip', isalLevel: 3 }, { compression: 'zstd' }, { compression: 'none' }] as const;
     for (const variant of variants) {
       const digests = new Set<string>();
       for (const threads of [1, 2, 5]) {
@@ -154,12 +184,27 @@ describe('compressLayer round trips', () => {
     expect(sizes[0]).toBeGreaterThan(sizes[1]!);
   });
 
+  it("gzip through ISA-L's deflate (where libisal loads) decompresses to the tar; the addon's version names it when used", async () => {
+    const zlibBlob = fresh('zlib.gz');
+    const zlibResult = await compressToFile(fs.createReadStream(tarFile), zlibBlob, { compression: 'gzip' });
+    for (const isalLevel of [1, 3]) {
+      const blob = fresh('isal.gz');
+      const r = await compressToFile(fs.createReadStream(tarFile), blob, { compression: 'gzip', isalLevel });
+      expect(firstDifference(cliDecompress('gzip', blob), tar)).toBe(-1);
+      expect(r.diffID).toBe(digestOf(tar));
+      expect(r.digest).toBe(digestOf(fs.readFileSync(blob)));
+      // With libisal the bytes are ISA-L's; without it, zlib's at the (default) level.
+      if (/ isa-l\//.test(version)) expect(r.digest).not.toBe(zlibResult.digest);
+      else expect(r.digest).toBe(zlibResult.digest);
+    }
+  });
+
   it('compresses an empty tar (only the end-of-archive blocks) to a valid stream', async () => {
     const empty = Buffer.alloc(1024);
-    for (const compression of ['gzip', 'zstd'] as LayerCompression[]) {
+    for (const options of [{ compression: 'gzip' }, { compression: 'gzip', isalLevel: 3 }, { compression: 'zstd' }] as const) {
       const blob = fresh('blob');
-      const r = await compressToFile(Readable.from([empty]), blob, { compression });
-      expect(cliDecompress(compression as 'gzip' | 'zstd', blob).equals(empty)).toBe(true);
+      const r = await compressToFile(Readable.from([empty]), blob, options);
+      expect(cliDecompress(options.compression, blob).equals(empty)).toBe(true);
       expect(r.entries).toBe(0);
     }
   });
@@ -295,5 +340,6 @@ describe('compressLayer failures', () => {
     expect(() => compressLayer(s(), { compression: 'gzip', level: 10 })).toThrow(/level/);
     expect(() => compressLayer(s(), { compression: 'zstd', level: 0 })).toThrow(/level/);
     expect(() => compressLayer(s(), { threads: 0 })).toThrow(/threads/);
+    expect(() => compressLayer(s(), { compression: 'gzip', isalLevel: 4 })).toThrow(/ISA-L gzip level/);
   });
 });

@@ -96,6 +96,19 @@ describe('push through registry faults', () => {
     }
   });
 
+  it('finishes a recompressing push (zstd) whose PATCHes failed: each retry compresses the layer again from its tar', async () => {
+    rig.proxy.addRule({ match: (q) => q.method === 'PATCH', fault: { kind: 'status', status: 503 }, times: 3 });
+    const client = quickClient();
+    try {
+      const r = await push(store, NAME(), `${rig.proxy.host}/recompressed/big:1`, { registry: client, compressionFormat: 'zstd', chunkSize: 128 << 10 });
+      expect(rig.proxy.pending()).toBe(0);
+      expect(r.layers.map((l) => l.state)).toEqual(['recompressed', 'recompressed']);
+      expect(await podmanId(`${rig.reg.host}/recompressed/big:1`)).toBe(img.configDigest.slice(7));
+    } finally {
+      await client.close();
+    }
+  });
+
   it('resumes a streamed PATCH that got no answer from the offset the registry reports, in the same session', async () => {
     let patches = 0;
     rig.proxy.addRule({ match: (q) => q.method === 'PATCH' && ++patches === 1, fault: { kind: 'hang' } });

@@ -15,6 +15,8 @@
 //                      its tar-split and compressed on the way, the same work as podman's
 //   podman             podman push --compression-format C (containers-storage hands out the tar, c/image compresses)
 //   skopeo             skopeo copy --dest-compress-format C containers-storage:[overlay@R+RR]IMG docker://…
+//   floor              curl: the same blobs (carrier's cached ones) each in one POST and one monolithic PUT, all at
+//                      once, then the source's manifest: what the registry's own receiving and writing costs
 // The warm-up round checks what reached the registry: the manifest names the image's config, every layer has the
 // wanted compression and is there; for carrier, that the manifest is the source's byte for byte.
 import fs from 'node:fs';
@@ -39,6 +41,24 @@ export const PUSH_CONFIG = {
     smallfiles: { targetBytes: 1024 * MiB, targetEntries: 50000 },
   },
 };
+
+// floor URL REPO TAG MANIFEST MEDIATYPE FILE...: each file (named by its sha256) in one POST and one monolithic PUT,
+// all at once; then the manifest.
+const FLOOR_SCRIPT = `
+url=$1 repo=$2 tag=$3 manifest=$4 type=$5; shift 5
+for f in "$@"; do
+  (
+    loc=$(curl -sS -D - -o /dev/null -X POST "$url/v2/$repo/blobs/uploads/" | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p')
+    case "$loc" in http*) ;; *) loc="$url$loc" ;; esac
+    case "$loc" in *\\?*) sep='&' ;; *) sep='?' ;; esac
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' -T "$f" "$loc\${sep}digest=sha256:$(basename "$f")")
+    [ "$code" = 201 ] || { echo "PUT $f: $code" >&2; exit 1; }
+  ) &
+done
+for job in $(jobs -p); do wait "$job" || exit 1; done
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $type" --data-binary "@$manifest" "$url/v2/$repo/manifests/$tag")
+[ "$code" = 201 ] || { echo "PUT manifest: $code" >&2; exit 1; }
+`;
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 
@@ -78,7 +98,8 @@ export async function runPushSuite(ctx) {
   const { log, workDir } = ctx;
   const { started, cfg, runs } = ctx.begin('push', PUSH_CONFIG);
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
-  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
+  // As installed: package.json's bin, the bundled CLI.
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs');
   const version = async (cmd) => ((await run(cmd, ['--version'], { allowFail: true }).catch(() => ({ stdout: 'not installed' }))).stdout.trim().split('\n')[0]);
   const tools = { podman: await version('podman'), skopeo: await version('skopeo'), registry: await version('docker-registry'), time: TIME_BIN ? `${TIME_BIN} -f %M` : 'not installed' };
   log(`tools: ${Object.values(tools).join('; ')}`);
@@ -116,6 +137,20 @@ export async function runPushSuite(ctx) {
         await run('podman', [...pod, 'pull', '-q', '--tls-verify=false', v.ref.name], { env: penv });
       }
       log(`source stores: carrier and podman pulled ${variants.map((v) => v.id).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      // The floor's files: every variant's config and manifest as the source serves them, its layers from carrier's cache.
+      const floor = {};
+      for (const v of variants) {
+        const dir = path.join(base, `floor-${v.image}-${v.compression}`);
+        fs.mkdirSync(dir, { recursive: true });
+        const m = await fetch(`${source.url}/v2/${v.ref.repo}/manifests/${v.ref.tag}`, { headers: { accept: ACCEPT } });
+        const manifest = Buffer.from(await m.arrayBuffer());
+        fs.writeFileSync(path.join(dir, 'manifest'), manifest);
+        const c = await fetch(`${source.url}/v2/${v.ref.repo}/blobs/${v.configDigest}`);
+        fs.writeFileSync(path.join(dir, v.configDigest.slice(7)), Buffer.from(await c.arrayBuffer()));
+        const blobs = v.blobDigests.map((d) => path.join(mnt, `carrier-${v.compression}`, 'carrier-blob-cache', 'sha256', d.slice(7)));
+        for (const b of blobs) if (!fs.existsSync(b)) throw new Error(`floor: carrier's cache has no ${b}`);
+        floor[v.id] = { files: [path.join(dir, v.configDigest.slice(7)), ...blobs], manifest: path.join(dir, 'manifest'), mediaType: JSON.parse(manifest).mediaType ?? 'application/vnd.oci.image.manifest.v1+json' };
+      }
       await stopSource();
 
       const emptyCache = path.join(base, 'empty-cache');
@@ -153,6 +188,17 @@ export async function runPushSuite(ctx) {
               'copy', '-q', '--retry-times', '0', '--dest-tls-verify=false', '--dest-compress-format', v.compression,
               `containers-storage:[overlay@${p.root}+${p.runroot}]${v.ref.name}`, `docker://${dest}`,
             ], { env: penv, ...opts });
+          },
+        },
+        {
+          id: 'floor',
+          label: 'floor: curl uploads the cached blobs at once, then the manifest',
+          command: 'curl: POST + PUT -T BLOB per blob (all at once), PUT the manifest',
+          run: (v, dest, opts) => {
+            const f = floor[v.id];
+            const slash = dest.indexOf('/');
+            const [repo, tag] = dest.slice(slash + 1).split(':');
+            return timedOk('curl floor', 'bash', ['-c', FLOOR_SCRIPT, 'floor', `http://${dest.slice(0, slash)}`, repo, tag, f.manifest, f.mediaType, ...f.files], opts);
           },
         },
       ];
