@@ -44,11 +44,10 @@ const Loaded& load_isal() {
   static std::once_flag once;
   std::call_once(once, [] {
 #if CARRIER_HAVE_ISAL
-    // RTLD_LOCAL: its symbols serve only the pointers below. Never closed: the process may decode again.
-    void* lib = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+    const char* err = nullptr;
+    void* lib = isal_library(&err);
     if (!lib) {
-      const char* err = dlerror();
-      loaded.why = err ? err : "libisal.so.2 cannot be loaded";
+      loaded.why = err;
       return;
     }
     static IsalApi api;
@@ -81,6 +80,20 @@ Choice choice() {
 }
 
 }  // namespace
+
+void* isal_library(const char** why) {
+  static std::string error;
+  static void* const lib = [] {
+    void* h = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = dlerror();
+      error = e ? e : "libisal.so.2 cannot be loaded";
+    }
+    return h;
+  }();
+  if (!lib && why) *why = error.c_str();
+  return lib;
+}
 
 void prime_inflater_choice() { choice(); }
 

@@ -23,6 +23,9 @@ enum class Inflater { Default, Zlib, Isal };
 // isal is forced but cannot be loaded.
 Inflater resolve_inflater(Inflater requested);
 const char* inflater_name(Inflater inflater);
+// libisal.so.2, opened once per process (dlopen, RTLD_LOCAL, never closed) for igzip here and ISA-L's deflate in
+// parallel_compressor.cc; null where it cannot be loaded, with the reason in *why when given.
+void* isal_library(const char** why = nullptr);
 // Reads CARRIER_INFLATE now (call it on the main thread at load, so worker threads never call getenv).
 void prime_inflater_choice();
 

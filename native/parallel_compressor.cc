@@ -1,5 +1,7 @@
 #include "parallel_compressor.h"
 
+#include "gzip_isal.h"
+
 #include <dlfcn.h>
 #include <limits.h>
 #include <link.h>
@@ -45,7 +47,7 @@ struct Isal {
 
 const Isal* isal() {
   static const Isal* loaded = []() -> const Isal* {
-    void* h = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+    void* h = isal_library();
     if (!h) return nullptr;
     static Isal api;
     api.handle = h;
