@@ -12,7 +12,7 @@
 //   podman           podman pull (partial pulls off, podman's default)
 //   podman-partial   podman pull with `pull_options = {enable_partial_images = "true"}` in the storage.conf given to it
 //                    (podman 4.3.1 reads only the older `io.containers.zstd-chunked.*` annotations: here a full pull)
-// Links: the loopback registry, and the 100 Mbit/s, 50 ms shaped link (bench/lib/shaped-link.js) where the machine
+// Links: the loopback registry (stores on ext4, and again on XFS with reflinks), and the 100 Mbit/s, 50 ms shaped link (bench/lib/shaped-link.js) where the machine
 // allows one (root, ip netns, tc).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,8 +25,8 @@ import { roundRobin, timings } from '../../lib/roundrobin.js';
 import { run, median, sha256File, MiB } from '../../lib/util.js';
 
 export const UPDATE_CONFIG = {
-  quick: { runs: 0, distro: { targetBytes: 50 * MiB, targetEntries: 1750 }, links: ['loopback'] },
-  full: { runs: 5, distro: { targetBytes: 200 * MiB, targetEntries: 7000 }, links: ['loopback', '100mbit-50ms'] },
+  quick: { runs: 0, distro: { targetBytes: 50 * MiB, targetEntries: 1750 }, links: ['loopback', 'loopback-xfs'] },
+  full: { runs: 5, distro: { targetBytes: 200 * MiB, targetEntries: 7000 }, links: ['loopback', 'loopback-xfs', '100mbit-50ms'] },
 };
 
 const SCENARIOS = [
@@ -136,6 +136,9 @@ export async function runUpdateSuite(ctx) {
     const links = [];
     for (const id of cfg.links) {
       if (id === 'loopback') links.push({ id, title: 'loopback, plain http', host: reg.host });
+      // The same, with every contender's store on a fresh XFS (reflink on, mkfs.xfs's default) instead of ext4: where
+      // a partial pull clones the files the store already has instead of writing them again.
+      else if (id === 'loopback-xfs') links.push({ id, title: 'loopback, plain http, store on XFS (reflinks)', host: reg.host, fsType: 'xfs' });
       else if (ctx.opts.shaped !== false) {
         // The pull suite's link, under a name and addresses of this suite's own: the network namespace, devices and
         // addresses are machine-wide, and another benchmark process may be running the pull suite's at the same time.
@@ -200,7 +203,7 @@ export async function runUpdateSuite(ctx) {
               fetched.set(`${link.id} ${s.id} ${k.id}`, m ? { partial: true, fetching: m[1], skipping: m[2] } : { partial: false });
             }
             return { seconds: r.seconds, peakKiB: r.peakKiB, cpu: r.cpuSeconds };
-          });
+          }, link.fsType ? { fsType: link.fsType } : undefined);
         } finally {
           fs.rmSync(runDir, { recursive: true, force: true });
         }
@@ -238,7 +241,7 @@ export async function runUpdateSuite(ctx) {
       ...ctx.reportHead('update', started, { runs, config: cfg, tools }),
       image: { key: fixture.key, entries: fixture.entries, tarSize: images.v1.tarSize, layers: Object.fromEntries(Object.entries(images).map(([t, i]) => [t, { layerSize: i.layerSize, layerDigest: i.layerDigest, configDigest: i.configDigest }])) },
       scenarios: SCENARIOS,
-      links: links.map(({ id, title }) => ({ id, title })),
+      links: links.map(({ id, title, fsType }) => ({ id, title, fsType: fsType ?? 'ext4' })),
       rows,
       notes,
       disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),
