@@ -12,7 +12,7 @@ export function renderHelp(def: CommandDef, path: readonly string[]): string {
   if (def.subcommands !== undefined) {
     const width = Math.max(...def.subcommands.map((c) => c.name.length)) + 2;
     out += 'Available Commands:\n';
-    for (const c of [...def.subcommands].sort((a, b) => a.name.localeCompare(b.name))) out += `  ${c.name.padEnd(width)}${c.summary}\n`;
+    for (const c of [...def.subcommands].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) out += `  ${c.name.padEnd(width)}${c.summary}\n`;
     out += '\n';
   }
   out += `${path.length === 0 ? 'Global options' : 'Options'}:\n${flagTable(flagsOf(def))}`;

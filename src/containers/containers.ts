@@ -190,9 +190,20 @@ export async function details(store: Store, info: ContainerInfo, imageConfig?: I
 
 export async function listContainers(store: Store): Promise<ContainerDetails[]> {
   const all = await store.containers();
-  const out: ContainerDetails[] = [];
-  for (const c of all) out.push(await details(store, c));
-  return out;
+  // One read of each image's config for all the containers made from it, and the containers' files read together:
+  // `carrier ps` otherwise paid a lock round trip and a big-data read per container, one after another.
+  const configs = new Map<string, Promise<ImageRunConfig>>();
+  const configOf = (image: string): Promise<ImageRunConfig> => {
+    let p = configs.get(image);
+    if (p === undefined) configs.set(image, (p = imageConfigOf(store, image)));
+    return p;
+  };
+  return Promise.all(
+    all.map(async (c) => {
+      const file = await readCarrierFile(store, c.id);
+      return details(store, c, file ? await configOf(c.image) : {}, file);
+    }),
+  );
 }
 
 export async function inspectContainer(store: Store, query: string): Promise<ContainerDetails> {

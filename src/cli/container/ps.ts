@@ -26,6 +26,11 @@ function unix(t: string | undefined): number {
   return Number.isNaN(v) ? 0 : Math.floor(v / 1000);
 }
 
+/** Orders ISO timestamps by code point: localeCompare would load ICU's collator, ~6 ms of a short command's start-up. */
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function psJson(c: ContainerDetails): Record<string, unknown> {
   return {
     AutoRemove: c.config?.autoRemove ?? false,
@@ -57,7 +62,7 @@ export async function listContainersCli(ctx: Context): Promise<number> {
   return withStore(ctx.globals, async (store) => {
     const list = (await listContainers(store))
       .filter((c) => all || c.state.status === 'running')
-      .sort((a, b) => unix(b.created) - unix(a.created) || b.created.localeCompare(a.created));
+      .sort((a, b) => unix(b.created) - unix(a.created) || byCodePoint(b.created, a.created));
     if (quiet) {
       for (const c of list) writeOut(`${noTrunc ? c.id : c.id.slice(0, 12)}\n`);
       return 0;
