@@ -53,6 +53,7 @@ export interface OverlaySupport {
 export const MAX_OVERLAY_LOWERS = 500;
 
 let support: Promise<OverlaySupport> | undefined;
+let kernel: Promise<Omit<OverlaySupport, 'fuseOverlayfs'>> | undefined;
 
 /** What this process can use, detected once and cached. */
 export function overlaySupport(): Promise<OverlaySupport> {
@@ -64,20 +65,34 @@ export function overlaySupport(): Promise<OverlaySupport> {
 }
 
 async function detectSupport(): Promise<OverlaySupport> {
-  let probe;
-  try {
-    probe = await native.overlayProbe();
-  } catch (err) {
-    throw fromNative(err as NativeFailure);
-  }
-  const fuse = await findProgram('fuse-overlayfs');
-  const out: OverlaySupport = {
-    fsopen: probe.fsopen,
-    lowerdirPlus: probe.lowerdirPlus ?? kernelAtLeast(6, 8),
-    userxattr: probe.userxattr ?? kernelAtLeast(5, 11),
-  };
+  const [k, fuse] = await Promise.all([kernelSupport(), findProgram('fuse-overlayfs')]);
+  const out: OverlaySupport = { ...k };
   if (fuse) out.fuseOverlayfs = fuse;
   return out;
+}
+
+/**
+ * What the kernel permits (the native probe), detected once and cached. A mount asks only this: searching PATH for
+ * fuse-overlayfs is a file-system round trip per PATH entry, and a mount needs it only when native overlay fails.
+ */
+function kernelSupport(): Promise<Omit<OverlaySupport, 'fuseOverlayfs'>> {
+  kernel ??= (async () => {
+    let probe;
+    try {
+      probe = await native.overlayProbe();
+    } catch (err) {
+      throw fromNative(err as NativeFailure);
+    }
+    return {
+      fsopen: probe.fsopen,
+      lowerdirPlus: probe.lowerdirPlus ?? kernelAtLeast(6, 8),
+      userxattr: probe.userxattr ?? kernelAtLeast(5, 11),
+    };
+  })().catch((err: unknown) => {
+    kernel = undefined;
+    throw err;
+  });
+  return kernel;
 }
 
 function kernelAtLeast(major: number, minor: number): boolean {
@@ -99,7 +114,7 @@ export async function mountOverlay(spec: OverlayMountSpec, opts: OverlayMountOpt
     return { method: 'fuse' };
   }
   if (method === 'fsopen') {
-    const sup = await overlaySupport();
+    const sup = await kernelSupport();
     await mountFsopen(s, userxattr, sup.lowerdirPlus);
     return { method };
   }
@@ -108,7 +123,7 @@ export async function mountOverlay(spec: OverlayMountSpec, opts: OverlayMountOpt
     return { method };
   }
 
-  const sup = await overlaySupport();
+  const sup = await kernelSupport();
   const tried: string[] = [];
   const attempt = async (m: OverlayMountMethod, run: () => Promise<void>): Promise<boolean> => {
     try {
@@ -122,11 +137,12 @@ export async function mountOverlay(spec: OverlayMountSpec, opts: OverlayMountOpt
   };
   if (sup.fsopen && sup.lowerdirPlus && (await attempt('fsopen', () => mountFsopen(s, userxattr, true)))) return { method: 'fsopen' };
   if (await attempt('mount', () => mountLegacy(s, userxattr))) return { method: 'mount' };
-  if (sup.fuseOverlayfs && (await attempt('fuse', () => mountFuse(s, sup.fuseOverlayfs)))) return { method: 'fuse' };
+  const fuse = (await overlaySupport()).fuseOverlayfs;
+  if (fuse && (await attempt('fuse', () => mountFuse(s, fuse)))) return { method: 'fuse' };
   throw new CarrierError(
     'CARRIER_UNSUPPORTED',
     `cannot mount an overlay on '${s.target}' here: ${tried.join('; ')}` +
-      (sup.fuseOverlayfs ? '' : '; fuse-overlayfs is not installed (Debian package fuse-overlayfs)'),
+      (fuse ? '' : '; fuse-overlayfs is not installed (Debian package fuse-overlayfs)'),
     { path: s.target },
   );
 }
@@ -364,10 +380,13 @@ function unescapeMountinfo(s: string): string {
 }
 
 /** Unmounts `target`: fusermount3 -u for a FUSE mount (what an unprivileged owner can use), else umount2. */
-export async function unmountOverlay(target: string, opts: { lazy?: boolean } = {}): Promise<void> {
+export async function unmountOverlay(
+  target: string,
+  opts: { lazy?: boolean; /** findMount(target), when the caller has just read it */ mounted?: Awaited<ReturnType<typeof findMount>> } = {},
+): Promise<void> {
   const abs = resolve(target);
   const lazy = opts.lazy ?? false;
-  const mounted = await findMount(abs);
+  const mounted = 'mounted' in opts ? opts.mounted : await findMount(abs);
   if (mounted?.fstype.startsWith('fuse')) {
     const fusermount = (await findProgram('fusermount3')) ?? (await findProgram('fusermount'));
     if (fusermount) {

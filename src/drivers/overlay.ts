@@ -236,7 +236,8 @@ export class OverlayDriver implements Driver {
 
   async put(id: string): Promise<void> {
     const merged = this.paths(id).merged;
-    if (await findMount(merged)) await unmountOverlay(merged);
+    const mounted = await findMount(merged);
+    if (mounted) await unmountOverlay(merged, { mounted });
   }
 
   async usage(id: string): Promise<DriverUsage> {
