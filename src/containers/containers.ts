@@ -219,7 +219,8 @@ export interface RemoveContainerOptions {
 
 /** Removes a container: stops it when `force`, unmounts its root file system, drops the runtime's state and the record. */
 export async function removeContainer(store: Store, query: string, options: RemoveContainerOptions = {}): Promise<string> {
-  const d = await inspectContainer(store, query);
+  // no image config: it gives only the command, which removing does not need (a lock round trip and a file read less)
+  const d = await details(store, await requireContainer(store, query), {});
   if (d.state.status === 'running') {
     if (!options.force) {
       throw new CarrierError('CARRIER_IN_USE', `cannot remove container ${d.id} as it is running - running or paused containers cannot be removed without force`);
