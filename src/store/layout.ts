@@ -53,11 +53,15 @@ export function storeLayout(graphroot: string, runroot: string, driver: 'overlay
 /** Makes the directories and files of an empty store where they are missing. */
 export async function prepareLayout(layout: StoreLayout): Promise<void> {
   await mkdir(layout.graphroot, { recursive: true, mode: 0o700 });
-  for (const dir of [layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir]) {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-  }
-  if (!(await pathExists(layout.usernsLock))) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
+  // together: each is a thread-pool round trip (two when the directory exists), and a short command opens the store
+  await Promise.all(
+    [layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir].map((dir) =>
+      mkdir(dir, { recursive: true, mode: 0o700 }),
+    ),
+  );
   const mounts = join(layout.runLayersDir, 'mountpoints.json');
+  const [userns, mountsFile] = await Promise.all([pathExists(layout.usernsLock), pathExists(mounts)]);
+  if (!userns) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
   // in the run root, which a reboot clears: written as the mount records are, not flushed
-  if (!(await pathExists(mounts))) await writeFileAtomic(mounts, '[]', 0o600, false);
+  if (!mountsFile) await writeFileAtomic(mounts, '[]', 0o600, false);
 }

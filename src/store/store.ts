@@ -110,11 +110,20 @@ export class Store {
         ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
         ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
       });
-      const storageLock = await lock(layout.locks.storage);
-      const layersLock = await lock(layout.locks.layers);
-      const imagesLock = await lock(layout.locks.images);
-      const containersLock = await lock(layout.locks.containers);
-      const mountsLock = await lock(layout.locks.mounts);
+      // opened together (each is a mkdir, a stat and an open on the thread pool); settled all before a failure is
+      // thrown, so every lock that did open is in `opened` and closed below
+      const settled = await Promise.allSettled(
+        [layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
+      );
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = settled.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as [
+        StoreLock,
+        StoreLock,
+        StoreLock,
+        StoreLock,
+        StoreLock,
+      ];
       const readOnly = await ReadOnlyStores.open(config.additionalImageStores, config.driver, opened);
       const parts: Parts = {
         layers: new LayerStore(
