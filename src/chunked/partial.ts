@@ -150,6 +150,7 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
     fetchBytes: toFetch,
     requests: requestsFor(remote, limit),
     localBytes: index.contents.reduce((n, c) => n + (isLocal(c) ? c.size : 0), 0),
+    localFiles: index.contents.reduce((n, c) => n + (isLocal(c) ? 1 : 0), 0),
   };
   const link = options.link ?? (index.seconds !== undefined ? estimateLink([{ bytes: index.received, seconds: index.seconds }]) : undefined);
   if (!choosePartial(costs, link, options.maxShare)) return undefined;
