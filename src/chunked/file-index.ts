@@ -103,10 +103,14 @@ async function readSplitNames(tarSplitPath: string): Promise<{ name: string; siz
   return out;
 }
 
-/** Writes a layer's index (a partial pull knows every digest from its verified TOC). */
+/**
+ * Writes a layer's index (a partial pull knows every digest from its verified TOC). Not synced: it is a hint, every
+ * byte taken from it hashed again, and one a crash left empty or missing is made again (two fsyncs were most of what
+ * a pull that fetched whole paid for it).
+ */
 export async function writeFileIndex(store: Store, layerId: string, files: readonly IndexedFile[]): Promise<void> {
   const body = JSON.stringify({ version: 1, files: files.map((f) => (f.claimed && !f.digest ? [f.name, f.size, f.digest, f.claimed] : [f.name, f.size, f.digest])) });
-  await writeFileAtomic(fileIndexPath(store.layerTarSplitPath(layerId)), body, 0o600);
+  await writeFileAtomic(fileIndexPath(store.layerTarSplitPath(layerId)), body, 0o600, false);
 }
 
 async function readIndex(store: Store, id: string): Promise<IndexedFile[] | undefined> {
