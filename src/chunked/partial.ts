@@ -237,7 +237,7 @@ async function* rebuild(
   const byName = new Map(contents.map((c) => [c.name, c]));
   const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const rest = { buf: Buffer.alloc(0) };
-  // Small store files, in tar order, read in batches ahead of the tar.
+  // Store files up to BATCHED_FILE_MAX, in tar order, read and hashed in batches on native threads ahead of the tar.
   const batched = new Map<ContentEntry, number>();
   const smallFiles: LocalFile[] = [];
   for (const e of split) {
