@@ -1,5 +1,6 @@
 // The partial-or-full decision for a zstd:chunked layer (src/chunked/fetch-cost.ts): bytes, round trips and the link
-// as measured decide; a layer whose files all changed is fetched whole on every link.
+// as measured decide, with the partial's local work counted; a layer whose files all changed is fetched whole on every
+// link, and a small TOC fetch is not taken to show a slow link.
 import { describe, it, expect } from 'vitest';
 import { choosePartial, estimateLink, fetchSeconds, type LinkEstimate } from '../src/chunked/fetch-cost.js';
 
@@ -11,11 +12,35 @@ const farFast: LinkEstimate = { rttSeconds: 0.3, bytesPerSecond: 125 * MB }; // 
 describe('choosePartial', () => {
   const layer = 100 * MB;
 
-  it('pulls partially when one small file changed, on loopback and on a slow link', () => {
-    const oneFile = { blobBytes: layer, fetchBytes: 20_000, requests: 1, localBytes: 250 * MB };
-    expect(choosePartial(oneFile, loopback)).toBe(true);
+  it('pulls partially when one small file changed on a slow link, whole on loopback (reading the store costs what fetching does)', () => {
+    const oneFile = { blobBytes: layer, fetchBytes: 20_000, requests: 1, localBytes: 250 * MB, localFiles: 5000 };
     expect(choosePartial(oneFile, wan)).toBe(true);
     expect(choosePartial(oneFile, undefined)).toBe(true);
+    expect(choosePartial(oneFile, loopback)).toBe(false);
+    const t = fetchSeconds(oneFile, loopback);
+    expect(t.partial).toBeGreaterThan(t.full);
+  });
+
+  // The update suite's layer (bench/RESULTS.md): 63.7 MiB blob, 200 MiB of tar in 4911 files, one of 472 bytes changed.
+  const bench = { blobBytes: 63.7 * 2 ** 20, fetchBytes: 472, requests: 1, localBytes: 200 * 2 ** 20, localFiles: 4910 };
+  // Its TOC and tar-split: about 600 kB in one request.
+  const tocBytes = 600_000;
+
+  it('fetches whole on a loopback-like link measured by a small TOC fetch, even on a loaded machine', () => {
+    for (const seconds of [0.003, 0.03]) {
+      const link = estimateLink([{ bytes: tocBytes, seconds }]);
+      expect(link?.bandwidthUnknown).toBe(true);
+      expect(choosePartial(bench, link)).toBe(false);
+    }
+  });
+
+  it('pulls partially for one changed file on 100 Mbit/s with 50 ms round trips, as its TOC fetch measured it', () => {
+    // Slow start: about six round trips for the TOC's bytes, then their transfer.
+    const link = estimateLink([{ bytes: tocBytes, seconds: 6 * 0.05 + tocBytes / (12.5 * MB) }]);
+    expect(choosePartial(bench, link)).toBe(true);
+    expect(choosePartial(bench, wan)).toBe(true);
+    const all = { ...bench, fetchBytes: bench.blobBytes - 50_000, requests: 4, localBytes: 0, localFiles: 0 };
+    expect(choosePartial(all, link)).toBe(false);
   });
 
   it('fetches whole when every file changed, whatever the link', () => {
@@ -46,8 +71,17 @@ describe('choosePartial', () => {
 });
 
 describe('estimateLink', () => {
-  it('takes the quickest request as the round trip and the best rate as the throughput', () => {
-    expect(estimateLink([{ bytes: 50_000, seconds: 0.06 }, { bytes: 2 * MB, seconds: 0.2 }])).toEqual({ rttSeconds: 0.06, bytesPerSecond: 10 * MB });
+  it('takes the quickest request as the round trip and the best rate as the throughput when a request was large', () => {
+    expect(estimateLink([{ bytes: 50_000, seconds: 0.06 }, { bytes: 8 * MB, seconds: 0.8 }])).toEqual({ rttSeconds: 0.06, bytesPerSecond: 10 * MB });
+  });
+
+  it('takes the bandwidth as unknown from small requests, whose time is round trips, so a fast link does not look slow', () => {
+    const link = estimateLink([{ bytes: 2 * MB, seconds: 0.2 }])!;
+    expect(link.bandwidthUnknown).toBe(true);
+    expect(link.bytesPerSecond).toBe(10 * MB);
+    expect(link.rttSeconds).toBeLessThan(0.2 / 5);
+    // A 100 MB fetch is not estimated at the 10 MB/s the small request happened to show.
+    expect(fetchSeconds({ blobBytes: 100 * MB, fetchBytes: 0, requests: 0, localBytes: 0 }, link).full).toBeLessThan(2);
   });
 
   it('knows nothing without a timed request', () => {

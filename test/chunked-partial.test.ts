@@ -46,6 +46,9 @@ async function chunkedLayer(tar: Buffer): Promise<{ layer: RangedLayer; requests
 }
 
 describe('planPartial', () => {
+  // These fetch from memory, which no cost model would fetch partially from: a slow link is given, so the partial
+  // path is the one tested (test/chunked-fetch-cost.test.ts tests the decision).
+  const slow = { link: { rttSeconds: 0.001, bytesPerSecond: 1e6 } };
   const files = Array.from({ length: 12 }, (_, i) => ({ name: `d/f${i}`, content: prng(20_000 + i, `pp${i}`) }));
   const big = { name: 'd/big', content: prng(300_000, 'pp-big') };
   const tar = H.tar(H.dir('d'), ...files.map((f) => H.file(f.name, f.content)), H.file(big.name, big.content), H.symlink('d/l', 'f0'));
@@ -58,7 +61,7 @@ describe('planPartial', () => {
       fs.writeFileSync(p, f.content);
       local.set(sha(f.content), { path: p, size: f.content.length });
     }
-    const plan = await planPartial(layer, local, { batchBytes: 64 << 10 });
+    const plan = await planPartial(layer, local, { ...slow, batchBytes: 64 << 10 });
     expect(plan).toBeDefined();
     expect(plan!.files.map((f) => f.name).sort()).toEqual([...files.map((f) => f.name), big.name].sort());
     const rebuilt = await readAll(plan!.stream);
@@ -80,7 +83,7 @@ describe('planPartial', () => {
     const { layer } = await chunkedLayer(tar);
     const p = path.join(work, 'liar');
     fs.writeFileSync(p, Buffer.alloc(big.content.length));
-    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length }]]));
+    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length }]]), slow);
     await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH' });
   });
 
@@ -88,7 +91,7 @@ describe('planPartial', () => {
     const { layer } = await chunkedLayer(tar);
     const p = path.join(work, 'claim-liar');
     fs.writeFileSync(p, Buffer.alloc(big.content.length));
-    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length, claimed: true }]]));
+    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length, claimed: true }]]), slow);
     await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_STALE_INDEX' });
   });
 });

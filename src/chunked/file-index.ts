@@ -103,10 +103,14 @@ async function readSplitNames(tarSplitPath: string): Promise<{ name: string; siz
   return out;
 }
 
-/** Writes a layer's index (a partial pull knows every digest from its verified TOC). */
+/**
+ * Writes a layer's index (a partial pull knows every digest from its verified TOC). Not synced: it is a hint, every
+ * byte taken from it hashed again, and one a crash left empty or missing is made again (two fsyncs were most of what
+ * a pull that fetched whole paid for it).
+ */
 export async function writeFileIndex(store: Store, layerId: string, files: readonly IndexedFile[]): Promise<void> {
   const body = JSON.stringify({ version: 1, files: files.map((f) => (f.claimed && !f.digest ? [f.name, f.size, f.digest, f.claimed] : [f.name, f.size, f.digest])) });
-  await writeFileAtomic(fileIndexPath(store.layerTarSplitPath(layerId)), body, 0o600);
+  await writeFileAtomic(fileIndexPath(store.layerTarSplitPath(layerId)), body, 0o600, false);
 }
 
 async function readIndex(store: Store, id: string): Promise<IndexedFile[] | undefined> {
@@ -129,21 +133,25 @@ export interface WantedFiles {
   digests: ReadonlySet<string>;
 }
 
+/** A layer's index as stored, or made from its tar-split (`changed`: not stored yet); undefined without a tar-split. */
+async function loadIndex(store: Store, id: string): Promise<{ files: IndexedFile[]; changed: boolean } | undefined> {
+  const files = await readIndex(store, id);
+  if (files) return { files, changed: false };
+  try {
+    return { files: (await readSplitNames(store.layerTarSplitPath(id))).map((n) => ({ ...n, digest: null })), changed: true };
+  } catch {
+    return undefined; // a layer without a tar-split (made by another tool) offers nothing
+  }
+}
+
 /**
  * The layer's index, with every file a pull could use hashed (of a wanted size, and, when it has a claim, a wanted
  * claim); the index is saved when that changed it.
  */
-async function layerIndex(store: Store, id: string, wanted: WantedFiles, signal?: AbortSignal): Promise<IndexedFile[]> {
-  let files = await readIndex(store, id);
-  let changed = false;
-  if (!files) {
-    try {
-      files = (await readSplitNames(store.layerTarSplitPath(id))).map((n) => ({ ...n, digest: null }));
-    } catch {
-      return []; // a layer without a tar-split (made by another tool) offers nothing
-    }
-    changed = true;
-  }
+async function layerIndex(store: Store, id: string, loaded: { files: IndexedFile[]; changed: boolean } | undefined, wanted: WantedFiles, signal?: AbortSignal): Promise<IndexedFile[]> {
+  if (!loaded) return [];
+  const { files } = loaded;
+  let { changed } = loaded;
   const todo = files.filter((f) => f.digest === null && f.claimed === undefined && wanted.sizes.has(f.size));
   if (todo.length > 0) {
     await hashLayerFiles(store.layerDiffPath(id), todo, signal).catch((err: unknown) => {
@@ -158,14 +166,24 @@ async function layerIndex(store: Store, id: string, wanted: WantedFiles, signal?
   return files;
 }
 
-/** The store's file contents a pull wants, by digest, from its complete layers (a verified digest before a claim). */
-export async function storeFiles(store: Store, wanted: WantedFiles, signal?: AbortSignal): Promise<Map<string, LocalFile>> {
+/**
+ * The store's file contents a pull wants, by digest, from its complete layers (a verified digest before a claim).
+ * `wanted` may still be coming (the TOCs being fetched): the layers' indexes are read meanwhile. Undefined when it
+ * comes as undefined (nothing to pull partially).
+ */
+export async function storeFiles(store: Store, wanted: WantedFiles, signal?: AbortSignal): Promise<Map<string, LocalFile>>;
+export async function storeFiles(store: Store, wanted: Promise<WantedFiles | undefined>, signal?: AbortSignal): Promise<Map<string, LocalFile> | undefined>;
+export async function storeFiles(store: Store, wanted: WantedFiles | Promise<WantedFiles | undefined>, signal?: AbortSignal): Promise<Map<string, LocalFile> | undefined> {
   const out = new Map<string, LocalFile>();
   const layers = (await store.layers()).filter((l) => !l.incomplete && !l.readOnly);
-  for (const l of layers) {
+  const loaded: Awaited<ReturnType<typeof loadIndex>>[] = [];
+  for (const l of layers) loaded.push(await loadIndex(store, l.id));
+  const want = await wanted;
+  if (!want) return undefined;
+  for (const [i, l] of layers.entries()) {
     const dir = store.layerDiffPath(l.id);
-    for (const f of await layerIndex(store, l.id, wanted, signal)) {
-      const digest = f.digest || (f.digest === null && f.claimed && wanted.digests.has(f.claimed) ? f.claimed : undefined);
+    for (const f of await layerIndex(store, l.id, loaded[i], want, signal)) {
+      const digest = f.digest || (f.digest === null && f.claimed && want.digests.has(f.claimed) ? f.claimed : undefined);
       const p = digest ? layerPath(dir, f.name) : undefined;
       const prev = digest ? out.get(digest) : undefined;
       // A verified file is kept; a claim never replaces one.

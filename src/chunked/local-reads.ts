@@ -1,12 +1,13 @@
-// The small store files a partial pull takes its content from, read and hashed in batches on native threads
+// The store files a partial pull takes its content from, read and hashed in batches on native threads
 // (native/file_hash.cc readFiles), one batch ahead of the tar being rebuilt: one thread-pool trip for many files
-// instead of four per file, and no hashing on the event loop.
+// instead of four per file, and no hashing on the event loop. A file of up to a batch's bytes is read whole (alone in
+// its batch when large): hashing multi-MiB files in JS on the main thread was a partial pull's largest CPU cost.
 import { native } from '../native.js';
 
-/** Files up to this size are read in batches; larger ones are streamed. */
-export const BATCHED_FILE_MAX = 1 << 20;
 const BATCH_FILES = 256;
 const BATCH_BYTES = 8 << 20;
+/** Files up to this size are read in batches (so at most two batches' bytes are held); larger ones are streamed. */
+export const BATCHED_FILE_MAX = BATCH_BYTES;
 
 export interface LocalRead {
   /** The file's bytes (empty when it was not a regular file of its size). */

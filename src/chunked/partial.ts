@@ -150,6 +150,7 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
     fetchBytes: toFetch,
     requests: requestsFor(remote, limit),
     localBytes: index.contents.reduce((n, c) => n + (isLocal(c) ? c.size : 0), 0),
+    localFiles: index.contents.reduce((n, c) => n + (isLocal(c) ? 1 : 0), 0),
   };
   const link = options.link ?? (index.seconds !== undefined ? estimateLink([{ bytes: index.received, seconds: index.seconds }]) : undefined);
   if (!choosePartial(costs, link, options.maxShare)) return undefined;
@@ -236,7 +237,7 @@ async function* rebuild(
   const byName = new Map(contents.map((c) => [c.name, c]));
   const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const rest = { buf: Buffer.alloc(0) };
-  // Small store files, in tar order, read in batches ahead of the tar.
+  // Store files up to BATCHED_FILE_MAX, in tar order, read and hashed in batches on native threads ahead of the tar.
   const batched = new Map<ContentEntry, number>();
   const smallFiles: LocalFile[] = [];
   for (const e of split) {

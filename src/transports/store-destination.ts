@@ -171,21 +171,29 @@ export class StoreDestination implements ImageDestination {
 
     // zstd:chunked layers the store lacks: their TOCs and tar-splits are fetched and checked before the store is
     // touched (one that lies refuses the image here), then the store's files of the sizes they hold are looked up.
-    if (this.options.partial !== 'never') {
-      await Promise.all(
-        layers.map(async (l, i) => {
-          if (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations)) return;
-          const index = await fetchChunkedIndex(l, signal).catch((err: unknown) => {
+    // The store's file indexes are read while the TOCs are fetched.
+    const chunked = this.options.partial === 'never' ? [] : layers.flatMap((l, i) => (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations) ? [] : [i]));
+    if (chunked.length > 0) {
+      const fetched = Promise.all(
+        chunked.map(async (i) => {
+          const index = await fetchChunkedIndex(layers[i]!, signal).catch((err: unknown) => {
             if (partialTransportFailure(err)) return undefined;
             throw err;
           });
           if (index) indexes.set(i, index);
         }),
       );
-      if (indexes.size > 0) {
+      const wanted = fetched.then(() => {
+        if (indexes.size === 0) return undefined;
         const contents = [...indexes.values()].flatMap((x) => x.contents);
-        local = await storeFiles(this.store, { sizes: new Set(contents.map((c) => c.size)), digests: new Set(contents.map((c) => c.digest)) }, signal);
-      }
+        return { sizes: new Set(contents.map((c) => c.size)), digests: new Set(contents.map((c) => c.digest)) };
+      });
+      const found = storeFiles(this.store, wanted.catch(() => undefined), signal);
+      await fetched.catch(async (err: unknown) => {
+        await found.catch(() => {});
+        throw err;
+      });
+      local = await found;
     }
     const commit: ImageCommit = {
       config: image.config,
