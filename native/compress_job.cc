@@ -230,12 +230,7 @@ void fill(Napi::Env env, Event& event, Napi::Object& js) {
       break;
     case Event::Done: {
       const CompressResult& r = event.result;
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("diffID", r.diff_id);
-      o.Set("digest", r.digest);
-      o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
-      o.Set("uncompressedSize", Napi::Number::New(env, static_cast<double>(r.uncompressed_size)));
-      o.Set("entries", Napi::Number::New(env, static_cast<double>(r.entries)));
+      Napi::Object o = layer_result_to_js(env, r);
       js.Set("type", "done");
       js.Set("result", o);
       break;

@@ -705,16 +705,6 @@ void run_diff(DiffState& s) {
   }
 }
 
-Napi::Object result_to_js(Napi::Env env, const DiffResult& r) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("diffID", r.diff_id);
-  o.Set("digest", r.digest);
-  o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
-  o.Set("uncompressedSize", Napi::Number::New(env, static_cast<double>(r.uncompressed_size)));
-  o.Set("entries", Napi::Number::New(env, static_cast<double>(r.entries)));
-  return o;
-}
-
 // diffLayer(upper, { out, compression, level, threads, sync, fifo }) -> { promise, abort(), ready? }: the promise resolves
 // with { diffID, digest, size, uncompressedSize, entries } or rejects with a failure object (ABORT_ERR after abort());
 // with fifo, `ready` resolves once the FIFO exists, so a reader may open it.
@@ -768,7 +758,7 @@ Napi::Value DiffLayer(const Napi::CallbackInfo& info) {
       if (state->failure)
         state->deferred->Reject(failure_to_js(env, *state->failure));
       else
-        state->deferred->Resolve(result_to_js(env, state->result));
+        state->deferred->Resolve(layer_result_to_js(env, state->result));
       state->deferred.reset();
       state->tsfn.Release();
     });

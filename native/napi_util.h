@@ -27,4 +27,17 @@ inline double number_option(const Napi::Object& o, const char* key, double fallb
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
+// A made layer's figures as JS sees them ({ diffID, digest, size, uncompressedSize, entries }): the results of the
+// compress, chunked-compress and diff jobs share these fields.
+template <class Result>
+Napi::Object layer_result_to_js(Napi::Env env, const Result& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("diffID", r.diff_id);
+  o.Set("digest", r.digest);
+  o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
+  o.Set("uncompressedSize", Napi::Number::New(env, static_cast<double>(r.uncompressed_size)));
+  o.Set("entries", Napi::Number::New(env, static_cast<double>(r.entries)));
+  return o;
+}
+
 }  // namespace carrier
