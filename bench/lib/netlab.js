@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { registryYaml } from './registry.js';
 import { run } from './util.js';
 
 export const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
@@ -47,26 +48,7 @@ export async function makeCa(dir, ips = ['127.0.0.1']) {
 export async function startRegistryOn(dataDir, confDir, { addr, tls, netns, name = 'registry', proxy, env }) {
   fs.mkdirSync(confDir, { recursive: true });
   const config = path.join(confDir, `${name}.yml`);
-  fs.writeFileSync(config, [
-    'version: 0.1',
-    'log:',
-    '  level: error',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${dataDir}`,
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    '    readonly:',
-    `      enabled: ${proxy ? 'false' : 'true'}`,
-    'http:',
-    `  addr: ${addr}`,
-    ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
-    ...(proxy ? ['proxy:', `  remoteurl: ${proxy}`] : []),
-    '',
-  ].join('\n'));
+  fs.writeFileSync(config, registryYaml({ dataDir, addr, readonly: !proxy, tls, proxy }));
   const logFile = path.join(confDir, `${name}.log`);
   const fd = fs.openSync(logFile, 'w');
   const argv = netns ? ['ip', 'netns', 'exec', netns, 'docker-registry', 'serve', config] : ['docker-registry', 'serve', config];

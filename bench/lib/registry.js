@@ -98,6 +98,33 @@ async function freePort() {
 }
 
 /**
+ * A `docker-registry serve` configuration: filesystem storage in `dataDir` (upload purging off), listening on `addr`;
+ * read-only when `readonly`, over TLS with `tls` ({ cert, key }), a pull-through cache of `proxy` (a URL) when given.
+ */
+export function registryYaml({ dataDir, addr, readonly = false, tls, proxy }) {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${dataDir}`,
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    '    readonly:',
+    `      enabled: ${readonly}`,
+    'http:',
+    `  addr: ${addr}`,
+    ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
+    ...(proxy ? ['proxy:', `  remoteurl: ${proxy}`] : []),
+    '',
+  ].join('\n');
+}
+
+/**
  * Starts `docker-registry serve` on a free 127.0.0.1 port, plain http, storage in `dataDir` (kept between runs).
  * Resolves with { host, url, version, stop() }.
  */
@@ -106,25 +133,7 @@ export async function startRegistry(dataDir) {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const config = path.join(dataDir, '..', 'registry.yml');
-  await fs.promises.writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${dataDir}`,
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: ${host}`,
-      '',
-    ].join('\n'),
-  );
+  await fs.promises.writeFile(config, registryYaml({ dataDir, addr: host }));
   const logFile = path.join(dataDir, '..', 'registry.log');
   const fd = fs.openSync(logFile, 'w');
   const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', fd, fd] });
