@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CarrierError, abortError, fromNative } from '../errors.js';
 import type { NativeFailure } from '../errors.js';
+import { awaitNativeJob } from '../fs/clone.js';
 import { native } from '../native.js';
 import { compressSettings, type CompressedLayer, type LayerCompression } from './compress.js';
 
@@ -40,17 +41,7 @@ export async function diffLayerToFile(upper: string, options: DiffLayerOptions):
   const { compression, level, threads } = compressSettings({ compression: options.compression ?? 'none', ...pick(options) });
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
-  const job = native.diffLayer(upper, { out: options.out, compression, level, threads, sync: options.sync ?? false, writeback: options.writeback ?? false });
-  const onAbort = (): void => job.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await job.promise;
-  } catch (err) {
-    const f = err as NativeFailure;
-    throw f.code === 'ABORT_ERR' ? abortError(signal) : fromNative(f);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
+  return awaitNativeJob(native.diffLayer(upper, { out: options.out, compression, level, threads, sync: options.sync ?? false, writeback: options.writeback ?? false }), signal);
 }
 
 function pick(o: DiffLayerOptions): { level?: number; threads?: number } {
