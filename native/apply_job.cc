@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -65,15 +64,14 @@ void fill(Napi::Env env, Event& event, Napi::Object& js);
 using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver_event<Event, fill>>;
 
 // The input queue carries compressed bytes from JS to the decode thread (no credits: nothing streams back); stop is
-// atomic as the decode and extract threads check it between blocks without the lock.
+// atomic as the decode and extract threads check it between blocks without the lock. The first failure of either
+// thread is kept in the block queue's failure slot.
 struct ApplyState : StreamState<std::atomic<bool>> {
   ApplyConfig cfg;
   EventFn tsfn;
   BlockQueue blocks{kBlockCount, kBlockSize};
 
   std::atomic<bool> aborted{false};
-  std::mutex fail_mu;
-  std::optional<Failure> failure;
 
   // written by the decode thread, read by the extract thread after join
   std::string compressed_digest;
@@ -81,10 +79,7 @@ struct ApplyState : StreamState<std::atomic<bool>> {
   Compression compression = Compression::None;
 
   void record(Failure f) {
-    {
-      std::lock_guard<std::mutex> lock(fail_mu);
-      if (!failure) failure = std::move(f);
-    }
+    blocks.cancel(std::move(f));
     halt();
   }
   void halt() {
@@ -230,10 +225,7 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
       s->check_abort();
     }
     decoder.join();
-    {
-      std::lock_guard<std::mutex> lock(s->fail_mu);
-      if (s->failure) throw Fail(*s->failure);
-    }
+    if (auto f = s->blocks.failure()) throw Fail(*f);
     s->check_abort();
     reader.finish();
     extractor.finish();
@@ -263,13 +255,12 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     r.skipped = extractor.skipped();
   } catch (...) {
     Failure f = current_failure();
-    {
-      std::lock_guard<std::mutex> lock(s->fail_mu);
-      // A thread that stopped because the other failed reports the other's failure; an abort beats everything.
-      if (s->aborted) f = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
-      else if (f.code == "CARRIER_STOPPED" && s->failure) f = *s->failure;
-      else if (!s->failure) s->failure = f;
-    }
+    // A thread that stopped because the other failed reports the other's failure (recorded before the stop); an
+    // abort beats everything.
+    std::optional<Failure> first = s->blocks.failure();
+    if (s->aborted) f = Failure{"ABORT_ERR", "the operation was aborted", "", "", 0};
+    else if (f.code == "CARRIER_STOPPED" && first) f = *first;
+    else s->blocks.cancel(f);
     s->halt();
     if (decoder.joinable()) decoder.join();
     if (split) split->discard();

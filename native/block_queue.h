@@ -1,5 +1,7 @@
 // Bounded hand-off of byte blocks between two threads. The producer fills free blocks and queues them; the consumer
 // takes them in order and gives them back. Capacity is fixed, so memory stays flat whatever the input size.
+// Either side may give up (cancel), saying why: the first reason given is kept, for the side that stopped because of
+// it to report instead of a failure of its own.
 #pragma once
 
 #include <condition_variable>
@@ -7,7 +9,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <utility>
 #include <vector>
+
+#include "common.h"
 
 namespace carrier {
 
@@ -44,11 +50,21 @@ class BlockQueue {
     closed_ = true;
     cv_.notify_all();
   }
-  // Either side gives up: both wake and stop.
-  void cancel() {
+  // Either side gives up: both wake and stop. `why`, when given and no reason was given before, is kept.
+  void cancel(std::optional<Failure> why = std::nullopt) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (why && !failure_) failure_ = std::move(why);
     cancelled_ = true;
     cv_.notify_all();
+  }
+  bool cancelled() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
+  }
+  // The first reason a side gave for cancelling, if any.
+  std::optional<Failure> failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_;
   }
 
   // Consumer: the next block in order; false when closed and drained, or cancelled.
@@ -73,6 +89,7 @@ class BlockQueue {
   std::deque<Block> full_;
   bool closed_ = false;
   bool cancelled_ = false;
+  std::optional<Failure> failure_;
 };
 
 }  // namespace carrier

@@ -24,9 +24,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -39,6 +36,7 @@
 #include <vector>
 
 #include "apply_job.h"
+#include "block_queue.h"
 #include "common.h"
 #include "napi_util.h"
 #include "parallel_compressor.h"
@@ -50,6 +48,9 @@ namespace {
 
 constexpr size_t kBlock = 512;
 constexpr size_t kStage = 1 << 20;  // tar bytes gathered before they go to the hash and the compressor
+// Staged blocks in all: the walking thread fills them while the one that hashes and writes (or compresses) empties
+// them, so reading files and hashing/writing overlap.
+constexpr size_t kStages = 4;
 
 // ---- the tar header, as src/save/tar.ts writes it ---------------------------------------------------------------
 
@@ -249,80 +250,11 @@ bool overlay_xattr(const std::string& name) {
 }
 
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
-using Buffer = std::unique_ptr<uint8_t[]>;
-
-// Staged tar buffers passed from the walking thread to the one that hashes and writes (or compresses) them, and
-// back once empty: reading files and hashing/writing overlap, with at most kBuffers of kStage bytes in all.
-class Handoff {
- public:
-  static constexpr int kBuffers = 4;
-  Handoff() {
-    for (int i = 0; i < kBuffers; ++i) empty_.emplace_back(new uint8_t[kStage]);
-  }
-
-  // Walker: the next empty buffer; throws the consumer's failure, or ABORT_ERR once stopped.
-  Buffer take_empty() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stopped_ || !empty_.empty(); });
-    if (failure_) throw Fail(*failure_);
-    if (stopped_) fail("ABORT_ERR", "the operation was aborted");
-    Buffer b = std::move(empty_.back());
-    empty_.pop_back();
-    return b;
-  }
-  void put_full(Buffer b, size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    full_.emplace_back(std::move(b), n);
-    cv_.notify_all();
-  }
-  // Walker: no more buffers (the consumer finishes what is queued).
-  void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-  // Either side: stop now; `f` is what the walker then throws (none: it was the walker that failed).
-  void stop(std::optional<Failure> f) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (f && !failure_) failure_ = std::move(f);
-    stopped_ = true;
-    cv_.notify_all();
-  }
-
-  // Consumer: the next full buffer; false at the end or once stopped.
-  bool take_full(Buffer& b, size_t& n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stopped_ || closed_ || !full_.empty(); });
-    if (stopped_ || full_.empty()) return false;
-    b = std::move(full_.front().first);
-    n = full_.front().second;
-    full_.pop_front();
-    return true;
-  }
-  void put_empty(Buffer b) {
-    std::lock_guard<std::mutex> lock(mu_);
-    empty_.push_back(std::move(b));
-    cv_.notify_all();
-  }
-  bool stopped() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stopped_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Buffer> empty_;
-  std::deque<std::pair<Buffer, size_t>> full_;
-  bool closed_ = false, stopped_ = false;
-  std::optional<Failure> failure_;
-};
-
 class DiffWalker {
  public:
-  // Takes a staged buffer of n bytes and gives back an empty one of kStage bytes.
-  using Sink = std::function<Buffer(Buffer, size_t)>;
-  DiffWalker(DiffState& s, Sink sink, Buffer first) : s_(s), sink_(std::move(sink)), buf_(std::move(first)) {}
+  // Takes a staged block and gives back an empty one.
+  using Sink = std::function<Block(Block)>;
+  DiffWalker(DiffState& s, Sink sink, Block first) : s_(s), sink_(std::move(sink)), buf_(std::move(first)) {}
 
   void run() {
     Fd root(open(s_.cfg.upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -341,18 +273,17 @@ class DiffWalker {
   }
 
   void flush() {
-    if (staged_) buf_ = sink_(std::move(buf_), staged_);
-    staged_ = 0;
+    if (buf_.len) buf_ = sink_(std::move(buf_));
   }
 
   void emit(const uint8_t* p, size_t n) {
     while (n > 0) {
-      size_t k = std::min(n, kStage - staged_);
-      memcpy(buf_.get() + staged_, p, k);
-      staged_ += k;
+      size_t k = std::min(n, buf_.cap - buf_.len);
+      memcpy(buf_.data.get() + buf_.len, p, k);
+      buf_.len += k;
       p += k;
       n -= k;
-      if (staged_ == kStage) flush();
+      if (buf_.len == buf_.cap) flush();
     }
   }
   void emit(const std::string& s) { emit(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
@@ -571,15 +502,15 @@ class DiffWalker {
     uint64_t done = 0;
     while (done < size) {
       check_abort();
-      if (staged_ == kStage) flush();
-      size_t want = static_cast<size_t>(std::min<uint64_t>(kStage - staged_, size - done));
-      ssize_t n = pread(fd.get(), buf_.get() + staged_, want, static_cast<off_t>(done));
+      if (buf_.len == buf_.cap) flush();
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.cap - buf_.len, size - done));
+      ssize_t n = pread(fd.get(), buf_.data.get() + buf_.len, want, static_cast<off_t>(done));
       if (n < 0) {
         if (errno == EINTR) continue;
         fail_errno(errno, "read", rel);
       }
       if (n == 0) fail("CARRIER_CHANGED", "file shrank while its layer was archived", rel);
-      staged_ += static_cast<size_t>(n);
+      buf_.len += static_cast<size_t>(n);
       done += static_cast<uint64_t>(n);
     }
     if (s_.cfg.writeback && size > 0) sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: errors ignored
@@ -590,8 +521,7 @@ class DiffWalker {
 
   DiffState& s_;
   Sink sink_;
-  Buffer buf_;
-  size_t staged_ = 0;
+  Block buf_;
   uint64_t entries_ = 0;
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
 };
@@ -654,42 +584,48 @@ void run_diff(DiffState& s) {
   if (cfg.compression != Compression::None) {
     compressor.reset(new ParallelCompressor(cfg.compression, cfg.level, cfg.threads, write_out));
   }
-  // The consumer: hashes the tar and writes it (none) or hands it to the compressor, then returns the buffer.
-  Handoff handoff;
-  DiffWalker walker(s, [&](Buffer b, size_t n) {
-    handoff.put_full(std::move(b), n);
-    return handoff.take_empty();
-  }, handoff.take_empty());
-  std::optional<Failure> consumer_failure;
+  // The walker fills staged blocks; the consumer hashes the tar and writes it (none) or hands it to the compressor,
+  // then gives the block back. A consumer that fails cancels the queue with its failure, which the walker throws.
+  BlockQueue handoff{kStages, kStage};
+  auto next_empty = [&handoff] {
+    Block b;
+    if (!handoff.acquire(b)) {
+      if (auto f = handoff.failure()) throw Fail(*f);
+      fail("ABORT_ERR", "the operation was aborted");
+    }
+    return b;
+  };
+  DiffWalker walker(s, [&](Block b) {
+    handoff.push(std::move(b));
+    return next_empty();
+  }, next_empty());
   std::thread consumer([&] {
     pthread_setname_np(pthread_self(), "carrier-diffout");
     try {
-      Buffer b;
-      size_t n = 0;
-      while (handoff.take_full(b, n)) {
-        if (!cfg.fifo) tar_sha.update(b.get(), n);  // the FIFO's reader hashes what it reads
-        tar_size += n;
-        if (compressor) compressor->write(b.get(), n);
-        else write_all(out.get(), b.get(), n, cfg.out, "writing the layer blob");
-        handoff.put_empty(std::move(b));
+      Block b;
+      while (handoff.take(b)) {
+        if (!cfg.fifo) tar_sha.update(b.data.get(), b.len);  // the FIFO's reader hashes what it reads
+        tar_size += b.len;
+        if (compressor) compressor->write(b.data.get(), b.len);
+        else write_all(out.get(), b.data.get(), b.len, cfg.out, "writing the layer blob");
+        handoff.release(std::move(b));
       }
-      if (!handoff.stopped() && compressor) compressor->finish();
+      if (!handoff.cancelled() && compressor) compressor->finish();
     } catch (...) {
-      consumer_failure = current_failure();
-      handoff.stop(consumer_failure);
+      handoff.cancel(current_failure());
     }
   });
   try {
     walker.run();
     handoff.close();
   } catch (...) {
-    handoff.stop(std::nullopt);
+    handoff.cancel();
     if (compressor) compressor->cancel();
     consumer.join();
     throw;
   }
   consumer.join();
-  if (consumer_failure) throw Fail(*consumer_failure);
+  if (auto f = handoff.failure()) throw Fail(*f);  // only the consumer gives a reason
   compressor.reset();
   if (cfg.sync && fsync(out.get()) != 0) fail_errno(errno, "fsync", cfg.out, "flushing the layer blob");
   DiffResult& r = s.result;

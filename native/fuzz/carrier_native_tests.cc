@@ -18,8 +18,10 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "../block_queue.h"
 #include "../common.h"
 #include "../crc64.h"
 #include "../decoder.h"
@@ -290,6 +292,62 @@ void test_sha256() {
   std::string million(1000000, 'a');
   for (size_t chunk : {size_t{1000000}, size_t{4093}, size_t{64}})
     CHECK_EQ(sha(million, chunk), std::string("sha256:cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
+}
+
+// Blocks go from one thread to another in order and come back; the queue drains what is queued after close; cancel
+// wakes both sides, and the first reason given is the one kept.
+void test_block_queue() {
+  const size_t kCount = 3, kSize = 16, kSent = 100;
+  carrier::BlockQueue q(kCount, kSize);
+  std::vector<uint8_t> got;
+  std::thread consumer([&] {
+    carrier::Block b;
+    while (q.take(b)) {
+      got.insert(got.end(), b.data.get(), b.data.get() + b.len);
+      q.release(std::move(b));
+    }
+  });
+  for (size_t i = 0; i < kSent; ++i) {
+    carrier::Block b;
+    if (!q.acquire(b)) break;
+    CHECK_EQ(b.len, size_t{0});
+    CHECK_EQ(b.cap, kSize);
+    b.data[0] = static_cast<uint8_t>(i);
+    b.len = 1;
+    q.push(std::move(b));
+  }
+  q.close();
+  consumer.join();
+  CHECK_EQ(got.size(), kSent);
+  for (size_t i = 0; i < got.size(); ++i) CHECK_EQ(got[i], static_cast<uint8_t>(i));
+  CHECK(!q.cancelled());
+  CHECK(!q.failure());
+
+  // A producer waiting for a free block wakes when the consumer cancels, and reads the consumer's reason.
+  carrier::BlockQueue stopped(1, kSize);
+  carrier::Block held;
+  CHECK(stopped.acquire(held));
+  bool acquired = true;
+  std::thread producer([&] {
+    carrier::Block b;
+    acquired = stopped.acquire(b);
+  });
+  stopped.cancel(carrier::Failure{"ENOSPC", "first", "", "write", ENOSPC});
+  producer.join();
+  CHECK(!acquired);
+  stopped.cancel(carrier::Failure{"EIO", "second", "", "write", EIO});
+  stopped.cancel();
+  CHECK(stopped.cancelled());
+  CHECK_EQ(stopped.failure().value_or(carrier::Failure{}).code, std::string("ENOSPC"));
+  carrier::Block late;
+  stopped.push(std::move(held));
+  CHECK(!stopped.take(late));
+
+  // Cancelled with no reason: nothing to report.
+  carrier::BlockQueue quiet(1, kSize);
+  quiet.cancel();
+  CHECK(quiet.cancelled());
+  CHECK(!quiet.failure());
 }
 
 void test_tar_reader_formats() {
@@ -811,6 +869,7 @@ int main(int argc, char** argv) {
   const Test tests[] = {
       {"crc64", test_crc64},
       {"sha256", test_sha256},
+      {"block queue", test_block_queue},
       {"tar reader formats", test_tar_reader_formats},
       {"tar reader hostile", test_tar_reader_hostile},
       {"decoder", test_decoder},
