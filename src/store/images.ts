@@ -7,7 +7,7 @@ import { CarrierError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
 import { validateStoredNames } from '../reference.js';
 import { removeTree } from '../fs/remove.js';
-import { writeFileAtomic } from './atomic.js';
+import { syncDir, writeFileAtomic } from './atomic.js';
 import { deleteContainerLocked, type ContainerStore } from './containers.js';
 import { inUse, notFound } from './failures.js';
 import { bigDataFileName } from './ids.js';
@@ -89,19 +89,25 @@ export class ImageStore {
     });
   }
 
-  /** Writes big data items and records their sizes and digests on the image. Hold the write lock. */
+  /**
+   * Writes big data items, durably, and records their sizes and digests on the image; save the record only after
+   * this returns. Hold the write lock.
+   */
   async writeBigData(record: ImageRecord, items: [key: string, data: Buffer][]): Promise<void> {
     const dir = join(this.dir, record.id);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const names = record['big-data-names'] ?? [];
     const sizes = record['big-data-sizes'] ?? {};
     const digests = record['big-data-digests'] ?? {};
+    // Each item's contents are flushed before its rename; one directory flush after the last rename makes every new
+    // name durable, as one per item did.
     for (const [key, data] of items) {
-      await writeFileAtomic(join(dir, bigDataFileName(key)), data, 0o600);
+      await writeFileAtomic(join(dir, bigDataFileName(key)), data, 0o600, 'contents');
       if (!names.includes(key)) names.push(key);
       sizes[key] = data.length;
       digests[key] = sha256Digest(data);
     }
+    if (items.length > 0) await syncDir(dir);
     record['big-data-names'] = names;
     record['big-data-sizes'] = sizes;
     record['big-data-digests'] = digests;
