@@ -12,8 +12,9 @@ import { dirname, join, resolve } from 'node:path';
 const ROOT = resolve(__dirname, '..');
 const FUZZ_SRC = join(ROOT, 'native/fuzz');
 // Not under build/: `node-gyp rebuild` (npm run build:native) deletes build/ whole, which must not pull the fuzz
-// binaries from under a running test. node_modules/.cache is ignored by git and survives addon rebuilds.
-const BUILD_ROOT = join(ROOT, 'node_modules/.cache/carrier-native');
+// binaries from under a running test. Not under node_modules/ either: checkouts that share one node_modules (git
+// worktrees with a link to it) would overwrite each other's binaries. .cache/ is the checkout's own, ignored by git.
+const BUILD_ROOT = join(ROOT, '.cache/carrier-native');
 const TARGETS = ['fuzz_tar_reader', 'fuzz_extract', 'fuzz_decoder', 'fuzz_tar_split', 'fuzz_tar_split_assemble', 'fuzz_compress'] as const;
 const SECONDS = Number(process.env.CARRIER_FUZZ_SECONDS ?? 15);
 const PACKAGES = "Debian packages 'clang', 'libfuzzer-14-dev' and 'libclang-rt-14-dev' (or the same for another LLVM " +

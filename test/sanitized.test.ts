@@ -13,8 +13,9 @@ import { dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..');
 const SRC = join(ROOT, 'native/fuzz');
-// Not under build/, which `node-gyp rebuild` deletes whole (see test/fuzz.test.ts).
-const BUILD_ROOT = join(ROOT, 'node_modules/.cache/carrier-native');
+// In the checkout's own .cache/: not build/, which `node-gyp rebuild` deletes whole, nor node_modules/, which
+// worktrees may share (see test/fuzz.test.ts).
+const BUILD_ROOT = join(ROOT, '.cache/carrier-native');
 const TARGET = 'carrier_native_tests';
 const PACKAGES = "Debian packages 'clang', 'libclang-rt-14-dev' (or another LLVM version's), 'cmake', 'ninja-build' or " +
   "'make', 'zlib1g-dev', 'libzstd-dev', and OpenSSL 3's libcrypto (libssl3 or libssl-dev)";
