@@ -4,10 +4,10 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { CarrierError } from '../errors.js';
 import type { ContainerInfo, ImageInfo, Store } from '../store/store.js';
 import { normalizeLocalName } from '../reference.js';
+import { randomBytes } from '../store/ids.js';
 import type { ImageRunConfig } from '../runtime/spec.js';
 import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
 import { processAlive } from '../host.js';
@@ -238,7 +238,8 @@ export async function removeContainer(store: Store, query: string, options: Remo
     const runtime = await findRuntime(name).catch(() => undefined);
     if (runtime) await deleteRuntimeState(runtime, root, d.id);
   }
-  await unmountContainerRootfs(store, d.id, { force: true }).catch(() => {});
+  // deleteContainer unmounts the container's layer whatever its mount count (and forgets the count) under the locks
+  // it holds anyway: a separate unmount first cost rm a container lookup, two more locks and two mount table reads
   await store.deleteContainer(d.id);
   if (options.volumes && d.config) {
     for (const v of d.config.volumes) {

@@ -27,6 +27,7 @@ import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, t
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
 import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo } from './containers.js';
 import { inUse, notFound, readOnlyImage } from './failures.js';
+import { isFullId } from './ids.js';
 import { ImageStore, removeImageLocked, type ImageInfo, type RemovedImage } from './images.js';
 import type { CommitOptions } from './layer-pool.js';
 import { LayerStore, layerInfo, type LayerInfo } from './layers.js';
@@ -417,6 +418,15 @@ export class Store {
 
   /** Records a container of an image, with its own empty read-write layer on top of the image's layers. */
   async createContainer(imageQuery: string, options: { names?: string[]; id?: string; metadata?: string } = {}): Promise<ContainerInfo> {
+    // an image of this store named by its full id (what the containers API passes, having found the image already) is
+    // found under the write locks: looking it up first cost create another round of the layers and images locks
+    if (isFullId(imageQuery)) {
+      const made = await this.locked({ layers: 'write', images: 'read', containers: 'write' }, async () => {
+        const own = this.parts.images.get(imageQuery);
+        return own && createContainerLocked(this.parts, { id: own.id, ...(own.layer ? { topLayer: own.layer } : {}) }, options);
+      });
+      if (made) return made;
+    }
     const img = await this.requireImage(imageQuery);
     return this.locked({ layers: 'write', images: 'read', containers: 'write' }, async () => {
       if (!img.readOnly && !this.parts.images.get(img.id)) throw notFound('image', imageQuery);
