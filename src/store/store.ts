@@ -94,10 +94,21 @@ export class Store {
   static async open(options: StoreOpenOptions = {}): Promise<Store> {
     const config = await resolveStoreConfig(options);
     const layout = storeLayout(config.graphroot, config.runroot, config.driver);
-    await prepareLayout(layout);
+    // The lock files are opened while the layout is made: in a store that exists (every command after the first)
+    // they are there already, and one whose directory is not there yet is opened again once it is. Each of these is
+    // a thread-pool round trip a short command used to wait for in turn.
+    const made = prepareLayout(layout);
+    made.catch(() => {}); // settled with the locks below, and its failure thrown first
     const opened: StoreLock[] = [];
     const lock = async (p: string): Promise<StoreLock> => {
-      const l = await StoreLock.open(p);
+      let l: StoreLock;
+      try {
+        l = await StoreLock.open(p, { dirMade: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await made;
+        l = await StoreLock.open(p, { dirMade: true });
+      }
       opened.push(l);
       return l;
     };
@@ -111,11 +122,12 @@ export class Store {
         ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
         ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
       });
-      // opened together (each is a mkdir, a stat and an open on the thread pool); settled all before a failure is
-      // thrown, so every lock that did open is in `opened` and closed below
-      const settled = await Promise.allSettled(
-        [layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
-      );
+      // settled all before a failure is thrown, so every lock that did open is in `opened` and closed below
+      const [layoutMade, ...settled] = await Promise.allSettled([
+        made,
+        ...[layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
+      ]);
+      if (layoutMade!.status === 'rejected') throw layoutMade!.reason;
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = settled.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as [
@@ -145,11 +157,14 @@ export class Store {
         readOnly,
       };
       const store = new Store(config, layout, storageLock, parts, rootless);
-      await driver.init();
-      await store.repair();
+      // the driver's directories and link check, and the repair (under the layers lock), together: neither needs the
+      // other's work, and a removal that finds a link or directory the other removed first lets it be
+      const ready = await Promise.allSettled([driver.init(), store.repair()]);
+      const notReady = ready.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (notReady) throw notReady.reason;
       return store;
     } catch (err) {
-      for (const l of opened) await l.close().catch(() => {});
+      await Promise.all(opened.map((l) => l.close().catch(() => {})));
       throw err;
     }
   }
@@ -157,8 +172,13 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const l of [this.storageLock, this.parts.layers.lock, this.parts.images.lock, this.parts.containers.lock, this.parts.mounts.lock]) await l.close();
+    // together: each close is a thread-pool round trip
+    const closed = await Promise.allSettled(
+      [this.storageLock, this.parts.layers.lock, this.parts.images.lock, this.parts.containers.lock, this.parts.mounts.lock].map((l) => l.close()),
+    );
     await this.parts.readOnly.close();
+    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /**
