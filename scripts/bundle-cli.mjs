@@ -22,6 +22,14 @@ const out = path.join(dist, 'cli');
 // the bundle uses its own.
 const EXTERNAL_IMPORT = /\bimport\((['"])([^'"./][^'"]*)\1\)/g;
 
+// A Node module imported dynamically is required instead: import() would start Node's ES module loader for it, ~5 ms
+// of a short command (`version` read package.json through `await import('node:fs/promises')`). The result has the
+// module's exports as an import() namespace has them, `default` among them.
+function builtinImport(spec) {
+  const id = JSON.stringify(spec);
+  return `Promise.resolve().then(() => { const m = require(${id}); return { ...m, default: m }; })`;
+}
+
 const ownUrl = {
   name: 'own-url',
   setup(b) {
@@ -32,7 +40,7 @@ const ownUrl = {
       const rel = path.relative(out, args.path).split(path.sep).join('/');
       const contents = text
         .replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __carrierUrl).href`)
-        .replace(EXTERNAL_IMPORT, (_m, q, spec) => `__carrierImport(${q}${spec}${q})`);
+        .replace(EXTERNAL_IMPORT, (_m, q, spec) => (spec.startsWith('node:') ? builtinImport(spec) : `__carrierImport(${q}${spec}${q})`));
       return { contents, loader: 'js' };
     });
   },
