@@ -22,6 +22,14 @@ const out = path.join(dist, 'cli');
 // the bundle uses its own.
 const EXTERNAL_IMPORT = /\bimport\((['"])([^'"./][^'"]*)\1\)/g;
 
+// A Node module imported dynamically is required instead: import() would start Node's ES module loader for it, ~5 ms
+// of a short command (`version` read package.json through `await import('node:fs/promises')`). The result has the
+// module's exports as an import() namespace has them, `default` among them.
+function builtinImport(spec) {
+  const id = JSON.stringify(spec);
+  return `Promise.resolve().then(() => { const m = require(${id}); return { ...m, default: m }; })`;
+}
+
 const ownUrl = {
   name: 'own-url',
   setup(b) {
@@ -32,7 +40,7 @@ const ownUrl = {
       const rel = path.relative(out, args.path).split(path.sep).join('/');
       const contents = text
         .replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __carrierUrl).href`)
-        .replace(EXTERNAL_IMPORT, (_m, q, spec) => `__carrierImport(${q}${spec}${q})`);
+        .replace(EXTERNAL_IMPORT, (_m, q, spec) => (spec.startsWith('node:') ? builtinImport(spec) : `__carrierImport(${q}${spec}${q})`));
       return { contents, loader: 'js' };
     });
   },
@@ -74,4 +82,12 @@ const result = await build({
   plugins: [ownUrl],
   logLevel: 'warning',
 });
-for (const f of result.outputFiles) await writeFile(f.path, lazyIndex(lazyBuiltins(f.text)));
+// esbuild escapes what is not ASCII in strings and regular expressions but leaves it in the comments it keeps (an arrow
+// in a doc comment): one such character made V8 hold the whole source as a two-byte string, twice the bytes to decode,
+// hash and keep for every command. Each UTF-16 unit past ASCII becomes a \uXXXX escape, which means the same in a
+// string, a regular expression or an identifier, and is only text in a comment.
+function asciiOnly(code) {
+  return code.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+for (const f of result.outputFiles) await writeFile(f.path, asciiOnly(lazyIndex(lazyBuiltins(f.text))));

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -355,5 +356,35 @@ export interface NativeOverlayProbe {
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
-/** The compiled core: a local build when present, else the prebuild for this platform. */
-export const native: NativeBinding = require('node-gyp-build')(packageRoot);
+/** The `.node` files in a directory, in the order readdir gives (node-gyp-build takes the first); none if it is missing. */
+function addons(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => n.endsWith('.node'));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The compiled core: a local build when present, else the prebuild for this platform, as node-gyp-build finds them.
+ * Its usual answers are found here without it: build/Release's (or build/Debug's) addon, else the one file of
+ * prebuilds/<platform>-<arch>/. Loading node-gyp-build (resolving it, compiling it, parsing package.json) cost every
+ * short command ~3-5 ms (issue 21). Anything else (CARRIER_OCI_PREBUILD or PREBUILDS_ONLY set, a prebuild directory
+ * with flavours to choose between, no addon here at all) is node-gyp-build's to decide.
+ */
+function loadNative(): NativeBinding {
+  if (process.env.CARRIER_OCI_PREBUILD === undefined && process.env.PREBUILDS_ONLY === undefined) {
+    for (const dir of [join(packageRoot, 'build', 'Release'), join(packageRoot, 'build', 'Debug')]) {
+      const first = addons(dir)[0];
+      if (first !== undefined) return require(join(dir, first)) as NativeBinding;
+    }
+    const prebuilds = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+    const files = addons(prebuilds);
+    if (files.length === 1 && !/\.(?:node|electron|node-webkit|napi|abi\d*|uv\d*|armv\d*|glibc|musl)\./.test(`.${files[0]}`)) {
+      return require(join(prebuilds, files[0]!)) as NativeBinding;
+    }
+  }
+  return require('node-gyp-build')(packageRoot) as NativeBinding;
+}
+
+export const native: NativeBinding = loadNative();

@@ -30,12 +30,16 @@ function cacheDir(fs: typeof Fs, tmp: string): string | undefined {
   const uid = process.getuid?.() ?? 0;
   const dir = `${tmp}/carrier-compile-cache-${uid}`;
   try {
-    fs.mkdirSync(dir, { mode: 0o700 });
-  } catch {
-    // exists already: checked below
-  }
-  try {
-    const st = fs.lstatSync(dir);
+    // looked at first: it is there on every run but the first, and a mkdir that fails makes an exception to throw away
+    let st = fs.lstatSync(dir, { throwIfNoEntry: false });
+    if (st === undefined) {
+      try {
+        fs.mkdirSync(dir, { mode: 0o700 });
+      } catch {
+        // made meanwhile by another run: checked below
+      }
+      st = fs.lstatSync(dir);
+    }
     return st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0 ? dir : undefined;
   } catch {
     return undefined;

@@ -4,10 +4,10 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { CarrierError } from '../errors.js';
 import type { ContainerInfo, ImageInfo, Store } from '../store/store.js';
 import { normalizeLocalName } from '../reference.js';
+import { randomBytes } from '../store/ids.js';
 import type { ImageRunConfig } from '../runtime/spec.js';
 import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
 import { processAlive } from '../host.js';
@@ -220,7 +220,10 @@ export interface RemoveContainerOptions {
 /** Removes a container: stops it when `force`, unmounts its root file system, drops the runtime's state and the record. */
 export async function removeContainer(store: Store, query: string, options: RemoveContainerOptions = {}): Promise<string> {
   // no image config: it gives only the command, which removing does not need (a lock round trip and a file read less)
-  const d = await details(store, await requireContainer(store, query), {});
+  const c = await requireContainer(store, query);
+  // the runtimes' state directories are looked for while carrier.json is read (again after a kill, below)
+  let withState = runtimeStates(store, c.id);
+  const d = await details(store, c, {});
   if (d.state.status === 'running') {
     if (!options.force) {
       throw new CarrierError('CARRIER_IN_USE', `cannot remove container ${d.id} as it is running - running or paused containers cannot be removed without force`);
@@ -229,16 +232,14 @@ export async function removeContainer(store: Store, query: string, options: Remo
     if (runtime) await killContainer(store, runtime, d.id, 'KILL');
     // The Carrier process running it records the exit and unmounts; give it a moment.
     for (let i = 0; i < 50 && processAlive(d.state.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    withState = runtimeStates(store, c.id);
   }
-  for (const name of ['runc', 'crun'] as const) {
-    // the runtime keeps a container's state in <its root>/<id>: a container it never ran has none, and spawning
-    // `runc delete` to learn so was most of what `carrier rm` of a created container cost
-    const root = runtimeStateRoot(store, name);
-    if (!(await stat(join(root, d.id)).then(() => true, () => false))) continue;
+  for (const name of await withState) {
     const runtime = await findRuntime(name).catch(() => undefined);
-    if (runtime) await deleteRuntimeState(runtime, root, d.id);
+    if (runtime) await deleteRuntimeState(runtime, runtimeStateRoot(store, name), d.id);
   }
-  await unmountContainerRootfs(store, d.id, { force: true }).catch(() => {});
+  // deleteContainer unmounts the container's layer whatever its mount count (and forgets the count) under the locks
+  // it holds anyway: a separate unmount first cost rm a container lookup, two more locks and two mount table reads
   await store.deleteContainer(d.id);
   if (options.volumes && d.config) {
     for (const v of d.config.volumes) {
@@ -248,6 +249,17 @@ export async function removeContainer(store: Store, query: string, options: Remo
     }
   }
   return d.id;
+}
+
+/**
+ * The runtimes that keep state for the container: each keeps a container's state in <its root>/<id>, and a container
+ * it never ran has none (spawning `runc delete` to learn so was most of what `carrier rm` of a created container
+ * cost). Both looked for together.
+ */
+async function runtimeStates(store: Store, id: string): Promise<('runc' | 'crun')[]> {
+  const names = ['runc', 'crun'] as const;
+  const found = await Promise.all(names.map((name) => stat(join(runtimeStateRoot(store, name), id)).then(() => true, () => false)));
+  return names.filter((_, i) => found[i]);
 }
 
 export async function killContainer(store: Store, runtime: OciRuntime, id: string, signal: string): Promise<void> {

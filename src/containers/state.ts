@@ -1,9 +1,9 @@
 // Carrier's own files for a container: carrier.json (run configuration and state) in the store's userdata
 // directory, written atomically, and the runtime's state directory per store.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { writeFileAtomic } from '../store/atomic.js';
+import { readText } from '../store/records.js';
 import type { CarrierFile, ContainerState } from './types.js';
 
 export function userdataDir(store: Store, id: string): string {
@@ -21,7 +21,7 @@ export function runtimeStateRoot(store: Store, runtime: string): string {
 
 export async function readCarrierFile(store: Store, id: string): Promise<CarrierFile | undefined> {
   try {
-    const f = JSON.parse(await readFile(join(userdataDir(store, id), 'carrier.json'), 'utf8')) as CarrierFile;
+    const f = JSON.parse(await readText(join(userdataDir(store, id), 'carrier.json'))) as CarrierFile;
     return f && f.version === 1 && f.config ? f : undefined;
   } catch {
     return undefined;

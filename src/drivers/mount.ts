@@ -361,8 +361,8 @@ function runProgram(cmd: string, args: string[]): Promise<ProgramResult> {
 
 /** The mount on `target` in this process's mount namespace (the topmost when several are stacked). */
 export async function findMount(target: string): Promise<{ fstype: string; source: string; options: string } | undefined> {
-  const abs = await realpath(resolve(target)).catch(() => resolve(target));
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  // together: neither needs the other, and a short command (mount, umount, rm) waits for both
+  const [abs, info] = await Promise.all([realpath(resolve(target)).catch(() => resolve(target)), readFile('/proc/self/mountinfo', 'utf8')]);
   let found: { fstype: string; source: string; options: string } | undefined;
   for (const line of info.split('\n')) {
     const sepAt = line.indexOf(' - ');

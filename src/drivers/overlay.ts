@@ -215,11 +215,12 @@ export class OverlayDriver implements Driver {
 
   async get(id: string, options: DriverMountOptions = {}): Promise<string> {
     const p = this.paths(id);
-    if (!(await pathExists(p.diff))) throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no diff directory to mount`, { path: p.diff });
-    if (await findMount(p.merged)) return p.merged;
-    const lowers = await this.lowerDirs(id);
-    await mkdir(p.merged, { recursive: true, mode: 0o700 });
-    await mkdir(p.work, { recursive: true, mode: 0o700 });
+    // looked at together, then the lowers read while merged/ and work/ are made: each is a thread-pool round trip (or
+    // several) that a `carrier mount` waited for in turn (issue 21)
+    const [hasDiff, mounted] = await Promise.all([pathExists(p.diff), findMount(p.merged)]);
+    if (!hasDiff) throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no diff directory to mount`, { path: p.diff });
+    if (mounted) return p.merged;
+    const [lowers] = await Promise.all([this.lowerDirs(id), mkdir(p.merged, { recursive: true, mode: 0o700 }), mkdir(p.work, { recursive: true, mode: 0o700 })]);
     await mountOverlay(
       {
         lowerdirs: lowers.length > 0 ? lowers : [join(p.dir, 'empty')],
@@ -287,7 +288,11 @@ export class OverlayDriver implements Driver {
    */
   private async pruneDanglingLinks(): Promise<void> {
     const ldir = join(this.home, LINK_DIR);
-    const names = await readdir(ldir).catch(() => [] as string[]);
+    // Every layer directory has one link, made after its diff/ and removed before it, so a link left dangling (its
+    // directory removed by something else) makes more links than layer directories. Each link is looked at only then:
+    // a stat of every link cost every command of a store of ~130 layers a few milliseconds (issue 21).
+    const [names, entries] = await Promise.all([readdir(ldir).catch(() => [] as string[]), readdir(this.home).catch(() => [] as string[])]);
+    if (names.length <= entries.filter(isFullId).length) return;
     await Promise.all(
       names.map(async (name) => {
         const target = join(ldir, name);

@@ -125,7 +125,10 @@ export async function deleteContainerLocked(
   await layers.delete(layers.get(c.layer) ? [c.layer] : []);
   containers.file.records = containers.records.filter((r) => r !== c);
   await containers.file.save();
-  for (const dir of containers.dirs(c.id)) await removeTree(dir);
+  // both roots' directories together; each removal settles before a failure is thrown, so none outlives the locks
+  const removed = await Promise.allSettled(containers.dirs(c.id).map((dir) => removeTree(dir)));
+  const failed = removed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 export function containerInfo(r: ContainerRecord): ContainerInfo {

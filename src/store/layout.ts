@@ -50,17 +50,20 @@ export function storeLayout(graphroot: string, runroot: string, driver: 'overlay
   };
 }
 
-/** Makes the directories and files of an empty store where they are missing. */
+/**
+ * Makes the directories and files of an empty store where they are missing. Every directory is made at once (a
+ * recursive mkdir makes the graphroot and runroot with the same mode, and two of them racing to make a parent is
+ * fine), and the two files are looked for meanwhile: a short command opens the store, and each of these is a
+ * thread-pool round trip (two when the directory exists) it used to wait for in turn.
+ */
 export async function prepareLayout(layout: StoreLayout): Promise<void> {
-  await mkdir(layout.graphroot, { recursive: true, mode: 0o700 });
-  // together: each is a thread-pool round trip (two when the directory exists), and a short command opens the store
-  await Promise.all(
-    [layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir].map((dir) =>
-      mkdir(dir, { recursive: true, mode: 0o700 }),
-    ),
-  );
   const mounts = join(layout.runLayersDir, 'mountpoints.json');
-  const [userns, mountsFile] = await Promise.all([pathExists(layout.usernsLock), pathExists(mounts)]);
+  const dirs = [layout.graphroot, layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir];
+  // a file is looked for before its directory may exist: then it is missing, and made below once the directory is
+  const found = await Promise.allSettled([...dirs.map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })), pathExists(layout.usernsLock), pathExists(mounts)]);
+  const failed = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [userns, mountsFile] = found.slice(dirs.length).map((r) => (r as PromiseFulfilledResult<boolean>).value);
   if (!userns) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
   // in the run root, which a reboot clears: written as the mount records are, not flushed
   if (!mountsFile) await writeFileAtomic(mounts, '[]', 0o600, false);

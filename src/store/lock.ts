@@ -104,10 +104,13 @@ export class StoreLock {
     readonly readOnly: boolean,
   ) {}
 
-  /** Opens (creating it 0644, as c/storage does, unless readOnly) the lock file. */
-  static async open(path: string, options: { readOnly?: boolean } = {}): Promise<StoreLock> {
+  /**
+   * Opens (creating it 0644, as c/storage does, unless readOnly) the lock file, making its directory first unless
+   * `dirMade` (the store's own locks, whose directories the store's layout makes).
+   */
+  static async open(path: string, options: { readOnly?: boolean; dirMade?: boolean } = {}): Promise<StoreLock> {
     const lock = new StoreLock(path, options.readOnly ?? false);
-    if (!lock.readOnly) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    if (!lock.readOnly && options.dirMade !== true) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     lock.fh = await open(path, lock.readOnly ? constants.O_RDONLY : constants.O_RDWR | constants.O_CREAT, 0o644);
     return lock;
   }

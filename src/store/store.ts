@@ -27,6 +27,7 @@ import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, t
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
 import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo } from './containers.js';
 import { inUse, notFound, readOnlyImage } from './failures.js';
+import { isFullId } from './ids.js';
 import { ImageStore, removeImageLocked, type ImageInfo, type RemovedImage } from './images.js';
 import type { CommitOptions } from './layer-pool.js';
 import { LayerStore, layerInfo, type LayerInfo } from './layers.js';
@@ -93,10 +94,21 @@ export class Store {
   static async open(options: StoreOpenOptions = {}): Promise<Store> {
     const config = await resolveStoreConfig(options);
     const layout = storeLayout(config.graphroot, config.runroot, config.driver);
-    await prepareLayout(layout);
+    // The lock files are opened while the layout is made: in a store that exists (every command after the first)
+    // they are there already, and one whose directory is not there yet is opened again once it is. Each of these is
+    // a thread-pool round trip a short command used to wait for in turn.
+    const made = prepareLayout(layout);
+    made.catch(() => {}); // settled with the locks below, and its failure thrown first
     const opened: StoreLock[] = [];
     const lock = async (p: string): Promise<StoreLock> => {
-      const l = await StoreLock.open(p);
+      let l: StoreLock;
+      try {
+        l = await StoreLock.open(p, { dirMade: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await made;
+        l = await StoreLock.open(p, { dirMade: true });
+      }
       opened.push(l);
       return l;
     };
@@ -110,11 +122,12 @@ export class Store {
         ...(config.mountProgram ? { mountProgram: config.mountProgram } : {}),
         ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
       });
-      // opened together (each is a mkdir, a stat and an open on the thread pool); settled all before a failure is
-      // thrown, so every lock that did open is in `opened` and closed below
-      const settled = await Promise.allSettled(
-        [layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
-      );
+      // settled all before a failure is thrown, so every lock that did open is in `opened` and closed below
+      const [layoutMade, ...settled] = await Promise.allSettled([
+        made,
+        ...[layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
+      ]);
+      if (layoutMade!.status === 'rejected') throw layoutMade!.reason;
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = settled.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as [
@@ -144,11 +157,14 @@ export class Store {
         readOnly,
       };
       const store = new Store(config, layout, storageLock, parts, rootless);
-      await driver.init();
-      await store.repair();
+      // the driver's directories and link check, and the repair (under the layers lock), together: neither needs the
+      // other's work, and a removal that finds a link or directory the other removed first lets it be
+      const ready = await Promise.allSettled([driver.init(), store.repair()]);
+      const notReady = ready.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (notReady) throw notReady.reason;
       return store;
     } catch (err) {
-      for (const l of opened) await l.close().catch(() => {});
+      await Promise.all(opened.map((l) => l.close().catch(() => {})));
       throw err;
     }
   }
@@ -156,8 +172,13 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const l of [this.storageLock, this.parts.layers.lock, this.parts.images.lock, this.parts.containers.lock, this.parts.mounts.lock]) await l.close();
+    // together: each close is a thread-pool round trip
+    const closed = await Promise.allSettled(
+      [this.storageLock, this.parts.layers.lock, this.parts.images.lock, this.parts.containers.lock, this.parts.mounts.lock].map((l) => l.close()),
+    );
     await this.parts.readOnly.close();
+    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /**
@@ -417,6 +438,15 @@ export class Store {
 
   /** Records a container of an image, with its own empty read-write layer on top of the image's layers. */
   async createContainer(imageQuery: string, options: { names?: string[]; id?: string; metadata?: string } = {}): Promise<ContainerInfo> {
+    // an image of this store named by its full id (what the containers API passes, having found the image already) is
+    // found under the write locks: looking it up first cost create another round of the layers and images locks
+    if (isFullId(imageQuery)) {
+      const made = await this.locked({ layers: 'write', images: 'read', containers: 'write' }, async () => {
+        const own = this.parts.images.get(imageQuery);
+        return own && createContainerLocked(this.parts, { id: own.id, ...(own.layer ? { topLayer: own.layer } : {}) }, options);
+      });
+      if (made) return made;
+    }
     const img = await this.requireImage(imageQuery);
     return this.locked({ layers: 'write', images: 'read', containers: 'write' }, async () => {
       if (!img.readOnly && !this.parts.images.get(img.id)) throw notFound('image', imageQuery);
