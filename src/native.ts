@@ -107,8 +107,9 @@ export type ApplyEvent =
 
 export interface NativeApplyJob {
   /**
-   * Queue a chunk of the compressed blob, or a list of chunks (copied as one); false means wait for a 'drain' event
-   * before pushing more.
+   * Queue a chunk of the compressed blob, or a list of chunks, read in place by the job's thread (they are referenced
+   * until it is done with them and must not change meanwhile); false means wait for a 'drain' event before pushing
+   * more.
    */
   push(chunk: Uint8Array | Uint8Array[]): boolean;
   /** No more chunks: the blob is complete. */

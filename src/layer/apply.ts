@@ -188,8 +188,9 @@ const BATCH_BYTES = 1 << 20;
  * Pushes a stream's chunks into the native job, pausing the stream whenever the native queue is full until 'drain'.
  * Flowing mode rather than an async iterator: a layer is a thousand or more chunks, and each iterator step costs
  * promise and tick round trips on the main thread. The chunks that arrive in one turn of the event loop are handed
- * over in one call, as a list the job copies once (a body over TLS comes in 16 KiB records: one call per record, or
- * one join of them in JS, would cost the main thread more than the copy itself). Ends the job when the stream ends;
+ * over in one call, as a list (a body over TLS comes in 16 KiB records: one call per record, or one join of them in
+ * JS, cost the main thread more than the rest of the hand-over); the apply job reads them in place, so they must not
+ * be changed once the stream has passed them on (Node's streams never do). Ends the job when the stream ends;
  * rejects on a stream error or a close before the end; stops (and destroys the stream) once the job has settled.
  */
 export function feed(
