@@ -3,13 +3,15 @@
 //                   -> blocks
 //   extract thread: blocks -> SHA-256 of the tar -> tar parser -> safe creation of every entry (+ tar-split)
 //   write thread:   content and metadata of small files the extract thread created (see write_pool.h)
-// The JS thread only copies incoming chunks into a bounded queue and receives 'drain' and 'done' events.
+// The JS thread only queues incoming chunks, without copying them (see Borrowed), and receives 'drain' and 'done'
+// events.
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -54,14 +56,27 @@ struct ApplyResult {
   std::vector<SkippedEntry> skipped;
 };
 
+struct ApplyState;
+
 struct Event {
   enum Kind { Drain, Done } kind;
   std::optional<Failure> failure;
   ApplyResult result;
+  std::shared_ptr<ApplyState> state;  // Done: whose borrowed chunks the JS thread lets go of
 };
 
 void fill(Napi::Env env, Event& event, Napi::Object& js);
 using EventFn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, deliver_event<Event, fill>>;
+
+// One push from JS: the bytes of the chunks it named, read in place. The JS values stay referenced (refs, touched on
+// the JS thread only) until the decode thread has taken the push (done_seq) or has ended, so they cannot be collected
+// under it; a body is thousands of chunks, and copying each on the JS thread cost it more than everything else the
+// job asks of it. Chunks a stream has pushed are not changed afterwards, as Node's streams require.
+struct Borrowed {
+  std::vector<std::pair<const uint8_t*, size_t>> parts;
+  size_t bytes = 0;
+  uint64_t seq = 0;
+};
 
 // The input queue carries compressed bytes from JS to the decode thread (no credits: nothing streams back); stop is
 // atomic as the decode and extract threads check it between blocks without the lock. The first failure of either
@@ -70,6 +85,16 @@ struct ApplyState : StreamState<std::atomic<bool>> {
   ApplyConfig cfg;
   EventFn tsfn;
   BlockQueue blocks{kBlockCount, kBlockSize};
+
+  // JS -> decode thread, under mu (input_bytes, input_ended, want_drain are StreamState's)
+  std::deque<Borrowed> borrowed;
+  // the last push the decode thread is done with
+  std::atomic<uint64_t> done_seq{0};
+  // JS thread only: the references that keep pushed chunks alive, by push
+  std::deque<std::pair<uint64_t, napi_ref>> refs;
+  uint64_t next_seq = 0;
+  // set once the decode thread reads no more input (or never started): every reference may go
+  std::atomic<bool> input_closed{false};
 
   std::atomic<bool> aborted{false};
 
@@ -90,6 +115,82 @@ struct ApplyState : StreamState<std::atomic<bool>> {
   void check_abort() {
     if (aborted) fail_aborted();
     if (stop) throw Fail(Failure{"CARRIER_STOPPED", "stopped", "", "", 0});
+  }
+
+  // JS thread: lets go of the chunks of the pushes the decode thread is done with (all of them once it has ended).
+  void release(napi_env env) {
+    bool all = input_closed.load(std::memory_order_acquire);
+    uint64_t done = done_seq.load(std::memory_order_acquire);
+    while (!refs.empty() && (all || refs.front().first <= done)) {
+      napi_delete_reference(env, refs.front().second);
+      refs.pop_front();
+    }
+  }
+
+  // JS thread, push(Uint8Array | Uint8Array[]): queues the chunks' bytes without copying them; false past the
+  // high-water mark, and a 'drain' follows.
+  Napi::Value push_borrowed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !(info[0].IsTypedArray() || info[0].IsArray())) {
+      throw Napi::TypeError::New(env, "push(Uint8Array | Uint8Array[])");
+    }
+    release(env);
+    Borrowed b;
+    auto add = [&](Napi::Value v) {
+      if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "push(Uint8Array | Uint8Array[])");
+      Napi::TypedArray t = v.As<Napi::TypedArray>();
+      size_t n = t.ByteLength();
+      if (n == 0) return;
+      const uint8_t* base = static_cast<const uint8_t*>(t.ArrayBuffer().Data());
+      b.parts.emplace_back(base + t.ByteOffset(), n);
+      b.bytes += n;
+    };
+    if (info[0].IsTypedArray()) {
+      add(info[0]);
+    } else {
+      Napi::Array list = info[0].As<Napi::Array>();
+      for (uint32_t i = 0, n = list.Length(); i < n; i++) add(list.Get(i));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stop || input_ended) return Napi::Boolean::New(env, true);
+      if (b.bytes) {
+        napi_ref ref;
+        NAPI_THROW_IF_FAILED(env, napi_create_reference(env, info[0], 1, &ref), Napi::Value());
+        b.seq = ++next_seq;
+        refs.emplace_back(b.seq, ref);
+        input_bytes += b.bytes;
+        borrowed.push_back(std::move(b));
+        cv.notify_all();
+      }
+      bool room = input_bytes < kInputHighWater;
+      if (!room) want_drain = true;
+      return Napi::Boolean::New(env, room);
+    }
+  }
+
+  // Decode thread: the next push, false once the input has ended; as StreamState::next_input.
+  template <class Stopped, class Drain>
+  bool next_borrowed(Borrowed& out, Stopped stopped, Drain drain) {
+    bool notify_drain = false;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return stop || !borrowed.empty() || input_ended; });
+      if (stop) {
+        lock.unlock();
+        stopped();
+      }
+      if (borrowed.empty()) return false;  // ended
+      out = std::move(borrowed.front());
+      borrowed.pop_front();
+      input_bytes -= out.bytes;
+      if (want_drain && input_bytes <= kInputHighWater / 2) {
+        want_drain = false;
+        notify_drain = true;
+      }
+    }
+    if (notify_drain) drain();
+    return true;
   }
 };
 
@@ -127,6 +228,10 @@ class BlockSink : public DecodeSink {
 
 void decode_thread(std::shared_ptr<ApplyState> s) {
   pthread_setname_np(pthread_self(), "carrier-decode");
+  struct Closed {
+    ApplyState& s;
+    ~Closed() { s.input_closed.store(true, std::memory_order_release); }
+  } closed{*s};
   try {
     Decoder decoder(s->cfg.compression);
     Sha256 sha;
@@ -162,9 +267,12 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
       }
     } else {
       auto stopped = [&] { s->check_abort(); };
-      auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, std::nullopt, {}}); };
-      std::vector<uint8_t> chunk;
-      while (s->next_input(chunk, stopped, drain)) take(chunk.data(), chunk.size());
+      auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, std::nullopt, {}, {}}); };
+      Borrowed b;
+      while (s->next_borrowed(b, stopped, drain)) {
+        for (const auto& [p, n] : b.parts) take(p, n);
+        s->done_seq.store(b.seq, std::memory_order_release);
+      }
     }
     decoder.finish(sink);
     sink.flush();
@@ -201,7 +309,7 @@ void require_empty(int rootfd, const std::string& dir) {
 
 void extract_thread(std::shared_ptr<ApplyState> s) {
   pthread_setname_np(pthread_self(), "carrier-extract");
-  Event* done = new Event{Event::Done, std::nullopt, {}};
+  Event* done = new Event{Event::Done, std::nullopt, {}, {}};
   std::thread decoder;
   Fd root;
   bool may_clean = false;
@@ -273,6 +381,8 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     }
     done->failure = std::move(f);
   }
+  s->input_closed.store(true, std::memory_order_release);  // the decode thread has been joined, or never ran
+  done->state = s;
   post_last(s->tsfn, done);
 }
 
@@ -305,6 +415,7 @@ Napi::Value result_to_js(Napi::Env env, const ApplyResult& r) {
 }
 
 void fill(Napi::Env env, Event& event, Napi::Object& js) {
+  if (event.state) event.state->release(env);
   if (event.kind == Event::Drain) {
     js.Set("type", "drain");
   } else if (event.failure) {
@@ -357,7 +468,7 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
   }
 
  private:
-  Napi::Value Push(const Napi::CallbackInfo& info) { return state_->push(info); }
+  Napi::Value Push(const Napi::CallbackInfo& info) { return state_->push_borrowed(info); }
   void End(const Napi::CallbackInfo&) { state_->end(); }
 
   void Abort(const Napi::CallbackInfo&) {

@@ -107,8 +107,12 @@ export type ApplyEvent =
   | { type: 'error'; error: NativeFailure };
 
 export interface NativeApplyJob {
-  /** Queue a chunk of the compressed blob; false means wait for a 'drain' event before pushing more. */
-  push(chunk: Uint8Array): boolean;
+  /**
+   * Queue a chunk of the compressed blob, or a list of chunks, read in place by the job's thread (they are referenced
+   * until it is done with them and must not change meanwhile); false means wait for a 'drain' event before pushing
+   * more.
+   */
+  push(chunk: Uint8Array | Uint8Array[]): boolean;
   /** No more chunks: the blob is complete. */
   end(): void;
   /** Stop as soon as possible, empty the directory, and report ABORT_ERR. */
@@ -134,7 +138,7 @@ export type DecompressEvent =
 
 export interface NativeDecompressJob {
   /** Queue a chunk of compressed bytes; false means wait for a 'drain' event before pushing more. */
-  push(chunk: Uint8Array): boolean;
+  push(chunk: Uint8Array | Uint8Array[]): boolean;
   /** No more chunks: finish the stream ('end', or 'error' when it stops in the middle of a frame). */
   end(): void;
   /** Give the decoder credit for `n` more 'data' chunks. */
@@ -193,7 +197,7 @@ export type ChunkedCompressEvent = CompressJobEvent<NativeChunkedLayer>;
 
 export interface NativeCompressJob {
   /** Queue a chunk of the tar; false means wait for a 'drain' event before pushing more. */
-  push(chunk: Uint8Array): boolean;
+  push(chunk: Uint8Array | Uint8Array[]): boolean;
   /** No more chunks: the tar is complete. */
   end(): void;
   /** Give the compressor credit for `n` more 'data' chunks. */

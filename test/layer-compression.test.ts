@@ -6,6 +6,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import zlib from 'node:zlib';
 import { Readable } from 'node:stream';
 import { applyLayer, CarrierError, type AppliedLayer } from '../src/index.js';
@@ -238,6 +240,35 @@ describe('compressed and uncompressed blobs', { timeout: 60_000 }, () => {
       expect(compareTrees(smallReference, walkTree(dir))).toEqual([]);
     });
   }
+
+  it('applies a blob arriving as fresh 16 KiB chunks nothing else holds, the garbage collector running meanwhile (the job reads pushed chunks in place)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const blob = blobs.gzip!;
+    const data = fs.readFileSync(blob.file);
+    let offset = 0;
+    let turns = 0;
+    const source = new Readable({
+      read() {
+        // as a TLS body arrives: records of 16 KiB, each a new buffer, several per turn of the event loop
+        setImmediate(() => {
+          for (let i = 0; i < 4; i++) {
+            if (offset >= data.length) {
+              this.push(null);
+              return;
+            }
+            this.push(Buffer.from(data.subarray(offset, offset + 16384)));
+            offset += 16384;
+          }
+          if (++turns % 16 === 0) gc();
+        });
+      },
+    });
+    const dir = freshDir('gc');
+    const result = await applyLayer(source, dir, { rootless: false, expectedDigest: await F.sha256File(blob.file) });
+    gc();
+    await expectMediumApplied(result, blob, dir);
+  });
 
   it('applies the canonical empty layer (1024 zero bytes, gzipped) with no entries', async () => {
     const zeros = Buffer.alloc(1024);

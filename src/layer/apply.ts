@@ -181,22 +181,34 @@ export async function applyLayer(
   }
 }
 
+/** Chunks are handed to the native job once this many bytes are held (and at the end of each event-loop turn). */
+const BATCH_BYTES = 1 << 20;
+
 /**
  * Pushes a stream's chunks into the native job, pausing the stream whenever the native queue is full until 'drain'.
  * Flowing mode rather than an async iterator: a layer is a thousand or more chunks, and each iterator step costs
- * promise and tick round trips on the main thread. Ends the job when the stream ends; rejects on a stream error or
- * a close before the end; stops (and destroys the stream) once the job has settled.
+ * promise and tick round trips on the main thread. The chunks that arrive in one turn of the event loop are handed
+ * over in one call, as a list (a body over TLS comes in 16 KiB records: one call per record, or one join of them in
+ * JS, cost the main thread more than the rest of the hand-over); the apply job reads them in place, so they must not
+ * be changed once the stream has passed them on (Node's streams never do). Ends the job when the stream ends;
+ * rejects on a stream error or a close before the end; stops (and destroys the stream) once the job has settled.
  */
 export function feed(
   stream: Readable,
-  job: { push(c: Uint8Array): boolean; end(): void },
+  job: { push(c: Uint8Array | Uint8Array[]): boolean; end(): void },
   isDone: () => boolean,
   onDrain: (wake: (() => void) | undefined) => void,
   onBytes?: (total: number) => void,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let total = 0;
+    let held: Uint8Array[] = [];
+    let heldBytes = 0;
+    let soon: NodeJS.Immediate | undefined;
     const stop = (): void => {
+      if (soon) clearImmediate(soon);
+      soon = undefined;
+      held = [];
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('error', onError);
@@ -207,12 +219,17 @@ export function feed(
       stream.destroy();
       resolve();
     };
-    const onData = (chunk: Uint8Array | string): void => {
+    /** Hands the held chunks to the job, pausing the stream until 'drain' when its queue is full. */
+    const flush = (): void => {
+      if (soon) clearImmediate(soon);
+      soon = undefined;
+      if (heldBytes === 0) return;
       if (isDone()) return quit();
-      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      total += bytes.length;
+      const chunks = held;
+      held = [];
+      heldBytes = 0;
       onBytes?.(total);
-      if (!job.push(bytes)) {
+      if (!job.push(chunks.length === 1 ? chunks[0]! : chunks)) {
         stream.pause();
         onDrain(() => {
           onDrain(undefined);
@@ -221,8 +238,23 @@ export function feed(
         });
       }
     };
+    const onData = (chunk: Uint8Array | string): void => {
+      if (isDone()) return quit();
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      total += bytes.length;
+      held.push(bytes);
+      heldBytes += bytes.length;
+      if (heldBytes >= BATCH_BYTES) flush();
+      else soon ??= setImmediate(flush);
+    };
     const onEnd = (): void => {
+      if (isDone()) return quit();
+      const chunks = held;
       stop();
+      if (chunks.length > 0) {
+        onBytes?.(total);
+        job.push(chunks);
+      }
       job.end();
       resolve();
     };

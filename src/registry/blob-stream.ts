@@ -3,9 +3,6 @@ import { CarrierError } from '../errors.js';
 import { RegistryError } from './errors.js';
 import { SpeedGuard, discard, sleep, stopError, tooSlow, type LowSpeed, type Response } from './http.js';
 
-/** Chunks are passed on once this many bytes are held (and at the end of each event-loop turn). */
-const COALESCE_BYTES = 256 * 1024;
-
 /**
  * A blob body that survives dropped connections: each response body is read in flowing mode (its chunks are pushed
  * on as they come, the body paused while the consumer is full), and a reset or a short body is resumed from the
@@ -26,10 +23,7 @@ export class BlobStream extends Readable {
   private offsetAtFailure = -1;
   /** The first body has not been attached yet (nobody has read). */
   private pending = false;
-  /** Chunks received and not yet passed on (see flush). */
-  private held: Buffer[] = [];
-  private heldBytes = 0;
-  private flushSoon: NodeJS.Immediate | undefined;
+  private progressSoon: NodeJS.Immediate | undefined;
 
   constructor(
     first: Response,
@@ -79,16 +73,17 @@ export class BlobStream extends Readable {
         return;
       }
       this.offset += chunk.length;
-      this.held.push(chunk);
-      this.heldBytes += chunk.length;
-      if (this.heldBytes >= COALESCE_BYTES) this.flush();
-      else this.flushSoon ??= setImmediate(() => this.flush());
+      if (!this.push(chunk)) {
+        body.pause();
+        guard.pause();
+      }
+      if (this.o.onProgress) this.progressSoon ??= setImmediate(() => this.progress());
     });
     body.on('end', () => {
       if (this.body !== body) return;
       if (size === undefined || this.offset === size) {
         this.letGo();
-        this.flush();
+        this.progress();
         this.push(null);
       } else this.retryFrom(new RegistryError('CARRIER_TRUNCATED', `${this.what()} ended after ${this.offset} of ${size} bytes`));
     });
@@ -105,23 +100,14 @@ export class BlobStream extends Readable {
   }
 
   /**
-   * Passes the chunks held so far on as one. Over TLS a body arrives in records of at most 16 KiB, four times as many
-   * chunks as over plain http, and every chunk costs a hand-over to the decode thread: chunks that arrive in one turn
-   * of the event loop are passed on together.
+   * Reports the bytes received so far, once per turn of the event loop at most. Chunks themselves are passed on as
+   * they come, not joined: a consumer in flowing mode batches them as it needs (applyLayer hands a turn's chunks to
+   * its job in one call), and one that reads (an async iterator) gets all the bytes waiting as one chunk anyway.
    */
-  private flush(): void {
-    if (this.flushSoon) clearImmediate(this.flushSoon);
-    this.flushSoon = undefined;
-    if (this.heldBytes === 0 || this.destroyed) return;
-    const chunk = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held, this.heldBytes);
-    this.held = [];
-    this.heldBytes = 0;
-    const more = this.push(chunk);
+  private progress(): void {
+    if (this.progressSoon) clearImmediate(this.progressSoon);
+    this.progressSoon = undefined;
     this.o.onProgress?.(this.offset, this.o.size);
-    if (!more) {
-      this.body?.pause();
-      this.guard?.pause();
-    }
   }
 
   /** Lets go of the current body (its late errors go nowhere) and its speed guard. */
@@ -136,7 +122,6 @@ export class BlobStream extends Readable {
   /** Drops the current body and asks again from the next byte, within the bounds above. */
   private retryFrom(err: unknown): void {
     this.letGo();
-    this.flush(); // the bytes held arrived whole: the next body starts after them
     if (this.offset > this.offsetAtFailure) this.failures = 0;
     this.offsetAtFailure = this.offset;
     const { maxRetries, maxResumes, signal } = this.o;
@@ -179,9 +164,8 @@ export class BlobStream extends Readable {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    if (this.flushSoon) clearImmediate(this.flushSoon);
-    this.flushSoon = undefined;
-    this.held = [];
+    if (this.progressSoon) clearImmediate(this.progressSoon);
+    this.progressSoon = undefined;
     this.letGo();
     cb(err);
   }
