@@ -229,7 +229,16 @@ export function feed(
       held = [];
       heldBytes = 0;
       onBytes?.(total);
-      if (!job.push(chunks.length === 1 ? chunks[0]! : chunks)) {
+      let more: boolean;
+      try {
+        more = job.push(chunks.length === 1 ? chunks[0]! : chunks);
+      } catch (err) {
+        // (flush runs from setImmediate too: a throw there would escape the promise)
+        stop();
+        stream.destroy();
+        return reject(err);
+      }
+      if (!more) {
         stream.pause();
         onDrain(() => {
           onDrain(undefined);
@@ -251,11 +260,15 @@ export function feed(
       if (isDone()) return quit();
       const chunks = held;
       stop();
-      if (chunks.length > 0) {
-        onBytes?.(total);
-        job.push(chunks);
+      try {
+        if (chunks.length > 0) {
+          onBytes?.(total);
+          job.push(chunks);
+        }
+        job.end();
+      } catch (err) {
+        return reject(err);
       }
-      job.end();
       resolve();
     };
     const onError = (err: unknown): void => {
