@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeCa, startRegistryOn, startCountingRelay, timedCpu, freePort } from '../../lib/netlab.js';
-import { startShapedLink, SHAPED_LINKS } from '../../lib/shaped-link.js';
+import { startShapedLink, ownShapedLink, SHAPED_LINKS } from '../../lib/shaped-link.js';
 import { roundRobin, timings } from '../../lib/roundrobin.js';
 import { median } from '../../lib/util.js';
 
@@ -95,7 +95,8 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, carrier
   const stops = [];
   try {
     // ---- links: plain http and TLS on loopback, then the shaped ones --------------------------------------------
-    const ca = await makeCa(path.join(dir, 'ca'), ['127.0.0.1', ...SHAPED_LINKS.map((l) => l.registryIp)]);
+    const shaped = SHAPED_LINKS.map((_, i) => ownShapedLink(i));
+    const ca = await makeCa(path.join(dir, 'ca'), ['127.0.0.1', ...shaped.map((l) => l.registryIp)]);
     const tls = await startRegistryOn(dataDir, dir, { addr: `127.0.0.1:${await freePort()}`, tls: ca, name: 'tls' });
     stops.push(() => tls.stop());
     const links = [
@@ -103,7 +104,7 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, carrier
       { id: 'tls', title: 'loopback, TLS (--cert-dir)', host: tls.host, certDir: ca.certDir },
     ];
     if (ctx.opts.shaped !== false) {
-      for (const spec of SHAPED_LINKS) {
+      for (const spec of shaped) {
         try {
           const link = await startShapedLink(dataDir, path.join(dir, spec.id), spec, { tls: ca });
           stops.push(() => link.stop());
