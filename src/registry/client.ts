@@ -35,7 +35,6 @@ import { RETRYABLE_STATUS, discard, drain, errCode, errorSummary, header, isRetr
   readCapped, sleep, stopError, type LowSpeed, type Response } from './http.js';
 import { Deadline, RetryBudget } from './limits.js';
 import { RegistryAgents } from './agents.js';
-
 import type { CredentialStore, Credentials } from './auth.js';
 
 const DEFAULT_ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
@@ -124,6 +123,8 @@ export class RegistryClient {
     signal: AbortSignal,
     body?: Buffer | Readable,
   ): Promise<{ res: Response; url: URL }> {
+    // undici frees a keep-alive connection one loop turn after its response ends: sent sooner, a request opens another.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const authOrigin = url.origin;
     let current = url;
     let m: HttpMethod = method;
@@ -262,8 +263,7 @@ export class RegistryClient {
   private async apiRequest(t: Target, path: string, headers: Record<string, string>, signal: AbortSignal, req: ApiRequest = {}): Promise<{ res: Response; url: URL; origin: string }> {
     const key = this.hostKey(t);
     const first = this.hosts.has(key) ? undefined : await requestUnpinged(t, path, req, signal, {
-      dispatch: (url) => this.dispatch(url, req.method ?? 'GET', headers, false, signal),
-      ping: () => this.host(t, signal),
+      dispatch: (url) => this.dispatch(url, req.method ?? 'GET', headers, false, signal), ping: () => this.host(t, signal),
       record: (h) => void (this.hosts.has(key) || this.hosts.set(key, Promise.resolve(h))), timeoutMs: this.timeoutMs,
     });
     if (first?.answer) return first.answer;
