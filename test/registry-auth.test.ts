@@ -187,7 +187,7 @@ describe('TLS and insecure registries', () => {
 });
 
 describe('the first request to a verified https registry', () => {
-  it('is the manifest itself, not a /v2/ ping: its 401 names the challenge, answered once, and later requests carry the credentials', async () => {
+  it('is the manifest itself, not a /v2/ ping: its 401 names the challenge, answered once, later requests carry the credentials, all on one connection', async () => {
     const certDir = path.join(work, 'tls-certs');
     fs.mkdirSync(certDir, { recursive: true });
     fs.writeFileSync(path.join(certDir, 'ca.crt'), tls.caCert!);
@@ -198,7 +198,10 @@ describe('the first request to a verified https registry', () => {
       const auth = Array.isArray(h) ? h.some((x, i) => i % 2 === 0 && /^authorization$/i.test(String(x))) : /^authorization:/im.test(h);
       sent.push({ path: request.path, auth });
     };
+    let connections = 0;
+    const onConnected = (): void => void connections++;
     diagnostics.subscribe('undici:request:create', onCreate as (m: unknown) => void);
+    diagnostics.subscribe('undici:client:connected', onConnected);
     try {
       const creds = staticCredentials({ [tls.host]: { username: tls.users.user, password: tls.users.pass } });
       const c = new RegistryClient({ retryBaseMs: 5, certDir, credentials: creds });
@@ -212,12 +215,15 @@ describe('the first request to a verified https registry', () => {
         { path: '/v2/team/app/manifests/v1', auth: true },
         { path: `/v2/team/app/blobs/${l.digest}`, auth: true },
       ]);
+      // one after the other, on one connection: one TLS handshake
+      expect(connections).toBe(1);
       // an unknown tag asked first is still not found
       const fresh = new RegistryClient({ retryBaseMs: 5, certDir, credentials: creds });
       expect((await carrierError(fresh.getManifest(`${tls.host}/team/app:nope`))).code).toBe('CARRIER_NOT_FOUND');
       await fresh.close();
     } finally {
       diagnostics.unsubscribe('undici:request:create', onCreate as (m: unknown) => void);
+      diagnostics.unsubscribe('undici:client:connected', onConnected);
     }
   });
 });
