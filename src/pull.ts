@@ -15,6 +15,7 @@ import type { Store } from './store/store.js';
 import { openRegistryManifest, type RegistrySource } from './transports/registry.js';
 import { StoreDestination } from './transports/store-destination.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
+import { loadPolicy } from './trust/index.js';
 
 export type { RegistrySource } from './transports/registry.js';
 
@@ -146,6 +147,9 @@ export async function pull(store: Store, reference: string, options: PullOptions
 
 async function pullOne(store: Store, name: string, registry: RegistrySource, options: PullOptions): Promise<PullResult> {
   const signal = options.signal;
+  // The signature policy is read while the manifest is fetched: it decides as soon as the manifest is in.
+  const loadedPolicy = loadPolicy(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {});
+  loadedPolicy.catch(() => {});
   const source = await openRegistryManifest(registry, parseReference(name), {
     platform: parsePlatform(options.platform),
     ...(signal ? { signal } : {}),
@@ -169,7 +173,7 @@ async function pullOne(store: Store, name: string, registry: RegistrySource, opt
     concurrency: options.concurrency ?? 3,
     ...(signal ? { signal } : {}),
     ...(emit ? { onProgress: (event: CopyEvent) => emit(pullEvent(event, name)) } : {}),
-    ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
+    loadedPolicy,
     signatureRegistry: registry,
   }).catch((err: unknown) => {
     throw namingImage(err, name);

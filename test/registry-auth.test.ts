@@ -3,6 +3,7 @@
  * issuer (scopes, token reuse, insufficient_scope, wrong passwords), credentials from every kind of auth file, a
  * self-signed https registry, and registries.conf mirrors (a pull-through cache), fallback and blocking.
  */
+import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -182,6 +183,48 @@ describe('TLS and insecure registries', () => {
     const perHost = new RegistryClient({ retryBaseMs: 5, registriesConf: conf });
     expect((await perHost.getManifest(`${plain.host}/team/app:v1`)).source.origin).toBe(`http://${plain.host}`);
     await Promise.all([insecure.close(), strict.close(), strictPlain.close(), perHost.close()]);
+  });
+});
+
+describe('the first request to a verified https registry', () => {
+  it('is the manifest itself, not a /v2/ ping: its 401 names the challenge, answered once, later requests carry the credentials, all on one connection', async () => {
+    const certDir = path.join(work, 'tls-certs');
+    fs.mkdirSync(certDir, { recursive: true });
+    fs.writeFileSync(path.join(certDir, 'ca.crt'), tls.caCert!);
+    const sent: { path: string; auth: boolean }[] = [];
+    const onCreate = ({ request }: { request: { path: string; headers: string | string[] } }): void => {
+      // (undici hands the headers over as [name, value, …] or as raw header lines)
+      const h = request.headers;
+      const auth = Array.isArray(h) ? h.some((x, i) => i % 2 === 0 && /^authorization$/i.test(String(x))) : /^authorization:/im.test(h);
+      sent.push({ path: request.path, auth });
+    };
+    let connections = 0;
+    const onConnected = (): void => void connections++;
+    diagnostics.subscribe('undici:request:create', onCreate as (m: unknown) => void);
+    diagnostics.subscribe('undici:client:connected', onConnected);
+    try {
+      const creds = staticCredentials({ [tls.host]: { username: tls.users.user, password: tls.users.pass } });
+      const c = new RegistryClient({ retryBaseMs: 5, certDir, credentials: creds });
+      const m = await c.getManifest(`${tls.host}/team/app:v1`);
+      expect(m.digest).toBe(truth.digest);
+      const l = truth.layers[0]!;
+      expect(sha256(await blobBytes(c, `${tls.host}/team/app`, l.digest, l.size))).toBe(l.digest);
+      await c.close();
+      expect(sent).toEqual([
+        { path: '/v2/team/app/manifests/v1', auth: false },
+        { path: '/v2/team/app/manifests/v1', auth: true },
+        { path: `/v2/team/app/blobs/${l.digest}`, auth: true },
+      ]);
+      // one after the other, on one connection: one TLS handshake
+      expect(connections).toBe(1);
+      // an unknown tag asked first is still not found
+      const fresh = new RegistryClient({ retryBaseMs: 5, certDir, credentials: creds });
+      expect((await carrierError(fresh.getManifest(`${tls.host}/team/app:nope`))).code).toBe('CARRIER_NOT_FOUND');
+      await fresh.close();
+    } finally {
+      diagnostics.unsubscribe('undici:request:create', onCreate as (m: unknown) => void);
+      diagnostics.unsubscribe('undici:client:connected', onConnected);
+    }
   });
 });
 

@@ -13,6 +13,16 @@ export const SHAPED_LINKS = [
   { id: '100mbit-50ms', title: '100 Mbit/s, 50 ms RTT', rateMbit: 100, rttMs: 50, registryIp: '10.21.2.2', hostIp: '10.21.2.1' },
 ];
 
+/**
+ * `SHAPED_LINKS[index]` on a subnet and under names of this process's own (10.21.32–231.x, pid-tagged namespace and
+ * veth names), so two benchmarks running at once do not delete each other's links.
+ */
+export function ownShapedLink(index, pid = process.pid) {
+  const spec = SHAPED_LINKS[index];
+  const octet = 32 + (pid % 100) * 2 + index;
+  return { ...spec, registryIp: `10.21.${octet}.2`, hostIp: `10.21.${octet}.1`, tag: `${pid}${index}` };
+}
+
 const sh = (args) => run(args[0], args.slice(1));
 
 /** A token bucket on `dev` (in namespace `ns` when given): `rateMbit`, a burst of 1 ms of it (at least 32 KiB). */
@@ -77,13 +87,13 @@ async function startDelayRelay(target, oneWayMs) {
 }
 
 /**
- * Starts the registry (on `dataDir`, TLS with `tls` when given) behind `spec`'s link. Resolves { host (the relay's
- * `127.0.0.1:PORT`), stop() }.
+ * Starts the registry (on `dataDir`, TLS with `tls` when given) behind `spec`'s link (names tagged with `spec.tag`
+ * when it has one: ownShapedLink). Resolves { host (the relay's `127.0.0.1:PORT`), stop() }.
  */
 export async function startShapedLink(dataDir, dir, spec, { tls } = {}) {
-  const ns = `cbn-${spec.id}`;
-  const hostDev = `cbh${spec.id.slice(0, 8)}`.replace(/[^a-z0-9]/g, '');
-  const nsDev = `cbr${spec.id.slice(0, 8)}`.replace(/[^a-z0-9]/g, '');
+  const ns = spec.tag ? `cbn-${spec.id}-${spec.tag}` : `cbn-${spec.id}`;
+  const hostDev = `cbh${spec.tag ?? spec.id.slice(0, 8)}`.replace(/[^a-z0-9]/g, '').slice(0, 15);
+  const nsDev = `cbr${spec.tag ?? spec.id.slice(0, 8)}`.replace(/[^a-z0-9]/g, '').slice(0, 15);
   await run('ip', ['netns', 'del', ns], { allowFail: true });
   await run('ip', ['link', 'del', hostDev], { allowFail: true });
   fs.mkdirSync(dir, { recursive: true });

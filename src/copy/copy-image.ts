@@ -6,7 +6,7 @@
 // fetched, only once the policy allows it, so a refused image costs its manifest (and signatures) and no blob, and
 // leaves the destination as it was.
 import { abortError } from '../errors.js';
-import { checkSignaturePolicy, readSourceSignatures, type FetchedSignatures, type ManifestSigner, type SignatureRegistry } from '../trust/index.js';
+import { checkSignaturePolicy, readSourceSignatures, type FetchedSignatures, type ManifestSigner, type PolicySource, type SignatureRegistry } from '../trust/index.js';
 import type { ImageDestination, ImageManifestSource, ImageSource, LayerBlob, LayerCopyState, PendingImageSource, PutImageResult } from '../transports/types.js';
 
 export type CopyEvent =
@@ -43,6 +43,8 @@ export interface CopyOptions {
   policy?: CopyPolicy;
   /** The policy.json to enforce (podman --signature-policy); default: the one in force, as containers/image finds it. */
   signaturePolicy?: string;
+  /** That policy already being loaded (a pull reads it while the manifest is fetched); replaces `signaturePolicy`. */
+  loadedPolicy?: Promise<PolicySource>;
   /** The client a docker:// source was read with: sigstore signatures are read through it. */
   signatureRegistry?: SignatureRegistry;
   /** Drop the source's signatures instead of keeping them at the destination (podman --remove-signatures). */
@@ -74,13 +76,17 @@ export async function copyImage(source: ImageSource | PendingImageSource, destin
   if (options.policy) await options.policy(source);
   else {
     await checkSignaturePolicy(source, {
+      ...(options.loadedPolicy ? { policy: await options.loadedPolicy } : {}),
       ...(options.signaturePolicy !== undefined ? { signaturePolicy: options.signaturePolicy } : {}),
       signatures,
     });
   }
   if (signal?.aborted) throw abortError(signal);
+  // The signatures to keep are read while the config is fetched (the policy allowed the image already).
+  const keeping = options.removeSignatures === true || destination.keepsSignatures !== true ? undefined : signatures();
+  keeping?.catch(() => {});
   const image = 'resolve' in source ? await source.resolve(signal ? { signal } : {}) : source;
-  const kept = options.removeSignatures === true || destination.keepsSignatures !== true ? [] : (await signatures()).signatures;
+  const kept = keeping ? (await keeping).signatures : [];
   if (signal?.aborted) throw abortError(signal);
   emit({
     type: 'resolved',

@@ -56,3 +56,8 @@ export function parseChallenges(header: string | string[] | undefined): Challeng
   }
   return out;
 }
+
+/** The scopes of both lists, once each, sorted (a token's cache key). */
+export function mergeScopes(a: string[], b: string[]): string[] {
+  return [...new Set([...a, ...b])].sort();
+}

@@ -22,9 +22,9 @@ import {
 } from '../oci/mediatypes.js';
 import { MAX_DOCUMENT_BYTES, choosePlatform, hostPlatform, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { resolveRegistry, type RegistriesConf, type RegistryEndpoint } from '../registries-conf.js';
-import { parseChallenges, type Challenge } from './challenge.js';
+import { mergeScopes, parseChallenges, type Challenge } from './challenge.js';
 import { RegistryError, describeNetError, unreachable } from './errors.js';
-import { pingRegistry, redirectTarget } from './ping.js';
+import { pingRegistry, redirectTarget, requestUnpinged } from './ping.js';
 import { describePlatforms, hasSchemaVersion1 } from './documents.js';
 import { requestToken } from './token.js';
 import type { ApiRequest, ApiResponse, CachedToken, FetchedDocument, GetBlobOptions, GetManifestOptions, GetManifestResult, HostState, HttpMethod, ManifestSource,
@@ -35,15 +35,10 @@ import { RETRYABLE_STATUS, discard, drain, errCode, errorSummary, header, isRetr
   readCapped, sleep, stopError, type LowSpeed, type Response } from './http.js';
 import { Deadline, RetryBudget } from './limits.js';
 import { RegistryAgents } from './agents.js';
-
 import type { CredentialStore, Credentials } from './auth.js';
 
 const DEFAULT_ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
 const MAX_REDIRECTS = 10;
-
-function mergeScopes(a: string[], b: string[]): string[] {
-  return [...new Set([...a, ...b])].sort();
-}
 
 export class RegistryClient {
   private readonly tlsVerify: boolean;
@@ -128,6 +123,8 @@ export class RegistryClient {
     signal: AbortSignal,
     body?: Buffer | Readable,
   ): Promise<{ res: Response; url: URL }> {
+    // undici frees a keep-alive connection one loop turn after its response ends: sent sooner, a request opens another.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const authOrigin = url.origin;
     let current = url;
     let m: HttpMethod = method;
@@ -264,14 +261,20 @@ export class RegistryClient {
    * `insufficient_scope`), then reported as CARRIER_UNAUTHORIZED. Authorization goes only to the registry's origin.
    */
   private async apiRequest(t: Target, path: string, headers: Record<string, string>, signal: AbortSignal, req: ApiRequest = {}): Promise<{ res: Response; url: URL; origin: string }> {
-    const host = await this.host(t, signal);
+    const key = this.hostKey(t);
+    const first = this.hosts.has(key) ? undefined : await requestUnpinged(t, path, req, signal, {
+      dispatch: (url) => this.dispatch(url, req.method ?? 'GET', headers, false, signal), ping: () => this.host(t, signal),
+      record: (h) => void (this.hosts.has(key) || this.hosts.set(key, Promise.resolve(h))), timeoutMs: this.timeoutMs,
+    });
+    if (first?.answer) return first.answer;
+    const host = first?.host ?? (await this.host(t, signal));
     let scopes = [`repository:${t.repository}:${req.actions ?? 'pull'}`, ...(req.extraScopes ?? [])];
     const url = new URL(path, host.origin);
-    let auth = await this.authorization(t, host, scopes, signal, false);
+    let auth = first?.unauthorized ? undefined : await this.authorization(t, host, scopes, signal, false);
     for (let attempt = 0; ; attempt++) {
       const h = { ...headers };
       if (auth && url.origin === host.origin) h.authorization = auth;
-      const out = await this.dispatchRetrying(url, req.method ?? 'GET', h, t.insecure, signal, req.retries, req.body);
+      const out = attempt === 0 && first?.unauthorized ? first.unauthorized : await this.dispatchRetrying(url, req.method ?? 'GET', h, t.insecure, signal, req.retries, req.body);
       if (out.res.statusCode !== 401 || (req.body !== undefined && !Buffer.isBuffer(req.body))) return { ...out, origin: host.origin };
       if (out.url.origin !== host.origin) {
         // Redirected elsewhere, and that host wants credentials: they go only to the registry (and the token realm its

@@ -1,8 +1,8 @@
 // `GET /v2/`: which scheme a registry answers on, and the authentication challenge it sends; and where a redirect
 // may lead.
-import { NOT_TLS, RegistryError, describeNetError, plainHttpError } from './errors.js';
+import { NOT_TLS, RegistryError, describeNetError, plainHttpError, unreachable } from './errors.js';
 import { parseChallenges } from './challenge.js';
-import { drain, errCode, header, stopError, type Response } from './http.js';
+import { RETRYABLE_STATUS, drain, errCode, header, stopError, type Response } from './http.js';
 import type { HostState, Target } from './types.js';
 
 /**
@@ -95,4 +95,74 @@ export function redirectTarget(res: Response, current: URL, insecure: boolean): 
     throw new RegistryError('CARRIER_REGISTRY_ERROR', `refusing a redirect from https to plain http (${next.host})`);
   }
   return next;
+}
+
+/** What a request sent without a ping first came to: an `answer` to return, or a `host` to go on with (and a 401 to answer). */
+export interface Unpinged {
+  host?: HostState;
+  answer?: { res: Response; url: URL; origin: string };
+  unauthorized?: { res: Response; url: URL };
+}
+
+/**
+ * The first GET or HEAD (without a body) to a registry that must speak https, sent without the `GET /v2/` ping before it: the ping would
+ * only tell the scheme (https, the only one allowed) and the challenge, which a 401 to this request tells as well, so
+ * a pull's first round trip is its manifest. When it cannot tell (no connection, a retryable status) the ping decides
+ * as before, with its retries and its diagnoses (undefined); an answer that may come from something that is not a
+ * registry (404, an HTML page) is checked by the ping too. A 401's challenge is recorded as the host's and returned
+ * to be answered; any other answer records a host without one.
+ */
+export async function requestUnpinged(
+  t: Target,
+  path: string,
+  req: { method?: string; body?: unknown },
+  signal: AbortSignal,
+  deps: {
+    dispatch: (url: URL) => Promise<{ res: Response; url: URL }>;
+    ping: () => Promise<HostState>;
+    record: (host: HostState) => void;
+    timeoutMs: number;
+  },
+): Promise<Unpinged | undefined> {
+  const method = req.method ?? 'GET';
+  if (t.insecure || req.body !== undefined || (method !== 'GET' && method !== 'HEAD')) return undefined;
+  const origin = `https://${t.apiHost}`;
+  const url = new URL(path, origin);
+  if (url.origin !== origin) return undefined;
+  let out: { res: Response; url: URL };
+  try {
+    out = await deps.dispatch(url);
+  } catch (err) {
+    if (signal.aborted) throw stopError(signal);
+    // A mirror is passed over after one failed attempt, as its ping would be (a second could double a timeout).
+    if (t.mirror && !NOT_TLS.test(errCode(err))) throw unreachable(url, err, deps.timeoutMs);
+    return undefined;
+  }
+  const status = out.res.statusCode;
+  const html = status === 200 && /^text\/html\b/i.test(header(out.res, 'content-type') ?? '');
+  if (RETRYABLE_STATUS.has(status) || (status === 401 && out.url.origin !== origin)) {
+    await drain(out.res);
+    return undefined;
+  }
+  if (status === 404 || html) {
+    // A registry that lacks the resource, or a web server that is no registry: the ping tells which.
+    let host: HostState;
+    try {
+      host = await deps.ping();
+    } catch (err) {
+      await drain(out.res);
+      throw err;
+    }
+    if (!host.challenge) return { answer: { ...out, origin } };
+    await drain(out.res); // asked anonymously of a registry that wants credentials: asked again with them
+    return { host };
+  }
+  if (status === 401) {
+    const challenges = parseChallenges(out.res.headers['www-authenticate']);
+    const host: HostState = { origin, challenge: challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic') ?? null };
+    deps.record(host);
+    return { host, unauthorized: out };
+  }
+  deps.record({ origin, challenge: null });
+  return { answer: { ...out, origin } };
 }

@@ -85,8 +85,23 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
   let failure: unknown;
   const limit = options.maxImageBytes ?? defaultImageBudget(missing.map((p) => p.layer.size));
   const budget = limit === Infinity ? undefined : imageBudget(limit);
+  if (options.signal?.aborted) throw abortError(options.signal);
+  const n = Math.max(1, Math.min(options.concurrency ?? 3, missing.length));
+  // The first layers' sources are opened while their records are written (a registry's GET is a round trip; the
+  // records are a flushed layers.json): nothing is extracted before a layer is recorded incomplete.
+  const early = new Map(missing.slice(0, n).map((p) => [p.id, p.layer.open()]));
+  for (const o of early.values()) o.catch(() => {});
   // Parents must exist before children are recorded, but content can be extracted for all at once.
-  const begun = await layers.begin(missing.map((p) => ({ id: p.id, parent: p.parent })));
+  let begun: Awaited<ReturnType<LayerStore['begin']>>;
+  try {
+    begun = await layers.begin(missing.map((p) => ({ id: p.id, parent: p.parent })));
+  } catch (err) {
+    await Promise.all(missing.filter((p) => early.has(p.id)).map(async (p) => {
+      closeSource(await early.get(p.id)!.catch(() => undefined));
+      await p.layer.settle?.(undefined).catch(() => {});
+    }));
+    throw err;
+  }
   const queue = missing.map((p, i) => ({ ...p, record: begun[i]! }));
   // vfs merges each layer over its parent's finished tree: a layer's merge waits for its parent (one begun by this
   // commit; others exist already). Layers are taken parent first, so a waited-for parent is in flight.
@@ -103,9 +118,14 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
       const p = queue.shift()!;
       options.onLayer?.({ diffID: p.layer.diffID, id: p.id, state: 'applying' });
       let settled = false;
+      const opening = early.get(p.id);
+      early.delete(p.id);
       try {
-        if (signal.aborted) throw abortError(signal);
-        const source = await p.layer.open();
+        if (signal.aborted) {
+          if (opening) closeSource(await opening.catch(() => undefined));
+          throw abortError(signal);
+        }
+        const source = await (opening ?? p.layer.open());
         const filled = await layers.fill(
           p.record,
           source,
@@ -143,8 +163,12 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
       }
     }
   };
-  const n = Math.max(1, Math.min(options.concurrency ?? 3, missing.length));
   await Promise.all(Array.from({ length: n }, worker));
+  // Sources opened early for layers a failure kept the workers from: closed, their settle told.
+  for (const [id, opening] of early) {
+    closeSource(await opening.catch(() => undefined));
+    await missing.find((p) => p.id === id)?.layer.settle?.(undefined).catch(() => {});
+  }
   completer.flush();
   // Every round has ended once every completion has (each round settles all of its layers).
   for (const outcome of await Promise.allSettled(completions)) {
@@ -155,6 +179,11 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
     throw failure;
   }
   return applied;
+}
+
+/** A layer source opened and not handed to `fill`: its stream is closed (a path needs nothing). */
+function closeSource(source: Readable | string | LayerStream | undefined): void {
+  if (source !== undefined && typeof source !== 'string') ('stream' in source ? source.stream : source).destroy();
 }
 
 /** Errors that say a layer's bytes are wrong. */

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeCa, startRegistryOn, startCountingRelay, timedCpu, freePort } from '../../lib/netlab.js';
-import { startShapedLink, SHAPED_LINKS } from '../../lib/shaped-link.js';
+import { startShapedLink, ownShapedLink, SHAPED_LINKS } from '../../lib/shaped-link.js';
 import { roundRobin, timings } from '../../lib/roundrobin.js';
 import { median } from '../../lib/util.js';
 
@@ -40,6 +40,22 @@ function podmanPull(ref, dir, runDir, { certDir } = {}) {
   const access = certDir ? ['--cert-dir', certDir] : ['--tls-verify=false'];
   return timedCpu('podman', ['--root', root, '--runroot', runDir, '--storage-driver', 'overlay', 'pull', '-q', ...access, ref], { env: { ...process.env, CONTAINERS_STORAGE_CONF: conf } });
 }
+
+/**
+ * The link alone: `curl` fetching the image's layer blobs (in parallel) over the same link, TLS and relay, discarding
+ * them. What the link and its relay give one client: a TLS handshake, a round trip and the bytes.
+ */
+function curlBlobs(link, v, caFile) {
+  const urls = v.blobDigests.flatMap((d) => ['-o', '/dev/null', `https://${link.host}/v2/${v.ref.repo}/blobs/${d}`]);
+  return timedCpu('curl', ['-sS', '-f', ...(v.blobDigests.length > 1 ? ['-Z'] : []), '--cacert', caFile, ...urls]);
+}
+
+// Applies the last layer's blob from a local file with carrier's applyLayer in a child process and prints the
+// seconds it took (the import excluded): the apply tail the link floor adds.
+const APPLY_LOCAL = `const c = await import(process.argv[1]);
+const t0 = process.hrtime.bigint();
+await c.applyLayer(process.argv[2], process.argv[3]);
+console.log(Number(process.hrtime.bigint() - t0) / 1e9);`;
 
 /** One timed pull on a fresh scratch file system; checks the image id. */
 async function onScratch(ctx, v, runBase, fn) {
@@ -69,7 +85,7 @@ const rowsOf = (cells, items, extra) =>
  * ctx: the suite context; v: the distro/gzip variant; dataDir: the suite registry's storage; carrierCli: dist/cli/main.js.
  * Returns { links: [...], linkRows: [...], concurrentRows: [...], notes: [...] } for report.js.
  */
-export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs }) {
+export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, carrierEntry, runs }) {
   const { log } = ctx;
   const dir = path.join(ctx.workDir, 'network');
   fs.rmSync(dir, { recursive: true, force: true });
@@ -79,7 +95,8 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs })
   const stops = [];
   try {
     // ---- links: plain http and TLS on loopback, then the shaped ones --------------------------------------------
-    const ca = await makeCa(path.join(dir, 'ca'), ['127.0.0.1', ...SHAPED_LINKS.map((l) => l.registryIp)]);
+    const shaped = SHAPED_LINKS.map((_, i) => ownShapedLink(i));
+    const ca = await makeCa(path.join(dir, 'ca'), ['127.0.0.1', ...shaped.map((l) => l.registryIp)]);
     const tls = await startRegistryOn(dataDir, dir, { addr: `127.0.0.1:${await freePort()}`, tls: ca, name: 'tls' });
     stops.push(() => tls.stop());
     const links = [
@@ -87,7 +104,7 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs })
       { id: 'tls', title: 'loopback, TLS (--cert-dir)', host: tls.host, certDir: ca.certDir },
     ];
     if (ctx.opts.shaped !== false) {
-      for (const spec of SHAPED_LINKS) {
+      for (const spec of shaped) {
         try {
           const link = await startShapedLink(dataDir, path.join(dir, spec.id), spec, { tls: ca });
           stops.push(() => link.stop());
@@ -99,22 +116,47 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs })
       }
     }
     const ref = (link) => `${link.host}/${v.ref.repo}:${v.ref.tag}`;
-    const linkItems = links.flatMap((link) => [
+    const pullItems = links.flatMap((link) => [
       ...(carrierCli ? [{ id: `${link.id} carrier`, contender: 'carrier', link }] : []),
       { id: `${link.id} podman`, contender: 'podman', link },
+      ...(link.spec ? [{ id: `${link.id} curl`, contender: 'curl', link }] : []),
     ]).map((it) => ({
       ...it,
-      run: ({ timed }) => onScratch(ctx, v, runBase, (d, runDir) => timed(async () => checkId(`${it.id}`, it.contender === 'carrier'
-        ? await carrierPull(carrierCli, ref(it.link), d, runDir, { certDir: it.link.certDir })
-        : await podmanPull(ref(it.link), d, runDir, { certDir: it.link.certDir }), v))),
+      run: it.contender === 'curl'
+        ? ({ timed }) => timed(async () => {
+          const r = await curlBlobs(it.link, v, ca.ca);
+          if (r.code !== 0) throw failed('curl', r);
+          return { seconds: r.seconds, cpu: r.cpu };
+        })
+        : ({ timed }) => onScratch(ctx, v, runBase, (d, runDir) => timed(async () => checkId(`${it.id}`, it.contender === 'carrier'
+          ? await carrierPull(carrierCli, ref(it.link), d, runDir, { certDir: it.link.certDir })
+          : await podmanPull(ref(it.link), d, runDir, { certDir: it.link.certDir }), v))),
     }));
+    // The floor's apply tail, measured among the pulls: the last layer applied from its local blob.
+    const tailItem = carrierEntry && links.some((l) => l.spec)
+      ? [{
+          id: 'apply tail', contender: 'carrier',
+          run: ({ timed }) => onScratch(ctx, v, runBase, (d) => timed(async () => {
+            const out = path.join(d, 'layer');
+            fs.mkdirSync(out);
+            const r = await timedCpu(process.execPath, ['--input-type=module', '-e', APPLY_LOCAL, carrierEntry, v.ref.blobs.at(-1), out]);
+            const seconds = Number(r.stdout.trim());
+            if (r.code !== 0 || !Number.isFinite(seconds)) throw failed('applyLayer from a local blob', r);
+            return { seconds, cpu: r.cpu };
+          })),
+        }]
+      : [];
+    const linkItems = [...pullItems, ...tailItem];
     log(`\npull network scenarios: ${v.id} over ${links.map((l) => l.id).join(', ')}; carrier and podman round-robin (warm-up + ${runs})`);
     const linkCells = await roundRobin(ctx, linkItems, runs, {
       name: 'network ',
       failPrefix: 'run failed: ',
       onWarm: (it, r) => log(`  ${it.id.padEnd(24)} ${r.seconds.toFixed(2).padStart(7)} s, ${r.cpu?.toFixed(2) ?? '?'} CPU-s`),
     });
-    const linkRows = rowsOf(linkCells, linkItems, (it) => ({ link: it.link.id, linkTitle: it.link.title, floorSeconds: it.link.floorSeconds }));
+    const tail = linkCells.get('apply tail');
+    const applyTailSeconds = tail && Number.isFinite(tail.median) ? tail.median : undefined;
+    for (const l of links) if (l.floorSeconds !== undefined && applyTailSeconds !== undefined) l.floorWithTailSeconds = l.floorSeconds + applyTailSeconds;
+    const linkRows = rowsOf(linkCells, pullItems, (it) => ({ link: it.link.id, linkTitle: it.link.title, floorSeconds: it.link.floorSeconds }));
 
     // ---- a pull-through cache on this side of the slowest link, against the link itself ----------------------------
     const cacheRows = [];
@@ -188,7 +230,16 @@ export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, runs })
         layers: v.blobDigests.length,
       })));
     }
-    return { image: v.id, compressedSize: v.compressedSize, links: links.map(({ id, title, floorSeconds, spec }) => ({ id, title, floorSeconds, spec })), linkRows, cacheRows, concurrentRows, notes };
+    return {
+      image: v.id,
+      compressedSize: v.compressedSize,
+      links: links.map(({ id, title, floorSeconds, floorWithTailSeconds, spec }) => ({ id, title, floorSeconds, floorWithTailSeconds, spec })),
+      ...(applyTailSeconds !== undefined ? { applyTailSeconds } : {}),
+      linkRows,
+      cacheRows,
+      concurrentRows,
+      notes,
+    };
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     fs.rmSync(runBase, { recursive: true, force: true });

@@ -348,7 +348,7 @@ export async function runPullSuite(ctx) {
     }
     // TLS, shaped links and concurrent pulls of one image (network.js), a scenario block of its own
     const network = distroGzip
-      ? await runNetworkScenarios(ctx, { v: distroGzip, dataDir: path.join(registryRoot, 'data'), carrierCli: contenders.find((c) => c.id === 'carrier') ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null, runs })
+      ? await runNetworkScenarios(ctx, { v: distroGzip, dataDir: path.join(registryRoot, 'data'), carrierCli: contenders.find((c) => c.id === 'carrier') ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null, carrierEntry: ctx.carrier.entry ?? null, runs })
       : undefined;
     const report = {
       ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),
