@@ -13,7 +13,7 @@ import { cloneTree } from '../fs/clone.js';
 import { mergeLayers } from '../fs/merge.js';
 import { pathExists } from '../fs/paths.js';
 import { removeTree } from '../fs/remove.js';
-import { makeSpreadDir } from '../fs/spread-dir.js';
+import { makeSpreadDir, SPREAD_PREFIX } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId } from '../store/ids.js';
@@ -193,6 +193,9 @@ export class VfsDriver implements Driver {
     for (const name of await readdir(join(this.home, 'dir')).catch(() => [] as string[])) {
       if (isFullId(name) && !recorded.has(name)) {
         await this.remove(name);
+        removed.push(`vfs/dir/${name}`);
+      } else if (name.startsWith(SPREAD_PREFIX)) {
+        await removeTree(join(this.home, 'dir', name));
         removed.push(`vfs/dir/${name}`);
       }
     }

@@ -7,6 +7,12 @@
 import { native } from '../native.js';
 import { fromNative, type NativeFailure } from '../errors.js';
 
+/**
+ * The name prefix of a directory makeSpreadDir has made but not yet renamed into place; one is left behind only by a
+ * crash between the two steps, for the owner of `parent` to sweep.
+ */
+export const SPREAD_PREFIX = '.spread-';
+
 /** mkdir `parent`/`name` (`mode`, less the umask); fails with EEXIST when it exists. */
 export async function makeSpreadDir(parent: string, name: string, mode: number): Promise<void> {
   await native.makeSpreadDir(parent, name, mode).catch((f: unknown) => {
