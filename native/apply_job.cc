@@ -34,6 +34,7 @@ namespace {
 constexpr size_t kBlockSize = 1 << 20;
 constexpr size_t kBlockCount = 4;
 constexpr size_t kReadSize = 1 << 20;
+constexpr uint64_t kTeeWritebackBytes = 8 << 20;
 
 struct ApplyConfig {
   std::string dir;
@@ -237,9 +238,17 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
     Sha256 sha;
     BlockSink sink(*s);
     uint64_t size = 0;
+    uint64_t tee_kicked = 0;  // the tee file's bytes whose writeback has been started
     auto take = [&](const uint8_t* p, size_t n) {
       if (s->cfg.tee_fd >= 0) {
         write_all(s->cfg.tee_fd, p, n, "", "copying the blob to the blob cache");
+        // Start the cache copy's writeback as it grows (no wait): the syncfs that makes the layer durable would
+        // otherwise find the whole blob dirty and write it too, though the cache needs no durability (a blob is
+        // verified on every use). Best effort: a failure only leaves the pages to the flusher.
+        if (size + n - tee_kicked >= kTeeWritebackBytes) {
+          sync_file_range(s->cfg.tee_fd, static_cast<off_t>(tee_kicked), static_cast<off_t>(size + n - tee_kicked), SYNC_FILE_RANGE_WRITE);
+          tee_kicked = size + n;
+        }
       }
       // An uncompressed blob's digest is its tar's digest, which the extract thread computes anyway.
       if (decoder.kind() != Compression::None) sha.update(p, n);

@@ -295,6 +295,11 @@ export interface NativeBinding {
   unlockFile(fd: number): NativeFailure | undefined;
   /** syncfs(2) on a worker thread. Rejects with a NativeFailure. */
   syncFs(fd: number): Promise<void>;
+  /**
+   * mkdir parent/name where ext4 places a top-level directory (src/fs/spread-dir.ts), on a worker thread; resolves
+   * false where the file system cannot (then a plain mkdir). Rejects with a NativeFailure (EEXIST when it exists).
+   */
+  makeSpreadDir(parent: string, name: string, mode: number): Promise<boolean>;
   /** Copies a directory tree on a thread of its own (FICLONE, copy_file_range, read/write, or linkat). */
   cloneTree(src: string, dst: string, options: NativeCloneOptions): NativeCloneJob;
   /** Flattens overlay layer directories (base first) into one new tree, on a thread of its own. */

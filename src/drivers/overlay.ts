@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { CarrierError } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
 import { removeTree } from '../fs/remove.js';
+import { makeSpreadDir } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId, isLinkId, linkId } from '../store/ids.js';
@@ -101,7 +102,7 @@ export class OverlayDriver implements Driver {
     const p = this.paths(id);
     await mkdir(p.dir, { mode: 0o700 });
     try {
-      await mkdir(p.diff, { mode: 0o755 });
+      await makeSpreadDir(p.dir, 'diff', 0o755);
       const link = linkId();
       await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
       await writeFile(join(p.dir, 'link'), link, { mode: 0o644 });

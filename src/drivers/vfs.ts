@@ -13,6 +13,7 @@ import { cloneTree } from '../fs/clone.js';
 import { mergeLayers } from '../fs/merge.js';
 import { pathExists } from '../fs/paths.js';
 import { removeTree } from '../fs/remove.js';
+import { makeSpreadDir, SPREAD_PREFIX } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId } from '../store/ids.js';
@@ -91,7 +92,7 @@ export class VfsDriver implements Driver {
    */
   async create(id: string, parent: string | undefined): Promise<void> {
     await mkdir(join(this.home, 'dir'), { recursive: true, mode: 0o700 });
-    await mkdir(this.dir(id), { mode: 0o755 });
+    await makeSpreadDir(join(this.home, 'dir'), id, 0o755);
     this.modes.created(id, parent);
   }
 
@@ -112,7 +113,7 @@ export class VfsDriver implements Driver {
     await mkdir(this.stagingRoot, { recursive: true, mode: 0o700 });
     const p = this.stagingDir(id);
     await removeTree(p);
-    await mkdir(p, { mode: 0o755 });
+    await makeSpreadDir(this.stagingRoot, id, 0o755);
     return p;
   }
 
@@ -192,6 +193,9 @@ export class VfsDriver implements Driver {
     for (const name of await readdir(join(this.home, 'dir')).catch(() => [] as string[])) {
       if (isFullId(name) && !recorded.has(name)) {
         await this.remove(name);
+        removed.push(`vfs/dir/${name}`);
+      } else if (name.startsWith(SPREAD_PREFIX)) {
+        await removeTree(join(this.home, 'dir', name));
         removed.push(`vfs/dir/${name}`);
       }
     }

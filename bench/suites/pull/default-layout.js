@@ -8,6 +8,16 @@
 // after each run (untimed), so every run starts on a file system with fresh deletes. The contenders, round-robin:
 // carrier as a user runs it, carrier --no-sync (no syncfs: podman's durability), carrier with the blob cache on
 // tmpfs (CARRIER_BLOB_CACHE under /dev/shm: what the cache's own writes cost on the host file system), and podman.
+//
+// What this layout showed (issue 21, 2026-12-06): this host's root is ext4 without a journal, where every inode
+// allocation skips the block group's recently deleted inodes one by one from the group's start (recently_deleted() in
+// fs/ext4/ialloc.c: up to 5 minutes while their inode table block is dirty). The previous run's tree, just removed,
+// sat in the group the new store's directories inherit, so a pull spent 1-4 s of system time there (perf), quadratic
+// in the layer's file count; podman pays it too. Carrier now makes a layer's directory where ext4 places a top-level
+// one (src/fs/spread-dir.ts): 0.3-0.4 s of system time per pull instead of 2.5-3.5 s (podman 2.8-3.7 s). The syncfs
+// (0.03-0.34 s under load, strace -T) and the cache blob beside the layer (60 of 260 MB it flushes; no fsync of its
+// own, nothing written twice: strace -c) cost little by comparison; applyLayer now starts the cache copy's writeback
+// as it grows, which took the blob's ~0.1 s out of the syncfs.
 import fs from 'node:fs';
 import path from 'node:path';
 import { timings, roundRobin, timed } from '../../lib/roundrobin.js';
