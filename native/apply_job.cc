@@ -557,6 +557,7 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
       }
     }
     c.extract.hardlink_clones = o.Get("hardlinkClones").ToBoolean().Value();
+    c.extract.writeback = o.Get("writeback").ToBoolean().Value();
     if (o.Get("rebuild").IsObject()) c.rebuild = parse_rebuild(env, o.Get("rebuild").As<Napi::Object>());
     c.extract.budget = budget_of(env, o.Get("budget"));
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);

@@ -89,6 +89,8 @@ export interface NativeApplyOptions {
   /** Hard-link a clone source whose owner, mode, mtime and xattrs are the entry's (ApplyLayerOptions.hardlinkClones). */
   hardlinkClones?: boolean;
   budget?: NativeImageBudget;
+  /** Start each file's writeback once written (ApplyLayerOptions.writeback). */
+  writeback?: boolean;
   /** A partial pull: the tar is rebuilt from this plan on a native thread; pushed chunks are the remote frames. */
   rebuild?: NativeRebuildPlan;
 }

@@ -73,6 +73,12 @@ export interface ApplyLayerOptions {
    * opt-in, as containers-storage's `use_hard_links`); its content is still compared with the tar's.
    */
   hardlinkClones?: boolean;
+  /**
+   * The file system is synced once the layer is in place (the store's syncfs): each file's writeback is started as soon
+   * as it is written (sync_file_range, asynchronous), so the disk works during the extraction and the sync has little
+   * left to do.
+   */
+  writeback?: boolean;
 }
 
 
@@ -127,6 +133,7 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
   if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
   if (options.cloneFrom && options.cloneFrom.size > 0) out.clones = [...options.cloneFrom].flat();
   if (options.hardlinkClones) out.hardlinkClones = true;
+  if (options.writeback) out.writeback = true;
   if (options.limits?.budget !== undefined) out.budget = options.limits.budget;
   if (options.teeFd !== undefined) {
     if (!Number.isSafeInteger(options.teeFd) || options.teeFd < 0) {

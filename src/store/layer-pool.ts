@@ -141,6 +141,7 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
           },
           p.parent !== undefined ? ready.get(p.parent)?.promise : undefined,
           budget,
+          options.sync ?? true,
         );
         ready.get(p.id)!.resolve();
         const completion = completer.complete(p.record, filled.applied, filled.syncDir).then(

@@ -213,6 +213,8 @@ export class LayerStore {
     afterApply?: (applied: AppliedLayer) => Promise<void>,
     parentReady?: Promise<void>,
     budget?: ImageBudget,
+    /** The file system is synced once the layer is in place (ApplyLayerOptions.writeback). */
+    writeback?: boolean,
   ): Promise<{ applied: AppliedLayer; syncDir: string }> {
     const { source, extra } =
       typeof from === 'object' && 'stream' in from
@@ -240,6 +242,7 @@ export class LayerStore {
       ...(signal ? { signal } : {}),
       ...(parentReady ? { parentReady } : {}),
       ...(budget ? { limits: { budget } } : {}),
+      ...(writeback ? { writeback: true } : {}),
       onApplied,
     });
     await onApplied(applied);
