@@ -157,6 +157,7 @@ export async function applyLayer(
   options: ApplyLayerOptions = {},
 ): Promise<AppliedLayer> {
   const rebuilt = typeof source === 'object' && 'plan' in source ? source : undefined;
+  const stream = typeof source === 'string' || 'plan' in source ? undefined : source;
   const opts = nativeOptions(rebuilt ? { ...options, compression: 'none' } : options);
   if (rebuilt) opts.rebuild = rebuilt.plan;
   const { signal } = options;
@@ -206,9 +207,9 @@ export async function applyLayer(
         job.abort();
       },
     );
-  } else if (typeof source !== 'string') {
+  } else if (stream) {
     // Not awaited: a stalled stream must not keep an abort or a native failure from settling the call.
-    feed(source as Readable, job, () => done, (wake) => (drained = wake), options.onBytes).catch((err: unknown) => {
+    feed(stream, job, () => done, (wake) => (drained = wake), options.onBytes).catch((err: unknown) => {
       streamError = err;
       job.abort();
     });
@@ -216,10 +217,11 @@ export async function applyLayer(
   try {
     return await finished;
   } catch (err) {
-    if (typeof source !== 'string' && !rebuilt && !(source as Readable).destroyed) (source as Readable).destroy();
+    if (stream && !stream.destroyed) stream.destroy();
     if (streamError !== undefined && !signal?.aborted) {
       const cause = streamError as NodeJS.ErrnoException;
-      throw new CarrierError(cause.code ?? 'CARRIER_STREAM_ERROR', `reading the layer stream failed: ${cause.message}`, {
+      const what = rebuilt ? "fetching the layer's files" : 'reading the layer stream';
+      throw new CarrierError(cause.code ?? 'CARRIER_STREAM_ERROR', `${what} failed: ${cause.message}`, {
         cause,
       });
     }
