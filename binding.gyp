@@ -20,6 +20,7 @@
         "native/gzip_isal.cc",
         "native/mount.cc",
         "native/parallel_compressor.cc",
+        "native/partial_rebuild.cc",
         "native/quota.cc",
         "native/tar_reader.cc",
         "native/store_ops.cc",

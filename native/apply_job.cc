@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "extractor.h"
 #include "fs_safe.h"
 #include "napi_util.h"
+#include "partial_rebuild.h"
 #include "sha256.h"
 #include "stream_job.h"
 #include "tar_reader.h"
@@ -47,6 +49,9 @@ struct ApplyConfig {
   uint64_t max_uncompressed = 0;
   uint64_t max_entries = 0;
   int tee_fd = -1;  // also receives every compressed byte, in order (a pull's blob cache file); not owned
+  // A partial pull: the tar is rebuilt from this plan (partial_rebuild.h) instead of decoded, and what JS pushes is the
+  // remote contents' zstd frames.
+  std::shared_ptr<RebuildPlan> rebuild;
 };
 
 struct ApplyResult {
@@ -216,6 +221,7 @@ class BlockSink : public DecodeSink {
     cur_.len += n;
     if (cur_.len == cur_.cap) flush();
   }
+  uint64_t total() const { return total_; }
   void flush() {
     if (cur_.data && cur_.len) s_.blocks.push(std::move(cur_));
     cur_ = Block{};
@@ -298,6 +304,37 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
   }
 }
 
+// In place of decode_thread for a partial pull: the tar rebuilt from its plan, the pushed frames decoded on demand.
+void rebuild_thread(std::shared_ptr<ApplyState> s) {
+  pthread_setname_np(pthread_self(), "carrier-rebuild");
+  struct Closed {
+    ApplyState& s;
+    ~Closed() { s.input_closed.store(true, std::memory_order_release); }
+  } closed{*s};
+  try {
+    BlockSink sink(*s);
+    std::function<void()> stopped = [&] { s->check_abort(); };
+    auto drain = [&] { s->tsfn.NonBlockingCall(new Event{Event::Drain, std::nullopt, {}, {}}); };
+    // The fetched frames are few: each push is copied out at once and let go of.
+    RemoteInput remote = [&](std::vector<uint8_t>& chunk) {
+      Borrowed b;
+      if (!s->next_borrowed(b, stopped, drain)) return false;
+      chunk.clear();
+      chunk.reserve(b.bytes);
+      for (const auto& [p, n] : b.parts) chunk.insert(chunk.end(), p, p + n);
+      s->done_seq.store(b.seq, std::memory_order_release);
+      return true;
+    };
+    rebuild_tar(*s->cfg.rebuild, remote, sink, stopped);
+    sink.flush();
+    s->compressed_size = sink.total();
+    s->compression = Compression::None;
+    s->blocks.close();
+  } catch (...) {
+    s->record(current_failure());
+  }
+}
+
 void require_empty(int rootfd, const std::string& dir) {
   int fd = dup(rootfd);
   DIR* d = fd >= 0 ? fdopendir(fd) : nullptr;
@@ -332,7 +369,7 @@ void extract_thread(std::shared_ptr<ApplyState> s) {
     TarReader reader(extractor, s->cfg.max_entries);
     Sha256 sha;
     uint64_t size = 0;
-    decoder = std::thread(decode_thread, s);
+    decoder = std::thread(s->cfg.rebuild ? rebuild_thread : decode_thread, s);
     Block b;
     while (s->blocks.take(b)) {
       sha.update(b.data.get(), b.len);
@@ -435,6 +472,64 @@ void fill(Napi::Env env, Event& event, Napi::Object& js) {
   }
 }
 
+// { layer, segments: Uint8Array, steps: Float64Array of (file or -1, bytes) pairs, names, paths and digests: strings
+// joined by NUL (a path '' for a remote file), sizes: Float64Array, claimed: Uint8Array } (src/layer/apply.ts).
+std::shared_ptr<RebuildPlan> parse_rebuild(Napi::Env env, const Napi::Object& o) {
+  auto bad = [&](const char* what) { return Napi::TypeError::New(env, std::string("ApplyJob: rebuild.") + what); };
+  auto plan = std::make_shared<RebuildPlan>();
+  plan->layer = string_option(o, "layer");
+  Napi::Value seg = o.Get("segments"), steps = o.Get("steps"), sizes = o.Get("sizes"), claimed = o.Get("claimed");
+  if (!seg.IsTypedArray() || seg.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw bad("segments must be a Uint8Array");
+  if (!steps.IsTypedArray() || steps.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw bad("steps must be a Float64Array");
+  if (!sizes.IsTypedArray() || sizes.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw bad("sizes must be a Float64Array");
+  if (!claimed.IsTypedArray() || claimed.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw bad("claimed must be a Uint8Array");
+  Napi::Uint8Array sg = seg.As<Napi::Uint8Array>();
+  plan->segments.assign(sg.Data(), sg.Data() + sg.ByteLength());
+  auto split = [&](const char* key) {
+    std::vector<std::string> out;
+    Napi::Value v = o.Get(key);
+    if (!v.IsString()) throw bad("names, paths and digests must be strings");
+    std::string all = v.As<Napi::String>().Utf8Value();
+    size_t at = 0;
+    for (;;) {
+      size_t end = all.find('\0', at);
+      out.push_back(all.substr(at, end == std::string::npos ? std::string::npos : end - at));
+      if (end == std::string::npos) break;
+      at = end + 1;
+    }
+    return out;
+  };
+  Napi::Float64Array sz = sizes.As<Napi::Float64Array>();
+  Napi::Uint8Array cl = claimed.As<Napi::Uint8Array>();
+  size_t count = sz.ElementLength();
+  std::vector<std::string> names = count ? split("names") : std::vector<std::string>();
+  std::vector<std::string> paths = count ? split("paths") : std::vector<std::string>();
+  std::vector<std::string> digests = count ? split("digests") : std::vector<std::string>();
+  if (names.size() != count || paths.size() != count || digests.size() != count || cl.ElementLength() != count) throw bad("files differ in count");
+  plan->files.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    RebuildFile& f = plan->files[i];
+    f.name = std::move(names[i]);
+    f.path = std::move(paths[i]);
+    f.digest = std::move(digests[i]);
+    f.size = static_cast<int64_t>(sz[i]);
+    f.claimed = cl[i] != 0;
+    if (f.size < 0) throw bad("sizes must not be negative");
+  }
+  Napi::Float64Array st = steps.As<Napi::Float64Array>();
+  if (st.ElementLength() % 2) throw bad("steps must come in pairs");
+  uint64_t seg_total = 0;
+  for (size_t i = 0; i < st.ElementLength(); i += 2) {
+    int64_t file = static_cast<int64_t>(st[i]);
+    uint64_t bytes = static_cast<uint64_t>(st[i + 1]);
+    if (file >= static_cast<int64_t>(count)) throw bad("a step names no file");
+    if (file < 0) seg_total += bytes;
+    plan->steps.push_back({file < 0 ? -1 : file, bytes});
+  }
+  if (seg_total != plan->segments.size()) throw bad("segment steps must cover the segments");
+  return plan;
+}
+
 class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -471,6 +566,8 @@ class ApplyJob : public Napi::ObjectWrap<ApplyJob> {
       }
     }
     c.extract.hardlink_clones = o.Get("hardlinkClones").ToBoolean().Value();
+    c.extract.writeback = o.Get("writeback").ToBoolean().Value();
+    if (o.Get("rebuild").IsObject()) c.rebuild = parse_rebuild(env, o.Get("rebuild").As<Napi::Object>());
     c.extract.budget = budget_of(env, o.Get("budget"));
     state_->tsfn = EventFn::New(env, info[3].As<Napi::Function>(), "carrier-apply-layer", 0, 1);
     std::thread(extract_thread, state_).detach();

@@ -529,6 +529,7 @@ void Extractor::entry_end() {
     task.mode = e.mode;
     task.mtime_sec = e.mtime_sec;
     task.mtime_nsec = e.mtime_nsec;
+    task.writeback = opts_.writeback;
     pool_.submit(std::move(task));
     content_ = std::vector<uint8_t>();
   } else if (file_.valid() && linked_) {
@@ -536,6 +537,7 @@ void Extractor::entry_end() {
     file_.reset();
   } else if (file_.valid()) {
     if (!cloned_) finish_streamed(e.size);  // a clone holds its content already, sharing the store file's blocks
+    if (opts_.writeback && !cloned_ && data_end_ > 0) sync_file_range(file_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint
     int fd = file_.get();
     if (!opts_.rootless) set_owner(fd, cur_path_, static_cast<uint32_t>(e.uid), static_cast<uint32_t>(e.gid));
     apply_xattrs(fd, nullptr, e, cur_path_);

@@ -30,6 +30,9 @@ struct ExtractOptions {
   // the entry's is hard-linked instead of reflinked or copied.
   bool hardlink_clones = false;
   std::shared_ptr<ByteBudget> budget;  // charged with every content byte written (none: no budget)
+  // The store syncs the file system once the layer is in place: start each file's writeback as soon as it is written
+  // (sync_file_range, asynchronous), so the disk works while the layer is extracted and that sync finds little left.
+  bool writeback = false;
 };
 
 struct SkippedEntry {

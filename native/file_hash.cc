@@ -1,5 +1,3 @@
-// readFiles(paths, sizes) -> Promise<{ data, ends, digests }>: a batch of small store files read and hashed on a worker
-// thread, for a partial pull's rebuilt tar (one thread-pool trip for many files instead of four per file).
 // hashFiles(root, names, sizes) -> Promise<string[]>: the sha256 of each named regular file inside the directory
 // `root`, on a worker thread (a partial pull's index of the store's file contents). Names are resolved inside the root
 // (openat2 RESOLVE_IN_ROOT, the last component never followed), so a layer's symlinks cannot lead the hashing
@@ -89,89 +87,6 @@ class HashFilesWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-// Reads each path (the last component never followed) when it is a regular file of its size: its bytes go to `data`,
-// their end offset to `ends`, their digest to `digests`; a file that is not usable adds nothing and digest "".
-class ReadFilesWorker : public Napi::AsyncWorker {
- public:
-  ReadFilesWorker(Napi::Env env, std::vector<std::string> paths, std::vector<int64_t> sizes)
-      : Napi::AsyncWorker(env), paths_(std::move(paths)), sizes_(std::move(sizes)), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    int64_t total = 0;
-    for (int64_t s : sizes_) total += s;
-    data_.reserve(static_cast<size_t>(total));
-    for (size_t i = 0; i < paths_.size(); ++i) {
-      size_t start = data_.size();
-      std::string digest = read_one(paths_[i], sizes_[i]);
-      if (digest.empty()) data_.resize(start);
-      ends_.push_back(static_cast<double>(data_.size()));
-      digests_.push_back(std::move(digest));
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("data", Napi::Buffer<uint8_t>::Copy(env, data_.data(), data_.size()));
-    Napi::Array ends = Napi::Array::New(env, ends_.size());
-    Napi::Array digests = Napi::Array::New(env, digests_.size());
-    for (size_t i = 0; i < ends_.size(); ++i) {
-      ends.Set(static_cast<uint32_t>(i), ends_[i]);
-      digests.Set(static_cast<uint32_t>(i), digests_[i]);
-    }
-    out.Set("ends", ends);
-    out.Set("digests", digests);
-    deferred_.Resolve(out);
-  }
-
- private:
-  std::string read_one(const std::string& path, int64_t size) {
-    Fd file(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat st;
-    if (!file.valid() || fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != size) return {};
-    size_t start = data_.size();
-    data_.resize(start + static_cast<size_t>(size));
-    int64_t got = 0;
-    while (got < size) {
-      ssize_t n = read(file.get(), data_.data() + start + got, static_cast<size_t>(size - got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return {};
-      got += n;
-    }
-    Sha256 h;
-    h.update(data_.data() + start, static_cast<size_t>(size));
-    return h.digest();
-  }
-
-  std::vector<std::string> paths_;
-  std::vector<int64_t> sizes_;
-  std::vector<uint8_t> data_;
-  std::vector<double> ends_;
-  std::vector<std::string> digests_;
-  Napi::Promise::Deferred deferred_;
-};
-
-Napi::Value ReadFiles(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray()) throw Napi::TypeError::New(env, "readFiles(paths: string[], sizes: number[])");
-  Napi::Array paths = info[0].As<Napi::Array>();
-  Napi::Array sizes = info[1].As<Napi::Array>();
-  if (paths.Length() != sizes.Length()) throw Napi::TypeError::New(env, "readFiles: paths and sizes differ in length");
-  std::vector<std::string> p;
-  std::vector<int64_t> s;
-  for (uint32_t i = 0; i < paths.Length(); ++i) {
-    Napi::Value path = paths.Get(i);
-    Napi::Value size = sizes.Get(i);
-    if (!path.IsString() || !size.IsNumber() || size.As<Napi::Number>().Int64Value() < 0) throw Napi::TypeError::New(env, "readFiles: a path is not a string or a size not a count");
-    p.push_back(path.As<Napi::String>().Utf8Value());
-    s.push_back(size.As<Napi::Number>().Int64Value());
-  }
-  auto* w = new ReadFilesWorker(env, std::move(p), std::move(s));
-  Napi::Promise promise = w->promise();
-  w->Queue();
-  return promise;
-}
-
 Napi::Value HashFiles(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
@@ -201,7 +116,6 @@ Napi::Value HashFiles(const Napi::CallbackInfo& info) {
 
 void init_file_hash(Napi::Env env, Napi::Object exports) {
   exports.Set("hashFiles", Napi::Function::New(env, HashFiles, "hashFiles"));
-  exports.Set("readFiles", Napi::Function::New(env, ReadFiles, "readFiles"));
 }
 
 }  // namespace carrier

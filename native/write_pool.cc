@@ -1,5 +1,6 @@
 #include "write_pool.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ void WritePool::run() {
       if (w.end < size && ftruncate(task.fd.get(), size) != 0) fail_errno(errno, "ftruncate", task.path);
       if (task.chown) set_owner(task.fd.get(), task.path, task.uid, task.gid);
       set_mode_and_times(task.fd.get(), task.path, task.mode, task.mtime_sec, task.mtime_nsec);
+      if (task.writeback && w.bytes > 0) sync_file_range(task.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint
     } catch (...) {
       failed = current_failure();
     }

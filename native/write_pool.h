@@ -29,6 +29,7 @@ struct WriteTask {
   uint32_t uid = 0, gid = 0, mode = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
+  bool writeback = false;  // start the file's writeback once written (ExtractOptions::writeback)
 };
 
 // File content is written in blocks of this size; a block of zeros is skipped, leaving a hole that reads back as

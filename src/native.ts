@@ -89,6 +89,30 @@ export interface NativeApplyOptions {
   /** Hard-link a clone source whose owner, mode, mtime and xattrs are the entry's (ApplyLayerOptions.hardlinkClones). */
   hardlinkClones?: boolean;
   budget?: NativeImageBudget;
+  /** Start each file's writeback once written (ApplyLayerOptions.writeback). */
+  writeback?: boolean;
+  /** A partial pull: the tar is rebuilt from this plan on a native thread; pushed chunks are the remote frames. */
+  rebuild?: NativeRebuildPlan;
+}
+
+/**
+ * A partial pull's tar as the native apply rebuilds it (native/partial_rebuild.h): steps in tar order, each a raw
+ * segment (file -1, `bytes` long, taken in order from `segments`) or the content of a file of the list. A file is read
+ * from the store file at its path, or (path '') decoded from the zstd frames pushed to the job, and hashed against its
+ * digest. names, paths and digests are joined by NUL.
+ */
+export interface NativeRebuildPlan {
+  /** The layer's blob digest (messages). */
+  layer: string;
+  segments: Uint8Array;
+  /** (file index or -1, bytes) pairs. */
+  steps: Float64Array;
+  names: string;
+  paths: string;
+  digests: string;
+  sizes: Float64Array;
+  /** 1 where the store file is known by an unverified claim (a mismatch is then CARRIER_STALE_INDEX). */
+  claimed: Uint8Array;
 }
 
 /** Bytes of file content the layers applied under it may write to disk, shared across their threads. */
@@ -283,12 +307,6 @@ export interface NativeBinding {
    * NativeFailure when `root` cannot be opened.
    */
   hashFiles(root: string, names: string[], sizes: number[]): Promise<string[]>;
-  /**
-   * Small files read whole and hashed on a worker thread (the last path component never followed): their bytes one
-   * after another in `data`, each one's end offset in `ends`, its `sha256:<hex>` in `digests` ('' and no bytes for a
-   * file that is missing, not a regular file, or not of its size).
-   */
-  readFiles(paths: string[], sizes: number[]): Promise<{ data: Buffer; ends: number[]; digests: string[] }>;
   /** fcntl OFD lock on the whole file; resolves false only when `wait` is false and another holder has it. Rejects with a NativeFailure. */
   lockFile(fd: number, exclusive: boolean, wait: boolean): Promise<boolean>;
   /** Drops the lock held through this fd; returns the failure instead of throwing. */

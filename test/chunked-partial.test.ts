@@ -7,18 +7,22 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it, expect, afterAll } from 'vitest';
 import { compressChunked } from '../src/chunked/compress.js';
-import { planPartial, type RangedLayer } from '../src/chunked/partial.js';
+import { planPartial, type PartialLayer, type RangedLayer } from '../src/chunked/partial.js';
+import { applyLayer, type AppliedLayer, type RebuiltTar } from '../src/layer/apply.js';
+import { assembleLayer } from '../src/layer/assemble.js';
+import { CarrierError } from '../src/errors.js';
 import type { ByteRange } from '../src/registry/ranges.js';
 import { Store } from '../src/index.js';
-import { claimedIndex, hashLayerFiles, storeFiles, writeFileIndex, type IndexedFile } from '../src/chunked/file-index.js';
+import { claimedIndex, hashLayerFiles, storeFiles, writeFileIndex, type IndexedFile, type LocalFile } from '../src/chunked/file-index.js';
 import { buildTestImage } from './support/images.js';
 import { commitOf } from './support/store.js';
 import * as H from './support/hostile.js';
-import { tempDir, prng } from './support/fixtures.js';
+import { tempDir, prng, run } from './support/fixtures.js';
 
 const work = tempDir('chunked-partial');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
+const zstd = (b: Buffer): Buffer => run('zstd', ['-q', '-c'], { input: b });
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function readAll(s: Readable): Promise<Buffer> {
@@ -52,20 +56,34 @@ describe('planPartial', () => {
   const files = Array.from({ length: 12 }, (_, i) => ({ name: `d/f${i}`, content: prng(20_000 + i, `pp${i}`) }));
   const big = { name: 'd/big', content: prng(300_000, 'pp-big') };
   const tar = H.tar(H.dir('d'), ...files.map((f) => H.file(f.name, f.content)), H.file(big.name, big.content), H.symlink('d/l', 'f0'));
+  let n = 0;
+  /** Applies a plan's tar (rebuilt by the native apply) into a fresh directory, requiring the tar's digest. */
+  const apply = (plan: PartialLayer, options: { signal?: AbortSignal } = {}): Promise<AppliedLayer> => {
+    const dir = path.join(work, `apply-${n++}`);
+    fs.mkdirSync(dir);
+    return applyLayer(plan.tar, dir, { expectedDiffID: sha(tar), rootless: true, tarSplit: `${dir}.tar-split.gz`, ...options });
+  };
+  const localCopies = (list: { name: string; content: Buffer }[], extra: Partial<{ claimed: boolean }> = {}): Map<string, LocalFile> => {
+    const local = new Map<string, LocalFile>();
+    for (const f of list) {
+      const p = path.join(work, `${f.name.replace('/', '_')}-${n++}`);
+      fs.writeFileSync(p, f.content);
+      local.set(sha(f.content), { path: p, size: f.content.length, ...extra });
+    }
+    return local;
+  };
 
   it('rebuilds the tar byte for byte from local files and ranged fetches, a large file in pieces', async () => {
     const { layer, requests } = await chunkedLayer(tar);
-    const local = new Map<string, { path: string; size: number }>();
-    for (const f of files.slice(0, 10)) {
-      const p = path.join(work, f.name.replace('/', '_'));
-      fs.writeFileSync(p, f.content);
-      local.set(sha(f.content), { path: p, size: f.content.length });
-    }
-    const plan = await planPartial(layer, local, { ...slow, batchBytes: 64 << 10 });
+    const plan = await planPartial(layer, localCopies(files.slice(0, 10)), { ...slow, batchBytes: 64 << 10 });
     expect(plan).toBeDefined();
     expect(plan!.files.map((f) => f.name).sort()).toEqual([...files.map((f) => f.name), big.name].sort());
-    const rebuilt = await readAll(plan!.stream);
-    expect(rebuilt.equals(tar)).toBe(true);
+    const applied = await apply(plan!);
+    expect(applied.diffDigest).toBe(sha(tar));
+    expect(applied.diffSize).toBe(tar.length);
+    expect(fs.readFileSync(path.join(work, `apply-${n - 1}`, big.name)).equals(big.content)).toBe(true);
+    // The tar-split it records rebuilds the same tar from the tree.
+    expect((await readAll(assembleLayer(`${path.join(work, `apply-${n - 1}`)}.tar-split.gz`, path.join(work, `apply-${n - 1}`)))).equals(tar)).toBe(true);
     // TOC and tar-split in one request; then f10 and f11 merged; then the big file in pieces of at most 64 KiB.
     expect(requests[0]!.length).toBe(2);
     const content = requests.slice(1).flat();
@@ -79,20 +97,91 @@ describe('planPartial', () => {
     expect(await planPartial(layer, new Map())).toBeUndefined();
   });
 
-  it('refuses a local file that does not hold what the index claims', async () => {
+  it('refuses a local file that does not hold what the index says, leaving the directory empty', async () => {
     const { layer } = await chunkedLayer(tar);
-    const p = path.join(work, 'liar');
-    fs.writeFileSync(p, Buffer.alloc(big.content.length));
-    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length }]]), slow);
-    await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH' });
+    const local = localCopies(files);
+    local.set(sha(big.content), localCopies([{ name: 'liar', content: Buffer.alloc(big.content.length) }]).values().next().value!);
+    const plan = await planPartial(layer, local, slow);
+    await expect(apply(plan!)).rejects.toMatchObject({ code: 'CARRIER_DIGEST_MISMATCH', message: expect.stringContaining("'d/big' read from the store") });
+    expect(fs.readdirSync(path.join(work, `apply-${n - 1}`))).toEqual([]);
   });
 
   it('says the index is stale (so the pull fetches whole) when a file known only by a claim does not hold it', async () => {
     const { layer } = await chunkedLayer(tar);
-    const p = path.join(work, 'claim-liar');
-    fs.writeFileSync(p, Buffer.alloc(big.content.length));
-    const plan = await planPartial(layer, new Map([[sha(big.content), { path: p, size: big.content.length, claimed: true }]]), slow);
-    await expect(readAll(plan!.stream)).rejects.toMatchObject({ code: 'CARRIER_STALE_INDEX' });
+    const local = localCopies(files);
+    local.set(sha(big.content), localCopies([{ name: 'claim-liar', content: Buffer.alloc(big.content.length) }], { claimed: true }).values().next().value!);
+    const plan = await planPartial(layer, local, slow);
+    await expect(apply(plan!)).rejects.toMatchObject({ code: 'CARRIER_STALE_INDEX' });
+  });
+
+  it('refuses a store file that grew, shrank or became a symlink, and reports one gone meanwhile as ENOENT (fetched whole)', async () => {
+    const { layer } = await chunkedLayer(tar);
+    for (const [change, code] of [
+      [(p: string) => fs.appendFileSync(p, 'x'), 'CARRIER_DIGEST_MISMATCH'],
+      [(p: string) => fs.truncateSync(p, 10), 'CARRIER_DIGEST_MISMATCH'],
+      [(p: string) => (fs.rmSync(p), fs.symlinkSync(path.join(work, 'elsewhere'), p)), 'CARRIER_DIGEST_MISMATCH'],
+      [(p: string) => fs.rmSync(p), 'ENOENT'],
+    ] as const) {
+      const local = localCopies([...files, big]);
+      const plan = await planPartial(layer, local, slow);
+      change(local.get(sha(files[3]!.content))!.path);
+      await expect(apply(plan!)).rejects.toMatchObject({ code });
+    }
+  });
+
+  it('refuses fetched frames that decode to other content, to more than the TOC says, or are not zstd', async () => {
+    const { layer } = await chunkedLayer(tar);
+    const plan = await planPartial(layer, localCopies([...files.slice(0, 11), big]), slow); // f11 is fetched
+    const f11 = files[11]!.content;
+    const hostile: [Buffer[], string][] = [
+      [[zstd(Buffer.from(f11).fill(7, 0, 10))], 'CARRIER_DIGEST_MISMATCH'],
+      [[zstd(Buffer.concat([f11, Buffer.from('more')]))], 'CARRIER_BAD_TOC'],
+      [[zstd(f11), zstd(Buffer.from('another frame'))], 'CARRIER_BAD_TOC'],
+      [[zstd(f11).subarray(0, 5000)], 'CARRIER_DIGEST_MISMATCH'],
+      [[Buffer.from('not zstd at all, not zstd at all')], 'CARRIER_DIGEST_MISMATCH'],
+      [[], 'CARRIER_DIGEST_MISMATCH'],
+    ];
+    for (const [frames, code] of hostile) {
+      const remote: RebuiltTar['remote'] = async (write) => {
+        for (const f of frames) await write(f);
+      };
+      await expect(apply({ ...plan!, tar: { plan: plan!.tar.plan, remote } })).rejects.toMatchObject({ code });
+      expect(fs.readdirSync(path.join(work, `apply-${n - 1}`))).toEqual([]);
+    }
+  });
+
+  it('stops on an abort while a fetch hangs, and aborts that fetch', async () => {
+    const { layer } = await chunkedLayer(tar);
+    let fetchSignal: AbortSignal | undefined;
+    const hanging: RangedLayer = {
+      ...layer,
+      fetchRanges: (ranges, o) => {
+        if (ranges.length === 2) return layer.fetchRanges!(ranges, o);
+        fetchSignal = o?.signal;
+        return new Promise((_, reject) => o?.signal?.addEventListener('abort', () => reject(new Error('fetch aborted'))));
+      },
+    };
+    const plan = await planPartial(hanging, localCopies(files.slice(0, 11)), slow);
+    const ac = new AbortController();
+    const applying = apply(plan!, { signal: ac.signal });
+    while (!fetchSignal) await new Promise((r) => setTimeout(r, 5));
+    ac.abort();
+    await expect(applying).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    expect(fetchSignal.aborted).toBe(true);
+    expect(fs.readdirSync(path.join(work, `apply-${n - 1}`))).toEqual([]);
+  });
+
+  it('fails with the fetch error when a ranged fetch fails (a transport failure: the pull fetches whole)', async () => {
+    const { layer } = await chunkedLayer(tar);
+    const failing: RangedLayer = {
+      ...layer,
+      fetchRanges: async (ranges, o) => {
+        if (ranges.length === 2) return layer.fetchRanges!(ranges, o);
+        throw new CarrierError('CARRIER_REGISTRY_ERROR', 'the registry went away');
+      },
+    };
+    const plan = await planPartial(failing, localCopies(files.slice(0, 11)), slow);
+    await expect(apply(plan!)).rejects.toMatchObject({ code: 'CARRIER_REGISTRY_ERROR' });
   });
 });
 

@@ -111,6 +111,14 @@ describe('assembleLayer rebuilds the original tar', { timeout: 180_000 }, () => 
     });
   }
 
+  it('with writeback (the store syncs afterwards), extracts the same tree and tar-split, rebuilt byte for byte', async () => {
+    const fx = fixtures.get('uncompressed')!;
+    const dir = freshDir('writeback');
+    const split = splitPath('writeback');
+    const result = await applyLayer(fx.blob, dir, { rootless: false, tarSplit: split, writeback: true });
+    await expectRoundTrip(fx, { dir, split, result });
+  });
+
   it('keeps bytes after the end-of-archive blocks: hashed into diffDigest and rebuilt by assembleLayer', async () => {
     const m = fixtures.get('uncompressed')!.tar;
     const tarFile = path.join(work, 'trailing.tar');

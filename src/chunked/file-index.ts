@@ -39,8 +39,13 @@ export interface LocalFile {
   claimed?: boolean;
 }
 
+/** A name with an empty, `.` or `..` component (or empty): one that needs cleaning. */
+const UNCLEAN = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 /** A tar name as a path inside a layer directory; undefined for a name that would leave it. */
 export function layerPath(dir: string, name: string): string | undefined {
+  // Most names are clean: no split and join for each of a store's thousands of files (a pull computes every one).
+  if (!UNCLEAN.test(name) && !dir.endsWith('/')) return `${dir}/${name}`;
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.length === 0 || parts.some((p) => p === '..')) return undefined;
   return join(dir, ...parts);

@@ -1,17 +1,14 @@
 // A partial pull of one zstd:chunked layer: the TOC and tar-split are fetched and checked (toc.ts), each file's content
 // is taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise,
-// and the layer's tar is rebuilt from the tar-split with those contents. That tar goes to the store's ordinary apply,
-// which hashes it and requires the config's diff_id: the result is the layer a full pull makes (same id, same
-// tar-split, same export), and a TOC or tar-split that lies cannot change it, only make the pull fail.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { Readable, type Duplex } from 'node:stream';
-import { CarrierError } from '../errors.js';
-import { decompressor } from '../load/compression.js';
+// and the layer's tar is rebuilt from the tar-split with those contents by the store's ordinary apply, on its native
+// threads (the layer's bytes never pass through JS): every file is hashed against its TOC digest, and the tar against
+// the config's diff_id. The result is the layer a full pull makes (same id, same tar-split, same export), and a TOC
+// or tar-split that lies cannot change it, only make the pull fail.
+import type { RebuiltTar } from '../layer/apply.js';
+import type { NativeRebuildPlan } from '../native.js';
 import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
 import { choosePartial, estimateLink, type LinkEstimate } from './fetch-cost.js';
-import { BATCHED_FILE_MAX, LocalReads } from './local-reads.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
 import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
 
@@ -24,8 +21,8 @@ export interface RangedLayer {
 }
 
 export interface PartialLayer {
-  /** The layer's tar, rebuilt; reading it drives the fetches. */
-  stream: Readable;
+  /** The layer's tar, for the native apply to rebuild (applyLayer); its rebuild drives the fetches. */
+  tar: RebuiltTar;
   /** Compressed bytes of file content still to fetch (ranges merged), and of content found in the store. */
   toFetch: number;
   skipped: number;
@@ -131,7 +128,6 @@ export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal
  */
 export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
   const { signal } = options;
-  const sig = signal ? { signal } : {};
   const index = options.index ?? (await fetchChunkedIndex(layer, signal));
   if (!index) return undefined;
   let fetched = index.received;
@@ -156,29 +152,16 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
   if (!choosePartial(costs, link, options.maxShare)) return undefined;
 
   const files = index.contents.map((c) => ({ name: c.name, size: c.size, digest: c.digest }));
-  const inflate = decompressor('zstd');
-  // Feeds the frames of the remote contents, in tar order, to one decoder: concatenated frames decode to the
-  // concatenated contents, which the tar below takes file by file.
-  const write = async (bytes: Buffer): Promise<void> => {
-    if (inflate.write(bytes)) return;
-    await new Promise<void>((resolve, reject) => {
-      const done = (): void => {
-        inflate.off('drain', done);
-        inflate.off('close', done);
-        if (inflate.destroyed) reject(new CarrierError('ABORT_ERR', 'the layer stream was closed'));
-        else resolve();
-      };
-      inflate.once('drain', done);
-      inflate.once('close', done);
-    });
-  };
-  const fetchRanges = async (ranges: ByteRange[]): Promise<Buffer[]> => {
-    const got = await layer.fetchRanges!(ranges, sig);
-    fetched += got.received;
-    options.onFetched?.(fetched);
-    return got.parts;
-  };
-  const produce = async (): Promise<void> => {
+  // Fetches the remote contents, in tar order, and writes their frames to the native apply, which decodes them as its
+  // rebuild of the tar reaches each file (concatenated frames decode to the concatenated contents).
+  const remoteFrames = async (write: (frames: Uint8Array) => Promise<void>, stop: AbortSignal): Promise<void> => {
+    const fetchSignal = signal ? AbortSignal.any([signal, stop]) : stop;
+    const fetchRanges = async (ranges: ByteRange[]): Promise<Buffer[]> => {
+      const got = await layer.fetchRanges!(ranges, { signal: fetchSignal });
+      fetched += got.received;
+      options.onFetched?.(fetched);
+      return got.parts;
+    };
     for (const batch of batches(remote, limit)) {
       const first = batch[0]!;
       if (batch.length === 1 && first.endOffset - first.offset > limit) {
@@ -197,117 +180,56 @@ export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string,
         await write(parts[i]!.subarray(at, at + (c.endOffset - c.offset)));
       }
     }
-    inflate.end();
   };
-  const tar = Readable.from(rebuild(index.split, index.contents, isLocal, inflate, produce, layer.digest));
+  const tar: RebuiltTar = { plan: rebuildPlan(index.split, index.contents, isLocal, layer.digest), remote: remoteFrames };
   const clones = new Map<string, string>();
   for (const c of index.contents) {
     const f = isLocal(c);
     if (f && (options.hardlinks || c.size >= CLONE_MIN)) clones.set(c.name, f.path);
   }
-  return { stream: tar, toFetch, skipped, files, clones };
+  return { tar, toFetch, skipped, files, clones };
 }
 
-/** Reads exactly `n` bytes from `source`, chunk by chunk. */
-async function* take(source: AsyncIterator<Buffer>, rest: { buf: Buffer }, n: number): AsyncGenerator<Buffer> {
-  while (n > 0) {
-    if (rest.buf.length === 0) {
-      const r = await source.next();
-      if (r.done) return;
-      rest.buf = r.value;
-    }
-    const k = Math.min(n, rest.buf.length);
-    yield rest.buf.subarray(0, k);
-    rest.buf = rest.buf.subarray(k);
-    n -= k;
-  }
-}
-
-/** Rebuilt tar bytes are handed on in pieces of at least this size (fewer, larger pushes to the native apply). */
-const OUT_BYTES = 1 << 20;
-
-async function* rebuild(
-  split: readonly SplitEntry[],
-  contents: readonly ContentEntry[],
-  isLocal: (c: ContentEntry) => LocalFile | undefined,
-  inflate: Duplex,
-  produce: () => Promise<void>,
-  digest: string,
-): AsyncGenerator<Buffer> {
+/**
+ * The native apply's plan of the tar (NativeRebuildPlan): the tar-split's segments in order, and each file with content
+ * read from the store file holding it or (no path) decoded from the remote frames, hashed against its TOC digest.
+ */
+function rebuildPlan(split: readonly SplitEntry[], contents: readonly ContentEntry[], isLocal: (c: ContentEntry) => LocalFile | undefined, digest: string): NativeRebuildPlan {
   const byName = new Map(contents.map((c) => [c.name, c]));
-  const decoded = (inflate as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  const rest = { buf: Buffer.alloc(0) };
-  // Store files up to BATCHED_FILE_MAX, in tar order, read and hashed in batches on native threads ahead of the tar.
-  const batched = new Map<ContentEntry, number>();
-  const smallFiles: LocalFile[] = [];
+  const segments: Buffer[] = [];
+  let segmentBytes = 0;
+  const steps: number[] = [];
+  const names: string[] = [];
+  const paths: string[] = [];
+  const digests: string[] = [];
+  const sizes: number[] = [];
+  const claimed: number[] = [];
   for (const e of split) {
-    const c = e.type === 'file' && e.size > 0 ? byName.get(e.name) : undefined;
-    const from = c ? isLocal(c) : undefined;
-    if (c && from && c.size <= BATCHED_FILE_MAX && !batched.has(c)) {
-      batched.set(c, smallFiles.length);
-      smallFiles.push(from);
+    if (e.type === 'segment') {
+      if (e.payload.length === 0) continue;
+      segments.push(e.payload);
+      segmentBytes += e.payload.length;
+      steps.push(-1, e.payload.length);
+      continue;
     }
+    const c = e.size > 0 ? byName.get(e.name) : undefined;
+    if (!c) continue;
+    const from = isLocal(c);
+    steps.push(names.length, c.size);
+    names.push(c.name);
+    paths.push(from?.path ?? '');
+    digests.push(c.digest);
+    sizes.push(c.size);
+    claimed.push(from?.claimed ? 1 : 0);
   }
-  const reads = new LocalReads(smallFiles);
-  let out: Buffer[] = [];
-  let outBytes = 0;
-  const add = (b: Buffer): boolean => {
-    out.push(b);
-    outBytes += b.length;
-    return outBytes >= OUT_BYTES;
+  return {
+    layer: digest,
+    segments: Buffer.concat(segments, segmentBytes),
+    steps: Float64Array.from(steps),
+    names: names.join('\0'),
+    paths: paths.join('\0'),
+    digests: digests.join('\0'),
+    sizes: Float64Array.from(sizes),
+    claimed: Uint8Array.from(claimed),
   };
-  const flush = (): Buffer => {
-    const b = out.length === 1 ? out[0]! : Buffer.concat(out, outBytes);
-    out = [];
-    outBytes = 0;
-    return b;
-  };
-  let producing: Promise<void> | undefined;
-  try {
-    for (const e of split) {
-      if (e.type === 'segment') {
-        if (e.payload.length > 0 && add(e.payload)) yield flush();
-        continue;
-      }
-      const c = e.size > 0 ? byName.get(e.name) : undefined;
-      if (!c) continue;
-      const from = isLocal(c);
-      let n: number;
-      let got: string;
-      const at = batched.get(c);
-      if (from && at !== undefined) {
-        const r = await reads.get(at);
-        n = r.bytes.length;
-        got = r.digest;
-        if (add(r.bytes)) yield flush();
-      } else {
-        const h = createHash('sha256');
-        n = 0;
-        if (!from) producing ??= produce().catch((err: unknown) => void inflate.destroy(err as Error));
-        const chunks = from ? (createReadStream(from.path, { highWaterMark: OUT_BYTES }) as AsyncIterable<Buffer>) : take(decoded, rest, c.size);
-        for await (const chunk of chunks) {
-          n += chunk.length;
-          if (n > c.size) break;
-          h.update(chunk);
-          if (add(chunk)) yield flush();
-        }
-        got = `sha256:${h.digest('hex')}`;
-      }
-      if ((n !== c.size || got !== c.digest) && from?.claimed) {
-        throw new CarrierError('CARRIER_STALE_INDEX', `zstd:chunked layer ${digest}: '${c.name}' read from the store at ${from.path} does not hold what an earlier layer's TOC claimed (${c.digest}); the layer is fetched whole`);
-      }
-      if (n !== c.size || got !== c.digest) {
-        throw new CarrierError('CARRIER_DIGEST_MISMATCH', `zstd:chunked layer ${digest}: '${c.name}' ${from ? `read from the store at ${from.path}` : 'as fetched'} does not match its TOC digest ${c.digest} (${n} bytes, ${got || 'not a regular file of its size'}); the layer is refused`);
-      }
-    }
-    if (outBytes > 0) yield flush();
-    if (producing) {
-      await producing;
-      if (rest.buf.length > 0 || !(await decoded.next()).done) {
-        throw new CarrierError('CARRIER_BAD_TOC', `zstd:chunked layer ${digest}: the TOC's ranges decode to more bytes than its files hold; the layer is refused`);
-      }
-    }
-  } finally {
-    inflate.destroy();
-  }
 }

@@ -2,11 +2,11 @@
 // directory, a stack of layers a mounted tree, and a directory a layer again. The store (records, locks) decides
 // *which* layer and *when*; a driver decides *where* and *how*. Nothing outside src/drivers/ asks which driver it has.
 import type { Readable } from 'node:stream';
-import type { AppliedLayer, ApplyLayerOptions } from '../layer/apply.js';
+import type { AppliedLayer, ApplyLayerOptions, RebuiltTar } from '../layer/apply.js';
 import type { Change } from './changes.js';
 
-/** Where a layer's tar comes from: a stream of the (possibly compressed) blob, or a file holding it. */
-export type DiffSource = Readable | string;
+/** Where a layer's tar comes from: a stream of the (possibly compressed) blob, a file holding it, or its parts. */
+export type DiffSource = Readable | string | RebuiltTar;
 
 export interface ApplyDiffOptions extends Omit<ApplyLayerOptions, 'whiteouts' | 'rootless'> {
   /**

@@ -125,7 +125,8 @@ export class VfsDriver implements Driver {
    * `options.parentReady`.
    */
   async applyDiff(id: string, parent: string | undefined, source: DiffSource, options: ApplyDiffOptions = {}): Promise<AppliedLayer> {
-    const { parentReady, onApplied, ...applyOptions } = options;
+    // (no writeback: the staging tree is merged into the layer, not kept)
+    const { parentReady, onApplied, writeback: _staging, ...applyOptions } = options;
     const { signal } = options;
     const staging = await this.createStaging(id);
     try {

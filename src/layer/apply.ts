@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import {
   native,
   type NativeApplyOptions,
+  type NativeRebuildPlan,
   type NativeAppliedLayer,
   type NativeImageBudget,
   type ApplyEvent,
@@ -72,9 +73,30 @@ export interface ApplyLayerOptions {
    * opt-in, as containers-storage's `use_hard_links`); its content is still compared with the tar's.
    */
   hardlinkClones?: boolean;
+  /**
+   * The file system is synced once the layer is in place (the store's syncfs): each file's writeback is started as soon
+   * as it is written (sync_file_range, asynchronous), so the disk works during the extraction and the sync has little
+   * left to do.
+   */
+  writeback?: boolean;
 }
 
 
+
+/**
+ * A layer's tar that the native apply rebuilds from parts (a partial pull, src/chunked/partial.ts builds it): the
+ * tar-split's segments, store files and remote contents, so the layer's bytes never pass through JS. Every file is
+ * hashed against its TOC digest on the way, and the tar's digest is checked against expectedDiffID as usual.
+ */
+export interface RebuiltTar {
+  plan: NativeRebuildPlan;
+  /**
+   * Writes the remote contents' zstd frames, in tar order, through `write` (which waits while the job holds enough);
+   * `signal` aborts when the apply has settled or was aborted. Started as soon as the job is, so fetches overlap the
+   * reading of store files.
+   */
+  remote(write: (frames: Uint8Array) => Promise<void>, signal: AbortSignal): Promise<void>;
+}
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const DEFAULT_MAX_UNCOMPRESSED = 64 * 1024 ** 3;
@@ -111,6 +133,7 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
   if (options.tarSplit !== undefined) out.tarSplit = options.tarSplit;
   if (options.cloneFrom && options.cloneFrom.size > 0) out.clones = [...options.cloneFrom].flat();
   if (options.hardlinkClones) out.hardlinkClones = true;
+  if (options.writeback) out.writeback = true;
   if (options.limits?.budget !== undefined) out.budget = options.limits.budget;
   if (options.teeFd !== undefined) {
     if (!Number.isSafeInteger(options.teeFd) || options.teeFd < 0) {
@@ -126,14 +149,17 @@ function nativeOptions(options: ApplyLayerOptions): NativeApplyOptions {
  * pass on native worker threads: hash the compressed bytes, decompress, hash the tar, parse it, and create its
  * entries safely inside `dir`. On any failure, including a digest mismatch or an abort, `dir` is left empty.
  *
- * @param source the compressed blob: a file path, or a readable stream of its bytes.
+ * @param source the compressed blob: a file path, or a readable stream of its bytes; or a tar to rebuild from parts.
  */
 export async function applyLayer(
-  source: string | Readable,
+  source: string | Readable | RebuiltTar,
   dir: string,
   options: ApplyLayerOptions = {},
 ): Promise<AppliedLayer> {
-  const opts = nativeOptions(options);
+  const rebuilt = typeof source === 'object' && 'plan' in source ? source : undefined;
+  const stream = typeof source === 'string' || 'plan' in source ? undefined : source;
+  const opts = nativeOptions(rebuilt ? { ...options, compression: 'none' } : options);
+  if (rebuilt) opts.rebuild = rebuilt.plan;
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
 
@@ -158,9 +184,32 @@ export async function applyLayer(
   const onAbort = (): void => job.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   let streamError: unknown;
-  if (typeof source !== 'string') {
+  const settled = new AbortController();
+  if (rebuilt) {
+    // A failure of the producer (a fetch) stops the job; once the job has settled, nothing it does matters.
+    const write = (frames: Uint8Array): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const go = (): void => (done ? reject(new CarrierError('ABORT_ERR', 'the layer was settled')) : resolve());
+        if (done || job.push(frames)) return go();
+        drained = () => {
+          drained = undefined;
+          go();
+        };
+      });
+    const stop = signal ? AbortSignal.any([signal, settled.signal]) : settled.signal;
+    rebuilt.remote(write, stop).then(
+      () => {
+        if (!done) job.end();
+      },
+      (err: unknown) => {
+        if (done) return;
+        streamError = err;
+        job.abort();
+      },
+    );
+  } else if (stream) {
     // Not awaited: a stalled stream must not keep an abort or a native failure from settling the call.
-    feed(source, job, () => done, (wake) => (drained = wake), options.onBytes).catch((err: unknown) => {
+    feed(stream, job, () => done, (wake) => (drained = wake), options.onBytes).catch((err: unknown) => {
       streamError = err;
       job.abort();
     });
@@ -168,15 +217,17 @@ export async function applyLayer(
   try {
     return await finished;
   } catch (err) {
-    if (typeof source !== 'string' && !source.destroyed) source.destroy();
+    if (stream && !stream.destroyed) stream.destroy();
     if (streamError !== undefined && !signal?.aborted) {
       const cause = streamError as NodeJS.ErrnoException;
-      throw new CarrierError(cause.code ?? 'CARRIER_STREAM_ERROR', `reading the layer stream failed: ${cause.message}`, {
+      const what = rebuilt ? "fetching the layer's files" : 'reading the layer stream';
+      throw new CarrierError(cause.code ?? 'CARRIER_STREAM_ERROR', `${what} failed: ${cause.message}`, {
         cause,
       });
     }
     throw err;
   } finally {
+    settled.abort();
     signal?.removeEventListener('abort', onAbort);
   }
 }

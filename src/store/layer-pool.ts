@@ -141,6 +141,7 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
           },
           p.parent !== undefined ? ready.get(p.parent)?.promise : undefined,
           budget,
+          options.sync ?? true,
         );
         ready.get(p.id)!.resolve();
         const completion = completer.complete(p.record, filled.applied, filled.syncDir).then(
@@ -181,9 +182,11 @@ export async function fillLayers(layers: LayerStore, missing: PlannedLayer[], op
   return applied;
 }
 
-/** A layer source opened and not handed to `fill`: its stream is closed (a path needs nothing). */
+/** A layer source opened and not handed to `fill`: its stream is closed (a path, or a tar to rebuild, holds nothing open). */
 function closeSource(source: Readable | string | LayerStream | undefined): void {
-  if (source !== undefined && typeof source !== 'string') ('stream' in source ? source.stream : source).destroy();
+  if (source === undefined || typeof source === 'string') return;
+  const stream = 'stream' in source ? source.stream : source;
+  if (!('plan' in stream)) stream.destroy();
 }
 
 /** Errors that say a layer's bytes are wrong. */

@@ -12,7 +12,7 @@ import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathExists } from '../fs/paths.js';
 import { CarrierError } from '../errors.js';
-import type { AppliedLayer, ImageBudget } from '../layer/apply.js';
+import type { AppliedLayer, ImageBudget, RebuiltTar } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
 import type { Driver } from '../drivers/index.js';
 import { notFound } from './failures.js';
@@ -45,7 +45,8 @@ export interface LayerInfo {
 
 /** A layer's compressed bytes as a stream, with what else should happen to them as they are applied. */
 export interface LayerStream {
-  stream: Readable;
+  /** The blob's bytes, or (rebuiltTar) the parts the native apply rebuilds the layer's tar from. */
+  stream: Readable | RebuiltTar;
   /** A file that receives a copy of the bytes (see ApplyLayerOptions.teeFd). */
   teeFd?: number;
   onBytes?: (total: number) => void;
@@ -212,6 +213,8 @@ export class LayerStore {
     afterApply?: (applied: AppliedLayer) => Promise<void>,
     parentReady?: Promise<void>,
     budget?: ImageBudget,
+    /** The file system is synced once the layer is in place (ApplyLayerOptions.writeback). */
+    writeback?: boolean,
   ): Promise<{ applied: AppliedLayer; syncDir: string }> {
     const { source, extra } =
       typeof from === 'object' && 'stream' in from
@@ -239,6 +242,7 @@ export class LayerStore {
       ...(signal ? { signal } : {}),
       ...(parentReady ? { parentReady } : {}),
       ...(budget ? { limits: { budget } } : {}),
+      ...(writeback ? { writeback: true } : {}),
       onApplied,
     });
     await onApplied(applied);

@@ -103,7 +103,7 @@ export class StoreDestination implements ImageDestination {
             states.set(index, 'copied');
             options.onLayer?.(layer, 'copying');
             options.onPartial?.(layer, { toFetch: partial.toFetch, skipped: partial.skipped });
-            return { stream: partial.stream, rebuiltTar: true, cloneFrom: partial.clones, ...(this.options.useHardLinks ? { hardlinkClones: true } : {}) };
+            return { stream: partial.tar, rebuiltTar: true, cloneFrom: partial.clones, ...(this.options.useHardLinks ? { hardlinkClones: true } : {}) };
           }
         }
         states.set(index, 'copied');
