@@ -21,9 +21,9 @@ describe('makeSpreadDir', () => {
       fs.mkdirSync(layer, { recursive: true });
       const before = attrs(layer);
       const group = (p: string): number => Math.floor((fs.statSync(p).ino - 1) / perGroup);
-      const names = ['diff', 'a', 'b', 'c'];
+      const names = ['diff', 'a', 'b', 'c', 'd', 'e', 'f', 'g'];
       for (const n of names) await makeSpreadDir(layer, n, 0o755);
-      // A group picked by a random name: all four in the parent's group by chance is about (1/16)^4.
+      // A group picked by a random name: all eight in the parent's group by chance is about (1/16)^8.
       expect(names.some((n) => group(path.join(layer, n)) !== group(layer))).toBe(true);
       for (const n of names) expect(fs.statSync(path.join(layer, n)).mode & 0o777).toBe(0o755 & ~process.umask());
       expect(fs.readdirSync(layer).sort()).toEqual([...names].sort());
