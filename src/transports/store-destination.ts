@@ -174,23 +174,24 @@ export class StoreDestination implements ImageDestination {
       }
     });
 
-    // zstd:chunked layers the store lacks (and the blob cache too: those are applied from it): their TOCs are fetched
-    // and checked, and the store's file indexes read meanwhile; each TOC then decides its layer (partialPays), and the
-    // tar-splits of the layers to pull partially are checked against their TOCs, all before the store is touched (a
-    // TOC or tar-split that lies refuses the image here). A layer pulled whole never has its tar-split read.
+    // zstd:chunked layers the store lacks: their TOCs are fetched and checked, and the store's file indexes read
+    // meanwhile; each TOC then decides its layer (partialPays), and the tar-splits of the layers to pull partially are
+    // checked against their TOCs, all before the store is touched (a TOC or tar-split that lies refuses the image
+    // here). A layer pulled whole never has its tar-split read. A layer applied from the blob cache, and every layer
+    // when the store has no layer to take files from, is fetched whole at once: its TOC, fetched alongside, only
+    // gives the claims the next pull uses (one that does not check gives none).
     const candidates = this.options.partial === 'never' ? [] : layers.flatMap((l, i) => (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations) ? [] : [i]));
-    const cached = await Promise.all(candidates.map(async (i) => (cache ? (await cache.lookup(layers[i]!.digest, layers[i]!.size)) !== undefined : false)));
-    const chunked = candidates.filter((_, k) => !cached[k]);
     const skipTransport = (err: unknown): undefined => {
       if (partialTransportFailure(err)) return undefined;
       throw err;
     };
-    for (const i of chunked) tocs.set(i, fetchChunkedToc(layers[i]!, signal).catch(skipTransport));
-    if (chunked.length > 0 && present.size === 0) {
-      // A store without a layer has no file to offer: every layer is fetched whole at once, and its TOC, fetched
-      // alongside, only gives the claims the next pull uses (one that does not check gives none).
-      for (const [i, toc] of tocs) tocs.set(i, toc.catch(() => undefined));
-    } else if (chunked.length > 0) {
+    const cached = await Promise.all(candidates.map(async (i) => (cache ? (await cache.lookup(layers[i]!.digest, layers[i]!.size)) !== undefined : false)));
+    const chunked = present.size === 0 ? [] : candidates.filter((_, k) => !cached[k]);
+    for (const i of candidates) {
+      const toc = fetchChunkedToc(layers[i]!, signal).catch(skipTransport);
+      tocs.set(i, chunked.includes(i) ? toc : toc.catch(() => undefined));
+    }
+    if (chunked.length > 0) {
       const fetched = Promise.all(chunked.map((i) => tocs.get(i)!));
       const wanted = fetched.then((got) => {
         const contents = got.flatMap((t) => t?.contents ?? []);
