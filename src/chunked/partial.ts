@@ -1,6 +1,5 @@
-// A partial pull of one zstd:chunked layer: the TOC is fetched and checked (toc.ts) and decides whether a partial pull
-// pays (fetch-cost.ts); only then is the tar-split, fetched with the TOC, checked against it. Each file's content is
-// taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise,
+// A partial pull of one zstd:chunked layer: the TOC and tar-split are fetched and checked (toc.ts), each file's content
+// is taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise,
 // and the layer's tar is rebuilt from the tar-split with those contents. That tar goes to the store's ordinary apply,
 // which hashes it and requires the config's diff_id: the result is the layer a full pull makes (same id, same
 // tar-split, same export), and a TOC or tar-split that lies cannot change it, only make the pull fail.
