@@ -21,8 +21,9 @@ describe('choosePartial', () => {
     expect(t.partial).toBeGreaterThan(t.full);
   });
 
-  // The update suite's layer (bench/RESULTS.md): 63.7 MiB blob, 200 MiB of tar in 4911 files, one of 472 bytes changed.
-  const bench = { blobBytes: 63.7 * 2 ** 20, fetchBytes: 472, requests: 1, localBytes: 200 * 2 ** 20, localFiles: 4910 };
+  // The update suite's layer (bench/RESULTS.md): 63.7 MiB blob, 200 MiB of tar in 4911 files, one of 472 bytes changed;
+  // its tar-split, which a partial pull checks, is 5.9 MB.
+  const bench = { blobBytes: 63.7 * 2 ** 20, fetchBytes: 472, requests: 1, localBytes: 200 * 2 ** 20, localFiles: 4910, splitBytes: 5.9 * MB };
   // Its TOC and tar-split: about 600 kB in one request.
   const tocBytes = 600_000;
 
@@ -41,6 +42,12 @@ describe('choosePartial', () => {
     expect(choosePartial(bench, wan)).toBe(true);
     const all = { ...bench, fetchBytes: bench.blobBytes - 50_000, requests: 4, localBytes: 0, localFiles: 0 };
     expect(choosePartial(all, link)).toBe(false);
+  });
+
+  it('counts checking the tar-split, which only a partial pull does: a large one for little saved is a full fetch', () => {
+    const half = { blobBytes: 10 * MB, fetchBytes: 5 * MB, requests: 1, localBytes: 5 * MB, localFiles: 10 };
+    expect(choosePartial(half, wan)).toBe(true);
+    expect(choosePartial({ ...half, splitBytes: 100 * MB }, wan)).toBe(false);
   });
 
   it('fetches whole when every file changed, whatever the link', () => {

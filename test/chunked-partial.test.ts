@@ -255,3 +255,39 @@ describe('hashLayerFiles', () => {
     expect(files.map((f) => f.digest)).toEqual([sha(mine), '', '', '', '', '']);
   });
 });
+
+describe('planPartial deciding from the TOC alone', () => {
+  const files = Array.from({ length: 8 }, (_, i) => ({ name: `t/f${i}`, content: prng(30_000 + i, `toc${i}`) }));
+  const tar = H.tar(H.dir('t'), ...files.map((f) => H.file(f.name, f.content)));
+
+  /** The layer with one byte of its tar-split flipped as it is fetched (it then fails the TOC's tarSplitDigest). */
+  async function damagedSplit(): Promise<{ layer: RangedLayer; requests: ByteRange[][] }> {
+    const { layer, requests } = await chunkedLayer(tar);
+    const [offset] = layer.annotations!['io.github.containers.zstd-chunked.tarsplit-position']!.split(':').map(Number);
+    const fetchRanges: RangedLayer['fetchRanges'] = async (ranges, o) => {
+      const got = await layer.fetchRanges!(ranges, o);
+      const i = ranges.findIndex((r) => r.offset === offset);
+      if (i < 0) return got;
+      const parts = [...got.parts];
+      parts[i] = Buffer.from(parts[i]!);
+      parts[i]![parts[i]!.length >> 1]! ^= 0xff;
+      return { ...got, parts };
+    };
+    return { layer: { ...layer, fetchRanges }, requests };
+  }
+
+  it('never reads the tar-split of a layer it fetches whole, and checks it before planning a partial pull', async () => {
+    const { layer, requests } = await damagedSplit();
+    const slow = { link: { rttSeconds: 0.001, bytesPerSecond: 1e6 } };
+    expect(await planPartial(layer, new Map(), slow)).toBeUndefined();
+    expect(requests.length).toBe(1); // the TOC and tar-split, fetched together
+    const local = new Map<string, { path: string; size: number }>();
+    for (const f of files.slice(0, 6)) {
+      const p = path.join(work, `toc-${f.name.replace('/', '_')}`);
+      fs.writeFileSync(p, f.content);
+      local.set(sha(f.content), { path: p, size: f.content.length });
+    }
+    await expect(planPartial(layer, local, slow)).rejects.toMatchObject({ code: 'CARRIER_BAD_TOC' });
+    expect(requests.length).toBe(2); // nothing fetched for the files
+  });
+});

@@ -365,6 +365,31 @@ describe('zstd:chunked partial pull', () => {
     }
   });
 
+  it('decides from the TOC alone: a layer the store has no file of is fetched whole, its tar-split never read, and keeps its TOC as claims', async () => {
+    // v2 with a tar-split that fails its digest: a partial pull refuses it (below); a full pull never reads it, and
+    // checks the layer against its diff_id instead.
+    const repo = `splitless/${n++}`;
+    const bad = rebuiltBlob((toc, split) => ({ toc, split: [split[0]!.replace('{', '{ '), ...split.slice(1)], keepSplitDigest: true }));
+    await pushChunked(repo, 'v2', bad.blob, bad.annotations);
+    const other = await rig.buildAndPush('splitless-other', `${repo}-other:1`, { label: 'other', layers: [{ compression: 'gzip', entries: [H.file('other', Buffer.from('nothing v2 has'))] }] });
+    for (const first of [undefined, `${rig.reg.host}/${repo}-other:1`]) {
+      const store = await newStore();
+      try {
+        if (first) expect((await pull(store, first, { tlsVerify: false, blobCache: false })).id).toBe(other.configDigest.slice(7));
+        const r = await pull(store, `${rig.reg.host}/${repo}:v2`, { tlsVerify: false, blobCache: false });
+        expect(r.id).toBe(v2.configDigest.slice(7));
+        const [tar] = await exportedLayers(store, r.id);
+        expect(sha256(tar!)).toBe(v2.diffIDs[0]);
+        const top = (await store.images()).find((i) => i.id === r.id)!.topLayer!;
+        const index = JSON.parse(fs.readFileSync(store.layerTarSplitPath(top).replace(/\.tar-split\.gz$/, '.files.json'), 'utf8')) as { files: unknown[][] };
+        expect(index.files.length).toBe(40);
+        expect(index.files.every((f) => f[2] === null && typeof f[3] === 'string')).toBe(true);
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
   const hostile: [string, Parameters<typeof rebuiltBlob>[0], string | string[], string?][] = [
     [
       'a TOC whose file offsets lie past the blob’s data',

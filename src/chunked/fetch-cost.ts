@@ -34,6 +34,8 @@ export interface FetchCosts {
   localBytes: number;
   /** Files a partial pull takes from the store (each opened and read; default: none counted). */
   localFiles?: number;
+  /** Uncompressed bytes of the tar-split a partial pull checks and parses (a full pull never reads it). */
+  splitBytes?: number;
 }
 
 /**
@@ -46,6 +48,11 @@ export interface FetchCosts {
 export const LOCAL_BYTES_PER_SECOND = 0.6e9;
 export const LOCAL_SECONDS_PER_FILE = 10e-6;
 export const DECOMPRESS_BYTES_PER_SECOND = 1e9;
+/**
+ * Checking a tar-split against its TOC (hash, decompress, parse its JSON lines and base64, match every name): measured
+ * 47 ms of main-thread CPU for a 5.9 MB tar-split and its 4911-file TOC, about 0.15 GB/s.
+ */
+export const SPLIT_BYTES_PER_SECOND = 0.15e9;
 
 /** A partial pull is chosen only when its estimate is below this share of a full pull's. */
 export const PARTIAL_MARGIN = 0.9;
@@ -86,12 +93,15 @@ function requestSeconds(bytes: number, link: LinkEstimate): number {
   return rounds(bytes) * link.rttSeconds + bytes / Math.max(link.bytesPerSecond, FAST_LINK_BYTES_PER_SECOND);
 }
 
-/** Estimated seconds of a full fetch and of a partial one (the TOC already fetched: it is paid either way). */
+/**
+ * Estimated seconds of a full fetch and of a partial one (the TOC already fetched and checked: it is paid either way;
+ * the tar-split is checked only by a partial pull).
+ */
 export function fetchSeconds(c: FetchCosts, link: LinkEstimate): { full: number; partial: number } {
   const full = requestSeconds(c.blobBytes, link);
   const perRequest = c.requests > 0 ? c.fetchBytes / c.requests : 0;
   // The store's content replaces decompressing it: both sides rebuild, hash and write the same tar otherwise.
-  const local = c.localBytes / LOCAL_BYTES_PER_SECOND + (c.localFiles ?? 0) * LOCAL_SECONDS_PER_FILE - c.localBytes / DECOMPRESS_BYTES_PER_SECOND;
+  const local = c.localBytes / LOCAL_BYTES_PER_SECOND + (c.localFiles ?? 0) * LOCAL_SECONDS_PER_FILE - c.localBytes / DECOMPRESS_BYTES_PER_SECOND + (c.splitBytes ?? 0) / SPLIT_BYTES_PER_SECOND;
   const partial = c.requests * requestSeconds(perRequest, link) + local;
   return { full, partial };
 }

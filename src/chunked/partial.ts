@@ -1,6 +1,7 @@
-// A partial pull of one zstd:chunked layer: the TOC and tar-split are fetched and checked (toc.ts), each file's content
-// is taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise,
-// and the layer's tar is rebuilt from the tar-split with those contents by the store's ordinary apply, on its native
+// A partial pull of one zstd:chunked layer: the TOC and tar-split are fetched together, the TOC alone decides whether a
+// partial pull pays, and the tar-split is checked against it (toc.ts) before one is planned; each file's content is
+// taken from the store when a file with its digest is there (file-index.ts) and fetched by HTTP range otherwise, and
+// the layer's tar is rebuilt from the tar-split with those contents by the store's ordinary apply, on its native
 // threads (the layer's bytes never pass through JS): every file is hashed against its TOC digest, and the tar against
 // the config's diff_id. The result is the layer a full pull makes (same id, same tar-split, same export), and a TOC
 // or tar-split that lies cannot change it, only make the pull fail.
@@ -10,7 +11,7 @@ import type { ByteRange, FetchedRanges } from '../registry/ranges.js';
 import { chunkedLocation } from './annotations.js';
 import { choosePartial, estimateLink, type LinkEstimate } from './fetch-cost.js';
 import type { IndexedFile, LocalFile } from './file-index.js';
-import { readChunkedIndex, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
+import { readTarSplit, readToc, type ChunkedLayerIndex, type ContentEntry, type SplitEntry } from './toc.js';
 
 /** What a partial pull needs of a layer: its descriptor and ranged reads of its blob. */
 export interface RangedLayer {
@@ -44,8 +45,28 @@ export interface PartialOptions {
   batchBytes?: number;
   /** Every file taken from the store is offered to apply (to hard-link where allowed), however small. */
   hardlinks?: boolean;
-  /** The layer's TOC and tar-split, already fetched and checked (fetchChunkedIndex). */
-  index?: ChunkedLayerIndex;
+  /** The layer's TOC, already fetched and checked (fetchChunkedToc). */
+  toc?: ChunkedToc;
+}
+
+/**
+ * A layer's TOC, fetched and checked, and its tar-split's bytes as they came with it: checked (index()) only when the
+ * layer is pulled partially, since a full pull never reads them.
+ */
+export interface ChunkedToc {
+  /** The TOC's regular files with content, in its order: what the partial-or-full decision counts. */
+  contents: ContentEntry[];
+  /** Bytes received fetching the TOC and tar-split. */
+  received: number;
+  /** Seconds that fetch took (one request): what the partial-or-full decision knows of the link. */
+  seconds?: number;
+  /** The tar-split's uncompressed length (what checking it reads). */
+  splitBytes: number;
+  /**
+   * The tar-split checked against the TOC (once, however often asked for); undefined when it has names the TOC cannot
+   * spell (the layer is then fetched whole). Throws CARRIER_BAD_TOC when they disagree.
+   */
+  index(): Promise<ChunkedLayerIndex | undefined>;
 }
 
 /** Ranges closer than this are fetched as one (what lies between is a few tar headers). */
@@ -99,57 +120,99 @@ function requestsFor(remote: readonly ContentEntry[], limit: number): number {
 }
 
 /**
- * Fetches (one request) and checks a layer's TOC and tar-split; undefined when the layer is not zstd:chunked with a
- * tar-split (the older form cannot be verified from parts), cannot be fetched by range, or the registry ignores
- * ranges. Throws CARRIER_BAD_TOC for a TOC or tar-split that is malformed or disagrees with itself.
+ * Fetches a layer's TOC and tar-split (one request) and checks the TOC; undefined when the layer is not zstd:chunked
+ * with a tar-split (the older form cannot be verified from parts), cannot be fetched by range, or the registry
+ * ignores ranges. Throws CARRIER_BAD_TOC for a TOC that is malformed or disagrees with itself. The tar-split is
+ * fetched here, not when a partial pull asks for it, so a partial pull waits one round trip, not two.
  */
-export async function fetchChunkedIndex(layer: RangedLayer, signal?: AbortSignal): Promise<ChunkedLayerIndex | undefined> {
+export async function fetchChunkedToc(layer: RangedLayer, signal?: AbortSignal): Promise<ChunkedToc | undefined> {
   try {
     const where = chunkedLocation(layer.annotations, layer.size, layer.digest);
-    if (!where?.tarSplit || !layer.fetchRanges) return undefined;
-    const parts = [where.toc, where.tarSplit].sort((a, b) => a.offset - b.offset);
+    const tarSplit = where?.tarSplit;
+    if (!where || !tarSplit || !layer.fetchRanges) return undefined;
+    const parts = [where.toc, tarSplit].sort((a, b) => a.offset - b.offset);
     const t0 = performance.now();
     const meta = await layer.fetchRanges(parts, signal ? { signal } : {});
     const seconds = (performance.now() - t0) / 1000;
     const [ctoc, csplit] = parts[0] === where.toc ? meta.parts : [meta.parts[1]!, meta.parts[0]!];
-    const dataEnd = Math.min(where.toc.offset, where.tarSplit.offset) - 8;
-    const index = await readChunkedIndex(ctoc!, csplit!, { tocDigest: where.tocDigest, toc: where.toc, tarSplit: where.tarSplit, dataEnd }, layer.digest);
-    return { ...index, received: meta.received, seconds };
+    const dataEnd = Math.min(where.toc.offset, tarSplit.offset) - 8;
+    const toc = await readToc(ctoc!, { tocDigest: where.tocDigest, toc: where.toc, dataEnd }, layer.digest);
+    let index: Promise<ChunkedLayerIndex | undefined> | undefined;
+    const check = (): Promise<ChunkedLayerIndex | undefined> => readTarSplit(toc, csplit!, tarSplit, layer.digest).catch(unsupported);
+    return {
+      contents: toc.contents,
+      received: meta.received,
+      seconds,
+      splitBytes: tarSplit.uncompressedLength,
+      index: () => (index ??= check()),
+    };
   } catch (err) {
-    // A TOC type not known, no ranges here, or names that cannot be matched: fetched whole.
-    if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined;
-    throw err;
+    // A TOC type not known, no ranges here: fetched whole.
+    return unsupported(err);
   }
 }
 
+/** Undefined for CARRIER_UNSUPPORTED (what cannot be pulled partially is fetched whole); other errors thrown on. */
+function unsupported(err: unknown): undefined {
+  if ((err as { code?: string }).code === 'CARRIER_UNSUPPORTED') return undefined;
+  throw err;
+}
+
+/** A store file holding `c`'s content (by digest, of its size). */
+function localFor(local: ReadonlyMap<string, LocalFile>, c: ContentEntry): LocalFile | undefined {
+  const f = local.get(c.digest);
+  return f && f.size === c.size ? f : undefined;
+}
+
 /**
- * Plans a partial pull of `layer` against the files the store has (its TOC and tar-split fetched here unless given);
- * undefined when the layer cannot be pulled partially (see fetchChunkedIndex) or fetching whole is about as cheap.
+ * True when pulling `layer` partially against the files the store has is clearly cheaper than fetching it whole
+ * (fetch-cost.ts), decided from its TOC alone: the tar-split is read only when this says yes. A TOC that lies here
+ * can only choose the way the layer is verified: a partial pull checks the tar-split against it, a full one the
+ * diff_id.
+ */
+export function partialPays(layer: RangedLayer, toc: ChunkedToc, local: ReadonlyMap<string, LocalFile>, options: Pick<PartialOptions, 'link' | 'maxShare' | 'batchBytes'> = {}): boolean {
+  const remote: ContentEntry[] = [];
+  let localBytes = 0;
+  let localFiles = 0;
+  for (const c of toc.contents) {
+    if (!localFor(local, c)) remote.push(c);
+    else {
+      localBytes += c.size;
+      localFiles++;
+    }
+  }
+  if (localFiles === 0) return false;
+  const costs = {
+    blobBytes: layer.size,
+    fetchBytes: mergeRanges(remote).reduce((n, r) => n + r.length, 0),
+    requests: requestsFor(remote, options.batchBytes ?? BATCH_BYTES),
+    localBytes,
+    localFiles,
+    splitBytes: toc.splitBytes,
+  };
+  const link = options.link ?? (toc.seconds !== undefined ? estimateLink([{ bytes: toc.received, seconds: toc.seconds }]) : undefined);
+  return choosePartial(costs, link, options.maxShare);
+}
+
+/**
+ * Plans a partial pull of `layer` against the files the store has (its TOC fetched here unless given); undefined when
+ * the layer cannot be pulled partially (see fetchChunkedToc) or fetching whole is about as cheap (partialPays). Its
+ * tar-split is checked against its TOC before anything is planned.
  */
 export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
   const { signal } = options;
-  const index = options.index ?? (await fetchChunkedIndex(layer, signal));
+  const toc = options.toc ?? (await fetchChunkedToc(layer, signal));
+  if (!toc || !partialPays(layer, toc, local, options)) return undefined;
+  const index = await toc.index();
   if (!index) return undefined;
-  let fetched = index.received;
+  let fetched = toc.received;
   options.onFetched?.(fetched);
 
-  const isLocal = (c: ContentEntry): LocalFile | undefined => {
-    const f = local.get(c.digest);
-    return f && f.size === c.size ? f : undefined;
-  };
+  const isLocal = (c: ContentEntry): LocalFile | undefined => localFor(local, c);
   const remote = index.contents.filter((c) => !isLocal(c));
   const toFetch = mergeRanges(remote).reduce((n, r) => n + r.length, 0);
   const skipped = mergeRanges(index.contents.filter((c) => isLocal(c))).reduce((n, r) => n + r.length, 0);
   const limit = options.batchBytes ?? BATCH_BYTES;
-  const costs = {
-    blobBytes: layer.size,
-    fetchBytes: toFetch,
-    requests: requestsFor(remote, limit),
-    localBytes: index.contents.reduce((n, c) => n + (isLocal(c) ? c.size : 0), 0),
-    localFiles: index.contents.reduce((n, c) => n + (isLocal(c) ? 1 : 0), 0),
-  };
-  const link = options.link ?? (index.seconds !== undefined ? estimateLink([{ bytes: index.received, seconds: index.seconds }]) : undefined);
-  if (!choosePartial(costs, link, options.maxShare)) return undefined;
 
   const files = index.contents.map((c) => ({ name: c.name, size: c.size, digest: c.digest }));
   // Fetches the remote contents, in tar order, and writes their frames to the native apply, which decodes them as its

@@ -1,7 +1,10 @@
 // A zstd:chunked layer's TOC and tar-split, read as hostile input: both are checked against their digests (the TOC's
 // against the manifest annotation, the tar-split's against the TOC), decompressed under the lengths the annotations
-// give, parsed strictly, and checked against each other. A puller then takes the tar's bytes from the tar-split and
-// each file's content from where the TOC says; the layer's diff_id, recomputed from what is written, is the last word.
+// give, parsed strictly, and checked against each other. The TOC alone is read first: it is all a puller needs to
+// decide between a partial and a full pull, and a full pull never reads the tar-split (its diff_id is checked against
+// the tar the blob decompresses to). A partial pull then checks the tar-split against the TOC before anything is
+// kept, takes the tar's bytes from it and each file's content from where the TOC says; the layer's diff_id,
+// recomputed from what is written, is the last word.
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CarrierError } from '../errors.js';
@@ -21,15 +24,12 @@ export interface ContentEntry {
   endOffset: number;
 }
 
+/** A layer's TOC and tar-split, checked against each other: what a partial pull rebuilds the tar from. */
 export interface ChunkedLayerIndex {
   /** The tar, in order. */
   split: SplitEntry[];
   /** Content of the tar-split's file entries with content, in the tar's order. */
   contents: ContentEntry[];
-  /** Bytes received fetching the TOC and tar-split. */
-  received: number;
-  /** Seconds that fetch took (one request): what the partial-or-full decision knows of the link. */
-  seconds?: number;
 }
 
 const TOC_TYPES = new Set(['reg', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo', 'chunk']);
@@ -96,7 +96,7 @@ export function parseTarSplit(text: string, digest: string): SplitEntry[] {
   return out;
 }
 
-interface TocEntry {
+export interface TocEntry {
   type: string;
   name: string;
   size?: number;
@@ -105,16 +105,21 @@ interface TocEntry {
   endOffset?: number;
 }
 
+/** A TOC checked on its own (its digest, its JSON, every entry): enough to decide how to pull the layer. */
+export interface CheckedToc {
+  /** Every entry but chunks, by name. */
+  entries: ReadonlyMap<string, TocEntry>;
+  /** The regular files with content, in the TOC's order. */
+  contents: ContentEntry[];
+  tarSplitDigest: string;
+}
+
 /**
- * Checks the TOC and tar-split (compressed bytes as fetched) and returns the layer as the puller rebuilds it.
- * `dataEnd`: where the content frames must end (the first skippable frame).
+ * Checks a TOC (compressed bytes as fetched) against its manifest-checksum and parses it strictly: known types, no
+ * name twice, content only in regular files, with a sha256 digest and a range inside the blob's data. `dataEnd`: where
+ * the content frames must end (the first skippable frame).
  */
-export async function readChunkedIndex(
-  ctoc: Buffer,
-  csplit: Buffer,
-  where: { tocDigest: string; toc: BlobPart; tarSplit: BlobPart; dataEnd: number },
-  digest: string,
-): Promise<Omit<ChunkedLayerIndex, 'received'>> {
+export async function readToc(ctoc: Buffer, where: { tocDigest: string; toc: BlobPart; dataEnd: number }, digest: string): Promise<CheckedToc> {
   if (sha256Digest(ctoc) !== where.tocDigest) throw bad(digest, `the TOC does not match its manifest-checksum ${where.tocDigest}`);
   const tocText = (await unzstdExact(ctoc, where.toc.uncompressedLength, 'TOC', digest)).toString('utf8');
   let toc: { version?: unknown; entries?: unknown; tarSplitDigest?: unknown };
@@ -125,10 +130,9 @@ export async function readChunkedIndex(
   }
   if (toc.version !== 1 || !Array.isArray(toc.entries)) throw bad(digest, 'the TOC is not version 1 with entries');
   if (typeof toc.tarSplitDigest !== 'string' || !DIGEST.test(toc.tarSplitDigest)) throw bad(digest, 'the TOC has no tarSplitDigest');
-  if (sha256Digest(csplit) !== toc.tarSplitDigest) throw bad(digest, `the tar-split does not match the TOC's tarSplitDigest ${toc.tarSplitDigest}`);
-  const split = parseTarSplit((await unzstdExact(csplit, where.tarSplit.uncompressedLength, 'tar-split', digest)).toString('utf8'), digest);
 
-  const byName = new Map<string, TocEntry>();
+  const entries = new Map<string, TocEntry>();
+  const contents: ContentEntry[] = [];
   let last: TocEntry | undefined;
   for (const raw of toc.entries as unknown[]) {
     const e = raw as TocEntry;
@@ -140,7 +144,7 @@ export async function readChunkedIndex(
       if (!last || last.name !== e.name) throw bad(digest, `TOC chunk of '${e.name}' does not follow its file`);
       continue;
     }
-    if (byName.has(e.name)) throw bad(digest, `the TOC names '${e.name}' twice`);
+    if (entries.has(e.name)) throw bad(digest, `the TOC names '${e.name}' twice`);
     const size = e.size ?? 0;
     if (!isCount(size)) throw bad(digest, `TOC entry '${e.name}' has a bad size`);
     if (size > 0) {
@@ -149,11 +153,22 @@ export async function readChunkedIndex(
       if (!isCount(e.offset) || !isCount(e.endOffset) || e.offset <= 0 || e.endOffset <= e.offset || e.endOffset > where.dataEnd) {
         throw bad(digest, `TOC entry '${e.name}' has content at ${String(e.offset)}..${String(e.endOffset)}, outside the blob's data (0..${where.dataEnd})`);
       }
+      contents.push({ name: e.name, size, digest: e.digest, offset: e.offset, endOffset: e.endOffset });
     }
-    byName.set(e.name, e);
+    entries.set(e.name, e);
     last = e;
   }
+  return { entries, contents, tarSplitDigest: toc.tarSplitDigest };
+}
 
+/**
+ * Checks a tar-split (compressed bytes as fetched) against a checked TOC: its digest is the TOC's tarSplitDigest, it
+ * parses strictly, and it names exactly the TOC's entries, once each, with the TOC's sizes. Returns the layer as the
+ * puller rebuilds it.
+ */
+export async function readTarSplit(toc: CheckedToc, csplit: Buffer, tarSplit: BlobPart, digest: string): Promise<ChunkedLayerIndex> {
+  if (sha256Digest(csplit) !== toc.tarSplitDigest) throw bad(digest, `the tar-split does not match the TOC's tarSplitDigest ${toc.tarSplitDigest}`);
+  const split = parseTarSplit((await unzstdExact(csplit, tarSplit.uncompressedLength, 'tar-split', digest)).toString('utf8'), digest);
   // A name that is not UTF-8 is spelled differently in the TOC (JSON), so names cannot be matched: fetched whole.
   if (split.some((s) => s.type === 'file' && s.rawName)) {
     throw new CarrierError('CARRIER_UNSUPPORTED', `zstd:chunked layer ${digest} has file names that are not UTF-8`);
@@ -164,11 +179,11 @@ export async function readChunkedIndex(
     if (s.type !== 'file') continue;
     if (seen.has(s.name)) throw bad(digest, `the tar-split names '${s.name}' twice`);
     seen.add(s.name);
-    const e = byName.get(s.name);
+    const e = toc.entries.get(s.name);
     if (!e) throw bad(digest, `the tar-split names '${s.name}', which the TOC does not`);
     if ((e.size ?? 0) !== s.size) throw bad(digest, `'${s.name}' is ${s.size} bytes in the tar-split but ${e.size ?? 0} in the TOC`);
     if (s.size > 0) contents.push({ name: s.name, size: s.size, digest: e.digest!, offset: e.offset!, endOffset: e.endOffset! });
   }
-  for (const name of byName.keys()) if (!seen.has(name)) throw bad(digest, `the TOC names '${name}', which the tar-split does not`);
+  for (const name of toc.entries.keys()) if (!seen.has(name)) throw bad(digest, `the TOC names '${name}', which the tar-split does not`);
   return { split, contents };
 }

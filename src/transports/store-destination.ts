@@ -14,8 +14,7 @@ import { CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
 import { isChunked } from '../chunked/annotations.js';
 import { claimedIndex, storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
-import { fetchChunkedIndex, planPartial, type PartialLayer } from '../chunked/partial.js';
-import type { ChunkedLayerIndex } from '../chunked/toc.js';
+import { fetchChunkedToc, partialPays, planPartial, type ChunkedToc, type PartialLayer } from '../chunked/partial.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
 
 export interface StoreDestinationOptions {
@@ -74,7 +73,10 @@ export class StoreDestination implements ImageDestination {
     const ids: string[] = [];
     let local: Map<string, LocalFile> | undefined;
     let partialUsed = false;
-    const indexes = new Map<number, ChunkedLayerIndex>();
+    // The TOCs of the zstd:chunked layers to fetch (for the partial-or-full decision, and for the claims a layer pulled
+    // whole keeps), and the layers to pull partially, whose tar-splits are checked against their TOCs.
+    const tocs = new Map<number, Promise<ChunkedToc | undefined>>();
+    const partials = new Set<number>();
     const commitLayer = (index: number, layer: LayerBlob): CommitLayer => {
       let writer: BlobWriter | undefined;
       let partial: PartialLayer | undefined;
@@ -95,9 +97,9 @@ export class StoreDestination implements ImageDestination {
           return cached;
         }
         const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
-        const toc = indexes.get(index);
+        const toc = partials.has(index) ? await tocs.get(index) : undefined;
         if (local && toc) {
-          partial = await planPartial(layer, local, { index: toc, ...(this.options.useHardLinks ? { hardlinks: true } : {}), ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          partial = await planPartial(layer, local, { toc, ...(this.options.useHardLinks ? { hardlinks: true } : {}), ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
           if (partial) {
             partialUsed = true;
             states.set(index, 'copied');
@@ -150,7 +152,10 @@ export class StoreDestination implements ImageDestination {
           // A partial pull's TOC digests are now verified (each file hashed, the diff_id matched): its index is free.
           if (applied && partial) await writeFileIndex(this.store, ids[index]!, partial.files);
           // Pulled whole with its TOC at hand: the TOC's digests become claims, which spare the next pull hashing.
-          else if (applied && indexes.has(index)) await writeFileIndex(this.store, ids[index]!, claimedIndex(indexes.get(index)!.contents)).catch(() => {});
+          else if (applied && tocs.has(index)) {
+            const toc = await tocs.get(index);
+            if (toc) await writeFileIndex(this.store, ids[index]!, claimedIndex(toc.contents)).catch(() => {});
+          }
           if (applied) options.onLayer?.(layer, 'done');
         },
       };
@@ -169,31 +174,45 @@ export class StoreDestination implements ImageDestination {
       }
     });
 
-    // zstd:chunked layers the store lacks: their TOCs and tar-splits are fetched and checked before the store is
-    // touched (one that lies refuses the image here), then the store's files of the sizes they hold are looked up.
-    // The store's file indexes are read while the TOCs are fetched.
-    const chunked = this.options.partial === 'never' ? [] : layers.flatMap((l, i) => (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations) ? [] : [i]));
+    // zstd:chunked layers the store lacks: their TOCs are fetched and checked, and the store's file indexes read
+    // meanwhile; each TOC then decides its layer (partialPays), and the tar-splits of the layers to pull partially are
+    // checked against their TOCs, all before the store is touched (a TOC or tar-split that lies refuses the image
+    // here). A layer pulled whole never has its tar-split read. A layer applied from the blob cache, and every layer
+    // when the store has no layer to take files from, is fetched whole at once: its TOC, fetched alongside, only
+    // gives the claims the next pull uses (one that does not check gives none).
+    const candidates = this.options.partial === 'never' ? [] : layers.flatMap((l, i) => (present.has(ids[i]!) || !l.fetchRanges || !isChunked(l.annotations) ? [] : [i]));
+    const skipTransport = (err: unknown): undefined => {
+      if (partialTransportFailure(err)) return undefined;
+      throw err;
+    };
+    const cached = await Promise.all(candidates.map(async (i) => (cache ? (await cache.lookup(layers[i]!.digest, layers[i]!.size)) !== undefined : false)));
+    const chunked = present.size === 0 ? [] : candidates.filter((_, k) => !cached[k]);
+    for (const i of candidates) {
+      const toc = fetchChunkedToc(layers[i]!, signal).catch(skipTransport);
+      tocs.set(i, chunked.includes(i) ? toc : toc.catch(() => undefined));
+    }
     if (chunked.length > 0) {
-      const fetched = Promise.all(
-        chunked.map(async (i) => {
-          const index = await fetchChunkedIndex(layers[i]!, signal).catch((err: unknown) => {
-            if (partialTransportFailure(err)) return undefined;
-            throw err;
-          });
-          if (index) indexes.set(i, index);
-        }),
-      );
-      const wanted = fetched.then(() => {
-        if (indexes.size === 0) return undefined;
-        const contents = [...indexes.values()].flatMap((x) => x.contents);
+      const fetched = Promise.all(chunked.map((i) => tocs.get(i)!));
+      const wanted = fetched.then((got) => {
+        const contents = got.flatMap((t) => t?.contents ?? []);
+        if (contents.length === 0) return undefined;
         return { sizes: new Set(contents.map((c) => c.size)), digests: new Set(contents.map((c) => c.digest)) };
       });
       const found = storeFiles(this.store, wanted.catch(() => undefined), signal);
-      await fetched.catch(async (err: unknown) => {
+      const got = await fetched.catch(async (err: unknown) => {
         await found.catch(() => {});
         throw err;
       });
       local = await found;
+      const files = local;
+      if (files) {
+        await Promise.all(
+          chunked.map(async (i, k) => {
+            const toc = got[k];
+            if (toc && partialPays(layers[i]!, toc, files) && (await toc.index())) partials.add(i);
+          }),
+        );
+      }
     }
     const commit: ImageCommit = {
       config: image.config,
