@@ -5,11 +5,13 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { RegistryClient, loadCredentials, staticCredentials } from '../src/registry/index.js';
 import { parseRegistriesConf } from '../src/registries-conf.js';
-import { startRegistry, pushImage, storedImage, freePort, type TestRegistry, type StoredImage } from './support/registry.js';
+import { startRegistry, pushImage, storedImage, freePort, selfSignedCert, type TestRegistry, type StoredImage } from './support/registry.js';
 import { startFaultProxy, isBlobGet, isManifestGet, type FaultProxy } from './support/fault-proxy.js';
 import { buildTestImage, sha256 } from './support/images.js';
 import { tempDir } from './support/fixtures.js';
@@ -224,6 +226,46 @@ describe('the first request to a verified https registry', () => {
     } finally {
       diagnostics.unsubscribe('undici:request:create', onCreate as (m: unknown) => void);
       diagnostics.unsubscribe('undici:client:connected', onConnected);
+    }
+  });
+  it('answered 403 (not 401) without credentials, asks /v2/ for the challenge and sends the manifest request again with them', async () => {
+    // A registry variant (some answer an anonymous client 403): an https front in this process, fault-injecting only
+    // that answer, before the real htpasswd registry.
+    const certs = path.join(work, 'front-403');
+    fs.mkdirSync(certs, { recursive: true });
+    const c = selfSignedCert(certs, 'front');
+    fs.copyFileSync(c.cert, path.join(certs, 'ca.crt'));
+    const seen: { path: string; auth: boolean }[] = [];
+    const front = https.createServer({ cert: c.certPem, key: c.keyPem }, (req, res) => {
+      const auth = req.headers.authorization !== undefined;
+      seen.push({ path: req.url!, auth });
+      if (!auth && req.url!.includes('/manifests/')) {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }));
+        return;
+      }
+      const up = http.request(`${basic.url}${req.url}`, { method: req.method, headers: { ...req.headers, host: basic.host } }, (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(front.address() as { port: number }).port}`;
+    try {
+      const creds = staticCredentials({ [host]: { username: basic.users.user, password: basic.users.pass } });
+      const client = new RegistryClient({ retryBaseMs: 5, certDir: certs, credentials: creds });
+      const m = await client.getManifest(`${host}/team/app:v1`);
+      expect(m.digest).toBe(truth.digest);
+      await client.close();
+      expect(seen.map((r) => `${r.path} ${r.auth ? 'with' : 'without'} credentials`)).toEqual([
+        '/v2/team/app/manifests/v1 without credentials',
+        '/v2/ without credentials',
+        '/v2/team/app/manifests/v1 with credentials',
+      ]);
+    } finally {
+      front.closeAllConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
     }
   });
 });

@@ -105,12 +105,13 @@ export interface Unpinged {
 }
 
 /**
- * The first GET or HEAD (without a body) to a registry that must speak https, sent without the `GET /v2/` ping before it: the ping would
- * only tell the scheme (https, the only one allowed) and the challenge, which a 401 to this request tells as well, so
- * a pull's first round trip is its manifest. When it cannot tell (no connection, a retryable status) the ping decides
- * as before, with its retries and its diagnoses (undefined); an answer that may come from something that is not a
- * registry (404, an HTML page) is checked by the ping too. A 401's challenge is recorded as the host's and returned
- * to be answered; any other answer records a host without one.
+ * The first GET or HEAD (without a body) to a registry that must speak https, sent without the `GET /v2/` ping before
+ * it: the ping would only tell the scheme (https, the only one allowed) and the challenge, which a 401 to this request
+ * tells as well, so a pull's first round trip is its manifest. When it cannot tell (no connection, a retryable
+ * status) the ping decides as before, with its retries and its diagnoses (undefined); an answer that may come from
+ * something that is not a registry, or that credentials might change (any error status but 401, an HTML page), is
+ * checked by the ping too. A 401's challenge is recorded as the host's and returned to be answered; any other answer
+ * records a host without one.
  */
 export async function requestUnpinged(
   t: Target,
@@ -144,8 +145,9 @@ export async function requestUnpinged(
     await drain(out.res);
     return undefined;
   }
-  if (status === 404 || html) {
-    // A registry that lacks the resource, or a web server that is no registry: the ping tells which.
+  if (status !== 401 && (status >= 400 || html)) {
+    // A registry that lacks the resource or refuses it to an anonymous client (some answer 403, not 401, when the
+    // credentials they want are missing), or a web server that is no registry: the ping tells which.
     let host: HostState;
     try {
       host = await deps.ping();
