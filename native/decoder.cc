@@ -84,15 +84,7 @@ void Decoder::feed_known(const uint8_t* in, size_t n, DecodeSink& sink) {
     case Compression::Zstd:
       return zstd(in, n, sink, false);
     default:
-      while (n > 0) {
-        size_t avail = 0;
-        uint8_t* out = sink.space(&avail);
-        size_t k = std::min(avail, n);
-        memcpy(out, in, k);
-        sink.commit(k);
-        in += k;
-        n -= k;
-      }
+      return sink.put(in, n);
   }
 }
 

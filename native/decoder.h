@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,18 @@ class DecodeSink {
   virtual uint8_t* space(size_t* avail) = 0;
   // `n` bytes were written at the pointer space() returned.
   virtual void commit(size_t n) = 0;
+  // Copies `n` bytes in, in as many space()/commit() turns as it takes.
+  void put(const uint8_t* in, size_t n) {
+    while (n > 0) {
+      size_t avail = 0;
+      uint8_t* out = space(&avail);
+      size_t k = n < avail ? n : avail;
+      memcpy(out, in, k);
+      commit(k);
+      in += k;
+      n -= k;
+    }
+  }
 };
 
 class Decoder {

@@ -103,17 +103,7 @@ class Rebuilder {
     fail("CARRIER_BAD_TOC", "zstd:chunked layer " + plan_.layer + ": " + why + "; the layer is refused");
   }
 
-  void emit(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      size_t avail = 0;
-      uint8_t* out = sink_.space(&avail);
-      size_t k = std::min(n, avail);
-      memcpy(out, p, k);
-      sink_.commit(k);
-      p += k;
-      n -= k;
-    }
-  }
+  void emit(const uint8_t* p, size_t n) { sink_.put(p, n); }
 
   // A store file's content, hashed as it goes to the sink; -1 when it is not a regular file of its size (or changes
   // size while read). A file gone since it was indexed fails with ENOENT: not the image's fault (the pull is retried
