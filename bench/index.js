@@ -51,7 +51,7 @@ export function runBench(options = {}) {
  */
 export async function benchPull({ images, contenders = ['carrier', 'podman'], runs = 5, quietWait = true, log = console.log } = {}) {
   if (!images?.length) throw new Error('benchPull: give images: [references]');
-  const cli = path.join(benchDir, '..', 'dist', 'cli', 'main.js');
+  const cli = path.join(benchDir, '..', 'dist', 'cli', 'bin.cjs');
   if (contenders.includes('carrier') && !fs.existsSync(cli)) throw new Error('benchPull: build carrier first (npm run build)');
   const all = makePullContenders({ carrierCli: cli });
   const chosen = contenders.map((id) => all.find((c) => c.id === id) ?? (() => { throw new Error(`benchPull: unknown contender ${id}`); })());

@@ -74,7 +74,7 @@ function fail(what, r) {
 }
 
 /**
- * ref = { host, url, repo, tag, name: `${host}/${repo}:${tag}` }; carrierCli = path of the copied dist/cli/main.js.
+ * ref = { host, url, repo, tag, name: `${host}/${repo}:${tag}` }; carrierCli = path of the copied dist/cli/bin.cjs (the bundled CLI, as installed).
  * Each contender's run(ref, dir, runDir, { sample }) resolves { seconds, peakKiB, treePeakKiB, id, parts?, mode? }.
  */
 export function makePullContenders({ carrierCli }) {

@@ -73,7 +73,7 @@ export async function runCheckoutSuite(ctx) {
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const fixture = await buildTar(ctx.workDir, cfg.sizeMiB * MiB);
   log(`layer: ${fixture.files} files, ${(fixture.bytes / MiB).toFixed(1)} MiB from /usr`);
-  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs');
   const copies = (runs + 1) * 3;
   const fsBytes = 1024 ** 3 + fixture.bytes * (copies + 3);
   const cells = await ctx.scratch(

@@ -39,7 +39,7 @@ export async function runCommitSuite(ctx) {
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
   if (!busybox) throw new Error('busybox not found: apt-get install -y busybox-static');
-  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs');
   const tools = {
     podman: (await run('podman', ['--version'], { allowFail: true })).stdout.trim(),
     time: TIME_BIN ? `${TIME_BIN} -f %M` : 'not installed',

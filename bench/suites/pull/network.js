@@ -82,7 +82,7 @@ const rowsOf = (cells, items, extra) =>
   });
 
 /**
- * ctx: the suite context; v: the distro/gzip variant; dataDir: the suite registry's storage; carrierCli: dist/cli/main.js.
+ * ctx: the suite context; v: the distro/gzip variant; dataDir: the suite registry's storage; carrierCli: dist/cli/bin.cjs (the bundled CLI, as installed).
  * Returns { links: [...], linkRows: [...], concurrentRows: [...], notes: [...] } for report.js.
  */
 export async function runNetworkScenarios(ctx, { v, dataDir, carrierCli, carrierEntry, runs }) {

@@ -140,7 +140,7 @@ export async function runPullSuite(ctx) {
     log(`pushed with skopeo and verified (manifest bytes and blobs as built): ${variants.map((v) => `${v.ref.repo}:${v.ref.tag}${v.pushed.pushed ? '' : ' (already there)'}`).join(', ')}`);
 
     const contenders = makePullContenders({
-      carrierCli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null,
+      carrierCli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs') : null,
     })
       .filter((c) => !opts.only || opts.only.test(c.id))
       .filter((c) => !(noUmoci && c.id === 'skopeo-umoci'));
@@ -296,7 +296,7 @@ export async function runPullSuite(ctx) {
     const defaultLayout = distroGzip
       ? await runDefaultLayout(ctx, {
           variant: distroGzip,
-          cli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null,
+          cli: ctx.carrier.entry ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs') : null,
           runs,
           runBase,
         })
@@ -348,7 +348,7 @@ export async function runPullSuite(ctx) {
     }
     // TLS, shaped links and concurrent pulls of one image (network.js), a scenario block of its own
     const network = distroGzip
-      ? await runNetworkScenarios(ctx, { v: distroGzip, dataDir: path.join(registryRoot, 'data'), carrierCli: contenders.find((c) => c.id === 'carrier') ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') : null, carrierEntry: ctx.carrier.entry ?? null, runs })
+      ? await runNetworkScenarios(ctx, { v: distroGzip, dataDir: path.join(registryRoot, 'data'), carrierCli: contenders.find((c) => c.id === 'carrier') ? path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs') : null, carrierEntry: ctx.carrier.entry ?? null, runs })
       : undefined;
     const report = {
       ...ctx.reportHead('pull', started, { runs, config: cfg, tools }),

@@ -55,7 +55,7 @@ export async function runScalingSuite(ctx) {
     }
     log(`images pushed: ${points.map((p) => `${p.name} (${p.layers.length} layer${p.layers.length > 1 ? 's' : ''}, ${(p.tarSize / MiB).toFixed(0)} MiB)`).join(', ')}`);
 
-    const contenders = makePullContenders({ carrierCli: path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js') })
+    const contenders = makePullContenders({ carrierCli: path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs') })
       .filter((c) => cfg.contenders.includes(c.id))
       .filter((c) => !opts.only || opts.only.test(c.id));
     const runBase = fs.mkdtempSync('/tmp/cbs-');

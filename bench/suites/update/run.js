@@ -109,7 +109,7 @@ export async function runUpdateSuite(ctx) {
   const { log, workDir } = ctx;
   const { started, cfg, runs } = ctx.begin('update', UPDATE_CONFIG);
   if (!ctx.carrier.entry) throw new Error('carrier is not loadable: nothing to compare');
-  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'main.js');
+  const cli = path.join(path.dirname(ctx.carrier.entry), 'cli', 'bin.cjs');
   const version = async (cmd) => ((await run(cmd, ['--version'], { allowFail: true }).catch(() => ({ stdout: 'not installed' }))).stdout.trim().split('\n')[0]);
   const tools = { podman: await version('podman'), registry: await version('docker-registry') };
   log(`tools: ${Object.values(tools).join('; ')}`);
