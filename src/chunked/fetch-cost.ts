@@ -42,8 +42,9 @@ export interface FetchCosts {
  * Rates of the work on this machine that differs between the two ways. Measured (2 AMD EPYC cores, Node 20): zstd
  * decompresses about 0.93 GB/s of content; sha256 hashes 1.7 GB/s; a partial pull on loopback of a 200 MiB layer whose
  * 4911 files the store had took 5% longer than the full pull (which also fetched 64 MiB). Conservative: a reused byte
- * (read from the page cache, hashed, copied through the main thread into the rebuilt tar) is taken at 0.6 GB/s, and
- * each reused file costs 10 µs (its open and read, in batches on native threads), against decompression at 1 GB/s.
+ * (read from the page cache, hashed and copied into the rebuilt tar by the apply job's rebuild thread; it went through
+ * the main thread when this was measured) is taken at 0.6 GB/s, and each reused file costs 10 µs (its open and read),
+ * against decompression at 1 GB/s.
  */
 export const LOCAL_BYTES_PER_SECOND = 0.6e9;
 export const LOCAL_SECONDS_PER_FILE = 10e-6;
