@@ -44,6 +44,20 @@ describe('choosePartial', () => {
     expect(choosePartial(all, link)).toBe(false);
   });
 
+  it('pulls partially on 100 Mbit/s with 50 ms round trips when the TOC came on a warm connection: its headers waited a round trip', () => {
+    // One round trip, then the transfer: a connection the manifest and config widened needs no slow start. Taken as
+    // slow-start round trips alone, that time reads as a 15 ms link, where a full fetch looks cheap.
+    const seconds = 0.05 + tocBytes / (12.5 * MB);
+    expect(choosePartial(bench, estimateLink([{ bytes: tocBytes, seconds }]))).toBe(false);
+    expect(choosePartial(bench, estimateLink([{ bytes: tocBytes, seconds, firstByteSeconds: 0.05 }]))).toBe(true);
+  });
+
+  it('fetches whole on loopback whatever the wait for the headers, quiet or loaded', () => {
+    for (const [seconds, firstByteSeconds] of [[0.003, 0.002], [0.03, 0.028], [0.03, 0.003]] as const) {
+      expect(choosePartial(bench, estimateLink([{ bytes: tocBytes, seconds, firstByteSeconds }]))).toBe(false);
+    }
+  });
+
   it('counts checking the tar-split, which only a partial pull does: a large one for little saved is a full fetch', () => {
     const half = { blobBytes: 10 * MB, fetchBytes: 5 * MB, requests: 1, localBytes: 5 * MB, localFiles: 10 };
     expect(choosePartial(half, wan)).toBe(true);

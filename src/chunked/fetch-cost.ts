@@ -17,10 +17,14 @@ export interface LinkEstimate {
   bandwidthUnknown?: boolean;
 }
 
-/** One timed request: body bytes received, and the seconds from sending it to its last byte. */
+/**
+ * One timed request: body bytes received, the seconds from sending it to its last byte, and (where known) to its
+ * response's headers.
+ */
 export interface LinkSample {
   bytes: number;
   seconds: number;
+  firstByteSeconds?: number;
 }
 
 /** What each way costs, for one layer. */
@@ -83,7 +87,20 @@ export function estimateLink(samples: readonly LinkSample[]): LinkEstimate | und
   if (usable.length === 0) return undefined;
   const bytesPerSecond = Math.max(1, ...usable.map((s) => s.bytes / s.seconds));
   if (usable.some((s) => s.bytes >= MIN_BANDWIDTH_SAMPLE)) return { rttSeconds: Math.min(...usable.map((s) => s.seconds)), bytesPerSecond };
-  return { rttSeconds: Math.min(...usable.map((s) => s.seconds / rounds(s.bytes))), bytesPerSecond, bandwidthUnknown: true };
+  return { rttSeconds: Math.min(...usable.map(slowStartRtt)), bytesPerSecond, bandwidthUnknown: true };
+}
+
+/**
+ * The round trip a small request shows. Its time over the round trips slow start needs for its bytes is a floor: a
+ * connection whose window has grown already (the manifest and config came on it) needs fewer, so on a far link that
+ * floor can be several times too small and a far link look near. The wait for its headers is at least one round trip
+ * on a far link; on a near, loaded machine it is mostly the server's and this process's time, so it is trusted only up
+ * to half of the request's whole time.
+ */
+function slowStartRtt(s: LinkSample): number {
+  const floor = s.seconds / rounds(s.bytes);
+  const headers = s.firstByteSeconds !== undefined && s.firstByteSeconds > 0 ? Math.min(s.firstByteSeconds, s.seconds / 2) : 0;
+  return Math.max(floor, headers);
 }
 
 /** Seconds one request of `bytes` takes on `link`. */

@@ -58,8 +58,9 @@ export interface ChunkedToc {
   contents: ContentEntry[];
   /** Bytes received fetching the TOC and tar-split. */
   received: number;
-  /** Seconds that fetch took (one request): what the partial-or-full decision knows of the link. */
+  /** Seconds that fetch took (one request), and until its headers: what the partial-or-full decision knows of the link. */
   seconds?: number;
+  firstByteSeconds?: number;
   /** The tar-split's uncompressed length (what checking it reads). */
   splitBytes: number;
   /**
@@ -143,6 +144,7 @@ export async function fetchChunkedToc(layer: RangedLayer, signal?: AbortSignal):
       contents: toc.contents,
       received: meta.received,
       seconds,
+      ...(meta.firstByteSeconds !== undefined ? { firstByteSeconds: meta.firstByteSeconds } : {}),
       splitBytes: tarSplit.uncompressedLength,
       index: () => (index ??= check()),
     };
@@ -190,7 +192,7 @@ export function partialPays(layer: RangedLayer, toc: ChunkedToc, local: Readonly
     localFiles,
     splitBytes: toc.splitBytes,
   };
-  const link = options.link ?? (toc.seconds !== undefined ? estimateLink([{ bytes: toc.received, seconds: toc.seconds }]) : undefined);
+  const link = options.link ?? (toc.seconds !== undefined ? estimateLink([{ bytes: toc.received, seconds: toc.seconds, ...(toc.firstByteSeconds !== undefined ? { firstByteSeconds: toc.firstByteSeconds } : {}) }]) : undefined);
   return choosePartial(costs, link, options.maxShare);
 }
 

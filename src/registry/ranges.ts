@@ -25,6 +25,8 @@ export interface FetchedRanges {
   received: number;
   /** Requests made. */
   requests: number;
+  /** Seconds from sending the first request to its response's headers: at most one round trip plus the server's time. */
+  firstByteSeconds?: number;
 }
 
 /** Ranges per request: keeps the Range header short (proxies cap header sizes). */
@@ -55,13 +57,16 @@ export async function fetchBlobRanges(client: RangeClient, ref: ImageReference |
     out.parts.push(...got.parts);
     out.received += got.received;
     out.requests += got.requests;
+    out.firstByteSeconds ??= got.firstByteSeconds;
   }
   return out;
 }
 
 async function fetchGroup(client: RangeClient, ref: ImageReference | string, digest: string, size: number, group: readonly ByteRange[], signal?: AbortSignal): Promise<FetchedRanges> {
   const spec = group.map((r) => `${r.offset}-${r.offset + r.length - 1}`).join(',');
+  const t0 = performance.now();
   const res = await client.requestBlob(ref, digest, { range: `bytes=${spec}` }, signal);
+  const firstByteSeconds = (performance.now() - t0) / 1000;
   const wanted = group.reduce((n, r) => n + r.length, 0);
   if (res.statusCode === 200) {
     // The whole blob: reading it to cut parts out would be a full pull held in memory.
@@ -78,10 +83,10 @@ async function fetchGroup(client: RangeClient, ref: ImageReference | string, dig
     if (!p) return undefined;
     return p.data.subarray(r.offset - p.start, r.offset - p.start + r.length);
   });
-  if (parts.every((p): p is Buffer => p !== undefined)) return { parts, received: body.length, requests: 1 };
+  if (parts.every((p): p is Buffer => p !== undefined)) return { parts, received: body.length, requests: 1, firstByteSeconds };
   if (group.length === 1) throw rangeError(digest, `bytes that do not cover ${spec}`);
   // A registry that answers one range of several: ask for each alone.
-  const out: FetchedRanges = { parts: [], received: body.length, requests: 1 };
+  const out: FetchedRanges = { parts: [], received: body.length, requests: 1, firstByteSeconds };
   for (const r of group) {
     const one = await fetchGroup(client, ref, digest, size, [r], signal);
     out.parts.push(...one.parts);
