@@ -82,6 +82,7 @@ struct Borrowed {
   std::vector<std::pair<const uint8_t*, size_t>> parts;
   size_t bytes = 0;
   uint64_t seq = 0;
+  size_t size() const { return bytes; }  // what the push added to the queued input bytes (StreamState::next_queued)
 };
 
 // The input queue carries compressed bytes from JS to the decode thread (no credits: nothing streams back); stop is
@@ -178,26 +179,15 @@ struct ApplyState : StreamState<std::atomic<bool>> {
   // Decode thread: the next push, false once the input has ended; as StreamState::next_input.
   template <class Stopped, class Drain>
   bool next_borrowed(Borrowed& out, Stopped stopped, Drain drain) {
-    bool notify_drain = false;
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return stop || !borrowed.empty() || input_ended; });
-      if (stop) {
-        lock.unlock();
-        stopped();
-      }
-      if (borrowed.empty()) return false;  // ended
-      out = std::move(borrowed.front());
-      borrowed.pop_front();
-      input_bytes -= out.bytes;
-      if (want_drain && input_bytes <= kInputHighWater / 2) {
-        want_drain = false;
-        notify_drain = true;
-      }
-    }
-    if (notify_drain) drain();
-    return true;
+    return next_queued(borrowed, out, std::move(stopped), std::move(drain));
   }
+};
+
+// Held by the decode and rebuild threads: once either returns, however it returns, it reads no more input, and the JS
+// thread may let go of every borrowed chunk.
+struct InputClosed {
+  ApplyState& s;
+  ~InputClosed() { s.input_closed.store(true, std::memory_order_release); }
 };
 
 // Receives decompressed bytes straight into queue blocks.
@@ -235,10 +225,7 @@ class BlockSink : public DecodeSink {
 
 void decode_thread(std::shared_ptr<ApplyState> s) {
   pthread_setname_np(pthread_self(), "carrier-decode");
-  struct Closed {
-    ApplyState& s;
-    ~Closed() { s.input_closed.store(true, std::memory_order_release); }
-  } closed{*s};
+  InputClosed closed{*s};
   try {
     Decoder decoder(s->cfg.compression);
     Sha256 sha;
@@ -307,10 +294,7 @@ void decode_thread(std::shared_ptr<ApplyState> s) {
 // In place of decode_thread for a partial pull: the tar rebuilt from its plan, the pushed frames decoded on demand.
 void rebuild_thread(std::shared_ptr<ApplyState> s) {
   pthread_setname_np(pthread_self(), "carrier-rebuild");
-  struct Closed {
-    ApplyState& s;
-    ~Closed() { s.input_closed.store(true, std::memory_order_release); }
-  } closed{*s};
+  InputClosed closed{*s};
   try {
     BlockSink sink(*s);
     std::function<void()> stopped = [&] { s->check_abort(); };

@@ -101,18 +101,25 @@ struct StreamState {
   // JS was asked to wait, it calls drain() so the job can post its 'drain' event.
   template <class Stopped, class Drain>
   bool next_input(std::vector<uint8_t>& chunk, Stopped stopped, Drain drain) {
+    return next_queued(input, chunk, std::move(stopped), std::move(drain));
+  }
+
+  // next_input over any queue of pushes guarded by mu, for a job that keeps its own (ApplyJob's borrowed chunks): an
+  // entry's size() is the bytes it added to input_bytes.
+  template <class Entry, class Stopped, class Drain>
+  bool next_queued(std::deque<Entry>& queue, Entry& out, Stopped stopped, Drain drain) {
     bool notify_drain = false;
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return stop || !input.empty() || input_ended; });
+      cv.wait(lock, [&] { return stop || !queue.empty() || input_ended; });
       if (stop) {
         lock.unlock();
         stopped();
       }
-      if (input.empty()) return false;  // ended
-      chunk = std::move(input.front());
-      input.pop_front();
-      input_bytes -= chunk.size();
+      if (queue.empty()) return false;  // ended
+      out = std::move(queue.front());
+      queue.pop_front();
+      input_bytes -= out.size();
       if (want_drain && input_bytes <= kInputHighWater / 2) {
         want_drain = false;
         notify_drain = true;
