@@ -47,6 +47,8 @@ export interface PartialOptions {
   hardlinks?: boolean;
   /** The layer's TOC, already fetched and checked (fetchChunkedToc). */
   toc?: ChunkedToc;
+  /** The partial-or-full decision, when the caller has made it already (partialPays, on these files and options). */
+  pays?: boolean;
 }
 
 /**
@@ -198,13 +200,13 @@ export function partialPays(layer: RangedLayer, toc: ChunkedToc, local: Readonly
 
 /**
  * Plans a partial pull of `layer` against the files the store has (its TOC fetched here unless given); undefined when
- * the layer cannot be pulled partially (see fetchChunkedToc) or fetching whole is about as cheap (partialPays). Its
- * tar-split is checked against its TOC before anything is planned.
+ * the layer cannot be pulled partially (see fetchChunkedToc) or fetching whole is about as cheap (partialPays, decided
+ * here unless given). Its tar-split is checked against its TOC before anything is planned.
  */
 export async function planPartial(layer: RangedLayer, local: ReadonlyMap<string, LocalFile>, options: PartialOptions = {}): Promise<PartialLayer | undefined> {
   const { signal } = options;
   const toc = options.toc ?? (await fetchChunkedToc(layer, signal));
-  if (!toc || !partialPays(layer, toc, local, options)) return undefined;
+  if (!toc || !(options.pays ?? partialPays(layer, toc, local, options))) return undefined;
   const index = await toc.index();
   if (!index) return undefined;
   let fetched = toc.received;

@@ -99,7 +99,8 @@ export class StoreDestination implements ImageDestination {
         const onBytes = options.onBytes ? (n: number): void => options.onBytes!(layer, n) : undefined;
         const toc = partials.has(index) ? await tocs.get(index) : undefined;
         if (local && toc) {
-          partial = await planPartial(layer, local, { toc, ...(this.options.useHardLinks ? { hardlinks: true } : {}), ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
+          // Only the layers partialPays chose (below, on these same files) are in partials: the decision is not made twice.
+          partial = await planPartial(layer, local, { toc, pays: true, ...(this.options.useHardLinks ? { hardlinks: true } : {}), ...(signal ? { signal } : {}), ...(onBytes ? { onFetched: onBytes } : {}) });
           if (partial) {
             partialUsed = true;
             states.set(index, 'copied');
