@@ -12,7 +12,7 @@ import { BlobInfoCache } from './registry/blob-info-cache.js';
 import type { Store } from './store/store.js';
 import { openImageDestination, openImageSource, parseTransportReference, type OpenedSource } from './transports/reference.js';
 import { openRegistryManifest } from './transports/registry.js';
-import { openStoreSource } from './transports/store-source.js';
+import { openStoreSource, type StoreImageSource } from './transports/store-source.js';
 import { RegistryDestination, type PushCompression } from './transports/registry-destination.js';
 import type { ImageDestination, ImageSource, PendingImageSource, PutLayerResult } from './transports/types.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
@@ -125,14 +125,34 @@ async function newClient(access: RegistryAccess, options: PushOptions): Promise<
  * Without a destination the image goes to the registry its name names.
  */
 export async function push(store: Store, image: string, destination?: string, options: PushOptions = {}): Promise<PushResult> {
-  const run = async (): Promise<PushResult> => {
-    const cache = options.blobCache === false ? undefined : new BlobCache(options.blobCacheDir ?? store.config.blobCache);
-    const source = await openStoreSource(store, image, cache ? { blobCache: cache } : {});
-    const dest = destination ?? source.matchedName;
-    if (dest === undefined) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `image ${image} was named by id: name a destination`);
-    return copyTo({ image: source, close: async () => {} }, pushDestination(dest), options, { ...options, store });
-  };
+  const run = (): Promise<PushResult> =>
+    fromStore(store, image, options, (source) => {
+      const dest = destination ?? source.matchedName;
+      if (dest === undefined) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `image ${image} was named by id: name a destination`);
+      return copyTo({ image: source, close: async () => {} }, pushDestination(dest), options, { ...options, store });
+    });
   return intoStore(destination) ? run() : store.withLayersHeld(run);
+}
+
+/** Errors that say a blob's bytes are wrong. */
+const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
+
+/**
+ * Copies `image` of the store with `copy`, its layers' blobs taken from the blob cache where it has them. A copy that
+ * fails on a cached blob that no longer verifies (a crash left it corrupt) has that blob evicted and runs once more,
+ * the layer rebuilt from the store as when the cache never had it, as a pull fetches a bad cached blob again.
+ */
+async function fromStore<T>(store: Store, image: string, options: PushOptions, copy: (source: StoreImageSource) => Promise<T>): Promise<T> {
+  const cache = options.blobCache === false ? undefined : new BlobCache(options.blobCacheDir ?? store.config.blobCache);
+  const open = (): Promise<StoreImageSource> => openStoreSource(store, image, cache ? { blobCache: cache } : {});
+  const source = await open();
+  try {
+    return await copy(source);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string' || !CONTENT_ERRORS.has(code) || !(await source.evictBadBlobs())) throw err;
+    return copy(await open());
+  }
 }
 
 /**
@@ -167,16 +187,16 @@ export async function copy(source: string, destination: string, options: CopyIma
   const client = src.transport === 'docker' && !options.registry ? await newClient({ ...options, ...options.source }, options) : undefined;
   try {
     const run = async (): Promise<PushResult> => {
-      const opened =
-        src.transport === 'containers-storage'
-          ? { image: await openStoreSource(need(options.store), src.path, options.blobCache === false ? {} : { blobCache: new BlobCache(options.blobCacheDir ?? need(options.store).config.blobCache) }), close: async () => {} }
-          : await openImageSource(source, {
-              ...(options.registry ?? client ? { registry: (options.registry ?? client)! } : {}),
-              ...(options.store ? { store: options.store } : {}),
-              ...(options.platform ? { platform: options.platform } : {}),
-              ...(options.signal ? { signal: options.signal } : {}),
-              ...(options.tmpDir !== undefined ? { tmpDir: options.tmpDir } : {}),
-            });
+      if (src.transport === 'containers-storage') {
+        return fromStore(need(options.store), src.path, options, (image) => copyTo({ image, close: async () => {} }, destination, { ...options, ...options.destination }, options, options.registry));
+      }
+      const opened = await openImageSource(source, {
+        ...(options.registry ?? client ? { registry: (options.registry ?? client)! } : {}),
+        ...(options.store ? { store: options.store } : {}),
+        ...(options.platform ? { platform: options.platform } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.tmpDir !== undefined ? { tmpDir: options.tmpDir } : {}),
+      });
       try {
         return await copyTo(opened, destination, { ...options, ...options.destination }, options, options.registry ?? client);
       } finally {

@@ -1,7 +1,8 @@
 // push and copy against the real CNCF registry: what Carrier pushes, podman pulls with the same image id and skopeo
 // inspects with the same digests; a pulled image pushed unchanged keeps its manifest digest; a store image whose
-// blobs are not cached is rebuilt from its tar-split and gzip-compressed on the way; registry → registry mounts
-// within one registry (counted at a proxy) and streams between two; registry → oci: → registry keeps every digest.
+// blobs are not cached (or no longer verify in the cache) is rebuilt from its tar-split and gzip-compressed on the way;
+// registry → registry mounts within one registry (counted at a proxy) and streams between two; registry → oci: →
+// registry keeps every digest.
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -91,6 +92,35 @@ describe('push to a registry', () => {
       const { id, podman } = podmanPull(`${rig.reg.host}/rebuilt/a:1`);
       expect(id).toBe(img.configDigest.slice(7));
       expect(podman.inspect(`${rig.reg.host}/rebuilt/a:1`).RootFS.Layers).toEqual(img.layers.map((l) => l.diffID));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rebuilds a layer whose cached blob no longer verifies (a crash left it corrupt), evicts that blob, and pushes the right bytes', async () => {
+    const store = await newStore();
+    const cache = path.join(rig.work, `cache-${n++}`);
+    try {
+      await pull(store, `${rig.reg.host}/lib/a:1`, { tlsVerify: false, blobCacheDir: cache });
+      const src = await storedImage(rig.reg, 'lib/a', '1');
+      const bad = path.join(cache, 'sha256', src.layers[0]!.digest.slice(7));
+      // Same size, one byte changed: the cache's size check cannot tell.
+      const bytes = fs.readFileSync(bad);
+      bytes[bytes.length >> 1] ^= 0xff;
+      fs.writeFileSync(bad, bytes);
+      // Another registry: within this one the blobs would be mounted, never read.
+      const r = await push(store, `${rig.reg.host}/lib/a:1`, `${other.host}/bad-cache/a:1`, { tlsVerify: false, blobCacheDir: cache });
+      expect(fs.existsSync(bad)).toBe(false);
+      expect(r.manifestReused).toBe(false);
+      expect(r.layers[0]!.state).toBe('recompressed');
+      expect(r.layers.slice(1).map((l) => l.digest)).toEqual(src.layers.slice(1).map((l) => l.digest));
+      const got = await storedImage(other, 'bad-cache/a', '1');
+      expect(got.digest).toBe(r.manifestDigest);
+      for (const [i, l] of got.layers.entries()) {
+        expect(sha256(l.blob)).toBe(l.digest);
+        expect(l.digest).toBe(r.layers[i]!.digest);
+      }
+      expect(podmanPull(`${other.host}/bad-cache/a:1`).id).toBe(img.configDigest.slice(7));
     } finally {
       await store.close();
     }

@@ -76,6 +76,20 @@ export class BlobCache {
     }
   }
 
+  /**
+   * False when the cached blob is no longer the bytes its digest names (a crash can leave one corrupt, which
+   * {@link lookup}, checking only its size, cannot see); hashed on a worker thread. A missing blob, or one whose digest
+   * is not sha256, is not called bad here.
+   */
+  async intact(digest: string, size: number): Promise<boolean> {
+    const d = parseDigest(digest);
+    if (d.algorithm !== 'sha256' || (await this.lookup(digest, size)) === undefined) return true;
+    const [got] = await native.hashFiles(join(this.root, d.algorithm), [d.hex], [size]).catch((f: unknown) => {
+      throw fromNative(f as NativeFailure);
+    });
+    return got === '' || got === digest;
+  }
+
   /** Drops a cached blob (one that failed verification). */
   async evict(digest: string): Promise<void> {
     await unlink(this.path(digest)).catch(() => {});

@@ -30,6 +30,11 @@ export interface StoreImageSource extends ImageSource {
   readonly matchedName?: string;
   /** True when `manifest` is the stored manifest (every layer blob came from the blob cache). */
   readonly storedManifest: boolean;
+  /**
+   * Evicts the blobs this source hands out from the blob cache whose bytes no longer match their digests (a crash can
+   * leave one corrupt); true when it evicted one: the image opened again rebuilds that layer from the store.
+   */
+  evictBadBlobs(): Promise<boolean>;
 }
 
 /** The OCI layer media type for a compression. */
@@ -78,6 +83,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
   }
   const cache = options.blobCache;
   const layers: LayerBlob[] = [];
+  const fromCache: { digest: string; size: number }[] = [];
   let allCached = stored !== undefined;
   for (const [i, l] of chain.entries()) {
     const d = stored?.layers[i];
@@ -85,6 +91,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     const diffSize = l.diffSize ?? (await tarLength(store, l));
     const openTar = (): Promise<Readable> => store.exportLayer(l.id);
     if (d && cached !== undefined) {
+      fromCache.push({ digest: d.digest, size: d.size });
       layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, ...(d.annotations ? { annotations: d.annotations } : {}), open: () => openFile(cached), openTar });
     } else if (d && layerCompression(d.mediaType) === 'none' && d.digest === l.diffID && d.size === diffSize) {
       // An uncompressed layer is its rebuilt tar: the stored manifest still describes it (and its signatures hold).
@@ -126,6 +133,16 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     info,
     ...(matchedName !== undefined ? { matchedName } : {}),
     storedManifest: allCached,
+    evictBadBlobs: async () => {
+      let evicted = false;
+      for (const b of fromCache) {
+        if (cache && !(await cache.intact(b.digest, b.size))) {
+          await cache.evict(b.digest);
+          evicted = true;
+        }
+      }
+      return evicted;
+    },
     // The stored signatures cover the stored manifest only: with a manifest made here they cannot go along.
     signatures: async () => {
       const signatures = await storedSignatures(store, info);
