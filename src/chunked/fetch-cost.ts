@@ -44,11 +44,17 @@ export interface FetchCosts {
 
 /**
  * Rates of the work on this machine that differs between the two ways. Measured (2 AMD EPYC cores, Node 20): zstd
- * decompresses about 0.93 GB/s of content; sha256 hashes 1.7 GB/s; a partial pull on loopback of a 200 MiB layer whose
- * 4911 files the store had took 5% longer than the full pull (which also fetched 64 MiB). Conservative: a reused byte
- * (read from the page cache, hashed and copied into the rebuilt tar by the apply job's rebuild thread; it went through
- * the main thread when this was measured) is taken at 0.6 GB/s, and each reused file costs 10 µs (its open and read),
- * against decompression at 1 GB/s.
+ * decompresses about 0.93 GB/s of content; sha256 hashes 1.7 GB/s. The native rebuild (native/partial_rebuild.cc)
+ * takes a reused byte (read from the page cache, hashed against its TOC digest, copied into the tar) at 1.2 GB/s of
+ * its thread's CPU time on the pull suite's distro layer (200 MiB of tar, 4106 regular files), each file's open
+ * counted, about 1.45 GB/s without it, where a full apply's decode thread yields 0.8 GB/s of that tar
+ * (bench/rebuild-rate.js, on a loaded machine: lower bounds). Taken at face value a reused byte costs less than
+ * decompressing it, and this sum, which does not see a fast link's fetch overlap the decompression and the
+ * extraction, would pull partially on loopback. At that rate the update suite's partial and full pulls of one changed
+ * file on loopback took about the same time, the partial 4-7% less CPU: within the noise of its control (both
+ * pulling whole), not the clear gain PARTIAL_MARGIN asks for. So the rate stays conservative, as when the rebuild
+ * ran in JS and the partial pull took 5% longer: a reused byte is taken at 0.6 GB/s, and each reused file costs
+ * 10 µs (its open and read; 4-11 µs measured), against decompression at 1 GB/s.
  */
 export const LOCAL_BYTES_PER_SECOND = 0.6e9;
 export const LOCAL_SECONDS_PER_FILE = 10e-6;
