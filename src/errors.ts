@@ -67,3 +67,6 @@ export function fromNative(f: NativeFailure): CarrierError {
 export function abortError(signal: AbortSignal | undefined): CarrierError {
   return new CarrierError('ABORT_ERR', 'The operation was aborted', { cause: signal?.reason });
 }
+
+/** The codes that say a blob's or a layer's bytes are wrong (a cached copy failing so is evicted and copied again). */
+export const CONTENT_ERRORS: ReadonlySet<string> = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);

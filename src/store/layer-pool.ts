@@ -2,7 +2,7 @@
 // (overlay layers do not depend on each other's content), and completed in rounds; the first failure stops the rest
 // and removes every layer the pool began, so a failed commit leaves the store as it was.
 import type { Readable } from 'node:stream';
-import { CarrierError, abortError } from '../errors.js';
+import { CONTENT_ERRORS, CarrierError, abortError } from '../errors.js';
 import { imageBudget, type AppliedLayer } from '../layer/apply.js';
 import { LayerCompleter } from './layer-completion.js';
 import type { LayerStore, LayerStream } from './layers.js';
@@ -188,9 +188,6 @@ function closeSource(source: Readable | string | LayerStream | undefined): void 
   const stream = 'stream' in source ? source.stream : source;
   if (!('plan' in stream)) stream.destroy();
 }
-
-/** Errors that say a layer's bytes are wrong. */
-const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
 
 /** A content error names the blob whose bytes were wrong (once): the decoder that found it knows no digest. */
 function namingBlob(err: unknown, digest: string | undefined): unknown {

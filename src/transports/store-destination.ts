@@ -10,7 +10,7 @@ import type { AppliedLayer } from '../layer/apply.js';
 import type { CommitLayer, CommitOptions, ImageCommit, Store } from '../store/store.js';
 import type { LayerStream } from '../store/layers.js';
 import { layerIdFor } from '../store/ids.js';
-import { CarrierError } from '../errors.js';
+import { CONTENT_ERRORS, CarrierError } from '../errors.js';
 import { signatureToBlob } from '../trust/index.js';
 import { isChunked } from '../chunked/annotations.js';
 import { claimedIndex, storeFiles, writeFileIndex, type LocalFile } from '../chunked/file-index.js';
@@ -37,9 +37,6 @@ export interface StoreDestinationOptions {
   /** Bytes the image's new layers may write to disk (see CommitOptions.maxImageBytes). */
   maxImageBytes?: number;
 }
-
-/** Errors that say a cached blob's bytes are bad (it is then evicted and the layer copied from the source). */
-const CONTENT_ERRORS = new Set(['CARRIER_DIGEST_MISMATCH', 'CARRIER_BAD_COMPRESSION', 'CARRIER_TRUNCATED', 'CARRIER_BAD_TAR']);
 
 /**
  * Failures of a partial pull's ranged fetches or store reads that say nothing against the image (a registry or proxy
