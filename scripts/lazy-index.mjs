@@ -56,7 +56,8 @@ export function lazyIndex(code) {
   // index.js's own init: drop the inits its re-exports now run themselves
   const body = new RegExp(`^var ${index.init} = __esm\\(\\{\\n  "dist/index\\.js"\\(\\) \\{\\n((?:    .*\\n)*?)  \\}\\n\\}\\);$`, 'm').exec(index.text) ??
     fail('no body of the index init');
-  const kept = body[1].replace(/^    (init_[\w$]+)\(\);\n/gm, (all, init) => (lazyInits.has(init) ? '' : all));
+  // (a dropped call leaves its line empty: every line keeps its number, so esbuild's source map still holds)
+  const kept = body[1].replace(/^    (init_[\w$]+)\(\);\n/gm, (all, init) => (lazyInits.has(init) ? '\n' : all));
   let text = index.text.replace(exp[1], getters).replace(body[1], kept);
   const out = [];
   let at = 0;
