@@ -13,7 +13,7 @@ import { build, transform } from 'esbuild';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lazyIndex } from './lazy-index.mjs';
+import { lazyExports, lazyIndex } from './lazy-index.mjs';
 
 const dist = path.resolve(fileURLToPath(import.meta.url), '..', '..', 'dist');
 const out = path.join(dist, 'cli');
@@ -109,7 +109,7 @@ const TAIL = '\n}));\n';
 
 const js = result.outputFiles.find((f) => f.path.endsWith('.cjs')) ?? fail('no bundle');
 const map = result.outputFiles.find((f) => f.path.endsWith('.cjs.map')) ?? fail('no source map');
-const passed = asciiOnly(lazyIndex(lazyBuiltins(js.text.replace(/\/\/# sourceMappingURL=.*\n?$/, ''))));
+const passed = asciiOnly(lazyExports(lazyIndex(lazyBuiltins(js.text.replace(/\/\/# sourceMappingURL=.*\n?$/, '')))));
 const min = await transform(`${passed}\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(map.text).toString('base64')}\n`, {
   loader: 'js',
   format: 'cjs',

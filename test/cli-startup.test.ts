@@ -98,6 +98,36 @@ describe('the carrier bin', () => {
   });
 });
 
+describe('how the bin ends and what its stack traces say', () => {
+  it('keeps the exit code and all the output when it exits as soon as the command is done', () => {
+    // a long answer through a pipe: every byte arrives, and a refused command still ends with podman's code
+    const help = carrier(bin, ['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe(carrier(unbundled, ['--help']).stdout);
+    const refused = carrier(bin, ['images', '--nosuch']);
+    expect([refused.status, refused.stderr]).toEqual([125, "Error: unknown flag: --nosuch\nSee 'carrier images --help'\n"]);
+    // stderr written through process.stderr (a pipe here) and a non-zero code, on the bundle's require path too
+    const missing = carrier(bin, ['inspect', 'localhost/missing:1'], [], { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' });
+    expect(missing.status).toBe(125);
+    expect(missing.stderr).toMatch(/^Error: .*missing/);
+  });
+
+  it('names the TypeScript sources in a stack trace under --enable-source-maps', () => {
+    // a stack taken where the CLI writes its output
+    const probe = path.join(work, 'stack.cjs');
+    fs.writeFileSync(
+      probe,
+      `const fs = require('node:fs'); const write = fs.writeSync;
+       fs.writeSync = function (fd, ...rest) { if (fd === 1) write(2, new Error('here').stack + '\\n'); return write.call(this, fd, ...rest); };`,
+    );
+    const r = carrier(bin, ['version'], ['--enable-source-maps', '--require', probe]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/at writeOut \(.*src\/cli\/output\.ts:\d+:\d+\)/);
+    // without the flag the frames are the bundle's, with the functions' names
+    expect(carrier(bin, ['version'], ['--require', probe]).stderr).toMatch(/at writeOut \(.*dist\/cli\/carrier\.cjs:\d+:\d+\)/);
+  });
+});
+
 describe("the bin's code cache", () => {
   // Node before 22.1 has no compile cache of its own: the bin keeps one in the temporary directory
   const ownCache = (require('node:module') as { enableCompileCache?: unknown }).enableCompileCache === undefined;
