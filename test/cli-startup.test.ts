@@ -132,7 +132,7 @@ describe("the bin's code cache", () => {
   // Node before 22.1 has no compile cache of its own: the bin keeps one in the temporary directory
   const ownCache = (require('node:module') as { enableCompileCache?: unknown }).enableCompileCache === undefined;
 
-  it('runs a command from the cache an earlier run left, imports a package outside the bundle through it, and starts afresh for a rebuilt bundle', () => {
+  it('runs a command from the cache an earlier run of its word left, imports a package outside the bundle through it, and starts afresh for a rebuilt bundle', () => {
     const tmp = path.join(work, 'tmp');
     fs.mkdirSync(tmp, { recursive: true });
     const env = { ...process.env, TMPDIR: tmp };
@@ -142,30 +142,51 @@ describe("the bin's code cache", () => {
     const registries = path.join(work, 'registries.d');
     fs.mkdirSync(registries, { recursive: true });
     fs.writeFileSync(path.join(registries, 'default.yaml'), 'default-docker:\n  lookaside: file:///var/lib/sigs\n');
-    const commands = [['images', '--format', '{{.Repository}}:{{.Tag}}'], ['image', 'trust', 'show', '--registrypath', registries], ['version']];
+    const commands = [
+      ['images', '--format', '{{.Repository}}:{{.Tag}}'],
+      ['image', 'trust', 'show', '--registrypath', registries],
+      ['version'],
+      ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'],
+    ];
     const expected = commands.map((args) => ok(unbundled, args));
     for (let round = 0; round < 2; round++) {
       for (const [i, args] of commands.entries()) {
+        // after the global options (--root DIR --runroot DIR), as a user types them
         const r = carrier(bin, args, [], env);
         expect([r.status, r.stderr, r.stdout.trim()]).toEqual([0, '', expected[i]]);
       }
-      expect(cacheFiles().length).toBe(ownCache ? 1 : 0);
+      // one cache per command word: images, image (trust show and ls), version
+      expect(cacheFiles().length).toBe(ownCache ? 3 : 0);
     }
     if (!ownCache) return;
-    const file = path.join(cacheDir, cacheFiles()[0]!);
-    const head = (): { identity: string; commands: string[] } => JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]!);
-    expect(head().commands).toEqual(['images', 'image trust show', 'version']);
+    const head = (word: string): { identity: string; commands: string[] } => {
+      const file = cacheFiles().find((f) => f.endsWith(`-${word}.v8`));
+      expect(file, `a cache for ${word}`).toBeDefined();
+      return JSON.parse(fs.readFileSync(path.join(cacheDir, file!), 'utf8').split('\n')[0]!);
+    };
+    expect([head('images').commands, head('image').commands, head('version').commands]).toEqual([['images'], ['image trust show', 'image ls'], ['version']]);
     // a bundle rebuilt in place (another mtime) is not run from the old code
-    const identity = head().identity;
+    const identity = head('version').identity;
     const now = new Date();
     fs.utimesSync(bundle, now, now);
     expect(carrier(bin, ['version'], [], env).stdout.trim()).toBe(expected[2]);
-    expect(head().identity).not.toBe(identity);
-    expect(head().commands).toEqual(['version']);
+    expect(head('version').identity).not.toBe(identity);
+    expect(head('version').commands).toEqual(['version']);
+    expect(fs.statSync(cacheDir).mode & 0o777).toBe(0o700);
     // NODE_DISABLE_COMPILE_CACHE: no cache read or written
     fs.rmSync(cacheDir, { recursive: true });
     expect(carrier(bin, ['version'], [], { ...env, NODE_DISABLE_COMPILE_CACHE: '1' }).stdout.trim()).toBe(expected[2]);
     expect(cacheFiles()).toEqual([]);
+  });
+});
+
+describe("the bin's command word", () => {
+  it('skips the value of every global option that takes one', async () => {
+    // the bin picks a command's cache before the CLI parses the line: it knows which global options take a value
+    const { root } = await import('../src/cli/table.js');
+    const source = fs.readFileSync(path.join(repo, 'src/cli/bin.cts'), 'utf8');
+    const known = /const VALUE_FLAGS = new Set\(\[([^\]]*)\]\)/.exec(source)?.[1]?.match(/'--[a-z-]+'/g)?.map((f) => f.slice(3, -1));
+    expect(known?.sort()).toEqual((root.flags ?? []).filter((f) => f.type !== 'bool').map((f) => f.name).sort());
   });
 });
 
