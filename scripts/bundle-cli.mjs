@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { lazyExports, lazyIndex } from './lazy-index.mjs';
 
 const dist = path.resolve(fileURLToPath(import.meta.url), '..', '..', 'dist');
+const packageVersion = JSON.parse(await readFile(path.join(dist, '..', 'package.json'), 'utf8')).version;
+if (typeof packageVersion !== 'string') throw new Error('bundle-cli: package.json has no version');
 const out = path.join(dist, 'cli');
 
 // A package left outside (and a Node module) is imported through __carrierImport: the bin runs the bundle as a
@@ -76,6 +78,8 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   external: ['openpgp', 'yaml', 'undici', 'node-gyp-build'],
+  // `carrier version` prints package.json's version: the bundle is made from the same package.json, so it holds it
+  define: { CARRIER_PACKAGE_VERSION: JSON.stringify(packageVersion) },
   banner: {
     js:
       "var __carrierUrlHref; const __carrierUrl = () => (__carrierUrlHref ??= require('node:url').pathToFileURL(__filename).href);\n" +
