@@ -140,7 +140,6 @@ function fail(why) {
   throw new Error(`bundle-cli: ${why}`);
 }
 
-
 /** Source-map mappings with the first generated line's columns moved right by `n` (its first segment is absolute). */
 function shiftFirstLine(mappings, n) {
   if (mappings === '' || mappings[0] === ';' || mappings[0] === ',') return mappings;
