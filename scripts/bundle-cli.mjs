@@ -104,7 +104,8 @@ function asciiOnly(code) {
 // trace names its functions; carrier.cjs.map maps it back to src/ (node --enable-source-maps). Then the bundle becomes
 // the expression of its own function (exports, require, module, __filename, __dirname, __carrierImport): the bin
 // compiles the file's text as it is, with no wrapper to concatenate and V8 to flatten into another copy, and required
-// directly (Node 22.1+, where Node's compile cache serves), it calls that function with the module's own arguments.
+// as a module (NODE_DISABLE_COMPILE_CACHE, --enable-source-maps), it calls that function with the module's own
+// arguments.
 // Which of the two runs it is, `this` tells: a script's top level has the global object, a module's its exports.
 const HEAD =
   '(function (main) { return this === globalThis ? main : void main.call(exports, exports, require, module, __filename, __dirname); })' +
