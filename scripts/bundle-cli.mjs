@@ -4,16 +4,20 @@
 // and Node's own modules (crypto, child_process, ...) are required there, not up front as ES imports would be.
 //
 // Every module of dist/ that finds files relative to itself (the addon, package.json, undici) keeps doing so: its
-// `import.meta.url` becomes its own path in dist/, taken relative to the bundle's. Left outside, loaded from
+// `import.meta.url` becomes its own path in dist/, taken relative to the bundle's. Where a module only turns it into a
+// path (`fileURLToPath(import.meta.url)`, `createRequire(import.meta.url)`), that path is joined directly: Node's URL
+// code costs ~0.3 ms the first time it runs, and the bundle's own URL is made only when a module asks for a URL. Left outside, loaded from
 // node_modules when a command needs them: openpgp (large; GPG signatures only), yaml (registries.d only), undici (the
 // registry client requires its parts) and node-gyp-build (finds the addon).
-import { build } from 'esbuild';
+import { build, transform } from 'esbuild';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lazyIndex } from './lazy-index.mjs';
+import { lazyExports, lazyIndex } from './lazy-index.mjs';
 
 const dist = path.resolve(fileURLToPath(import.meta.url), '..', '..', 'dist');
+const packageVersion = JSON.parse(await readFile(path.join(dist, '..', 'package.json'), 'utf8')).version;
+if (typeof packageVersion !== 'string') throw new Error('bundle-cli: package.json has no version');
 const out = path.join(dist, 'cli');
 
 // A package left outside (and a Node module) is imported through __carrierImport: the bin runs the bundle as a
@@ -37,9 +41,10 @@ const ownUrl = {
       if (!args.path.startsWith(dist + path.sep)) return undefined;
       const text = await readFile(args.path, 'utf8');
       if (!text.includes('import.meta.url') && !text.includes('import(')) return undefined;
-      const rel = path.relative(out, args.path).split(path.sep).join('/');
+      const rel = JSON.stringify(path.relative(out, args.path).split(path.sep).join('/'));
       const contents = text
-        .replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __carrierUrl).href`)
+        .replace(/\b(fileURLToPath|createRequire)\(import\.meta\.url\)/g, (_m, f) => (f === 'createRequire' ? `createRequire(__carrierPath(${rel}))` : `__carrierPath(${rel})`))
+        .replaceAll('import.meta.url', `new URL(${rel}, __carrierUrl()).href`)
         .replace(EXTERNAL_IMPORT, (_m, q, spec) => (spec.startsWith('node:') ? builtinImport(spec) : `__carrierImport(${q}${spec}${q})`));
       return { contents, loader: 'js' };
     });
@@ -73,13 +78,17 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   external: ['openpgp', 'yaml', 'undici', 'node-gyp-build'],
+  // `carrier version` prints package.json's version: the bundle is made from the same package.json, so it holds it
+  define: { CARRIER_PACKAGE_VERSION: JSON.stringify(packageVersion) },
   banner: {
     js:
-      "const __carrierUrl = require('node:url').pathToFileURL(__filename).href;\n" +
+      "var __carrierUrlHref; const __carrierUrl = () => (__carrierUrlHref ??= require('node:url').pathToFileURL(__filename).href);\n" +
+      "const __carrierPath = (rel) => require('node:path').join(__dirname, rel);\n" +
       "var __carrierImport = typeof __carrierImport === 'function' ? __carrierImport : (specifier) => import(specifier);\n" +
       LAZY_HELPER,
   },
   plugins: [ownUrl],
+  sourcemap: 'external',
   logLevel: 'warning',
 });
 // esbuild escapes what is not ASCII in strings and regular expressions but leaves it in the comments it keeps (an arrow
@@ -90,4 +99,70 @@ function asciiOnly(code) {
   return code.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-for (const f of result.outputFiles) await writeFile(f.path, asciiOnly(lazyIndex(lazyBuiltins(f.text))));
+// The text a command reads, hashes and keeps, without what only a reader of the file needs: comments and indentation
+// go (~800 KB to ~600 KB, each byte read, copied and looked at by V8 on every command), identifiers stay, so a stack
+// trace names its functions; carrier.cjs.map maps it back to src/ (node --enable-source-maps). Then the bundle becomes
+// the expression of its own function (exports, require, module, __filename, __dirname, __carrierImport): the bin
+// compiles the file's text as it is, with no wrapper to concatenate and V8 to flatten into another copy, and required
+// as a module (NODE_DISABLE_COMPILE_CACHE, --enable-source-maps), it calls that function with the module's own
+// arguments.
+// Which of the two runs it is, `this` tells: a script's top level has the global object, a module's its exports.
+const HEAD =
+  '(function (main) { return this === globalThis ? main : void main.call(exports, exports, require, module, __filename, __dirname); })' +
+  '.call(this, (function (exports, require, module, __filename, __dirname, __carrierImport) {';
+const TAIL = '\n}));\n';
+
+const js = result.outputFiles.find((f) => f.path.endsWith('.cjs')) ?? fail('no bundle');
+const map = result.outputFiles.find((f) => f.path.endsWith('.cjs.map')) ?? fail('no source map');
+const passed = asciiOnly(lazyExports(lazyIndex(lazyBuiltins(js.text.replace(/\/\/# sourceMappingURL=.*\n?$/, '')))));
+const min = await transform(`${passed}\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(map.text).toString('base64')}\n`, {
+  loader: 'js',
+  format: 'cjs',
+  target: 'node20',
+  charset: 'ascii',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'eof',
+  sourcemap: 'external',
+  sourcefile: 'carrier.cjs',
+});
+// the function's parameters come first on the file's first line: the map's first line moves right by HEAD's length
+const code = `${HEAD}${min.code}${TAIL}//# sourceMappingURL=carrier.cjs.map\n`;
+if (/[^\x00-\x7f]/.test(code)) fail('the bundle is not ASCII');
+const mapOut = JSON.parse(min.map);
+mapOut.mappings = shiftFirstLine(mapOut.mappings, HEAD.length);
+mapOut.file = 'carrier.cjs';
+// the sources are in the package (src/): the map names them rather than holding a second copy
+delete mapOut.sourcesContent;
+await writeFile(js.path, code);
+await writeFile(map.path, JSON.stringify(mapOut));
+
+function fail(why) {
+  throw new Error(`bundle-cli: ${why}`);
+}
+
+/** Source-map mappings with the first generated line's columns moved right by `n` (its first segment is absolute). */
+function shiftFirstLine(mappings, n) {
+  if (mappings === '' || mappings[0] === ';' || mappings[0] === ',') return mappings;
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  // the first VLQ number: 5 bits a digit, continuation bit 32, sign in the lowest bit of the value
+  let value = 0;
+  let shift = 0;
+  let i = 0;
+  for (;;) {
+    const digit = B64.indexOf(mappings[i++]);
+    value += (digit & 31) << shift;
+    shift += 5;
+    if ((digit & 32) === 0) break;
+  }
+  const column = (value & 1 ? -(value >>> 1) : value >>> 1) + n;
+  let v = column < 0 ? (-column << 1) | 1 : column << 1;
+  let out = '';
+  do {
+    let digit = v & 31;
+    v >>>= 5;
+    if (v > 0) digit |= 32;
+    out += B64[digit];
+  } while (v > 0);
+  return out + mappings.slice(i);
+}

@@ -56,7 +56,8 @@ export function lazyIndex(code) {
   // index.js's own init: drop the inits its re-exports now run themselves
   const body = new RegExp(`^var ${index.init} = __esm\\(\\{\\n  "dist/index\\.js"\\(\\) \\{\\n((?:    .*\\n)*?)  \\}\\n\\}\\);$`, 'm').exec(index.text) ??
     fail('no body of the index init');
-  const kept = body[1].replace(/^    (init_[\w$]+)\(\);\n/gm, (all, init) => (lazyInits.has(init) ? '' : all));
+  // (a dropped call leaves its line empty: every line keeps its number, so esbuild's source map still holds)
+  const kept = body[1].replace(/^    (init_[\w$]+)\(\);\n/gm, (all, init) => (lazyInits.has(init) ? '\n' : all));
   let text = index.text.replace(exp[1], getters).replace(body[1], kept);
   const out = [];
   let at = 0;
@@ -74,6 +75,43 @@ export function lazyIndex(code) {
         return `${indent}${['init_index', ...new Set(needed)].map((f) => `${f}()`).join(', ')};`;
       }),
     );
+  }
+  out.push(code.slice(at));
+  return out.join('');
+}
+
+/**
+ * The bundle's third pass: a lazily initialised module's namespace object (what a dynamic import of it resolves to)
+ * gets its properties when the module initialises, not when the bundle loads. esbuild defines them at the top level,
+ * one accessor at a time (a map transition and a copy of the descriptors each): ~1000 of them on every command for
+ * the ~50 namespaces, most of whose modules the command never loads. Every reader of a namespace runs the module's
+ * init first (`(init_x(), x_exports)`), and the definitions are the init's first statement, so nothing reads one
+ * before it has its properties. Lines keep their numbers (the moved text joins the init's first line) so the source
+ * map still holds.
+ */
+export function lazyExports(code) {
+  const out = [];
+  let at = 0;
+  for (const s of sections(code)) {
+    out.push(code.slice(at, s.start));
+    at = s.end;
+    const exp = /^__export\(([\w$]+), \{\n((?:  [\w$]+: \(\) => [\w$]+,?\n)*)\}\);\n/m.exec(s.text);
+    if (!s.init || !exp) {
+      out.push(s.text);
+      continue;
+    }
+    const head = new RegExp(`^var ${s.init.replace(/\$/g, '\\$')} = __esm\\(\\{\\n  "[^"]+"\\(\\) \\{\\n(    "use strict";\\n)?`, 'm').exec(s.text);
+    if (!head) fail(`no init header in ${s.name}`);
+    if (head.index < exp.index) fail(`${s.name}'s namespace is defined after its init`);
+    const call = `__export(${exp[1]}, { ${exp[2].trim().replace(/\n\s*/g, ' ')} });`;
+    const insertAt = head.index + head[0].length - 1; // before the newline that ends the header (or "use strict";)
+    const text =
+      s.text.slice(0, exp.index) +
+      '\n'.repeat(exp[0].split('\n').length - 1) +
+      s.text.slice(exp.index + exp[0].length, insertAt) +
+      ` ${call}` +
+      s.text.slice(insertAt);
+    out.push(text);
   }
   out.push(code.slice(at));
   return out.join('');

@@ -381,7 +381,6 @@ export interface NativeOverlayProbe {
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 /** The `.node` files in a directory, in the order readdir gives (node-gyp-build takes the first); none if it is missing. */
 function addons(dir: string): string[] {
@@ -390,6 +389,16 @@ function addons(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * An addon at a known absolute path, opened as require() opens it (process.dlopen), without require's resolution:
+ * the path is already resolved, and require would look at each of its directories again (realpath) for its cache.
+ */
+function open(file: string): NativeBinding {
+  const mod = { exports: {} as NativeBinding };
+  process.dlopen(mod, file);
+  return mod.exports;
 }
 
 /**
@@ -403,15 +412,15 @@ function loadNative(): NativeBinding {
   if (process.env.CARRIER_OCI_PREBUILD === undefined && process.env.PREBUILDS_ONLY === undefined) {
     for (const dir of [join(packageRoot, 'build', 'Release'), join(packageRoot, 'build', 'Debug')]) {
       const first = addons(dir)[0];
-      if (first !== undefined) return require(join(dir, first)) as NativeBinding;
+      if (first !== undefined) return open(join(dir, first));
     }
     const prebuilds = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
     const files = addons(prebuilds);
     if (files.length === 1 && !/\.(?:node|electron|node-webkit|napi|abi\d*|uv\d*|armv\d*|glibc|musl)\./.test(`.${files[0]}`)) {
-      return require(join(prebuilds, files[0]!)) as NativeBinding;
+      return open(join(prebuilds, files[0]!));
     }
   }
-  return require('node-gyp-build')(packageRoot) as NativeBinding;
+  return createRequire(import.meta.url)('node-gyp-build')(packageRoot) as NativeBinding;
 }
 
 export const native: NativeBinding = loadNative();

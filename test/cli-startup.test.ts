@@ -4,7 +4,6 @@
 // and signatures need (issue 21: start-up). Run `npm run build` (not `tsc` alone) before this file.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +11,6 @@ import { Store } from '../src/store/store.js';
 import { buildRunnableImage } from './support/runnable.js';
 import { commitOf, storeDirs } from './support/store.js';
 
-const require = createRequire(import.meta.url);
 const repo = path.resolve(import.meta.dirname, '..');
 const bin = path.join(repo, 'dist/cli/bin.cjs');
 const bundle = path.join(repo, 'dist/cli/carrier.cjs');
@@ -98,11 +96,41 @@ describe('the carrier bin', () => {
   });
 });
 
-describe("the bin's code cache", () => {
-  // Node before 22.1 has no compile cache of its own: the bin keeps one in the temporary directory
-  const ownCache = (require('node:module') as { enableCompileCache?: unknown }).enableCompileCache === undefined;
+describe('how the bin ends and what its stack traces say', () => {
+  it('keeps the exit code and all the output when it exits as soon as the command is done', () => {
+    // a long answer through a pipe: every byte arrives, and a refused command still ends with podman's code
+    const help = carrier(bin, ['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe(carrier(unbundled, ['--help']).stdout);
+    const refused = carrier(bin, ['images', '--nosuch']);
+    expect([refused.status, refused.stderr]).toEqual([125, "Error: unknown flag: --nosuch\nSee 'carrier images --help'\n"]);
+    // stderr written through process.stderr (a pipe here) and a non-zero code, on the bundle's require path too
+    const missing = carrier(bin, ['inspect', 'localhost/missing:1'], [], { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' });
+    expect(missing.status).toBe(125);
+    expect(missing.stderr).toMatch(/^Error: .*missing/);
+  });
 
-  it('runs a command from the cache an earlier run left, imports a package outside the bundle through it, and starts afresh for a rebuilt bundle', () => {
+  it('names the TypeScript sources in a stack trace under --enable-source-maps', () => {
+    // a stack taken where the CLI writes its output
+    const probe = path.join(work, 'stack.cjs');
+    fs.writeFileSync(
+      probe,
+      `const fs = require('node:fs'); const write = fs.writeSync;
+       fs.writeSync = function (fd, ...rest) { if (fd === 1) write(2, new Error('here').stack + '\\n'); return write.call(this, fd, ...rest); };`,
+    );
+    const r = carrier(bin, ['version'], ['--enable-source-maps', '--require', probe]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/at writeOut \(.*src\/cli\/output\.ts:\d+:\d+\)/);
+    // without the flag the frames are the bundle's, with the functions' names
+    expect(carrier(bin, ['version'], ['--require', probe]).stderr).toMatch(/at writeOut \(.*dist\/cli\/carrier\.cjs:\d+:\d+\)/);
+  });
+});
+
+describe("the bin's code cache", () => {
+  // the bin keeps its own in the temporary directory on every Node (Node's compile cache, 22.1+, is taken before the
+  // command's functions are compiled)
+
+  it('runs a command from the cache an earlier run of its word left, imports a package outside the bundle through it, and starts afresh for a rebuilt bundle', () => {
     const tmp = path.join(work, 'tmp');
     fs.mkdirSync(tmp, { recursive: true });
     const env = { ...process.env, TMPDIR: tmp };
@@ -112,30 +140,50 @@ describe("the bin's code cache", () => {
     const registries = path.join(work, 'registries.d');
     fs.mkdirSync(registries, { recursive: true });
     fs.writeFileSync(path.join(registries, 'default.yaml'), 'default-docker:\n  lookaside: file:///var/lib/sigs\n');
-    const commands = [['images', '--format', '{{.Repository}}:{{.Tag}}'], ['image', 'trust', 'show', '--registrypath', registries], ['version']];
+    const commands = [
+      ['images', '--format', '{{.Repository}}:{{.Tag}}'],
+      ['image', 'trust', 'show', '--registrypath', registries],
+      ['version'],
+      ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'],
+    ];
     const expected = commands.map((args) => ok(unbundled, args));
     for (let round = 0; round < 2; round++) {
       for (const [i, args] of commands.entries()) {
+        // after the global options (--root DIR --runroot DIR), as a user types them
         const r = carrier(bin, args, [], env);
         expect([r.status, r.stderr, r.stdout.trim()]).toEqual([0, '', expected[i]]);
       }
-      expect(cacheFiles().length).toBe(ownCache ? 1 : 0);
+      // one cache per command word: images, image (trust show and ls), version
+      expect(cacheFiles().length).toBe(3);
     }
-    if (!ownCache) return;
-    const file = path.join(cacheDir, cacheFiles()[0]!);
-    const head = (): { identity: string; commands: string[] } => JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]!);
-    expect(head().commands).toEqual(['images', 'image trust show', 'version']);
+    const head = (word: string): { identity: string; commands: string[] } => {
+      const file = cacheFiles().find((f) => f.endsWith(`-${word}.v8`));
+      expect(file, `a cache for ${word}`).toBeDefined();
+      return JSON.parse(fs.readFileSync(path.join(cacheDir, file!), 'utf8').split('\n')[0]!);
+    };
+    expect([head('images').commands, head('image').commands, head('version').commands]).toEqual([['images'], ['image trust show', 'image ls'], ['version']]);
     // a bundle rebuilt in place (another mtime) is not run from the old code
-    const identity = head().identity;
+    const identity = head('version').identity;
     const now = new Date();
     fs.utimesSync(bundle, now, now);
     expect(carrier(bin, ['version'], [], env).stdout.trim()).toBe(expected[2]);
-    expect(head().identity).not.toBe(identity);
-    expect(head().commands).toEqual(['version']);
+    expect(head('version').identity).not.toBe(identity);
+    expect(head('version').commands).toEqual(['version']);
+    expect(fs.statSync(cacheDir).mode & 0o777).toBe(0o700);
     // NODE_DISABLE_COMPILE_CACHE: no cache read or written
     fs.rmSync(cacheDir, { recursive: true });
     expect(carrier(bin, ['version'], [], { ...env, NODE_DISABLE_COMPILE_CACHE: '1' }).stdout.trim()).toBe(expected[2]);
     expect(cacheFiles()).toEqual([]);
+  });
+});
+
+describe("the bin's command word", () => {
+  it('skips the value of every global option that takes one', async () => {
+    // the bin picks a command's cache before the CLI parses the line: it knows which global options take a value
+    const { root } = await import('../src/cli/table.js');
+    const source = fs.readFileSync(path.join(repo, 'src/cli/bin.cts'), 'utf8');
+    const known = /const VALUE_FLAGS = new Set\(\[([^\]]*)\]\)/.exec(source)?.[1]?.match(/'--[a-z-]+'/g)?.map((f) => f.slice(3, -1));
+    expect(known?.sort()).toEqual((root.flags ?? []).filter((f) => f.type !== 'bool').map((f) => f.name).sort());
   });
 });
 

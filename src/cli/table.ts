@@ -1,5 +1,8 @@
 // The table of every command: the root (podman's global options) and, under it, each command and group. dispatch.ts
 // dispatches from it, --help is rendered from it, and every flag not in it is refused.
+import { readFile } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CommandDef } from './command.js';
 import { container, containerShortcuts } from './container/commands.js';
 import { renderHelp } from './help.js';
@@ -10,13 +13,21 @@ import { info, system } from './system/commands.js';
 import { volume } from './volume/commands.js';
 import { writeOut } from './output.js';
 
+/** package.json's version, written into the CLI's bundle when scripts/bundle-cli.mjs makes it; not defined elsewhere. */
+declare const CARRIER_PACKAGE_VERSION: string | undefined;
+
 /**
  * The version in Carrier's own package.json (two levels up from dist/cli/), not npm_package_version: under npx or an
- * npm script that names the package being run, which is the calling app, not Carrier.
+ * npm script that names the package being run, which is the calling app, not Carrier. The bundle the bin runs has it
+ * from its build, made from the same package.json; unbundled, it is read with node:fs's callback API, which Node has
+ * loaded before any command (fs/promises would be loaded for this one file). Either way `version` loads nothing for
+ * it; in the bundle it starts no thread-pool work either (issue 21).
  */
 async function ownVersion(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  if (typeof CARRIER_PACKAGE_VERSION === 'string') return CARRIER_PACKAGE_VERSION;
+  const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json');
+  const text = await new Promise<string>((done, fail) => readFile(file, 'utf8', (err, data) => (err ? fail(err) : done(data))));
+  const pkg = JSON.parse(text) as { version?: unknown };
   return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
