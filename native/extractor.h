@@ -45,6 +45,13 @@ class Extractor : public TarHandler {
   static constexpr size_t kMaxDepth = 1024;
   // Files up to this size are buffered and finished by the write pool; larger ones stream from the parser.
   static constexpr int64_t kPooledFileMax = 1 << 20;
+  // Most content of small files queued for the write pool's thread. When the store will sync, that thread also starts
+  // each file's writeback (sync_file_range, which allocates the file's blocks and submits its I/O in the call), falls
+  // behind the parser and the queue fills to this bound: a layer in flight holds this, its decoded blocks (4 MiB) and
+  // its pushed input (4 MiB, stream_job.h). At 16 MiB the queues of a three-layer pull held 48 MiB at once and its peak
+  // RSS was 184-228 MiB (--no-sync: 159-205); at 4 MiB, 160-180 MiB (--no-sync: 155-178), and as fast in paired runs:
+  // the device sets the pace.
+  static constexpr size_t kPoolQueueBytes = 4 << 20;
 
   Extractor(int rootfd, ExtractOptions options, TarSplitWriter* tar_split)
       : root_(rootfd), opts_(options), split_(tar_split) {}
@@ -119,7 +126,7 @@ class Extractor : public TarHandler {
   std::vector<LinkMeta> links_;  // hardlinks whose header metadata is applied in finish()
   std::set<uint32_t> uids_, gids_;
   std::vector<SkippedEntry> skipped_;
-  WritePool pool_{1, 16 << 20};  // last: its threads stop before anything above goes away
+  WritePool pool_{1, kPoolQueueBytes};  // last: its threads stop before anything above goes away
 };
 
 // Lexically cleans a tar path into components inside the root: leading '/' dropped, '.' and empty parts removed,
