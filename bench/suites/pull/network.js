@@ -74,8 +74,9 @@ function checkId(what, r, v) {
   return { seconds: r.seconds, cpu: r.cpu, peakKiB: r.peakKiB };
 }
 
+// a contender --only left out has no cell: it has no row either
 const rowsOf = (cells, items, extra) =>
-  items.map((it) => {
+  items.filter((it) => cells.has(it.id)).map((it) => {
     const cell = cells.get(it.id);
     const cpu = cell.results.map((r) => r.cpu).filter((x) => x !== undefined);
     return { ...extra(it, cell), contender: it.contender, ...timings(cell), cpuMedian: cpu.length ? median(cpu) : undefined, problems: cell.problems, disturbed: cell.disturbed };
