@@ -1,8 +1,10 @@
 // One JSON record file of the store (layers.json, images.json, containers.json) and the lock that guards it.
 // Records stay the plain objects JSON.parse made, so fields Carrier does not know survive a read-modify-write.
-import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { readText } from '../fs/read-text.js';
+
+export { readText };
 import { isFullId } from './ids.js';
 import type { StoreLock } from './lock.js';
 
@@ -92,29 +94,6 @@ export function omitEmpty<T extends Record<string, unknown>>(record: T, fields: 
     if (empty) delete record[k];
   }
   return record;
-}
-
-/**
- * A whole file as UTF-8: an open, reads until one comes back short (a record file is replaced by a rename, never
- * written in place, so a short read is its end), a close. readFile first asks the file's size and then reads until
- * a read returns nothing: two thread-pool round trips more for every record file a short command loads (issue 21).
- */
-export async function readText(file: string): Promise<string> {
-  const fh = await open(file, 'r');
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (let size = 64 * 1024; ; size = Math.min(size * 2, 16 * 1024 * 1024)) {
-      const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await fh.read(buf, 0, size, null);
-      chunks.push(buf.subarray(0, bytesRead));
-      total += bytesRead;
-      if (bytesRead < size) break;
-    }
-    return Buffer.concat(chunks, total).toString('utf8');
-  } finally {
-    await fh.close();
-  }
 }
 
 export class RecordFile<R extends { id: string }> {
