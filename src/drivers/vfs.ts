@@ -47,6 +47,8 @@ export class VfsDriver implements Driver {
   }
 
   async init(): Promise<void> {
+    // looked at first: it is there in every store but a new one (a recursive mkdir of what exists is two round trips)
+    if ((await stat(join(this.home, 'dir')).catch(() => undefined))?.isDirectory()) return;
     await mkdir(this.home, { recursive: true, mode: 0o700 });
     await mkdir(join(this.home, 'dir'), { recursive: true, mode: 0o700 });
   }

@@ -3,7 +3,7 @@
 // after the last (overlay at `overlay/<id>/merged`; vfs mounts nothing and hands out the layer's directory).
 import { join } from 'node:path';
 import type { Driver } from '../drivers/index.js';
-import { findMount } from '../drivers/mount.js';
+import { isMounted } from '../drivers/mount.js';
 import type { StoreLock } from './lock.js';
 import { RecordFile, type MountRecord } from './records.js';
 
@@ -40,7 +40,7 @@ export class MountStore {
    */
   async mount(layerId: string): Promise<string> {
     const entry = this.file.get(layerId);
-    if (entry && entry.count > 0 && (await findMount(entry.path)) !== undefined) {
+    if (entry && entry.count > 0 && (await isMounted(entry.path))) {
       entry.count++;
       await this.file.save();
       return entry.path;
