@@ -11,7 +11,7 @@ import { randomBytes } from '../store/ids.js';
 import type { ImageRunConfig } from '../runtime/spec.js';
 import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
 import { processAlive } from '../host.js';
-import { readCarrierFile, runtimeStateRoot, writeCarrierFile } from './state.js';
+import { carrierFileData, readCarrierFile, runtimeStateRoot } from './state.js';
 import type { CarrierFile, ContainerConfig, ContainerDetails, ContainerState, CreateContainerOptions, VolumeSpec } from './types.js';
 export type { ContainerConfig, ContainerDetails, ContainerState, ContainerStatus, CreateContainerOptions, VolumeSpec } from './types.js';
 export { runtimeStateRoot } from './state.js';
@@ -120,7 +120,6 @@ export async function createContainer(store: Store, image: string, options: Crea
   const imageConfig = imageConfigOf(store, img.id);
   const createdAt = Math.floor(Date.now() / 1000);
   const metadata = JSON.stringify({ 'image-name': imageName, 'image-id': img.id, name, 'created-at': createdAt });
-  const info = await store.createContainer(img.id, { names: [name], metadata });
   const config: ContainerConfig = {
     image: img.id,
     imageName,
@@ -138,12 +137,9 @@ export async function createContainer(store: Store, image: string, options: Crea
   if (options.user !== undefined) config.user = options.user;
   if (options.runtime !== undefined) config.runtime = options.runtime;
   const file: CarrierFile = { version: 1, config, state: { status: 'created' } };
-  try {
-    await writeCarrierFile(store, info.id, file);
-  } catch (err) {
-    await store.deleteContainer(info.id).catch(() => {});
-    throw err;
-  }
+  // carrier.json is written by the store with the container, while its layer is made: the record never appears
+  // without it, and create waits for one flush less
+  const info = await store.createContainer(img.id, { names: [name], metadata, userdata: [carrierFileData(file)] });
   return details(store, info, await imageConfig, file);
 }
 

@@ -25,13 +25,13 @@ import type { Change } from '../drivers/changes.js';
 import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
-import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo } from './containers.js';
+import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo, type CreateContainerOptions } from './containers.js';
 import { inUse, notFound, readOnlyImage } from './failures.js';
 import { isFullId } from './ids.js';
 import { ImageStore, removeImageLocked, type ImageInfo, type RemovedImage } from './images.js';
 import type { CommitOptions } from './layer-pool.js';
 import { LayerStore, layerInfo, type LayerInfo } from './layers.js';
-import { prepareLayout, storeLayout, type StoreLayout } from './layout.js';
+import { layoutComplete, prepareLayout, storeLayout, type StoreLayout } from './layout.js';
 import { StoreLock } from './lock.js';
 import { findImage, type ImageLookup } from './lookup.js';
 import { MountStore } from './mounts.js';
@@ -94,10 +94,12 @@ export class Store {
   static async open(options: StoreOpenOptions = {}): Promise<Store> {
     const config = await resolveStoreConfig(options);
     const layout = storeLayout(config.graphroot, config.runroot, config.driver);
-    // The lock files are opened while the layout is made: in a store that exists (every command after the first)
-    // they are there already, and one whose directory is not there yet is opened again once it is. Each of these is
-    // a thread-pool round trip a short command used to wait for in turn.
-    const made = prepareLayout(layout);
+    // The lock files are opened while the rest of the layout is looked at: in a store that exists they open, which
+    // shows their directories are there, and nothing is made; a store missing anything is completed (once), and a lock
+    // whose directory was missing opened again after. A short command used to wait for each round trip in turn.
+    let preparing: Promise<void> | undefined;
+    const prepared = (): Promise<void> => (preparing ??= prepareLayout(layout));
+    const made = layoutComplete(layout).then((complete) => (complete ? undefined : prepared()));
     made.catch(() => {}); // settled with the locks below, and its failure thrown first
     const opened: StoreLock[] = [];
     const lock = async (p: string): Promise<StoreLock> => {
@@ -106,7 +108,7 @@ export class Store {
         l = await StoreLock.open(p, { dirMade: true });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await made;
+        await prepared();
         l = await StoreLock.open(p, { dirMade: true });
       }
       opened.push(l);
@@ -407,11 +409,11 @@ export class Store {
    * On vfs nothing is mounted: the layer's directory is its whole tree and is returned (and counted) as is.
    */
   async mountContainer(query: string): Promise<string> {
-    const { layers, mounts } = this.parts;
-    const c = await this.container(query);
-    const layerId = c?.layer ?? (await this.locked({ layers: 'read' }, async () => layers.get(query)?.id));
-    if (!layerId) throw notFound('container', query);
-    return this.locked({ layers: 'write', mounts: 'write' }, async () => {
+    const { layers, containers, mounts } = this.parts;
+    // the container found under the locks the mount takes (a lock round trip less than looking first)
+    return this.locked({ layers: 'write', containers: 'read', mounts: 'write' }, async () => {
+      const layerId = containers.find(query)?.layer ?? layers.get(query)?.id;
+      if (!layerId) throw notFound('container', query);
       if (!layers.get(layerId)) throw notFound('layer', layerId);
       return mounts.mount(layerId);
     });
@@ -419,9 +421,10 @@ export class Store {
 
   /** Drops one mount of the container's layer (all of them with `force`); unmounts at zero. True while still mounted. */
   async unmountContainer(query: string, options: { force?: boolean } = {}): Promise<boolean> {
-    const c = await this.container(query);
-    const layerId = c?.layer ?? query;
-    return this.locked({ layers: 'write', mounts: 'write' }, () => this.parts.mounts.unmount(layerId, options.force ?? false));
+    const { containers, mounts } = this.parts;
+    return this.locked({ layers: 'write', containers: 'read', mounts: 'write' }, () =>
+      mounts.unmount(containers.find(query)?.layer ?? query, options.force ?? false),
+    );
   }
 
   /** Layers mounted now, with their paths and counts (as mountpoints.json records them). */
@@ -436,8 +439,8 @@ export class Store {
     return containers.with(false, async () => containers.records.map(containerInfo));
   }
 
-  /** Records a container of an image, with its own empty read-write layer on top of the image's layers. */
-  async createContainer(imageQuery: string, options: { names?: string[]; id?: string; metadata?: string } = {}): Promise<ContainerInfo> {
+  /** Records a container of an image, with its own empty read-write layer on top of the image's, and its `userdata`. */
+  async createContainer(imageQuery: string, options: CreateContainerOptions = {}): Promise<ContainerInfo> {
     // an image of this store named by its full id (what the containers API passes, having found the image already) is
     // found under the write locks: looking it up first cost create another round of the layers and images locks
     if (isFullId(imageQuery)) {
