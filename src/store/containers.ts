@@ -48,9 +48,14 @@ export class ContainerStore {
   /** Runs `fn` holding the containers lock, the records reloaded when another process changed them. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      await this.file.reloadIfChanged();
+      await this.refresh();
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them. Hold the lock. */
+  async refresh(): Promise<void> {
+    await this.file.reloadIfChanged();
   }
 
   get records(): ContainerRecord[] {
@@ -162,7 +167,7 @@ export async function deleteContainerLocked(
 }
 
 /** Waits for every one of `steps`, then throws the first failure. */
-async function settled(steps: Promise<unknown>[]): Promise<void> {
+export async function settled(steps: Promise<unknown>[]): Promise<void> {
   const done = await Promise.allSettled(steps);
   const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;

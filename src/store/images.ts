@@ -59,9 +59,14 @@ export class ImageStore {
   /** Runs `fn` holding the images lock, the records reloaded when another process changed them. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      await this.file.reloadIfChanged();
+      await this.refresh();
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them. Hold the lock. */
+  async refresh(): Promise<void> {
+    await this.file.reloadIfChanged();
   }
 
   get records(): ImageRecord[] {

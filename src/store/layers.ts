@@ -90,11 +90,14 @@ export class LayerStore {
   /** Runs `fn` holding the layers lock; a writer that finds another's changes first removes layers left incomplete. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      if (await this.file.reloadIfChanged()) {
-        if (exclusive) await this.removeIncomplete();
-      }
+      await this.refresh(exclusive);
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them; a writer then removes layers left incomplete. Hold the lock. */
+  async refresh(exclusive: boolean): Promise<void> {
+    if ((await this.file.reloadIfChanged()) && exclusive) await this.removeIncomplete();
   }
 
   /**

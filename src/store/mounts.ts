@@ -23,9 +23,14 @@ export class MountStore {
   /** Runs `fn` holding the mounts lock, the records reloaded when another process changed them. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      await this.file.reloadIfChanged();
+      await this.refresh();
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them. Hold the lock. */
+  async refresh(): Promise<void> {
+    await this.file.reloadIfChanged();
   }
 
   /** Layers mounted now, with their paths and counts. */

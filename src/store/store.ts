@@ -25,7 +25,7 @@ import type { Change } from '../drivers/changes.js';
 import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
-import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo, type CreateContainerOptions } from './containers.js';
+import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, settled, type ContainerInfo, type CreateContainerOptions } from './containers.js';
 import { inUse, notFound, readOnlyImage } from './failures.js';
 import { isFullId } from './ids.js';
 import { ImageStore, removeImageLocked, type ImageInfo, type RemovedImage } from './images.js';
@@ -125,20 +125,15 @@ export class Store {
         ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
       });
       // settled all before a failure is thrown, so every lock that did open is in `opened` and closed below
-      const [layoutMade, ...settled] = await Promise.allSettled([
+      const [layoutMade, ...locks] = await Promise.allSettled([
         made,
         ...[layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
       ]);
       if (layoutMade!.status === 'rejected') throw layoutMade!.reason;
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      const failed = locks.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = settled.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as [
-        StoreLock,
-        StoreLock,
-        StoreLock,
-        StoreLock,
-        StoreLock,
-      ];
+      type Five = [StoreLock, StoreLock, StoreLock, StoreLock, StoreLock];
+      const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = locks.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as Five;
       const readOnly = await ReadOnlyStores.open(config.additionalImageStores, config.driver, opened);
       const parts: Parts = {
         layers: new LayerStore(
@@ -161,9 +156,7 @@ export class Store {
       const store = new Store(config, layout, storageLock, parts, rootless);
       // the driver's directories and link check, and the repair (under the layers lock), together: neither needs the
       // other's work, and a removal that finds a link or directory the other removed first lets it be
-      const ready = await Promise.allSettled([driver.init(), store.repair()]);
-      const notReady = ready.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (notReady) throw notReady.reason;
+      await settled([driver.init(), store.repair()]);
       return store;
     } catch (err) {
       await Promise.all(opened.map((l) => l.close().catch(() => {})));
@@ -479,22 +472,28 @@ export class Store {
    * Runs `fn` holding the named locks, taken in c/storage's order (storage → layers → images → containers → mounts)
    * whatever order `modes` lists them in; each part reloads its records when another process wrote since.
    */
-  private locked<T>(modes: LockModes, fn: () => Promise<T>): Promise<T> {
+  private async locked<T>(modes: LockModes, fn: () => Promise<T>): Promise<T> {
     const { layers, images, containers, mounts } = this.parts;
-    const order: [keyof LockModes, (exclusive: boolean, inner: () => Promise<T>) => Promise<T>][] = [
-      ['storage', (x, inner) => this.storageLock.with(x, inner)],
-      ['layers', (x, inner) => layers.with(x, inner)],
-      ['images', (x, inner) => images.with(x, inner)],
-      ['containers', (x, inner) => containers.with(x, inner)],
-      ['mounts', (x, inner) => mounts.with(x, inner)],
+    type Part = [StoreLock, (exclusive: boolean) => Promise<void>];
+    const order: [keyof LockModes, Part][] = [
+      ['storage', [this.storageLock, async () => {}]],
+      ['layers', [layers.lock, (x) => layers.refresh(x)]],
+      ['images', [images.lock, () => images.refresh()]],
+      ['containers', [containers.lock, () => containers.refresh()]],
+      ['mounts', [mounts.lock, () => mounts.refresh()]],
     ];
-    let run = fn;
-    for (const [name, take] of order.reverse()) {
-      const mode = modes[name];
-      if (mode === undefined) continue;
-      const inner = run;
-      run = () => take(mode === 'write', inner);
+    const held: [...Part, boolean][] = [];
+    try {
+      for (const [name, [lock, refresh]] of order) {
+        if (modes[name] === undefined) continue;
+        await lock.lock(modes[name] === 'write');
+        held.push([lock, refresh, modes[name] === 'write']);
+      }
+      // all held, the records are reloaded together: one round trip for the tokens, not one per lock in turn
+      await settled(held.map(([, refresh, x]) => refresh(x)));
+      return await fn();
+    } finally {
+      await settled(held.reverse().map(async ([lock, , x]) => lock.unlock(x)));
     }
-    return run();
   }
 }
