@@ -9,7 +9,17 @@ import { basename, dirname, join } from 'node:path';
 
 let written = 0;
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable: boolean | 'contents' = true): Promise<void> {
+/**
+ * `renamed`, when given, runs once the new name is in place, while the directory is flushed (a record's new
+ * last-writer token: a reader that sees it finds the new file).
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+  durable: boolean | 'contents' = true,
+  renamed?: () => Promise<void>,
+): Promise<void> {
   const dir = dirname(file);
   // `.<name>.<pid>.<hex>.tmp`, as the orphan sweep reads it: unique by pid and count; the random part separates a
   // leftover of an earlier process with the same pid, and 'wx' (O_EXCL) refuses a name that exists, so Math.random
@@ -26,14 +36,17 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (err) {
+  // the rename while the file is closed (an open file can be renamed), and what follows it while the directory is
+  // flushed: one round trip each, where a save waited for every step in turn
+  const [closed, moved] = await Promise.allSettled([fh.close(), rename(tmp, file)]);
+  if (moved.status === 'rejected') {
     await unlink(tmp).catch(() => {});
-    throw err;
+    throw moved.reason;
   }
-  if (durable === true) await syncDir(dir);
+  if (closed.status === 'rejected') throw closed.reason;
+  const [synced, after] = await Promise.allSettled([durable === true ? syncDir(dir) : undefined, renamed?.()]);
+  if (synced.status === 'rejected') throw synced.reason;
+  if (after.status === 'rejected') throw after.reason;
 }
 
 export async function syncDir(dir: string): Promise<void> {

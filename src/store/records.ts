@@ -152,8 +152,8 @@ export class RecordFile<R extends { id: string }> {
   save(interim = false): Promise<void> {
     const run = async (): Promise<void> => {
       if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
-      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable && interim ? 'contents' : this.durable);
-      await this.lock.touch();
+      const lock = this.lock;
+      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable && interim ? 'contents' : this.durable, () => lock.touch());
     };
     const next = this.saving.then(run, run);
     this.saving = next.catch(() => {});
