@@ -114,6 +114,7 @@ export async function createContainerLocked(
     }
   }
   const dirs = containers.dirs(id);
+  let recorded = false;
   try {
     // The layer, and the container's directories with its data files, together: the record below names both, and
     // neither needs the other. Made one after another, create waited for each flush in turn.
@@ -136,10 +137,15 @@ export async function createContainerLocked(
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);
     containers.records.push(record);
+    recorded = true;
     await containers.file.save();
     return containerInfo(record);
   } catch (err) {
-    containers.file.records = containers.records.filter((r) => r.id !== id);
+    // a save that failed after its rename (the directory flush) may have left the record on disk: saved again without
+    if (recorded) {
+      containers.file.records = containers.records.filter((r) => r.id !== id);
+      await containers.file.save().catch(() => {});
+    }
     await Promise.allSettled([layers.delete([layerId]), ...dirs.map((dir) => removeTree(dir))]);
     throw err;
   }
