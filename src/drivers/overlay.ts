@@ -15,7 +15,7 @@ import { makeSpreadDir } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId, isLinkId, linkId } from '../store/ids.js';
-import type { ApplyDiffOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
+import type { ApplyDiffOptions, CreateReadWriteOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
 import { isMounted, mountOverlay, unmountOverlay } from './mount.js';
 import type { Change } from './changes.js';
 import { overlayChanges } from './overlay-changes.js';
@@ -114,12 +114,14 @@ export class OverlayDriver implements Driver {
     await this.make(id, parent, parent === undefined ? undefined : this.lowerFor(parent));
   }
 
-  async createReadWrite(id: string, parent: string | undefined): Promise<void> {
-    // the parent's lowers and mode are read while the layer's directories are made: a container's create waited for
-    // each of these round trips in turn
+  async createReadWrite(id: string, parent: string | undefined, options: CreateReadWriteOptions = {}): Promise<void> {
+    // the parent's lowers and mode are read while the layer's record is saved and its directories are made: a
+    // container's create waited for each of these round trips in turn
     const lower = parent === undefined ? undefined : this.lowerFor(parent);
+    lower?.catch(() => {}); // awaited in make, after the record
     const mode = this.modes.modeFor(parent);
     mode.catch(() => {}); // awaited below, or the layer is removed for the failure that came first
+    await options.recorded;
     await this.make(id, parent, lower);
     try {
       await chmod(this.paths(id).diff, await mode);

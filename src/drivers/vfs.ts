@@ -17,7 +17,7 @@ import { makeSpreadDir, SPREAD_PREFIX } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId } from '../store/ids.js';
-import type { ApplyDiffOptions, DiffSource, Driver, DriverUsage } from './driver.js';
+import type { ApplyDiffOptions, CreateReadWriteOptions, DiffSource, Driver, DriverUsage } from './driver.js';
 import { LayerModes } from './layer-modes.js';
 import type { Change } from './changes.js';
 import { treeChanges } from './naive-changes.js';
@@ -99,7 +99,8 @@ export class VfsDriver implements Driver {
   }
 
   /** A container's layer: its parent's tree cloned (reflinks where the filesystem can), with the parent's mode. */
-  async createReadWrite(id: string, parent: string | undefined): Promise<void> {
+  async createReadWrite(id: string, parent: string | undefined, options: CreateReadWriteOptions = {}): Promise<void> {
+    await options.recorded;
     await this.create(id, parent);
     try {
       if (parent !== undefined) await cloneTree(await this.locate(parent), this.dir(id));

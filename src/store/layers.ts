@@ -193,9 +193,12 @@ export class LayerStore {
     if (parent !== undefined) record.parent = parent;
     this.file.records.push(record);
     // interim: if a power cut loses it, the directories made next are files no record names (swept as orphans), a
-    // state as valid as the incomplete record repair would remove; the complete record below is flushed as before
-    await this.file.save(true);
-    await this.driver.createReadWrite(id, parent);
+    // state as valid as the incomplete record repair would remove; the complete record below is flushed as before.
+    // The driver reads the parent meanwhile, and makes the layer's directories once it is saved.
+    const recorded = this.file.save(true);
+    const made = await Promise.allSettled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
+    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     delete record.flags!.incomplete;
     omitEmpty(record, LAYER_FIELDS);
     await this.file.save();
