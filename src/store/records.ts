@@ -111,7 +111,13 @@ export class RecordFile<R extends { id: string }> {
   /** Reloads when another writer touched the lock since this process looked. Hold the lock. */
   async reloadIfChanged(): Promise<boolean> {
     if (this.lock && !(await this.lock.modified())) return false;
-    await this.load();
+    try {
+      await this.load();
+    } catch (err) {
+      // not loaded: the next holder loads (and reports) again rather than taking the empty records for the file's
+      this.lock?.forget();
+      throw err;
+    }
     return true;
   }
 
