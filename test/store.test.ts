@@ -272,6 +272,22 @@ describe('prune and orphan sweep', () => {
   });
 });
 
+describe('damaged records', () => {
+  it('reports a containers.json that is not JSON on every use, never taking it for an empty store', async () => {
+    const { store, root, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    await store.createContainer('a:1');
+    await store.close();
+    fs.writeFileSync(path.join(root, 'overlay-containers/containers.json'), '[{"id":');
+    const again = await Store.open({ root, runroot });
+    await expect(again.containers()).rejects.toMatchObject({ code: 'CARRIER_CORRUPT_STORE' });
+    await expect(again.containers()).rejects.toMatchObject({ code: 'CARRIER_CORRUPT_STORE' });
+    await expect(again.createContainer('a:1')).rejects.toMatchObject({ code: 'CARRIER_CORRUPT_STORE' });
+    expect((await again.images()).map((i) => i.names)).toEqual([['localhost/a:1']]);
+    await again.close();
+  });
+});
+
 describe('container data files', () => {
   it('writes the userdata files given to createContainer with the container, and refuses a name that is a path', async () => {
     const { store, root, runroot } = await freshStore();
