@@ -35,7 +35,6 @@ import { layoutComplete, prepareLayout, storeLayout, type StoreLayout } from './
 import { StoreLock } from './lock.js';
 import { findImage, type ImageLookup } from './lookup.js';
 import { MountStore } from './mounts.js';
-import { preloadRecords } from './preload.js';
 import { repair, sweepOrphansLocked } from './orphans.js';
 import { ReadOnlyStores } from './readonly.js';
 import { RecordFile, dedupe, type ContainerRecord, type ImageRecord, type LayerRecord, type MountRecord } from './records.js';
@@ -155,9 +154,9 @@ export class Store {
         readOnly,
       };
       const store = new Store(config, layout, storageLock, parts, rootless);
-      // the driver's directories and link check, the repair (under the layers lock) and the other record files' loading,
-      // together: none needs another's work, and a removal that finds a link or directory removed already lets it be
-      await settled([driver.init(), store.repair(), preloadRecords([parts.images, parts.containers, parts.mounts])]);
+      // the driver's directories and link check, and the repair (under the layers lock), together: neither needs the
+      // other's work, and a removal that finds a link or directory the other removed first lets it be
+      await settled([driver.init(), store.repair()]);
       return store;
     } catch (err) {
       await Promise.all(opened.map((l) => l.close().catch(() => {})));
