@@ -25,6 +25,28 @@ export async function writeFileAtomic(
   // leftover of an earlier process with the same pid, and 'wx' (O_EXCL) refuses a name that exists, so Math.random
   // suffices (loading node:crypto for it cost a short command ~4 ms of CPU)
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${(++written).toString(16)}${Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')}.tmp`);
+  // the directory is opened for its flush while the file is written, and closed after without being waited for: two
+  // round trips fewer on the way of every durable save
+  const dirOpened = durable === true ? open(dir, 'r') : undefined;
+  dirOpened?.catch(() => {}); // awaited below, or closed by the finally
+  try {
+    await writeAndRename(tmp, file, data, mode, durable, async () => {
+      const dh = await dirOpened;
+      await Promise.all([dh?.sync(), renamed?.()]);
+    });
+  } finally {
+    void dirOpened?.then((dh) => dh.close()).catch(() => {});
+  }
+}
+
+async function writeAndRename(
+  tmp: string,
+  file: string,
+  data: string | Uint8Array,
+  mode: number,
+  durable: boolean | 'contents',
+  after: () => Promise<void>,
+): Promise<void> {
   const fh = await open(tmp, 'wx', mode);
   try {
     // the mode again, as the umask applied it at creation: through the open file, while the bytes are written (one
@@ -44,9 +66,7 @@ export async function writeFileAtomic(
     throw moved.reason;
   }
   if (closed.status === 'rejected') throw closed.reason;
-  const [synced, after] = await Promise.allSettled([durable === true ? syncDir(dir) : undefined, renamed?.()]);
-  if (synced.status === 'rejected') throw synced.reason;
-  if (after.status === 'rejected') throw after.reason;
+  await after();
 }
 
 export async function syncDir(dir: string): Promise<void> {
