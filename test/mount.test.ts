@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { OverlayDriver } from '../src/drivers/overlay.js';
-import { findMount, mountOverlay, overlaySupport, unmountOverlay, type OverlayMountMethod } from '../src/drivers/mount.js';
+import { findMount, isMounted, mountOverlay, overlaySupport, unmountOverlay, type OverlayMountMethod } from '../src/drivers/mount.js';
 import { Store } from '../src/store/store.js';
 import { buildTestImage } from './support/images.js';
 import { commitOf, storeDirs } from './support/store.js';
@@ -139,9 +139,11 @@ describe.each<OverlayMountMethod>(['fsopen', 'mount', 'fuse'])('mounting with %s
     const spec = await specOf(driver, container);
     expect(spec.lowerdirs.map((l) => path.relative(home, l).slice(0, 2))).toEqual(['l/', 'l/', 'l/']);
 
+    expect(await isMounted(spec.target)).toBe(false);
     expect(await mount(spec, { method })).toEqual({ method });
     const m = spec.target;
     expect((await findMount(m))?.fstype).toBe(method === 'fuse' ? 'fuse.fuse-overlayfs' : 'overlay');
+    expect(await isMounted(m)).toBe(true);
     expect(fs.readdirSync(path.join(m, 'data')).sort()).toEqual(['kept.txt', 'opaque']);
     expect(fs.readdirSync(path.join(m, 'data/opaque'))).toEqual(['new.txt']);
     expect(fs.existsSync(path.join(m, 'data/gone-dir'))).toBe(false);
@@ -156,6 +158,7 @@ describe.each<OverlayMountMethod>(['fsopen', 'mount', 'fuse'])('mounting with %s
 
     await unmountOverlay(m);
     expect(await findMount(m)).toBeUndefined();
+    expect(await isMounted(m)).toBe(false);
     expect(ids.map((id) => listing(driver.paths(id).diff))).toEqual(before);
     const upper = spec.upperdir;
     expect(fs.readFileSync(path.join(upper, 'etc/hostname'), 'utf8')).toBe('changed\n');
@@ -313,6 +316,8 @@ describe('options and errors', () => {
   it('unmounting what is not mounted says so', async () => {
     const dir = path.join(work, 'not-mounted');
     fs.mkdirSync(dir);
+    expect(await isMounted(dir)).toBe(false);
+    expect(await isMounted(path.join(work, 'no-such-dir'))).toBe(false);
     await expect(unmountOverlay(dir)).rejects.toMatchObject({ code: 'EINVAL', path: dir });
   });
 

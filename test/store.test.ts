@@ -272,6 +272,45 @@ describe('prune and orphan sweep', () => {
   });
 });
 
+describe('damaged records', () => {
+  it('reports a containers.json that is not JSON on every use, never taking it for an empty store', async () => {
+    const { store, root, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    await store.createContainer('a:1');
+    await store.close();
+    fs.writeFileSync(path.join(root, 'overlay-containers/containers.json'), '[{"id":');
+    const again = await Store.open({ root, runroot });
+    await expect(again.containers()).rejects.toMatchObject({ code: 'CARRIER_CORRUPT_STORE' });
+    await expect(again.containers()).rejects.toMatchObject({ code: 'CARRIER_CORRUPT_STORE' });
+    await expect(again.createContainer('a:1')).rejects.toMatchObject({ code: 'CARRIER_CORRUPT_STORE' });
+    expect((await again.images()).map((i) => i.names)).toEqual([['localhost/a:1']]);
+    await again.close();
+  });
+});
+
+describe('container data files', () => {
+  it('writes the userdata files given to createContainer with the container, and refuses a name that is a path', async () => {
+    const { store, root, runroot } = await freshStore();
+    await store.commitImage(commitOf(imgA, ['localhost/a:1']));
+    const c = await store.createContainer('a:1', { userdata: [{ name: 'config.json', data: '{"a":1}' }, { name: 'raw', data: Buffer.from([1, 2, 3]) }] });
+    const userdata = path.join(root, 'overlay-containers', c.id, 'userdata');
+    expect(fs.readFileSync(path.join(userdata, 'config.json'), 'utf8')).toBe('{"a":1}');
+    expect([...fs.readFileSync(path.join(userdata, 'raw'))]).toEqual([1, 2, 3]);
+    expect(fs.statSync(path.join(userdata, 'config.json')).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(userdata).sort()).toEqual(['config.json', 'raw']); // no temp file left
+    expect(fs.readdirSync(path.join(runroot, 'overlay-containers', c.id, 'userdata'))).toEqual([]);
+    const layersBefore = (await store.layers()).length;
+    await expect(store.createContainer('a:1', { userdata: [{ name: '../escape', data: 'x' }] })).rejects.toMatchObject({ code: 'CARRIER_INVALID_ARGUMENT' });
+    expect((await store.containers()).map((x) => x.id)).toEqual([c.id]);
+    expect((await store.layers()).length).toBe(layersBefore);
+    expect(fs.readdirSync(path.join(root, 'overlay-containers')).filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual([c.id]);
+    expect(fs.existsSync(path.join(root, 'overlay-containers', 'escape'))).toBe(false);
+    await store.deleteContainer(c.id);
+    expect(fs.existsSync(path.join(root, 'overlay-containers', c.id))).toBe(false);
+    await store.close();
+  });
+});
+
 describe('mounts', () => {
   it('mounts a container\'s merged view, counts mounts in mountpoints.json like podman, and unmounts at zero', async () => {
     const { store, runroot } = await freshStore();

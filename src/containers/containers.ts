@@ -11,7 +11,7 @@ import { randomBytes } from '../store/ids.js';
 import type { ImageRunConfig } from '../runtime/spec.js';
 import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
 import { processAlive } from '../host.js';
-import { readCarrierFile, runtimeStateRoot, writeCarrierFile } from './state.js';
+import { carrierFileData, readCarrierFile, runtimeStateRoot } from './state.js';
 import type { CarrierFile, ContainerConfig, ContainerDetails, ContainerState, CreateContainerOptions, VolumeSpec } from './types.js';
 export type { ContainerConfig, ContainerDetails, ContainerState, ContainerStatus, CreateContainerOptions, VolumeSpec } from './types.js';
 export { runtimeStateRoot } from './state.js';
@@ -99,7 +99,7 @@ function imageNameFor(img: ImageInfo, query: string): string {
  */
 export async function createContainer(store: Store, image: string, options: CreateContainerOptions = {}): Promise<ContainerDetails> {
   const img = await store.requireImage(image);
-  const name = options.name ?? randomName();
+  let name = options.name ?? randomName();
   if (!CONTAINER_NAME.test(name)) {
     throw new CarrierError('CARRIER_INVALID_ARGUMENT', `container name "${name}" is not valid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
   }
@@ -119,8 +119,6 @@ export async function createContainer(store: Store, image: string, options: Crea
   // read while the store records the container: details() needs it for the command
   const imageConfig = imageConfigOf(store, img.id);
   const createdAt = Math.floor(Date.now() / 1000);
-  const metadata = JSON.stringify({ 'image-name': imageName, 'image-id': img.id, name, 'created-at': createdAt });
-  const info = await store.createContainer(img.id, { names: [name], metadata });
   const config: ContainerConfig = {
     image: img.id,
     imageName,
@@ -138,11 +136,17 @@ export async function createContainer(store: Store, image: string, options: Crea
   if (options.user !== undefined) config.user = options.user;
   if (options.runtime !== undefined) config.runtime = options.runtime;
   const file: CarrierFile = { version: 1, config, state: { status: 'created' } };
-  try {
-    await writeCarrierFile(store, info.id, file);
-  } catch (err) {
-    await store.deleteContainer(info.id).catch(() => {});
-    throw err;
+  // carrier.json is written by the store with the container, while its layer is made: the record never appears
+  // without it, and create waits for one flush less. A generated name another container has (one in 65536 per
+  // container) is drawn again, as podman does, rather than failing the create.
+  let info: ContainerInfo | undefined;
+  for (let draws = 1; info === undefined; draws++) {
+    const metadata = JSON.stringify({ 'image-name': imageName, 'image-id': img.id, name, 'created-at': createdAt });
+    info = await store.createContainer(img.id, { names: [name], metadata, userdata: [carrierFileData(file)] }).catch((err: unknown) => {
+      if (options.name !== undefined || draws >= 10 || (err as CarrierError).code !== 'CARRIER_EXISTS') throw err;
+      name = config.name = randomName();
+      return undefined;
+    });
   }
   return details(store, info, await imageConfig, file);
 }

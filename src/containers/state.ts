@@ -29,7 +29,13 @@ export async function readCarrierFile(store: Store, id: string): Promise<Carrier
 }
 
 export async function writeCarrierFile(store: Store, id: string, f: CarrierFile): Promise<void> {
-  await writeFileAtomic(join(userdataDir(store, id), 'carrier.json'), JSON.stringify(f, null, 2), 0o600);
+  const { name, data } = carrierFileData(f);
+  await writeFileAtomic(join(userdataDir(store, id), name), data, 0o600);
+}
+
+/** carrier.json as a file of the container's userdata directory (what the store writes when it makes the container). */
+export function carrierFileData(f: CarrierFile): { name: string; data: string } {
+  return { name: 'carrier.json', data: JSON.stringify(f, null, 2) };
 }
 
 export async function updateState(store: Store, id: string, change: (s: ContainerState) => ContainerState): Promise<void> {

@@ -24,6 +24,14 @@ export interface ApplyDiffOptions extends Omit<ApplyLayerOptions, 'whiteouts' | 
   onApplied?: (applied: AppliedLayer) => Promise<void>;
 }
 
+export interface CreateReadWriteOptions {
+  /**
+   * Settles once the layer's record is saved (the store's incomplete-flag protocol): the driver may read what it
+   * needs of the parent meanwhile, and makes nothing before. A rejection is thrown, nothing made.
+   */
+  recorded?: Promise<void>;
+}
+
 export interface DriverUsage {
   /** Bytes of regular-file data the layer's own directory holds (a file with several hard links counted once). */
   bytes: number;
@@ -58,7 +66,7 @@ export interface Driver {
    * as a copy of its parent's tree (reflinks where the filesystem can); on overlay its diff/ is empty. The parent may
    * live in a read-only additional image store.
    */
-  createReadWrite(id: string, parent: string | undefined): Promise<void>;
+  createReadWrite(id: string, parent: string | undefined, options?: CreateReadWriteOptions): Promise<void>;
   /** Removes the layer's directories; missing pieces are fine (a half-created layer). Unmounts nothing: {@link put} first. */
   remove(id: string): Promise<void>;
   exists(id: string): Promise<boolean>;

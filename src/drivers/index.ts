@@ -5,7 +5,7 @@ import type { Driver } from './driver.js';
 import { OverlayDriver } from './overlay.js';
 import { VfsDriver } from './vfs.js';
 
-export type { ApplyDiffOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
+export type { ApplyDiffOptions, CreateReadWriteOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
 
 export interface DriverConfig {
   driver: 'overlay' | 'vfs';

@@ -28,6 +28,11 @@ export class LayerModes {
     this.filling.delete(id);
   }
 
+  /** The mode a new child of `parent` (none: a base layer) ends with. */
+  modeFor(parent: string | undefined): Promise<number> {
+    return this.decide(parent);
+  }
+
   private async decide(parent: string | undefined): Promise<number> {
     for (let id = parent, guard = 0; guard < 100_000; guard++) {
       if (id === undefined) return this.defaultMode;

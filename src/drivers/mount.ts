@@ -11,7 +11,7 @@ import { findOnPath } from '../fs/paths.js';
 import { isRootless } from '../host.js';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, readFile, realpath } from 'node:fs/promises';
+import { access, lstat, readFile, realpath, statfs } from 'node:fs/promises';
 import { release } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CarrierError, fromNative, type NativeFailure } from '../errors.js';
@@ -359,6 +359,26 @@ function runProgram(cmd: string, args: string[]): Promise<ProgramResult> {
   });
 }
 
+/**
+ * Whether something is mounted on the directory `target`: a mount point's device differs from its parent
+ * directory's (an overlay's and a FUSE file system's each have their own). Both looked at together: one thread-pool
+ * round trip, where {@link findMount} resolves the path and reads the whole mount table (six or more, one after
+ * another, for every mount, umount and rm). A `target` that cannot be looked at for any reason but its absence (a
+ * FUSE mount whose daemon is gone answers ENOTCONN) is decided by the mount table.
+ */
+export async function isMounted(target: string): Promise<boolean> {
+  const abs = resolve(target);
+  const look = (p: string): Promise<Awaited<ReturnType<typeof lstat>> | 'missing' | 'unknown'> =>
+    lstat(p).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 'missing' : 'unknown'));
+  const [t, parent] = await Promise.all([look(abs), look(dirname(abs))]);
+  if (t === 'missing') return false;
+  if (t === 'unknown' || parent === 'unknown' || parent === 'missing') return (await findMount(abs)) !== undefined;
+  return t.isDirectory() && t.dev !== parent.dev;
+}
+
+/** FUSE's file-system magic number (statfs f_type). */
+const FUSE_SUPER_MAGIC = 0x65735546;
+
 /** The mount on `target` in this process's mount namespace (the topmost when several are stacked). */
 export async function findMount(target: string): Promise<{ fstype: string; source: string; options: string } | undefined> {
   // together: neither needs the other, and a short command (mount, umount, rm) waits for both
@@ -386,8 +406,16 @@ export async function unmountOverlay(
 ): Promise<void> {
   const abs = resolve(target);
   const lazy = opts.lazy ?? false;
-  const mounted = 'mounted' in opts ? opts.mounted : await findMount(abs);
-  if (mounted?.fstype.startsWith('fuse')) {
+  // FUSE or not: from the file system's magic number when the caller did not read the mount table (one call), and
+  // from the table when that fails (a FUSE mount whose daemon is gone)
+  const fuse =
+    'mounted' in opts
+      ? opts.mounted?.fstype.startsWith('fuse') === true
+      : await statfs(abs).then(
+          (s) => s.type === FUSE_SUPER_MAGIC,
+          async () => (await findMount(abs))?.fstype.startsWith('fuse') === true,
+        );
+  if (fuse) {
     const fusermount = (await findProgram('fusermount3')) ?? (await findProgram('fusermount'));
     if (fusermount) {
       const r = await runProgram(fusermount, ['-u', ...(lazy ? ['-z'] : []), abs]);

@@ -4,18 +4,19 @@
 // A layer's diff/ holds its own changes only: whiteouts as 0/0 character devices and opaque directories as
 // `*.overlay.opaque` xattrs (native overlay), or as aufs `.wh.` files when a mount program (fuse-overlayfs) is
 // configured — a store never mixes the two. A read-write layer is mounted at <id>/merged.
-import { mkdir, readFile, writeFile, symlink, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile, symlink, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CarrierError } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
+import { readText } from '../fs/read-text.js';
 import { removeTree } from '../fs/remove.js';
 import { makeSpreadDir } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId, isLinkId, linkId } from '../store/ids.js';
-import type { ApplyDiffOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
-import { findMount, mountOverlay, unmountOverlay } from './mount.js';
+import type { ApplyDiffOptions, CreateReadWriteOptions, DiffSource, Driver, DriverMountOptions, DriverUsage } from './driver.js';
+import { isMounted, mountOverlay, unmountOverlay } from './mount.js';
 import type { Change } from './changes.js';
 import { overlayChanges } from './overlay-changes.js';
 import { overlayDiffStream } from './overlay-diff.js';
@@ -58,15 +59,26 @@ export class OverlayDriver implements Driver {
   }
 
   async init(): Promise<void> {
-    await mkdir(this.home, { recursive: true, mode: 0o700 });
-    await mkdir(join(this.home, LINK_DIR), { recursive: true, mode: 0o755 });
+    // The home, its l/ and the flag file are looked at together with the link check's listings, which show whether
+    // the two directories are there: in a store that exists (every command after the first) nothing is made, and
+    // opening costs one thread-pool round trip here, where making sure of each in turn cost six.
+    const ldir = join(this.home, LINK_DIR);
     // podman (rootful) scans every layer for `.wh.` files to decide whether the store needs a mount program unless
     // this flag says; Carrier writes native-overlay whiteouts (0/0 char devices), so the answer is known.
     const flag = join(this.home, '.has-mount-program');
-    if (!(await pathExists(flag))) await writeFile(flag, this.options.mountProgram ? 'true' : 'false', { mode: 0o600 });
+    const list = (dir: string): Promise<string[] | undefined> => readdir(dir).catch(() => undefined);
+    const found = await Promise.all([list(ldir), list(this.home), pathExists(flag)]);
+    let [links, entries] = found;
+    const hasFlag = found[2];
+    if (links === undefined || entries === undefined) {
+      await mkdir(this.home, { recursive: true, mode: 0o700 });
+      await mkdir(ldir, { recursive: true, mode: 0o755 });
+      [links, entries] = await Promise.all([list(ldir), list(this.home)]);
+    }
+    if (!hasFlag) await writeFile(flag, this.options.mountProgram ? 'true' : 'false', { mode: 0o600 });
     // Safe without the layers lock: a link is made after its layer's diff/ and removed before it, so a dangling one
     // is left only by something else removing a layer directory.
-    await this.pruneDanglingLinks();
+    await this.pruneDanglingLinks(links ?? [], entries ?? []);
   }
 
   paths(id: string): OverlayLayerPaths {
@@ -99,32 +111,50 @@ export class OverlayDriver implements Driver {
    * {@link applyDiff} gives it its final mode ({@link defaultDiffMode} or the parent's) once filled.
    */
   async create(id: string, parent: string | undefined): Promise<void> {
-    const p = this.paths(id);
-    await mkdir(p.dir, { mode: 0o700 });
+    await this.make(id, parent, parent === undefined ? undefined : this.lowerFor(parent));
+  }
+
+  async createReadWrite(id: string, parent: string | undefined, options: CreateReadWriteOptions = {}): Promise<void> {
+    // the parent's lowers and mode are read while the layer's record is saved and its directories are made: a
+    // container's create waited for each of these round trips in turn
+    const lower = parent === undefined ? undefined : this.lowerFor(parent);
+    lower?.catch(() => {}); // awaited in make, after the record
+    const mode = this.modes.modeFor(parent);
+    mode.catch(() => {}); // awaited below, or the layer is removed for the failure that came first
+    await options.recorded;
+    await this.make(id, parent, lower);
     try {
-      await makeSpreadDir(p.dir, 'diff', 0o755);
-      const link = linkId();
-      await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
-      await writeFile(join(p.dir, 'link'), link, { mode: 0o644 });
-      await mkdir(p.work, { mode: 0o700 });
-      await mkdir(p.merged, { mode: 0o700 });
-      if (parent === undefined) {
-        await mkdir(join(p.dir, 'empty'), { mode: 0o700 });
-      } else {
-        const lower = await this.lowerFor(parent);
-        await writeFile(join(p.dir, 'lower'), lower, { mode: 0o644 });
-      }
-      this.modes.created(id, parent);
+      await chmod(this.paths(id).diff, await mode);
+      this.modes.forget(id);
     } catch (err) {
       await this.remove(id).catch(() => {});
       throw err;
     }
   }
 
-  async createReadWrite(id: string, parent: string | undefined): Promise<void> {
-    await this.create(id, parent);
+  /**
+   * The layer's directories: diff/ first and then its link (a link never leads nowhere), and beside them, at the same
+   * time, work/, merged/ and the `lower` file (`lower`, read from the parent beforehand) or empty/ (a base layer).
+   */
+  private async make(id: string, parent: string | undefined, lower: Promise<string> | undefined): Promise<void> {
+    lower?.catch(() => {}); // awaited below, or the layer is removed for the failure that came first
+    const p = this.paths(id);
+    await mkdir(p.dir, { mode: 0o700 });
     try {
-      await this.modes.settle(id, parent, this.paths(id).diff);
+      const link = linkId();
+      const made = await Promise.allSettled([
+        (async () => {
+          await makeSpreadDir(p.dir, 'diff', 0o755);
+          await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
+        })(),
+        writeFile(join(p.dir, 'link'), link, { mode: 0o644 }),
+        mkdir(p.work, { mode: 0o700 }),
+        mkdir(p.merged, { mode: 0o700 }),
+        lower === undefined ? mkdir(join(p.dir, 'empty'), { mode: 0o700 }) : lower.then((text) => writeFile(join(p.dir, 'lower'), text, { mode: 0o644 })),
+      ]);
+      const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      this.modes.created(id, parent);
     } catch (err) {
       await this.remove(id).catch(() => {});
       throw err;
@@ -172,12 +202,11 @@ export class OverlayDriver implements Driver {
   async lowerFor(parent: string): Promise<string> {
     const pdir = await this.locateLayerDir(parent);
     const linkFile = join(pdir, 'link');
-    const parentLink = (await readFile(linkFile, 'utf8')).trim();
-    if (!isLinkId(parentLink)) throw badLink(linkFile, parentLink);
-    const lowers = [`${LINK_DIR}/${parentLink}`];
     const lowerFile = join(pdir, 'lower');
-    lowers.push(...checkedLowers(lowerFile, await readOptional(lowerFile)));
-    return lowers.join(':');
+    const [linkText, lowerText] = await Promise.all([readText(linkFile), readOptional(lowerFile)]);
+    const parentLink = linkText.trim();
+    if (!isLinkId(parentLink)) throw badLink(linkFile, parentLink);
+    return [`${LINK_DIR}/${parentLink}`, ...checkedLowers(lowerFile, lowerText)].join(':');
   }
 
   /**
@@ -216,12 +245,24 @@ export class OverlayDriver implements Driver {
 
   async get(id: string, options: DriverMountOptions = {}): Promise<string> {
     const p = this.paths(id);
-    // looked at together, then the lowers read while merged/ and work/ are made: each is a thread-pool round trip (or
-    // several) that a `carrier mount` waited for in turn (issue 21)
-    const [hasDiff, mounted] = await Promise.all([pathExists(p.diff), findMount(p.merged)]);
+    // all looked at (and merged/ and work/ made where missing) together: each is a thread-pool round trip (or several)
+    // that a `carrier mount` waited for in turn (issue 21). Not recursively: a layer whose directory is gone gets none.
+    const madeDir = (dir: string): Promise<void> =>
+      mkdir(dir, { mode: 0o700 }).then(
+        () => {},
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST' && err.code !== 'ENOENT') throw err;
+        },
+      );
+    const [hasDiff, mounted, lowers] = await Promise.all([
+      pathExists(p.diff),
+      isMounted(p.merged),
+      this.lowerDirs(id),
+      madeDir(p.merged),
+      madeDir(p.work),
+    ]);
     if (!hasDiff) throw new CarrierError('CARRIER_NOT_FOUND', `layer ${id} has no diff directory to mount`, { path: p.diff });
     if (mounted) return p.merged;
-    const [lowers] = await Promise.all([this.lowerDirs(id), mkdir(p.merged, { recursive: true, mode: 0o700 }), mkdir(p.work, { recursive: true, mode: 0o700 })]);
     await mountOverlay(
       {
         lowerdirs: lowers.length > 0 ? lowers : [join(p.dir, 'empty')],
@@ -238,8 +279,7 @@ export class OverlayDriver implements Driver {
 
   async put(id: string): Promise<void> {
     const merged = this.paths(id).merged;
-    const mounted = await findMount(merged);
-    if (mounted) await unmountOverlay(merged, { mounted });
+    if (await isMounted(merged)) await unmountOverlay(merged);
   }
 
   async usage(id: string): Promise<DriverUsage> {
@@ -287,12 +327,11 @@ export class OverlayDriver implements Driver {
    * Links in l/ whose layer is gone, removed. Every store open runs this, so the links are checked together: one
    * after another, a store of 130 layers spent ~20 ms of each short command here, a thread-pool round trip per link.
    */
-  private async pruneDanglingLinks(): Promise<void> {
+  private async pruneDanglingLinks(names: string[], entries: string[]): Promise<void> {
     const ldir = join(this.home, LINK_DIR);
     // Every layer directory has one link, made after its diff/ and removed before it, so a link left dangling (its
     // directory removed by something else) makes more links than layer directories. Each link is looked at only then:
     // a stat of every link cost every command of a store of ~130 layers a few milliseconds (issue 21).
-    const [names, entries] = await Promise.all([readdir(ldir).catch(() => [] as string[]), readdir(this.home).catch(() => [] as string[])]);
     if (names.length <= entries.filter(isFullId).length) return;
     await Promise.all(
       names.map(async (name) => {
@@ -329,7 +368,7 @@ function badLink(file: string, link: string): CarrierError {
 }
 
 async function readOptional(p: string): Promise<string> {
-  return readFile(p, 'utf8').catch((err: NodeJS.ErrnoException) => {
+  return readText(p).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return '';
     throw err;
   });

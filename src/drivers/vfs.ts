@@ -17,7 +17,7 @@ import { makeSpreadDir, SPREAD_PREFIX } from '../fs/spread-dir.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId } from '../store/ids.js';
-import type { ApplyDiffOptions, DiffSource, Driver, DriverUsage } from './driver.js';
+import type { ApplyDiffOptions, CreateReadWriteOptions, DiffSource, Driver, DriverUsage } from './driver.js';
 import { LayerModes } from './layer-modes.js';
 import type { Change } from './changes.js';
 import { treeChanges } from './naive-changes.js';
@@ -47,6 +47,8 @@ export class VfsDriver implements Driver {
   }
 
   async init(): Promise<void> {
+    // looked at first: it is there in every store but a new one (a recursive mkdir of what exists is two round trips)
+    if ((await stat(join(this.home, 'dir')).catch(() => undefined))?.isDirectory()) return;
     await mkdir(this.home, { recursive: true, mode: 0o700 });
     await mkdir(join(this.home, 'dir'), { recursive: true, mode: 0o700 });
   }
@@ -97,7 +99,8 @@ export class VfsDriver implements Driver {
   }
 
   /** A container's layer: its parent's tree cloned (reflinks where the filesystem can), with the parent's mode. */
-  async createReadWrite(id: string, parent: string | undefined): Promise<void> {
+  async createReadWrite(id: string, parent: string | undefined, options: CreateReadWriteOptions = {}): Promise<void> {
+    await options.recorded;
     await this.create(id, parent);
     try {
       if (parent !== undefined) await cloneTree(await this.locate(parent), this.dir(id));

@@ -9,12 +9,44 @@ import { basename, dirname, join } from 'node:path';
 
 let written = 0;
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable: boolean | 'contents' = true): Promise<void> {
+/**
+ * `renamed`, when given, runs once the new name is in place, while the directory is flushed (a record's new
+ * last-writer token: a reader that sees it finds the new file).
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+  durable: boolean | 'contents' = true,
+  renamed?: () => Promise<void>,
+): Promise<void> {
   const dir = dirname(file);
   // `.<name>.<pid>.<hex>.tmp`, as the orphan sweep reads it: unique by pid and count; the random part separates a
   // leftover of an earlier process with the same pid, and 'wx' (O_EXCL) refuses a name that exists, so Math.random
   // suffices (loading node:crypto for it cost a short command ~4 ms of CPU)
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${(++written).toString(16)}${Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')}.tmp`);
+  // the directory is opened for its flush while the file is written, and closed after without being waited for: two
+  // round trips fewer on the way of every durable save
+  const dirOpened = durable === true ? open(dir, 'r') : undefined;
+  dirOpened?.catch(() => {}); // awaited below, or closed by the finally
+  try {
+    await writeAndRename(tmp, file, data, mode, durable, async () => {
+      const dh = await dirOpened;
+      await Promise.all([dh?.sync(), renamed?.()]);
+    });
+  } finally {
+    void dirOpened?.then((dh) => dh.close()).catch(() => {});
+  }
+}
+
+async function writeAndRename(
+  tmp: string,
+  file: string,
+  data: string | Uint8Array,
+  mode: number,
+  durable: boolean | 'contents',
+  after: () => Promise<void>,
+): Promise<void> {
   const fh = await open(tmp, 'wx', mode);
   try {
     // the mode again, as the umask applied it at creation: through the open file, while the bytes are written (one
@@ -26,14 +58,15 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (err) {
+  // the rename while the file is closed (an open file can be renamed), and what follows it while the directory is
+  // flushed: one round trip each, where a save waited for every step in turn
+  const [closed, moved] = await Promise.allSettled([fh.close(), rename(tmp, file)]);
+  if (moved.status === 'rejected') {
     await unlink(tmp).catch(() => {});
-    throw err;
+    throw moved.reason;
   }
-  if (durable === true) await syncDir(dir);
+  if (closed.status === 'rejected') throw closed.reason;
+  await after();
 }
 
 export async function syncDir(dir: string): Promise<void> {

@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CarrierError } from '../errors.js';
 import { removeTree } from '../fs/remove.js';
+import { writeFileAtomic } from './atomic.js';
 import { isFullId, randomId } from './ids.js';
 import type { LayerStore } from './layers.js';
 import type { StoreLock } from './lock.js';
@@ -27,6 +28,11 @@ export interface CreateContainerOptions {
   names?: string[];
   id?: string;
   metadata?: string;
+  /**
+   * Files for the container's own data directory (`<graphroot>/<driver>-containers/<id>/userdata`), each written
+   * atomically and durably before the record is saved, so no one sees the container without them.
+   */
+  userdata?: { name: string; data: string | Uint8Array }[];
 }
 
 export class ContainerStore {
@@ -42,9 +48,14 @@ export class ContainerStore {
   /** Runs `fn` holding the containers lock, the records reloaded when another process changed them. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      await this.file.reloadIfChanged();
+      await this.refresh();
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them. Hold the lock. */
+  async refresh(): Promise<void> {
+    await this.file.reloadIfChanged();
   }
 
   get records(): ContainerRecord[] {
@@ -97,17 +108,45 @@ export async function createContainerLocked(
     const clash = (c.names ?? []).find((n) => names.includes(n));
     if (clash) throw new CarrierError('CARRIER_EXISTS', `the container name "${clash}" is already in use by ${c.id}`);
   }
+  for (const f of options.userdata ?? []) {
+    if (!/^[^/\0]+$/.test(f.name) || f.name === '.' || f.name === '..') {
+      throw new CarrierError('CARRIER_INVALID_ARGUMENT', `a container data file needs a plain file name, not ${JSON.stringify(f.name)}`);
+    }
+  }
+  const dirs = containers.dirs(id);
+  let recorded = false;
   try {
-    await layers.createReadWrite(layerId, img.topLayer);
+    // The layer, and the container's directories with its data files, together: the record below names both, and
+    // neither needs the other. Made one after another, create waited for each flush in turn.
+    const made = await Promise.allSettled([
+      layers.createReadWrite(layerId, img.topLayer),
+      Promise.all(
+        dirs.map(async (dir, i) => {
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+            if (err.code !== 'EEXIST') throw err;
+          });
+          // the graphroot's (the first): its own files, each flushed and its name made durable
+          if (i === 0) await Promise.all((options.userdata ?? []).map((f) => writeFileAtomic(join(dir, 'userdata', f.name), f.data, 0o600)));
+        }),
+      ),
+    ]);
+    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);
-    for (const dir of containers.dirs(id)) await mkdir(join(dir, 'userdata'), { recursive: true, mode: 0o700 });
     containers.records.push(record);
+    recorded = true;
     await containers.file.save();
     return containerInfo(record);
   } catch (err) {
-    await layers.delete([layerId]).catch(() => {});
+    // a save that failed after its rename (the directory flush) may have left the record on disk: saved again without
+    if (recorded) {
+      containers.file.records = containers.records.filter((r) => r.id !== id);
+      await containers.file.save().catch(() => {});
+    }
+    await Promise.allSettled([layers.delete([layerId]), ...dirs.map((dir) => removeTree(dir))]);
     throw err;
   }
 }
@@ -121,13 +160,22 @@ export async function deleteContainerLocked(
   c: ContainerRecord,
 ): Promise<void> {
   const { layers, containers, mounts } = parts;
-  await mounts.with(true, () => mounts.forget(c.layer));
-  await layers.delete(layers.get(c.layer) ? [c.layer] : []);
+  const layerIds = layers.get(c.layer) ? [c.layer] : [];
+  // The layer is flagged for removal (durably) while it is unmounted: a flagged layer is removed whole by whoever
+  // opens the store next, mounted or not. Then the record goes (durably) while the layer's files do: once the flag
+  // is on disk, a crash anywhere in either leaves a state the next open completes. Each step settles before a
+  // failure is thrown, so none outlives the locks. One after another, rm waited for each in turn.
+  await settled([mounts.with(true, () => mounts.forget(c.layer)), layers.flagForRemoval(layerIds)]);
   containers.file.records = containers.records.filter((r) => r !== c);
-  await containers.file.save();
-  // both roots' directories together; each removal settles before a failure is thrown, so none outlives the locks
-  const removed = await Promise.allSettled(containers.dirs(c.id).map((dir) => removeTree(dir)));
-  const failed = removed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  await settled([containers.file.save(), layers.removeFlagged(layerIds)]);
+  // both roots' directories together
+  await settled(containers.dirs(c.id).map((dir) => removeTree(dir)));
+}
+
+/** Waits for every one of `steps`, then throws the first failure. */
+export async function settled(steps: Promise<unknown>[]): Promise<void> {
+  const done = await Promise.allSettled(steps);
+  const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }
 

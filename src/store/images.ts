@@ -1,11 +1,12 @@
 // The image store: images.json and its lock, names and tags, each image's big data
 // (`<graphroot>/<driver>-images/<id>/<key>`: config, manifests), removal of an image with the layers only it used,
 // and the choice of what an image prune removes.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CarrierError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
 import { validateStoredNames } from '../reference.js';
+import { readBytes } from '../fs/read-text.js';
 import { removeTree } from '../fs/remove.js';
 import { syncDir, writeFileAtomic } from './atomic.js';
 import { deleteContainerLocked, type ContainerStore } from './containers.js';
@@ -58,9 +59,14 @@ export class ImageStore {
   /** Runs `fn` holding the images lock, the records reloaded when another process changed them. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      await this.file.reloadIfChanged();
+      await this.refresh();
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them. Hold the lock. */
+  async refresh(): Promise<void> {
+    await this.file.reloadIfChanged();
   }
 
   get records(): ImageRecord[] {
@@ -83,7 +89,8 @@ export class ImageStore {
 
   /** A big data item of the image kept under `root` (this store's graphroot or a read-only store's). */
   async readBigData(root: string, id: string, key: string): Promise<Buffer> {
-    return readFile(join(root, basename(this.dir), id, bigDataFileName(key))).catch((err: NodeJS.ErrnoException) => {
+    // an open, a read and a close: readFile asks the size first and reads until a read returns nothing (two more)
+    return readBytes(join(root, basename(this.dir), id, bigDataFileName(key))).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') throw new CarrierError('CARRIER_NOT_FOUND', `image ${id} has no big data item '${key}'`);
       throw err;
     });

@@ -90,11 +90,14 @@ export class LayerStore {
   /** Runs `fn` holding the layers lock; a writer that finds another's changes first removes layers left incomplete. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      if (await this.file.reloadIfChanged()) {
-        if (exclusive) await this.removeIncomplete();
-      }
+      await this.refresh(exclusive);
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them; a writer then removes layers left incomplete. Hold the lock. */
+  async refresh(exclusive: boolean): Promise<void> {
+    if ((await this.file.reloadIfChanged()) && exclusive) await this.removeIncomplete();
   }
 
   /**
@@ -190,9 +193,12 @@ export class LayerStore {
     if (parent !== undefined) record.parent = parent;
     this.file.records.push(record);
     // interim: if a power cut loses it, the directories made next are files no record names (swept as orphans), a
-    // state as valid as the incomplete record repair would remove; the complete record below is flushed as before
-    await this.file.save(true);
-    await this.driver.createReadWrite(id, parent);
+    // state as valid as the incomplete record repair would remove; the complete record below is flushed as before.
+    // The driver reads the parent meanwhile, and makes the layer's directories once it is saved.
+    const recorded = this.file.save(true);
+    const made = await Promise.allSettled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
+    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     delete record.flags!.incomplete;
     omitEmpty(record, LAYER_FIELDS);
     await this.file.save();
@@ -251,20 +257,43 @@ export class LayerStore {
 
   /** Removes layers (records and directories). Hold the write lock. */
   async delete(ids: string[]): Promise<void> {
+    await this.flagForRemoval(ids);
+    await this.removeFlagged(ids);
+  }
+
+  /**
+   * Removal, step 1: the layers are flagged incomplete, durably, so a crash from here on leaves layers the next open
+   * removes, never a record without its directory. Hold the write lock.
+   */
+  async flagForRemoval(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    // Flag first so a crash half-way leaves layers the next open removes, never a record without its directory.
     const set = new Set(ids);
     for (const l of this.file.records) if (set.has(l.id)) l.flags = { ...(l.flags ?? {}), incomplete: true };
     await this.file.save();
+  }
+
+  /**
+   * Removal, step 2: the flagged layers' files and then their records go. That last save is interim (its rename is
+   * not flushed): a crash that loses it leaves the records flagged, which the next open removes as step 1 ensured, so
+   * the outcome is the same either way, and `rm` and `rmi` wait for one directory flush less. Hold the write lock.
+   */
+  async removeFlagged(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const set = new Set(ids);
     for (const id of ids) await this.removeFiles(id);
     this.file.records = this.file.records.filter((l) => !set.has(l.id));
-    await this.file.save();
+    await this.file.save(true);
   }
 
   private async removeFiles(id: string): Promise<void> {
-    await this.driver.remove(id);
-    await rm(this.tarSplitPath(id), { force: true });
-    await rm(fileIndexPath(this.tarSplitPath(id)), { force: true });
+    // together: nothing orders them (the record is flagged), and each is a thread-pool round trip or several
+    const removed = await Promise.allSettled([
+      this.driver.remove(id),
+      rm(this.tarSplitPath(id), { force: true }),
+      rm(fileIndexPath(this.tarSplitPath(id)), { force: true }),
+    ]);
+    const failed = removed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 

@@ -6,7 +6,7 @@
 //   <graphroot>/<d>-containers/containers.json + containers.lock, <id>/userdata
 //   <runroot>/<d>-layers/mountpoints.json   + mountpoints.lock
 //   <runroot>/<d>-containers/<id>/userdata
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathExists } from '../fs/paths.js';
 import { writeFileAtomic } from './atomic.js';
@@ -51,20 +51,38 @@ export function storeLayout(graphroot: string, runroot: string, driver: 'overlay
 }
 
 /**
- * Makes the directories and files of an empty store where they are missing. Every directory is made at once (a
- * recursive mkdir makes the graphroot and runroot with the same mode, and two of them racing to make a parent is
- * fine), and the two files are looked for meanwhile: a short command opens the store, and each of these is a
- * thread-pool round trip (two when the directory exists) it used to wait for in turn.
+ * Makes the directories and files of an empty store where they are missing. Each is looked at first (one thread-pool
+ * round trip, where a recursive mkdir of a directory that exists is two), all at once, and only the missing ones are
+ * made (a recursive mkdir makes the graphroot and runroot with the same mode, and two of them racing to make a parent
+ * is fine).
  */
 export async function prepareLayout(layout: StoreLayout): Promise<void> {
-  const mounts = join(layout.runLayersDir, 'mountpoints.json');
   const dirs = [layout.graphroot, layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir];
-  // a file is looked for before its directory may exist: then it is missing, and made below once the directory is
-  const found = await Promise.allSettled([...dirs.map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })), pathExists(layout.usernsLock), pathExists(mounts)]);
-  const failed = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  const [userns, mountsFile] = found.slice(dirs.length).map((r) => (r as PromiseFulfilledResult<boolean>).value);
-  if (!userns) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
+  const [present, files] = await Promise.all([Promise.all(dirs.map(isDirectory)), layoutFiles(layout)]);
+  await Promise.all(dirs.filter((_, i) => !present[i]).map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
+  if (!files.userns) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
   // in the run root, which a reboot clears: written as the mount records are, not flushed
-  if (!mountsFile) await writeFileAtomic(mounts, '[]', 0o600, false);
+  if (!files.mounts) await writeFileAtomic(join(layout.runLayersDir, 'mountpoints.json'), '[]', 0o600, false);
+}
+
+/**
+ * True when the parts of the layout that opening the store's lock files does not show are there: the run root's
+ * containers directory, userns.lock and mountpoints.json. A store whose five lock files open and that has these is
+ * complete, and needs no {@link prepareLayout}: what every command after the first finds.
+ */
+export async function layoutComplete(layout: StoreLayout): Promise<boolean> {
+  const [runContainers, files] = await Promise.all([isDirectory(layout.runContainersDir), layoutFiles(layout)]);
+  return runContainers && files.userns && files.mounts;
+}
+
+async function layoutFiles(layout: StoreLayout): Promise<{ userns: boolean; mounts: boolean }> {
+  const [userns, mounts] = await Promise.all([pathExists(layout.usernsLock), pathExists(join(layout.runLayersDir, 'mountpoints.json'))]);
+  return { userns, mounts };
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return stat(p).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
 }

@@ -188,6 +188,11 @@ export class StoreLock {
     return changed;
   }
 
+  /** Forgets the token seen last: the next {@link modified} says true. */
+  forget(): void {
+    this.seen = undefined;
+  }
+
   /** Records a write: a new token at offset 0. Hold the lock exclusively. */
   async touch(): Promise<void> {
     if (!this.heldExclusive || this.holders === 0) throw new Error(`touch of ${this.path} without its write lock`);

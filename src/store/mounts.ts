@@ -3,7 +3,7 @@
 // after the last (overlay at `overlay/<id>/merged`; vfs mounts nothing and hands out the layer's directory).
 import { join } from 'node:path';
 import type { Driver } from '../drivers/index.js';
-import { findMount } from '../drivers/mount.js';
+import { isMounted } from '../drivers/mount.js';
 import type { StoreLock } from './lock.js';
 import { RecordFile, type MountRecord } from './records.js';
 
@@ -23,9 +23,14 @@ export class MountStore {
   /** Runs `fn` holding the mounts lock, the records reloaded when another process changed them. */
   async with<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.lock.with(exclusive, async () => {
-      await this.file.reloadIfChanged();
+      await this.refresh();
       return fn();
     });
+  }
+
+  /** Reloads the records when another process changed them. Hold the lock. */
+  async refresh(): Promise<void> {
+    await this.file.reloadIfChanged();
   }
 
   /** Layers mounted now, with their paths and counts. */
@@ -40,7 +45,7 @@ export class MountStore {
    */
   async mount(layerId: string): Promise<string> {
     const entry = this.file.get(layerId);
-    if (entry && entry.count > 0 && (await findMount(entry.path)) !== undefined) {
+    if (entry && entry.count > 0 && (await isMounted(entry.path))) {
       entry.count++;
       await this.file.save();
       return entry.path;

@@ -18,8 +18,8 @@ import type { LayerStore } from './layers.js';
 export async function repair(layers: LayerStore): Promise<string[]> {
   if (!(await layers.lock.tryLock(true))) return [];
   try {
-    await layers.file.load();
-    await layers.lock.modified();
+    // together: the lock is held, so the token read is the one the records go with
+    await Promise.all([layers.file.load(), layers.lock.modified()]);
     return await layers.removeIncomplete();
   } finally {
     layers.lock.unlock(true);

@@ -1,8 +1,10 @@
 // One JSON record file of the store (layers.json, images.json, containers.json) and the lock that guards it.
 // Records stay the plain objects JSON.parse made, so fields Carrier does not know survive a read-modify-write.
-import { open } from 'node:fs/promises';
 import { CarrierError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { readText } from '../fs/read-text.js';
+
+export { readText };
 import { isFullId } from './ids.js';
 import type { StoreLock } from './lock.js';
 
@@ -94,29 +96,6 @@ export function omitEmpty<T extends Record<string, unknown>>(record: T, fields: 
   return record;
 }
 
-/**
- * A whole file as UTF-8: an open, reads until one comes back short (a record file is replaced by a rename, never
- * written in place, so a short read is its end), a close. readFile first asks the file's size and then reads until
- * a read returns nothing: two thread-pool round trips more for every record file a short command loads (issue 21).
- */
-export async function readText(file: string): Promise<string> {
-  const fh = await open(file, 'r');
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (let size = 64 * 1024; ; size = Math.min(size * 2, 16 * 1024 * 1024)) {
-      const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await fh.read(buf, 0, size, null);
-      chunks.push(buf.subarray(0, bytesRead));
-      total += bytesRead;
-      if (bytesRead < size) break;
-    }
-    return Buffer.concat(chunks, total).toString('utf8');
-  } finally {
-    await fh.close();
-  }
-}
-
 export class RecordFile<R extends { id: string }> {
   records: R[] = [];
   private saving: Promise<void> = Promise.resolve();
@@ -132,7 +111,13 @@ export class RecordFile<R extends { id: string }> {
   /** Reloads when another writer touched the lock since this process looked. Hold the lock. */
   async reloadIfChanged(): Promise<boolean> {
     if (this.lock && !(await this.lock.modified())) return false;
-    await this.load();
+    try {
+      await this.load();
+    } catch (err) {
+      // not loaded: the next holder loads (and reports) again rather than taking the empty records for the file's
+      this.lock?.forget();
+      throw err;
+    }
     return true;
   }
 
@@ -173,8 +158,8 @@ export class RecordFile<R extends { id: string }> {
   save(interim = false): Promise<void> {
     const run = async (): Promise<void> => {
       if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
-      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable && interim ? 'contents' : this.durable);
-      await this.lock.touch();
+      const lock = this.lock;
+      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable && interim ? 'contents' : this.durable, () => lock.touch());
     };
     const next = this.saving.then(run, run);
     this.saving = next.catch(() => {});

@@ -25,13 +25,13 @@ import type { Change } from '../drivers/changes.js';
 import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
-import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo } from './containers.js';
+import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, settled, type ContainerInfo, type CreateContainerOptions } from './containers.js';
 import { inUse, notFound, readOnlyImage } from './failures.js';
 import { isFullId } from './ids.js';
 import { ImageStore, removeImageLocked, type ImageInfo, type RemovedImage } from './images.js';
 import type { CommitOptions } from './layer-pool.js';
 import { LayerStore, layerInfo, type LayerInfo } from './layers.js';
-import { prepareLayout, storeLayout, type StoreLayout } from './layout.js';
+import { layoutComplete, prepareLayout, storeLayout, type StoreLayout } from './layout.js';
 import { StoreLock } from './lock.js';
 import { findImage, type ImageLookup } from './lookup.js';
 import { MountStore } from './mounts.js';
@@ -94,10 +94,12 @@ export class Store {
   static async open(options: StoreOpenOptions = {}): Promise<Store> {
     const config = await resolveStoreConfig(options);
     const layout = storeLayout(config.graphroot, config.runroot, config.driver);
-    // The lock files are opened while the layout is made: in a store that exists (every command after the first)
-    // they are there already, and one whose directory is not there yet is opened again once it is. Each of these is
-    // a thread-pool round trip a short command used to wait for in turn.
-    const made = prepareLayout(layout);
+    // The lock files are opened while the rest of the layout is looked at: in a store that exists they open, which
+    // shows their directories are there, and nothing is made; a store missing anything is completed (once), and a lock
+    // whose directory was missing opened again after. A short command used to wait for each round trip in turn.
+    let preparing: Promise<void> | undefined;
+    const prepared = (): Promise<void> => (preparing ??= prepareLayout(layout));
+    const made = layoutComplete(layout).then((complete) => (complete ? undefined : prepared()));
     made.catch(() => {}); // settled with the locks below, and its failure thrown first
     const opened: StoreLock[] = [];
     const lock = async (p: string): Promise<StoreLock> => {
@@ -106,7 +108,7 @@ export class Store {
         l = await StoreLock.open(p, { dirMade: true });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await made;
+        await prepared();
         l = await StoreLock.open(p, { dirMade: true });
       }
       opened.push(l);
@@ -123,20 +125,15 @@ export class Store {
         ...(config.mountOpt !== undefined ? { mountOpt: config.mountOpt } : {}),
       });
       // settled all before a failure is thrown, so every lock that did open is in `opened` and closed below
-      const [layoutMade, ...settled] = await Promise.allSettled([
+      const [layoutMade, ...locks] = await Promise.allSettled([
         made,
         ...[layout.locks.storage, layout.locks.layers, layout.locks.images, layout.locks.containers, layout.locks.mounts].map(lock),
       ]);
       if (layoutMade!.status === 'rejected') throw layoutMade!.reason;
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      const failed = locks.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = settled.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as [
-        StoreLock,
-        StoreLock,
-        StoreLock,
-        StoreLock,
-        StoreLock,
-      ];
+      type Five = [StoreLock, StoreLock, StoreLock, StoreLock, StoreLock];
+      const [storageLock, layersLock, imagesLock, containersLock, mountsLock] = locks.map((r) => (r as PromiseFulfilledResult<StoreLock>).value) as Five;
       const readOnly = await ReadOnlyStores.open(config.additionalImageStores, config.driver, opened);
       const parts: Parts = {
         layers: new LayerStore(
@@ -159,9 +156,7 @@ export class Store {
       const store = new Store(config, layout, storageLock, parts, rootless);
       // the driver's directories and link check, and the repair (under the layers lock), together: neither needs the
       // other's work, and a removal that finds a link or directory the other removed first lets it be
-      const ready = await Promise.allSettled([driver.init(), store.repair()]);
-      const notReady = ready.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (notReady) throw notReady.reason;
+      await settled([driver.init(), store.repair()]);
       return store;
     } catch (err) {
       await Promise.all(opened.map((l) => l.close().catch(() => {})));
@@ -407,11 +402,11 @@ export class Store {
    * On vfs nothing is mounted: the layer's directory is its whole tree and is returned (and counted) as is.
    */
   async mountContainer(query: string): Promise<string> {
-    const { layers, mounts } = this.parts;
-    const c = await this.container(query);
-    const layerId = c?.layer ?? (await this.locked({ layers: 'read' }, async () => layers.get(query)?.id));
-    if (!layerId) throw notFound('container', query);
-    return this.locked({ layers: 'write', mounts: 'write' }, async () => {
+    const { layers, containers, mounts } = this.parts;
+    // the container found under the locks the mount takes (a lock round trip less than looking first)
+    return this.locked({ layers: 'write', containers: 'read', mounts: 'write' }, async () => {
+      const layerId = containers.find(query)?.layer ?? layers.get(query)?.id;
+      if (!layerId) throw notFound('container', query);
       if (!layers.get(layerId)) throw notFound('layer', layerId);
       return mounts.mount(layerId);
     });
@@ -419,9 +414,10 @@ export class Store {
 
   /** Drops one mount of the container's layer (all of them with `force`); unmounts at zero. True while still mounted. */
   async unmountContainer(query: string, options: { force?: boolean } = {}): Promise<boolean> {
-    const c = await this.container(query);
-    const layerId = c?.layer ?? query;
-    return this.locked({ layers: 'write', mounts: 'write' }, () => this.parts.mounts.unmount(layerId, options.force ?? false));
+    const { containers, mounts } = this.parts;
+    return this.locked({ layers: 'write', containers: 'read', mounts: 'write' }, () =>
+      mounts.unmount(containers.find(query)?.layer ?? query, options.force ?? false),
+    );
   }
 
   /** Layers mounted now, with their paths and counts (as mountpoints.json records them). */
@@ -436,8 +432,8 @@ export class Store {
     return containers.with(false, async () => containers.records.map(containerInfo));
   }
 
-  /** Records a container of an image, with its own empty read-write layer on top of the image's layers. */
-  async createContainer(imageQuery: string, options: { names?: string[]; id?: string; metadata?: string } = {}): Promise<ContainerInfo> {
+  /** Records a container of an image, with its own empty read-write layer on top of the image's, and its `userdata`. */
+  async createContainer(imageQuery: string, options: CreateContainerOptions = {}): Promise<ContainerInfo> {
     // an image of this store named by its full id (what the containers API passes, having found the image already) is
     // found under the write locks: looking it up first cost create another round of the layers and images locks
     if (isFullId(imageQuery)) {
@@ -476,22 +472,28 @@ export class Store {
    * Runs `fn` holding the named locks, taken in c/storage's order (storage → layers → images → containers → mounts)
    * whatever order `modes` lists them in; each part reloads its records when another process wrote since.
    */
-  private locked<T>(modes: LockModes, fn: () => Promise<T>): Promise<T> {
+  private async locked<T>(modes: LockModes, fn: () => Promise<T>): Promise<T> {
     const { layers, images, containers, mounts } = this.parts;
-    const order: [keyof LockModes, (exclusive: boolean, inner: () => Promise<T>) => Promise<T>][] = [
-      ['storage', (x, inner) => this.storageLock.with(x, inner)],
-      ['layers', (x, inner) => layers.with(x, inner)],
-      ['images', (x, inner) => images.with(x, inner)],
-      ['containers', (x, inner) => containers.with(x, inner)],
-      ['mounts', (x, inner) => mounts.with(x, inner)],
+    type Part = [StoreLock, (exclusive: boolean) => Promise<void>];
+    const order: [keyof LockModes, Part][] = [
+      ['storage', [this.storageLock, async () => {}]],
+      ['layers', [layers.lock, (x) => layers.refresh(x)]],
+      ['images', [images.lock, () => images.refresh()]],
+      ['containers', [containers.lock, () => containers.refresh()]],
+      ['mounts', [mounts.lock, () => mounts.refresh()]],
     ];
-    let run = fn;
-    for (const [name, take] of order.reverse()) {
-      const mode = modes[name];
-      if (mode === undefined) continue;
-      const inner = run;
-      run = () => take(mode === 'write', inner);
+    const held: [...Part, boolean][] = [];
+    try {
+      for (const [name, [lock, refresh]] of order) {
+        if (modes[name] === undefined) continue;
+        await lock.lock(modes[name] === 'write');
+        held.push([lock, refresh, modes[name] === 'write']);
+      }
+      // all held, the records are reloaded together: one round trip for the tokens, not one per lock in turn
+      await settled(held.map(([, refresh, x]) => refresh(x)));
+      return await fn();
+    } finally {
+      await settled(held.reverse().map(async ([lock, , x]) => lock.unlock(x)));
     }
-    return run();
   }
 }
