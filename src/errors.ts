@@ -64,6 +64,13 @@ export function fromNative(f: NativeFailure): CarrierError {
   return new CarrierError(f.code, f.message, details);
 }
 
+/** Waits for every one of `steps`, then throws the first failure: none is left running when a failure is thrown. */
+export async function settled(steps: Promise<unknown>[]): Promise<void> {
+  const done = await Promise.allSettled(steps);
+  const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 export function abortError(signal: AbortSignal | undefined): CarrierError {
   return new CarrierError('ABORT_ERR', 'The operation was aborted', { cause: signal?.reason });
 }

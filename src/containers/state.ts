@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { writeFileAtomic } from '../store/atomic.js';
-import { readText } from '../store/records.js';
+import { readText } from '../fs/read-text.js';
 import type { CarrierFile, ContainerState } from './types.js';
 
 export function userdataDir(store: Store, id: string): string {

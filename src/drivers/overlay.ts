@@ -7,7 +7,7 @@
 import { chmod, mkdir, readFile, writeFile, symlink, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CarrierError } from '../errors.js';
+import { CarrierError, settled } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
 import { readText } from '../fs/read-text.js';
 import { removeTree } from '../fs/remove.js';
@@ -142,7 +142,7 @@ export class OverlayDriver implements Driver {
     await mkdir(p.dir, { mode: 0o700 });
     try {
       const link = linkId();
-      const made = await Promise.allSettled([
+      await settled([
         (async () => {
           await makeSpreadDir(p.dir, 'diff', 0o755);
           await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
@@ -152,8 +152,6 @@ export class OverlayDriver implements Driver {
         mkdir(p.merged, { mode: 0o700 }),
         lower === undefined ? mkdir(join(p.dir, 'empty'), { mode: 0o700 }) : lower.then((text) => writeFile(join(p.dir, 'lower'), text, { mode: 0o644 })),
       ]);
-      const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
       this.modes.created(id, parent);
     } catch (err) {
       await this.remove(id).catch(() => {});

@@ -3,7 +3,7 @@
 // with the container and removed with it.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CarrierError } from '../errors.js';
+import { CarrierError, settled } from '../errors.js';
 import { removeTree } from '../fs/remove.js';
 import { writeFileAtomic } from './atomic.js';
 import { isFullId, randomId } from './ids.js';
@@ -118,7 +118,7 @@ export async function createContainerLocked(
   try {
     // The layer, and the container's directories with its data files, together: the record below names both, and
     // neither needs the other. Made one after another, create waited for each flush in turn.
-    const made = await Promise.allSettled([
+    await settled([
       layers.createReadWrite(layerId, img.topLayer),
       Promise.all(
         dirs.map(async (dir, i) => {
@@ -131,8 +131,6 @@ export async function createContainerLocked(
         }),
       ),
     ]);
-    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
     const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);
@@ -170,13 +168,6 @@ export async function deleteContainerLocked(
   await settled([containers.file.save(), layers.removeFlagged(layerIds)]);
   // both roots' directories together
   await settled(containers.dirs(c.id).map((dir) => removeTree(dir)));
-}
-
-/** Waits for every one of `steps`, then throws the first failure. */
-export async function settled(steps: Promise<unknown>[]): Promise<void> {
-  const done = await Promise.allSettled(steps);
-  const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 export function containerInfo(r: ContainerRecord): ContainerInfo {

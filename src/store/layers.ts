@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathExists } from '../fs/paths.js';
-import { CarrierError } from '../errors.js';
+import { CarrierError, settled } from '../errors.js';
 import type { AppliedLayer, ImageBudget, RebuiltTar } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
 import type { Driver } from '../drivers/index.js';
@@ -196,9 +196,7 @@ export class LayerStore {
     // state as valid as the incomplete record repair would remove; the complete record below is flushed as before.
     // The driver reads the parent meanwhile, and makes the layer's directories once it is saved.
     const recorded = this.file.save(true);
-    const made = await Promise.allSettled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
-    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    await settled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
     delete record.flags!.incomplete;
     omitEmpty(record, LAYER_FIELDS);
     await this.file.save();
@@ -287,13 +285,7 @@ export class LayerStore {
 
   private async removeFiles(id: string): Promise<void> {
     // together: nothing orders them (the record is flagged), and each is a thread-pool round trip or several
-    const removed = await Promise.allSettled([
-      this.driver.remove(id),
-      rm(this.tarSplitPath(id), { force: true }),
-      rm(fileIndexPath(this.tarSplitPath(id)), { force: true }),
-    ]);
-    const failed = removed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    await settled([this.driver.remove(id), rm(this.tarSplitPath(id), { force: true }), rm(fileIndexPath(this.tarSplitPath(id)), { force: true })]);
   }
 }
 

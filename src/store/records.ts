@@ -3,8 +3,6 @@
 import { CarrierError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { readText } from '../fs/read-text.js';
-
-export { readText };
 import { isFullId } from './ids.js';
 import type { StoreLock } from './lock.js';
 

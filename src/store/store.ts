@@ -20,12 +20,13 @@
 // atomically and leaves a new token. Read-only additional image stores are only ever locked shared.
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { settled } from '../errors.js';
 import { isRootless } from '../host.js';
 import type { Change } from '../drivers/changes.js';
 import { createDriver } from '../drivers/index.js';
 import { planCommit, commitLayersLocked, recordImageLocked, type CommitResult, type ImageCommit } from './commit.js';
 import { resolveStoreConfig, type StoreConfig, type StoreLocationOptions } from './config.js';
-import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, settled, type ContainerInfo, type CreateContainerOptions } from './containers.js';
+import { ContainerStore, containerInfo, createContainerLocked, deleteContainerLocked, type ContainerInfo, type CreateContainerOptions } from './containers.js';
 import { inUse, notFound, readOnlyImage } from './failures.js';
 import { isFullId } from './ids.js';
 import { ImageStore, removeImageLocked, type ImageInfo, type RemovedImage } from './images.js';
@@ -168,12 +169,11 @@ export class Store {
     if (this.closed) return;
     this.closed = true;
     // together: each close is a thread-pool round trip
-    const closed = await Promise.allSettled(
-      [this.storageLock, this.parts.layers.lock, this.parts.images.lock, this.parts.containers.lock, this.parts.mounts.lock].map((l) => l.close()),
-    );
-    await this.parts.readOnly.close();
-    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    try {
+      await settled([this.storageLock, this.parts.layers.lock, this.parts.images.lock, this.parts.containers.lock, this.parts.mounts.lock].map((l) => l.close()));
+    } finally {
+      await this.parts.readOnly.close();
+    }
   }
 
   /**
