@@ -3,6 +3,7 @@
 // of its own (makeSpreadDir). Nothing here blocks the event loop:
 // a lock that is free is taken at once with F_OFD_SETLK (no disk I/O involved); a contended one is waited for on a
 // thread of its own, so a long wait for another process never occupies a libuv pool thread that fs calls need.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <napi.h>
@@ -323,6 +324,115 @@ Napi::Value ReadFile(const Napi::CallbackInfo& info) {
         return Napi::Buffer<char>::New(env, owned->data(), owned->size(), [](Napi::Env, char*, std::vector<char>* v) { delete v; }, owned);
       });
 }
+
+// ---- removeTree ---------------------------------------------------------------------------------------------------
+
+// Grants the owner rwx on an open directory that lacks it (a layer's read-only directories, emptied rootless).
+void grant_owner(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700) fchmod(fd, (st.st_mode & 07777) | 0700);
+}
+
+// Unlinks `name` in `dir` (AT_REMOVEDIR for a directory); a directory without write permission is granted it once.
+void unlink_in(int dir, const char* name, int flags) {
+  for (int attempt = 0;; ++attempt) {
+    if (unlinkat(dir, name, flags) == 0 || errno == ENOENT) return;
+    if ((errno == EACCES || errno == EPERM) && attempt == 0) {
+      grant_owner(dir);
+      continue;
+    }
+    throw Fail(errno_failure(errno, flags ? "rmdir" : "unlink"));
+  }
+}
+
+// Opens the directory `name` in `dir` without following a link; one that cannot be read or searched is granted it.
+int open_subdir(int dir, const char* name) {
+  int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) {
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) fchmodat(dir, name, (st.st_mode & 07777) | 0700, 0);
+    fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (fd < 0) throw Fail(errno_failure(errno, "open"));
+  return fd;
+}
+
+// Empties the open directory `fd`, depth first, staying on the device `dev` (a mount point inside is refused, never
+// emptied through the mount).
+void empty_dir(int fd, dev_t dev) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) throw Fail(errno_failure(errno, "fstat"));
+  if (st.st_dev != dev) throw Fail(errno_failure(EXDEV, "rmdir"));
+  int copy = dup(fd);
+  if (copy < 0) throw Fail(errno_failure(errno, "dup"));
+  DIR* d = fdopendir(copy);
+  if (d == nullptr) {
+    int err = errno;
+    close(copy);
+    throw Fail(errno_failure(err, "opendir"));
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, closedir);
+  for (;;) {
+    errno = 0;
+    struct dirent* e = readdir(d);
+    if (e == nullptr) {
+      if (errno != 0) throw Fail(errno_failure(errno, "readdir"));
+      return;
+    }
+    const char* name = e->d_name;
+    if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat cst;
+      if (fstatat(fd, name, &cst, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        throw Fail(errno_failure(errno, "lstat"));
+      }
+      is_dir = S_ISDIR(cst.st_mode);
+    }
+    if (!is_dir) {
+      unlink_in(fd, name, 0);
+      continue;
+    }
+    Fd child(open_subdir(fd, name));
+    empty_dir(child.get(), dev);
+    child.reset();
+    unlink_in(fd, name, AT_REMOVEDIR);
+  }
+}
+
+// removeTree(path) -> Promise<void>: rm -rf on a pool thread, one round trip where fs.rm walks a tree with one per
+// call: never follows a link, grants the owner rwx on directories it must empty (rootless layers hold read-only
+// ones), stops with EXDEV at a mount inside rather than emptying it, resolves when `path` is not there. Open
+// descriptors grow with depth: a tree deeper than the descriptor limit fails with EMFILE. On any failure the JS side
+// (src/fs/remove.ts) goes on path by path, as it did before this existed.
+Napi::Value RemoveTree(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return PromiseJob::run(info.Env(), [path] {
+    size_t slash = path.find_last_of('/');
+    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (base.empty() || base == "." || base == "..") throw Fail(errno_failure(EINVAL, "rmdir"));
+    Fd dir(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) {
+      if (errno == ENOENT) return;
+      throw Fail(errno_failure(errno, "open"));
+    }
+    struct stat st;
+    if (fstatat(dir.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return;
+      throw Fail(errno_failure(errno, "lstat"));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      unlink_in(dir.get(), base.c_str(), 0);
+      return;
+    }
+    Fd top(open_subdir(dir.get(), base.c_str()));
+    empty_dir(top.get(), st.st_dev);
+    top.reset();
+    unlink_in(dir.get(), base.c_str(), AT_REMOVEDIR);
+  });
+}
 }  // namespace
 
 void init_store_ops(Napi::Env env, Napi::Object exports) {
@@ -331,6 +441,7 @@ void init_store_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
   exports.Set("readFile", Napi::Function::New(env, ReadFile, "readFile"));
   exports.Set("fsBatch", Napi::Function::New(env, FsBatch, "fsBatch"));
+  exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));
   exports.Set("makeSpreadDir", Napi::Function::New(env, MakeSpreadDir, "makeSpreadDir"));
 }
 

@@ -4,7 +4,7 @@
 // A layer's diff/ holds its own changes only: whiteouts as 0/0 character devices and opaque directories as
 // `*.overlay.opaque` xattrs (native overlay), or as aufs `.wh.` files when a mount program (fuse-overlayfs) is
 // configured — a store never mixes the two. A read-write layer is mounted at <id>/merged.
-import { mkdir, readFile, writeFile, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
+import { mkdir, writeFile, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CarrierError } from '../errors.js';
@@ -295,8 +295,8 @@ export class OverlayDriver implements Driver {
   async remove(id: string): Promise<void> {
     this.modes.forget(id);
     const p = this.paths(id);
-    await this.put(id);
-    const link = await readFile(join(p.dir, 'link'), 'utf8').catch(() => undefined);
+    // the link's name is read while a mount is looked for; the link goes before the directory it leads to
+    const [link] = await Promise.all([readText(join(p.dir, 'link')).catch(() => undefined), this.put(id)]);
     if (link && isLinkId(link.trim())) await unlink(join(this.home, LINK_DIR, link.trim())).catch(ignoreEnoent);
     await removeTree(p.dir);
   }
