@@ -1,6 +1,7 @@
 // Small store primitives the JS side cannot do itself: fcntl OFD record locks (the locks podman's
-// containers/storage takes with F_SETLKW conflict with these), syncfs, and a directory ext4 places in a block group
-// of its own (makeSpreadDir). Nothing here blocks the event loop:
+// containers/storage takes with F_SETLKW conflict with these), syncfs, a directory ext4 places in a block group
+// of its own (makeSpreadDir), and a record file's durable replacement in one pool job (writeFileAtomic). Nothing here
+// blocks the event loop:
 // a lock that is free is taken at once with F_OFD_SETLK (no disk I/O involved); a contended one is waited for on a
 // thread of its own, so a long wait for another process never occupies a libuv pool thread that fs calls need.
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -168,6 +170,116 @@ Napi::Value MakeSpreadDir(const Napi::CallbackInfo& info) {
       [spread](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, *spread); });
 }
 
+// One record file's replacement, as src/store/atomic.ts describes it: a plain C++ baton read on the JS thread.
+struct AtomicFile {
+  std::string dir;   // the target's directory
+  std::string temp;  // the temp file's name in it (the orphan sweep's pattern)
+  std::string name;  // the target's name in it
+  std::string data;
+  mode_t mode = 0600;
+  int durable = 2;  // 0: no flush; 1: the contents before the rename; 2: and the directory after it
+  int lock_fd = -1;  // the store lock whose last-writer token is written once the new name is in place
+  std::string token;
+  std::string lock_path;  // for messages
+};
+
+// A failure worded as Node words its fs errors ("ENOENT: No such file or directory, open '<path>'"), so a message
+// reads the same whichever side failed.
+[[noreturn]] void fail_at(int err, const char* syscall, const std::string& path) {
+  Failure f = errno_failure(err, syscall);
+  f.path = path;
+  f.message = f.code + ": " + strerror(err) + ", " + syscall + " '" + path + "'";
+  throw Fail(std::move(f));
+}
+
+Fd open_dir(const std::string& dir) {
+  Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid()) fail_at(errno, "open", dir);
+  return d;
+}
+
+// The temp file made (O_EXCL: a name that exists is refused, never reused), filled, given its mode as asked (the
+// umask applied at creation), and its contents flushed unless durable is 0. Removed on any failure.
+void write_temp(int dirfd, const AtomicFile& a) {
+  const std::string path = a.dir + "/" + a.temp;
+  int fd = openat(dirfd, a.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, a.mode);
+  if (fd < 0) fail_at(errno, "open", path);
+  int err = 0;
+  const char* call = nullptr;
+  const char* p = a.data.data();
+  size_t n = a.data.size();
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      err = errno;
+      call = "write";
+      break;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  if (!err && fchmod(fd, a.mode) != 0) err = errno, call = "fchmod";
+  if (!err && a.durable > 0 && fdatasync(fd) != 0) err = errno, call = "fdatasync";
+  if (close(fd) != 0 && errno != EINTR && !err) err = errno, call = "close";  // Linux closes the fd on EINTR too
+  if (err) {
+    unlinkat(dirfd, a.temp.c_str(), 0);
+    fail_at(err, call, path);
+  }
+}
+
+// The temp file renamed over the target; then the lock's new token written, and (durable 2) the directory flushed,
+// in that order: a reader that sees the token finds the new name, and the save settles only once the name is durable.
+void commit_temp(int dirfd, const AtomicFile& a) {
+  if (renameat(dirfd, a.temp.c_str(), dirfd, a.name.c_str()) != 0) {
+    int err = errno;
+    unlinkat(dirfd, a.temp.c_str(), 0);
+    fail_at(err, "rename", a.dir + "/" + a.temp);
+  }
+  if (a.lock_fd >= 0) {
+    ssize_t w;
+    do w = pwrite(a.lock_fd, a.token.data(), a.token.size(), 0);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) fail_at(errno, "write", a.lock_path);
+    if (static_cast<size_t>(w) != a.token.size()) fail_at(ENOSPC, "write", a.lock_path);
+  }
+  if (a.durable == 2 && fsync(dirfd) != 0) fail_at(errno, "fsync", a.dir);
+}
+
+std::string bytes_of(const Napi::Value& v) {
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  auto a = v.As<Napi::Uint8Array>();
+  return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+}
+
+// writeFileAtomic(spec) -> Promise<void>, one pool job. spec: { dir, temp, name, data (string | Uint8Array), mode,
+// durable (0 | 1 | 2), lockFd?, token?, lockPath?, step? }. step 'all' (the default) does every step; 'contents'
+// only writes and flushes the temp file; 'rename' only renames an earlier 'contents' over the target and goes on from
+// there (a save whose rename must wait for another's, src/store/atomic.ts). Rejects with a NativeFailure; the temp
+// file is gone after any failure but one after the rename.
+Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
+  Napi::Object spec = info[0].As<Napi::Object>();
+  auto a = std::make_shared<AtomicFile>();
+  a->dir = string_option(spec, "dir");
+  a->temp = string_option(spec, "temp");
+  a->name = string_option(spec, "name");
+  std::string step = string_option(spec, "step", "all");
+  if (step != "rename") a->data = bytes_of(spec.Get("data"));
+  a->mode = static_cast<mode_t>(number_option(spec, "mode", 0600));
+  a->durable = static_cast<int>(number_option(spec, "durable", 2));
+  a->lock_fd = static_cast<int>(number_option(spec, "lockFd", -1));
+  if (a->lock_fd >= 0) {
+    a->token = bytes_of(spec.Get("token"));
+    a->lock_path = string_option(spec, "lockPath");
+  }
+  bool write = step != "rename", rename = step != "contents";
+  return PromiseJob::run(info.Env(), [a, write, rename] {
+    Fd dir = open_dir(a->dir);
+    if (write) write_temp(dir.get(), *a);
+    if (rename) commit_temp(dir.get(), *a);
+  });
+}
+
 }  // namespace
 
 void init_store_ops(Napi::Env env, Napi::Object exports) {
@@ -175,6 +287,7 @@ void init_store_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
   exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
   exports.Set("makeSpreadDir", Napi::Function::New(env, MakeSpreadDir, "makeSpreadDir"));
+  exports.Set("writeFileAtomic", Napi::Function::New(env, WriteFileAtomic, "writeFileAtomic"));
 }
 
 }  // namespace carrier

@@ -118,8 +118,9 @@ export async function createContainerLocked(
   try {
     // The layer, and the container's directories with its data files, together: the record below names both, and
     // neither needs the other. Made one after another, create waited for each flush in turn.
+    const layer = layers.createReadWrite(layerId, img.topLayer);
     await settled([
-      layers.createReadWrite(layerId, img.topLayer),
+      layer,
       Promise.all(
         dirs.map(async (dir, i) => {
           await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -131,12 +132,24 @@ export async function createContainerLocked(
         }),
       ),
     ]);
+    const { saved: layerSaved } = await layer;
     const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);
     containers.records.push(record);
     recorded = true;
-    await containers.file.save();
+    // Pipelined: containers.json's new contents are written and flushed while layers.json's complete record is; its
+    // rename waits until that record is durable (renamed and its directory flushed). What a crash leaves at each point:
+    // - killed or powered off before layers.json's rename is durable: layers.json says the layer is incomplete (or
+    //   does not name it), containers.json is as before; the layer is removed by the next writer's repair, and the
+    //   container's directories and both temp files (`.<name>.<pid>.<hex>.tmp`, a pid no longer alive) by the orphan
+    //   sweep. c/storage reads neither temp file (it reads records by name), so podman sees the store as before.
+    // - after it, before containers.json's rename is durable: a complete layer no container names yet, as when the two
+    //   saves ran one after the other; a power cut cannot keep the new containers.json without it, since that rename
+    //   is only made once layers.json's is flushed; the renamed file's contents were flushed before it.
+    // - after both: the container, whole.
+    // If the layer's save fails, containers.json is not renamed and its temp file is removed.
+    await settled([layerSaved, containers.file.save(false, layerSaved)]);
     return containerInfo(record);
   } catch (err) {
     // a save that failed after its rename (the directory flush) may have left the record on disk: saved again without
@@ -163,9 +176,23 @@ export async function deleteContainerLocked(
   // opens the store next, mounted or not. Then the record goes (durably) while the layer's files do: once the flag
   // is on disk, a crash anywhere in either leaves a state the next open completes. Each step settles before a
   // failure is thrown, so none outlives the locks. One after another, rm waited for each in turn.
-  await settled([mounts.with(true, () => mounts.forget(c.layer)), layers.flagForRemoval(layerIds)]);
-  containers.file.records = containers.records.filter((r) => r !== c);
-  await settled([containers.file.save(), layers.removeFlagged(layerIds)]);
+  const ready = settled([mounts.with(true, () => mounts.forget(c.layer)), layers.flagForRemoval(layerIds)]);
+  // Pipelined: containers.json without the container is written and flushed while the flag is; its rename waits for
+  // the flag to be durable and the layer unmounted. A crash before that rename finds containers.json as before (the
+  // container and its layer, flagged or not: today's states between the two steps) and a temp file of a dead pid the
+  // orphan sweep removes; one after it finds the flag on disk, as when the steps ran in turn. If unmounting or
+  // flagging fails, nothing is renamed and the container stays recorded.
+  const before = containers.file.records;
+  containers.file.records = before.filter((r) => r !== c);
+  const saved = containers.file.save(false, ready);
+  try {
+    await ready;
+  } catch (err) {
+    await saved.catch(() => {});
+    containers.file.records = before;
+    throw err;
+  }
+  await settled([saved, layers.removeFlagged(layerIds)]);
   // both roots' directories together
   await settled(containers.dirs(c.id).map((dir) => removeTree(dir)));
 }

@@ -186,9 +186,11 @@ export class LayerStore {
 
   /**
    * Begins a read-write layer (a container's) as step 1 does, made ready at once by the driver (vfs copies the
-   * parent's tree), and records it complete. Hold the write lock.
+   * parent's tree), and records it complete. Hold the write lock. Resolves once the complete record's save has begun:
+   * `saved` settles when it is durable (a record that names the layer is renamed into place only after that, as
+   * createContainerLocked does), and must be awaited.
    */
-  async createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
+  async createReadWrite(id: string, parent: string | undefined): Promise<{ record: LayerRecord; saved: Promise<void> }> {
     const record: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
     if (parent !== undefined) record.parent = parent;
     this.file.records.push(record);
@@ -199,8 +201,9 @@ export class LayerStore {
     await settled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
     delete record.flags!.incomplete;
     omitEmpty(record, LAYER_FIELDS);
-    await this.file.save();
-    return record;
+    const saved = this.file.save();
+    saved.catch(() => {}); // the caller awaits it
+    return { record, saved };
   }
 
   /**

@@ -9,6 +9,7 @@ import { open, mkdir, constants, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { native } from '../native.js';
 import { CarrierError, fromNative, type NativeFailure } from '../errors.js';
+import type { LockTouch } from './atomic.js';
 
 export const TOKEN_SIZE = 64;
 let tokenCounter = 0n;
@@ -193,13 +194,21 @@ export class StoreLock {
     this.seen = undefined;
   }
 
-  /** Records a write: a new token at offset 0. Hold the lock exclusively. */
-  async touch(): Promise<void> {
+  /**
+   * The token of a write about to be made: the writer puts it at offset 0 (writeFileAtomic, through the native job that
+   * renames the record file, once the new name is in place) and then calls `written`. Hold the lock exclusively.
+   */
+  nextTouch(): LockTouch {
     if (!this.heldExclusive || this.holders === 0) throw new Error(`touch of ${this.path} without its write lock`);
     const token = newWriterToken();
-    const { bytesWritten } = await this.handle().write(token, 0, TOKEN_SIZE, 0);
-    if (bytesWritten !== TOKEN_SIZE) throw new CarrierError('ENOSPC', `short write of the lock token to ${this.path}`, { path: this.path });
-    this.seen = token;
+    return {
+      fd: this.handle().fd,
+      token,
+      path: this.path,
+      written: () => {
+        this.seen = token;
+      },
+    };
   }
 
   async close(): Promise<void> {
