@@ -118,38 +118,36 @@ export async function createContainerLocked(
   try {
     // The layer, and the container's directories with its data files, together: the record below names both, and
     // neither needs the other. Made one after another, create waited for each flush in turn.
-    const layer = layers.createReadWrite(layerId, img.topLayer);
-    await settled([
-      layer,
-      Promise.all(
-        dirs.map(async (dir, i) => {
-          await mkdir(dir, { recursive: true, mode: 0o700 });
-          await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-            if (err.code !== 'EEXIST') throw err;
-          });
-          // the graphroot's (the first): its own files, each flushed and its name made durable
-          if (i === 0) await Promise.all((options.userdata ?? []).map((f) => writeFileAtomic(join(dir, 'userdata', f.name), f.data, 0o600)));
-        }),
-      ),
-    ]);
-    const { saved: layerSaved } = await layer;
+    const layerSaved = layers.createReadWrite(layerId, img.topLayer);
+    const dirsMade = Promise.all(
+      dirs.map(async (dir, i) => {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
+        // the graphroot's (the first): its own files, each flushed and its name made durable
+        if (i === 0) await Promise.all((options.userdata ?? []).map((f) => writeFileAtomic(join(dir, 'userdata', f.name), f.data, 0o600)));
+      }),
+    );
     const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);
     containers.records.push(record);
     recorded = true;
-    // Pipelined: containers.json's new contents are written and flushed while layers.json's complete record is; its
-    // rename waits until that record is durable (renamed and its directory flushed). What a crash leaves at each point:
-    // - killed or powered off before layers.json's rename is durable: layers.json says the layer is incomplete (or
-    //   does not name it), containers.json is as before; the layer is removed by the next writer's repair, and the
-    //   container's directories and both temp files (`.<name>.<pid>.<hex>.tmp`, a pid no longer alive) by the orphan
-    //   sweep. c/storage reads neither temp file (it reads records by name), so podman sees the store as before.
-    // - after it, before containers.json's rename is durable: a complete layer no container names yet, as when the two
-    //   saves ran one after the other; a power cut cannot keep the new containers.json without it, since that rename
-    //   is only made once layers.json's is flushed; the renamed file's contents were flushed before it.
+    // Pipelined: containers.json's new contents are written and flushed at once, while the layer and the directories
+    // are made; its rename waits until both are done and layers.json's complete record is durable (renamed, its
+    // directory flushed). What a crash (the process killed, or the power cut) leaves at each point:
+    // - before layers.json's complete record is durable: layers.json names the layer incomplete (or not at all),
+    //   containers.json is as before; the next writer's repair removes the layer, and the orphan sweep the container's
+    //   directories and the temp files (`.<name>.<pid>.<hex>.tmp`, of a pid no longer alive). c/storage reads records
+    //   by name and never those temp files, so podman sees the store as before the create.
+    // - after it, before containers.json's rename is durable: a complete layer no container names yet, as when the
+    //   saves ran one after the other. A power cut cannot keep the new containers.json without it: that rename is only
+    //   made once layers.json's is flushed, and the renamed file's contents were flushed before it.
     // - after both: the container, whole.
-    // If the layer's save fails, containers.json is not renamed and its temp file is removed.
-    await settled([layerSaved, containers.file.save(false, layerSaved)]);
+    // If anything before fails, containers.json is not renamed and its temp file is removed.
+    const ready = settled([layerSaved, dirsMade]);
+    await settled([ready, containers.file.save(false, ready)]);
     return containerInfo(record);
   } catch (err) {
     // a save that failed after its rename (the directory flush) may have left the record on disk: saved again without

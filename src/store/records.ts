@@ -158,13 +158,17 @@ export class RecordFile<R extends { id: string }> {
    * and a crash can lose the token with the name but never keep a token whose file is not there.
    *
    * `after`: the rename waits for it, the contents are written and flushed meanwhile (AtomicWriteOptions.after): a
-   * record that may only appear once another save is durable.
+   * record that may only appear once another step is done or durable.
+   *
+   * The records are written as they are at the call: a caller may change them for the next save while this one
+   * waits for an earlier save or for `after`.
    */
   save(interim = false, after?: Promise<unknown>): Promise<void> {
+    const text = JSON.stringify(this.records);
     const run = async (): Promise<void> => {
       if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
       const durable = this.durable && interim ? 'contents' : this.durable;
-      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, durable, { touch: this.lock.nextTouch(), ...(after ? { after } : {}) });
+      await writeFileAtomic(this.file, text, 0o600, durable, { touch: this.lock.nextTouch(), ...(after ? { after } : {}) });
     };
     const next = this.saving.then(run, run);
     this.saving = next.catch(() => {});
