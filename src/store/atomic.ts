@@ -53,6 +53,7 @@ export async function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const { touch, after } = options;
+  after?.catch(() => {}); // awaited once the contents are written
   const dir = dirname(file);
   const temp = tempName(file);
   const spec: NativeAtomicWrite = {
