@@ -1,7 +1,7 @@
 // Small store primitives the JS side cannot do itself: fcntl OFD record locks (the locks podman's
 // containers/storage takes with F_SETLKW conflict with these), syncfs, a directory ext4 places in a block group
-// of its own (makeSpreadDir), and a record file's durable replacement in one pool job (writeFileAtomic). Nothing here
-// blocks the event loop:
+// of its own (makeSpreadDir), a record file's durable replacement in one pool job (writeFileAtomic), and a tree's
+// removal in one (removeTree). Nothing here blocks the event loop:
 // a lock that is free is taken at once with F_OFD_SETLK (no disk I/O involved); a contended one is waited for on a
 // thread of its own, so a long wait for another process never occupies a libuv pool thread that fs calls need.
 #include <fcntl.h>
@@ -14,9 +14,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <ctime>
 #include <memory>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "apply_job.h"
 #include "common.h"
@@ -280,6 +284,122 @@ Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
   });
 }
 
+// What removeTree does for one entry: 0 once it is gone (or was), else the errno of the step that failed (`syscall`).
+struct Removal {
+  int err = 0;
+  const char* syscall = nullptr;
+  std::string path;  // the entry it failed on
+};
+
+Removal remove_entry(int dir, const std::string& path, const std::string& name, unsigned char type, bool& granted,
+                     int depth);
+
+// Gives the directory open as `dir` owner rwx, as removing its entries needs (a layer's diff/ is 0555, an image's
+// directories may lack the owner's write bit): once per directory, and only after a removal in it was refused.
+bool grant_write(int dir) {
+  struct stat st;
+  if (fstat(dir, &st) != 0 || (st.st_mode & 0700) == 0700) return false;
+  return fchmod(dir, (st.st_mode & 07777) | 0700) == 0;
+}
+
+// Removes every entry of the directory open as `dir` (at `path`, for messages), depth first.
+Removal empty_dir(int dir, const std::string& path, int depth) {
+  if (depth > 1024) return {ELOOP, "open", path};
+  int copy = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return {errno, "fcntl", path};
+  DIR* d = fdopendir(copy);
+  if (!d) {
+    int err = errno;
+    close(copy);
+    return {err, "opendir", path};
+  }
+  std::vector<std::pair<std::string, unsigned char>> entries;  // read first: the directory is not changed while read
+  errno = 0;
+  while (dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) entries.emplace_back(e->d_name, e->d_type);
+    errno = 0;
+  }
+  int err = errno;
+  closedir(d);
+  if (err) return {err, "readdir", path};
+  bool granted = false;
+  for (const auto& [name, type] : entries) {
+    Removal r = remove_entry(dir, path, name, type, granted, depth);
+    if (r.err) return r;
+  }
+  return {};
+}
+
+// Removes `name` in `dir`, a tree or not: a directory is opened without following a link (O_NOFOLLOW) and emptied
+// first; anything else (a symlink included) is unlinked. A refusal for lack of permission grants the owner write on
+// the directory it happened in, once, and tries again (as src/fs/remove.ts did in JS).
+Removal remove_entry(int dir, const std::string& path, const std::string& name, unsigned char type, bool& granted,
+                     int depth) {
+  const std::string full = path + "/" + name;
+  for (;;) {
+    Removal r;
+    if (type != DT_DIR) {
+      if (unlinkat(dir, name.c_str(), 0) == 0) return {};
+      r = {errno, "unlink", full};
+      if (r.err == EISDIR) {
+        type = DT_DIR;
+        continue;
+      }
+    } else {
+      int fd = openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        r = {errno, "open", full};
+        if (r.err == ENOTDIR || r.err == ELOOP) {  // not a directory (any more): unlinked as a file
+          type = DT_REG;
+          continue;
+        }
+        if (r.err == EACCES) {  // a directory its owner may not read: made readable through its parent
+          struct stat st;
+          if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & 0700) != 0700 &&
+              fchmodat(dir, name.c_str(), (st.st_mode & 07777) | 0700, 0) == 0)
+            continue;
+        }
+      } else {
+        Fd child(fd);
+        r = empty_dir(child.get(), full, depth + 1);
+        if (r.err) return r;
+        if (unlinkat(dir, name.c_str(), AT_REMOVEDIR) == 0) return {};
+        r = {errno, "rmdir", full};
+      }
+    }
+    if (r.err == ENOENT) return {};
+    if ((r.err == EACCES || r.err == EPERM) && !granted) {
+      granted = true;
+      if (grant_write(dir)) continue;
+    }
+    return r;
+  }
+}
+
+// removeTree(path) -> Promise<void>: `rm -rf path` on a pool thread (path absolute; a missing one is no failure).
+// Links are never followed. A directory left non-empty by a writer adding to it meanwhile (ENOTEMPTY), or busy
+// (EBUSY), is tried twice more, as fs.rm's maxRetries did. Rejects with a NativeFailure naming the entry that failed.
+Napi::Value RemoveTree(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return PromiseJob::run(info.Env(), [path] {
+    size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos || slash + 1 == path.size()) fail("CARRIER_INVALID_ARGUMENT", "removeTree needs an absolute path to an entry", path);
+    std::string parent = slash == 0 ? "/" : path.substr(0, slash), name = path.substr(slash + 1);
+    Fd dir(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) {
+      if (errno == ENOENT) return;
+      fail_at(errno, "open", parent);
+    }
+    Removal r;
+    for (int attempt = 0; attempt < 3; attempt++) {
+      bool granted = true;  // the parent of the tree is not the tree's to change
+      r = remove_entry(dir.get(), parent == "/" ? "" : parent, name, DT_UNKNOWN, granted, 0);
+      if (r.err != ENOTEMPTY && r.err != EBUSY) break;
+    }
+    if (r.err) fail_at(r.err, r.syscall, r.path);
+  });
+}
+
 }  // namespace
 
 void init_store_ops(Napi::Env env, Napi::Object exports) {
@@ -288,6 +408,7 @@ void init_store_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
   exports.Set("makeSpreadDir", Napi::Function::New(env, MakeSpreadDir, "makeSpreadDir"));
   exports.Set("writeFileAtomic", Napi::Function::New(env, WriteFileAtomic, "writeFileAtomic"));
+  exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));
 }
 
 }  // namespace carrier

@@ -320,6 +320,11 @@ export interface NativeBinding {
   makeSpreadDir(parent: string, name: string, mode: number): Promise<boolean>;
   /** A file replaced as src/store/atomic.ts describes, every step in one pool job. Rejects with a NativeFailure. */
   writeFileAtomic(spec: NativeAtomicWrite): Promise<void>;
+  /**
+   * `rm -rf` of an absolute path on a worker thread, never following a link, granting the owner write on directories
+   * whose entries it may not remove; a missing path is no failure. Rejects with a NativeFailure.
+   */
+  removeTree(path: string): Promise<void>;
   /** Copies a directory tree on a thread of its own (FICLONE, copy_file_range, read/write, or linkat). */
   cloneTree(src: string, dst: string, options: NativeCloneOptions): NativeCloneJob;
   /** Flattens overlay layer directories (base first) into one new tree, on a thread of its own. */

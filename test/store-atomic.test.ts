@@ -5,15 +5,12 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { writeFileAtomic } from '../src/store/atomic.js';
 import { StoreLock, TOKEN_SIZE } from '../src/store/lock.js';
 import { native } from '../src/native.js';
 import { CarrierError } from '../src/errors.js';
+import { unprivilegedRunner } from './support/unprivileged.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let work: string;
 let n = 0;
 const freshDir = (): string => fs.mkdtempSync(path.join(work, `d${++n}-`));
@@ -135,39 +132,12 @@ describe('writeFileAtomic', () => {
   });
 
   it('fails with EACCES for an unprivileged writer in a directory it may not write, leaving the old file', () => {
-    const NOBODY = 65534;
     const dir = freshDir();
     fs.chmodSync(dir, 0o755);
     fs.writeFileSync(path.join(dir, 'f'), 'old');
-    // a copy of what atomic.ts loads, transpiled, that uid 65534 can read; the addon and node_modules linked
-    const pkg = path.join(freshDir(), 'pkg');
-    for (const f of ['store/atomic.ts', 'errors.ts', 'native.ts']) {
-      const out = path.join(pkg, 'src', f.replace(/\.ts$/, '.js'));
-      fs.mkdirSync(path.dirname(out), { recursive: true });
-      const js = ts.transpileModule(fs.readFileSync(path.join(repo, 'src', f), 'utf8'), {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      }).outputText;
-      fs.writeFileSync(out, js);
-    }
-    fs.copyFileSync(path.join(repo, 'package.json'), path.join(pkg, 'package.json'));
-    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
-    if (fs.existsSync(path.join(repo, 'build/Release'))) fs.symlinkSync(path.join(repo, 'build'), path.join(pkg, 'build'));
-    fs.symlinkSync(path.join(repo, 'prebuilds'), path.join(pkg, 'prebuilds'));
-    const script = path.join(pkg, 'run.mjs');
-    fs.writeFileSync(
-      script,
-      `const { writeFileAtomic } = await import('./src/store/atomic.js');
-try { await writeFileAtomic(process.argv[2], 'new'); process.stdout.write(JSON.stringify({ ok: true })); }
-catch (e) { process.stdout.write(JSON.stringify({ ok: false, code: e.code, syscall: e.syscall, name: e.name })); }`,
-    );
-    execFileSync('chmod', ['-R', 'a+rX', path.dirname(pkg), work]);
-    const r = spawnSync(
-      'setpriv',
-      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--inh-caps=-all', '--', process.execPath, script, path.join(dir, 'f')],
-      { cwd: pkg, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' } },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ ok: false, code: 'EACCES', syscall: 'open', name: 'CarrierError' });
+    const run = unprivilegedRunner(freshDir());
+    fs.chmodSync(work, 0o755);
+    expect(run('writeFileAtomic', path.join(dir, 'f'), 'new')).toMatchObject({ ok: false, code: 'EACCES', syscall: 'open', name: 'CarrierError' });
     expect(names(dir)).toEqual(['f']);
     expect(fs.readFileSync(path.join(dir, 'f'), 'utf8')).toBe('old');
   });

@@ -65,27 +65,25 @@ export async function writeFileAtomic(
     durable: durable === true ? 2 : durable === 'contents' ? 1 : 0,
     ...(touch ? { lockFd: touch.fd, token: touch.token, lockPath: touch.path } : {}),
   };
-  try {
-    if (after === undefined) {
-      await native.writeFileAtomic(spec);
-    } else {
-      await native.writeFileAtomic({ ...spec, step: 'contents' });
-      try {
-        await after;
-      } catch (err) {
-        await unlink(join(dir, temp)).catch(() => {});
-        throw err;
-      }
-      await native.writeFileAtomic({ ...spec, data: '', step: 'rename' });
+  if (after === undefined) {
+    await nativeWrite(spec);
+  } else {
+    await nativeWrite({ ...spec, step: 'contents' });
+    try {
+      await after;
+    } catch (err) {
+      await unlink(join(dir, temp)).catch(() => {});
+      throw err;
     }
-  } catch (err) {
-    throw isNativeFailure(err) ? fromNative(err) : err;
+    await nativeWrite({ ...spec, data: '', step: 'rename' });
   }
   touch?.written();
 }
 
-function isNativeFailure(err: unknown): err is NativeFailure {
-  return typeof err === 'object' && err !== null && !(err instanceof Error) && typeof (err as NativeFailure).code === 'string';
+function nativeWrite(spec: NativeAtomicWrite): Promise<void> {
+  return native.writeFileAtomic(spec).catch((f: unknown) => {
+    throw fromNative(f as NativeFailure);
+  });
 }
 
 export async function syncDir(dir: string): Promise<void> {
