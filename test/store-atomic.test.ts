@@ -131,6 +131,22 @@ describe('writeFileAtomic', () => {
     }
   });
 
+  it('fails with CARRIER_CLOSED when the store lock is closed while the save waits to rename, leaving the old file and no temp file', async () => {
+    const dir = freshDir();
+    fs.writeFileSync(path.join(dir, 'f'), 'old');
+    const lock = await StoreLock.open(path.join(dir, 'f.lock'));
+    await lock.lock(true);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const saved = writeFileAtomic(path.join(dir, 'f'), 'new', 0o600, true, { touch: lock.nextTouch(), after: gate });
+    lock.unlock(true);
+    await lock.close();
+    release();
+    await expect(saved).rejects.toMatchObject({ code: 'CARRIER_CLOSED' });
+    expect(names(dir)).toEqual(['f', 'f.lock']);
+    expect(fs.readFileSync(path.join(dir, 'f'), 'utf8')).toBe('old');
+  });
+
   it('fails with EACCES for an unprivileged writer in a directory it may not write, leaving the old file', () => {
     const dir = freshDir();
     fs.chmodSync(dir, 0o755);

@@ -20,10 +20,11 @@ let written = 0;
  * the new name is in place, before the directory is flushed: a reader that sees it finds the new file.
  */
 export interface LockTouch {
-  fd: number;
   token: Uint8Array;
   /** The lock file, for messages. */
   path: string;
+  /** Runs `write` with the lock file's fd, kept open until it settles; throws CARRIER_CLOSED once the lock is closed. */
+  use(write: (fd: number) => Promise<void>): Promise<void>;
   /** Called once the token is on the lock file. */
   written(): void;
 }
@@ -56,17 +57,12 @@ export async function writeFileAtomic(
   after?.catch(() => {}); // awaited once the contents are written
   const dir = dirname(file);
   const temp = tempName(file);
-  const spec: NativeAtomicWrite = {
-    dir,
-    temp,
-    name: basename(file),
-    data,
-    mode,
-    durable: durable === true ? 2 : durable === 'contents' ? 1 : 0,
-    ...(touch ? { lockFd: touch.fd, token: touch.token, lockPath: touch.path } : {}),
-  };
+  const spec: NativeAtomicWrite = { dir, temp, name: basename(file), data, mode, durable: durable === true ? 2 : durable === 'contents' ? 1 : 0 };
+  // the steps from the rename on, which write the token
+  const renaming = (s: NativeAtomicWrite): Promise<void> =>
+    touch ? touch.use((lockFd) => nativeWrite({ ...s, lockFd, token: touch.token, lockPath: touch.path })) : nativeWrite(s);
   if (after === undefined) {
-    await nativeWrite(spec);
+    await renaming(spec);
   } else {
     await nativeWrite({ ...spec, step: 'contents' });
     try {
@@ -75,7 +71,11 @@ export async function writeFileAtomic(
       await unlink(join(dir, temp)).catch(() => {});
       throw err;
     }
-    await nativeWrite({ ...spec, data: '', step: 'rename' });
+    // a rename step that never ran (the lock closed meanwhile) leaves the temp file; one that ran left none
+    await renaming({ ...spec, data: '', step: 'rename' }).catch(async (err: unknown) => {
+      await unlink(join(dir, temp)).catch(() => {});
+      throw err;
+    });
   }
   touch?.written();
 }

@@ -99,6 +99,8 @@ export class StoreLock {
   private heldExclusive = false;
   /** The token as this process last saw or wrote it; undefined until the first look. */
   private seen: Buffer | undefined;
+  /** Native writes of a token through the lock's fd (see nextTouch), which close waits for. */
+  private readonly inflight = new Set<Promise<void>>();
 
   private constructor(
     readonly path: string,
@@ -202,9 +204,16 @@ export class StoreLock {
     if (!this.heldExclusive || this.holders === 0) throw new Error(`touch of ${this.path} without its write lock`);
     const token = newWriterToken();
     return {
-      fd: this.handle().fd,
       token,
       path: this.path,
+      use: (write) => {
+        // the fd stays open until the write settles: close waits for it, as a FileHandle waits for its own operations
+        const job = (async () => write(this.handle().fd))();
+        this.inflight.add(job);
+        const done = (): void => void this.inflight.delete(job);
+        job.then(done, done);
+        return job;
+      },
       written: () => {
         this.seen = token;
       },
@@ -214,6 +223,7 @@ export class StoreLock {
   async close(): Promise<void> {
     const fh = this.fh;
     this.fh = undefined;
+    await Promise.allSettled([...this.inflight]);
     await fh?.close();
   }
 
