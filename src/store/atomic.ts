@@ -16,8 +16,8 @@ import { native, type NativeAtomicWrite } from '../native.js';
 let written = 0;
 
 /**
- * A store lock's next last-writer token (StoreLock.nextTouch), written at offset 0 of the lock file through `fd` once
- * the new name is in place, before the directory is flushed: a reader that sees it finds the new file.
+ * A store lock's next last-writer token (StoreLock.nextTouch), written at offset 0 of the lock file once the new name
+ * is in place, before the directory is flushed: a reader that sees it finds the new file.
  */
 export interface LockTouch {
   token: Uint8Array;

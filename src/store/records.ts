@@ -154,8 +154,8 @@ export class RecordFile<R extends { id: string }> {
    * contents still are, so no crash finds the file half written.
    *
    * The token goes to the lock file once the new name is in place and before the directory is flushed (one native
-   * job does the rename, the token and the flush in that order): a reader that sees the new token finds the new file,
-   * and a crash can lose the token with the name but never keep a token whose file is not there.
+   * job does the rename, the token and the flush in that order): a reader that sees the new token finds the new file.
+   * Tokens only tell live processes apart; after a crash none remembers an earlier one, so each reader loads anew.
    *
    * `after`: the rename waits for it, the contents are written and flushed meanwhile (AtomicWriteOptions.after): a
    * record that may only appear once another step is done or durable.
