@@ -259,8 +259,8 @@ std::string bytes_of(const Napi::Value& v) {
 // writeFileAtomic(spec) -> Promise<void>, one pool job. spec: { dir, temp, name, data (string | Uint8Array), mode,
 // durable (0 | 1 | 2), lockFd?, token?, lockPath?, step? }. step 'all' (the default) does every step; 'contents'
 // only writes and flushes the temp file; 'rename' only renames an earlier 'contents' over the target and goes on from
-// there (a save whose rename must wait for another's, src/store/atomic.ts). Rejects with a NativeFailure; the temp
-// file is gone after any failure but one after the rename.
+// there (a save whose rename must wait for another's, src/store/atomic.ts). Rejects with a NativeFailure; a failure
+// before or in the rename removes the temp file, and one after it (the token, the directory flush) leaves the new file.
 Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
   Napi::Object spec = info[0].As<Napi::Object>();
   auto a = std::make_shared<AtomicFile>();
