@@ -186,9 +186,9 @@ export class LayerStore {
 
   /**
    * Begins a read-write layer (a container's) as step 1 does, made ready at once by the driver (vfs copies the
-   * parent's tree), and records it complete. Hold the write lock.
+   * parent's tree), and records it complete. Hold the write lock. Settles once the complete record is durable.
    */
-  async createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
+  createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
     const record: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
     if (parent !== undefined) record.parent = parent;
     this.file.records.push(record);
@@ -196,11 +196,13 @@ export class LayerStore {
     // state as valid as the incomplete record repair would remove; the complete record below is flushed as before.
     // The driver reads the parent meanwhile, and makes the layer's directories once it is saved.
     const recorded = this.file.save(true);
-    await settled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
+    const made = settled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
+    // The complete record is written and flushed while the directories are made, and renamed only once they are (a
+    // failure removes its temp file and renames nothing): a crash before that rename finds the layer as the interim
+    // record left it, and one after finds its directories made.
     delete record.flags!.incomplete;
     omitEmpty(record, LAYER_FIELDS);
-    await this.file.save();
-    return record;
+    return this.file.save(false, made).then(() => record);
   }
 
   /**
@@ -278,9 +280,19 @@ export class LayerStore {
   async removeFlagged(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const set = new Set(ids);
-    for (const id of ids) await this.removeFiles(id);
-    this.file.records = this.file.records.filter((l) => !set.has(l.id));
-    await this.file.save(true);
+    const removed = (async () => {
+      for (const id of ids) await this.removeFiles(id);
+    })();
+    // written and flushed while the files go, renamed once they are gone (never a record lost before its files)
+    const before = this.file.records;
+    this.file.records = before.filter((l) => !set.has(l.id));
+    try {
+      await settled([removed, this.file.save(true, removed)]);
+    } catch (err) {
+      // the files of a layer may be left: its record stays (flagged), here as on disk
+      if (!(await removed.then(() => true, () => false))) this.file.records = before;
+      throw err;
+    }
   }
 
   private async removeFiles(id: string): Promise<void> {
