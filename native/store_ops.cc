@@ -1,6 +1,7 @@
 // Small store primitives the JS side cannot do itself: fcntl OFD record locks (the locks podman's
-// containers/storage takes with F_SETLKW conflict with these), syncfs, and a directory ext4 places in a block group
-// of its own (makeSpreadDir). Nothing here blocks the event loop:
+// containers/storage takes with F_SETLKW conflict with these), syncfs, a directory ext4 places in a block group
+// of its own (makeSpreadDir), a record file's durable replacement in one pool job (writeFileAtomic), and a tree's
+// removal in one (removeTree). Nothing here blocks the event loop:
 // a lock that is free is taken at once with F_OFD_SETLK (no disk I/O involved); a contended one is waited for on a
 // thread of its own, so a long wait for another process never occupies a libuv pool thread that fs calls need.
 #include <dirent.h>
@@ -11,11 +12,15 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <ctime>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "apply_job.h"
@@ -325,114 +330,232 @@ Napi::Value ReadFile(const Napi::CallbackInfo& info) {
       });
 }
 
-// ---- removeTree ---------------------------------------------------------------------------------------------------
+// One record file's replacement, as src/store/atomic.ts describes it: a plain C++ baton read on the JS thread.
+struct AtomicFile {
+  std::string dir;   // the target's directory
+  std::string temp;  // the temp file's name in it (the orphan sweep's pattern)
+  std::string name;  // the target's name in it
+  std::string data;
+  mode_t mode = 0600;
+  int durable = 2;  // 0: no flush; 1: the contents before the rename; 2: and the directory after it
+  int lock_fd = -1;  // the store lock whose last-writer token is written once the new name is in place
+  std::string token;
+  std::string lock_path;  // for messages
+};
 
-// Grants the owner rwx on an open directory that lacks it (a layer's read-only directories, emptied rootless).
-void grant_owner(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700) fchmod(fd, (st.st_mode & 07777) | 0700);
+// A failure worded as Node words its fs errors ("ENOENT: No such file or directory, open '<path>'"), so a message
+// reads the same whichever side failed.
+[[noreturn]] void fail_at(int err, const char* syscall, const std::string& path) {
+  Failure f = errno_failure(err, syscall);
+  f.path = path;
+  f.message = f.code + ": " + strerror(err) + ", " + syscall + " '" + path + "'";
+  throw Fail(std::move(f));
 }
 
-// Unlinks `name` in `dir` (AT_REMOVEDIR for a directory); a directory without write permission is granted it once.
-void unlink_in(int dir, const char* name, int flags) {
-  for (int attempt = 0;; ++attempt) {
-    if (unlinkat(dir, name, flags) == 0 || errno == ENOENT) return;
-    if ((errno == EACCES || errno == EPERM) && attempt == 0) {
-      grant_owner(dir);
-      continue;
+Fd open_dir(const std::string& dir) {
+  Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid()) fail_at(errno, "open", dir);
+  return d;
+}
+
+// The temp file made (O_EXCL: a name that exists is refused, never reused), filled, given its mode as asked (the
+// umask applied at creation), and its contents flushed unless durable is 0. Removed on any failure.
+void write_temp(int dirfd, const AtomicFile& a) {
+  const std::string path = a.dir + "/" + a.temp;
+  int fd = openat(dirfd, a.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, a.mode);
+  if (fd < 0) fail_at(errno, "open", path);
+  int err = 0;
+  const char* call = nullptr;
+  const char* p = a.data.data();
+  size_t n = a.data.size();
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      err = errno;
+      call = "write";
+      break;
     }
-    throw Fail(errno_failure(errno, flags ? "rmdir" : "unlink"));
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  if (!err && fchmod(fd, a.mode) != 0) err = errno, call = "fchmod";
+  if (!err && a.durable > 0 && fdatasync(fd) != 0) err = errno, call = "fdatasync";
+  if (close(fd) != 0 && errno != EINTR && !err) err = errno, call = "close";  // Linux closes the fd on EINTR too
+  if (err) {
+    unlinkat(dirfd, a.temp.c_str(), 0);
+    fail_at(err, call, path);
   }
 }
 
-// Opens the directory `name` in `dir` without following a link; one that cannot be read or searched is granted it.
-int open_subdir(int dir, const char* name) {
-  int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == EACCES) {
-    struct stat st;
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) fchmodat(dir, name, (st.st_mode & 07777) | 0700, 0);
-    fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+// The temp file renamed over the target; then the lock's new token written, and (durable 2) the directory flushed,
+// in that order: a reader that sees the token finds the new name, and the save settles only once the name is durable.
+void commit_temp(int dirfd, const AtomicFile& a) {
+  if (renameat(dirfd, a.temp.c_str(), dirfd, a.name.c_str()) != 0) {
+    int err = errno;
+    unlinkat(dirfd, a.temp.c_str(), 0);
+    fail_at(err, "rename", a.dir + "/" + a.temp);
   }
-  if (fd < 0) throw Fail(errno_failure(errno, "open"));
-  return fd;
+  if (a.lock_fd >= 0) {
+    ssize_t w;
+    do w = pwrite(a.lock_fd, a.token.data(), a.token.size(), 0);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) fail_at(errno, "write", a.lock_path);
+    if (static_cast<size_t>(w) != a.token.size()) fail_at(ENOSPC, "write", a.lock_path);
+  }
+  if (a.durable == 2 && fsync(dirfd) != 0) fail_at(errno, "fsync", a.dir);
 }
 
-// Empties the open directory `fd`, depth first, staying on the device `dev` (a mount point inside is refused, never
-// emptied through the mount).
-void empty_dir(int fd, dev_t dev) {
+std::string bytes_of(const Napi::Value& v) {
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  auto a = v.As<Napi::Uint8Array>();
+  return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+}
+
+// writeFileAtomic(spec) -> Promise<void>, one pool job. spec: { dir, temp, name, data (string | Uint8Array), mode,
+// durable (0 | 1 | 2), lockFd?, token?, lockPath?, step? }. step 'all' (the default) does every step; 'contents'
+// only writes and flushes the temp file; 'rename' only renames an earlier 'contents' over the target and goes on from
+// there (a save whose rename must wait for another's, src/store/atomic.ts). Rejects with a NativeFailure; a failure
+// before or in the rename removes the temp file, and one after it (the token, the directory flush) leaves the new file.
+Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
+  Napi::Object spec = info[0].As<Napi::Object>();
+  auto a = std::make_shared<AtomicFile>();
+  a->dir = string_option(spec, "dir");
+  a->temp = string_option(spec, "temp");
+  a->name = string_option(spec, "name");
+  std::string step = string_option(spec, "step", "all");
+  if (step != "rename") a->data = bytes_of(spec.Get("data"));
+  a->mode = static_cast<mode_t>(number_option(spec, "mode", 0600));
+  a->durable = static_cast<int>(number_option(spec, "durable", 2));
+  a->lock_fd = static_cast<int>(number_option(spec, "lockFd", -1));
+  if (a->lock_fd >= 0) {
+    a->token = bytes_of(spec.Get("token"));
+    a->lock_path = string_option(spec, "lockPath");
+  }
+  bool write = step != "rename", rename = step != "contents";
+  return PromiseJob::run(info.Env(), [a, write, rename] {
+    Fd dir = open_dir(a->dir);
+    if (write) write_temp(dir.get(), *a);
+    if (rename) commit_temp(dir.get(), *a);
+  });
+}
+
+// What removeTree does for one entry: 0 once it is gone (or was), else the errno of the step that failed (`syscall`).
+struct Removal {
+  int err = 0;
+  const char* syscall = nullptr;
+  std::string path;  // the entry it failed on
+};
+
+Removal remove_entry(int dir, const std::string& path, const std::string& name, unsigned char type, bool& granted,
+                     int depth);
+
+// Gives the directory open as `dir` owner rwx, as removing its entries needs (a layer's diff/ is 0555, an image's
+// directories may lack the owner's write bit): once per directory, and only after a removal in it was refused.
+bool grant_write(int dir) {
   struct stat st;
-  if (fstat(fd, &st) != 0) throw Fail(errno_failure(errno, "fstat"));
-  if (st.st_dev != dev) throw Fail(errno_failure(EXDEV, "rmdir"));
-  int copy = dup(fd);
-  if (copy < 0) throw Fail(errno_failure(errno, "dup"));
+  if (fstat(dir, &st) != 0 || (st.st_mode & 0700) == 0700) return false;
+  return fchmod(dir, (st.st_mode & 07777) | 0700) == 0;
+}
+
+// Removes every entry of the directory open as `dir` (at `path`, for messages), depth first.
+Removal empty_dir(int dir, const std::string& path, int depth) {
+  if (depth > 1024) return {ELOOP, "open", path};
+  int copy = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return {errno, "fcntl", path};
   DIR* d = fdopendir(copy);
-  if (d == nullptr) {
+  if (!d) {
     int err = errno;
     close(copy);
-    throw Fail(errno_failure(err, "opendir"));
+    return {err, "opendir", path};
   }
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, closedir);
-  for (;;) {
+  std::vector<std::pair<std::string, unsigned char>> entries;  // read first: the directory is not changed while read
+  errno = 0;
+  while (dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) entries.emplace_back(e->d_name, e->d_type);
     errno = 0;
-    struct dirent* e = readdir(d);
-    if (e == nullptr) {
-      if (errno != 0) throw Fail(errno_failure(errno, "readdir"));
-      return;
-    }
-    const char* name = e->d_name;
-    if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
-      struct stat cst;
-      if (fstatat(fd, name, &cst, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;
-        throw Fail(errno_failure(errno, "lstat"));
+  }
+  int err = errno;
+  closedir(d);
+  if (err) return {err, "readdir", path};
+  bool granted = false;
+  for (const auto& [name, type] : entries) {
+    Removal r = remove_entry(dir, path, name, type, granted, depth);
+    if (r.err) return r;
+  }
+  return {};
+}
+
+// Removes `name` in `dir`, a tree or not: a directory is opened without following a link (O_NOFOLLOW) and emptied
+// first; anything else (a symlink included) is unlinked. A refusal for lack of permission grants the owner write on
+// the directory it happened in, once, and tries again (as src/fs/remove.ts did in JS).
+Removal remove_entry(int dir, const std::string& path, const std::string& name, unsigned char type, bool& granted,
+                     int depth) {
+  const std::string full = path + "/" + name;
+  for (;;) {
+    Removal r;
+    if (type != DT_DIR) {
+      if (unlinkat(dir, name.c_str(), 0) == 0) return {};
+      r = {errno, "unlink", full};
+      if (r.err == EISDIR) {
+        type = DT_DIR;
+        continue;
       }
-      is_dir = S_ISDIR(cst.st_mode);
+    } else {
+      int fd = openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        r = {errno, "open", full};
+        if (r.err == ENOTDIR || r.err == ELOOP) {  // not a directory (any more): unlinked as a file
+          type = DT_REG;
+          continue;
+        }
+        if (r.err == EACCES) {  // a directory its owner may not read: made readable through its parent
+          struct stat st;
+          if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & 0700) != 0700 &&
+              fchmodat(dir, name.c_str(), (st.st_mode & 07777) | 0700, 0) == 0)
+            continue;
+        }
+      } else {
+        Fd child(fd);
+        r = empty_dir(child.get(), full, depth + 1);
+        if (r.err) return r;
+        if (unlinkat(dir, name.c_str(), AT_REMOVEDIR) == 0) return {};
+        r = {errno, "rmdir", full};
+      }
     }
-    if (!is_dir) {
-      unlink_in(fd, name, 0);
-      continue;
+    if (r.err == ENOENT) return {};
+    if ((r.err == EACCES || r.err == EPERM) && !granted) {
+      granted = true;
+      if (grant_write(dir)) continue;
     }
-    Fd child(open_subdir(fd, name));
-    empty_dir(child.get(), dev);
-    child.reset();
-    unlink_in(fd, name, AT_REMOVEDIR);
+    return r;
   }
 }
 
-// removeTree(path) -> Promise<void>: rm -rf on a pool thread, one round trip where fs.rm walks a tree with one per
-// call: never follows a link, grants the owner rwx on directories it must empty (rootless layers hold read-only
-// ones), stops with EXDEV at a mount inside rather than emptying it, resolves when `path` is not there. Open
-// descriptors grow with depth: a tree deeper than the descriptor limit fails with EMFILE. On any failure the JS side
-// (src/fs/remove.ts) goes on path by path, as it did before this existed.
+// removeTree(path) -> Promise<void>: `rm -rf path` on a pool thread (path absolute; a missing one is no failure).
+// Links are never followed. A directory left non-empty by a writer adding to it meanwhile (ENOTEMPTY), or busy
+// (EBUSY), is tried twice more, as fs.rm's maxRetries did. Rejects with a NativeFailure naming the entry that failed.
 Napi::Value RemoveTree(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   return PromiseJob::run(info.Env(), [path] {
     size_t slash = path.find_last_of('/');
-    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-    if (base.empty() || base == "." || base == "..") throw Fail(errno_failure(EINVAL, "rmdir"));
+    if (slash == std::string::npos || slash + 1 == path.size()) fail("CARRIER_INVALID_ARGUMENT", "removeTree needs an absolute path to an entry", path);
+    std::string parent = slash == 0 ? "/" : path.substr(0, slash), name = path.substr(slash + 1);
     Fd dir(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir.valid()) {
       if (errno == ENOENT) return;
-      throw Fail(errno_failure(errno, "open"));
+      fail_at(errno, "open", parent);
     }
-    struct stat st;
-    if (fstatat(dir.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) return;
-      throw Fail(errno_failure(errno, "lstat"));
+    Removal r;
+    for (int attempt = 0; attempt < 3; attempt++) {
+      bool granted = true;  // the parent of the tree is not the tree's to change
+      r = remove_entry(dir.get(), parent == "/" ? "" : parent, name, DT_UNKNOWN, granted, 0);
+      if (r.err != ENOTEMPTY && r.err != EBUSY) break;
     }
-    if (!S_ISDIR(st.st_mode)) {
-      unlink_in(dir.get(), base.c_str(), 0);
-      return;
-    }
-    Fd top(open_subdir(dir.get(), base.c_str()));
-    empty_dir(top.get(), st.st_dev);
-    top.reset();
-    unlink_in(dir.get(), base.c_str(), AT_REMOVEDIR);
+    if (r.err) fail_at(r.err, r.syscall, r.path);
   });
 }
+
 }  // namespace
 
 void init_store_ops(Napi::Env env, Napi::Object exports) {
@@ -441,8 +564,9 @@ void init_store_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
   exports.Set("readFile", Napi::Function::New(env, ReadFile, "readFile"));
   exports.Set("fsBatch", Napi::Function::New(env, FsBatch, "fsBatch"));
-  exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));
   exports.Set("makeSpreadDir", Napi::Function::New(env, MakeSpreadDir, "makeSpreadDir"));
+  exports.Set("writeFileAtomic", Napi::Function::New(env, WriteFileAtomic, "writeFileAtomic"));
+  exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));
 }
 
 }  // namespace carrier

@@ -324,6 +324,13 @@ export interface NativeBinding {
    * false where the file system cannot (then a plain mkdir). Rejects with a NativeFailure (EEXIST when it exists).
    */
   makeSpreadDir(parent: string, name: string, mode: number): Promise<boolean>;
+  /** A file replaced as src/store/atomic.ts describes, every step in one pool job. Rejects with a NativeFailure. */
+  writeFileAtomic(spec: NativeAtomicWrite): Promise<void>;
+  /**
+   * `rm -rf` of an absolute path on a worker thread, never following a link, granting the owner write on directories
+   * whose entries it may not remove; a missing path is no failure. Rejects with a NativeFailure.
+   */
+  removeTree(path: string): Promise<void>;
   /** Copies a directory tree on a thread of its own (FICLONE, copy_file_range, read/write, or linkat). */
   cloneTree(src: string, dst: string, options: NativeCloneOptions): NativeCloneJob;
   /** Flattens overlay layer directories (base first) into one new tree, on a thread of its own. */
@@ -349,6 +356,24 @@ export interface NativeBinding {
    * component walk with the same results) where openat2 is denied or missing, or CARRIER_NO_OPENAT2=1 is set.
    */
   pathResolver(): 'openat2' | 'walk';
+}
+
+/** One file's atomic replacement, as the native job reads it (native/store_ops.cc). */
+export interface NativeAtomicWrite {
+  /** The target's directory; `temp` and `name` are names in it. */
+  dir: string;
+  temp: string;
+  name: string;
+  data: string | Uint8Array;
+  mode: number;
+  /** 0: no flush; 1: the contents (fdatasync) before the rename; 2: and the directory (fsync) after it. */
+  durable: 0 | 1 | 2;
+  /** A lock file whose last-writer token is written at offset 0 once the new name is in place, before the directory flush. */
+  lockFd?: number;
+  token?: Uint8Array;
+  lockPath?: string;
+  /** 'contents': only write (and flush) the temp file; 'rename': only what follows an earlier 'contents'. */
+  step?: 'all' | 'contents' | 'rename';
 }
 
 export interface NativeDirQuota {

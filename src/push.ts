@@ -2,7 +2,7 @@
 // included. A registry destination uploads every blob before the manifest, so a failed or cancelled push leaves no tag
 // naming a partial image, and nothing in the store changes. With `all`, every image of the source's index is pushed
 // by digest first and the index, byte for byte, last.
-import { CONTENT_ERRORS, CarrierError } from './errors.js';
+import { CarrierError } from './errors.js';
 import { normalizePullName, parseReference } from './reference.js';
 import { RegistryClient, loadCredentials } from './registry/index.js';
 import { loadRegistriesConf } from './registries-conf.js';
@@ -16,6 +16,8 @@ import { openStoreSource, type StoreImageSource } from './transports/store-sourc
 import { RegistryDestination, type PushCompression } from './transports/registry-destination.js';
 import type { ImageDestination, ImageSource, PendingImageSource, PutLayerResult } from './transports/types.js';
 import { copyImage, type CopyEvent } from './copy/copy-image.js';
+import { copyFromStore } from './copy/from-store.js';
+import { writtenWhole } from './transports/archive-output.js';
 import { gpgSigner, readPassphraseFile, sigstoreSigner, type ManifestSigner } from './trust/index.js';
 import { join } from 'node:path';
 
@@ -126,7 +128,7 @@ async function newClient(access: RegistryAccess, options: PushOptions): Promise<
  */
 export async function push(store: Store, image: string, destination?: string, options: PushOptions = {}): Promise<PushResult> {
   const run = (): Promise<PushResult> =>
-    fromStore(store, image, options, (source) => {
+    fromStore(store, image, destination, options, (source) => {
       const dest = destination ?? source.matchedName;
       if (dest === undefined) throw new CarrierError('CARRIER_INVALID_ARGUMENT', `image ${image} was named by id: name a destination`);
       return copyTo({ image: source, close: async () => {} }, pushDestination(dest), options, { ...options, store });
@@ -135,22 +137,18 @@ export async function push(store: Store, image: string, destination?: string, op
 }
 
 /**
- * Copies `image` of the store with `copy`, its layers' blobs taken from the blob cache where it has them. A copy that
- * fails on a cached blob that no longer verifies (a crash left it corrupt) has that blob evicted and runs once more,
- * the layer rebuilt from the store as when the cache never had it, as a pull fetches a bad cached blob again.
+ * Copies `image` of the store with `copy`, its layers' blobs taken from the blob cache where it has them; a cached
+ * blob that no longer verifies is evicted and its layer rebuilt from the store (src/copy/from-store.ts).
  */
-async function fromStore<T>(store: Store, image: string, options: PushOptions, copy: (source: StoreImageSource) => Promise<T>): Promise<T> {
+async function fromStore<T>(store: Store, image: string, destination: string | undefined, options: PushOptions, copy: (source: StoreImageSource) => Promise<T>): Promise<T> {
   const cache = options.blobCache === false ? undefined : new BlobCache(options.blobCacheDir ?? store.config.blobCache);
-  const open = (): Promise<StoreImageSource> => openStoreSource(store, image, cache ? { blobCache: cache } : {});
-  const source = await open();
-  try {
-    return await copy(source);
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    // (A check that cannot run leaves the copy's own failure to report.)
-    if (typeof code !== 'string' || !CONTENT_ERRORS.has(code) || !(await source.evictBadBlobs().catch(() => false))) throw err;
-    return copy(await open());
-  }
+  const open = async (): Promise<StoreImageSource[]> => [await openStoreSource(store, image, cache ? { blobCache: cache } : {})];
+  const to = destination !== undefined && TRANSPORT.test(destination) ? parseTransportReference(destination) : undefined;
+  // A docker-archive takes each layer's tar from the store, never a cached blob: nothing to recover from there.
+  const recover = to?.transport === 'docker-archive' ? undefined : cache;
+  // An oci-archive into a FIFO or a device takes the cached blobs as it writes them: they are checked first.
+  const once = to?.transport === 'oci-archive' && !(await writtenWhole(to.path));
+  return copyFromStore(open, ([source]) => copy(source!), { ...(recover ? { cache: recover } : {}), once });
 }
 
 /**
@@ -186,7 +184,7 @@ export async function copy(source: string, destination: string, options: CopyIma
   try {
     const run = async (): Promise<PushResult> => {
       if (src.transport === 'containers-storage') {
-        return fromStore(need(options.store), src.path, options, (image) => copyTo({ image, close: async () => {} }, destination, { ...options, ...options.destination }, options, options.registry));
+        return fromStore(need(options.store), src.path, destination, options, (image) => copyTo({ image, close: async () => {} }, destination, { ...options, ...options.destination }, options, options.registry));
       }
       const opened = await openImageSource(source, {
         ...(options.registry ?? client ? { registry: (options.registry ?? client)! } : {}),

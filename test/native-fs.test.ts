@@ -103,39 +103,3 @@ describe('fsBatch', () => {
     expect([missing.step, missing.code, missing.syscall]).toEqual([0, 'ENOENT', 'open']);
   });
 });
-
-describe('removeTree', () => {
-  it('removes a tree with read-only directories, links it does not follow, and is content when nothing is there', async () => {
-    const { removeTree } = await import('../src/fs/remove.js');
-    const { chmodSync, symlinkSync } = await import('node:fs');
-    const outside = join(dir, 'outside');
-    mkdirSync(outside);
-    writeFileSync(join(outside, 'keep'), 'x');
-    const top = join(dir, 'tree');
-    mkdirSync(join(top, 'a', 'b', 'c'), { recursive: true });
-    writeFileSync(join(top, 'a', 'b', 'c', 'f'), 'data');
-    writeFileSync(join(top, 'a', 'g'), 'data');
-    symlinkSync(outside, join(top, 'a', 'link-to-outside'));
-    symlinkSync(join(outside, 'keep'), join(top, 'file-link'));
-    chmodSync(join(top, 'a', 'b', 'c'), 0o555);
-    chmodSync(join(top, 'a', 'b'), 0o500);
-    chmodSync(join(top, 'a'), 0o555);
-    // the native job itself (removeTree falls back to fs.rm on any failure, which would hide one)
-    const { native } = await import('../src/native.js');
-    await native.removeTree(top);
-    expect(existsSync(top)).toBe(false);
-    expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('x');
-    await removeTree(top);
-    await removeTree(join(dir, 'no', 'such', 'parent'));
-    // a single file, and a link (removed, its target kept)
-    const file = join(dir, 'single');
-    writeFileSync(file, 'x');
-    await removeTree(file);
-    expect(existsSync(file)).toBe(false);
-    const link = join(dir, 'dir-link');
-    symlinkSync(outside, link);
-    await removeTree(link);
-    expect(existsSync(link)).toBe(false);
-    expect(existsSync(join(outside, 'keep'))).toBe(true);
-  });
-});

@@ -18,7 +18,10 @@
  * and the stored manifest bytes are written as they are (so the manifest digest survives the round trip); and the
  * legacy v1 ids of a docker-archive are Carrier's own (no loader reads them; manifest.json is what `podman load` and
  * `docker load` use). Layers come from the store's tar-split, byte-exact, and each is checked against its diff_id
- * and size as it is written.
+ * and size as it is written. A cached blob that no longer verifies (the cache checks only sizes) is evicted and its
+ * layer rebuilt from the store (src/copy/from-store.ts): a file or directory output is written again from the start
+ * after the failed attempt removed what it wrote; a stream, FIFO or device has the cached blobs hashed before the
+ * first byte is written.
  */
 import type { Writable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
@@ -28,6 +31,8 @@ import { openStoreSource, type StoreImageSource } from '../transports/store-sour
 import { OciLayoutDestination } from '../transports/oci-layout-destination.js';
 import { DockerArchiveDestination } from '../transports/docker-archive-destination.js';
 import { copyImage } from '../copy/copy-image.js';
+import { copyFromStore } from '../copy/from-store.js';
+import { writtenWhole } from '../transports/archive-output.js';
 
 export type SaveFormat = 'docker-archive' | 'oci-archive' | 'oci-dir';
 
@@ -93,8 +98,19 @@ async function saveImagesHeld(store: Store, queries: readonly string[], options:
     format === 'docker-archive' || options.blobCache === false
       ? undefined
       : new BlobCache(typeof options.blobCache === 'string' ? options.blobCache : store.config.blobCache);
-  const sources: StoreImageSource[] = [];
-  for (const q of queries) sources.push(await openStoreSource(store, q, cache ? { blobCache: cache } : {}));
+  const open = async (): Promise<StoreImageSource[]> => {
+    const sources: StoreImageSource[] = [];
+    for (const q of queries) sources.push(await openStoreSource(store, q, cache ? { blobCache: cache } : {}));
+    return sources;
+  };
+  // A stream, FIFO or device takes the archive as it is written: a copy that failed there cannot run again.
+  const once = format !== 'oci-dir' && !(await writtenWhole(options.output));
+  return copyFromStore(open, (sources) => saveSources(sources, format, options), { ...(cache ? { cache } : {}), once });
+}
+
+/** Writes the opened images; a failure removes what it wrote (a temporary archive, a layout directory). */
+async function saveSources(sources: readonly StoreImageSource[], format: SaveFormat, options: SaveOptions): Promise<SaveResult> {
+  const { signal } = options;
   const common = { ...(options.tmpDir !== undefined ? { tmpDir: options.tmpDir } : {}), ...(signal ? { signal } : {}) };
   const destination =
     format === 'docker-archive'

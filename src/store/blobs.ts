@@ -77,17 +77,22 @@ export class BlobCache {
   }
 
   /**
-   * False when the cached blob is no longer the bytes its digest names (a crash can leave one corrupt, which
-   * {@link lookup}, checking only its size, cannot see); hashed on a worker thread. A missing blob, or one whose digest
-   * is not sha256, is not called bad here.
+   * Hashes the cached copies of `blobs` (on a worker thread) and evicts those that are no longer the bytes their
+   * digests name: a crash can leave one corrupt, which {@link lookup}, checking only its size, cannot see. Returns the
+   * digests evicted. A blob the cache does not hold at its size, or whose digest is not sha256, is left alone.
    */
-  async intact(digest: string, size: number): Promise<boolean> {
-    const d = parseDigest(digest);
-    if (d.algorithm !== 'sha256' || (await this.lookup(digest, size)) === undefined) return true;
-    const [got] = await native.hashFiles(join(this.root, d.algorithm), [d.hex], [size]).catch((f: unknown) => {
-      throw fromNative(f as NativeFailure);
+  async evictBad(blobs: readonly { digest: string; size: number }[]): Promise<string[]> {
+    const sha = [...new Map(blobs.filter((b) => parseDigest(b.digest).algorithm === 'sha256').map((b) => [b.digest, b])).values()];
+    if (sha.length === 0) return [];
+    const got = await native.hashFiles(join(this.root, 'sha256'), sha.map((b) => parseDigest(b.digest).hex), sha.map((b) => b.size)).catch((f: unknown) => {
+      const err = fromNative(f as NativeFailure);
+      // No cache directory: no cached blob to be bad.
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
     });
-    return got === '' || got === digest;
+    const bad = sha.filter((b, i) => got[i] !== undefined && got[i] !== '' && got[i] !== b.digest).map((b) => b.digest);
+    for (const d of bad) await this.evict(d);
+    return bad;
   }
 
   /** Drops a cached blob (one that failed verification). */

@@ -118,25 +118,36 @@ export async function createContainerLocked(
   try {
     // The layer, and the container's directories with its data files, together: the record below names both, and
     // neither needs the other. Made one after another, create waited for each flush in turn.
-    await settled([
-      layers.createReadWrite(layerId, img.topLayer),
-      Promise.all(
-        dirs.map(async (dir, i) => {
-          await mkdir(dir, { recursive: true, mode: 0o700 });
-          await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-            if (err.code !== 'EEXIST') throw err;
-          });
-          // the graphroot's (the first): its own files, each flushed and its name made durable
-          if (i === 0) await Promise.all((options.userdata ?? []).map((f) => writeFileAtomic(join(dir, 'userdata', f.name), f.data, 0o600)));
-        }),
-      ),
-    ]);
+    const layerSaved = layers.createReadWrite(layerId, img.topLayer);
+    const dirsMade = Promise.all(
+      dirs.map(async (dir, i) => {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
+        // the graphroot's (the first): its own files, each flushed and its name made durable
+        if (i === 0) await Promise.all((options.userdata ?? []).map((f) => writeFileAtomic(join(dir, 'userdata', f.name), f.data, 0o600)));
+      }),
+    );
     const record: ContainerRecord = { id, image: img.id, layer: layerId, metadata: options.metadata ?? '', created: nowRfc3339() };
     if (names.length > 0) record.names = names;
     omitEmpty(record, CONTAINER_FIELDS);
     containers.records.push(record);
     recorded = true;
-    await containers.file.save();
+    // Pipelined: containers.json's new contents are written and flushed at once, while the layer and the directories
+    // are made; its rename waits until both are done and layers.json's complete record is durable (renamed, its
+    // directory flushed). What a crash (the process killed, or the power cut) leaves at each point:
+    // - before layers.json's complete record is durable: layers.json names the layer incomplete (or not at all),
+    //   containers.json is as before; the next writer's repair removes the layer, and the orphan sweep the container's
+    //   directories and the temp files (`.<name>.<pid>.<hex>.tmp`, of a pid no longer alive). c/storage reads records
+    //   by name and never those temp files, so podman sees the store as before the create.
+    // - after it, before containers.json's rename is durable: a complete layer no container names yet, as when the
+    //   saves ran one after the other. A power cut cannot keep the new containers.json without it: that rename is only
+    //   made once layers.json's is flushed, and the renamed file's contents were flushed before it.
+    // - after both: the container, whole.
+    // If anything before fails, containers.json is not renamed and its temp file is removed.
+    const ready = settled([layerSaved, dirsMade]);
+    await settled([ready, containers.file.save(false, ready)]);
     return containerInfo(record);
   } catch (err) {
     // a save that failed after its rename (the directory flush) may have left the record on disk: saved again without
@@ -163,9 +174,23 @@ export async function deleteContainerLocked(
   // opens the store next, mounted or not. Then the record goes (durably) while the layer's files do: once the flag
   // is on disk, a crash anywhere in either leaves a state the next open completes. Each step settles before a
   // failure is thrown, so none outlives the locks. One after another, rm waited for each in turn.
-  await settled([mounts.with(true, () => mounts.forget(c.layer)), layers.flagForRemoval(layerIds)]);
-  containers.file.records = containers.records.filter((r) => r !== c);
-  await settled([containers.file.save(), layers.removeFlagged(layerIds)]);
+  const ready = settled([mounts.with(true, () => mounts.forget(c.layer)), layers.flagForRemoval(layerIds)]);
+  // Pipelined: containers.json without the container is written and flushed while the flag is; its rename waits for
+  // the flag to be durable and the layer unmounted. A crash before that rename finds containers.json as before (the
+  // container and its layer, flagged or not: today's states between the two steps) and a temp file of a dead pid the
+  // orphan sweep removes; one after it finds the flag on disk, as when the steps ran in turn. If unmounting or
+  // flagging fails, nothing is renamed and the container stays recorded.
+  const before = containers.file.records;
+  containers.file.records = before.filter((r) => r !== c);
+  const saved = containers.file.save(false, ready);
+  try {
+    await ready;
+  } catch (err) {
+    await saved.catch(() => {});
+    containers.file.records = before;
+    throw err;
+  }
+  await settled([saved, layers.removeFlagged(layerIds)]);
   // both roots' directories together
   await settled(containers.dirs(c.id).map((dir) => removeTree(dir)));
 }

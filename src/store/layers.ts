@@ -198,23 +198,26 @@ export class LayerStore {
 
   /**
    * Begins a read-write layer (a container's) as step 1 does, made ready at once by the driver (vfs copies the
-   * parent's tree), and records it complete. Hold the write lock.
+   * parent's tree), and records it complete. Hold the write lock. Settles once the complete record is durable.
    */
-  async createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
+  createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
     const record: LayerRecord = { id, created: nowRfc3339() };
     if (parent !== undefined) record.parent = parent;
     omitEmpty(record, LAYER_FIELDS);
-    // the marker first (see the top of this file); the driver reads the parent meanwhile, and makes the layer's
-    // directories once it is there
+    // The marker first (see the top of this file); the driver reads the parent meanwhile, and makes the layer's
+    // directories once the marker is there. The record, complete, is written and flushed while they are made, and
+    // renamed only once they are (a failure removes its temp file and renames nothing): a crash before that rename
+    // leaves the marker naming directories no record names, which the next repair removes; one after, the layer.
     const marker = this.creatingMarker(id);
     const named = fsBatch([{ op: 'write', path: marker, data: '', mode: 0o600 }]);
-    await settled([named, this.driver.createReadWrite(id, parent, { recorded: named })]);
+    const made = settled([named, this.driver.createReadWrite(id, parent, { recorded: named })]);
     this.file.records.push(record);
-    await this.file.save();
-    // the record is durable: the marker names nothing to remove now. Not waited for: a marker left behind (a crash
-    // first) names a recorded layer, and repair only drops the marker then
-    void unlink(marker).catch(() => {});
-    return record;
+    return this.file.save(false, made).then(() => {
+      // the record is durable: the marker names nothing to remove now. Not waited for: a marker a crash leaves
+      // behind names a recorded layer, and repair only drops it then
+      void unlink(marker).catch(() => {});
+      return record;
+    });
   }
 
   /** The marker of a read-write layer being made (createReadWrite). */
@@ -319,9 +322,19 @@ export class LayerStore {
   async removeFlagged(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const set = new Set(ids);
-    for (const id of ids) await this.removeFiles(id);
-    this.file.records = this.file.records.filter((l) => !set.has(l.id));
-    await this.file.save(true);
+    const removed = (async () => {
+      for (const id of ids) await this.removeFiles(id);
+    })();
+    // written and flushed while the files go, renamed once they are gone (never a record lost before its files)
+    const before = this.file.records;
+    this.file.records = before.filter((l) => !set.has(l.id));
+    try {
+      await settled([removed, this.file.save(true, removed)]);
+    } catch (err) {
+      // the files of a layer may be left: its record stays (flagged), here as on disk
+      if (!(await removed.then(() => true, () => false))) this.file.records = before;
+      throw err;
+    }
   }
 
   private async removeFiles(id: string): Promise<void> {

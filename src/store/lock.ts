@@ -9,6 +9,7 @@ import { open, mkdir, constants, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { native } from '../native.js';
 import { CarrierError, fromNative, type NativeFailure } from '../errors.js';
+import type { LockTouch } from './atomic.js';
 
 export const TOKEN_SIZE = 64;
 let tokenCounter = 0n;
@@ -98,6 +99,8 @@ export class StoreLock {
   private heldExclusive = false;
   /** The token as this process last saw or wrote it; undefined until the first look. */
   private seen: Buffer | undefined;
+  /** Native writes of a token through the lock's fd (see nextTouch), which close waits for. */
+  private readonly inflight = new Set<Promise<void>>();
 
   private constructor(
     readonly path: string,
@@ -198,18 +201,34 @@ export class StoreLock {
     this.seen = undefined;
   }
 
-  /** Records a write: a new token at offset 0. Hold the lock exclusively. */
-  async touch(): Promise<void> {
+  /**
+   * The token of a write about to be made: the writer puts it at offset 0 (writeFileAtomic, through the native job that
+   * renames the record file, once the new name is in place) and then calls `written`. Hold the lock exclusively.
+   */
+  nextTouch(): LockTouch {
     if (!this.heldExclusive || this.holders === 0) throw new Error(`touch of ${this.path} without its write lock`);
     const token = newWriterToken();
-    const { bytesWritten } = await this.handle().write(token, 0, TOKEN_SIZE, 0);
-    if (bytesWritten !== TOKEN_SIZE) throw new CarrierError('ENOSPC', `short write of the lock token to ${this.path}`, { path: this.path });
-    this.seen = token;
+    return {
+      token,
+      path: this.path,
+      use: (write) => {
+        // the fd stays open until the write settles: close waits for it, as a FileHandle waits for its own operations
+        const job = (async () => write(this.handle().fd))();
+        this.inflight.add(job);
+        const done = (): void => void this.inflight.delete(job);
+        job.then(done, done);
+        return job;
+      },
+      written: () => {
+        this.seen = token;
+      },
+    };
   }
 
   async close(): Promise<void> {
     const fh = this.fh;
     this.fh = undefined;
+    await Promise.allSettled([...this.inflight]);
     await fh?.close();
   }
 

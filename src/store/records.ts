@@ -156,12 +156,23 @@ export class RecordFile<R extends { id: string }> {
    * Writes the records atomically, then a new last-writer token. Hold the lock exclusively. Saves are serialised.
    * `interim`: a state a crash may as well lose (the one before it is valid too), so its rename is not flushed; the
    * contents still are, so no crash finds the file half written.
+   *
+   * The token goes to the lock file once the new name is in place and before the directory is flushed (one native
+   * job does the rename, the token and the flush in that order): a reader that sees the new token finds the new file.
+   * Tokens only tell live processes apart; after a crash none remembers an earlier one, so each reader loads anew.
+   *
+   * `after`: the rename waits for it, the contents are written and flushed meanwhile (AtomicWriteOptions.after): a
+   * record that may only appear once another step is done or durable.
+   *
+   * The records are written as they are at the call: a caller may change them for the next save while this one
+   * waits for an earlier save or for `after`.
    */
-  save(interim = false): Promise<void> {
+  save(interim = false, after?: Promise<unknown>): Promise<void> {
+    const text = JSON.stringify(this.records);
     const run = async (): Promise<void> => {
       if (!this.lock || this.lock.readOnly) throw new CarrierError('EROFS', `${this.file} belongs to a read-only store`, { path: this.file });
-      const lock = this.lock;
-      await writeFileAtomic(this.file, JSON.stringify(this.records), 0o600, this.durable && interim ? 'contents' : this.durable, () => lock.touch());
+      const durable = this.durable && interim ? 'contents' : this.durable;
+      await writeFileAtomic(this.file, text, 0o600, durable, { touch: this.lock.nextTouch(), ...(after ? { after } : {}) });
     };
     const next = this.saving.then(run, run);
     this.saving = next.catch(() => {});

@@ -32,6 +32,17 @@ function refuseIfNonEmpty(path: string, st: Stats | undefined, message: string):
 }
 
 /**
+ * True when what is written to `output` appears only once it is complete (a path to a regular file, or to nothing
+ * yet: written beside and renamed into place), so a write that failed can run again from the start; false for a
+ * stream, a FIFO, a device or a socket, which take each byte as it is written.
+ */
+export async function writtenWhole(output: string | Writable): Promise<boolean> {
+  if (typeof output !== 'string') return false;
+  const st = await stat(output).catch(() => undefined);
+  return st === undefined || st.isFile();
+}
+
+/**
  * Writes `source` to the file at `path` (see the file comment for how), returning when it is complete and in place.
  * On failure the path is left as it was (a regular file) or simply closed (a FIFO or device).
  */

@@ -31,10 +31,10 @@ export interface StoreImageSource extends ImageSource {
   /** True when `manifest` is the stored manifest (every layer blob came from the blob cache). */
   readonly storedManifest: boolean;
   /**
-   * Evicts the blobs this source hands out from the blob cache whose bytes no longer match their digests (a crash can
-   * leave one corrupt); true when it evicted one: the image opened again rebuilds that layer from the store.
+   * The layer blobs this source hands out from the blob cache as they are (the cache checks only their sizes: see
+   * src/copy/from-store.ts for what a copy does when one no longer verifies).
    */
-  evictBadBlobs(): Promise<boolean>;
+  readonly cachedBlobs: readonly { digest: string; size: number }[];
 }
 
 /** The OCI layer media type for a compression. */
@@ -83,7 +83,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
   }
   const cache = options.blobCache;
   const layers: LayerBlob[] = [];
-  const fromCache: { digest: string; size: number }[] = [];
+  const cachedBlobs: { digest: string; size: number }[] = [];
   let allCached = stored !== undefined;
   for (const [i, l] of chain.entries()) {
     const d = stored?.layers[i];
@@ -91,7 +91,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     const diffSize = l.diffSize ?? (await tarLength(store, l));
     const openTar = (): Promise<Readable> => store.exportLayer(l.id);
     if (d && cached !== undefined) {
-      fromCache.push({ digest: d.digest, size: d.size });
+      cachedBlobs.push({ digest: d.digest, size: d.size });
       layers.push({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: l.diffID!, diffSize, ...(d.annotations ? { annotations: d.annotations } : {}), open: () => openFile(cached), openTar });
     } else if (d && layerCompression(d.mediaType) === 'none' && d.digest === l.diffID && d.size === diffSize) {
       // An uncompressed layer is its rebuilt tar: the stored manifest still describes it (and its signatures hold).
@@ -133,16 +133,7 @@ export async function openStoreSource(store: Store, query: string, options: Stor
     info,
     ...(matchedName !== undefined ? { matchedName } : {}),
     storedManifest: allCached,
-    evictBadBlobs: async () => {
-      let evicted = false;
-      for (const b of fromCache) {
-        if (cache && !(await cache.intact(b.digest, b.size))) {
-          await cache.evict(b.digest);
-          evicted = true;
-        }
-      }
-      return evicted;
-    },
+    cachedBlobs,
     // The stored signatures cover the stored manifest only: with a manifest made here they cannot go along.
     signatures: async () => {
       const signatures = await storedSignatures(store, info);

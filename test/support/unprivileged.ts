@@ -1,5 +1,5 @@
 /**
- * Running the real applyLayer/assembleLayer as an unprivileged user (uid/gid 65534) from tests that run as root.
+ * Running the real applyLayer/assembleLayer (and removeTree, writeFileAtomic) as an unprivileged user (uid/gid 65534) from tests that run as root.
  *
  * Root bypasses permission checks, so a root test cannot see what an unprivileged user hits: read-only
  * directories, 0000 files, cleanup of a half-applied layer. This builds a throwaway copy of the package (src/
@@ -26,6 +26,14 @@ try {
   if (op === 'apply') {
     const [source, dir, options] = args;
     out({ ok: true, result: await applyLayer(source, dir, options) });
+  } else if (op === 'removeTree') {
+    const { removeTree } = await import('./src/fs/remove.js');
+    await removeTree(args[0]);
+    out({ ok: true });
+  } else if (op === 'writeFileAtomic') {
+    const { writeFileAtomic } = await import('./src/store/atomic.js');
+    await writeFileAtomic(args[0], args[1]);
+    out({ ok: true });
   } else if (op === 'assemble') {
     const [tarSplit, dir] = args;
     const h = crypto.createHash('sha256');
@@ -34,7 +42,7 @@ try {
     out({ ok: true, digest: 'sha256:' + h.digest('hex'), length });
   }
 } catch (err) {
-  out({ ok: false, code: err.code, message: err.message, path: err.path });
+  out({ ok: false, code: err.code, message: err.message, path: err.path, syscall: err.syscall, name: err.name });
 }
 `;
 
@@ -46,10 +54,14 @@ export interface ChildOutcome<T> {
   code?: string;
   message?: string;
   path?: string;
+  syscall?: string;
+  name?: string;
 }
 
 /** Makes a copy of the package under `work` that uid 65534 can load; returns a function running one operation. */
-export function unprivilegedRunner(work: string): <T>(op: 'apply' | 'assemble', ...args: unknown[]) => ChildOutcome<T> {
+export type UnprivilegedOp = 'apply' | 'assemble' | 'removeTree' | 'writeFileAtomic';
+
+export function unprivilegedRunner(work: string): <T>(op: UnprivilegedOp, ...args: unknown[]) => ChildOutcome<T> {
   const pkg = path.join(work, 'pkg');
   fs.mkdirSync(pkg, { recursive: true });
   fs.copyFileSync(path.join(repo, 'package.json'), path.join(pkg, 'package.json'));
@@ -77,7 +89,7 @@ export function unprivilegedRunner(work: string): <T>(op: 'apply' | 'assemble', 
   // Everything the child reads must be reachable by uid 65534.
   for (let p = pkg; p.startsWith(work); p = path.dirname(p)) fs.chmodSync(p, 0o755);
 
-  return <T>(op: 'apply' | 'assemble', ...args: unknown[]): ChildOutcome<T> => {
+  return <T>(op: UnprivilegedOp, ...args: unknown[]): ChildOutcome<T> => {
     const stdout = execFileSync(
       'setpriv',
       [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, script, JSON.stringify([op, ...args])],
