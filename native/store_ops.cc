@@ -4,6 +4,7 @@
 // removal in one (removeTree). Nothing here blocks the event loop:
 // a lock that is free is taken at once with F_OFD_SETLK (no disk I/O involved); a contended one is waited for on a
 // thread of its own, so a long wait for another process never occupies a libuv pool thread that fs calls need.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <napi.h>
@@ -141,37 +142,192 @@ bool set_topdir(int fd, bool on) {
 // (quadratic: seconds of system time for a few thousand files). So the directory is made under a random name while
 // `parent` carries the flag (the name picks the group), then renamed to `name`, and the parent's flag is restored.
 // Resolves true when placed so, false when the file system has no such flag (then it is a plain mkdir).
+bool make_spread_dir(const std::string& parent, const std::string& name, mode_t mode) {
+  Fd dir(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir.valid()) throw Fail(errno_failure(errno, "open"));
+  int flags = 0;
+  bool had = ioctl(dir.get(), FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL) != 0;
+  if (!had && !set_topdir(dir.get(), true)) {
+    if (mkdirat(dir.get(), name.c_str(), mode) != 0) throw Fail(errno_failure(errno, "mkdir"));
+    return false;
+  }
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r = static_cast<uint64_t>(time(nullptr)) * 2654435761u ^ getpid();
+  char tmp[40];
+  snprintf(tmp, sizeof tmp, ".spread-%016llx", static_cast<unsigned long long>(r));
+  int err = mkdirat(dir.get(), tmp, mode) != 0 ? errno : 0;
+  if (!had) set_topdir(dir.get(), false);
+  if (err) throw Fail(errno_failure(err, "mkdir"));
+  if (renameat2(dir.get(), tmp, dir.get(), name.c_str(), RENAME_NOREPLACE) != 0) {
+    err = errno;
+    unlinkat(dir.get(), tmp, AT_REMOVEDIR);
+    throw Fail(errno_failure(err, "renameat2"));
+  }
+  return true;
+}
+
 Napi::Value MakeSpreadDir(const Napi::CallbackInfo& info) {
   std::string parent = info[0].As<Napi::String>().Utf8Value();
   std::string name = info[1].As<Napi::String>().Utf8Value();
   mode_t mode = static_cast<mode_t>(info[2].As<Napi::Number>().Uint32Value());
   auto spread = std::make_shared<bool>(false);
   return PromiseJob::run(
-      info.Env(),
-      [parent, name, mode, spread] {
-        Fd dir(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!dir.valid()) throw Fail(errno_failure(errno, "open"));
-        int flags = 0;
-        bool had = ioctl(dir.get(), FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL) != 0;
-        if (!had && !set_topdir(dir.get(), true)) {
-          if (mkdirat(dir.get(), name.c_str(), mode) != 0) throw Fail(errno_failure(errno, "mkdir"));
-          return;
-        }
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r = static_cast<uint64_t>(time(nullptr)) * 2654435761u ^ getpid();
-        char tmp[40];
-        snprintf(tmp, sizeof tmp, ".spread-%016llx", static_cast<unsigned long long>(r));
-        int err = mkdirat(dir.get(), tmp, mode) != 0 ? errno : 0;
-        if (!had) set_topdir(dir.get(), false);
-        if (err) throw Fail(errno_failure(err, "mkdir"));
-        if (renameat2(dir.get(), tmp, dir.get(), name.c_str(), RENAME_NOREPLACE) != 0) {
-          err = errno;
-          unlinkat(dir.get(), tmp, AT_REMOVEDIR);
-          throw Fail(errno_failure(err, "renameat2"));
-        }
-        *spread = true;
-      },
+      info.Env(), [parent, name, mode, spread] { *spread = make_spread_dir(parent, name, mode); },
       [spread](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, *spread); });
+}
+
+// One step of fsBatch.
+struct FsStep {
+  enum Kind { kMkdir, kMkdirParents, kSpreadDir, kChmod, kSymlink, kWrite } kind;
+  std::string path;    // the directory, file or link made or changed (spreadDir: the parent)
+  std::string name;    // spreadDir: the new directory's name
+  std::string target;  // symlink: what the link says
+  std::string data;    // write: the file's bytes
+  mode_t mode = 0;
+};
+
+// mkdir -p: `path` and every missing parent, each `mode` less the umask; a directory that exists is fine.
+void mkdir_parents(const std::string& path, mode_t mode) {
+  if (mkdir(path.c_str(), mode) == 0) return;
+  int err = errno;
+  struct stat st;
+  if (err == EEXIST && stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return;
+  if (err != ENOENT) throw Fail(errno_failure(err, "mkdir"));
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) throw Fail(errno_failure(err, "mkdir"));
+  mkdir_parents(path.substr(0, slash), mode);
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) throw Fail(errno_failure(errno, "mkdir"));
+}
+
+void run_step(const FsStep& st) {
+  switch (st.kind) {
+    case FsStep::kMkdir:
+      if (mkdir(st.path.c_str(), st.mode) != 0) throw Fail(errno_failure(errno, "mkdir"));
+      return;
+    case FsStep::kMkdirParents:
+      mkdir_parents(st.path, st.mode);
+      return;
+    case FsStep::kSpreadDir:
+      make_spread_dir(st.path, st.name, st.mode);
+      return;
+    case FsStep::kChmod:
+      if (chmod(st.path.c_str(), st.mode) != 0) throw Fail(errno_failure(errno, "chmod"));
+      return;
+    case FsStep::kSymlink:
+      if (symlink(st.target.c_str(), st.path.c_str()) != 0) throw Fail(errno_failure(errno, "symlink"));
+      return;
+    case FsStep::kWrite: {
+      Fd fd(open(st.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, st.mode));
+      if (!fd.valid()) throw Fail(errno_failure(errno, "open"));
+      write_all(fd.get(), reinterpret_cast<const uint8_t*>(st.data.data()), st.data.size(), st.path, "write");
+      if (close(fd.release()) != 0) throw Fail(errno_failure(errno, "close"));
+      return;
+    }
+  }
+}
+
+// fsBatch(steps) -> Promise<void>: small file-system steps run in order by one pool job, stopping at the first that
+// fails. Each step is { op, path, mode?, name?, target?, data? } with op one of mkdir (fails when it exists),
+// mkdirp (mkdir -p), spreadDir (makeSpreadDir of `name` in the directory `path`), chmod, symlink (`path` says
+// `target`), write (create or truncate, then the bytes of `data`, a string or a Buffer). A layer's directories and
+// files, made one fs/promises call at a time, were five round trips on the way of every `carrier create`. Rejects
+// with a NativeFailure whose `path` is the failed step's and `step` its index.
+Napi::Value FsBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = info[0].As<Napi::Array>();
+  auto steps = std::make_shared<std::vector<FsStep>>();
+  steps->reserve(list.Length());
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Object o = list.Get(i).As<Napi::Object>();
+    std::string op = o.Get("op").As<Napi::String>().Utf8Value();
+    FsStep st{};
+    if (op == "mkdir") st.kind = FsStep::kMkdir;
+    else if (op == "mkdirp") st.kind = FsStep::kMkdirParents;
+    else if (op == "spreadDir") st.kind = FsStep::kSpreadDir;
+    else if (op == "chmod") st.kind = FsStep::kChmod;
+    else if (op == "symlink") st.kind = FsStep::kSymlink;
+    else if (op == "write") st.kind = FsStep::kWrite;
+    else {
+      Napi::TypeError::New(env, "fsBatch: unknown op " + op).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    st.path = o.Get("path").As<Napi::String>().Utf8Value();
+    Napi::Value mode = o.Get("mode");
+    st.mode = static_cast<mode_t>(mode.IsNumber() ? mode.As<Napi::Number>().Uint32Value() : 0777);
+    if (st.kind == FsStep::kSpreadDir) st.name = o.Get("name").As<Napi::String>().Utf8Value();
+    if (st.kind == FsStep::kSymlink) st.target = o.Get("target").As<Napi::String>().Utf8Value();
+    if (st.kind == FsStep::kWrite) {
+      Napi::Value data = o.Get("data");
+      if (data.IsBuffer()) {
+        auto b = data.As<Napi::Buffer<char>>();
+        st.data.assign(b.Data(), b.Length());
+      } else {
+        st.data = data.As<Napi::String>().Utf8Value();
+      }
+    }
+    steps->push_back(std::move(st));
+  }
+  auto failed_at = std::make_shared<int64_t>(-1);
+  auto failure = std::make_shared<Failure>();
+  return PromiseJob::run(
+      env,
+      [steps, failed_at, failure] {
+        for (size_t i = 0; i < steps->size(); ++i) {
+          try {
+            run_step((*steps)[i]);
+          } catch (...) {
+            *failed_at = static_cast<int64_t>(i);
+            *failure = current_failure();
+            if (failure->path.empty()) failure->path = (*steps)[i].path;
+            return;
+          }
+        }
+      },
+      [failed_at, failure](Napi::Env env) -> Napi::Value {
+        if (*failed_at < 0) return env.Undefined();
+        // a failed step settles the promise rejected, with the step's index beside the failure
+        Napi::Object f = failure_to_js(env, *failure);
+        f.Set("step", Napi::Number::New(env, static_cast<double>(*failed_at)));
+        auto d = Napi::Promise::Deferred::New(env);
+        d.Reject(f);
+        return d.Promise();
+      });
+}
+
+
+// readFile(path) -> Promise<Buffer>: a whole file read by one pool job (open, reads until one returns nothing, close).
+// The store's record files, a layer's link and lower, a container's carrier.json and an image's config are each
+// read so by a short command; through fs/promises each was three round trips (open, read, close), every one a wake
+// of a pool thread and of the event loop. Fails with the errno of the call that failed (the JS side adds the path).
+Napi::Value ReadFile(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto data = std::make_shared<std::vector<char>>();
+  return PromiseJob::run(
+      info.Env(),
+      [path, data] {
+        Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+        if (!fd.valid()) throw Fail(errno_failure(errno, "open"));
+        size_t used = 0;
+        data->resize(64 * 1024);
+        for (;;) {
+          if (used == data->size()) data->resize(data->size() * 2);
+          ssize_t n = read(fd.get(), data->data() + used, data->size() - used);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) throw Fail(errno_failure(errno, "read"));
+          if (n == 0) break;
+          used += static_cast<size_t>(n);
+        }
+        data->resize(used);
+      },
+      [data](Napi::Env env) -> Napi::Value {
+        // handed over without a copy: the vector lives until the Buffer is collected
+        auto* owned = new std::vector<char>(std::move(*data));
+        if (owned->empty()) {
+          delete owned;
+          return Napi::Buffer<char>::New(env, 0);
+        }
+        return Napi::Buffer<char>::New(env, owned->data(), owned->size(), [](Napi::Env, char*, std::vector<char>* v) { delete v; }, owned);
+      });
 }
 
 // One record file's replacement, as src/store/atomic.ts describes it: a plain C++ baton read on the JS thread.
@@ -406,6 +562,8 @@ void init_store_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
   exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
   exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
+  exports.Set("readFile", Napi::Function::New(env, ReadFile, "readFile"));
+  exports.Set("fsBatch", Napi::Function::New(env, FsBatch, "fsBatch"));
   exports.Set("makeSpreadDir", Napi::Function::New(env, MakeSpreadDir, "makeSpreadDir"));
   exports.Set("writeFileAtomic", Napi::Function::New(env, WriteFileAtomic, "writeFileAtomic"));
   exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));

@@ -26,8 +26,9 @@ export interface ApplyDiffOptions extends Omit<ApplyLayerOptions, 'whiteouts' | 
 
 export interface CreateReadWriteOptions {
   /**
-   * Settles once the layer's record is saved (the store's incomplete-flag protocol): the driver may read what it
-   * needs of the parent meanwhile, and makes nothing before. A rejection is thrown, nothing made.
+   * Settles once the store has named the layer where a crash leaves it to be removed (its marker, see
+   * src/store/layers.ts): the driver may read what it needs of the parent meanwhile, and makes nothing before. A
+   * rejection is thrown, nothing made.
    */
   recorded?: Promise<void>;
 }

@@ -4,14 +4,14 @@
 // A layer's diff/ holds its own changes only: whiteouts as 0/0 character devices and opaque directories as
 // `*.overlay.opaque` xattrs (native overlay), or as aufs `.wh.` files when a mount program (fuse-overlayfs) is
 // configured — a store never mixes the two. A read-write layer is mounted at <id>/merged.
-import { chmod, mkdir, readFile, writeFile, symlink, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
+import { mkdir, writeFile, unlink, readdir, readlink, lstat, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CarrierError, settled } from '../errors.js';
+import { CarrierError } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
 import { readText } from '../fs/read-text.js';
 import { removeTree } from '../fs/remove.js';
-import { makeSpreadDir } from '../fs/spread-dir.js';
+import { fsBatch, type FsStep, type FsStepError } from '../fs/batch.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId, isLinkId, linkId } from '../store/ids.js';
@@ -115,46 +115,50 @@ export class OverlayDriver implements Driver {
   }
 
   async createReadWrite(id: string, parent: string | undefined, options: CreateReadWriteOptions = {}): Promise<void> {
-    // the parent's lowers and mode are read while the layer's record is saved and its directories are made: a
-    // container's create waited for each of these round trips in turn
+    // the parent's lowers and mode are read while the layer's record is saved: a container's create waited for each
+    // of these round trips in turn
     const lower = parent === undefined ? undefined : this.lowerFor(parent);
     lower?.catch(() => {}); // awaited in make, after the record
     const mode = this.modes.modeFor(parent);
-    mode.catch(() => {}); // awaited below, or the layer is removed for the failure that came first
+    mode.catch(() => {}); // awaited in make, or the layer is removed for the failure that came first
     await options.recorded;
-    await this.make(id, parent, lower);
-    try {
-      await chmod(this.paths(id).diff, await mode);
-      this.modes.forget(id);
-    } catch (err) {
-      await this.remove(id).catch(() => {});
-      throw err;
-    }
+    await this.make(id, parent, lower, mode);
   }
 
   /**
-   * The layer's directories: diff/ first and then its link (a link never leads nowhere), and beside them, at the same
-   * time, work/, merged/ and the `lower` file (`lower`, read from the parent beforehand) or empty/ (a base layer).
+   * The layer's directories, made by one native job in this order: the layer's directory (EEXIST when there: then
+   * nothing is removed), diff/ and then its link (a link never leads nowhere), work/, merged/, and the `lower` file
+   * (`lower`, read from the parent beforehand) or empty/ (a base layer). With `diffMode` (a read-write layer) diff/
+   * gets it at once; a layer to be filled keeps diff/ writable (0755) until {@link applyDiff} settles its mode. On a
+   * failure after the first step the layer is removed.
    */
-  private async make(id: string, parent: string | undefined, lower: Promise<string> | undefined): Promise<void> {
-    lower?.catch(() => {}); // awaited below, or the layer is removed for the failure that came first
+  private async make(id: string, parent: string | undefined, lower: Promise<string> | undefined, diffMode?: Promise<number>): Promise<void> {
+    lower?.catch(() => {});
+    diffMode?.catch(() => {});
     const p = this.paths(id);
-    await mkdir(p.dir, { mode: 0o700 });
+    const link = linkId();
+    const steps: FsStep[] = [
+      { op: 'mkdir', path: p.dir, mode: 0o700 },
+      { op: 'spreadDir', path: p.dir, name: 'diff', mode: 0o755 },
+      { op: 'symlink', path: join(this.home, LINK_DIR, link), target: join('..', id, 'diff') },
+      { op: 'write', path: join(p.dir, 'link'), data: link, mode: 0o644 },
+      { op: 'mkdir', path: p.work, mode: 0o700 },
+      { op: 'mkdir', path: p.merged, mode: 0o700 },
+    ];
+    let made = false;
     try {
-      const link = linkId();
-      await settled([
-        (async () => {
-          await makeSpreadDir(p.dir, 'diff', 0o755);
-          await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
-        })(),
-        writeFile(join(p.dir, 'link'), link, { mode: 0o644 }),
-        mkdir(p.work, { mode: 0o700 }),
-        mkdir(p.merged, { mode: 0o700 }),
-        lower === undefined ? mkdir(join(p.dir, 'empty'), { mode: 0o700 }) : lower.then((text) => writeFile(join(p.dir, 'lower'), text, { mode: 0o644 })),
-      ]);
+      const [text, mode] = await Promise.all([lower, diffMode]);
+      steps.push(text === undefined ? { op: 'mkdir', path: join(p.dir, 'empty'), mode: 0o700 } : { op: 'write', path: join(p.dir, 'lower'), data: text, mode: 0o644 });
+      if (mode !== undefined) steps.push({ op: 'chmod', path: p.diff, mode });
+      await fsBatch(steps).catch((err: FsStepError) => {
+        made = err.step > 0;
+        throw err;
+      });
+      made = true;
       this.modes.created(id, parent);
+      if (mode !== undefined) this.modes.forget(id);
     } catch (err) {
-      await this.remove(id).catch(() => {});
+      if (made) await this.remove(id).catch(() => {});
       throw err;
     }
   }
@@ -291,8 +295,8 @@ export class OverlayDriver implements Driver {
   async remove(id: string): Promise<void> {
     this.modes.forget(id);
     const p = this.paths(id);
-    await this.put(id);
-    const link = await readFile(join(p.dir, 'link'), 'utf8').catch(() => undefined);
+    // the link's name is read while a mount is looked for; the link goes before the directory it leads to
+    const [link] = await Promise.all([readText(join(p.dir, 'link')).catch(() => undefined), this.put(id)]);
     if (link && isLinkId(link.trim())) await unlink(join(this.home, LINK_DIR, link.trim())).catch(ignoreEnoent);
     await removeTree(p.dir);
   }

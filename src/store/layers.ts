@@ -7,15 +7,22 @@
 //   3. complete: the filesystem is synced (unless sync is off) and only then the flag cleared (layer-completion.ts).
 // A writer holds the layers lock for as long as a layer of its is incomplete, so whoever takes the lock and still
 // sees one knows its writer is gone and removes it.
-import { rm } from 'node:fs/promises';
+//
+// A container's read-write layer (createReadWrite) is empty when made, so it has no content to wait for: its record
+// is saved once, complete, after its directories. Before them, a marker in the run root (`creating-<id>`, on tmpfs,
+// no flush) names it; a writer killed before the record leaves the marker, and the open that repairs removes what
+// it names. c/storage saves an interim incomplete record instead: a flushed save more on the way of every create.
+import { readdir, rm, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
+import { fsBatch } from '../fs/batch.js';
 import { pathExists } from '../fs/paths.js';
 import { CarrierError, settled } from '../errors.js';
 import type { AppliedLayer, ImageBudget, RebuiltTar } from '../layer/apply.js';
 import { assembleLayer } from '../layer/assemble.js';
 import type { Driver } from '../drivers/index.js';
 import { notFound } from './failures.js';
+import { isFullId } from './ids.js';
 import type { StoreLock } from './lock.js';
 import { RecordFile, nowRfc3339, omitEmpty, type LayerRecord } from './records.js';
 
@@ -68,6 +75,9 @@ export interface LayerExpectation {
   size?: number;
 }
 
+/** The name prefix of a read-write layer's marker in the run root's layers directory. */
+const CREATING = 'creating-';
+
 export class LayerStore {
   constructor(
     readonly file: RecordFile<LayerRecord>,
@@ -77,6 +87,8 @@ export class LayerStore {
     private readonly graphroot: string,
     /** `<graphroot>/<driver>-layers`: layers.json, layers.lock and the tar-splits. */
     readonly dir: string,
+    /** `<runroot>/<driver>-layers`: mountpoints.json, and the markers of read-write layers being made. */
+    private readonly runDir: string,
   ) {}
 
   get records(): LayerRecord[] {
@@ -189,20 +201,50 @@ export class LayerStore {
    * parent's tree), and records it complete. Hold the write lock. Settles once the complete record is durable.
    */
   createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
-    const record: LayerRecord = { id, created: nowRfc3339(), flags: { incomplete: true } };
+    const record: LayerRecord = { id, created: nowRfc3339() };
     if (parent !== undefined) record.parent = parent;
-    this.file.records.push(record);
-    // interim: if a power cut loses it, the directories made next are files no record names (swept as orphans), a
-    // state as valid as the incomplete record repair would remove; the complete record below is flushed as before.
-    // The driver reads the parent meanwhile, and makes the layer's directories once it is saved.
-    const recorded = this.file.save(true);
-    const made = settled([recorded, this.driver.createReadWrite(id, parent, { recorded })]);
-    // The complete record is written and flushed while the directories are made, and renamed only once they are (a
-    // failure removes its temp file and renames nothing): a crash before that rename finds the layer as the interim
-    // record left it, and one after finds its directories made.
-    delete record.flags!.incomplete;
     omitEmpty(record, LAYER_FIELDS);
-    return this.file.save(false, made).then(() => record);
+    // The marker first (see the top of this file); the driver reads the parent meanwhile, and makes the layer's
+    // directories once the marker is there. The record, complete, is written and flushed while they are made, and
+    // renamed only once they are (a failure removes its temp file and renames nothing): a crash before that rename
+    // leaves the marker naming directories no record names, which the next repair removes; one after, the layer.
+    const marker = this.creatingMarker(id);
+    const named = fsBatch([{ op: 'write', path: marker, data: '', mode: 0o600 }]);
+    const made = settled([named, this.driver.createReadWrite(id, parent, { recorded: named })]);
+    this.file.records.push(record);
+    return this.file.save(false, made).then(() => {
+      // the record is durable: the marker names nothing to remove now. Not waited for: a marker a crash leaves
+      // behind names a recorded layer, and repair only drops it then
+      void unlink(marker).catch(() => {});
+      return record;
+    });
+  }
+
+  /** The marker of a read-write layer being made (createReadWrite). */
+  private creatingMarker(id: string): string {
+    return join(this.runDir, `${CREATING}${id}`);
+  }
+
+  /** The ids the run root's markers name: read-write layers being made, or whose writer was killed making them. */
+  async markedCreating(): Promise<string[]> {
+    const names = await readdir(this.runDir).catch(() => [] as string[]);
+    return names.filter((n) => n.startsWith(CREATING) && isFullId(n.slice(CREATING.length))).map((n) => n.slice(CREATING.length));
+  }
+
+  /**
+   * Removes the read-write layers a killed writer was making (`marked`: {@link markedCreating}; a marker naming no
+   * recorded layer) and drops the markers. Hold the write lock, the records loaded.
+   */
+  async removeAbandoned(marked: string[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of marked) {
+      if (!this.get(id)) {
+        await this.driver.remove(id);
+        removed.push(id);
+      }
+      await unlink(this.creatingMarker(id)).catch(() => {});
+    }
+    return removed;
   }
 
   /**

@@ -191,6 +191,11 @@ export class StoreLock {
     return changed;
   }
 
+  /** Whether this process has looked at the token yet: before its first look, {@link modified} is sure to say true. */
+  get looked(): boolean {
+    return this.seen !== undefined;
+  }
+
   /** Forgets the token seen last: the next {@link modified} says true. */
   forget(): void {
     this.seen = undefined;

@@ -1,4 +1,4 @@
-// What crashes leave behind: layers a killed writer left incomplete (repair), and files no record references
+// What crashes leave behind: layers a killed writer left incomplete or was making (repair), and files no record references
 // (sweepOrphans) — layer directories and links, tar-splits, image and container directories, scratch trees, and temp
 // files of writers that are gone.
 import { readdir } from 'node:fs/promises';
@@ -11,16 +11,17 @@ import type { ImageStore } from './images.js';
 import type { LayerStore } from './layers.js';
 
 /**
- * Removes what a killed writer left half made (its `incomplete` layers). Writers hold the layers lock for as long
- * as a layer is incomplete, so whoever gets the lock and still sees one knows its writer is gone. When the lock is
- * busy (a live pull), this does not wait: the next writer to take the lock repairs instead.
+ * Removes what a killed writer left half made: its `incomplete` layers, and the read-write layers it was making
+ * (marked in the run root, not yet recorded). Writers hold the layers lock for as long as a layer is incomplete or
+ * marked, so whoever gets the lock and still sees one knows its writer is gone. When the lock is busy (a live pull),
+ * this does not wait: the next writer to take the lock repairs the incomplete layers, the next open the marked ones.
  */
 export async function repair(layers: LayerStore): Promise<string[]> {
   if (!(await layers.lock.tryLock(true))) return [];
   try {
     // together: the lock is held, so the token read is the one the records go with
-    await Promise.all([layers.file.load(), layers.lock.modified()]);
-    return await layers.removeIncomplete();
+    const [, , marked] = await Promise.all([layers.file.load(), layers.lock.modified(), layers.markedCreating()]);
+    return [...(await layers.removeIncomplete()), ...(await layers.removeAbandoned(marked))];
   } finally {
     layers.lock.unlock(true);
   }

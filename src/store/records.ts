@@ -108,9 +108,13 @@ export class RecordFile<R extends { id: string }> {
 
   /** Reloads when another writer touched the lock since this process looked. Hold the lock. */
   async reloadIfChanged(): Promise<boolean> {
-    if (this.lock && !(await this.lock.modified())) return false;
     try {
-      await this.load();
+      if (!this.lock) await this.load();
+      // the first look (every short command's): the file is read while the token is, as the lock is held and neither
+      // can change meanwhile; after it, the file only when the token says another process wrote
+      else if (!this.lock.looked) await Promise.all([this.lock.modified(), this.load()]);
+      else if (await this.lock.modified()) await this.load();
+      else return false;
     } catch (err) {
       // not loaded: the next holder loads (and reports) again rather than taking the empty records for the file's
       this.lock?.forget();

@@ -143,6 +143,7 @@ export class Store {
           driver,
           config.graphroot,
           layout.layersDir,
+          layout.runLayersDir,
         ),
         images: new ImageStore(new RecordFile<ImageRecord>(join(layout.imagesDir, 'images.json'), imagesLock, 'image'), imagesLock, layout.imagesDir),
         containers: new ContainerStore(

@@ -71,9 +71,14 @@ export function warn(message: string): void {
   process.stderr.write(`WARN[0000] ${message}\n`);
 }
 
+/** The failure of a lookup that found no such image (and not, say, a bind mount's missing source). */
+function imageNotKnown(err: unknown): err is CarrierError {
+  return err instanceof CarrierError && err.code === 'CARRIER_NOT_FOUND' && /^image not known: /.test(err.message);
+}
+
 /** Turns a Carrier error into podman's exit code 125 with its message; a missing image reads like podman's. */
 function failRun(err: unknown): never {
-  if (err instanceof CarrierError && err.code === 'CARRIER_NOT_FOUND' && /^image not known: /.test(err.message)) {
+  if (imageNotKnown(err)) {
     throw new ExitError(`${err.message.replace(/^image not known: /, '')}: image not known`, 125);
   }
   if (err instanceof CarrierError) throw new ExitError(err.message, 125);
@@ -160,10 +165,18 @@ export async function run(ctx: Context): Promise<number> {
 
 export async function create(ctx: Context): Promise<number> {
   const options = await containerOptions(ctx);
+  const policy = pullPolicy(ctx);
   return withStore(ctx.globals, async (store) => {
-    await ensureImageIn(store, ctx, pullPolicy(ctx));
+    // --pull=missing (the default): the create looks the image up itself, and only an image it did not find is
+    // pulled before the create is made again; a lookup of its own first cost every create one more round of locks
+    if (policy !== 'missing') await ensureImageIn(store, ctx, policy);
     try {
-      const c = await createContainer(store, ctx.args[0]!, options);
+      const make = (): ReturnType<typeof createContainer> => createContainer(store, ctx.args[0]!, options);
+      const c = await make().catch(async (err: unknown) => {
+        if (policy !== 'missing' || !imageNotKnown(err)) throw err;
+        await ensureImageIn(store, ctx, policy);
+        return make();
+      });
       writeOut(`${c.id}\n`);
       return 0;
     } catch (err) {
