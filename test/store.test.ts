@@ -62,6 +62,21 @@ describe('store layout', () => {
     await store.close();
   });
 
+  it('refuses a root where no directory can be made (under /proc) with the mkdir failure, rather than retrying it forever', async () => {
+    // mkdir in /proc answers ENOENT though /proc exists: Node's recursive mkdir retried that endlessly
+    const runroot = fs.mkdtempSync(path.join(os.tmpdir(), 'carrier-proc-root-'));
+    try {
+      const err = await Store.open({ root: `/proc/carrier-no-store-${process.pid}`, runroot }).then(
+        (s) => s.close().then(() => undefined),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      expect(err?.code).toBe('ENOENT');
+      expect(err?.message).toContain(`/proc/carrier-no-store-${process.pid}`);
+    } finally {
+      fs.rmSync(runroot, { recursive: true, force: true });
+    }
+  });
+
   it('records layers, images and big data exactly as containers/storage does', async () => {
     const { store, root } = await freshStore();
     const result = await store.commitImage(commitOf(imgA, ['localhost/a:1']));
