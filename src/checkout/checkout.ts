@@ -5,6 +5,7 @@ import { CarrierError } from '../errors.js';
 import type { LayerInfo, Store } from '../store/store.js';
 import { removeTree } from '../fs/remove.js';
 import { mergeLayers, type MergeOptions, type MergeResult } from '../fs/merge.js';
+import { makeDirs } from '../fs/batch.js';
 
 export type CheckoutOptions = MergeOptions;
 
@@ -124,7 +125,7 @@ export async function containerChain(store: Store, query: string): Promise<{ id:
 /** A private temp directory next to the store (so reflinks from the layers work), removed by `release`. */
 export async function scratchDir(store: Store, tmpDir?: string): Promise<{ path: string; release(): Promise<void> }> {
   const parent = tmpDir ?? join(store.graphroot, 'carrier-tmp');
-  await mkdir(parent, { recursive: true, mode: 0o700 });
+  await makeDirs(parent, 0o700);
   const path = await mkdtemp(join(parent, 'carrier-'));
   return { path, release: () => removeTree(path) };
 }

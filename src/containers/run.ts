@@ -1,6 +1,6 @@
 // Starting a container: its mounts resolved (volumes, host paths), the rootfs mounted and prepared, an OCI spec
 // generated, and the runtime (runc) run in the foreground with the state recorded in carrier.json.
-import { chmod, mkdir, writeFile, stat } from 'node:fs/promises';
+import { chmod, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CarrierError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -14,6 +14,7 @@ import { mountContainerRootfs, unmountContainerRootfs } from './mount.js';
 import { createContainer, imageConfigOf, inspectContainer, removeContainer } from './containers.js';
 import { readCarrierFile, runDir, runtimeStateRoot, updateState, userdataDir, writeCarrierFile } from './state.js';
 import type { ContainerConfig, CreateContainerOptions } from './types.js';
+import { makeDirs } from '../fs/batch.js';
 
 export interface StartOptions {
   /** Where the container's stdout/stderr go (default: this process's). */
@@ -169,7 +170,7 @@ async function prepareRootfs(store: Store, id: string, rootfs: string, spec: Oci
   await mkdirInRoot(rootfs, spec.process.cwd);
   // /etc/hostname and /etc/hosts as podman gives them (loopback only: no other network).
   const run = runDir(store, id);
-  await mkdir(run, { recursive: true, mode: 0o700 });
+  await makeDirs(run, 0o700);
   const hostname = spec.hostname ?? id.slice(0, 12);
   await writeFile(join(run, 'hostname'), `${hostname}\n`);
   await writeFile(join(run, 'hosts'), `127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localhost.localdomain\n127.0.1.1\t${hostname}\n`);

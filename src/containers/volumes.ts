@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../store/atomic.js';
 import { StoreLock } from '../store/lock.js';
 import type { Store } from '../store/store.js';
 import { randomId } from '../store/ids.js';
+import { makeDirs } from '../fs/batch.js';
 
 export interface VolumeInfo {
   name: string;
@@ -42,7 +43,7 @@ export function volumesDir(store: Store): string {
 
 async function withVolumeLock<T>(store: Store, fn: () => Promise<T>): Promise<T> {
   const dir = volumesDir(store);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDirs(dir, 0o700);
   const lock = await StoreLock.open(join(dir, 'volumes.lock'));
   try {
     return await lock.with(true, fn);
@@ -96,7 +97,7 @@ export async function createVolume(store: Store, name?: string, options: CreateV
       throw new CarrierError('CARRIER_EXISTS', `volume with name ${volName} already exists: volume already exists`);
     }
     const dir = join(volumesDir(store), volName);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirs(dir, 0o700);
     await mkdir(join(dir, '_data'), { mode: 0o755 });
     const rec: VolumeRecord = { name: volName, createdAt: new Date().toISOString() };
     if (options.labels && Object.keys(options.labels).length > 0) rec.labels = options.labels;

@@ -22,6 +22,7 @@ import { overlayChanges } from './overlay-changes.js';
 import { overlayDiffStream } from './overlay-diff.js';
 import { LayerModes } from './layer-modes.js';
 import { treeUsage } from './usage.js';
+import { makeDirs } from '../fs/batch.js';
 
 const LINK_DIR = 'l';
 /** A base layer's diff/ mode in c/storage; a child layer's diff/ takes its parent's mode. */
@@ -71,8 +72,8 @@ export class OverlayDriver implements Driver {
     let [links, entries] = found;
     const hasFlag = found[2];
     if (links === undefined || entries === undefined) {
-      await mkdir(this.home, { recursive: true, mode: 0o700 });
-      await mkdir(ldir, { recursive: true, mode: 0o755 });
+      await makeDirs(this.home, 0o700);
+      await makeDirs(ldir, 0o755);
       [links, entries] = await Promise.all([list(ldir), list(this.home)]);
     }
     if (!hasFlag) await writeFile(flag, this.options.mountProgram ? 'true' : 'false', { mode: 0o600 });

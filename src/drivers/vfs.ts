@@ -5,7 +5,7 @@
 // Carrier adds one private directory, vfs/carrier-staging/<id>/, where a layer's tar is extracted before it is
 // merged over its parent's tree into vfs/dir/<id>. It exists only while the layer is being filled (the layers lock
 // held) and is removed with the layer.
-import { mkdir, stat, readdir } from 'node:fs/promises';
+import { stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CarrierError, abortError } from '../errors.js';
@@ -23,6 +23,7 @@ import type { Change } from './changes.js';
 import { treeChanges } from './naive-changes.js';
 import { naiveDiffStream } from './naive-diff.js';
 import { treeUsage } from './usage.js';
+import { makeDirs } from '../fs/batch.js';
 
 /** A base layer's directory mode in c/storage's vfs driver; a child layer's directory takes its parent's mode. */
 const DEFAULT_DIR_MODE = 0o555;
@@ -49,8 +50,8 @@ export class VfsDriver implements Driver {
   async init(): Promise<void> {
     // looked at first: it is there in every store but a new one (a recursive mkdir of what exists is two round trips)
     if ((await stat(join(this.home, 'dir')).catch(() => undefined))?.isDirectory()) return;
-    await mkdir(this.home, { recursive: true, mode: 0o700 });
-    await mkdir(join(this.home, 'dir'), { recursive: true, mode: 0o700 });
+    await makeDirs(this.home, 0o700);
+    await makeDirs(join(this.home, 'dir'), 0o700);
   }
 
   /** The layer's directory: its whole tree. */
@@ -93,7 +94,7 @@ export class VfsDriver implements Driver {
    * mode ({@link defaultDiffMode} or the parent's) once filled.
    */
   async create(id: string, parent: string | undefined): Promise<void> {
-    await mkdir(join(this.home, 'dir'), { recursive: true, mode: 0o700 });
+    await makeDirs(join(this.home, 'dir'), 0o700);
     await makeSpreadDir(join(this.home, 'dir'), id, 0o755);
     this.modes.created(id, parent);
   }
@@ -113,7 +114,7 @@ export class VfsDriver implements Driver {
 
   /** Creates the empty staging directory a layer's tar is extracted into. */
   async createStaging(id: string): Promise<string> {
-    await mkdir(this.stagingRoot, { recursive: true, mode: 0o700 });
+    await makeDirs(this.stagingRoot, 0o700);
     const p = this.stagingDir(id);
     await removeTree(p);
     await makeSpreadDir(this.stagingRoot, id, 0o755);

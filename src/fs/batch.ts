@@ -1,5 +1,6 @@
 // Small file-system steps run in order by one native pool job (native.fsBatch): a layer's directories, link and lower
 // file, each made by its own fs/promises call, were five thread-pool round trips on the way of every `carrier create`.
+import { resolve } from 'node:path';
 import { native } from '../native.js';
 import type { NativeFailure } from '../errors.js';
 
@@ -38,4 +39,13 @@ export function systemError(f: NativeFailure, path: string): NodeJS.ErrnoExcepti
   err.syscall = f.syscall;
   err.path = path;
   return err;
+}
+
+/**
+ * `mkdir -p dir` (each directory made `mode` less the umask; one that is there is fine) by one native job. Node's
+ * recursive mkdir never returns where mkdir answers ENOENT under a directory that exists (anywhere under /proc):
+ * this fails with that ENOENT.
+ */
+export async function makeDirs(dir: string, mode: number): Promise<void> {
+  await fsBatch([{ op: 'mkdirp', path: resolve(dir), mode }]);
 }

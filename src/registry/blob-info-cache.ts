@@ -7,9 +7,10 @@
 // The file is rewritten whole (temp file + rename) after each change, re-read first so concurrent pushes lose
 // little; it is a cache: a lost or unreadable file only costs a compression. Its size is bounded (the most recently
 // used diff_ids, blobs and repositories are kept).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
+import { makeDirs } from '../fs/batch.js';
 
 export type BlobCompression = 'gzip' | 'zstd' | 'none';
 
@@ -108,7 +109,7 @@ export class BlobInfoCache {
         const recent = keys.map((k) => [k, Math.max(...doc.layers[k]!.map(newest))] as const).sort((x, y) => y[1] - x[1]);
         doc.layers = Object.fromEntries(recent.slice(0, MAX_LAYERS).map(([k]) => [k, doc.layers[k]!]));
       }
-      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      await makeDirs(dirname(this.file), 0o700);
       const tmp = `${this.file}.tmp-${randomBytes(6).toString('hex')}`;
       await writeFile(tmp, JSON.stringify(doc), { mode: 0o600 });
       await rename(tmp, this.file);

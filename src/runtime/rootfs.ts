@@ -1,8 +1,9 @@
 // Reading a container's root file system safely: paths are resolved inside the root the way the kernel would
 // resolve them after a chroot, so an image's absolute symlink (`/etc/passwd -> /host/file`) never reaches the host.
-import { lstat, readlink, readFile, mkdir } from 'node:fs/promises';
+import { lstat, readlink, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { CarrierError } from '../errors.js';
+import { makeDirs } from '../fs/batch.js';
 
 /**
  * Resolves `path` (absolute, as seen inside the container) to a host path under `root`, following symlinks as if
@@ -54,7 +55,7 @@ export async function readRootFile(root: string, path: string): Promise<string |
 /** Creates a directory (and its parents) inside the container's root, as root would inside the container. */
 export async function mkdirInRoot(root: string, path: string, mode = 0o755): Promise<void> {
   const host = await resolveInRoot(root, path);
-  await mkdir(host, { recursive: true, mode });
+  await makeDirs(host, mode);
 }
 
 export interface ResolvedUser {

@@ -2,7 +2,7 @@
 // forwarded, the container's exit status returned, and the runtime's own failures told apart from the container's
 // (podman's exit codes: 126 the command cannot be invoked, 127 it was not found).
 import { spawn } from 'node:child_process';
-import { readFile, rm, mkdir } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { CarrierError } from '../errors.js';
@@ -18,6 +18,7 @@ export interface OciRuntime {
 /** The first executable named `name` on PATH. */
 export { findOnPath } from '../fs/paths.js';
 import { findOnPath } from '../fs/paths.js';
+import { makeDirs } from '../fs/batch.js';
 
 /**
  * The runtime to use: the one asked for, else runc, else crun. (podman prefers crun; Carrier prefers runc because
@@ -173,7 +174,7 @@ const FAILURE_EXIT: Record<NonNullable<RunBundleResult['failure']>, number> = {
  */
 export async function runBundle(options: RunBundleOptions): Promise<RunBundleResult> {
   const { runtime, bundle, id, stateRoot } = options;
-  await mkdir(stateRoot, { recursive: true, mode: 0o700 });
+  await makeDirs(stateRoot, 0o700);
   const logFile = join(bundle, `${runtime.name}.log.json`);
   await rm(logFile, { force: true });
   const global = ['--root', stateRoot, '--log', logFile, '--log-format', 'json'];

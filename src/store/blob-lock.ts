@@ -7,11 +7,12 @@
 // The lock is an fcntl OFD lock (released by the kernel when its holder dies, so a crashed pull never leaves a blob
 // locked). Its holder unlinks the file before it lets go; a waiter that then gets the lock finds its file unlinked
 // (or replaced) and starts over on the current one, so two holders never believe they hold the same digest.
-import { mkdir, open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest } from '../oci/digest.js';
 import { native } from '../native.js';
 import { abortError, fromNative, type NativeFailure } from '../errors.js';
+import { makeDirs } from '../fs/batch.js';
 
 /** The name prefix of per-digest lock files. */
 export const LOCK_PREFIX = '.lock-';
@@ -39,7 +40,7 @@ export async function lockBlob(root: string, digest: string, signal?: AbortSigna
     if (signal?.aborted) throw abortError(signal);
     let fh: FileHandle;
     try {
-      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+      await makeDirs(join(path, '..'), 0o700);
       fh = await open(path, 'a', 0o600);
     } catch (err) {
       // A cache this user cannot write (shared read-only) can still serve its blobs; it cannot be filled, so there

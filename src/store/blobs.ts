@@ -8,12 +8,13 @@
 // has been renamed or unlinked, so garbage collection (gc.ts) can tell a live download from a dead one's leftovers:
 // it removes a temp file only when it can take that lock itself. A writer that finds its fresh file already locked
 // or unlinked by a collector starts over with another name.
-import { mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parseDigest } from '../oci/digest.js';
 import { native } from '../native.js';
 import { fromNative, type NativeFailure } from '../errors.js';
+import { makeDirs } from '../fs/batch.js';
 
 /** The name prefix of blobs being written. */
 export const TEMP_PREFIX = '.tmp-';
@@ -56,7 +57,7 @@ export class BlobCache {
 
   private async start(algorithm: string, hex: string | undefined): Promise<BlobWriter> {
     const dir = join(this.root, algorithm);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirs(dir, 0o700);
     for (let attempt = 0; ; attempt++) {
       const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
       const fh = await open(tmp, 'wx', 0o600);

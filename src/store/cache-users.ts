@@ -13,8 +13,9 @@
 // blob as unreferenced, because it cannot see the other stores' images; only the size cap and dead writers' temp
 // files remove anything then. A record whose graphroot is gone is forgotten.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { makeDirs } from '../fs/batch.js';
 
 const USERS_DIR = 'stores';
 
@@ -27,7 +28,7 @@ export async function registerCacheUser(cacheDir: string, graphroot: string): Pr
   const dir = join(cacheDir, USERS_DIR);
   const file = join(dir, recordName(graphroot));
   if (await stat(file).then(() => true, () => false)) return;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDirs(dir, 0o700);
   await writeFile(file, `${resolve(graphroot)}\n`, { mode: 0o600 });
 }
 

@@ -11,6 +11,7 @@ import type { LayerStore } from './layers.js';
 import type { StoreLock } from './lock.js';
 import type { MountStore } from './mounts.js';
 import { copyRecord, dedupe, nowRfc3339, omitEmpty, type ContainerRecord, type RecordFile } from './records.js';
+import { makeDirs } from '../fs/batch.js';
 
 const CONTAINER_FIELDS = ['names', 'metadata', 'big-data-names', 'big-data-sizes', 'big-data-digests', 'created', 'uidmap', 'gidmap', 'flags'] as const;
 
@@ -121,7 +122,7 @@ export async function createContainerLocked(
     const layerSaved = layers.createReadWrite(layerId, img.topLayer);
     const dirsMade = Promise.all(
       dirs.map(async (dir, i) => {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await makeDirs(dir, 0o700);
         await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'EEXIST') throw err;
         });

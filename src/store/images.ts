@@ -1,7 +1,6 @@
 // The image store: images.json and its lock, names and tags, each image's big data
 // (`<graphroot>/<driver>-images/<id>/<key>`: config, manifests), removal of an image with the layers only it used,
 // and the choice of what an image prune removes.
-import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CarrierError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -18,6 +17,7 @@ import { normalizeTagName } from './lookup.js';
 import type { MountStore } from './mounts.js';
 import type { ReadOnlyStore } from './readonly.js';
 import { copyRecord, dedupe, omitEmpty, type ImageRecord, type LayerRecord, type RecordFile } from './records.js';
+import { makeDirs } from '../fs/batch.js';
 
 const IMAGE_FIELDS = [
   'digest', 'names', 'names-history', 'layer', 'mapped-layers', 'metadata', 'big-data-names', 'big-data-sizes',
@@ -102,7 +102,7 @@ export class ImageStore {
    */
   async writeBigData(record: ImageRecord, items: [key: string, data: Buffer][]): Promise<void> {
     const dir = join(this.dir, record.id);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirs(dir, 0o700);
     const names = record['big-data-names'] ?? [];
     const sizes = record['big-data-sizes'] ?? {};
     const digests = record['big-data-digests'] ?? {};

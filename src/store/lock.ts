@@ -5,11 +5,12 @@
 // one process sharing the fd would otherwise both "hold" it. Writers put a fresh 64-byte last-writer token at offset
 // 0 before unlocking (c/storage's layout: UnixNano u64 LE, counter u64 LE, pid u32 LE, 44 random bytes); holders
 // compare it with the token they saw last to learn whether another process wrote since.
-import { open, mkdir, constants, type FileHandle } from 'node:fs/promises';
+import { open, constants, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { native } from '../native.js';
 import { CarrierError, fromNative, type NativeFailure } from '../errors.js';
 import type { LockTouch } from './atomic.js';
+import { makeDirs } from '../fs/batch.js';
 
 export const TOKEN_SIZE = 64;
 let tokenCounter = 0n;
@@ -113,7 +114,7 @@ export class StoreLock {
    */
   static async open(path: string, options: { readOnly?: boolean; dirMade?: boolean } = {}): Promise<StoreLock> {
     const lock = new StoreLock(path, options.readOnly ?? false);
-    if (!lock.readOnly && options.dirMade !== true) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    if (!lock.readOnly && options.dirMade !== true) await makeDirs(dirname(path), 0o700);
     lock.fh = await open(path, lock.readOnly ? constants.O_RDONLY : constants.O_RDWR | constants.O_CREAT, 0o644);
     return lock;
   }

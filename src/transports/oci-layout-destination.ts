@@ -3,7 +3,7 @@
 // and writes the tar at close(), laid out as podman save writes it (blobs sorted, then index.json and oci-layout). An uncompressed layer
 // is gzip-compressed (podman save does the same) unless compression is 'none'; compressed blobs are written as
 // they are, and the source's OCI manifest is kept byte for byte when no layer changed.
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -14,6 +14,7 @@ import { OCI_CONFIG, OCI_MANIFEST, layerCompression } from '../oci/mediatypes.js
 import { Spool, blobChunks, blobSize, hexOf, spoolGzip, writeTar, type ArchiveEntry, type PendingBlob } from './blob-files.js';
 import { ociLayerType } from './store-source.js';
 import type { ImageDestination, ImageSource, LayerBlob, PutImageOptions, PutImageResult, PutLayerResult } from './types.js';
+import { makeDirs } from '../fs/batch.js';
 
 export interface OciLayoutDestinationOptions {
   /** How a layer the source rebuilt (LayerBlob.rebuilt) is written: gzip-compressed (default, as podman save) or as it is. */
@@ -81,7 +82,7 @@ export class OciLayoutDestination implements ImageDestination {
     const blobDir = join(this.output as string, 'blobs', 'sha256');
     if (!this.writing) {
       this.writing = true;
-      await mkdir(blobDir, { recursive: true, mode: 0o755 });
+      await makeDirs(blobDir, 0o755);
     }
     const final = join(blobDir, hexOf(b.digest));
     const tmp = `${final}.tmp`;
@@ -190,7 +191,7 @@ export class OciLayoutDestination implements ImageDestination {
 
   private async writeDir(dir: string): Promise<void> {
     this.writing = true;
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await makeDirs(dir, 0o755);
     const index = this.index();
     await writeFile(join(dir, 'oci-layout'), OCI_LAYOUT_FILE, { mode: 0o644 });
     await writeFile(join(dir, 'index.json'), index, { mode: 0o644 });

@@ -3,7 +3,7 @@
 // lookaside is written through its `lookaside-staging` directory; stale `signature-N+1…` files are removed), and sigstore
 // signatures as layers of the `sha256-<hex>.sig` attachment manifest in the registry, when use-sigstore-attachments
 // is on (a signature already attached is not added again).
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CarrierError } from '../errors.js';
@@ -13,6 +13,7 @@ import { OCI_CONFIG, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { BlobPusher } from '../registry/upload.js';
 import { loadRegistriesD, lookasideBase, lookasideUrl, signatureToBlob, usesSigstoreAttachments, type UntrustedSignature } from '../trust/index.js';
+import { makeDirs } from '../fs/batch.js';
 
 export interface SignatureTarget {
   client: RegistryClient;
@@ -68,7 +69,7 @@ export async function prepareRegistrySignatures(
 async function putLookaside(base: URL, manifestDigest: string, signatures: readonly UntrustedSignature[]): Promise<void> {
   for (const [i, sig] of signatures.entries()) {
     const file = fileURLToPath(lookasideUrl(base, manifestDigest, i + 1));
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+    await makeDirs(path.dirname(file), 0o755);
     await writeFile(file, signatureToBlob(sig), { mode: 0o644 });
   }
   // A reader stops at the first missing signature: removing the next one is enough, and the rest go too.
