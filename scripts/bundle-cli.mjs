@@ -65,7 +65,8 @@ const ownUrl = {
 // 1 to 25 ms each to load on Node 20, and a module of the library imports them at its top level whether or not the
 // command calls it: `images` loaded tls, net, child_process and zlib without using any. In the bundle each becomes a
 // stand-in that requires the module on its first property access (a call, a class, a constant). The ones Node has
-// loaded before any user code (and fs/promises and os, which nearly every command uses) are required as they were.
+// loaded before any user code are required as they were. node:os and node:module are not among them: no short
+// command calls os, and only native.ts's fallback (node-gyp-build) and the registry client call createRequire.
 const EAGER = new Set(['fs', 'path', 'url', 'util', 'events', 'buffer']);
 const BUILTIN_REQUIRE = /(__toESM\()?require\("node:([a-z_/]+)"\)(, 1\))?/g;
 const LAZY_HELPER =
