@@ -14,7 +14,6 @@ import type * as Fsp from 'node:fs/promises';
 
 type Failure = NodeJS.ErrnoException;
 type Done = (err: Failure | null, ...values: unknown[]) => void;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFn = (...args: any[]) => any;
 
 /** Node's own module, loaded the first time something here is not implemented on node:fs. */
