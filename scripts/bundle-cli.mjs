@@ -34,6 +34,16 @@ function builtinImport(spec) {
   return `Promise.resolve().then(() => { const m = require(${id}); return { ...m, default: m }; })`;
 }
 
+// node:fs/promises is ours in the bundle, dist/fs/promises-lite.js: Node's own costs every short command ~1.4 ms to
+// load, and the callback functions of node:fs, loaded with Node, do the same work (src/fs/promises-lite.ts).
+const LITE = path.join(dist, 'fs', 'promises-lite.js');
+const fsPromisesLite = {
+  name: 'fs-promises-lite',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?fs\/promises$/ }, (args) => (args.importer === LITE ? undefined : { path: LITE }));
+  },
+};
+
 const ownUrl = {
   name: 'own-url',
   setup(b) {
@@ -55,8 +65,9 @@ const ownUrl = {
 // 1 to 25 ms each to load on Node 20, and a module of the library imports them at its top level whether or not the
 // command calls it: `images` loaded tls, net, child_process and zlib without using any. In the bundle each becomes a
 // stand-in that requires the module on its first property access (a call, a class, a constant). The ones Node has
-// loaded before any user code (and fs/promises and os, which nearly every command uses) are required as they were.
-const EAGER = new Set(['fs', 'fs/promises', 'path', 'url', 'util', 'module', 'os', 'events', 'buffer']);
+// loaded before any user code are required as they were. node:os and node:module are not among them: no short
+// command calls os, and only native.ts's fallback (node-gyp-build) and the registry client call createRequire.
+const EAGER = new Set(['fs', 'path', 'url', 'util', 'events', 'buffer']);
 const BUILTIN_REQUIRE = /(__toESM\()?require\("node:([a-z_/]+)"\)(, 1\))?/g;
 const LAZY_HELPER =
   'var __carrierLazy = (id) => { let m; const load = () => (m ??= require(id)); ' +
@@ -87,7 +98,7 @@ const result = await build({
       "var __carrierImport = typeof __carrierImport === 'function' ? __carrierImport : (specifier) => import(specifier);\n" +
       LAZY_HELPER,
   },
-  plugins: [ownUrl],
+  plugins: [fsPromisesLite, ownUrl],
   sourcemap: 'external',
   logLevel: 'warning',
 });

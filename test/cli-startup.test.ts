@@ -219,4 +219,34 @@ describe('what a short command loads', () => {
       expect(loaded.filter((f) => /node_modules\/(yaml|openpgp|undici|tar-stream)\//.test(f))).toEqual([]);
     }
   });
+
+  it("runs the short commands without Node's fs/promises or node:module", () => {
+    // the bundle's fs/promises is src/fs/promises-lite.ts; Node's module (FileHandle, readline, watchers, ~1.4 ms to
+    // load) would be loaded by the first call the lite one leaves to it. node:module is for node-gyp-build, when the
+    // addon is not where native.ts looks first. (node:os is lazy too, but a store without HOME asks it for the home.)
+    const list = path.join(work, 'modules.txt');
+    const probe = path.join(work, 'modules.cjs');
+    fs.writeFileSync(probe, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));`);
+    const loaded = (args: string[]): string[] => {
+      fs.rmSync(list, { force: true });
+      const r = carrier(bin, args, ['--require', probe]);
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      const modules = fs.readFileSync(list, 'utf8').split('\n');
+      expect(modules).toContain('NativeModule vm');
+      return modules.filter((m) => /^NativeModule (internal\/fs\/promises|fs\/promises|module)$/.test(m)).map((m) => `${args[0]}: ${m}`);
+    };
+    const id = ok(bin, ['create', '--name', 'modules', NAME]);
+    const found = [
+      ['version'],
+      ['images'],
+      ['ps', '-a'],
+      ['inspect', NAME],
+      ['create', '--name', 'modules-2', NAME],
+      ['mount', id],
+      ['umount', id],
+      ['rm', id],
+      ['rm', 'modules-2'],
+    ].flatMap(loaded);
+    expect(found).toEqual([]);
+  });
 });

@@ -104,20 +104,44 @@ function tmpdir(): string {
   return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
 }
 
-/** The bundle's text and its identity (fstat of the descriptor read, so the two agree). */
-function readBundle(fs: typeof Fs, file: string): { source: string; identity: string } {
+/** All of an open file's `size` bytes, read into `into` (which must hold them) from the start. */
+function readAll(fs: typeof Fs, fd: number, into: Buffer, size: number): Buffer {
+  let done = 0;
+  while (done < size) {
+    const n = fs.readSync(fd, into, done, size - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  return into.subarray(0, done);
+}
+
+/**
+ * The bundle's text and its identity (fstat of the descriptor read, so the two agree), and the buffer it was read
+ * into: once the text is a string, that buffer's memory holds the code cache next (below).
+ */
+function readBundle(fs: typeof Fs, file: string): { source: string; identity: string; spare: Buffer } {
   const fd = fs.openSync(file, 'r');
   try {
     const st = fs.fstatSync(fd);
-    const bytes = Buffer.allocUnsafeSlow(st.size);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = fs.readSync(fd, bytes, done, bytes.length - done, done);
-      if (n === 0) break;
-      done += n;
-    }
+    const spare = Buffer.allocUnsafeSlow(st.size);
     const identity = `${file} ${st.size} ${st.mtimeMs} ${st.ino} ${process.version} ${process.arch}`;
-    return { source: bytes.toString('latin1', 0, done), identity };
+    return { source: readAll(fs, fd, spare, st.size).toString('latin1'), identity, spare };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The code cache file's bytes, read into `spare` when they fit (they do: the cache is smaller than the bundle). Fresh
+ * memory costs a page fault a page in this VM (~3 us each, ~0.2 ms for a 300 KB cache); the bundle's buffer has
+ * had its pages touched already, and nothing reads it once the source is a string. V8 reads cachedData only while
+ * the script compiles.
+ */
+function readCache(fs: typeof Fs, file: string, spare: Buffer): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    return readAll(fs, fd, size <= spare.length ? spare : Buffer.allocUnsafeSlow(size), size);
   } finally {
     fs.closeSync(fd);
   }
@@ -127,7 +151,7 @@ async function runCached(): Promise<void> {
   const fs = require('node:fs') as typeof Fs;
   const vm = require('node:vm') as typeof import('node:vm');
   const file = `${__dirname}/carrier.cjs`;
-  const { source, identity } = readBundle(fs, file);
+  const { source, identity, spare } = readBundle(fs, file);
   const dir = cacheDir(fs, tmpdir());
   const word = commandWord(process.argv.slice(2));
   const cacheFile = dir && `${dir}/${hash(file)}${word ? `-${word}` : ''}.v8`;
@@ -135,7 +159,7 @@ async function runCached(): Promise<void> {
   let commands: string[] = [];
   if (cacheFile) {
     try {
-      const bytes = fs.readFileSync(cacheFile);
+      const bytes = readCache(fs, cacheFile, spare);
       const nl = bytes.indexOf(10);
       const head = JSON.parse(bytes.subarray(0, nl).toString('utf8')) as { identity?: string; commands?: string[] };
       if (head.identity === identity && Array.isArray(head.commands)) {
