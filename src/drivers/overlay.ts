@@ -11,7 +11,7 @@ import { CarrierError } from '../errors.js';
 import { pathExists } from '../fs/paths.js';
 import { readText } from '../fs/read-text.js';
 import { removeTree } from '../fs/remove.js';
-import { fsBatch, type FsStep, type FsStepError } from '../fs/batch.js';
+import { fsBatch, makeDirs, type FsStep, type FsStepError } from '../fs/batch.js';
 import { isRootless } from '../host.js';
 import { applyLayer, type AppliedLayer } from '../layer/apply.js';
 import { isFullId, isLinkId, linkId } from '../store/ids.js';
@@ -22,7 +22,6 @@ import { overlayChanges } from './overlay-changes.js';
 import { overlayDiffStream } from './overlay-diff.js';
 import { LayerModes } from './layer-modes.js';
 import { treeUsage } from './usage.js';
-import { makeDirs } from '../fs/batch.js';
 
 const LINK_DIR = 'l';
 /** A base layer's diff/ mode in c/storage; a child layer's diff/ takes its parent's mode. */
@@ -116,10 +115,10 @@ export class OverlayDriver implements Driver {
   }
 
   async createReadWrite(id: string, parent: string | undefined, options: CreateReadWriteOptions = {}): Promise<void> {
-    // the parent's lowers and mode are read while the layer's record is saved: a container's create waited for each
-    // of these round trips in turn
+    // the parent's lowers and mode are read while the store marks the layer (options.recorded): a container's create
+    // waited for each of these round trips in turn
     const lower = parent === undefined ? undefined : this.lowerFor(parent);
-    lower?.catch(() => {}); // awaited in make, after the record
+    lower?.catch(() => {}); // awaited in make
     const mode = this.modes.modeFor(parent);
     mode.catch(() => {}); // awaited in make, or the layer is removed for the failure that came first
     await options.recorded;

@@ -197,8 +197,8 @@ export class LayerStore {
   }
 
   /**
-   * Begins a read-write layer (a container's) as step 1 does, made ready at once by the driver (vfs copies the
-   * parent's tree), and records it complete. Hold the write lock. Settles once the complete record is durable.
+   * A read-write layer (a container's), made ready at once by the driver (vfs copies the parent's tree) and recorded
+   * complete, marked meanwhile (see the top of this file). Hold the write lock. Settles once the record is durable.
    */
   createReadWrite(id: string, parent: string | undefined): Promise<LayerRecord> {
     const record: LayerRecord = { id, created: nowRfc3339() };
