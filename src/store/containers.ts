@@ -191,9 +191,8 @@ export async function deleteContainerLocked(
     containers.file.records = before;
     throw err;
   }
-  await settled([saved, layers.removeFlagged(layerIds)]);
-  // both roots' directories together
-  await settled(containers.dirs(c.id).map((dir) => removeTree(dir)));
+  // the container's directories (both roots' together) go once its record is gone for good, while the layer's files do
+  await settled([saved.then(() => settled(containers.dirs(c.id).map((dir) => removeTree(dir)))), layers.removeFlagged(layerIds)]);
 }
 
 export function containerInfo(r: ContainerRecord): ContainerInfo {
