@@ -43,14 +43,16 @@ if (disabled || sourceMaps) {
 }
 
 /**
- * Ends the process once the command is done, unless something is still pending for the event loop (a write to a full
- * pipe, a socket, a timer, a file operation; stdout or stderr made into a stream at all): then Node ends it as usual
- * when that is done. Checked from setImmediate, after the callbacks and promise jobs queued so far have run.
+ * Ends the process once the command is done and nothing is pending for the event loop (a write to a full pipe, a
+ * socket, a timer, a file operation; stdout or stderr made into a stream at all), without Node's teardown of the
+ * heap. Checked from setImmediate, after the callbacks and promise jobs queued so far have run; when something is
+ * still pending, once the loop has run out of work ('beforeExit'), where Node would begin that teardown.
  * process.exit keeps process.exitCode.
  */
 function exitWhenIdle(): void {
   setImmediate(() => {
     if (process.getActiveResourcesInfo().length === 0) process.exit();
+    else process.once('beforeExit', () => process.exit());
   });
 }
 
