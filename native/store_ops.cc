@@ -15,8 +15,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
+#include <cctype>
 #include <ctime>
 #include <memory>
 #include <thread>
@@ -48,6 +47,21 @@ Failure errno_failure(int err, const char* syscall) {
   f.syscall = syscall;
   f.message = std::string(syscall) + " failed: " + strerror(err);
   return f;
+}
+
+// The failure of an OS call on `path`, worded as Node words its fs errors ("ENOENT: no such file or directory, open
+// '<path>'"), so a message reads the same whichever side failed.
+void word_as_node(Failure& f, const std::string& path) {
+  std::string reason = strerror(f.errnum);
+  if (!reason.empty()) reason[0] = static_cast<char>(tolower(static_cast<unsigned char>(reason[0])));
+  f.path = path;
+  f.message = f.code + ": " + reason + ", " + f.syscall + " '" + path + "'";
+}
+
+[[noreturn]] void fail_at(int err, const char* syscall, const std::string& path) {
+  Failure f = errno_failure(err, syscall);
+  word_as_node(f, path);
+  throw Fail(std::move(f));
 }
 
 // The failure as a plain object; src/store/lock.ts turns it into a CarrierError.
@@ -278,7 +292,8 @@ Napi::Value FsBatch(const Napi::CallbackInfo& info) {
           } catch (...) {
             *failed_at = static_cast<int64_t>(i);
             *failure = current_failure();
-            if (failure->path.empty()) failure->path = (*steps)[i].path;
+            if (failure->errnum != 0) word_as_node(*failure, failure->path.empty() ? (*steps)[i].path : failure->path);
+            else if (failure->path.empty()) failure->path = (*steps)[i].path;
             return;
           }
         }
@@ -294,11 +309,10 @@ Napi::Value FsBatch(const Napi::CallbackInfo& info) {
       });
 }
 
-
 // readFile(path) -> Promise<Buffer>: a whole file read by one pool job (open, reads until one returns nothing, close).
 // The store's record files, a layer's link and lower, a container's carrier.json and an image's config are each
 // read so by a short command; through fs/promises each was three round trips (open, read, close), every one a wake
-// of a pool thread and of the event loop. Fails with the errno of the call that failed (the JS side adds the path).
+// of a pool thread and of the event loop. Fails with the errno of the call that failed, worded as Node's.
 Napi::Value ReadFile(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   auto data = std::make_shared<std::vector<char>>();
@@ -306,14 +320,14 @@ Napi::Value ReadFile(const Napi::CallbackInfo& info) {
       info.Env(),
       [path, data] {
         Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-        if (!fd.valid()) throw Fail(errno_failure(errno, "open"));
+        if (!fd.valid()) fail_at(errno, "open", path);
         size_t used = 0;
         data->resize(64 * 1024);
         for (;;) {
           if (used == data->size()) data->resize(data->size() * 2);
           ssize_t n = read(fd.get(), data->data() + used, data->size() - used);
           if (n < 0 && errno == EINTR) continue;
-          if (n < 0) throw Fail(errno_failure(errno, "read"));
+          if (n < 0) fail_at(errno, "read", path);
           if (n == 0) break;
           used += static_cast<size_t>(n);
         }
@@ -342,15 +356,6 @@ struct AtomicFile {
   std::string token;
   std::string lock_path;  // for messages
 };
-
-// A failure worded as Node words its fs errors ("ENOENT: No such file or directory, open '<path>'"), so a message
-// reads the same whichever side failed.
-[[noreturn]] void fail_at(int err, const char* syscall, const std::string& path) {
-  Failure f = errno_failure(err, syscall);
-  f.path = path;
-  f.message = f.code + ": " + strerror(err) + ", " + syscall + " '" + path + "'";
-  throw Fail(std::move(f));
-}
 
 Fd open_dir(const std::string& dir) {
   Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -313,12 +313,10 @@ export interface NativeBinding {
   unlockFile(fd: number): NativeFailure | undefined;
   /** syncfs(2) on a worker thread. Rejects with a NativeFailure. */
   syncFs(fd: number): Promise<void>;
-  /** A whole file, read by one pool job; rejects with a NativeFailure (code: the errno name; syscall: open or read). */
+  /** A whole file, read by one pool job; rejects with a NativeFailure worded as Node's (syscall: open or read). */
   readFile(path: string): Promise<Buffer>;
   /** Small file-system steps in order, by one pool job (src/fs/batch.ts); rejects with a NativeFailure and `step`. */
   fsBatch(steps: ({ op: string; path: string } & Record<string, unknown>)[]): Promise<void>;
-  /** rm -rf by one pool job (src/fs/remove.ts), never following links nor crossing mounts; rejects with a NativeFailure. */
-  removeTree(path: string): Promise<void>;
   /**
    * mkdir parent/name where ext4 places a top-level directory (src/fs/spread-dir.ts), on a worker thread; resolves
    * false where the file system cannot (then a plain mkdir). Rejects with a NativeFailure (EEXIST when it exists).

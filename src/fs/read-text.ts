@@ -1,8 +1,7 @@
 // A whole small file read in one thread-pool round trip: the store's records, a layer's link and lower files, a
 // container's carrier.json and an image's big data are each read by a short command, most of them one after another.
 import { native } from '../native.js';
-import type { NativeFailure } from '../errors.js';
-import { systemError } from './batch.js';
+import { fromNative, type NativeFailure } from '../errors.js';
 
 /** A whole file as UTF-8. */
 export async function readText(file: string): Promise<string> {
@@ -11,13 +10,13 @@ export async function readText(file: string): Promise<string> {
 
 /**
  * {@link readText}'s bytes, as they are: opened, read until a read returns nothing and closed by one native job
- * (through fs/promises that was three round trips: open, read, close). Fails as fs/promises does, with an Error
- * whose `code` (ENOENT, EISDIR...), `errno`, `syscall` and `path` are Node's.
+ * (through fs/promises that was three round trips: open, read, close). Fails with a CarrierError whose `code`
+ * (ENOENT, EISDIR...), `errno`, `syscall`, `path` and message are what fs/promises gives.
  */
 export async function readBytes(file: string): Promise<Buffer> {
   try {
     return await native.readFile(file);
   } catch (f) {
-    throw systemError(f as NativeFailure, file);
+    throw fromNative(f as NativeFailure);
   }
 }
