@@ -1,7 +1,6 @@
 // The container store: containers.json and its lock, each container's data directories
 // (`<graphroot>/<driver>-containers/<id>/userdata` and the runroot's), and a container's own read-write layer, made
 // with the container and removed with it.
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CarrierError, settled } from '../errors.js';
 import { removeTree } from '../fs/remove.js';
@@ -122,10 +121,7 @@ export async function createContainerLocked(
     const layerSaved = layers.createReadWrite(layerId, img.topLayer);
     const dirsMade = Promise.all(
       dirs.map(async (dir, i) => {
-        await makeDirs(dir, 0o700);
-        await mkdir(join(dir, 'userdata'), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'EEXIST') throw err;
-        });
+        await makeDirs(join(dir, 'userdata'), 0o700);
         // the graphroot's (the first): its own files, each flushed and its name made durable
         if (i === 0) await Promise.all((options.userdata ?? []).map((f) => writeFileAtomic(join(dir, 'userdata', f.name), f.data, 0o600)));
       }),
@@ -138,8 +134,9 @@ export async function createContainerLocked(
     // Pipelined: containers.json's new contents are written and flushed at once, while the layer and the directories
     // are made; its rename waits until both are done and layers.json's complete record is durable (renamed, its
     // directory flushed). What a crash (the process killed, or the power cut) leaves at each point:
-    // - before layers.json's complete record is durable: layers.json names the layer incomplete (or not at all),
-    //   containers.json is as before; the next writer's repair removes the layer, and the orphan sweep the container's
+    // - before layers.json's complete record is durable: layers.json does not name the layer, its marker in the run
+    //   root does (LayerStore.createReadWrite), and containers.json is as before; the next open's repair removes the
+    //   layer (after a power cut that cleared a tmpfs run root, the orphan sweep does), and the sweep the container's
     //   directories and the temp files (`.<name>.<pid>.<hex>.tmp`, of a pid no longer alive). c/storage reads records
     //   by name and never those temp files, so podman sees the store as before the create.
     // - after it, before containers.json's rename is durable: a complete layer no container names yet, as when the

@@ -9,7 +9,7 @@
 // sees one knows its writer is gone and removes it.
 //
 // A container's read-write layer (createReadWrite) is empty when made, so it has no content to wait for: its record
-// is saved once, complete, after its directories. Before them, a marker in the run root (`creating-<id>`, on tmpfs,
+// is saved once, complete, after its directories. Before them, a marker in the run root (`creating-<id>`, tmpfs as a rule,
 // no flush) names it; a writer killed before the record leaves the marker, and the open that repairs removes what
 // it names. c/storage saves an interim incomplete record instead: a flushed save more on the way of every create.
 import { readdir, rm, unlink } from 'node:fs/promises';

@@ -9,7 +9,7 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathExists } from '../fs/paths.js';
-import { fsBatch } from '../fs/batch.js';
+import { makeDirs } from '../fs/batch.js';
 import { writeFileAtomic } from './atomic.js';
 
 export interface StoreLayout {
@@ -60,10 +60,8 @@ export function storeLayout(graphroot: string, runroot: string, driver: 'overlay
 export async function prepareLayout(layout: StoreLayout): Promise<void> {
   const dirs = [layout.graphroot, layout.layersDir, layout.imagesDir, layout.containersDir, layout.runLayersDir, layout.runContainersDir];
   const [present, files] = await Promise.all([Promise.all(dirs.map(isDirectory)), layoutFiles(layout)]);
-  // mkdir -p by one native job: Node's recursive mkdir never returns where mkdir answers ENOENT under a directory
-  // that exists (a root under /proc: `--root /proc/x` spun forever); this one fails with that ENOENT
-  const missing = dirs.filter((_, i) => !present[i]);
-  if (missing.length > 0) await fsBatch(missing.map((dir) => ({ op: 'mkdirp' as const, path: dir, mode: 0o700 })));
+  // all in one native job, which fails where mkdir cannot make one (`--root /proc/x` spun forever in Node's)
+  await makeDirs(dirs.filter((_, i) => !present[i]), 0o700);
   if (!files.userns) await writeFile(layout.usernsLock, '', { mode: 0o644, flag: 'a' });
   // in the run root, which a reboot clears: written as the mount records are, not flushed
   if (!files.mounts) await writeFileAtomic(join(layout.runLayersDir, 'mountpoints.json'), '[]', 0o600, false);
