@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <thread>
@@ -309,38 +310,97 @@ Napi::Value FsBatch(const Napi::CallbackInfo& info) {
       });
 }
 
-// readFile(path) -> Promise<Buffer>: a whole file read by one pool job (open, reads until one returns nothing, close).
-// The store's record files, a layer's link and lower, a container's carrier.json and an image's config are each
-// read so by a short command; through fs/promises each was three round trips (open, read, close), every one a wake
-// of a pool thread and of the event loop. Fails with the errno of the call that failed, worded as Node's.
+// A file's bytes in malloc'd memory, neither zeroed nor touched beyond what was read: the buffer handed to JS as is.
+struct WholeFile {
+  char* data = nullptr;
+  size_t size = 0;
+  WholeFile() = default;
+  WholeFile(const WholeFile&) = delete;
+  WholeFile& operator=(const WholeFile&) = delete;
+  ~WholeFile() { free(data); }
+};
+
+// A whole file's bytes: open, reads until one returns nothing, close. Fails with the errno of the call that failed.
+// The buffer is sized by fstat (a byte more, so the read that meets the end finds room to say so): a short command
+// reads a few small files (records, carrier.json, a link), and a 64 KiB buffer zeroed for each cost its page faults.
+void read_whole(const std::string& path, WholeFile& out) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) fail_at(errno, "open", path);
+  struct stat st;
+  size_t cap = 4096;
+  if (fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) cap = static_cast<size_t>(st.st_size) + 1;
+  size_t used = 0;
+  char* buf = static_cast<char*>(malloc(cap));
+  if (buf == nullptr) fail_at(ENOMEM, "read", path);
+  out.data = buf;
+  for (;;) {
+    if (used == cap) {
+      char* grown = static_cast<char*>(realloc(out.data, cap * 2));
+      if (grown == nullptr) fail_at(ENOMEM, "read", path);
+      out.data = grown;
+      cap *= 2;
+    }
+    ssize_t n = read(fd.get(), out.data + used, cap - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_at(errno, "read", path);
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  out.size = used;
+}
+
+// The bytes as a Buffer, handed over without a copy: freed when the Buffer is collected.
+Napi::Value bytes_to_js(Napi::Env env, WholeFile& file) {
+  if (file.size == 0) return Napi::Buffer<char>::New(env, 0);
+  char* data = file.data;
+  file.data = nullptr;
+  return Napi::Buffer<char>::New(env, data, file.size, [](Napi::Env, char* d) { free(d); });
+}
+
+// readFile(path) -> Promise<Buffer>: a whole file read by one pool job. The store's record files, a layer's link
+// and lower, a container's carrier.json and an image's config are each read so by a short command; through
+// fs/promises each was three round trips (open, read, close), every one a wake of a pool thread and of the event
+// loop. Fails with the errno of the call that failed, worded as Node's.
 Napi::Value ReadFile(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  auto data = std::make_shared<std::vector<char>>();
+  auto file = std::make_shared<WholeFile>();
+  return PromiseJob::run(
+      info.Env(), [path, file] { read_whole(path, *file); },
+      [file](Napi::Env env) -> Napi::Value { return bytes_to_js(env, *file); });
+}
+
+// readFiles(paths) -> Promise<(Buffer | NativeFailure)[]>: several whole files read by one pool job, one after
+// another; each answer is the file's bytes or, where its read failed, that failure (as readFile would reject with it).
+// `carrier ps` reads every container's carrier.json: one job each was a round trip per container.
+Napi::Value ReadFiles(const Napi::CallbackInfo& info) {
+  Napi::Array list = info[0].As<Napi::Array>();
+  struct One {
+    std::string path;
+    WholeFile file;
+    bool failed = false;
+    Failure failure;
+  };
+  auto files = std::make_shared<std::vector<One>>(list.Length());
+  for (uint32_t i = 0; i < list.Length(); ++i) (*files)[i].path = list.Get(i).As<Napi::String>().Utf8Value();
   return PromiseJob::run(
       info.Env(),
-      [path, data] {
-        Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-        if (!fd.valid()) fail_at(errno, "open", path);
-        size_t used = 0;
-        data->resize(64 * 1024);
-        for (;;) {
-          if (used == data->size()) data->resize(data->size() * 2);
-          ssize_t n = read(fd.get(), data->data() + used, data->size() - used);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0) fail_at(errno, "read", path);
-          if (n == 0) break;
-          used += static_cast<size_t>(n);
+      [files] {
+        for (One& f : *files) {
+          try {
+            read_whole(f.path, f.file);
+          } catch (...) {
+            f.failed = true;
+            f.failure = current_failure();
+          }
         }
-        data->resize(used);
       },
-      [data](Napi::Env env) -> Napi::Value {
-        // handed over without a copy: the vector lives until the Buffer is collected
-        auto* owned = new std::vector<char>(std::move(*data));
-        if (owned->empty()) {
-          delete owned;
-          return Napi::Buffer<char>::New(env, 0);
+      [files](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, files->size());
+        for (uint32_t i = 0; i < files->size(); ++i) {
+          One& f = (*files)[i];
+          out.Set(i, f.failed ? Napi::Value(failure_to_js(env, f.failure)) : bytes_to_js(env, f.file));
         }
-        return Napi::Buffer<char>::New(env, owned->data(), owned->size(), [](Napi::Env, char*, std::vector<char>* v) { delete v; }, owned);
+        return out;
       });
 }
 
@@ -568,6 +628,7 @@ void init_store_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
   exports.Set("syncFs", Napi::Function::New(env, SyncFs, "syncFs"));
   exports.Set("readFile", Napi::Function::New(env, ReadFile, "readFile"));
+  exports.Set("readFiles", Napi::Function::New(env, ReadFiles, "readFiles"));
   exports.Set("fsBatch", Napi::Function::New(env, FsBatch, "fsBatch"));
   exports.Set("makeSpreadDir", Napi::Function::New(env, MakeSpreadDir, "makeSpreadDir"));
   exports.Set("writeFileAtomic", Napi::Function::New(env, WriteFileAtomic, "writeFileAtomic"));

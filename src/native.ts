@@ -285,7 +285,8 @@ export interface NativeMergeJob {
 }
 
 export interface NativeBinding {
-  version: string;
+  /** The core's version and those of the libraries it was built with (a getter: naming isa-l's loads it). */
+  readonly version: string;
   ApplyJob: new (
     dir: string,
     sourcePath: string | null,
@@ -315,6 +316,8 @@ export interface NativeBinding {
   syncFs(fd: number): Promise<void>;
   /** A whole file, read by one pool job; rejects with a NativeFailure worded as Node's (syscall: open or read). */
   readFile(path: string): Promise<Buffer>;
+  /** Several whole files, read one after another by one pool job: each its bytes or the NativeFailure its read met. */
+  readFiles(paths: string[]): Promise<(Buffer | NativeFailure)[]>;
   /** Small file-system steps in order, by one pool job (src/fs/batch.ts); rejects with a NativeFailure and `step`. */
   fsBatch(steps: ({ op: string; path: string } & Record<string, unknown>)[]): Promise<void>;
   /**

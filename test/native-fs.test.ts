@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readBytes, readText } from '../src/fs/read-text.js';
+import { readBytes, readManyBytes, readText } from '../src/fs/read-text.js';
 import { fsBatch, type FsStepError } from '../src/fs/batch.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'carrier-native-fs-'));
@@ -35,8 +35,12 @@ describe('readBytes', () => {
     expect((await readBytes(big)).equals(bytes)).toBe(true);
   });
 
-  it('reads files whose size stat cannot tell (procfs)', async () => {
+  it('reads files whose size stat cannot tell (procfs), growing its buffer past the first page', async () => {
     expect((await readText('/proc/self/status')).includes('Pid:')).toBe(true);
+    // the kernel's symbol table: far more than a page, its size 0 to stat, the same from one read to the next
+    const symbols = readFileSync('/proc/kallsyms');
+    expect(symbols.length).toBeGreaterThan(4096 * 4);
+    expect((await readBytes('/proc/kallsyms')).equals(symbols)).toBe(true);
   });
 
   it('fails as fs/promises does: code, errno, syscall and path', async () => {
@@ -52,6 +56,25 @@ describe('readBytes', () => {
     });
     const isDir = await failure(readBytes(dir));
     expect(isDir.code).toBe('EISDIR');
+  });
+});
+
+describe('readManyBytes', () => {
+  it('reads several files by one job: each its bytes, or the error readBytes fails with for it', async () => {
+    const a = join(dir, 'many-a');
+    const b = join(dir, 'many-b');
+    writeFileSync(a, 'first');
+    writeFileSync(b, Buffer.alloc(70_000, 7));
+    const missing = join(dir, 'many-missing');
+    const answers = await readManyBytes([a, missing, b, dir]);
+    expect(answers).toHaveLength(4);
+    expect((answers[0] as Buffer).toString()).toBe('first');
+    expect((answers[2] as Buffer).equals(readFileSync(b))).toBe(true);
+    const gone = answers[1] as NodeJS.ErrnoException;
+    const node = await failure(readFile(missing));
+    expect([gone.code, gone.syscall, gone.path, gone.message]).toEqual([node.code, node.syscall, node.path, node.message]);
+    expect((answers[3] as NodeJS.ErrnoException).code).toBe('EISDIR');
+    expect(await readManyBytes([])).toEqual([]);
   });
 });
 

@@ -28,7 +28,8 @@ export function subtitle(report) {
 }
 
 export const fmt = (v) => (v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3));
-const cell = (b) => (b.failed ? 'failed' : `${fmt(b.median)} s${b.id === 'carrier' || b.ratio === undefined ? '' : ` (${b.ratio.toFixed(2)}×)`}`);
+// `note`: a suite's word on the figure (the containers suite's carrier short commands: how far over `node -e 0`)
+const cell = (b) => (b.failed ? 'failed' : `${fmt(b.median)} s${b.id === 'carrier' || b.ratio === undefined ? '' : ` (${b.ratio.toFixed(2)}×)`}${b.note ? ` (${b.note})` : ''}`);
 
 /** A markdown table of a bar model: one row per panel, one column per contender. */
 function summaryTable(model) {

@@ -11,7 +11,8 @@ import { randomBytes } from '../store/ids.js';
 import type { ImageRunConfig } from '../runtime/spec.js';
 import { deleteRuntimeState, findRuntime, type OciRuntime } from '../runtime/runtime.js';
 import { processAlive } from '../host.js';
-import { carrierFileData, readCarrierFile, runtimeStateRoot } from './state.js';
+import { carrierFileData, carrierFilePath, parseCarrierFile, readCarrierFile, runtimeStateRoot } from './state.js';
+import { readManyBytes } from '../fs/read-text.js';
 import type { CarrierFile, ContainerConfig, ContainerDetails, ContainerState, CreateContainerOptions, VolumeSpec } from './types.js';
 export type { ContainerConfig, ContainerDetails, ContainerState, ContainerStatus, CreateContainerOptions, VolumeSpec } from './types.js';
 export { runtimeStateRoot } from './state.js';
@@ -160,10 +161,13 @@ export async function imageConfigOf(store: Store, imageId: string): Promise<Imag
   }
 }
 
-/** A container's details; `imageConfig` and `known` (its carrier.json) when the caller has them already. */
-export async function details(store: Store, info: ContainerInfo, imageConfig?: ImageRunConfig, known?: CarrierFile): Promise<ContainerDetails> {
+/**
+ * A container's details; `imageConfig` and `known` (its carrier.json, null when the caller found none) when the
+ * caller has them already.
+ */
+export async function details(store: Store, info: ContainerInfo, imageConfig?: ImageRunConfig, known?: CarrierFile | null): Promise<ContainerDetails> {
   const meta = metadataOf(info);
-  const file = known ?? (await readCarrierFile(store, info.id));
+  const file = known === null ? undefined : (known ?? (await readCarrierFile(store, info.id)));
   let state: ContainerState = file?.state ?? { status: 'unknown' };
   // A container whose Carrier process is gone without recording the end (killed): no longer running.
   if (state.status === 'running' && !processAlive(state.pid)) state = { ...state, status: 'exited', error: 'the Carrier process running it is gone' };
@@ -194,20 +198,16 @@ export async function details(store: Store, info: ContainerInfo, imageConfig?: I
 
 export async function listContainers(store: Store): Promise<ContainerDetails[]> {
   const all = await store.containers();
-  // One read of each image's config for all the containers made from it, and the containers' files read together:
-  // `carrier ps` otherwise paid a lock round trip and a big-data read per container, one after another.
+  // Each image's config read once for all the containers made from it, while every container's carrier.json is read
+  // by one native job: `carrier ps` paid a lock round trip and a big-data read per container, then a thread-pool
+  // round trip per container, then the config reads after the files. A config is read for an image only external
+  // containers use too (its answer then unused): it costs nothing that the files' read does not cover.
   const configs = new Map<string, Promise<ImageRunConfig>>();
-  const configOf = (image: string): Promise<ImageRunConfig> => {
-    let p = configs.get(image);
-    if (p === undefined) configs.set(image, (p = imageConfigOf(store, image)));
-    return p;
-  };
-  return Promise.all(
-    all.map(async (c) => {
-      const file = await readCarrierFile(store, c.id);
-      return details(store, c, file ? await configOf(c.image) : {}, file);
-    }),
+  for (const c of all) if (!configs.has(c.image)) configs.set(c.image, imageConfigOf(store, c.image));
+  const files = (await readManyBytes(all.map((c) => carrierFilePath(store, c.id)))).map((bytes) =>
+    Buffer.isBuffer(bytes) ? (parseCarrierFile(bytes.toString('utf8')) ?? null) : null,
   );
+  return Promise.all(all.map(async (c, i) => details(store, c, files[i] ? await configs.get(c.image)! : {}, files[i])));
 }
 
 export async function inspectContainer(store: Store, query: string): Promise<ContainerDetails> {

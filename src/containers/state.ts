@@ -20,8 +20,19 @@ export function runtimeStateRoot(store: Store, runtime: string): string {
 }
 
 export async function readCarrierFile(store: Store, id: string): Promise<CarrierFile | undefined> {
+  const text = await readText(carrierFilePath(store, id)).catch(() => undefined);
+  return text === undefined ? undefined : parseCarrierFile(text);
+}
+
+/** Where a container's carrier.json is. */
+export function carrierFilePath(store: Store, id: string): string {
+  return join(userdataDir(store, id), 'carrier.json');
+}
+
+/** carrier.json's text as a CarrierFile; undefined when it is not one (another version, no config, not JSON). */
+export function parseCarrierFile(text: string): CarrierFile | undefined {
   try {
-    const f = JSON.parse(await readText(join(userdataDir(store, id), 'carrier.json'))) as CarrierFile;
+    const f = JSON.parse(text) as CarrierFile;
     return f && f.version === 1 && f.config ? f : undefined;
   } catch {
     return undefined;

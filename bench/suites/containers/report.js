@@ -7,7 +7,8 @@ export function barModel(report) {
   const panels = scen.map((s) => {
     const rows = report.rows.filter((r) => r.scenario === s);
     const carrier = rows.find((r) => r.contender === 'carrier');
-    return { title: rows[0].title, bars: rows.map((r) => bar(r.contender, r.contender === 'node' ? 'node -e 0' : r.contender, r, carrier)) };
+    const note = (r) => (r.overNode !== undefined ? { note: `node -e 0 + ${(r.overNode * 1000).toFixed(0)} ms, paired` } : {});
+    return { title: rows[0].title, bars: rows.map((r) => bar(r.contender, r.contender === 'node' ? 'node -e 0' : r.contender, r, carrier, note(r))) };
   });
   return { title: 'Containers: create + mount, run --rm IMG true, short commands', subtitle: subtitle(report), unit: 's', panels };
 }
@@ -29,14 +30,20 @@ export function markdown(report) {
         ok(r) && ok(carrier) ? `${(r.median / carrier.median).toFixed(2)}×` : '',
         r.cpuMedian !== undefined ? r.cpuMedian.toFixed(2) : '',
         r.cpuMedian !== undefined && carrier?.cpuMedian ? `${(r.cpuMedian / carrier.cpuMedian).toFixed(2)}×` : '',
+        r.overNode !== undefined ? `+${(r.overNode * 1000).toFixed(1)} ms` : '',
       ]);
     }
   }
-  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier', 'CPU s (user + sys, median)', 'CPU ÷ carrier'], rows));
+  L.push(mdTable(['scenario', 'command', 'median s', 'min–max s', 'time ÷ carrier', 'CPU s (user + sys, median)', 'CPU ÷ carrier', 'over node -e 0, paired (median)'], rows));
   const pr = report.podmanRun;
   if (pr?.failedAttempts?.length) {
     L.push('', pr.used ? `podman run worked with ${pr.used}; before that it failed with:` : 'podman run does not work on this machine; every way tried failed:', '');
     for (const a of pr.failedAttempts) L.push(`- ${a.note} (\`${a.flags}\`): ${a.error}`);
+  }
+  const paired = report.rows.filter((r) => r.overNodeRuns?.length);
+  if (paired.length) {
+    L.push('', 'Over `node -e 0`, run by run (ms; each the command less the `node -e 0` run right before it):', '');
+    for (const r of paired) L.push(`- \`${r.scenario} ${r.contender}\`: ${r.overNodeRuns.map((x) => (x * 1000).toFixed(1)).join(', ')}`);
   }
   L.push(...timedRuns(report.rows, (r) => `${r.scenario} ${r.contender}`), ...problems(report.rows, (r) => `${r.scenario} ${r.contender}`));
   return L.join('\n');
