@@ -18,6 +18,7 @@
         "native/file_hash.cc",
         "native/fs_safe.cc",
         "native/gzip_isal.cc",
+        "native/map_file.cc",
         "native/mount.cc",
         "native/parallel_compressor.cc",
         "native/partial_rebuild.cc",

@@ -33,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   carrier::init_mount(env, exports);
   carrier::init_quota(env, exports);
   carrier::init_tty(env, exports);
+  carrier::init_map_file(env, exports);
   carrier::init_budget(env, exports);
   exports.DefineProperty(Napi::PropertyDescriptor::Accessor<Version>("version", napi_enumerable));
   return exports;

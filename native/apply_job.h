@@ -33,5 +33,6 @@ void init_budget(Napi::Env env, Napi::Object exports);
 std::shared_ptr<ByteBudget> budget_of(Napi::Env env, Napi::Value value);
 // Registers discardTerminalEof: drops end-of-file markers pending on a canonical-mode terminal.
 void init_tty(Napi::Env env, Napi::Object exports);
+void init_map_file(Napi::Env env, Napi::Object exports);
 
 }  // namespace carrier

@@ -10,7 +10,7 @@
 // node_modules when a command needs them: openpgp (large; GPG signatures only), yaml (registries.d only), undici (the
 // registry client requires its parts) and node-gyp-build (finds the addon).
 import { build, transform } from 'esbuild';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lazyExports, lazyIndex } from './lazy-index.mjs';
@@ -113,14 +113,15 @@ function asciiOnly(code) {
 // The text a command reads, hashes and keeps, without what only a reader of the file needs: comments and indentation
 // go (~800 KB to ~600 KB, each byte read, copied and looked at by V8 on every command), identifiers stay, so a stack
 // trace names its functions; carrier.cjs.map maps it back to src/ (node --enable-source-maps). Then the bundle becomes
-// the expression of its own function (exports, require, module, __filename, __dirname, __carrierImport): the bin
+// the expression of its own function (exports, require, module, __filename, __dirname, __carrierImport, and the addon
+// the bin opened, __carrierAddon, which src/native.ts takes instead of opening it again): the bin
 // compiles the file's text as it is, with no wrapper to concatenate and V8 to flatten into another copy, and required
 // as a module (NODE_DISABLE_COMPILE_CACHE, --enable-source-maps), it calls that function with the module's own
 // arguments.
 // Which of the two runs it is, `this` tells: a script's top level has the global object, a module's its exports.
 const HEAD =
   '(function (main) { return this === globalThis ? main : void main.call(exports, exports, require, module, __filename, __dirname); })' +
-  '.call(this, (function (exports, require, module, __filename, __dirname, __carrierImport) {';
+  '.call(this, (function (exports, require, module, __filename, __dirname, __carrierImport, __carrierAddon) {';
 const TAIL = '\n}));\n';
 
 const js = result.outputFiles.find((f) => f.path.endsWith('.cjs')) ?? fail('no bundle');
@@ -145,8 +146,37 @@ mapOut.mappings = shiftFirstLine(mapOut.mappings, HEAD.length);
 mapOut.file = 'carrier.cjs';
 // the sources are in the package (src/): the map names them rather than holding a second copy
 delete mapOut.sourcesContent;
-await writeFile(js.path, code);
-await writeFile(map.path, JSON.stringify(mapOut));
+// each written beside and renamed over: a running `carrier` has the bundle mapped (src/cli/bin.cts), and a file
+// rewritten in place under a mapping faults the process that reads it next (SIGBUS)
+await writeReplacing(js.path, code);
+await writeReplacing(map.path, JSON.stringify(mapOut));
+
+async function writeReplacing(file, text) {
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, text);
+  await rename(temp, file);
+}
+
+// The bin (tsc's dist/cli/bin.cjs) with src/addon-file.cts inlined: required as a file of its own, it cost every
+// command ~1 ms (Node's module loader resolving, reading and compiling it) before the bin could open the addon. The
+// bundle stays a file of its own, left as the bin requires it.
+const bin = path.join(out, 'bin.cjs');
+const binBuilt = await build({
+  entryPoints: [bin],
+  outfile: bin,
+  allowOverwrite: true,
+  write: false,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  plugins: [{ name: 'bundle-outside', setup: (b) => b.onResolve({ filter: /^\.\/carrier\.cjs$/ }, (a) => ({ path: a.path, external: true })) }],
+  sourcemap: 'external',
+  logLevel: 'warning',
+});
+for (const f of binBuilt.outputFiles) {
+  await writeReplacing(f.path, f.path.endsWith('.map') ? f.text : `${f.text.replace(/\/\/# sourceMappingURL=.*\n?$/, '')}//# sourceMappingURL=bin.cjs.map\n`);
+}
 
 function fail(why) {
   throw new Error(`bundle-cli: ${why}`);

@@ -1,8 +1,8 @@
-import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeFailure } from './errors.js';
+import { addonFile, openAddon } from './addon-file.cjs';
 
 // The result types of the native jobs live here, beside the binding that produces them; the wrappers
 // (layer/apply, fs/clone, fs/merge) re-export them.
@@ -318,6 +318,12 @@ export interface NativeBinding {
   readFile(path: string): Promise<Buffer>;
   /** Several whole files, read one after another by one pool job: each its bytes or the NativeFailure its read met. */
   readFiles(paths: string[]): Promise<(Buffer | NativeFailure)[]>;
+  /**
+   * A regular file mapped read-only, as a latin1 string (`text`) or a Buffer, with fstat's size, mtimeMs and inode of
+   * the descriptor mapped; undefined when it cannot be (src/cli/bin.cts then reads it). Never for a file that may be
+   * rewritten in place while mapped.
+   */
+  mapFile<T extends boolean>(path: string, text: T): MappedFile<T extends true ? string : Buffer> | undefined;
   /** Small file-system steps in order, by one pool job (src/fs/batch.ts); rejects with a NativeFailure and `step`. */
   fsBatch(steps: ({ op: string; path: string } & Record<string, unknown>)[]): Promise<void>;
   /**
@@ -404,6 +410,13 @@ export interface NativeOverlayMount {
   options: string[];
 }
 
+export interface MappedFile<T> {
+  data: T;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
 export interface NativeOverlayProbe {
   fsopen: boolean;
   /** The errno name fsopen("overlay") failed with, or null. */
@@ -414,44 +427,19 @@ export interface NativeOverlayProbe {
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The `.node` files in a directory, in the order readdir gives (node-gyp-build takes the first); none if it is missing. */
-function addons(dir: string): string[] {
-  try {
-    return readdirSync(dir).filter((n) => n.endsWith('.node'));
-  } catch {
-    return [];
-  }
-}
+/** The addon the CLI's bin opened, a parameter of the CLI's bundle (scripts/bundle-cli.mjs); undeclared elsewhere. */
+declare const __carrierAddon: NativeBinding | undefined;
 
 /**
- * An addon at a known absolute path, opened as require() opens it (process.dlopen), without require's resolution:
- * the path is already resolved, and require would look at each of its directories again (realpath) for its cache.
- */
-function open(file: string): NativeBinding {
-  const mod = { exports: {} as NativeBinding };
-  process.dlopen(mod, file);
-  return mod.exports;
-}
-
-/**
- * The compiled core: a local build when present, else the prebuild for this platform, as node-gyp-build finds them.
- * Its usual answers are found here without it: build/Release's (or build/Debug's) addon, else the one file of
- * prebuilds/<platform>-<arch>/. Loading node-gyp-build (resolving it, compiling it, parsing package.json) cost every
- * short command ~3-5 ms (issue 21). Anything else (CARRIER_OCI_PREBUILD or PREBUILDS_ONLY set, a prebuild directory
- * with flavours to choose between, no addon here at all) is node-gyp-build's to decide.
+ * The compiled core: a local build when present, else the prebuild for this platform, as node-gyp-build finds them
+ * (src/addon-file.cts finds its usual answers without it: loading node-gyp-build cost every short command ~3-5 ms,
+ * issue 21); anything else is node-gyp-build's to decide. Inside the CLI's bundle, the addon the bin opened already
+ * (to map the bundle with it) is passed in as `__carrierAddon`.
  */
 function loadNative(): NativeBinding {
-  if (process.env.CARRIER_OCI_PREBUILD === undefined && process.env.PREBUILDS_ONLY === undefined) {
-    for (const dir of [join(packageRoot, 'build', 'Release'), join(packageRoot, 'build', 'Debug')]) {
-      const first = addons(dir)[0];
-      if (first !== undefined) return open(join(dir, first));
-    }
-    const prebuilds = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
-    const files = addons(prebuilds);
-    if (files.length === 1 && !/\.(?:node|electron|node-webkit|napi|abi\d*|uv\d*|armv\d*|glibc|musl)\./.test(`.${files[0]}`)) {
-      return open(join(prebuilds, files[0]!));
-    }
-  }
+  if (typeof __carrierAddon !== 'undefined' && __carrierAddon !== undefined) return __carrierAddon;
+  const file = addonFile(packageRoot);
+  if (file !== undefined) return openAddon<NativeBinding>(file);
   return createRequire(import.meta.url)('node-gyp-build')(packageRoot) as NativeBinding;
 }
 

@@ -1,12 +1,13 @@
 // The two native file helpers short commands use: readBytes (a whole file in one pool job) and fsBatch (small steps
 // in order in one pool job). Both must fail the way fs/promises fails, so callers that test `code` keep working.
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readBytes, readManyBytes, readText } from '../src/fs/read-text.js';
 import { fsBatch, type FsStepError } from '../src/fs/batch.js';
+import { native } from '../src/native.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'carrier-native-fs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -75,6 +76,33 @@ describe('readManyBytes', () => {
     expect([gone.code, gone.syscall, gone.path, gone.message]).toEqual([node.code, node.syscall, node.path, node.message]);
     expect((answers[3] as NodeJS.ErrnoException).code).toBe('EISDIR');
     expect(await readManyBytes([])).toEqual([]);
+  });
+});
+
+describe('mapFile', () => {
+  it('maps a whole file as a latin1 string or a Buffer, with what fstat says of it', () => {
+    const file = join(dir, 'mapped');
+    const bytes = Buffer.from(Array.from({ length: 3 * 4096 + 5 }, (_, i) => 32 + (i % 95)));
+    writeFileSync(file, bytes);
+    const st = statSync(file);
+    const text = native.mapFile(file, true);
+    expect(text?.data).toBe(bytes.toString('latin1'));
+    expect([text?.size, text?.mtimeMs, text?.ino]).toEqual([st.size, st.mtimeMs, st.ino]);
+    const buf = native.mapFile(file, false);
+    expect(Buffer.isBuffer(buf?.data) && buf.data.equals(bytes)).toBe(true);
+    // a mapping is private: the file replaced by rename leaves what was mapped as it was
+    writeFileSync(`${file}.new`, 'other');
+    renameSync(`${file}.new`, file);
+    expect(buf?.data.equals(bytes)).toBe(true);
+  });
+
+  it('answers undefined for what it cannot map: missing, a directory, an empty file', () => {
+    const empty = join(dir, 'mapped-empty');
+    writeFileSync(empty, '');
+    for (const p of [join(dir, 'mapped-missing'), dir, empty]) {
+      expect(native.mapFile(p, true)).toBeUndefined();
+      expect(native.mapFile(p, false)).toBeUndefined();
+    }
   });
 });
 

@@ -18,13 +18,18 @@
 // than its own (~220-320 KB).
 //
 // The bundle's text is its own function expression (scripts/bundle-cli.mjs), so the script compiled here is the file as
-// read, not a copy of it inside a wrapper: V8 flattens a concatenated source into a third copy of its ~600 KB, and
-// in this VM every fresh page of memory costs a page fault (~0.5 ms a copy). It is read as latin1 (it is ASCII, made so
-// by the bundler), which skips UTF-8 decoding and gives V8 the one-byte string it would have made anyway.
+// is, not a copy of it inside a wrapper: V8 flattens a concatenated source into another copy of its ~600 KB, and in
+// this VM every fresh page of memory costs a page fault (~4 us, ~0.6 ms a copy). The bin opens the addon first and
+// maps the bundle with it (native/map_file.cc) as an external latin1 string (it is ASCII, made so by the bundler), and
+// the cache as a Buffer: no copy at all, the file's cached pages faulted in a few at a time where V8 reads them (~1 ms
+// less a command than reading both into fresh memory). The addon so opened is the bundle's (its last parameter), not
+// opened again. Where the bin cannot find or map it (src/addon-file.cts: node-gyp-build's cases), it reads the files.
 //
 // Once a command has run and left nothing for the event loop, the process exits at once instead of returning to
 // Node, which would then tear down the V8 heap page by page (~1.5 ms of a short command's CPU here).
 import type * as Fs from 'node:fs';
+import type { NativeBinding } from '../native.js';
+import { addonFile, openAddon } from '../addon-file.cjs';
 
 type Cli = { runCli(argv: string[]): Promise<string | undefined> };
 
@@ -117,19 +122,35 @@ function readAll(fs: typeof Fs, fd: number, into: Buffer, size: number): Buffer 
   return into.subarray(0, done);
 }
 
+/** The cache's key for a bundle: its path, size, mtime and inode (fstat of the descriptor read), Node and the arch. */
+function identityOf(file: string, st: { size: number; mtimeMs: number; ino: number }): string {
+  return `${file} ${st.size} ${st.mtimeMs} ${st.ino} ${process.version} ${process.arch}`;
+}
+
 /**
- * The bundle's text and its identity (fstat of the descriptor read, so the two agree), and the buffer it was read
- * into: once the text is a string, that buffer's memory holds the code cache next (below).
+ * The bundle's text and its identity, and the buffer it was read into: once the text is a string, that buffer's
+ * memory holds the code cache next (below).
  */
-function readBundle(fs: typeof Fs, file: string): { source: string; identity: string; spare: Buffer } {
+function readBundle(fs: typeof Fs, file: string): { source: string; identity: string; spare: Buffer | undefined } {
   const fd = fs.openSync(file, 'r');
   try {
     const st = fs.fstatSync(fd);
     const spare = Buffer.allocUnsafeSlow(st.size);
-    const identity = `${file} ${st.size} ${st.mtimeMs} ${st.ino} ${process.version} ${process.arch}`;
-    return { source: readAll(fs, fd, spare, st.size).toString('latin1'), identity, spare };
+    return { source: readAll(fs, fd, spare, st.size).toString('latin1'), identity: identityOf(file, st), spare };
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** The addon, opened from where the library would open it; undefined where node-gyp-build must choose, or it fails. */
+function addon(): NativeBinding | undefined {
+  const file = addonFile(`${__dirname}/../..`);
+  if (file === undefined) return undefined;
+  try {
+    return openAddon<NativeBinding>(file);
+  } catch {
+    // the bundle opens it again and says why it cannot
+    return undefined;
   }
 }
 
@@ -139,11 +160,11 @@ function readBundle(fs: typeof Fs, file: string): { source: string; identity: st
  * had its pages touched already, and nothing reads it once the source is a string. V8 reads cachedData only while
  * the script compiles.
  */
-function readCache(fs: typeof Fs, file: string, spare: Buffer): Buffer {
+function readCache(fs: typeof Fs, file: string, spare: Buffer | undefined): Buffer {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
-    return readAll(fs, fd, size <= spare.length ? spare : Buffer.allocUnsafeSlow(size), size);
+    return readAll(fs, fd, spare !== undefined && size <= spare.length ? spare : Buffer.allocUnsafeSlow(size), size);
   } finally {
     fs.closeSync(fd);
   }
@@ -153,7 +174,10 @@ async function runCached(): Promise<void> {
   const fs = require('node:fs') as typeof Fs;
   const vm = require('node:vm') as typeof import('node:vm');
   const file = `${__dirname}/carrier.cjs`;
-  const { source, identity, spare } = readBundle(fs, file);
+  const core = addon();
+  // (a prebuild older than the bin has no mapFile)
+  const mapped = typeof core?.mapFile === 'function' ? core.mapFile(file, true) : undefined;
+  const { source, identity, spare } = mapped ? { source: mapped.data, identity: identityOf(file, mapped), spare: undefined } : readBundle(fs, file);
   const dir = cacheDir(fs, tmpdir());
   const word = commandWord(process.argv.slice(2));
   const cacheFile = dir && `${dir}/${hash(file)}${word ? `-${word}` : ''}.v8`;
@@ -161,7 +185,7 @@ async function runCached(): Promise<void> {
   let commands: string[] = [];
   if (cacheFile) {
     try {
-      const bytes = readCache(fs, cacheFile, spare);
+      const bytes = (core && mapped && core.mapFile(cacheFile, false)?.data) || readCache(fs, cacheFile, spare);
       const nl = bytes.indexOf(10);
       const head = JSON.parse(bytes.subarray(0, nl).toString('utf8')) as { identity?: string; commands?: string[] };
       if (head.identity === identity && Array.isArray(head.commands)) {
@@ -174,10 +198,11 @@ async function runCached(): Promise<void> {
   }
   const script = new vm.Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const mod = { exports: {} as Cli, filename: file, id: file, loaded: false };
-  // evaluated as a script, the bundle's text is its function (exports, require, module, __filename, __dirname, import)
+  // evaluated as a script, the bundle's text is its function (exports, require, module, __filename, __dirname, import,
+  // the addon)
   const run = script.runInThisContext() as (...a: unknown[]) => void;
   // dynamic import() inside a vm.Script would need the experimental vm loader: the bundle imports through this file
-  run.call(mod.exports, mod.exports, require, mod, file, __dirname, (specifier: string) => import(specifier));
+  run.call(mod.exports, mod.exports, require, mod, file, __dirname, (specifier: string) => import(specifier), core);
   mod.loaded = true;
   const command = await mod.exports.runCli(process.argv.slice(2));
   if (cacheFile === undefined || command === undefined) return;
