@@ -20,6 +20,9 @@ import { mountsBelow } from '../../lib/scratch.js';
 import { tarImage, withStore } from '../../lib/store.js';
 import { shortCommandScenarios } from './short.js';
 
+/** How many times the suite's runs the short commands (one group) take. */
+const SHORT_RUNS = 3;
+
 export const CONTAINERS_CONFIG = { quick: { runs: 0 }, full: { runs: 5 } };
 const IMG = 'localhost/bench-busybox:1';
 const IMG_MANY = 'localhost/bench-busybox:130-layers';
@@ -168,7 +171,8 @@ export async function runContainersSuite(ctx) {
       const rows = [];
       for (const g of groups) {
         const items = g.scenarios.flatMap((s) => s.items.map((it) => ({ ...it, id: `${s.id} ${it.id}`, contender: it.id, title: s.title })));
-        const cells = await roundRobin(ctx, items, runs, {
+        // a short command takes ~0.1 s and swings by ±15 ms from run to run here: three times the runs for their medians
+        const cells = await roundRobin(ctx, items, g.id === 'short' ? runs * SHORT_RUNS : runs, {
           name: '',
           onWarm: (it, r) => log(`  ${it.title.padEnd(18)} ${it.contender.padEnd(8)} ${r.seconds.toFixed(3)} s`),
         });
@@ -196,7 +200,7 @@ export async function runContainersSuite(ctx) {
       return {
         ...ctx.reportHead('containers', started, { runs, tools: { podman: (await run('podman', ['--version'], { allowFail: true })).stdout.trim() } }),
         method:
-          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier: \`node -e 0\` is timed beside them), Carrier as installed (package.json's bin, the bundled CLI); create + mount is the sum of the two commands. The short-command rows share one round-robin, so a round runs each once, in a harness's order (images, inspect, ps, create, mount, umount, rm of that container, version); each carrier command runs right after a \`node -e 0\` of its own, and its row's “over node -e 0” is the median of the per-run differences (the issue's target: + 25 ms at most). They are also timed in CPU-seconds (user + system of the command and its children, GNU time: on a machine other work shares, CPU time swings much less than wall time); the in-process row times createContainer + mountContainer in the benchmark process on a store opened before. Containers and mounts stay until the end of the suite.`,
+          `busybox-static in one layer (and the same with ${MANY_LAYERS - 1} one-file layers on top for the ${MANY_LAYERS}-layer rows), committed to Carrier’s store, saved with \`carrier save\` and loaded into podman’s with \`podman load\`; Carrier’s and podman’s overlay stores on one fresh loop-mounted ext4, run roots under /tmp. Each CLI is timed from spawn to exit (Node start-up included for Carrier: \`node -e 0\` is timed beside them), Carrier as installed (package.json's bin, the bundled CLI); create + mount is the sum of the two commands. The short-command rows share one round-robin, so a round runs each once, in a harness's order (images, inspect, ps, create, mount, umount, rm of that container, version); the group runs ${SHORT_RUNS} times the suite's number of runs (a short command swings by ±15 ms from run to run on this machine); each carrier command runs right after a \`node -e 0\` of its own, and its row's “over node -e 0” is the median of the per-run differences (the issue's target: + 25 ms at most). They are also timed in CPU-seconds (user + system of the command and its children, GNU time: on a machine other work shares, CPU time swings much less than wall time); the in-process row times createContainer + mountContainer in the benchmark process on a store opened before. Containers and mounts stay until the end of the suite.`,
         podmanRun: { used: podmanRun.variant?.note, failedAttempts: podmanRun.attempts },
         rows,
         disturbedRuns: rows.reduce((a, r) => a + r.disturbed, 0),
