@@ -515,6 +515,20 @@ struct Removal {
 Removal remove_entry(int dir, const std::string& path, const std::string& name, unsigned char type, bool& granted,
                      int depth);
 
+// Whether the directory open as `fd` is the root of a mount (statx's STATX_ATTR_MOUNT_ROOT, Linux 5.8). A tree is
+// never emptied through a mount inside it (a container's overlay left mounted, a bind mount of a host directory):
+// that would remove the mounted file system's files, not the tree's. c/storage unmounts such mounts first; the removal
+// fails instead (EBUSY), and what is mounted stays as it was. A btrfs subvolume has a device of its own but is no
+// mount root: it is removed like any directory.
+bool mount_root(int fd) {
+#ifdef STATX_ATTR_MOUNT_ROOT
+  struct statx sx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, &sx) == 0 && (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+    return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+#endif
+  return false;
+}
+
 // Gives the directory open as `dir` owner rwx, as removing its entries needs (a layer's diff/ is 0555, an image's
 // directories may lack the owner's write bit): once per directory, and only after a removal in it was refused.
 bool grant_write(int dir) {
@@ -582,6 +596,7 @@ Removal remove_entry(int dir, const std::string& path, const std::string& name, 
         }
       } else {
         Fd child(fd);
+        if (mount_root(child.get())) return {EBUSY, "rmdir", full};
         r = empty_dir(child.get(), full, depth + 1);
         if (r.err) return r;
         if (unlinkat(dir, name.c_str(), AT_REMOVEDIR) == 0) return {};
@@ -598,7 +613,8 @@ Removal remove_entry(int dir, const std::string& path, const std::string& name, 
 }
 
 // removeTree(path) -> Promise<void>: `rm -rf path` on a pool thread (path absolute; a missing one is no failure).
-// Links are never followed. A directory left non-empty by a writer adding to it meanwhile (ENOTEMPTY), or busy
+// Links are never followed, nor mounts entered: a mount point in the tree (or the tree itself one) fails it with
+// EBUSY, after the entries removed before it. A directory left non-empty by a writer adding to it meanwhile (ENOTEMPTY), or busy
 // (EBUSY), is tried twice more, as fs.rm's maxRetries did. Rejects with a NativeFailure naming the entry that failed.
 Napi::Value RemoveTree(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();

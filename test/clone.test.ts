@@ -386,6 +386,11 @@ describe('cloneTree as an unprivileged user', () => {
       }).outputText;
       fs.writeFileSync(out, js);
     }
+    // native.ts finds the addon through src/addon-file.cts (CommonJS, shared with the CLI's bin)
+    const addonFile = ts.transpileModule(fs.readFileSync(path.join(repo, 'src', 'addon-file.cts'), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+    }).outputText;
+    fs.writeFileSync(path.join(pkg, 'src', 'addon-file.cjs'), addonFile);
     fs.copyFileSync(path.join(repo, 'package.json'), path.join(pkg, 'package.json'));
     fs.symlinkSync(path.join(repo, 'node_modules'), path.join(pkg, 'node_modules'));
     if (fs.existsSync(path.join(repo, 'build/Release'))) fs.symlinkSync(path.join(repo, 'build'), path.join(pkg, 'build'));

@@ -2,6 +2,7 @@
 // owner may only remove after granting itself write (a layer's 0555 diff/, an image's 0000 directories), and says
 // which entry it could not remove.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,5 +113,39 @@ describe('removeTree', () => {
     const out = run('removeTree', tree);
     expect(out).toMatchObject({ ok: false, code: 'EACCES', syscall: 'unlink', path: path.join(tree, 'root-owned/file'), name: 'CarrierError' });
     expect(fs.readFileSync(path.join(tree, 'root-owned/file'), 'utf8')).toBe('x');
+  });
+
+  it('never removes through a mount inside the tree, nor empties a tree that is a mount: EBUSY, the mounted files kept', async () => {
+    const tree = path.join(freshDir(), 'tree');
+    const inside = path.join(tree, 'upper/mnt');
+    fs.mkdirSync(inside, { recursive: true });
+    fs.writeFileSync(path.join(tree, 'upper/own'), 'own');
+    const mount = (at: string): void => {
+      const r = spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', at]);
+      expect(r.status, `mount tmpfs on ${at}: ${r.stderr}`).toBe(0);
+      fs.writeFileSync(path.join(at, 'precious'), 'keep');
+    };
+    mount(inside);
+    try {
+      const failed = await removeTree(tree).then(() => undefined, (err: NodeJS.ErrnoException) => err);
+      expect(failed).toMatchObject({ code: 'EBUSY', path: inside });
+      expect(fs.readFileSync(path.join(inside, 'precious'), 'utf8')).toBe('keep');
+    } finally {
+      spawnSync('umount', [inside]);
+    }
+    // unmounted, the same tree goes
+    await removeTree(tree);
+    expect(fs.existsSync(tree)).toBe(false);
+    // the tree itself a mount point: not emptied
+    const top = path.join(freshDir(), 'top');
+    fs.mkdirSync(top);
+    mount(top);
+    try {
+      const failed = await removeTree(top).then(() => undefined, (err: NodeJS.ErrnoException) => err);
+      expect(failed).toMatchObject({ code: 'EBUSY', path: top });
+      expect(fs.readFileSync(path.join(top, 'precious'), 'utf8')).toBe('keep');
+    } finally {
+      spawnSync('umount', [top]);
+    }
   });
 });

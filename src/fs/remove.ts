@@ -13,7 +13,12 @@ import { native } from '../native.js';
  */
 const TOO_DEEP = new Set(['ELOOP', 'EMFILE', 'ENFILE', 'ENAMETOOLONG']);
 
-/** `rm -rf dir`: links are not followed, a missing path is no failure. */
+/**
+ * `rm -rf dir`: links are not followed, a missing path is no failure. Nor are mounts entered: a mount point inside the
+ * tree (a container's overlay left mounted, a bind mount), or the tree itself one, fails the removal with EBUSY and
+ * keeps what is mounted (native/store_ops.cc). The path-by-path removal of a tree deeper than the native walk goes
+ * is fs.rm's, which does not check.
+ */
 export async function removeTree(dir: string): Promise<void> {
   const failure = await native.removeTree(resolve(dir)).then(
     () => undefined,

@@ -80,6 +80,13 @@ export function unprivilegedRunner(work: string): <T>(op: UnprivilegedOp, ...arg
           fileName: entry.name,
         }).outputText;
         fs.writeFileSync(path.join(to, entry.name.replace(/\.ts$/, '.js')), js);
+      } else if (entry.name.endsWith('.cts') && !entry.name.endsWith('.d.cts')) {
+        // CommonJS sources (src/addon-file.cts, which src/native.ts imports as ./addon-file.cjs)
+        const js = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
+          compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+          fileName: entry.name,
+        }).outputText;
+        fs.writeFileSync(path.join(to, entry.name.replace(/\.cts$/, '.cjs')), js);
       }
     }
   };
