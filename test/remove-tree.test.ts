@@ -116,36 +116,29 @@ describe('removeTree', () => {
   });
 
   it('never removes through a mount inside the tree, nor empties a tree that is a mount: EBUSY, the mounted files kept', async () => {
-    const tree = path.join(freshDir(), 'tree');
-    const inside = path.join(tree, 'upper/mnt');
-    fs.mkdirSync(inside, { recursive: true });
-    fs.writeFileSync(path.join(tree, 'upper/own'), 'own');
-    const mount = (at: string): void => {
+    /** A tmpfs with a file on `at`; removing `tree` fails with EBUSY at `at` and keeps the file; then unmounted. */
+    const refusedAt = async (tree: string, at: string): Promise<void> => {
       const r = spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', at]);
       expect(r.status, `mount tmpfs on ${at}: ${r.stderr}`).toBe(0);
-      fs.writeFileSync(path.join(at, 'precious'), 'keep');
+      try {
+        fs.writeFileSync(path.join(at, 'precious'), 'keep');
+        const failed = await removeTree(tree).then(() => undefined, (err: NodeJS.ErrnoException) => err);
+        expect(failed).toMatchObject({ code: 'EBUSY', path: at });
+        expect(fs.readFileSync(path.join(at, 'precious'), 'utf8')).toBe('keep');
+      } finally {
+        spawnSync('umount', [at]);
+      }
     };
-    mount(inside);
-    try {
-      const failed = await removeTree(tree).then(() => undefined, (err: NodeJS.ErrnoException) => err);
-      expect(failed).toMatchObject({ code: 'EBUSY', path: inside });
-      expect(fs.readFileSync(path.join(inside, 'precious'), 'utf8')).toBe('keep');
-    } finally {
-      spawnSync('umount', [inside]);
-    }
+    const tree = path.join(freshDir(), 'tree');
+    fs.mkdirSync(path.join(tree, 'upper/mnt'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'upper/own'), 'own');
+    await refusedAt(tree, path.join(tree, 'upper/mnt'));
     // unmounted, the same tree goes
     await removeTree(tree);
     expect(fs.existsSync(tree)).toBe(false);
     // the tree itself a mount point: not emptied
     const top = path.join(freshDir(), 'top');
     fs.mkdirSync(top);
-    mount(top);
-    try {
-      const failed = await removeTree(top).then(() => undefined, (err: NodeJS.ErrnoException) => err);
-      expect(failed).toMatchObject({ code: 'EBUSY', path: top });
-      expect(fs.readFileSync(path.join(top, 'precious'), 'utf8')).toBe('keep');
-    } finally {
-      spawnSync('umount', [top]);
-    }
+    await refusedAt(top, top);
   });
 });
