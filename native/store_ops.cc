@@ -614,8 +614,9 @@ Removal remove_entry(int dir, const std::string& path, const std::string& name, 
 
 // removeTree(path) -> Promise<void>: `rm -rf path` on a pool thread (path absolute; a missing one is no failure).
 // Links are never followed, nor mounts entered: a mount point in the tree (or the tree itself one) fails it with
-// EBUSY, after the entries removed before it. A directory left non-empty by a writer adding to it meanwhile (ENOTEMPTY), or busy
-// (EBUSY), is tried twice more, as fs.rm's maxRetries did. Rejects with a NativeFailure naming the entry that failed.
+// EBUSY, after the entries removed before it. A directory left non-empty by a writer adding to it meanwhile
+// (ENOTEMPTY), or busy (EBUSY), is tried twice more, as fs.rm's maxRetries did. Rejects with a NativeFailure naming
+// the entry that failed.
 Napi::Value RemoveTree(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   return PromiseJob::run(info.Env(), [path] {

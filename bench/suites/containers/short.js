@@ -50,6 +50,7 @@ function pipeline() {
  */
 export function shortCommandScenarios({ clis, check, api, where, img, tmp }) {
   const run = async (what, cmd, args, env) => check(what, await timedWithCpu(cmd, args, env, tmp));
+  const nodeStart = () => run('node -e 0', process.execPath, ['-e', '0'], {});
   const p = pipeline();
   // mount, umount and rm act on this round's container; a redone run may find none left, and makes one (untimed)
   const needs = async (who) => {
@@ -68,7 +69,7 @@ export function shortCommandScenarios({ clis, check, api, where, img, tmp }) {
       run: async ({ timed }) => {
         if (needsContainer) await needs(who);
         return timed(async () => {
-          const node = who === 'carrier' ? await run('node -e 0', process.execPath, ['-e', '0'], {}) : undefined;
+          const node = who === 'carrier' ? await nodeStart() : undefined;
           const r = await run(`${who} ${id}`, cmd, [...pre, ...args(who)], env);
           after?.(who, r.stdout.trim());
           return { seconds: r.seconds, cpu: r.cpu, ...(node ? { overNode: r.seconds - node.seconds } : {}) };
@@ -114,7 +115,7 @@ export function shortCommandScenarios({ clis, check, api, where, img, tmp }) {
       label: 'node -e 0',
       command: 'node -e 0 (the floor of any Node CLI: the targets are this + 25 ms)',
       run: ({ timed }) => timed(async () => {
-        const r = await run('node -e 0', process.execPath, ['-e', '0'], {});
+        const r = await nodeStart();
         return { seconds: r.seconds, cpu: r.cpu };
       }),
     }],
